@@ -1,0 +1,5 @@
+"""Who is calling: JWT or API key → Principal."""
+
+from gateway.auth.principal import Principal
+
+__all__ = ["Principal"]

@@ -1,0 +1,120 @@
+"""`soberana`: serve, demo, stub, scan, policy, audit, keys (SPEC section 2).
+
+Each command is a small function in the module of the stage it belongs to; this file only parses the
+command line and imports that module lazily, so `soberana scan` does not pay for the server's imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="soberana", description="Data-sovereignty gateway for AI traffic.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the gateway")
+    s.add_argument("-c", "--config", default="soberana.yaml")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--insecure-no-auth", action="store_true", help="allow auth.mode: none (development only)")
+    s.set_defaults(run="gateway.server.main:serve_command")
+
+    s = sub.add_parser("demo", help="run the scripted end-to-end demonstration")
+    s.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    s.set_defaults(run="gateway.demo:main")
+
+    s = sub.add_parser("stub", help="an OpenAI- and Anthropic-compatible echo model")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--residency", default="US")
+    s.add_argument("--record", help="append every received body as a JSON line to this file")
+    s.set_defaults(run="gateway.testing.stub:stub_command")
+
+    s = sub.add_parser("scan", help="find sensitive data in text or a JSON request body")
+    s.add_argument("path", nargs="?", default="-")
+    s.add_argument("--format", choices=["text", "json"], default="text")
+    s.add_argument("--country", help="only findings for this country")
+    s.set_defaults(run="gateway.inspect.cli:scan_command")
+
+    pol = sub.add_parser("policy", help="check, test and explain residency policies")
+    psub = pol.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
+    s = psub.add_parser("check", help="validate every policy file")
+    s.add_argument("dir", nargs="?", default="policies")
+    s.set_defaults(run="gateway.policy.cli:check_command")
+    s = psub.add_parser("test", help="run the test cases beside each policy")
+    s.add_argument("dir", nargs="?", default="policies")
+    s.set_defaults(run="gateway.policy.cli:test_command")
+    s = psub.add_parser("explain", help="the decision for a request, without forwarding")
+    s.add_argument("-c", "--config", required=True)
+    s.add_argument("--request", required=True, help="a JSON request body file")
+    s.add_argument("--principal", nargs="*", default=[], metavar="KEY=VALUE")
+    s.add_argument("--endpoint", default="/v1/chat/completions")
+    s.add_argument("--format", choices=["text", "json"], default="text")
+    s.set_defaults(run="gateway.policy.cli:explain_command")
+
+    aud = sub.add_parser("audit", help="verify, query and export audit logs")
+    asub = aud.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
+    s = asub.add_parser("verify", help="check the hash chain and checkpoint signatures")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--key", help="audit-signing.pub (or the key folder)")
+    s.add_argument("--live", action="store_true", help="accept an open tail")
+    s.set_defaults(run="gateway.audit.cli:verify_command")
+    s = asub.add_parser("query", help="filter records")
+    s.add_argument("files", nargs="+")
+    for f in ("since", "until", "principal", "agency", "detector", "route", "residency", "outcome"):
+        s.add_argument(f"--{f}")
+    s.add_argument("--format", choices=["table", "json"], default="table")
+    s.set_defaults(run="gateway.audit.cli:query_command")
+    s = asub.add_parser("export", help="convert records for a SIEM")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--format", choices=["ocsf", "ecs"], required=True)
+    s.set_defaults(run="gateway.audit.cli:export_command")
+
+    k = sub.add_parser("keys", help="create or rotate keys")
+    ksub = k.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
+    s = ksub.add_parser("init", help="create a key folder")
+    s.add_argument("dir")
+    s.set_defaults(run="gateway.cli:keys_init")
+    s = ksub.add_parser("rotate", help="add a new current key; old keys stay usable")
+    s.add_argument("dir")
+    s.set_defaults(run="gateway.cli:keys_rotate")
+    return p
+
+
+def keys_init(args: argparse.Namespace) -> int:
+    from gateway.keys import init_keys
+
+    try:
+        ring = init_keys(args.dir)
+    except FileExistsError as e:
+        print(f"soberana keys init: {e}", file=sys.stderr)
+        return 1
+    print(f"created {args.dir} (key id {ring.current}); auditors verify with {args.dir}/audit-signing.pub")
+    return 0
+
+
+def keys_rotate(args: argparse.Namespace) -> int:
+    from gateway.keys import rotate_keys
+
+    try:
+        ring = rotate_keys(args.dir)
+    except FileNotFoundError:
+        print(f"soberana keys rotate: no keyring in {args.dir}; run `soberana keys init` first", file=sys.stderr)
+        return 1
+    print(f"rotated {args.dir}: current key id {ring.current}; older keys {', '.join(ring.order[:-1])} still decrypt and verify")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    module, func = args.run.split(":")
+    try:
+        return int(getattr(importlib.import_module(module), func)(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

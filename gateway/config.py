@@ -1,0 +1,201 @@
+"""The gateway's configuration: typed, strict, validated once at load (SPEC section 4).
+
+Every Struct rejects unknown keys; ``load_config`` names file, line and field on any error. A started
+gateway never re-validates: it holds one frozen ``Config`` and swaps a whole new one on reload.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from gateway.yamlfile import ConfigError, load_file, load_text
+
+Action = Literal["allow", "encrypt", "pseudonymize", "hash", "redact", "block"]
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    pass
+
+
+class Listen(_Strict):
+    """Where the gateway listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class JwtClaims(_Strict):
+    """Which JWT claims carry the caller's jurisdiction and agency."""
+
+    jurisdiction: str = "country"
+    agency: str = "agency"
+    sub: str = "sub"
+
+
+class JwtAuth(_Strict):
+    """JWTs from the agency's identity provider."""
+
+    issuer: str
+    """Exact `iss` required (no prefix match)."""
+    audience: str
+    """Exact `aud` required."""
+    jwks_url: str | None = None
+    """JWKS endpoint; keys are cached and refreshed on an unknown `kid` at most once per cooldown."""
+    public_keys: list[str] = []
+    """PEM files with the issuer's public keys (paths relative to the config file)."""
+    algorithms: list[str] = ["RS256", "ES256", "EdDSA"]
+    """Allow-list; `none` and HMAC algorithms are never accepted."""
+    claims: JwtClaims = JwtClaims()
+    leeway_s: int = 30
+    """Clock skew tolerated on exp/nbf/iat."""
+    max_token_bytes: int = 8192
+    jwks_cooldown_s: int = 60
+    jwks_max_stale_s: int = 86400
+    """How long the last good JWKS keeps serving through an outage before auth fails closed."""
+
+
+class ApiKey(_Strict):
+    """An API key, stored only as the SHA-256 of the key."""
+
+    id: str
+    sha256: str
+    jurisdiction: str
+    agency: str
+
+
+class Auth(_Strict):
+    """How callers authenticate: `jwt`, `api_key`, or `none` (development only, needs --insecure-no-auth)."""
+
+    mode: Literal["jwt", "api_key", "none"] = "jwt"
+    jwt: JwtAuth | None = None
+    api_keys: list[ApiKey] = []
+    """Accepted in `jwt` mode too, as a second way in."""
+
+
+class Upstream(_Strict):
+    """A model provider the gateway may forward to."""
+
+    name: str
+    url: str
+    """Base URL including the version prefix, e.g. ``http://10.0.0.5:8000/v1``."""
+    dialect: Literal["openai", "anthropic"] = "openai"
+    residency: str
+    """ISO 3166-1 alpha-2 country where the data is processed. Required: unknown residency never routes."""
+    api_key_env: str | None = None
+    """Environment variable that holds the provider key; clients never hold it."""
+    max_connections: int = 256
+    health_path: str | None = None
+    """Optional active probe path (GET), e.g. ``/models``."""
+
+
+class Route(_Strict):
+    """One entry in a model's preference list."""
+
+    upstream: str
+    model: str
+
+
+class Audit(_Strict):
+    """The tamper-evident audit log."""
+
+    path: str = "var/audit"
+    """Folder of per-worker chain files."""
+    checkpoint_every: int = 1000
+    checkpoint_seconds: float = 60.0
+    fsync: Literal["always", "batch", "never"] = "batch"
+    stdout: bool = False
+    """Also write each record as a JSON line to stdout (for sidecar log shippers)."""
+
+
+class Limits(_Strict):
+    """Limits a hostile client cannot get around."""
+
+    max_body_bytes: int = 10 * 1024 * 1024
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    """Idle deadline between body reads."""
+    upstream_timeout_s: float = 300.0
+    upstream_connect_timeout_s: float = 10.0
+
+
+class RateLimit(_Strict):
+    """Per-caller limits: requests per minute and tokens per minute (0 = unlimited)."""
+
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
+    backend: str = "memory"
+    """`memory` or the name of a plugin backend, e.g. `redis`."""
+    redis_url: str | None = None
+
+
+class Config(_Strict):
+    """The whole gateway configuration (SPEC section 4)."""
+
+    listen: Listen = Listen()
+    jurisdiction: str = "BR"
+    """Where this gateway runs; the jurisdiction of callers that carry none."""
+    policies: str = "policies/"
+    keys: str = "var/keys"
+    auth: Auth = Auth()
+    upstreams: list[Upstream] = []
+    models: dict[str, list[Route]] = {}
+    audit: Audit = Audit()
+    limits: Limits = Limits()
+    rate_limit: RateLimit = RateLimit()
+    on_inspection_error: Literal["block", "allow"] = "block"
+    source: str = "<default>"
+    """Set by the loader: the file this config came from (paths are relative to its folder)."""
+
+    def path(self, p: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        q = Path(p)
+        if q.is_absolute() or self.source.startswith("<"):
+            return q
+        return Path(self.source).parent / q
+
+    def upstream(self, name: str) -> Upstream:
+        for u in self.upstreams:
+            if u.name == name:
+                return u
+        raise KeyError(name)
+
+
+def _check(cfg: Config, file: str) -> None:
+    names = [u.name for u in cfg.upstreams]
+    for n in names:
+        if names.count(n) > 1:
+            raise ConfigError(file, None, "upstreams", f"duplicate upstream name {n!r}")
+    for u in cfg.upstreams:
+        if len(u.residency) != 2 or not u.residency.isupper():
+            raise ConfigError(file, None, f"upstreams.{u.name}.residency", "must be an ISO 3166-1 alpha-2 code")
+        if not u.url.startswith(("http://", "https://")):
+            raise ConfigError(file, None, f"upstreams.{u.name}.url", "must start with http:// or https://")
+    for model, routes in cfg.models.items():
+        if not routes:
+            raise ConfigError(file, None, f"models.{model}", "needs at least one upstream")
+        for r in routes:
+            if r.upstream not in names:
+                raise ConfigError(file, None, f"models.{model}", f"unknown upstream {r.upstream!r}")
+    if cfg.auth.mode == "jwt" and cfg.auth.jwt is None:
+        raise ConfigError(file, None, "auth.jwt", "required when auth.mode is jwt")
+    if cfg.auth.mode == "api_key" and not cfg.auth.api_keys:
+        raise ConfigError(file, None, "auth.api_keys", "required when auth.mode is api_key")
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Load and validate a config file; raise ConfigError naming file, line and field."""
+    cfg = load_file(path, Config)
+    cfg = msgspec.structs.replace(cfg, source=str(path))
+    _check(cfg, str(path))
+    return cfg
+
+
+def config_from_text(text: str, source: str = "<string>") -> Config:
+    """Like ``load_config`` for YAML text (tests, the demo)."""
+    cfg = msgspec.structs.replace(load_text(text, Config, source), source=source)
+    _check(cfg, source)
+    return cfg
