@@ -89,7 +89,14 @@ class Upstream(_Strict):
     """Environment variable that holds the provider key; clients never hold it."""
     max_connections: int = 256
     health_path: str | None = None
-    """Optional active probe path (GET), e.g. ``/models``."""
+    """Optional active probe path (GET, relative to ``url``), e.g. ``/models``."""
+    probe_interval_s: float = 5.0
+    breaker_failures: int = 3
+    """Consecutive failures (connect error, timeout, 5xx) that open the circuit."""
+    breaker_reset_s: float = 10.0
+    """How long an open circuit waits before letting a trial request through (half-open)."""
+    timeout_s: float | None = None
+    """Per-read upstream timeout; defaults to ``limits.upstream_timeout_s``."""
 
 
 class Route(_Strict):

@@ -1,0 +1,127 @@
+"""Build the aiohttp application from a Config, and swap its state on reload.
+
+Everything a request needs lives in one immutable-by-convention ``State``: the config, the loaded
+policies, the authenticator, the rate limiter, the upstream registry, the keyring and the audit log.
+A request takes ``holder.current`` once and uses that snapshot to the end, so a reload (which builds
+and validates a whole new State first) never changes the rules under a request in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.audit.writer import AuditLog
+from gateway.auth.authenticator import Authenticator
+from gateway.config import Config, load_config
+from gateway.keys import KeyRing
+from gateway.policy import PolicySet, load_policies
+from gateway.ratelimit import RateLimiter
+from gateway.routing.registry import Registry
+
+log = logging.getLogger("soberana")
+
+
+class State:
+    """One validated generation of the gateway's configuration and the objects built from it."""
+
+    def __init__(self, config: Config, policies: PolicySet, auth: Authenticator, limiter: RateLimiter,
+                 registry: Registry, ring: KeyRing, audit: AuditLog):
+        self.config = config
+        self.policies = policies
+        self.auth = auth
+        self.limiter = limiter
+        self.registry = registry
+        self.ring = ring
+        self.audit = audit
+
+
+class StateHolder:
+    """The current State; ``reload()`` swaps in a fully validated new one or keeps the old."""
+
+    def __init__(self, config_path: str | None, worker: int, allow_no_auth: bool):
+        self.config_path = config_path
+        self.worker = worker
+        self.allow_no_auth = allow_no_auth
+        self.current: State  # set by start()
+
+    def _build(self, config: Config, previous: State | None) -> State:
+        policies = load_policies(config.path(config.policies))
+        auth = Authenticator(config.auth, default_jurisdiction=config.jurisdiction,
+                             base_dir=config.path("."), allow_none=self.allow_no_auth)
+        limiter = RateLimiter.from_config(config.rate_limit)
+        registry = Registry(config, previous.registry if previous else None)
+        keys_dir = config.path(config.keys)
+        ring = KeyRing.load(keys_dir)
+        if previous is not None and previous.config.audit == config.audit:
+            audit = previous.audit
+        else:
+            audit = AuditLog(config.audit, ring, directory=config.path(config.audit.path), worker=self.worker)
+        return State(config, policies, auth, limiter, registry, ring, audit)
+
+    async def start(self, config: Config) -> None:
+        self.current = self._build(config, None)
+        await self._start_parts(self.current, None)
+
+    async def _start_parts(self, s: State, old: State | None) -> None:
+        await s.auth.start()
+        if old is None or s.audit is not old.audit:
+            await s.audit.start()
+        s.registry.start()
+
+    async def reload(self) -> tuple[bool, str]:
+        """Re-read the config file and policies. Returns (swapped, message)."""
+        old = self.current
+        try:
+            config = load_config(self.config_path) if self.config_path else old.config
+            new = self._build(config, old)
+            await self._start_parts(new, old)
+        except Exception as e:  # any failure keeps the old, working state
+            log.error("reload rejected, keeping policy revision %s: %s", old.policies.revision, e)
+            return False, f"reload rejected, keeping the running configuration: {e}"
+        self.current = new
+        await new.registry.close_retired()
+        await old.auth.close()
+        await old.limiter.close()
+        if new.audit is not old.audit:
+            await old.audit.close()
+        log.info("reloaded: policy revision %s", new.policies.revision)
+        return True, f"reloaded: policy revision {new.policies.revision}"
+
+    async def close(self) -> None:
+        s = self.current
+        await s.registry.close()
+        await s.auth.close()
+        await s.limiter.close()
+        await s.audit.close()
+
+
+STATE = web.AppKey("state", StateHolder)
+
+
+def build_app(holder: StateHolder) -> web.Application:
+    """The aiohttp application: proxied endpoints, ops endpoints, and 404 for everything else."""
+    from gateway.server import ops, proxy
+
+    app = web.Application(client_max_size=holder.current.config.limits.max_body_bytes + 1)
+    app[STATE] = holder
+    proxy.add_routes(app)
+    ops.add_routes(app)
+    app.router.add_route("*", "/{tail:.*}", proxy.not_found)
+
+    async def lifecycle(app: web.Application):
+        yield
+        await holder.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def make_app(config: Config, *, worker: int = 0, allow_no_auth: bool = False,
+                   config_path: str | None = None) -> web.Application:
+    """Start a State for ``config`` and build the application around it (tests, the demo, serve)."""
+    holder = StateHolder(config_path, worker, allow_no_auth)
+    await holder.start(config)
+    return build_app(holder)

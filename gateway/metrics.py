@@ -1,0 +1,25 @@
+"""Prometheus metrics. Labels carry ids (endpoint, upstream, detector, action), never a value."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter("soberana_requests_total", "Requests by endpoint, route, residency and outcome",
+                   ["endpoint", "route", "residency", "outcome"], registry=REGISTRY)
+FINDINGS = Counter("soberana_findings_total", "Sensitive values found, by detector", ["detector"], registry=REGISTRY)
+ACTIONS = Counter("soberana_actions_total", "Actions applied to findings", ["action"], registry=REGISTRY)
+LEAKS = Counter("soberana_answer_leaks_total", "Sensitive values in answers that the caller did not send",
+                ["detector"], registry=REGISTRY)
+OVERHEAD = Histogram("soberana_gateway_overhead_seconds", "Time the gateway adds before forwarding (auth, inspect, decide, transform)",
+                     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1), registry=REGISTRY)
+UPSTREAM_LATENCY = Histogram("soberana_upstream_latency_seconds", "Time to the upstream's response headers",
+                             ["upstream"], registry=REGISTRY)
+STREAMS = Gauge("soberana_streams_active", "Streams being relayed now", registry=REGISTRY)
+AUDIT_LAG = Gauge("soberana_audit_lag_records", "Audit records queued, not yet written", registry=REGISTRY)
+AUDIT_HEALTHY = Gauge("soberana_audit_healthy", "1 when the audit sink is writing", registry=REGISTRY)
+CIRCUIT = Gauge("soberana_circuit_state", "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open",
+                ["upstream"], registry=REGISTRY)
+INSPECTION_ERRORS = Counter("soberana_inspection_errors_total", "Inspection or transformation failures", registry=REGISTRY)
+FAIL_OPEN = Counter("soberana_fail_open_total", "Requests forwarded uninspected under on_inspection_error: allow", registry=REGISTRY)

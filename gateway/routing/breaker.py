@@ -1,0 +1,40 @@
+"""Circuit breaker: stop sending to an upstream that keeps failing, probe it again later."""
+
+from __future__ import annotations
+
+import time
+
+CLOSED, HALF_OPEN, OPEN = 0, 1, 2
+
+
+class Breaker:
+    """Closed → open after ``failures`` consecutive failures; open → half-open after ``reset_s``;
+    half-open closes on the first success and re-opens on the first failure."""
+
+    __slots__ = ("failures", "reset_s", "_count", "_opened_at", "_clock")
+
+    def __init__(self, failures: int = 3, reset_s: float = 10.0, clock=time.monotonic):
+        self.failures = failures
+        self.reset_s = reset_s
+        self._count = 0
+        self._opened_at: float | None = None
+        self._clock = clock
+
+    @property
+    def state(self) -> int:
+        if self._opened_at is None:
+            return CLOSED
+        return HALF_OPEN if self._clock() - self._opened_at >= self.reset_s else OPEN
+
+    def available(self) -> bool:
+        """May a request be sent now (closed or half-open)?"""
+        return self.state != OPEN
+
+    def success(self) -> None:
+        self._count = 0
+        self._opened_at = None
+
+    def failure(self) -> None:
+        self._count += 1
+        if self._opened_at is not None or self._count >= self.failures:
+            self._opened_at = self._clock()  # (re-)open; half-open trial failed too

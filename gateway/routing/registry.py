@@ -1,0 +1,110 @@
+"""The upstreams a gateway may forward to: pools, provider keys, health, and the candidate list."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from gateway.config import Config, Upstream
+from gateway.forward.client import UpstreamError, UpstreamPool
+from gateway.metrics import CIRCUIT
+from gateway.policy import Candidate
+from gateway.routing.breaker import Breaker
+from gateway.yamlfile import ConfigError
+
+log = logging.getLogger("soberana.routing")
+
+
+class Target:
+    """One configured upstream at run time."""
+
+    __slots__ = ("cfg", "pool", "breaker", "auth_headers", "gauge")
+
+    def __init__(self, cfg: Upstream, pool: UpstreamPool, source: str):
+        self.cfg = cfg
+        self.pool = pool
+        self.breaker = Breaker(cfg.breaker_failures, cfg.breaker_reset_s)
+        self.gauge = CIRCUIT.labels(cfg.name)
+        self.auth_headers: list[tuple[bytes, bytes]] = []
+        if cfg.api_key_env:
+            key = os.environ.get(cfg.api_key_env)
+            if not key:
+                raise ConfigError(source, None, f"upstreams.{cfg.name}.api_key_env",
+                                  f"environment variable {cfg.api_key_env} is not set")
+            if cfg.dialect == "anthropic":
+                self.auth_headers = [(b"x-api-key", key.encode())]
+            else:
+                self.auth_headers = [(b"authorization", b"Bearer " + key.encode())]
+
+    def success(self) -> None:
+        self.breaker.success()
+        self.gauge.set(self.breaker.state)
+
+    def failure(self) -> None:
+        self.breaker.failure()
+        self.gauge.set(self.breaker.state)
+        log.warning("upstream %s failed (circuit state %d)", self.cfg.name, self.breaker.state)
+
+
+class Registry:
+    """Upstream targets by name and each model's candidate list, built from one Config.
+
+    A reload builds a new Registry that keeps the pools (and breaker state) of upstreams whose
+    definition did not change, so warm connections survive it.
+    """
+
+    def __init__(self, config: Config, previous: "Registry | None" = None):
+        self.targets: dict[str, Target] = {}
+        old = previous.targets if previous else {}
+        for u in config.upstreams:
+            prev = old.get(u.name)
+            if prev is not None and prev.cfg == u:
+                self.targets[u.name] = prev
+                continue
+            pool = UpstreamPool(u.url, max_connections=u.max_connections,
+                                connect_timeout=config.limits.upstream_connect_timeout_s,
+                                read_timeout=u.timeout_s or config.limits.upstream_timeout_s)
+            self.targets[u.name] = Target(u, pool, config.source)
+        self.models: dict[str, list[Candidate]] = {
+            model: [Candidate(r.upstream, self.targets[r.upstream].cfg.residency, r.model) for r in routes]
+            for model, routes in config.models.items()
+        }
+        self._retired = [t for n, t in old.items() if self.targets.get(n) is not t]
+        self._probe: asyncio.Task | None = None
+
+    def healthy(self, name: str) -> bool:
+        t = self.targets.get(name)
+        return t is not None and t.breaker.available()
+
+    def start(self) -> None:
+        if any(t.cfg.health_path for t in self.targets.values()):
+            self._probe = asyncio.get_running_loop().create_task(self._probe_loop())
+
+    async def _probe_once(self, t: Target) -> None:
+        try:
+            resp = await asyncio.wait_for(t.pool.request("GET", t.cfg.health_path or "", list(t.auth_headers), b""), 5)
+            await resp.read()
+            resp.release()
+            t.success() if resp.status < 500 else t.failure()
+        except (UpstreamError, asyncio.TimeoutError, OSError):
+            t.failure()
+
+    async def _probe_loop(self) -> None:
+        probed = [t for t in self.targets.values() if t.cfg.health_path]
+        interval = min(t.cfg.probe_interval_s for t in probed)
+        while True:
+            await asyncio.gather(*(self._probe_once(t) for t in probed))
+            await asyncio.sleep(interval)
+
+    async def close_retired(self) -> None:
+        """Close the pools a reload replaced."""
+        for t in self._retired:
+            await t.pool.close()
+        self._retired = []
+
+    async def close(self) -> None:
+        if self._probe:
+            self._probe.cancel()
+        for t in self.targets.values():
+            await t.pool.close()

@@ -1,0 +1,155 @@
+"""`soberana serve`: run the gateway in one process or pre-forked workers sharing the port.
+
+Signals: SIGTERM/SIGINT drain (stop accepting, finish in-flight requests and streams up to
+``DRAIN_SECONDS``, close the audit files with a final checkpoint); SIGHUP reloads the config and
+policies (a broken file keeps the running configuration, and the log says why). With ``--workers N``
+the parent forks N workers (SO_REUSEPORT), forwards signals to them and restarts a worker that dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+
+import msgspec
+
+from gateway.config import Config, load_config
+from gateway.logs import setup_logging
+from gateway.yamlfile import ConfigError
+
+log = logging.getLogger("soberana")
+DRAIN_SECONDS = 30.0
+
+
+async def run(config: Config, *, worker: int = 0, config_path: str | None = None, allow_no_auth: bool = False,
+              reuse_port: bool = False, ready=None, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set (or SIGTERM/SIGINT); then drain and close."""
+    from aiohttp import web
+
+    from gateway.app import STATE, build_app, StateHolder
+    from gateway.server.protocol import GuardedHandler
+
+    holder = StateHolder(config_path, worker, allow_no_auth)
+    await holder.start(config)
+    app = build_app(holder)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    server = runner.server
+    loop = asyncio.get_running_loop()
+    limits = config.limits
+
+    def protocol():
+        return GuardedHandler(server, loop=loop, header_timeout=limits.header_timeout_s,
+                              keepalive_timeout=75.0, access_log=None)
+
+    srv = await loop.create_server(protocol, config.listen.host, config.listen.port,
+                                   reuse_port=reuse_port or None, backlog=2048)
+    port = srv.sockets[0].getsockname()[1]
+    stop = stop or asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (RuntimeError, ValueError):  # not the main thread (tests)
+            pass
+
+    def on_hup() -> None:
+        loop.create_task(holder.reload())
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+    except (RuntimeError, ValueError):
+        pass
+    log.info("worker %d listening on http://%s:%d (policy revision %s)", worker, config.listen.host, port,
+             holder.current.policies.revision)
+    if ready is not None:
+        ready(port, app)
+    await stop.wait()
+    log.info("worker %d draining", worker)
+    srv.close()
+    await server.shutdown(DRAIN_SECONDS)
+    await runner.cleanup()
+    log.info("worker %d stopped", worker)
+
+
+def _worker_main(config: Config, worker: int, args: argparse.Namespace, reuse_port: bool) -> None:
+    setup_logging(worker)
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(run(config, worker=worker, config_path=args.config, allow_no_auth=args.insecure_no_auth,
+                    reuse_port=reuse_port))
+
+
+def _prefork(config: Config, args: argparse.Namespace) -> int:
+    children: dict[int, int] = {}
+    stopping = False
+
+    def spawn(i: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+                signal.signal(s, signal.SIG_DFL)
+            code = 0
+            try:
+                _worker_main(config, i, args, True)
+            except BaseException:
+                log.exception("worker %d crashed", i)
+                code = 1
+            os._exit(code)
+        children[pid] = i
+
+    def forward(sig, _frame):
+        nonlocal stopping
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM if sig == signal.SIGINT else sig)
+            except ProcessLookupError:
+                pass
+
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, forward)
+    for i in range(args.workers):
+        spawn(i)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        i = children.pop(pid, None)
+        if i is not None and not stopping:
+            log.error("worker %d exited (status %d); restarting it", i, status)
+            time.sleep(0.5)
+            spawn(i)
+    return 0
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    setup_logging()
+    try:
+        config = load_config(args.config)
+        listen = msgspec.structs.replace(config.listen, host=args.host or config.listen.host,
+                                         port=args.port if args.port is not None else config.listen.port)
+        config = msgspec.structs.replace(config, listen=listen)
+        if config.auth.mode == "none" and not args.insecure_no_auth:
+            raise ConfigError(config.source, None, "auth.mode", "`none` needs --insecure-no-auth (development only)")
+        from gateway.policy import load_policies
+
+        load_policies(config.path(config.policies))  # fail before forking, with file:line:field
+    except ConfigError as e:
+        print(f"soberana serve: {e}", file=sys.stderr)
+        return 2
+    if args.workers <= 1:
+        _worker_main(config, 0, args, False)
+        return 0
+    return _prefork(config, args)

@@ -1,0 +1,440 @@
+"""The proxied endpoints: the data path of DESIGN.md, one request at a time.
+
+auth → body → dialect → inspect → policy → transform → forward → restore → audit. Each stage either
+continues or ends the request with an error in the caller's dialect (``Reject``); whatever happens,
+the ``finally`` writes one audit record and the metrics. Nothing is forwarded unless every stage
+before it succeeded (fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import orjson
+from aiohttp import web
+
+from gateway import metrics
+from gateway.app import STATE, State
+from gateway.audit.record import build_record
+from gateway.audit.writer import AuditUnavailable
+from gateway.auth.authenticator import AuthError
+from gateway.dialects import ENDPOINTS, extract_segments, request_model, request_stream, write_segments
+from gateway.dialects.answers import StreamRewriter, map_answer_texts
+from gateway.dialects.errors import error_body, stream_error_event
+from gateway.dialects.translate import StreamTranslator, translate_request, translate_response
+from gateway.exchange import Exchange
+from gateway.forward.client import UpstreamError
+from gateway.inspect import Finding, scan
+from gateway.policy import Candidate, decide
+from gateway.server.body import BodyTimeout, BodyTooLarge, read_body
+from gateway.transform.apply import apply
+from gateway.transform.leaks import scan_answer
+from gateway.transform.pseudonymize import PlaceholderMap
+from gateway.transform.restore import StreamRestorer, restore_text
+
+log = logging.getLogger("soberana.proxy")
+
+LEVELS = ("public", "internal", "confidential", "restricted", "secret")
+PASS_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta")
+MAX_ATTEMPTS = 3
+LEAK_WINDOW = 256 * 1024
+"""How much of a streamed answer is kept to scan for leaks at the end (the stream is not held back)."""
+
+
+class Reject(Exception):
+    """End the request with this error, in the caller's dialect."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def _error(dialect: str, status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
+    return web.Response(status=status, body=error_body(dialect, status, code, message),
+                        content_type="application/json", headers=headers)
+
+
+def _dialect_of_request(request: web.Request) -> str:
+    return "anthropic" if "x-api-key" in request.headers or "anthropic-version" in request.headers else "openai"
+
+
+async def not_found(request: web.Request) -> web.Response:
+    """Any path that is not a proxied or ops endpoint: nothing uninspected passes."""
+    return _error(_dialect_of_request(request), 404, "not_found", f"no such endpoint: {request.method} {request.path}")
+
+
+def _level(request: web.Request) -> str:
+    raw = request.headers.get("X-Data-Classification")
+    if raw is None:
+        return "internal"
+    level = raw.strip().lower()
+    if level not in LEVELS:
+        raise Reject(400, "invalid_request", f"X-Data-Classification must be one of {', '.join(LEVELS)}")
+    # the header may raise the level, never lower it below the default
+    return level if LEVELS.index(level) > LEVELS.index("internal") else "internal"
+
+
+def _inspect(ex: Exchange) -> list[Finding]:
+    """Findings per segment (in ex.findings) and the flat list the policy engine decides on."""
+    flat: list[Finding] = []
+    per: list[list[Finding]] = []
+    for seg in ex.segments:
+        if seg.kind == "uninspectable":
+            found = [Finding("intl.uninspectable", "uninspectable", None, 0, 0)]
+        else:
+            found = scan(seg.text) if seg.text else []
+        per.append(found)
+        flat.extend(found)
+    ex.findings = per
+    return flat
+
+
+def _split(actions: list[str], per: list[list[Finding]]) -> list[list[str]]:
+    out, i = [], 0
+    for found in per:
+        out.append(actions[i:i + len(found)])
+        i += len(found)
+    return out
+
+
+def _upstream_body(state: State, ex: Exchange, decision, target, attempt: int) -> tuple[str, bytes]:
+    """The body to send to the chosen upstream: transformed, model renamed, translated if needed."""
+    route = decision.route
+    actions = _split(decision.actions, ex.findings)
+    changed = any(a != "allow" for acts in actions for a in acts)
+    if any(a == "block" for acts in actions for a in acts):
+        raise Reject(403, "policy_blocked", "blocked by policy")  # decide() never routes a block; defence in depth
+    if not changed and route.model == ex.model and target.cfg.dialect == ex.dialect:
+        return ex.endpoint, ex.body  # nothing to change: forward the caller's bytes as they are
+    payload = orjson.loads(ex.body) if attempt else ex.payload
+    if changed:
+        ex.pmap = PlaceholderMap()
+        texts = [s.text for s in ex.segments]
+        for seg, acts in zip(ex.segments, actions):
+            if seg.kind == "uninspectable" and any(a != "allow" for a in acts):
+                raise Reject(403, "policy_blocked", "content the gateway cannot inspect may not go to this destination")
+        new = apply(texts, ex.findings, actions, state.ring, ex.principal.jurisdiction, ex.pmap)
+        write_segments(payload, ex.segments, new)
+        for acts in actions:
+            for a in acts:
+                metrics.ACTIONS.labels(a).inc()
+    payload["model"] = route.model
+    endpoint = ex.endpoint
+    if target.cfg.dialect != ex.dialect:
+        endpoint, payload = translate_request(ex.dialect, target.cfg.dialect, endpoint, payload)
+    return endpoint, orjson.dumps(payload)
+
+
+def _headers(request: web.Request, target) -> list[tuple[bytes, bytes]]:
+    h = [(b"content-type", b"application/json")]
+    for name in PASS_HEADERS:
+        v = request.headers.get(name)
+        if v is not None:
+            h.append((name.encode(), v.encode("latin-1")))
+    if target.cfg.dialect == "anthropic" and "anthropic-version" not in request.headers:
+        h.append((b"anthropic-version", b"2023-06-01"))
+    h.extend(target.auth_headers)
+    return h
+
+
+def _leak_check(state: State, ex: Exchange, text: str) -> str:
+    """Sensitive values in an answer the caller did not send: counted; the caller's policy for its own
+    jurisdiction decides what to do (hash/redact/block are applied, the rest only counted)."""
+    leaks = scan_answer(text, ex.extra.get("sent", set()))
+    if not leaks:
+        return text
+    ex.leaks += len(leaks)
+    for f in leaks:
+        metrics.LEAKS.labels(f.detector).inc()
+    home = Candidate("caller", ex.principal.jurisdiction, "")
+    d = decide(state.policies, ex.principal, leaks, [home], ex.level)
+    acts = [a if a in ("hash", "redact") else ("redact" if a == "block" else "allow") for a in
+            (d.actions if d.outcome == "route" else ["redact"] * len(leaks))]
+    if all(a == "allow" for a in acts):
+        return text
+    return apply([text], [leaks], [acts], state.ring, ex.principal.jurisdiction, PlaceholderMap())[0]
+
+
+def _sent_values(ex: Exchange) -> set[str]:
+    from gateway.transform.leaks import normalize_value
+
+    return {normalize_value(f.detector, seg.text[f.start:f.end])
+            for seg, found in zip(ex.segments, ex.findings) for f in found if f.end > f.start}
+
+
+async def _relay_json(request: web.Request, state: State, ex: Exchange, resp, target, route_headers) -> web.Response:
+    raw = await resp.read()
+    resp.release()
+    status = resp.status
+    if status >= 400:
+        if target.cfg.dialect != ex.dialect:
+            raw = error_body(ex.dialect, status, "upstream_error", f"upstream answered {status}")
+        ex.outcome = "forwarded"
+        return web.Response(status=status, body=raw, content_type="application/json", headers=route_headers)
+    try:
+        answer = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise Reject(502, "upstream_error", "upstream answered with a body that is not JSON") from None
+    if target.cfg.dialect != ex.dialect:
+        answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model)
+    pmap = ex.pmap
+
+    def fix(text: str, kind: str) -> str:
+        if pmap is not None:
+            text = restore_text(text, pmap, allow_urls=False) if kind == "text" else text
+        return _leak_check(state, ex, text)
+
+    map_answer_texts(ex.dialect, ex.endpoint, answer, fix)
+    body = orjson.dumps(answer)
+    ex.outcome = "forwarded"
+    return web.Response(status=status, body=body, content_type="application/json", headers=route_headers)
+
+
+class _LeakTap:
+    """A stream channel's text filter: restore placeholders, keep a window of the answer for the leak scan."""
+
+    __slots__ = ("inner", "seen")
+
+    def __init__(self, inner, seen: list[str]):
+        self.inner, self.seen = inner, seen
+
+    def feed(self, text: str) -> str:
+        out = self.inner.feed(text) if self.inner else text
+        if out and sum(map(len, self.seen)) < LEAK_WINDOW:
+            self.seen.append(out)
+        return out
+
+    def flush(self) -> str:
+        out = self.inner.flush() if self.inner else ""
+        if out:
+            self.seen.append(out)
+        return out
+
+
+async def _relay_stream(request: web.Request, state: State, ex: Exchange, resp, target, route_headers) -> web.StreamResponse:
+    out = web.StreamResponse(status=resp.status, headers=route_headers)
+    out.content_type = "text/event-stream"
+    out.headers["Cache-Control"] = "no-cache"
+    translator = StreamTranslator(ex.dialect, target.cfg.dialect, ex.model) if target.cfg.dialect != ex.dialect else None
+    seen: list[str] = []
+    pmap = ex.pmap
+
+    def make_filter(kind: str):
+        inner = StreamRestorer(pmap) if pmap is not None and kind == "text" else None
+        return _LeakTap(inner, seen)
+
+    rewriter = StreamRewriter(ex.dialect, ex.endpoint, make_filter)
+    metrics.STREAMS.inc()
+    await out.prepare(request)
+    ex.outcome = "forwarded"
+    try:
+        try:
+            async for chunk in resp:
+                data = translator.feed(chunk) if translator else chunk
+                data = rewriter.feed(data)
+                if data:
+                    ex.bytes_out += len(data)
+                    await out.write(data)
+            tail = translator.finish() if translator else b""
+            data = rewriter.feed(tail) + rewriter.finish() if tail else rewriter.finish()
+            if data:
+                ex.bytes_out += len(data)
+                await out.write(data)
+            resp.release()
+        except UpstreamError as e:
+            resp.release()
+            target.failure()
+            ex.outcome, ex.error = "upstream_error", "upstream_error"
+            log.warning("stream from %s broke: %s", target.cfg.name, e.kind)
+            await out.write(stream_error_event(ex.dialect, "upstream_error", "the upstream stream ended abnormally"))
+        await out.write_eof()
+    except ConnectionResetError:
+        resp.release()  # the caller went away: stop reading the upstream, keep nothing
+        ex.outcome, ex.error = "client_abort", "client_abort"
+    except asyncio.CancelledError:
+        resp.release()
+        ex.outcome, ex.error = "client_abort", "client_abort"
+        raise
+    finally:
+        metrics.STREAMS.dec()
+        if seen:
+            leaks = scan_answer("".join(seen), ex.extra.get("sent", set()))
+            ex.leaks += len(leaks)
+            for f in leaks:
+                metrics.LEAKS.labels(f.detector).inc()
+    return out
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """A proxied endpoint (SPEC section 5)."""
+    state = request.app[STATE].current
+    endpoint = request.path
+    ex = Exchange(request.headers.get("X-Request-Id") or uuid.uuid4().hex, endpoint, ENDPOINTS[endpoint])
+    rid = {"X-Request-Id": ex.request_id}
+    try:
+        return await _handle(request, state, ex)
+    except Reject as r:
+        ex.error = r.code
+        if r.code == "policy_blocked":
+            ex.outcome = "blocked"
+        elif r.code == "upstream_error":
+            ex.outcome = "upstream_error"
+        # otherwise the outcome stays as set: "rejected", or "upstream_error" when every try failed
+        headers = dict(rid, **(r.headers or {}))
+        if ex.decision is not None:
+            headers["X-Soberana-Decision"] = ex.decision.decision_id
+        return _error(ex.dialect, r.status, r.code, r.message, headers)
+    finally:
+        _finish(state, ex)
+
+
+def _finish(state: State, ex: Exchange) -> None:
+    route = ex.route.cfg.name if ex.route is not None else "-"
+    residency = ex.route.cfg.residency if ex.route is not None else "-"
+    metrics.REQUESTS.labels(ex.endpoint, route, residency, ex.outcome).inc()
+    try:
+        state.audit.append(build_record(ex, state.ring))
+    except AuditUnavailable:
+        log.critical("audit record for request %s could not be queued", ex.request_id)
+    except Exception:
+        log.exception("building the audit record failed for request %s", ex.request_id)
+    metrics.AUDIT_LAG.set(state.audit.lag)
+
+
+async def _handle(request: web.Request, state: State, ex: Exchange) -> web.StreamResponse:
+    cfg = state.config
+    t0 = time.perf_counter()
+    try:
+        ex.principal = await state.auth.authenticate(request.headers)
+    except AuthError as e:
+        log.info("request %s unauthorized: %s", ex.request_id, e)
+        raise Reject(401, "unauthorized", "missing or invalid credentials") from None
+    retry = await state.limiter.check(ex.principal)
+    if retry is not None:
+        raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": str(max(1, int(retry + 0.999)))})
+    try:
+        ex.body = await read_body(request, cfg.limits.max_body_bytes, cfg.limits.body_timeout_s)
+    except BodyTooLarge:
+        raise Reject(413, "payload_too_large", f"request body exceeds {cfg.limits.max_body_bytes} bytes") from None
+    except BodyTimeout:
+        raise Reject(408, "request_timeout", "the request body did not arrive in time") from None
+    ex.bytes_in = len(ex.body)
+    try:
+        ex.payload = orjson.loads(ex.body)
+    except orjson.JSONDecodeError:
+        raise Reject(400, "invalid_request", "the request body is not valid JSON") from None
+    if not isinstance(ex.payload, dict):
+        raise Reject(400, "invalid_request", "the request body must be a JSON object")
+    try:
+        ex.segments = extract_segments(ex.endpoint, ex.payload)
+    except Exception as e:  # DialectError and any shape surprise: a clear 400, never a crash
+        raise Reject(400, "invalid_request", str(e) if e.__class__.__name__ == "DialectError" else "unsupported request shape") from None
+    ex.model = request_model(ex.payload)
+    ex.stream = request_stream(ex.payload)
+    ex.level = _level(request)
+    candidates = state.registry.models.get(ex.model) if ex.model else None
+    if not candidates:
+        raise Reject(404, "not_found", "the requested model is not available through this gateway")
+    try:
+        flat = _inspect(ex)
+    except Exception:
+        metrics.INSPECTION_ERRORS.inc()
+        log.exception("inspection failed for request %s", ex.request_id)
+        if cfg.on_inspection_error != "allow":
+            raise Reject(503, "inspection_failed", "the request could not be inspected") from None
+        log.critical("on_inspection_error=allow: forwarding request %s uninspected", ex.request_id)
+        metrics.FAIL_OPEN.inc()
+        ex.findings = [[] for _ in ex.segments]
+        flat = []
+    for f in flat:
+        metrics.FINDINGS.labels(f.detector).inc()
+    if flat:
+        ex.extra["sent"] = _sent_values(ex)
+    if not state.audit.healthy:
+        raise Reject(503, "audit_unavailable", "the audit log cannot be written; nothing is forwarded")
+
+    tried: set[str] = set()
+    registry = state.registry
+    for attempt in range(MAX_ATTEMPTS):
+        decision = decide(state.policies, ex.principal, flat, candidates, ex.level,
+                          healthy=lambda n: n not in tried and registry.healthy(n), decision_id=ex.request_id)
+        ex.decision = decision
+        if decision.outcome == "blocked":
+            rules = ", ".join(decision.blocked_by) or "policy"
+            raise Reject(403, "policy_blocked", f"blocked by policy rule {rules}")
+        if decision.outcome != "route":
+            raise Reject(503, "no_compliant_upstream", "no compliant upstream is available for this request")
+        target = registry.targets[decision.route.upstream]
+        try:
+            endpoint, body = _upstream_body(state, ex, decision, target, attempt)
+        except Reject:
+            raise
+        except Exception:
+            metrics.INSPECTION_ERRORS.inc()
+            log.exception("transformation failed for request %s", ex.request_id)
+            raise Reject(503, "inspection_failed", "the request could not be transformed") from None
+        ex.route = target
+        route_headers = {"X-Request-Id": ex.request_id, "X-Soberana-Route": target.cfg.name,
+                         "X-Soberana-Residency": target.cfg.residency, "X-Soberana-Decision": decision.decision_id}
+        if attempt == 0:
+            metrics.OVERHEAD.observe(time.perf_counter() - t0)
+        sent_at = time.perf_counter()
+        try:
+            resp = await target.pool.request("POST", endpoint[3:], _headers(request, target), body)
+        except UpstreamError as e:
+            target.failure()
+            tried.add(target.cfg.name)
+            log.warning("upstream %s unreachable (%s), trying the next compliant one", target.cfg.name, e.kind)
+            continue
+        ex.upstream_status = resp.status
+        ex.upstream_latency_ms = round((time.perf_counter() - sent_at) * 1000, 3)
+        if resp.status >= 500:
+            target.failure()
+            tried.add(target.cfg.name)
+            try:
+                await resp.read()
+            except UpstreamError:
+                pass
+            resp.release()
+            continue
+        target.success()
+        ctype = resp.header(b"content-type") or b""
+        if ex.stream and resp.status < 400 and ctype.startswith(b"text/event-stream"):
+            return await _relay_stream(request, state, ex, resp, target, route_headers)
+        try:
+            return await _relay_json(request, state, ex, resp, target, route_headers)
+        except UpstreamError:
+            target.failure()
+            ex.outcome = "upstream_error"
+            raise Reject(502, "upstream_error", "the upstream connection failed") from None
+    ex.outcome = "upstream_error"
+    if ex.upstream_status is not None:
+        raise Reject(502, "upstream_error", f"the upstream answered {ex.upstream_status}")
+    raise Reject(503, "no_compliant_upstream", "no compliant upstream is reachable for this request")
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """GET /v1/models: the models this caller may use (those a request without findings can reach)."""
+    state = request.app[STATE].current
+    dialect = _dialect_of_request(request)
+    try:
+        principal = await state.auth.authenticate(request.headers)
+    except AuthError:
+        return _error(dialect, 401, "unauthorized", "missing or invalid credentials")
+    usable = [m for m, cands in state.registry.models.items()
+              if decide(state.policies, principal, [], cands, "internal").outcome != "blocked"]
+    if dialect == "anthropic":
+        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"} for m in usable]
+        body = {"data": data, "has_more": False, "first_id": usable[0] if usable else None,
+                "last_id": usable[-1] if usable else None}
+    else:
+        body = {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "soberana"} for m in usable]}
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+def add_routes(app: web.Application) -> None:
+    for path in ENDPOINTS:
+        app.router.add_post(path, handle)
+    app.router.add_get("/v1/models", list_models)
