@@ -68,8 +68,13 @@ models:
     - {{upstream: foreign-openai, model: gpt-4o}}
   llama-3.3-70b:
     - {{upstream: br-sovereign, model: llama-3.3-70b}}
+  flaky-foreign:                    # the foreign upstream answers 500; the in-country one is next
+    - {{upstream: foreign-openai, model: stub-fail-500}}
+    - {{upstream: br-sovereign, model: llama-3.3-70b}}
+  resets-midstream:
+    - {{upstream: br-sovereign, model: stub-reset}}
 audit: {{path: {h.dir / 'audit'}, checkpoint_every: 50, checkpoint_seconds: 60, fsync: batch}}
-limits: {{max_body_bytes: 1048576, header_timeout_s: 5, body_timeout_s: 5, upstream_timeout_s: 10}}
+limits: {{max_body_bytes: {h.limits.get('max_body_bytes', 1048576)}, header_timeout_s: {h.limits.get('header_timeout_s', 5)}, body_timeout_s: {h.limits.get('body_timeout_s', 5)}, upstream_timeout_s: {h.limits.get('upstream_timeout_s', 10)}}}
 {h.extra}"""
 
 
@@ -77,10 +82,11 @@ class Harness:
     """Stub upstreams plus a gateway, all in this event loop, in folder ``directory``."""
 
     def __init__(self, directory: str | os.PathLike[str], *, policies: str | os.PathLike[str] | None = None,
-                 extra_config: str = ""):
+                 extra_config: str = "", limits: dict | None = None):
         self.dir = Path(directory)
         self.policies = Path(policies) if policies else bundled_policies()
         self.extra = extra_config
+        self.limits = limits or {}
         self.keys = {name: "sk-sob-" + secrets.token_urlsafe(24) for name in CALLERS}
         """API key of each test caller (br, mx, ar, us), by name."""
         self.url = ""

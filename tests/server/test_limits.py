@@ -1,0 +1,107 @@
+"""Limits a hostile client cannot get around, error shapes, and the ops endpoints — over raw HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import orjson
+import pytest
+
+from gateway.testing.harness import Harness
+
+
+@pytest.fixture
+async def gw(tmp_path):
+    async with Harness(tmp_path, limits={"max_body_bytes": 65536, "header_timeout_s": 0.5, "body_timeout_s": 0.5}) as h:
+        yield h
+
+
+def auth(h: Harness) -> dict:
+    return {"Authorization": f"Bearer {h.keys['br']}"}
+
+
+async def test_unknown_paths_are_404_in_the_callers_dialect(gw):
+    async with aiohttp.ClientSession() as s:
+        for method, path in (("GET", "/"), ("POST", "/v1/files"), ("POST", "/v1/chat/completions/../x"),
+                             ("GET", "/v1/chat/completions"), ("POST", "/v2/chat/completions")):
+            async with s.request(method, gw.url + path, headers=auth(gw), data=b"{}") as r:
+                assert r.status in (404, 405), path
+                if r.status == 404:
+                    assert (await r.json())["error"]["code"] == "not_found"
+        async with s.post(gw.url + "/v1/nope", headers={"x-api-key": gw.keys["br"], "anthropic-version": "2023-06-01"}) as r:
+            body = await r.json()
+            assert r.status == 404 and body["type"] == "error"
+
+
+async def test_body_too_large_is_413_declared_or_streamed(gw):
+    big = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "' + b"a" * 70000 + b'"}]}'
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions", headers=auth(gw), data=big) as r:
+            assert r.status == 413
+            assert (await r.json())["error"]["code"] == "payload_too_large"
+
+        async def chunks():  # chunked: no Content-Length to refuse early, counted as it streams in
+            for _ in range(20):
+                yield b"x" * 8192
+
+        async with s.post(gw.url + "/v1/chat/completions", headers=auth(gw), data=chunks()) as r:
+            assert r.status == 413
+    assert gw.received("US") == [] and gw.received("BR") == []
+
+
+async def test_malformed_json_is_400(gw):
+    async with aiohttp.ClientSession() as s:
+        for body in (b"{not json", b"[1, 2]", b'{"model": "gpt-4o-mini", "messages": "nope"}'):
+            async with s.post(gw.url + "/v1/chat/completions", headers=auth(gw), data=body) as r:
+                assert r.status == 400, body
+                assert (await r.json())["error"]["code"] == "invalid_request"
+
+
+async def test_slow_headers_are_cut_off(gw):
+    port = int(gw.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")  # never finishes the head
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), timeout=5)  # EOF once the deadline closes it
+    assert data == b""
+    writer.close()
+
+
+async def test_slow_body_is_cut_off(gw):
+    port = int(gw.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + gw.keys["br"].encode()
+                 + b"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"model\":")
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), timeout=5)
+    assert data.startswith(b"HTTP/1.1 408")
+    writer.close()
+
+
+async def test_classification_header_raises_never_lowers_and_rejects_garbage(gw):
+    async with aiohttp.ClientSession() as s:
+        body = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "oi"}]})
+        async with s.post(gw.url + "/v1/chat/completions", headers={**auth(gw), "X-Data-Classification": "top"}, data=body) as r:
+            assert r.status == 400
+        async with s.post(gw.url + "/v1/chat/completions", headers={**auth(gw), "X-Data-Classification": "public"}, data=body) as r:
+            assert r.status == 200
+
+
+async def test_ops_endpoints(gw):
+    async with aiohttp.ClientSession() as s:
+        async with s.get(gw.url + "/-/healthz") as r:
+            assert r.status == 200
+        async with s.get(gw.url + "/-/readyz") as r:
+            assert r.status == 200 and (await r.json())["checks"]["audit"] is True
+        body = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "CPF 123.456.789-09"}]})
+        async with s.post(gw.url + "/v1/chat/completions", headers=auth(gw), data=body) as r:
+            assert r.status == 200
+        async with s.get(gw.url + "/-/metrics") as r:
+            text = await r.text()
+        assert 'soberana_findings_total{detector="br.cpf"}' in text
+        assert "soberana_requests_total" in text and "123.456.789-09" not in text and "12345678909" not in text
+        async with s.post(gw.url + "/-/explain", headers=auth(gw), data=body) as r:
+            assert r.status == 200
+            explained = orjson.dumps(await r.json()).decode()
+        assert "br.cpf" in explained and "123.456.789-09" not in explained

@@ -1,0 +1,148 @@
+"""The official OpenAI and Anthropic SDKs, unchanged, through the gateway in front of stub upstreams."""
+
+from __future__ import annotations
+
+import anthropic
+import openai
+import pytest
+
+from gateway.testing.harness import Harness
+
+CPF = "123.456.789-09"
+CURP = "GODE561231HDFRRN00"
+EMAIL = "joana.silva@exemplo.com.br"
+
+
+@pytest.fixture
+async def gw(tmp_path):
+    async with Harness(tmp_path) as h:
+        yield h
+
+
+def oai(h: Harness, who: str = "br") -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=h.url + "/v1", api_key=h.keys[who], max_retries=0)
+
+
+def ant(h: Harness, who: str = "br") -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=h.url, api_key=h.keys[who], max_retries=0)
+
+
+async def test_openai_chat_plain_passes_and_reports_route(gw):
+    raw = await oai(gw).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Olá, como vai?"}])
+    answer = raw.parse()
+    assert "Olá, como vai?" in answer.choices[0].message.content
+    assert raw.headers["X-Soberana-Route"] == "foreign-openai"
+    assert raw.headers["X-Soberana-Residency"] == "US"
+    assert raw.headers["X-Request-Id"] and raw.headers["X-Soberana-Decision"]
+    sent = gw.received("US")[-1]
+    assert sent["body"]["messages"][0]["content"] == "Olá, como vai?"
+    assert sent["auth"], "the gateway injects the provider key"
+
+
+async def test_openai_streaming_plain(gw):
+    stream = await oai(gw).chat.completions.create(
+        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "conte até cinco"}])
+    parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+    assert len(parts) > 2, "streamed in several events"
+    assert "conte até cinco" in "".join(parts)
+
+
+async def test_pii_reaches_foreign_model_only_as_placeholders_and_is_restored(gw):
+    text = f"Contribuinte CPF {CPF}, CURP {CURP}, e-mail {EMAIL}."
+    answer = await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": text}])
+    sent = gw.received("US")[-1]["body"]["messages"][0]["content"]
+    for value in (CPF, CURP, EMAIL):
+        assert value not in sent
+    assert "[CPF_1]" in sent and "[EMAIL_1]" in sent
+    restored = answer.choices[0].message.content
+    for value in (CPF, CURP, EMAIL):
+        assert value in restored
+
+
+async def test_streaming_restore_openai_and_anthropic(gw):
+    text = f"Meu CPF é {CPF} e meu e-mail {EMAIL}."
+    stream = await oai(gw).chat.completions.create(model="gpt-4o-mini", stream=True,
+                                                   messages=[{"role": "user", "content": text}])
+    got = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert CPF in got and EMAIL in got and "[CPF_1]" not in got
+    assert CPF not in str(gw.received("US")[-1]["body"])
+
+    async with ant(gw).messages.stream(model="claude-sonnet-4", max_tokens=100,
+                                       messages=[{"role": "user", "content": text}]) as s:
+        got = "".join([t async for t in s.text_stream])
+    assert CPF in got and EMAIL in got
+    assert CPF not in str(gw.received("US")[-1]["body"])
+
+
+async def test_anthropic_messages_plain_and_error_shape(gw):
+    msg = await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=64,
+                                        messages=[{"role": "user", "content": "Bonjour"}])
+    assert "Bonjour" in msg.content[0].text
+    with pytest.raises(anthropic.AuthenticationError):
+        await anthropic.AsyncAnthropic(base_url=gw.url, api_key="wrong", max_retries=0).messages.create(
+            model="claude-sonnet-4", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+
+
+async def test_openai_errors_in_openai_shape(gw):
+    with pytest.raises(openai.AuthenticationError) as e:
+        await openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key="wrong", max_retries=0).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    assert e.value.body["code"] == "unauthorized"
+    with pytest.raises(openai.NotFoundError):
+        await oai(gw).chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
+
+
+async def test_classified_marking_to_foreign_only_model_is_blocked(gw):
+    before = len(gw.received("US"))
+    with pytest.raises(openai.PermissionDeniedError) as e:
+        await oai(gw).chat.completions.create(model="gpt-4o", messages=[
+            {"role": "user", "content": "DOCUMENTO CLASSIFICADO — GRAU DE SIGILO: SECRETO. Resuma."}])
+    assert e.value.body["code"] == "policy_blocked"
+    assert len(gw.received("US")) == before, "nothing reached the foreign upstream"
+
+
+async def test_health_data_stays_in_country_and_fails_closed_when_home_is_down(gw):
+    content = "Paciente com diagnóstico de diabetes tipo 2 (CID E11.9)."
+    raw = await oai(gw).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": content}])
+    assert raw.headers["X-Soberana-Route"] == "br-sovereign"
+    assert gw.received("BR")[-1]["body"]["model"] == "llama-3.3-70b"
+    # the in-country model goes away: 503, and the foreign one receives nothing
+    await gw.stub_br.close()
+    before = len(gw.received("US"))
+    with pytest.raises(openai.InternalServerError) as e:
+        await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": content}])
+    assert e.value.status_code == 503 and e.value.body["code"] == "no_compliant_upstream"
+    assert len(gw.received("US")) == before
+
+
+async def test_anthropic_caller_translated_to_openai_in_country_model(gw):
+    content = "Paciente com diagnóstico de diabetes tipo 2."
+    msg = await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=64,
+                                        messages=[{"role": "user", "content": content}])
+    assert "diabetes" in msg.content[0].text
+    sent = gw.received("BR")[-1]
+    assert sent["path"].endswith("/chat/completions"), "translated to the OpenAI dialect"
+    async with ant(gw).messages.stream(model="claude-sonnet-4", max_tokens=64,
+                                       messages=[{"role": "user", "content": content}]) as s:
+        assert "diabetes" in "".join([t async for t in s.text_stream])
+
+
+async def test_models_lists_what_the_caller_may_use(gw):
+    models = [m.id async for m in oai(gw).models.list()]
+    assert {"gpt-4o-mini", "claude-sonnet-4", "llama-3.3-70b"} <= set(models)
+
+
+async def test_retry_goes_only_to_the_next_compliant_upstream(gw):
+    raw = await oai(gw).chat.completions.with_raw_response.create(
+        model="flaky-foreign", messages=[{"role": "user", "content": "olá"}])
+    assert raw.headers["X-Soberana-Route"] == "br-sovereign"
+
+
+async def test_stream_broken_midway_ends_with_error_event_not_a_normal_end(gw):
+    stream = await oai(gw).chat.completions.create(model="resets-midstream", stream=True,
+                                                   messages=[{"role": "user", "content": "um dois três quatro cinco seis"}])
+    with pytest.raises(openai.APIError):
+        async for _ in stream:
+            pass
