@@ -1,0 +1,149 @@
+"""Inspection throughput: the compiled core and the pure-Python reference beside `re` baselines.
+
+    .venv/bin/python bench/scan.py [--mb 4] [--repeat 5] [--seed 7]
+
+Builds a deterministic mixed Spanish/Portuguese/English corpus with personal data (Faker, seeded):
+prose paragraphs interleaved with sentences that carry CPFs, CNPJs, CURPs, RFCs, RUTs, CUITs, SSNs,
+e-mails, phones, cards, IBANs, dates and amounts. Every implementation scans the same text in the same
+process; the table gives MB/s (UTF-8 megabytes, 10**6 bytes, best of --repeat) and each row's ratio to
+the `re` digit-runs pass, the baseline the compiled core must beat by 3x (aim 10x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+LOCALES = ["pt_BR", "es_MX", "es_AR", "es_CO", "es_CL", "es_ES", "en_US"]
+
+# One big alternation of ~12 PII patterns: what a naive regex inspector does.
+BIG_ALTERNATION = re.compile("|".join([
+    r"\b\d{3}\.?\d{3}\.?\d{3}-?\d{2}\b",                           # CPF
+    r"\b\d{2}\.?\d{3}\.?\d{3}/?\d{4}-?\d{2}\b",                    # CNPJ
+    r"\b[A-Z]{4}\d{6}[HM][A-Z]{5}[0-9A-Z]\d\b",                    # CURP
+    r"\b[A-ZÑ&]{3,4}\d{6}[A-Z\d]{3}\b",                            # RFC
+    r"\b\d{1,2}\.?\d{3}\.?\d{3}-?[\dkK]\b",                        # RUT
+    r"\b(?:20|23|24|27|30|33|34)-?\d{8}-?\d\b",                    # CUIT
+    r"\b\d{3}-\d{2}-\d{4}\b",                                      # SSN
+    r"[\w.+-]+@[\w-]+\.[\w.-]+",                                   # e-mail
+    r"\+?\d{1,3}[ .-]?\(?\d{2,3}\)?[ .-]?\d{4,5}[ .-]?\d{4}",      # phone
+    r"\b(?:\d[ -]?){13,19}\b",                                     # card
+    r"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b",                           # IBAN
+    r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{20,}\b",                        # API key
+]))
+DIGIT_RUNS = re.compile(r"[0-9]+")
+
+
+def corpus(mb: float, seed: int) -> str:
+    """About ``mb`` UTF-8 megabytes of prose with personal data, the same for the same seed."""
+    from faker import Faker
+
+    Faker.seed(seed)
+    rng = random.Random(seed)
+    fakers = {loc: Faker(loc) for loc in LOCALES}
+    for f in fakers.values():
+        f.seed_instance(seed)
+    br, mx, ar, cl, us = (fakers[k] for k in ("pt_BR", "es_MX", "es_AR", "es_CL", "en_US"))
+    templates = [
+        lambda: f"O contribuinte {br.name()}, CPF {br.cpf()}, reside em {br.address()}.",
+        lambda: f"A empresa {br.company()} (CNPJ {br.cnpj()}) pagou R$ {rng.randrange(100, 99999)},{rng.randrange(100):02d} em {br.date()}.",
+        lambda: f"Cartão SUS do paciente: {rng.randrange(10**14, 10**15)}; telefone {br.phone_number()}.",
+        lambda: f"El solicitante {mx.name()} con CURP {mx.curp()} y RFC {mx.rfc()} vive en {mx.city()}.",
+        lambda: f"CUIT del proveedor: {rng.choice(['20', '27', '30'])}-{rng.randrange(10**7, 10**8)}-{rng.randrange(10)}; tel. {ar.phone_number()}",
+        lambda: f"RUT {cl.rut()} — correo {cl.email()}",
+        lambda: f"Patient {us.name()}, SSN {us.ssn()}, email {us.email()}, card {us.credit_card_number()}.",
+        lambda: f"Wire to IBAN {us.iban()} before {us.date()}; invoice #{rng.randrange(10**5, 10**7)}.",
+        lambda: f"Contato: {br.email()} / {br.phone_number()}",
+    ]
+    parts: list[str] = []
+    size = 0
+    target = int(mb * 1_000_000)
+    locs = list(fakers.values())
+    while size < target:
+        f = rng.choice(locs)
+        chunk = f.paragraph(nb_sentences=rng.randrange(2, 7))
+        if rng.random() < 0.6:
+            chunk += " " + rng.choice(templates)()
+        parts.append(chunk)
+        size += len(chunk.encode()) + 1
+    return "\n".join(parts)
+
+
+def measure(fn, text: str, repeat: int) -> float:
+    """Best wall time of ``fn(text)`` over ``repeat`` runs."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(text)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=float, default=4.0, help="corpus size in UTF-8 megabytes")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per implementation (best is kept)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--slow-mb", type=float, default=0.5,
+                    help="the slow rows (reference, big alternation) run on this prefix only")
+    args = ap.parse_args(argv)
+
+    text = corpus(args.mb, args.seed)
+    nbytes = len(text.encode())
+    small = text[: int(len(text) * min(1.0, args.slow_mb / args.mb))]
+    small_bytes = len(small.encode())
+
+    from gateway.inspect import _scan_py
+    try:
+        from gateway.inspect import _scan_c
+    except ImportError:
+        _scan_c = None
+
+    rows: list[tuple[str, float, str]] = []
+
+    def row(name, fn, t, b):
+        rows.append((name, b / 1e6 / measure(fn, t, args.repeat), f"{b / 1e6:.1f} MB"))
+
+    row("re: digit runs  [0-9]+", lambda t: sum(1 for _ in DIGIT_RUNS.finditer(t)), text, nbytes)
+    row("re: one alternation of 12 PII patterns",
+        lambda t: sum(1 for _ in BIG_ALTERNATION.finditer(t)), small, small_bytes)
+    row("str.count('@')  (memory-speed floor)", lambda t: t.count("@"), text, nbytes)
+    try:
+        import hyperscan  # type: ignore[import-not-found]
+
+        db = hyperscan.Database()
+        pats = [rb"\d{3}\.?\d{3}\.?\d{3}-?\d{2}", rb"[\w.+-]+@[\w-]+\.[\w.-]+", rb"(\d[ -]?){13,19}"]
+        db.compile(expressions=pats, ids=list(range(len(pats))), elements=len(pats),
+                   flags=[hyperscan.HS_FLAG_SOM_LEFTMOST] * len(pats))
+        raw = text.encode()
+        row("hyperscan, 3 patterns, whole buffer", lambda t: db.scan(raw, match_event_handler=lambda *a: None),
+            text, nbytes)
+    except ImportError:
+        pass
+    row("soberana _scan_py (reference)", _scan_py.scan, small, small_bytes)
+    if _scan_c is not None:
+        row("soberana _scan_c (compiled core)", _scan_c.scan, text, nbytes)
+
+    base = rows[0][1]
+    print(f"corpus: {nbytes / 1e6:.2f} MB UTF-8, {len(text):,} characters, seed {args.seed}, "
+          f"best of {args.repeat}")
+    n_ref = len(_scan_py.scan(small))
+    print(f"findings on the {small_bytes / 1e6:.2f} MB prefix: reference {n_ref}"
+          + (f", compiled {len(_scan_c.scan(small))}" if _scan_c else ""))
+    print(f"{'implementation':44} {'MB/s':>9} {'x digit-runs':>13}  input")
+    for name, mbs, size in rows:
+        print(f"{name:44} {mbs:9.1f} {mbs / base:13.2f}  {size}")
+    if _scan_c is not None:
+        same = _scan_c.scan(small) == _scan_py.scan(small)
+        print(f"compiled core == reference on the prefix: {same}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
