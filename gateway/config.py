@@ -12,7 +12,7 @@ from typing import Literal
 
 import msgspec
 
-from gateway.yamlfile import ConfigError, load_file, load_text
+from gateway.yamlfile import ConfigError, load_file, load_text, locate
 
 Action = Literal["allow", "encrypt", "pseudonymize", "hash", "redact", "block"]
 
@@ -21,14 +21,14 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     pass
 
 
-class Listen(_Strict):
+class Listen(_Strict, kw_only=True):
     """Where the gateway listens."""
 
     host: str = "127.0.0.1"
     port: int = 8080
 
 
-class JwtClaims(_Strict):
+class JwtClaims(_Strict, kw_only=True):
     """Which JWT claims carry the caller's jurisdiction and agency."""
 
     jurisdiction: str = "country"
@@ -36,7 +36,7 @@ class JwtClaims(_Strict):
     sub: str = "sub"
 
 
-class JwtAuth(_Strict):
+class JwtAuth(_Strict, kw_only=True):
     """JWTs from the agency's identity provider."""
 
     issuer: str
@@ -47,7 +47,7 @@ class JwtAuth(_Strict):
     """JWKS endpoint; keys are cached and refreshed on an unknown `kid` at most once per cooldown."""
     public_keys: list[str] = []
     """PEM files with the issuer's public keys (paths relative to the config file)."""
-    algorithms: list[str] = ["RS256", "ES256", "EdDSA"]
+    algorithms: list[str] = msgspec.field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
     """Allow-list; `none` and HMAC algorithms are never accepted."""
     claims: JwtClaims = JwtClaims()
     leeway_s: int = 30
@@ -58,7 +58,7 @@ class JwtAuth(_Strict):
     """How long the last good JWKS keeps serving through an outage before auth fails closed."""
 
 
-class ApiKey(_Strict):
+class ApiKey(_Strict, kw_only=True):
     """An API key, stored only as the SHA-256 of the key."""
 
     id: str
@@ -67,7 +67,7 @@ class ApiKey(_Strict):
     agency: str
 
 
-class Auth(_Strict):
+class Auth(_Strict, kw_only=True):
     """How callers authenticate: `jwt`, `api_key`, or `none` (development only, needs --insecure-no-auth)."""
 
     mode: Literal["jwt", "api_key", "none"] = "jwt"
@@ -76,7 +76,7 @@ class Auth(_Strict):
     """Accepted in `jwt` mode too, as a second way in."""
 
 
-class Upstream(_Strict):
+class Upstream(_Strict, kw_only=True):
     """A model provider the gateway may forward to."""
 
     name: str
@@ -99,14 +99,14 @@ class Upstream(_Strict):
     """Per-read upstream timeout; defaults to ``limits.upstream_timeout_s``."""
 
 
-class Route(_Strict):
+class Route(_Strict, kw_only=True):
     """One entry in a model's preference list."""
 
     upstream: str
     model: str
 
 
-class Audit(_Strict):
+class Audit(_Strict, kw_only=True):
     """The tamper-evident audit log."""
 
     path: str = "var/audit"
@@ -118,7 +118,7 @@ class Audit(_Strict):
     """Also write each record as a JSON line to stdout (for sidecar log shippers)."""
 
 
-class Limits(_Strict):
+class Limits(_Strict, kw_only=True):
     """Limits a hostile client cannot get around."""
 
     max_body_bytes: int = 10 * 1024 * 1024
@@ -129,7 +129,7 @@ class Limits(_Strict):
     upstream_connect_timeout_s: float = 10.0
 
 
-class RateLimit(_Strict):
+class RateLimit(_Strict, kw_only=True):
     """Per-caller limits: requests per minute and tokens per minute (0 = unlimited)."""
 
     requests_per_minute: int = 0
@@ -139,7 +139,7 @@ class RateLimit(_Strict):
     redis_url: str | None = None
 
 
-class Config(_Strict):
+class Config(_Strict, kw_only=True):
     """The whole gateway configuration (SPEC section 4)."""
 
     listen: Listen = Listen()
@@ -172,37 +172,43 @@ class Config(_Strict):
 
 
 def _check(cfg: Config, file: str) -> None:
+    """Checks across fields that the types alone cannot express."""
     names = [u.name for u in cfg.upstreams]
-    for n in names:
-        if names.count(n) > 1:
-            raise ConfigError(file, None, "upstreams", f"duplicate upstream name {n!r}")
-    for u in cfg.upstreams:
-        if len(u.residency) != 2 or not u.residency.isupper():
-            raise ConfigError(file, None, f"upstreams.{u.name}.residency", "must be an ISO 3166-1 alpha-2 code")
+    for i, u in enumerate(cfg.upstreams):
+        if names.count(u.name) > 1:
+            raise ConfigError(file, None, f"upstreams[{i}].name", f"duplicate upstream name {u.name!r}")
+        if len(u.residency) != 2 or not u.residency.isalpha() or not u.residency.isupper():
+            raise ConfigError(file, None, f"upstreams[{i}].residency", "must be an ISO 3166-1 alpha-2 code, e.g. BR")
         if not u.url.startswith(("http://", "https://")):
-            raise ConfigError(file, None, f"upstreams.{u.name}.url", "must start with http:// or https://")
+            raise ConfigError(file, None, f"upstreams[{i}].url", "must start with http:// or https://")
     for model, routes in cfg.models.items():
         if not routes:
             raise ConfigError(file, None, f"models.{model}", "needs at least one upstream")
-        for r in routes:
+        for j, r in enumerate(routes):
             if r.upstream not in names:
-                raise ConfigError(file, None, f"models.{model}", f"unknown upstream {r.upstream!r}")
+                raise ConfigError(file, None, f"models.{model}[{j}].upstream", f"unknown upstream {r.upstream!r}")
     if cfg.auth.mode == "jwt" and cfg.auth.jwt is None:
         raise ConfigError(file, None, "auth.jwt", "required when auth.mode is jwt")
     if cfg.auth.mode == "api_key" and not cfg.auth.api_keys:
         raise ConfigError(file, None, "auth.api_keys", "required when auth.mode is api_key")
 
 
+def _checked(cfg: Config, text: str, file: str) -> Config:
+    try:
+        _check(cfg, file)
+    except ConfigError as e:
+        raise ConfigError(file, locate(text, e.field or ""), e.field, e.message) from None
+    return cfg
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Load and validate a config file; raise ConfigError naming file, line and field."""
     cfg = load_file(path, Config)
     cfg = msgspec.structs.replace(cfg, source=str(path))
-    _check(cfg, str(path))
-    return cfg
+    return _checked(cfg, Path(path).read_text(encoding="utf-8"), str(path))
 
 
 def config_from_text(text: str, source: str = "<string>") -> Config:
     """Like ``load_config`` for YAML text (tests, the demo)."""
     cfg = msgspec.structs.replace(load_text(text, Config, source), source=source)
-    _check(cfg, source)
-    return cfg
+    return _checked(cfg, text, source)

@@ -96,6 +96,15 @@ def load_text(text: str, type_: type[T], file: str = "<string>") -> T:
         raise ConfigError(file, target.start_mark.line + 1, field, msg) from None
 
 
+def locate(text: str, field: str) -> int | None:
+    """The line of ``field`` (``upstreams[1].url``) in YAML ``text``, for checks made after decoding."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return None
+    return _node_at(node, "." + field).start_mark.line + 1 if node is not None else None
+
+
 def load_file(path: str | Path, type_: type[T]) -> T:
     """Read a YAML file and convert it strictly into ``type_``."""
     p = Path(path)

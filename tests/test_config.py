@@ -1,0 +1,76 @@
+"""Strict configuration: every error names file, line and field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gateway.config import load_config
+from gateway.yamlfile import ConfigError
+
+GOOD = """\
+listen: {host: 127.0.0.1, port: 8080}
+jurisdiction: BR
+auth:
+  mode: api_key
+  api_keys:
+    - {id: tax, sha256: 00ff, jurisdiction: BR, agency: receita}
+upstreams:
+  - {name: br, url: "http://127.0.0.1:9/v1", residency: BR}
+  - {name: us, url: "https://api.example.com/v1", dialect: anthropic, residency: US}
+models:
+  m:
+    - {upstream: us, model: x}
+    - {upstream: br, model: y}
+"""
+
+
+def write(tmp_path, text):
+    p = tmp_path / "soberana.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_good_config_loads_with_defaults(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.upstream("us").dialect == "anthropic"
+    assert cfg.limits.max_body_bytes == 10 * 1024 * 1024 and cfg.on_inspection_error == "block"
+    assert cfg.path("var/keys") == tmp_path / "var/keys"
+
+
+@pytest.mark.parametrize("bad, line, field", [
+    (GOOD.replace("port: 8080", "port: eighty"), 1, "listen.port"),
+    (GOOD.replace("jurisdiction: BR\n", "jurisdiction: BR\ncolour: blue\n"), 3, "colour"),
+    (GOOD.replace("residency: US}", "residency: US, timeout: 3}"), 9, "upstreams[1].timeout"),
+    (GOOD.replace("dialect: anthropic", "dialect: gemini"), 9, "upstreams[1].dialect"),
+    (GOOD.replace("residency: US", "residency: usa"), 9, "upstreams[1].residency"),
+    (GOOD.replace("{upstream: br, model: y}", "{upstream: nowhere, model: y}"), 13, "models.m[1].upstream"),
+    (GOOD.replace('url: "http://127.0.0.1:9/v1"', "url: ftp://x"), 8, "upstreams[0].url"),
+    (GOOD.replace("on_inspection_error", "x") + "on_inspection_error: shrug\n", 14, "on_inspection_error"),
+])
+def test_errors_name_file_line_and_field(tmp_path, bad, line, field):
+    path = write(tmp_path, bad)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert (e.value.file, e.value.line, e.value.field) == (str(path), line, field)
+    assert str(e.value).startswith(f"{path}:{line}: {field}:")
+
+
+def test_country_codes_like_NO_stay_strings(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD.replace("residency: US", "residency: NO")))
+    assert cfg.upstream("us").residency == "NO"
+
+
+def test_serve_refuses_a_broken_config_with_the_location(tmp_path):
+    path = write(tmp_path, GOOD.replace("port: 8080", "port: eighty"))
+    out = subprocess.run([sys.executable, "-m", "gateway", "serve", "-c", str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert f"{path}:1: listen.port" in out.stderr
+
+
+def test_auth_none_needs_the_development_flag(tmp_path):
+    path = write(tmp_path, GOOD.replace("mode: api_key", "mode: none"))
+    out = subprocess.run([sys.executable, "-m", "gateway", "serve", "-c", str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--insecure-no-auth" in out.stderr
