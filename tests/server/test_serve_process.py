@@ -1,0 +1,134 @@
+"""`soberana serve` as a real process: pre-forked workers, SIGHUP reload, SIGTERM drain."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+
+from gateway.keys import init_keys
+from gateway.testing.harness import bundled_policies
+from gateway.testing.stub import start_stub
+
+KEY = "sk-sob-process-test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config(tmp: Path, stub_url: str, port: int, policies: Path) -> Path:
+    text = f"""\
+listen: {{host: 127.0.0.1, port: {port}}}
+jurisdiction: BR
+policies: {policies}
+keys: {tmp / 'keys'}
+auth:
+  mode: api_key
+  api_keys: [{{id: t, sha256: {hashlib.sha256(KEY.encode()).hexdigest()}, jurisdiction: BR, agency: test}}]
+upstreams:
+  - {{name: br, url: "{stub_url}/v1", residency: BR}}
+models:
+  slow: [{{upstream: br, model: stub-slow}}]
+  fast: [{{upstream: br, model: m}}]
+audit: {{path: {tmp / 'audit'}, checkpoint_every: 10, checkpoint_seconds: 60}}
+"""
+    path = tmp / "soberana.yaml"
+    path.write_text(text)
+    return path
+
+
+async def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "the gateway exited"
+            try:
+                async with s.get(url + "/-/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError("gateway not ready")
+
+
+@pytest.fixture
+async def served(tmp_path):
+    init_keys(tmp_path / "keys")
+    policies = tmp_path / "policies"
+    shutil.copytree(bundled_policies(), policies)
+    stub = await start_stub("127.0.0.1", 0, "BR")
+    port = free_port()
+    cfg = config(tmp_path, stub.url, port, policies)
+    log = open(tmp_path / "gateway.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "-c", str(cfg), "--workers", "2"],
+                            stdout=log, stderr=log, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url, proc)
+        yield proc, url, tmp_path
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        await stub.close()
+
+
+def body(model: str, stream: bool = False) -> bytes:
+    return orjson.dumps({"model": model, "stream": stream,
+                         "messages": [{"role": "user", "content": "um dois três quatro cinco seis sete oito nove dez"}]})
+
+
+HEADERS = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+
+
+async def test_sigterm_during_a_stream_lets_it_finish_and_closes_the_audit_files(served):
+    proc, url, tmp = served
+    async with aiohttp.ClientSession() as s:
+        for _ in range(4):  # spread some records over both workers
+            async with s.post(url + "/v1/chat/completions", data=body("fast"), headers=HEADERS) as r:
+                assert r.status == 200
+        async with s.post(url + "/v1/chat/completions", data=body("slow", True), headers=HEADERS) as r:
+            assert r.status == 200
+            first = await r.content.readline()
+            assert first.startswith(b"data:")
+            proc.send_signal(signal.SIGTERM)  # "a second terminal's kill -TERM"
+            rest = await r.content.read()
+    assert b"data: [DONE]" in rest, "the stream finished normally through the drain"
+    assert proc.wait(30) == 0
+    files = sorted((tmp / "audit").glob("*.jsonl"))
+    assert len(files) >= 1
+    out = subprocess.run([sys.executable, "-m", "gateway", "audit", "verify", *map(str, files),
+                          "--key", str(tmp / "keys" / "audit-signing.pub")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+async def test_sighup_with_a_broken_policy_keeps_the_old_one_and_says_why(served):
+    proc, url, tmp = served
+    policy = tmp / "policies" / "br.yaml"
+    policy.write_text(policy.read_text() + "\nnot_a_field: true\n")
+    proc.send_signal(signal.SIGHUP)
+    await asyncio.sleep(1.0)
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url + "/v1/chat/completions", data=body("fast"), headers=HEADERS) as r:
+            assert r.status == 200, "still serving with the old policies"
+    log = (tmp / "gateway.log").read_text()
+    assert "reload rejected" in log and "br.yaml" in log and "not_a_field" in log
