@@ -1,0 +1,583 @@
+"""`soberana stub`: an OpenAI- and Anthropic-compatible echo model for development, demos and tests.
+
+It answers by quoting the last user message — ``[stub BR] You said: <text>`` — so the residency of
+the model that answered is visible, and speaks the real wire formats (ids, object types, usage,
+finish/stop reasons, SSE events) so the official SDKs parse it:
+
+- ``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/responses`` (OpenAI),
+  ``POST /v1/messages`` (Anthropic), ``GET /v1/models``; the ``/v1`` prefix is optional.
+- ``"stream": true`` streams token by token (chat.completion.chunk SSE ending with ``data: [DONE]``;
+  Anthropic message_start … message_stop; Responses API events).
+- Tools: when the request declares tools and the last user message contains "call tool", the stub
+  calls the first tool with ``{"<first parameter>": <the user message>}`` as its arguments.
+- Fault modes, chosen by the requested ``model``: ``stub-fail-500`` (500 JSON error), ``stub-hang``
+  (never answers), ``stub-reset`` (sends part of the answer, then resets the TCP connection),
+  ``stub-slow`` (one token per 50 ms).
+- ``record``: one JSON line per received request, ``{"path", "body", "auth"}`` where ``auth`` is
+  ``null`` or ``{"kind": "bearer" | "x-api-key", "sha256": <hex of the key>}`` (never the key).
+
+It is the upstream in benchmarks, so it is a raw asyncio protocol with ``httptools`` parsing, not an
+aiohttp app: a non-streaming answer is built and written inside ``data_received``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import itertools
+import re
+import signal
+import socket
+import struct
+import sys
+import time
+from collections import deque
+
+import httptools
+import orjson
+
+__all__ = ["StubServer", "start_stub", "stub_command", "answer_text"]
+
+SLOW_TOKEN_SECONDS = 0.05
+RESET_AFTER_EVENTS = 3
+MAX_BODY = 64 * 1024 * 1024
+MODELS = ("stub-model", "stub-fail-500", "stub-hang", "stub-reset", "stub-slow")
+
+_ids = itertools.count(1)
+_TOKEN = re.compile(r"\s*\S+|\s+")
+_REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
+            413: b"Payload Too Large", 500: b"Internal Server Error"}
+
+
+def answer_text(residency: str, user_text: str) -> str:
+    """What the stub answers to ``user_text``."""
+    return f"[stub {residency}] You said: {user_text}"
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text) or [""]
+
+
+def _count(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+# --- reading requests -----------------------------------------------------------------------------
+def _text_of(content) -> str:
+    """Text of an OpenAI/Anthropic/Responses message content (a string or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        out = []
+        for part in content:
+            if isinstance(part, str):
+                out.append(part)
+            elif isinstance(part, dict):
+                if isinstance(part.get("text"), str):
+                    out.append(part["text"])
+                elif part.get("type") == "tool_result":
+                    out.append(_text_of(part.get("content")))
+        return " ".join(out)
+    return ""
+
+
+def _last_user(messages) -> str:
+    if isinstance(messages, str):
+        return messages
+    if not isinstance(messages, list):
+        return ""
+    for m in reversed(messages):
+        if isinstance(m, dict) and m.get("role", "user") == "user":
+            return _text_of(m.get("content"))
+    return ""
+
+
+def _user_text(endpoint: str, body: dict) -> str:
+    if endpoint in ("chat/completions", "messages"):
+        return _last_user(body.get("messages"))
+    if endpoint == "responses":
+        return _last_user(body.get("input"))
+    if endpoint == "completions":
+        prompt = body.get("prompt")
+        return prompt[-1] if isinstance(prompt, list) and prompt and isinstance(prompt[-1], str) else (
+            prompt if isinstance(prompt, str) else "")
+    return ""
+
+
+def _tool(endpoint: str, body: dict, text: str) -> tuple[str, str] | None:
+    """(name, arguments JSON) of the tool to call, or None."""
+    tools = body.get("tools")
+    if not tools or not isinstance(tools, list) or "call tool" not in text.lower():
+        return None
+    t = tools[0] if isinstance(tools[0], dict) else {}
+    if endpoint == "chat/completions":
+        fn = t.get("function") or {}
+        name, schema = fn.get("name"), fn.get("parameters")
+    elif endpoint == "messages":
+        name, schema = t.get("name"), t.get("input_schema")
+    else:  # responses: flat function tools
+        name, schema = t.get("name"), t.get("parameters")
+    props = (schema or {}).get("properties") if isinstance(schema, dict) else None
+    arg = next(iter(props), "text") if isinstance(props, dict) and props else "text"
+    return str(name or "tool"), orjson.dumps({arg: text}).decode()
+
+
+def _auth(headers: dict[bytes, bytes]) -> dict | None:
+    v = headers.get(b"authorization")
+    if v is not None:
+        key = v[7:] if v[:7].lower() == b"bearer " else v
+        return {"kind": "bearer", "sha256": hashlib.sha256(key.strip()).hexdigest()}
+    v = headers.get(b"x-api-key")
+    if v is not None:
+        return {"kind": "x-api-key", "sha256": hashlib.sha256(v.strip()).hexdigest()}
+    return None
+
+
+# --- answers ----------------------------------------------------------------------------------------
+def _sse(data: dict, event: str | None = None) -> bytes:
+    if event is None:
+        return b"data: " + orjson.dumps(data) + b"\n\n"
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def _error_body(endpoint: str, status: int, message: str) -> bytes:
+    if endpoint == "messages":
+        kind = "api_error" if status >= 500 else "invalid_request_error"
+        return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": kind}})
+
+
+def _embedding(text: str, dims: int = 16) -> list[float]:
+    digest = hashlib.sha256(text.encode()).digest()
+    return [round((b - 127.5) / 127.5, 6) for b in digest[:dims]]
+
+
+class _Answer:
+    """The answer to one generation request, as a JSON body or a list of SSE events."""
+
+    def __init__(self, endpoint: str, body: dict, residency: str):
+        self.endpoint = endpoint
+        self.model = str(body.get("model") or "stub-model")
+        self.user = _user_text(endpoint, body)
+        self.text = answer_text(residency, self.user)
+        self.tool = _tool(endpoint, body, self.user) if endpoint != "completions" else None
+        self.prompt_tokens = _count(self.user)
+        self.tokens = _tokens(self.text) if self.tool is None else _tokens(self.tool[1])
+        self.completion_tokens = len(self.tokens)
+        self.usage_in_stream = bool((body.get("stream_options") or {}).get("include_usage")) \
+            if isinstance(body.get("stream_options"), dict) else False
+        n = next(_ids)
+        self.created = int(time.time())
+        self.id = {"chat/completions": "chatcmpl-stub%d", "completions": "cmpl-stub%d",
+                   "responses": "resp_stub%d", "messages": "msg_stub%d"}.get(endpoint, "stub%d") % n
+        self.call_id = ("toolu_stub%d" if endpoint == "messages" else "call_stub%d") % n
+        self.item_id = "msg_stub%d" % n
+
+    # JSON -----------------------------------------------------------------------------------------
+    def json(self) -> dict:
+        return getattr(self, "_json_" + self.endpoint.replace("/", "_"))()
+
+    def _oai_usage(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens}
+
+    def _json_chat_completions(self) -> dict:
+        if self.tool:
+            message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
+                {"id": self.call_id, "type": "function", "function": {"name": self.tool[0], "arguments": self.tool[1]}}]}
+            reason = "tool_calls"
+        else:
+            message, reason = {"role": "assistant", "content": self.text, "refusal": None}, "stop"
+        return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reason}],
+                "usage": self._oai_usage(), "system_fingerprint": "fp_stub"}
+
+    def _json_completions(self) -> dict:
+        return {"id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
+                "choices": [{"text": self.text, "index": 0, "logprobs": None, "finish_reason": "stop"}],
+                "usage": self._oai_usage()}
+
+    def _responses_usage(self) -> dict:
+        return {"input_tokens": self.prompt_tokens, "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": self.completion_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": self.prompt_tokens + self.completion_tokens}
+
+    def _responses_item(self, done: bool) -> dict:
+        status = "completed" if done else "in_progress"
+        if self.tool:
+            return {"type": "function_call", "id": "fc_" + self.call_id, "call_id": self.call_id,
+                    "name": self.tool[0], "arguments": self.tool[1] if done else "", "status": status}
+        content = [{"type": "output_text", "text": self.text, "annotations": []}] if done else []
+        return {"type": "message", "id": self.item_id, "status": status, "role": "assistant", "content": content}
+
+    def _responses_obj(self, done: bool) -> dict:
+        return {"id": self.id, "object": "response", "created_at": self.created,
+                "status": "completed" if done else "in_progress", "model": self.model,
+                "output": [self._responses_item(True)] if done else [], "error": None,
+                "incomplete_details": None, "instructions": None, "metadata": {}, "parallel_tool_calls": True,
+                "temperature": 1.0, "top_p": 1.0, "tool_choice": "auto", "tools": [],
+                "text": {"format": {"type": "text"}}, "usage": self._responses_usage() if done else None}
+
+    def _json_responses(self) -> dict:
+        return self._responses_obj(True)
+
+    def _json_messages(self) -> dict:
+        if self.tool:
+            content = [{"type": "tool_use", "id": self.call_id, "name": self.tool[0], "input": orjson.loads(self.tool[1])}]
+            reason = "tool_use"
+        else:
+            content, reason = [{"type": "text", "text": self.text}], "end_turn"
+        return {"id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": content,
+                "stop_reason": reason, "stop_sequence": None,
+                "usage": {"input_tokens": self.prompt_tokens, "output_tokens": self.completion_tokens}}
+
+    # SSE ------------------------------------------------------------------------------------------
+    def events(self) -> list[bytes]:
+        """The streamed answer, one SSE event per list item (one token per delta event)."""
+        return getattr(self, "_sse_" + self.endpoint.replace("/", "_"))()
+
+    def _sse_chat_completions(self) -> list[bytes]:
+        base = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "system_fingerprint": "fp_stub"}
+
+        def chunk(delta: dict, reason: str | None = None) -> bytes:
+            return _sse(dict(base, choices=[{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}]))
+
+        if self.tool:
+            out = [chunk({"role": "assistant", "content": None, "tool_calls": [
+                {"index": 0, "id": self.call_id, "type": "function", "function": {"name": self.tool[0], "arguments": ""}}]})]
+            out += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": t}}]}) for t in self.tokens]
+            out.append(chunk({}, "tool_calls"))
+        else:
+            out = [chunk({"role": "assistant", "content": "", "refusal": None})]
+            out += [chunk({"content": t}) for t in self.tokens]
+            out.append(chunk({}, "stop"))
+        if self.usage_in_stream:
+            out.append(_sse(dict(base, choices=[], usage=self._oai_usage())))
+        out.append(b"data: [DONE]\n\n")
+        return out
+
+    def _sse_completions(self) -> list[bytes]:
+        base = {"id": self.id, "object": "text_completion", "created": self.created, "model": self.model}
+        out = [_sse(dict(base, choices=[{"text": t, "index": 0, "logprobs": None, "finish_reason": None}]))
+               for t in self.tokens]
+        out.append(_sse(dict(base, choices=[{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}])))
+        out.append(b"data: [DONE]\n\n")
+        return out
+
+    def _sse_responses(self) -> list[bytes]:
+        seq = itertools.count()
+
+        def ev(kind: str, **data) -> bytes:
+            return _sse({"type": kind, "sequence_number": next(seq), **data}, kind)
+
+        out = [ev("response.created", response=self._responses_obj(False)),
+               ev("response.in_progress", response=self._responses_obj(False)),
+               ev("response.output_item.added", output_index=0, item=self._responses_item(False))]
+        if self.tool:
+            fid = "fc_" + self.call_id
+            out += [ev("response.function_call_arguments.delta", item_id=fid, output_index=0, delta=t)
+                    for t in self.tokens]
+            out.append(ev("response.function_call_arguments.done", item_id=fid, output_index=0, arguments=self.tool[1]))
+        else:
+            loc = {"item_id": self.item_id, "output_index": 0, "content_index": 0}
+            out.append(ev("response.content_part.added", **loc, part={"type": "output_text", "text": "", "annotations": []}))
+            out += [ev("response.output_text.delta", **loc, delta=t, logprobs=[]) for t in self.tokens]
+            out.append(ev("response.output_text.done", **loc, text=self.text, logprobs=[]))
+            out.append(ev("response.content_part.done", **loc, part={"type": "output_text", "text": self.text, "annotations": []}))
+        out.append(ev("response.output_item.done", output_index=0, item=self._responses_item(True)))
+        out.append(ev("response.completed", response=self._responses_obj(True)))
+        return out
+
+    def _sse_messages(self) -> list[bytes]:
+        start = self._json_messages()
+        reason = start["stop_reason"]
+        start.update(content=[], stop_reason=None, usage={"input_tokens": self.prompt_tokens, "output_tokens": 1})
+        out = [_sse({"type": "message_start", "message": start}, "message_start")]
+        if self.tool:
+            block = {"type": "tool_use", "id": self.call_id, "name": self.tool[0], "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": t} for t in self.tokens]
+        else:
+            block = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": t} for t in self.tokens]
+        out.append(_sse({"type": "content_block_start", "index": 0, "content_block": block}, "content_block_start"))
+        out.append(_sse({"type": "ping"}, "ping"))
+        out += [_sse({"type": "content_block_delta", "index": 0, "delta": d}, "content_block_delta") for d in deltas]
+        out.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+        out.append(_sse({"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": None},
+                         "usage": {"output_tokens": self.completion_tokens}}, "message_delta"))
+        out.append(_sse({"type": "message_stop"}, "message_stop"))
+        return out
+
+
+def _embeddings(body: dict) -> dict:
+    inp = body.get("input")
+    items = inp if isinstance(inp, list) else [inp]
+    as_b64 = body.get("encoding_format") == "base64"
+    data = []
+    for i, item in enumerate(items):
+        vec = _embedding(item if isinstance(item, str) else orjson.dumps(item).decode())
+        emb = base64.b64encode(struct.pack("<%df" % len(vec), *vec)).decode() if as_b64 else vec
+        data.append({"object": "embedding", "index": i, "embedding": emb})
+    n = sum(_count(x) if isinstance(x, str) else 1 for x in items)
+    return {"object": "list", "data": data, "model": str(body.get("model") or "stub-model"),
+            "usage": {"prompt_tokens": n, "total_tokens": n}}
+
+
+def _models(anthropic: bool) -> dict:
+    if anthropic:
+        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"} for m in MODELS]
+        return {"data": data, "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]}
+    return {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "stub"} for m in MODELS]}
+
+
+# --- the server -------------------------------------------------------------------------------------
+_GENERATE = frozenset(("chat/completions", "completions", "responses", "messages"))
+
+
+def _head(status: int, ctype: bytes, length: int | None, keep_alive: bool) -> bytes:
+    framing = b"Transfer-Encoding: chunked\r\nCache-Control: no-cache" if length is None else b"Content-Length: %d" % length
+    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s\r\n%s\r\n" % (
+        status, _REASONS.get(status, b"Unknown"), ctype, framing, b"" if keep_alive else b"Connection: close\r\n")
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class _Request:
+    __slots__ = ("method", "path", "headers", "body", "keep_alive")
+
+
+class _StubProtocol(asyncio.Protocol):
+    """One client connection: parse requests, answer them in order."""
+
+    def __init__(self, server: "StubServer"):
+        self.server = server
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.req: _Request | None = None
+        self.url = b""
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.queue: deque[_Request] = deque()
+        self.busy: asyncio.Task | None = None
+        self.hung = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.server.connections += 1
+        self.server._transports.add(transport)
+
+    def connection_lost(self, exc) -> None:
+        self.server._transports.discard(self.transport)
+        if self.busy is not None:
+            self.busy.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.transport.write(_head(400, b"application/json", 0, False))
+            self.transport.close()
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self.req = _Request()
+        self.req.headers = {}
+        self.url = b""
+        self.parts = []
+        self.size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.req.headers[name.lower()] = value
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > MAX_BODY:
+            self.transport.abort()
+            return
+        self.parts.append(body)
+
+    def on_message_complete(self) -> None:
+        req = self.req
+        req.method = self.parser.get_method()
+        req.path = self.url.split(b"?", 1)[0].decode("latin-1")
+        req.body = b"".join(self.parts)
+        req.keep_alive = self.parser.should_keep_alive()
+        if self.busy is not None or self.hung:
+            self.queue.append(req)
+        else:
+            self._answer(req)
+
+    # answering
+    def _send(self, status: int, body: bytes, keep_alive: bool, ctype: bytes = b"application/json") -> None:
+        self.transport.write(_head(status, ctype, len(body), keep_alive) + body)
+        if not keep_alive:
+            self.transport.close()
+
+    def _answer(self, req: _Request) -> None:
+        server = self.server
+        server.requests += 1
+        path = req.path[3:] if req.path.startswith("/v1/") else req.path
+        endpoint = path.strip("/")
+        ka = req.keep_alive
+        if req.method == b"GET" and endpoint == "models":
+            self._send(200, orjson.dumps(_models(b"anthropic-version" in req.headers)), ka)
+            return
+        if endpoint not in _GENERATE and endpoint != "embeddings":
+            self._send(404, _error_body(endpoint, 404, f"no such endpoint: {req.path}"), ka)
+            return
+        if req.method != b"POST":
+            self._send(405, _error_body(endpoint, 405, "use POST"), ka)
+            return
+        try:
+            body = orjson.loads(req.body)
+            if not isinstance(body, dict):
+                raise ValueError
+        except ValueError:
+            self._send(400, _error_body(endpoint, 400, "the body is not a JSON object"), ka)
+            return
+        if server._record is not None:
+            server._record.write(orjson.dumps({"path": req.path, "body": body, "auth": _auth(req.headers)},
+                                              option=orjson.OPT_APPEND_NEWLINE))
+            server._record.flush()
+        model = body.get("model")
+        if model == "stub-fail-500":
+            self._send(500, _error_body(endpoint, 500, "the stub was asked to fail (stub-fail-500)"), ka)
+            return
+        if model == "stub-hang":
+            self.hung = True  # this connection answers nothing more
+            return
+        if endpoint == "embeddings":
+            self._send(200, orjson.dumps(_embeddings(body)), ka)
+            return
+        answer = _Answer(endpoint, body, server.residency)
+        stream = body.get("stream") is True
+        if model == "stub-reset" or model == "stub-slow" or stream:
+            self.busy = asyncio.get_running_loop().create_task(self._stream(answer, stream, model, ka))
+            return
+        self._send(200, orjson.dumps(answer.json()), ka)
+
+    async def _stream(self, answer: _Answer, stream: bool, model, keep_alive: bool) -> None:
+        t = self.transport
+        try:
+            if not stream:  # a slow or resetting JSON answer
+                body = orjson.dumps(answer.json())
+                if model == "stub-reset":
+                    t.write(_head(200, b"application/json", len(body), keep_alive) + body[:len(body) // 2])
+                    await self._reset()
+                    return
+                await asyncio.sleep(SLOW_TOKEN_SECONDS * len(answer.tokens))
+                self._send(200, body, keep_alive)
+            else:
+                t.write(_head(200, b"text/event-stream", None, keep_alive))
+                for i, ev in enumerate(answer.events()):
+                    if model == "stub-reset" and i == RESET_AFTER_EVENTS:
+                        await self._reset()
+                        return
+                    t.write(_chunk(ev))
+                    # yield between events so each leaves as its own segment, as a real model's would
+                    await asyncio.sleep(SLOW_TOKEN_SECONDS if model == "stub-slow" else 0)
+                t.write(b"0\r\n\r\n")
+                if not keep_alive:
+                    t.close()
+        except asyncio.CancelledError:
+            return
+        finally:
+            self.busy = None
+        while self.queue and self.busy is None and not self.hung and not t.is_closing():
+            self._answer(self.queue.popleft())
+
+    async def _reset(self) -> None:
+        """Let the client read what was sent, then reset the connection (RST, not FIN)."""
+        await asyncio.sleep(0.1)
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
+
+
+class StubServer:
+    """A running stub model. ``url`` has no ``/v1`` suffix (``http://127.0.0.1:PORT``)."""
+
+    def __init__(self, residency: str, record: str | None):
+        self.residency = residency.upper()
+        """The country shown in every answer, e.g. ``[stub BR]``."""
+        self.record_path = record
+        self._record = open(record, "ab") if record else None
+        self.requests = 0
+        """Requests answered (or refused) so far."""
+        self.connections = 0
+        """TCP connections accepted so far."""
+        self._transports: set = set()
+        self._server: asyncio.AbstractServer | None = None
+        self.host = ""
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def close(self) -> None:
+        """Stop listening and drop every connection (hung ones included)."""
+        if self._server is not None:
+            self._server.close()
+        for t in list(self._transports):
+            t.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        if self._record is not None:
+            self._record.close()
+            self._record = None
+
+    async def __aenter__(self) -> "StubServer":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+
+async def start_stub(host: str = "127.0.0.1", port: int = 0, residency: str = "US",
+                     record: str | None = None) -> StubServer:
+    """Start a stub model on ``host:port`` in the running loop (port 0 picks a free one)."""
+    stub = StubServer(residency, record)
+    loop = asyncio.get_running_loop()
+    stub._server = await loop.create_server(lambda: _StubProtocol(stub), host, port, backlog=2048)
+    sockname = stub._server.sockets[0].getsockname()
+    stub.host, stub.port = sockname[0], sockname[1]
+    return stub
+
+
+def stub_command(args: argparse.Namespace) -> int:
+    """`soberana stub [--host H] [--port P] [--residency CC] [--record FILE]`: serve until SIGINT/SIGTERM."""
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def main() -> None:
+        try:
+            stub = await start_stub(args.host, args.port, args.residency, args.record)
+        except OSError as e:
+            print(f"soberana stub: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
+            raise SystemExit(1) from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"stub model (residency {stub.residency}) listening on {stub.url}/v1", flush=True)
+        await stop.wait()
+        await stub.close()
+
+    asyncio.run(main())
+    return 0
