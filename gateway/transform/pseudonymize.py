@@ -60,7 +60,8 @@ def lookup_key(inner: str) -> str:
 class PlaceholderMap:
     """Placeholders and ENC tokens of one request, and the original values they stand for."""
 
-    __slots__ = ("_by_value", "_values", "_counters", "_taken", "_phs", "_enc", "max_len")
+    __slots__ = ("_by_value", "_values", "_counters", "_taken", "_phs", "_enc", "_ph_max", "_enc_max",
+                 "max_len")
 
     def __init__(self) -> None:
         self._by_value: dict[tuple[str, str], str] = {}
@@ -71,6 +72,7 @@ class PlaceholderMap:
         """Sorted placeholder keys (``CPF1``), to judge a partial placeholder."""
         self._enc: list[str] = []
         """Sorted ciphertexts of this request's ENC tokens, to judge a partial token."""
+        self._ph_max = self._enc_max = 0
         self.max_len = 0
         """Length of the longest placeholder or token handed out, brackets included."""
 
@@ -110,23 +112,28 @@ class PlaceholderMap:
 
     def _add(self, key: str, token: str, value: str) -> None:
         self._values[key] = value
-        keys = self._enc if key.startswith("ENC:") else self._phs
-        k = key[4:] if key.startswith("ENC:") else key
+        if key.startswith("ENC:"):
+            keys, k = self._enc, key[4:]
+            self._enc_max = max(self._enc_max, len(token))
+        else:
+            keys, k = self._phs, key
+            self._ph_max = max(self._ph_max, len(token))
         i = bisect_left(keys, k)
         if i == len(keys) or keys[i] != k:
             keys.insert(i, k)
-        self.max_len = max(self.max_len, len(token))
+        self.max_len = max(self._ph_max, self._enc_max)
 
     def original(self, inner: str) -> str | None:
         """The value behind a placeholder or ENC token, given the text between its brackets (tolerant
         of case and spacing drift); None when this request did not produce it."""
         return self._values.get(lookup_key(inner))
 
-    def could_start(self, inner: str) -> bool:
+    def could_start(self, inner: str, slack: int = 8) -> bool:
         """True when ``inner`` (the text after a ``[``, possibly incomplete) could still grow into a
-        placeholder or ENC token of this request."""
-        return _has_prefix(self._phs, _NOT_ALNUM.sub("", inner).upper()) or (
-            bool(self._enc) and self._could_start_enc(inner.lstrip()))
+        placeholder or ENC token of this request, allowing ``slack`` extra characters of spacing drift."""
+        n = len(inner) + 1
+        return (n < self._ph_max + slack and _has_prefix(self._phs, _NOT_ALNUM.sub("", inner).upper())) or (
+            n < self._enc_max + slack and self._could_start_enc(inner.lstrip()))
 
     def _could_start_enc(self, s: str) -> bool:
         if len(s) <= 3:

