@@ -31,6 +31,8 @@ SLACK = 8
 """Extra characters a partial placeholder may hold for spacing drift (``[ CPF _ 1 ]``)."""
 WORD_CAP = 4096
 """A word (text between whitespace) longer than this is treated as a URL: no restore in it."""
+FOLD_AT = 16384
+"""Released characters noted before the URL context is brought up to date (bounds its memory)."""
 
 _INNER = r"[A-Za-z0-9_:.=\- \t\u00a0\u202f]"
 _PARTIAL = re.compile(_INNER + r"*\Z")
@@ -38,11 +40,9 @@ _URL_WORD = re.compile(r"://|^[(<\"'*_\[]*www\.|(?:src|href|srcset|action|mailto
 
 
 def _last_space(s: str) -> int:
-    """Index of the last whitespace character in ``s``, or -1."""
-    for i in range(len(s) - 1, -1, -1):
-        if s[i].isspace():
-            return i
-    return -1
+    """Index of the last space, tab or line break in ``s``, or -1. Other Unicode spaces count as part
+    of a word: a longer word is more likely judged a URL, which only means less is restored."""
+    return max(s.rfind(" "), s.rfind("\n"), s.rfind("\t"), s.rfind("\r"))
 
 
 class StreamRestorer:
@@ -54,7 +54,7 @@ class StreamRestorer:
     """
 
     __slots__ = ("pmap", "allow_urls", "json_string", "_held", "_limit", "_full", "_md", "_word", "_prev",
-                 "held_max")
+                 "_pending", "_pending_len", "held_max")
 
     def __init__(self, pmap: PlaceholderMap, *, allow_urls: bool = False, json_string: bool = False):
         self.pmap = pmap
@@ -68,6 +68,8 @@ class StreamRestorer:
         self._md = False   # inside an unclosed markdown link target "](" on the current line
         self._word = ""    # released text since the last whitespace (capped at WORD_CAP + a piece)
         self._prev = ""    # the last character released, to see a "](" split across pieces
+        self._pending: list[str] = []  # released text not yet folded into the three above
+        self._pending_len = 0
         self.held_max = 0
         """The most characters ever held back at once (for benchmarks and tests)."""
 
@@ -94,8 +96,7 @@ class StreamRestorer:
             if m is not None:
                 value = self.pmap.original(m.group(1))
                 if value is not None and not self.allow_urls:
-                    for part in out[seen:]:
-                        self._seen(part)
+                    self._pending.extend(out[seen:])
                     seen = len(out)
                     if self._in_url():
                         value = None
@@ -112,9 +113,14 @@ class StreamRestorer:
                 break
             out.append("[")
             pos = i + 1
-        for part in out[seen:]:
-            self._seen(part)
-        return "".join(out)
+        released = "".join(out)
+        if seen:
+            released_new = "".join(out[seen:])
+            if released_new:
+                self._seen(released_new)
+        elif released:
+            self._seen(released)
+        return released
 
     def flush(self) -> str:
         """What was held back, released as it is (the stream ended before it became a placeholder)."""
@@ -124,7 +130,19 @@ class StreamRestorer:
         return held
 
     def _seen(self, s: str) -> None:
-        """Update the URL context with released text ``s`` (non-empty)."""
+        """Note released text ``s``; the URL context is computed from it only when a placeholder needs it."""
+        self._pending.append(s)
+        self._pending_len += len(s)
+        if self._pending_len > FOLD_AT:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Bring the URL context up to date with the released text noted since the last fold."""
+        s = "".join(self._pending)
+        self._pending.clear()
+        self._pending_len = 0
+        if not s:
+            return
         p = self._prev + s
         nl = p.rfind("\n")
         if nl >= 0:
@@ -137,12 +155,13 @@ class StreamRestorer:
             self._md = False
         ws = _last_space(s)
         if ws >= 0:
-            self._word = s[ws + 1:]
+            self._word = s[ws + 1:][:WORD_CAP + 1]
         elif len(self._word) <= WORD_CAP:
-            self._word += s
+            self._word += s[:WORD_CAP + 1]
         self._prev = s[-1]
 
     def _in_url(self) -> bool:
+        self._fold()
         return self._md or len(self._word) > WORD_CAP or _URL_WORD.search(self._word) is not None
 
 
