@@ -36,7 +36,7 @@ FOLD_AT = 16384
 
 _INNER = r"[A-Za-z0-9_:.=\- \t\u00a0\u202f]"
 _PARTIAL = re.compile(_INNER + r"*\Z")
-_URL_WORD = re.compile(r"://|^[(<\"'*_\[]*www\.|(?:src|href|srcset|action|mailto|data)\s*[=:]", re.I)
+_URL_WORD = re.compile(r"://|^[(<\"'*_\[]*(?:www\.|//)|(?:src|href|srcset|action)\s*=|mailto:", re.I)
 
 
 def _last_space(s: str) -> int:

@@ -127,6 +127,7 @@ URL_CASES = [
     '<img src="https://evil.example/x?[CPF_1]">',
     '<a href=/x/[CPF_1]>x</a>',
     "mailto:[EMAIL_1]",
+    "[ref]: //evil.example/[CPF_1]",
     "ftp://evil.example/" + ENC,
 ]
 
@@ -151,6 +152,8 @@ def test_urls_restored_when_policy_allows(text):
     ("![a](https://x.example/p.png)\n[CPF_1]", f"![a](https://x.example/p.png)\n{CPF}"),
     ("[link](https://x.example/\n[CPF_1]", f"[link](https://x.example/\n{CPF}"),
     ("CPF:[CPF_1]", f"CPF:{CPF}"),
+    ("Data:[CPF_1]", f"Data:{CPF}"),
+    ("e/ou [CPF_1]/[CPF_2]", f"e/ou {CPF}/{CPF2}"),
 ])
 def test_text_after_or_around_urls_is_restored(text, want):
     assert restore_text(text, PM) == want
@@ -187,3 +190,38 @@ def test_restored_values_are_not_rescanned():
     pm.placeholder("health.term", "[CPF_1]")  # a value that looks like a placeholder
     pm.placeholder("br.cpf", CPF)
     assert restore_text("[HEALTH_1] [CPF_1]", pm) == f"[CPF_1] {CPF}"
+
+
+# --- property: apply then restore gives the caller's text back, however the answer is streamed ------
+
+_WORDS = st.text(alphabet="abcdefghij ,;\n", min_size=1, max_size=10)
+_DIGITS = st.text(alphabet="0123456789", min_size=9, max_size=14)
+
+
+@st.composite
+def _requests(draw):
+    parts, found, acts, pos = [], [], [], 0
+    for _ in range(draw(st.integers(1, 6))):
+        pre, value = draw(_WORDS), draw(_DIGITS)
+        parts += [pre, value]
+        pos += len(pre)
+        found.append(Finding(draw(st.sampled_from(["br.cpf", "mx.nss", "intl.phone"])), "national_id", None,
+                             pos, pos + len(value)))
+        acts.append(draw(st.sampled_from(["pseudonymize", "encrypt"])))
+        pos += len(value)
+    parts.append(draw(_WORDS))
+    return "".join(parts), found, acts, sorted(draw(st.lists(st.integers(0, 400), max_size=8)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(_requests())
+def test_apply_then_restore_round_trips(req):
+    text, found, acts, cuts = req
+    pm = PlaceholderMap()
+    sent = apply([text], [found], [acts], RING, "BR", pm)[0]
+    assert restore_text(sent, pm) == text
+    cuts = [min(c, len(sent)) for c in cuts]
+    pieces = [sent[a:b] for a, b in zip([0] + cuts, cuts + [len(sent)])]
+    out, r = stream(pieces, pm)
+    assert "".join(out) == text
+    assert r.held_max <= pm.max_len + SLACK
