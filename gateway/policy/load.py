@@ -156,3 +156,38 @@ def case_files(directory: str | Path) -> list[Path]:
 def load_cases(path: str | Path) -> CaseFile:
     """Read one test file strictly."""
     return load_text(_decode(Path(path), _read(Path(path))), CaseFile, str(path))
+
+
+def check_directory(directory: str | Path) -> tuple[PolicySet | None, list[ConfigError]]:
+    """Validate every policy, agreement and test file under ``directory``; collect every error.
+
+    Each file is checked on its own first (so one bad file does not hide the others), then the set as a
+    whole (duplicate rule ids across files and the like).
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        return None, [ConfigError(str(d), None, None, "policy folder not found")]
+    errors: list[ConfigError] = []
+    seen_rules: dict[str, str] = {}
+    for path in _policy_files(d):
+        try:
+            text = _decode(path, _read(path))
+            _check_policy(load_text(text, Policy, str(path)), str(path), text, seen_rules)
+        except ConfigError as e:
+            errors.append(e)
+    for path in _agreement_files(d):
+        try:
+            load_text(_decode(path, _read(path)), Agreement, str(path))
+        except ConfigError as e:
+            errors.append(e)
+    for path in case_files(d):
+        try:
+            load_cases(path)
+        except ConfigError as e:
+            errors.append(e)
+    if errors:
+        return None, errors
+    try:
+        return load_policies(d), []
+    except ConfigError as e:
+        return None, [e]
