@@ -22,6 +22,7 @@ other text is released at once, so the first token is not delayed.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import orjson
 
@@ -35,6 +36,15 @@ FOLD_AT = 16384
 """Released characters noted before the URL context is brought up to date (bounds its memory)."""
 
 _INNER = r"[A-Za-z0-9_:.=\- \t\u00a0\u202f]"
+
+
+@lru_cache(maxsize=64)
+def _full_for(limit: int) -> re.Pattern[str]:
+    """A complete ``[...]`` of at most ``limit`` inner characters."""
+    return re.compile(r"\[(" + _INNER + r"{1,%d})\]" % limit)
+
+
+_FULL = _full_for(SLACK)
 _PARTIAL = re.compile(_INNER + r"*\Z")
 _URL_WORD = re.compile(r"://|^[(<\"'*_\[]*(?:www\.|//)|(?:src|href|srcset|action)\s*=|mailto:", re.I)
 
@@ -63,8 +73,8 @@ class StreamRestorer:
         self.json_string = json_string
         """The text is the inside of a JSON string (tool arguments): restored values are escaped."""
         self._held = ""
-        self._limit = pmap.max_len + SLACK
-        self._full = re.compile(r"\[(" + _INNER + r"{1,%d})\]" % self._limit)
+        self._limit = 0
+        self._full = _FULL
         self._md = False   # inside an unclosed markdown link target "](" on the current line
         self._word = ""    # released text since the last whitespace (capped at WORD_CAP + a piece)
         self._prev = ""    # the last character released, to see a "](" split across pieces
@@ -75,6 +85,9 @@ class StreamRestorer:
 
     def feed(self, text: str) -> str:
         """What can be released now of the held text plus ``text``, restored."""
+        if self._limit != self.pmap.max_len + SLACK:  # the map grew (or this is the first piece)
+            self._limit = self.pmap.max_len + SLACK
+            self._full = _full_for(self._limit)
         if self._held:
             text = self._held + text
             self._held = ""

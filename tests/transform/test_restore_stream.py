@@ -225,3 +225,12 @@ def test_apply_then_restore_round_trips(req):
     out, r = stream(pieces, pm)
     assert "".join(out) == text
     assert r.held_max <= pm.max_len + SLACK
+
+
+def test_a_restorer_made_before_the_map_grew_still_restores():
+    pm = PlaceholderMap()
+    r = StreamRestorer(pm)
+    assert r.feed("a [") == "a ["  # nothing to restore yet: nothing held
+    pm.placeholder("br.cpf", CPF)
+    assert r.feed("x] [CP") == "x] "
+    assert r.feed("F_1] ok") + r.flush() == f"{CPF} ok"
