@@ -234,3 +234,18 @@ def test_a_restorer_made_before_the_map_grew_still_restores():
     pm.placeholder("br.cpf", CPF)
     assert r.feed("x] [CP") == "x] "
     assert r.feed("F_1] ok") + r.flush() == f"{CPF} ok"
+
+
+_NOISY = st.lists(st.sampled_from(["[", "]", "(", ")", "](", " ", "\n", ":", "//", "https://", "www.", "src=",
+                                   "CPF", "cpf", "_", "1", "2", "EMAIL", "[CPF_1]", "[ cpf 2 ]", "[EMAIL_1]",
+                                   ENC, ENC[:20], "x", "é", "\u00a0"]), max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_NOISY, st.lists(st.integers(0, 600), max_size=10), st.booleans())
+def test_streaming_equals_whole_text_on_noisy_answers(text, cuts, allow_urls):
+    cuts = sorted(min(c, len(text)) for c in cuts)
+    pieces = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+    out, r = stream(pieces, allow_urls=allow_urls)
+    assert "".join(out) == restore_text(text, PM, allow_urls=allow_urls)
+    assert r.held_max <= PM.max_len + SLACK
