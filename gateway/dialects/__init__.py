@@ -1,1 +1,79 @@
-"""dialects stage."""
+"""Dialects: what is inside OpenAI and Anthropic requests, answers and streams.
+
+``extract_segments`` lists every text of a request body the model will see, with its JSON path and
+kind; ``write_segments`` puts transformed texts back. Answers and streams are in ``answers``, SSE
+framing in ``sse``, error shapes in ``errors``, OpenAI ↔ Anthropic translation in ``translate``.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from gateway.dialects import anthropic, openai
+from gateway.dialects.errors import DialectError
+from gateway.dialects.segments import Segment
+
+ENDPOINTS: dict[str, str] = {
+    "/v1/chat/completions": "openai",
+    "/v1/completions": "openai",
+    "/v1/embeddings": "openai",
+    "/v1/responses": "openai",
+    "/v1/messages": "anthropic",
+}
+"""Every proxied endpoint and the dialect its callers speak."""
+
+_EXTRACTORS = {**openai.EXTRACTORS, **anthropic.EXTRACTORS}
+
+__all__ = ["ENDPOINTS", "DialectError", "Segment", "extract_segments", "write_segments",
+           "request_model", "request_stream"]
+
+
+def extract_segments(endpoint: str, payload: dict) -> list[Segment]:
+    """Every text of ``payload`` the model will see, in document order.
+
+    Images, audio, files, token arrays and unknown part types come back as segments of kind
+    ``uninspectable`` with empty text (fail closed: policy decides what may happen to them).
+    Raises :class:`DialectError` (code ``invalid_request``, status 400) on a body of the wrong shape.
+    """
+    fn = _EXTRACTORS.get(endpoint)
+    if fn is None:
+        raise DialectError(f"unknown endpoint {endpoint}", "not_found", 404)
+    if not isinstance(payload, dict):
+        raise DialectError("the request body must be a JSON object")
+    return fn(payload)
+
+
+def write_segments(payload: dict, segments: list[Segment], new_texts: list[str]) -> None:
+    """Write the texts that changed back into ``payload`` at their segments' paths, in place.
+
+    Where the value at a path is not a string (an Anthropic ``tool_use`` input object) the new text
+    is parsed as JSON; a text that is no longer valid JSON raises ``DialectError`` rather than
+    sending something half-transformed.
+    """
+    if len(segments) != len(new_texts):
+        raise ValueError("one new text per segment is needed")
+    for seg, new in zip(segments, new_texts):
+        if new == seg.text or seg.kind == "uninspectable":
+            continue
+        parent = payload
+        for key in seg.path[:-1]:
+            parent = parent[key]
+        last = seg.path[-1]
+        if isinstance(parent[last], str):
+            parent[last] = new
+        else:
+            try:
+                parent[last] = orjson.loads(new)
+            except orjson.JSONDecodeError:
+                raise DialectError(f"{seg.where} is no longer valid JSON after transformation") from None
+
+
+def request_model(payload: dict) -> str | None:
+    """The model the caller asked for, or ``None``."""
+    m = payload.get("model") if isinstance(payload, dict) else None
+    return m if isinstance(m, str) and m else None
+
+
+def request_stream(payload: dict) -> bool:
+    """Whether the caller asked for a streamed answer."""
+    return isinstance(payload, dict) and payload.get("stream") is True

@@ -1,0 +1,88 @@
+"""What the model sees in an Anthropic Messages request (``/v1/messages``)."""
+
+from __future__ import annotations
+
+import orjson
+
+from gateway.dialects.errors import DialectError
+from gateway.dialects.openai import schema_texts, where
+from gateway.dialects.segments import Segment
+
+
+def _need(cond: bool, path: tuple, what: str) -> None:
+    if not cond:
+        raise DialectError(f"{where(path)} must be {what}")
+
+
+def tool_input_text(value) -> str:
+    """A ``tool_use`` input object as the JSON text that is inspected (UTF-8, not ``\\u``-escaped,
+    so that detectors see the characters)."""
+    return orjson.dumps(value).decode()
+
+
+def _blocks(content, path: tuple, kind: str, out: list[Segment]) -> None:
+    if isinstance(content, str):
+        out.append(Segment(path, content, kind))
+        return
+    _need(isinstance(content, list), path, "a string or a list of content blocks")
+    for j, b in enumerate(content):
+        p = path + (j,)
+        _need(isinstance(b, dict) and isinstance(b.get("type"), str), p, "a content block with a type")
+        typ = b["type"]
+        if typ == "text":
+            _need(isinstance(b.get("text"), str), p + ("text",), "a string")
+            out.append(Segment(p + ("text",), b["text"], kind))
+        elif typ == "tool_use" or typ == "server_tool_use":
+            _need("input" in b, p + ("input",), "present")
+            out.append(Segment(p + ("input",), tool_input_text(b["input"]), "tool_arguments"))
+        elif typ == "tool_result":
+            c = b.get("content")
+            if c is not None:
+                _blocks(c, p + ("content",), "tool_result", out)
+        elif typ == "document":
+            src = b.get("source")
+            if isinstance(src, dict) and src.get("type") == "text" and isinstance(src.get("data"), str):
+                out.append(Segment(p + ("source", "data"), src["data"], kind))
+            elif isinstance(src, dict) and src.get("type") == "content" and isinstance(src.get("content"), (list, str)):
+                _blocks(src["content"], p + ("source", "content"), kind, out)
+            else:
+                out.append(Segment(p, "", "uninspectable"))
+            for field in ("title", "context"):
+                if isinstance(b.get(field), str):
+                    out.append(Segment(p + (field,), b[field], kind))
+        elif typ == "thinking":
+            if isinstance(b.get("thinking"), str):
+                out.append(Segment(p + ("thinking",), b["thinking"], "other"))
+        elif typ == "redacted_thinking":
+            pass  # the provider's own encrypted reasoning: opaque, and it came from the provider
+        else:
+            out.append(Segment(p, "", "uninspectable"))  # image, search results, anything unknown
+
+
+def messages(payload: dict) -> list[Segment]:
+    """``/v1/messages``."""
+    out: list[Segment] = []
+    system = payload.get("system")
+    if system is not None:
+        _blocks(system, ("system",), "system", out)
+    msgs = payload.get("messages")
+    _need(isinstance(msgs, list), ("messages",), "a list of messages")
+    for i, m in enumerate(msgs):
+        p = ("messages", i)
+        _need(isinstance(m, dict) and m.get("role") in ("user", "assistant"), p,
+              "a message object with role user or assistant")
+        _need("content" in m, p + ("content",), "present")
+        _blocks(m["content"], p + ("content",), "message", out)
+    tools = payload.get("tools")
+    if tools is not None:
+        _need(isinstance(tools, list), ("tools",), "a list of tools")
+        for k, t in enumerate(tools):
+            _need(isinstance(t, dict), ("tools", k), "a tool object")
+            if isinstance(t.get("description"), str):
+                out.append(Segment(("tools", k, "description"), t["description"], "tool_definition"))
+            if "input_schema" in t:
+                schema_texts(t["input_schema"], ("tools", k, "input_schema"), out)
+    return out
+
+
+EXTRACTORS = {"/v1/messages": messages}

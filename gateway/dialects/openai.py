@@ -1,0 +1,228 @@
+"""What the model sees in OpenAI requests: chat completions, completions, embeddings, responses."""
+
+from __future__ import annotations
+
+from gateway.dialects.errors import DialectError
+from gateway.dialects.segments import Segment
+
+# Content parts that carry no text the gateway can read (images, audio, files, and anything unknown:
+# fail closed, an unknown part is reported as uninspectable rather than skipped).
+_TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal",
+               "summary_text": "text", "reasoning_text": "text"}
+_SYSTEM_ROLES = ("system", "developer")
+_SCHEMA_TEXT_KEYS = ("description", "title")
+_SCHEMA_VALUE_KEYS = ("enum", "examples", "default", "const")
+
+
+def where(path: tuple) -> str:
+    """A JSON path as users read it (``messages[1].content``) for error messages."""
+    return Segment(path, "", "").where
+
+
+def _need(cond: bool, path: tuple, what: str) -> None:
+    if not cond:
+        raise DialectError(f"{where(path)} must be {what}")
+
+
+def schema_texts(schema, path: tuple, out: list[Segment], kind: str = "tool_definition") -> None:
+    """Descriptions, titles and literal values of a JSON Schema: the model reads them all."""
+    if isinstance(schema, dict):
+        for k, v in schema.items():
+            p = path + (k,)
+            if isinstance(v, str):
+                if k in _SCHEMA_TEXT_KEYS or k in _SCHEMA_VALUE_KEYS:
+                    out.append(Segment(p, v, kind))
+            elif k in _SCHEMA_VALUE_KEYS and isinstance(v, list):
+                for i, x in enumerate(v):
+                    if isinstance(x, str):
+                        out.append(Segment(p + (i,), x, kind))
+            elif isinstance(v, (dict, list)):
+                schema_texts(v, p, out, kind)
+    elif isinstance(schema, list):
+        for i, v in enumerate(schema):
+            schema_texts(v, path + (i,), out, kind)
+
+
+def _parts(content, path: tuple, kind: str, out: list[Segment]) -> None:
+    """A message's ``content``: a string, ``None``, or a list of content parts."""
+    if content is None:
+        return
+    if isinstance(content, str):
+        out.append(Segment(path, content, kind))
+        return
+    _need(isinstance(content, list), path, "a string or a list of content parts")
+    for j, part in enumerate(content):
+        p = path + (j,)
+        if isinstance(part, str):  # some clients send bare strings in a content list
+            out.append(Segment(p, part, kind))
+            continue
+        _need(isinstance(part, dict), p, "a content part object")
+        field = _TEXT_PARTS.get(part.get("type"))
+        if field is not None and isinstance(part.get(field), str):
+            out.append(Segment(p + (field,), part[field], kind))
+        else:
+            out.append(Segment(p, "", "uninspectable"))
+
+
+def _function_tool(fn, path: tuple, out: list[Segment]) -> None:
+    _need(isinstance(fn, dict), path, "a function definition object")
+    if isinstance(fn.get("description"), str):
+        out.append(Segment(path + ("description",), fn["description"], "tool_definition"))
+    if "parameters" in fn:
+        schema_texts(fn["parameters"], path + ("parameters",), out)
+
+
+def chat(payload: dict) -> list[Segment]:
+    """``/v1/chat/completions``."""
+    out: list[Segment] = []
+    msgs = payload.get("messages")
+    _need(isinstance(msgs, list), ("messages",), "a list of messages")
+    for i, m in enumerate(msgs):
+        p = ("messages", i)
+        _need(isinstance(m, dict) and isinstance(m.get("role"), str), p, "a message object with a role")
+        role = m["role"]
+        kind = "system" if role in _SYSTEM_ROLES else "tool_result" if role in ("tool", "function") else "message"
+        _parts(m.get("content"), p + ("content",), kind, out)
+        if isinstance(m.get("refusal"), str):
+            out.append(Segment(p + ("refusal",), m["refusal"], kind))
+        calls = m.get("tool_calls")
+        if calls is not None:
+            _need(isinstance(calls, list), p + ("tool_calls",), "a list of tool calls")
+            for k, call in enumerate(calls):
+                cp = p + ("tool_calls", k)
+                _need(isinstance(call, dict), cp, "a tool call object")
+                fn = call.get("function")
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    out.append(Segment(cp + ("function", "arguments"), fn["arguments"], "tool_arguments"))
+                elif isinstance(call.get("custom"), dict) and isinstance(call["custom"].get("input"), str):
+                    out.append(Segment(cp + ("custom", "input"), call["custom"]["input"], "tool_arguments"))
+                else:
+                    _need(False, cp + ("function", "arguments"), "a string")
+        fc = m.get("function_call")
+        if isinstance(fc, dict) and isinstance(fc.get("arguments"), str):
+            out.append(Segment(p + ("function_call", "arguments"), fc["arguments"], "tool_arguments"))
+    tools = payload.get("tools")
+    if tools is not None:
+        _need(isinstance(tools, list), ("tools",), "a list of tools")
+        for k, t in enumerate(tools):
+            _need(isinstance(t, dict), ("tools", k), "a tool object")
+            if "function" in t:
+                _function_tool(t["function"], ("tools", k, "function"), out)
+            elif isinstance(t.get("custom"), dict) and isinstance(t["custom"].get("description"), str):
+                out.append(Segment(("tools", k, "custom", "description"), t["custom"]["description"], "tool_definition"))
+    functions = payload.get("functions")
+    if functions is not None:
+        _need(isinstance(functions, list), ("functions",), "a list of functions")
+        for k, fn in enumerate(functions):
+            _function_tool(fn, ("functions", k), out)
+    rf = payload.get("response_format")
+    if isinstance(rf, dict) and isinstance(rf.get("json_schema"), dict):
+        js = rf["json_schema"]
+        if isinstance(js.get("description"), str):
+            out.append(Segment(("response_format", "json_schema", "description"), js["description"], "other"))
+        schema_texts(js.get("schema"), ("response_format", "json_schema", "schema"), out, "other")
+    pred = payload.get("prediction")
+    if isinstance(pred, dict) and "content" in pred:
+        _parts(pred["content"], ("prediction", "content"), "other", out)
+    return out
+
+
+def _prompt_list(value, path: tuple, kind: str, out: list[Segment], what: str) -> None:
+    """A completions prompt / embeddings input: str, list of str, token array, or list of token arrays."""
+    if isinstance(value, str):
+        out.append(Segment(path, value, kind))
+        return
+    _need(isinstance(value, list), path, what)
+    if value and all(isinstance(x, int) and not isinstance(x, bool) for x in value):
+        out.append(Segment(path, "", "uninspectable"))  # one token array: the gateway cannot read tokens
+        return
+    for i, x in enumerate(value):
+        if isinstance(x, str):
+            out.append(Segment(path + (i,), x, kind))
+        elif isinstance(x, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in x):
+            out.append(Segment(path + (i,), "", "uninspectable"))
+        else:
+            _need(False, path + (i,), "a string or a token array")
+
+
+def completions(payload: dict) -> list[Segment]:
+    """``/v1/completions``."""
+    out: list[Segment] = []
+    if "prompt" in payload and payload["prompt"] is not None:
+        _prompt_list(payload["prompt"], ("prompt",), "input", out, "a string, a list of strings or token arrays")
+    if isinstance(payload.get("suffix"), str):
+        out.append(Segment(("suffix",), payload["suffix"], "input"))
+    return out
+
+
+def embeddings(payload: dict) -> list[Segment]:
+    """``/v1/embeddings``."""
+    out: list[Segment] = []
+    _need("input" in payload, ("input",), "present")
+    _prompt_list(payload["input"], ("input",), "input", out, "a string, a list of strings or token arrays")
+    return out
+
+
+def _response_item(item, p: tuple, out: list[Segment]) -> None:
+    _need(isinstance(item, dict), p, "an input item object")
+    typ = item.get("type", "message")
+    if typ == "message" or (typ is None and "role" in item):
+        _need(isinstance(item.get("role"), str), p + ("role",), "a string")
+        kind = "system" if item["role"] in _SYSTEM_ROLES else "message"
+        _need("content" in item, p + ("content",), "present")
+        _parts(item["content"], p + ("content",), kind, out)
+    elif typ == "function_call":
+        _need(isinstance(item.get("arguments"), str), p + ("arguments",), "a string")
+        out.append(Segment(p + ("arguments",), item["arguments"], "tool_arguments"))
+    elif typ == "custom_tool_call":
+        _need(isinstance(item.get("input"), str), p + ("input",), "a string")
+        out.append(Segment(p + ("input",), item["input"], "tool_arguments"))
+    elif typ in ("function_call_output", "custom_tool_call_output"):
+        _need("output" in item, p + ("output",), "present")
+        _parts(item["output"], p + ("output",), "tool_result", out)
+    elif typ == "reasoning":
+        for k, s in enumerate(item.get("summary") or []):
+            if isinstance(s, dict) and isinstance(s.get("text"), str):
+                out.append(Segment(p + ("summary", k, "text"), s["text"], "other"))
+        # encrypted_content is the provider's own opaque state, sealed by it: nothing to read
+    elif typ == "item_reference":
+        pass  # points at an item the provider already holds; carries no new data
+    else:
+        out.append(Segment(p, "", "uninspectable"))
+
+
+def responses(payload: dict) -> list[Segment]:
+    """``/v1/responses``."""
+    out: list[Segment] = []
+    instr = payload.get("instructions")
+    if instr is not None:
+        _need(isinstance(instr, str), ("instructions",), "a string")
+        out.append(Segment(("instructions",), instr, "system"))
+    inp = payload.get("input")
+    if isinstance(inp, str):
+        out.append(Segment(("input",), inp, "input"))
+    elif inp is not None:
+        _need(isinstance(inp, list), ("input",), "a string or a list of input items")
+        for i, item in enumerate(inp):
+            _response_item(item, ("input", i), out)
+    tools = payload.get("tools")
+    if tools is not None:
+        _need(isinstance(tools, list), ("tools",), "a list of tools")
+        for k, t in enumerate(tools):
+            _need(isinstance(t, dict), ("tools", k), "a tool object")
+            if t.get("type") in ("function", "custom"):
+                if isinstance(t.get("description"), str):
+                    out.append(Segment(("tools", k, "description"), t["description"], "tool_definition"))
+                if "parameters" in t:
+                    schema_texts(t["parameters"], ("tools", k, "parameters"), out)
+    text = payload.get("text")
+    if isinstance(text, dict) and isinstance(text.get("format"), dict):
+        fmt = text["format"]
+        if isinstance(fmt.get("description"), str):
+            out.append(Segment(("text", "format", "description"), fmt["description"], "other"))
+        schema_texts(fmt.get("schema"), ("text", "format", "schema"), out, "other")
+    return out
+
+
+EXTRACTORS = {"/v1/chat/completions": chat, "/v1/completions": completions,
+              "/v1/embeddings": embeddings, "/v1/responses": responses}
