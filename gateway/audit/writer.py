@@ -1,0 +1,336 @@
+"""The audit writer: one hash-chained file per worker, written off the event loop (group commit).
+
+``append`` only puts the record on a queue (a C-level ``SimpleQueue.put``: it never blocks the
+loop). A background thread takes whatever has accumulated, chains it (``seq``, ``ts``, ``prev``,
+``hash``), adds checkpoints when due, writes the batch with one ``write`` and syncs per policy:
+
+- ``fsync: always`` — after every batch;
+- ``fsync: batch``  — at every checkpoint and at least once a second while there is unsynced data;
+- ``fsync: never``  — only at close (the OS decides).
+
+Any write, sync or file error (disk full, permissions, the file or its folder removed) turns the log
+unhealthy for good: ``healthy`` goes false, ``append`` raises ``AuditUnavailable`` and the server stops
+forwarding (SPEC section 9: a request whose audit record cannot be written is not forwarded). A restart
+recovers the file: it truncates a partial last line and opens a new epoch that ``verify`` reports as
+a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import logging
+import os
+import queue
+import secrets
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+from gateway.audit import chain
+from gateway.config import Audit
+from gateway.keys import KeyRing
+
+log = logging.getLogger("soberana.audit")
+
+_STOP = object()
+_BATCH_MAX = 4096
+_BATCH_FSYNC_S = 1.0
+
+
+class AuditUnavailable(Exception):
+    """The audit sink cannot take records; the request must not be forwarded."""
+
+
+def _last_line(fd: int, size: int) -> tuple[int, bytes | None]:
+    """(offset of the file's last newline or -1, the whole line it ends or None)."""
+    pos, buf = size, b""
+    while True:
+        start = max(0, pos - 65536)
+        buf = os.pread(fd, pos - start, start) + buf
+        pos = start
+        nl = buf.rfind(b"\n")
+        if nl >= 0:
+            before = buf.rfind(b"\n", 0, nl)
+            if before >= 0 or pos == 0:
+                return pos + nl, buf[before + 1:nl]
+        elif pos == 0:
+            return -1, None
+
+
+def file_name(worker: int) -> str:
+    """The chain file of a worker: ``audit-w<worker>.jsonl``."""
+    return f"audit-w{worker}.jsonl"
+
+
+class AuditLog:
+    """A worker's tamper-evident audit file. ``await start()``, then ``append`` per request, then
+    ``await close()`` (final checkpoint with ``closed: true``)."""
+
+    max_queue = 100_000
+    """Records queued but not yet written beyond which ``append`` refuses (the disk cannot keep up)."""
+
+    def __init__(self, cfg: Audit, ring: KeyRing, *, directory: Path, worker: int = 0):
+        self.cfg = cfg
+        self.ring = ring
+        self.directory = Path(directory)
+        self.worker = worker
+        self.path = self.directory / file_name(worker)
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._appended = 0  # written only by the loop thread
+        self._done = 0      # written only by the writer thread (written or dropped)
+        self._healthy = False
+        self._closed = False
+        self.error: str | None = None
+        """Why the log is unhealthy (an errno name or a short phrase; never a value)."""
+        self._fd = -1
+        self._thread: threading.Thread | None = None
+        self._seq = 1
+        self._head = chain.GENESIS
+        self._epoch = ""
+        self._epoch_records = 0
+        self._since_cp = 0
+        self._last_cp = time.monotonic()
+        self._unsynced = False
+        self._last_sync = time.monotonic()
+        self._checkpoints = 0
+
+    # -- the loop side -------------------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        """True while records are being written."""
+        return self._healthy
+
+    @property
+    def lag(self) -> int:
+        """Records queued and not yet written (for metrics and readiness)."""
+        return self._appended - self._done
+
+    def append(self, record: dict) -> None:
+        """Queue ``record`` (from ``build_record``; the log takes ownership of the dict). Never blocks;
+        raises ``AuditUnavailable`` when the sink is failing, closed, not started or too far behind."""
+        if not self._healthy:
+            raise AuditUnavailable(f"audit log {self.path.name} is not writing ({self.error or 'not started'})")
+        if self._appended - self._done >= self.max_queue:
+            raise AuditUnavailable(f"audit log {self.path.name} is {self.max_queue} records behind")
+        self._appended += 1
+        self._q.put((time.time(), record))
+
+    async def start(self) -> None:
+        """Open the file (creating folder and file), recover it after a crash, write the epoch line
+        and start the writer thread. Raises ``AuditUnavailable`` when the file cannot be opened or is
+        held by another writer."""
+        if self._thread is not None:
+            return
+        await asyncio.get_running_loop().run_in_executor(None, self._open)
+        self._healthy = True
+        self._thread = threading.Thread(target=self._run, name=f"audit-w{self.worker}", daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        """Write what is queued, a final checkpoint marked ``closed``, sync and close the file."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is None:
+            return
+        self._q.put(_STOP)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        self._healthy = False
+        self.error = self.error or "closed"
+
+    # -- the writer thread ---------------------------------------------------------------------
+
+    def _open(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        except OSError as e:
+            raise AuditUnavailable(f"cannot open audit file {self.path}: {errno.errorcode.get(e.errno, e.strerror)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise AuditUnavailable(f"audit file {self.path} is held by another writer") from None
+        try:
+            reason, discarded = self._recover(fd)
+            self._fd = fd
+            self._epoch = secrets.token_hex(8)
+            line = {"seq": self._seq, "ts": chain.iso_ts(time.time()), "prev": self._head,
+                    "epoch": {"id": self._epoch, "worker": self.worker, "pid": os.getpid(), "reason": reason,
+                              "discarded_bytes": discarded}}
+            self._write(chain.seal(line))
+            self._head = line["hash"]
+            self._seq += 1
+            os.fsync(fd)
+            dfd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except AuditUnavailable:
+            os.close(fd)
+            self._fd = -1
+            raise
+        except OSError as e:
+            os.close(fd)
+            self._fd = -1
+            raise AuditUnavailable(f"cannot write audit file {self.path}: {errno.errorcode.get(e.errno, e.strerror)}") from None
+        if reason == "recovered":
+            log.warning("audit file %s was not closed cleanly: recovered at seq %d (%d bytes of a partial "
+                        "line discarded); verify will report a gap", self.path, self._seq - 1, discarded)
+
+    def _recover(self, fd: int) -> tuple[str, int]:
+        """Find the last whole line, drop a partial tail, and continue the chain from there.
+        Returns (epoch reason, bytes discarded)."""
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return "new", 0
+        last_nl, last = _last_line(fd, size)
+        discarded = size - (last_nl + 1)
+        if discarded:
+            os.ftruncate(fd, last_nl + 1)
+            os.fsync(fd)
+        if last is None:
+            return "recovered", discarded  # not one whole line survived
+        try:
+            rec = orjson.loads(last)
+            seq, head = int(rec["seq"]), str(rec["hash"])
+        except Exception:
+            raise AuditUnavailable(f"the last line of {self.path} is not an audit line; run `soberana audit "
+                                   "verify` on it and move it aside") from None
+        self._seq, self._head = seq + 1, head
+        closed = isinstance(rec.get("checkpoint"), dict) and rec["checkpoint"].get("closed") is True
+        return ("reopened" if closed and not discarded else "recovered"), discarded
+
+    def _write(self, buf: bytes | bytearray) -> None:
+        view = memoryview(buf)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def _checkpoint(self, closed: bool) -> bytes:
+        kid, key = self.ring.signing_key()
+        line = chain.checkpoint(self._seq, self._head, kid=kid, key=key, epoch=self._epoch, closed=closed,
+                                records=self._epoch_records)
+        self._head = orjson.loads(line)["hash"]
+        self._seq += 1
+        self._since_cp = 0
+        self._last_cp = time.monotonic()
+        self._checkpoints += 1
+        return line
+
+    def _seal_record(self, t: float, rec: dict) -> bytes:
+        rec["seq"], rec["ts"], rec["prev"] = self._seq, chain.iso_ts(t), self._head
+        try:
+            line = chain.seal(rec)
+        except TypeError:  # a bug upstream must not break the chain or leak a repr of a value
+            rid = rec.get("request_id")
+            rec = {"seq": self._seq, "ts": rec["ts"], "prev": self._head, "invalid_record": True,
+                   "request_id": rid if isinstance(rid, str) else None, "outcome": "rejected"}
+            line = chain.seal(rec)
+        self._head = rec["hash"]
+        self._seq += 1
+        self._epoch_records += 1
+        self._since_cp += 1
+        return line
+
+    def _timeout(self) -> float | None:
+        now = time.monotonic()
+        waits = []
+        if self._since_cp:
+            waits.append(self._last_cp + self.cfg.checkpoint_seconds - now)
+        if self._unsynced and self.cfg.fsync == "batch":
+            waits.append(self._last_sync + _BATCH_FSYNC_S - now)
+        return max(0.0, min(waits)) if waits else None
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = []
+            try:
+                item = self._q.get(timeout=self._timeout())
+            except queue.Empty:
+                item = None
+            while item is not None:
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+                if len(batch) >= _BATCH_MAX:
+                    break
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    item = None
+            if not self._healthy or self._fd < 0:
+                self._done += len(batch)  # dropped: the server already refuses to forward
+                continue
+            try:
+                self._commit(batch, closing=stop)
+            except Exception as e:  # noqa: BLE001 — any failure of the sink fails closed
+                self._fail(e)
+            self._done += len(batch)
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)  # also releases the lock
+            except OSError:
+                pass
+            self._fd = -1
+
+    def _commit(self, batch: list, *, closing: bool) -> None:
+        buf = bytearray()
+        checkpoints = self._checkpoints
+        out = bytearray() if self.cfg.stdout else None
+        every = self.cfg.checkpoint_every
+        for t, rec in batch:
+            line = self._seal_record(t, rec)
+            buf += line
+            if out is not None:
+                out += line
+            if every > 0 and self._since_cp >= every:
+                buf += self._checkpoint(False)
+        now = time.monotonic()
+        if self._since_cp and (closing or now - self._last_cp >= self.cfg.checkpoint_seconds):
+            buf += self._checkpoint(closing)
+        elif closing:
+            buf += self._checkpoint(True)
+        if not buf:
+            self._sync(now, force=False)
+            return
+        self._write(buf)
+        if os.fstat(self._fd).st_nlink == 0:
+            raise FileNotFoundError(errno.ENOENT, "audit file was removed")
+        self._unsynced = True
+        if out is not None:
+            self._write_stdout(out)
+        self._sync(now, force=closing or self._checkpoints != checkpoints)
+
+    def _sync(self, now: float, *, force: bool) -> None:
+        if not self._unsynced:
+            return
+        policy = self.cfg.fsync
+        if (policy == "always" or force or (policy == "batch" and now - self._last_sync >= _BATCH_FSYNC_S)) \
+                and (policy != "never" or self._closed):
+            os.fsync(self._fd)
+            self._unsynced = False
+            self._last_sync = now
+
+    @staticmethod
+    def _write_stdout(out: bytearray) -> None:
+        view = memoryview(out)
+        while view:
+            n = os.write(1, view)
+            view = view[n:]
+
+    def _fail(self, e: BaseException) -> None:
+        self._healthy = False
+        if isinstance(e, OSError) and e.errno is not None:
+            self.error = errno.errorcode.get(e.errno, "oserror")
+        else:
+            self.error = type(e).__name__
+        log.critical("audit file %s cannot be written (%s): the gateway stops forwarding", self.path, self.error)
