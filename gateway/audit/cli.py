@@ -1,0 +1,114 @@
+"""`soberana audit verify|query|export` (SPEC section 2). Each returns the process exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import orjson
+
+from gateway.audit.export import export
+from gateway.audit.query import Filter, format_table, parse_time, query
+from gateway.audit.verify import verify_file
+
+
+def _closed_pipe() -> int:
+    """The reader went away (``| head``): stop quietly, as Unix tools do."""
+    import os
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _err(cmd: str, msg: str) -> int:
+    print(f"soberana audit {cmd}: {msg}", file=sys.stderr)
+    return 2
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    """Exit 0 when every file's chain and every checkpoint signature hold; else 1, naming for each bad
+    file the first bad sequence number and why."""
+    keys = None
+    if args.key:
+        from gateway.keys import load_public_keys
+
+        try:
+            keys = load_public_keys(args.key)
+        except (OSError, ValueError) as e:
+            return _err("verify", f"cannot load verification keys from {args.key}: {e}")
+        if not keys:
+            return _err("verify", f"no audit-signing-*.pub keys in {args.key}")
+    bad = False
+    for path in args.files:
+        try:
+            rep = verify_file(path, keys, live=args.live)
+        except OSError as e:
+            print(f"{path}: FAILED: cannot read ({e.strerror})")
+            bad = True
+            continue
+        for p in rep.problems:
+            if p.reason == "gap":
+                print(f"{path}: seq {p.seq}: gap: {p.detail}")
+        breaks = [p for p in rep.problems if p.reason != "gap"]
+        summary = (f"{rep.records} records, {rep.checkpoints} checkpoints, {rep.epochs} "
+                   f"epoch{'s' if rep.epochs != 1 else ''}")
+        if breaks:
+            p = breaks[0]
+            print(f"{path}: FAILED at seq {p.seq}: {p.reason}: {p.detail}")
+        elif rep.problems:
+            print(f"{path}: FAILED: the chain holds but has {len(rep.problems)} gap(s) ({summary})")
+        else:
+            state = "closed" if rep.closed else f"open, {rep.unsigned_tail} line(s) after the last checkpoint"
+            signed = f"; signatures verified (key ids {', '.join(sorted(rep.kids))})" if keys is not None and rep.kids else ""
+            print(f"{path}: OK: {summary}, {state}{signed}")
+        bad = bad or not rep.ok
+    if keys is None:
+        print("note: checkpoint signatures were NOT checked (pass --key audit-signing.pub or the key folder)")
+    return 1 if bad else 0
+
+
+def _filter(args: argparse.Namespace) -> Filter:
+    return Filter(
+        since=parse_time(args.since) if args.since else None,
+        until=parse_time(args.until) if args.until else None,
+        principal=args.principal, agency=args.agency, detector=args.detector, route=args.route,
+        residency=args.residency, outcome=args.outcome,
+    )
+
+
+def query_command(args: argparse.Namespace) -> int:
+    """Print the records that match every given filter, as a table or JSON lines."""
+    try:
+        flt = _filter(args)
+    except ValueError as e:
+        return _err("query", f"bad time: {e} (use ISO-8601 like 2026-11-26T10:00Z or relative like 15m, 1h, 2d)")
+    try:
+        found = query(args.files, flt)
+        if args.format == "json":
+            out = sys.stdout.buffer
+            for rec in found:
+                out.write(orjson.dumps(rec, option=orjson.OPT_SORT_KEYS) + b"\n")
+            out.flush()
+        else:
+            print(format_table(found))
+    except BrokenPipeError:
+        return _closed_pipe()
+    except OSError as e:
+        return _err("query", f"cannot read {e.filename}: {e.strerror}")
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """Write every record as an OCSF or ECS JSON line."""
+    from gateway.audit.query import iter_records
+
+    out = sys.stdout.buffer
+    try:
+        for doc in export(iter_records(args.files), args.format):
+            out.write(orjson.dumps(doc) + b"\n")
+        out.flush()
+    except BrokenPipeError:
+        return _closed_pipe()
+    except OSError as e:
+        return _err("export", f"cannot read {e.filename}: {e.strerror}")
+    return 0
