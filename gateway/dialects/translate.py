@@ -1,0 +1,495 @@
+"""Translation between the Anthropic Messages and OpenAI Chat Completions dialects.
+
+Used when a caller's dialect differs from the chosen upstream's: an Anthropic SDK routed to an
+OpenAI-compatible in-country model, or an OpenAI SDK routed to Anthropic. Only
+``/v1/messages`` ↔ ``/v1/chat/completions``. ``src`` is always the caller's dialect and ``dst`` the
+upstream's: requests go src → dst, answers and streams come back dst → src.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from gateway.dialects.errors import DialectError, stream_error_event
+from gateway.dialects.sse import SSEParser, format_event
+
+ANTHROPIC_DEFAULT_MAX_TOKENS = 4096
+"""Anthropic requires ``max_tokens``; used when an OpenAI caller gave none."""
+
+_FINISH_TO_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
+                   "function_call": "tool_use", "content_filter": "refusal"}
+_STOP_TO_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
+                   "refusal": "content_filter", "pause_turn": "stop", "model_context_window_exceeded": "length"}
+
+
+def _json(obj) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def _loads_object(text: str, where: str) -> dict:
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise DialectError(f"{where} is not valid JSON") from None
+    return value if isinstance(value, dict) else {"value": value}
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+def _text_of(content) -> str:
+    """Plain text of an Anthropic content (string or blocks) or an OpenAI content (string or parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") in ("text", "input_text"))
+
+
+def _a_block_to_part(b: dict, where: str) -> dict:
+    typ = b.get("type")
+    if typ == "text":
+        return {"type": "text", "text": b["text"]}
+    src = b.get("source") if isinstance(b.get("source"), dict) else {}
+    if typ == "image":
+        if src.get("type") == "base64":
+            return {"type": "image_url", "image_url": {"url": f"data:{src.get('media_type')};base64,{src.get('data')}"}}
+        if src.get("type") == "url":
+            return {"type": "image_url", "image_url": {"url": src.get("url")}}
+    if typ == "document":
+        if src.get("type") == "text":
+            return {"type": "text", "text": src.get("data", "")}
+        if src.get("type") == "base64":
+            return {"type": "file", "file": {"filename": b.get("title") or "document.pdf",
+                                             "file_data": f"data:{src.get('media_type')};base64,{src.get('data')}"}}
+    raise DialectError(f"{where} ({typ}) has no equivalent in the OpenAI dialect")
+
+
+def _anthropic_to_openai(payload: dict) -> dict:
+    out: dict = {"model": payload.get("model")}
+    msgs: list = []
+    system = payload.get("system")
+    if system:
+        msgs.append({"role": "system", "content": _text_of(system)})
+    for i, m in enumerate(payload.get("messages") or []):
+        role, content = m.get("role"), m.get("content")
+        if isinstance(content, str):
+            msgs.append({"role": role, "content": content})
+            continue
+        if role == "assistant":
+            text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
+            calls = [{"id": b.get("id"), "type": "function",
+                      "function": {"name": b.get("name"), "arguments": _json(b.get("input", {}))}}
+                     for b in content if b.get("type") == "tool_use"]
+            msg: dict = {"role": "assistant", "content": text or None}
+            if calls:
+                msg["tool_calls"] = calls
+            msgs.append(msg)
+            continue
+        # user: tool results first (OpenAI wants them right after the assistant's tool_calls), then the rest
+        parts = []
+        for j, b in enumerate(content):
+            if b.get("type") == "tool_result":
+                text = _text_of(b.get("content"))
+                if b.get("is_error"):
+                    text = f"Error: {text}"
+                msgs.append({"role": "tool", "tool_call_id": b.get("tool_use_id"), "content": text})
+            elif b.get("type") in ("thinking", "redacted_thinking"):
+                continue
+            else:
+                parts.append(_a_block_to_part(b, f"messages[{i}].content[{j}]"))
+        if parts:
+            if all(p["type"] == "text" for p in parts):
+                msgs.append({"role": role, "content": "".join(p["text"] for p in parts) if len(parts) == 1 else parts})
+            else:
+                msgs.append({"role": role, "content": parts})
+    out["messages"] = msgs
+    if "max_tokens" in payload:
+        out["max_tokens"] = payload["max_tokens"]
+    for k in ("temperature", "top_p"):
+        if k in payload:
+            out[k] = payload[k]
+    if payload.get("stop_sequences"):
+        out["stop"] = list(payload["stop_sequences"])
+    tools = [t for t in payload.get("tools") or [] if "input_schema" in t]
+    if tools:
+        out["tools"] = []
+        for t in tools:
+            fn = {"name": t["name"], "parameters": t["input_schema"]}
+            if t.get("description") is not None:
+                fn["description"] = t["description"]
+            out["tools"].append({"type": "function", "function": fn})
+    tc = payload.get("tool_choice")
+    if isinstance(tc, dict):
+        typ = tc.get("type")
+        if typ == "auto":
+            out["tool_choice"] = "auto"
+        elif typ == "any":
+            out["tool_choice"] = "required"
+        elif typ == "none":
+            out["tool_choice"] = "none"
+        elif typ == "tool":
+            out["tool_choice"] = {"type": "function", "function": {"name": tc.get("name")}}
+        if tc.get("disable_parallel_tool_use") and tools:
+            out["parallel_tool_calls"] = False
+    if payload.get("stream") is True:
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    meta = payload.get("metadata")
+    if isinstance(meta, dict) and isinstance(meta.get("user_id"), str):
+        out["user"] = meta["user_id"]
+    return out
+
+
+def _o_part_to_block(p, where: str) -> dict:
+    if isinstance(p, str):
+        return {"type": "text", "text": p}
+    typ = p.get("type")
+    if typ in ("text", "input_text"):
+        return {"type": "text", "text": p.get("text", "")}
+    if typ == "image_url":
+        url = (p.get("image_url") or {}).get("url", "") if isinstance(p.get("image_url"), dict) else p.get("image_url", "")
+        if url.startswith("data:") and ";base64," in url:
+            media, data = url[5:].split(";base64,", 1)
+            return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    if typ == "file":
+        f = p.get("file") or {}
+        data = f.get("file_data", "")
+        if data.startswith("data:") and ";base64," in data:
+            media, b64 = data[5:].split(";base64,", 1)
+            return {"type": "document", "source": {"type": "base64", "media_type": media, "data": b64}}
+    raise DialectError(f"{where} ({typ}) has no equivalent in the Anthropic dialect")
+
+
+def _blocks_of(content, where: str) -> list:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return [_o_part_to_block(p, f"{where}[{j}]") for j, p in enumerate(content)]
+
+
+def _openai_to_anthropic(payload: dict) -> dict:
+    out: dict = {"model": payload.get("model")}
+    system: list[str] = []
+    msgs: list = []
+
+    def add(role: str, blocks: list) -> None:
+        if not blocks:
+            return
+        if msgs and msgs[-1]["role"] == role:  # Anthropic wants user/assistant turns to alternate
+            msgs[-1]["content"].extend(blocks)
+        else:
+            msgs.append({"role": role, "content": blocks})
+
+    for i, m in enumerate(payload.get("messages") or []):
+        role, content, where = m.get("role"), m.get("content"), f"messages[{i}].content"
+        if role in ("system", "developer"):
+            system.append(_text_of(content))
+        elif role == "user":
+            add("user", _blocks_of(content, where))
+        elif role == "assistant":
+            blocks = [b for b in _blocks_of(content, where) if b["type"] == "text"]
+            for k, call in enumerate(m.get("tool_calls") or []):
+                fn = call.get("function") or {}
+                blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"),
+                               "input": _loads_object(fn.get("arguments", ""), f"messages[{i}].tool_calls[{k}].function.arguments")})
+            add("assistant", blocks)
+        elif role == "tool":
+            add("user", [{"type": "tool_result", "tool_use_id": m.get("tool_call_id"), "content": _text_of(content)}])
+        else:
+            raise DialectError(f"messages[{i}].role has no equivalent in the Anthropic dialect")
+    if system:
+        out["system"] = "\n\n".join(system)
+    out["messages"] = msgs
+    mt = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    out["max_tokens"] = mt if isinstance(mt, int) and mt > 0 else ANTHROPIC_DEFAULT_MAX_TOKENS
+    if isinstance(payload.get("temperature"), (int, float)):
+        out["temperature"] = min(float(payload["temperature"]), 1.0)  # OpenAI allows up to 2, Anthropic 1
+    if "top_p" in payload:
+        out["top_p"] = payload["top_p"]
+    stop = payload.get("stop")
+    if stop:
+        out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    tools = [t.get("function") for t in payload.get("tools") or [] if t.get("type") == "function"]
+    if tools:
+        out["tools"] = []
+        for fn in tools:
+            t = {"name": fn.get("name"), "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
+            if fn.get("description") is not None:
+                t["description"] = fn["description"]
+            out["tools"].append(t)
+    tc = payload.get("tool_choice")
+    choice = None
+    if tc == "auto":
+        choice = {"type": "auto"}
+    elif tc == "required":
+        choice = {"type": "any"}
+    elif tc == "none":
+        choice = {"type": "none"}
+    elif isinstance(tc, dict) and isinstance(tc.get("function"), dict):
+        choice = {"type": "tool", "name": tc["function"].get("name")}
+    if payload.get("parallel_tool_calls") is False and tools:
+        choice = dict(choice or {"type": "auto"}, disable_parallel_tool_use=True)
+    if choice is not None and (tools or choice["type"] == "none"):
+        out["tool_choice"] = choice
+    if payload.get("stream") is True:
+        out["stream"] = True
+    if isinstance(payload.get("user"), str):
+        out["metadata"] = {"user_id": payload["user"]}
+    return out
+
+
+def translate_request(src: str, dst: str, endpoint: str, payload: dict) -> tuple[str, dict]:
+    """The endpoint and body to send to a ``dst``-dialect upstream for a ``src``-dialect request."""
+    if src == dst:
+        return endpoint, payload
+    if src == "anthropic" and dst == "openai" and endpoint == "/v1/messages":
+        return "/v1/chat/completions", _anthropic_to_openai(payload)
+    if src == "openai" and dst == "anthropic" and endpoint == "/v1/chat/completions":
+        return "/v1/messages", _openai_to_anthropic(payload)
+    raise DialectError(f"{endpoint} cannot be translated from the {src} to the {dst} dialect")
+
+
+# -- answers -------------------------------------------------------------------------------------
+
+def _chat_to_message(answer: dict, model: str) -> dict:
+    choice = (answer.get("choices") or [{}])[0]
+    msg = choice.get("message") or {}
+    content: list = []
+    text = _text_of(msg.get("content"))
+    if text:
+        content.append({"type": "text", "text": text})
+    for k, call in enumerate(msg.get("tool_calls") or []):
+        fn = call.get("function") or {}
+        content.append({"type": "tool_use", "id": call.get("id") or f"toolu_{k}", "name": fn.get("name"),
+                        "input": _loads_object(fn.get("arguments", ""), f"choices[0].message.tool_calls[{k}].function.arguments")})
+    usage = answer.get("usage") or {}
+    rid = str(answer.get("id") or "")
+    return {"id": rid if rid.startswith("msg_") else f"msg_{rid}", "type": "message", "role": "assistant",
+            "model": model, "content": content,
+            "stop_reason": _FINISH_TO_STOP.get(choice.get("finish_reason"), "end_turn"), "stop_sequence": None,
+            "usage": {"input_tokens": usage.get("prompt_tokens") or 0, "output_tokens": usage.get("completion_tokens") or 0}}
+
+
+def _message_to_chat(answer: dict, model: str) -> dict:
+    texts, calls = [], []
+    for block in answer.get("content") or []:
+        if block.get("type") == "text":
+            texts.append(block.get("text", ""))
+        elif block.get("type") == "tool_use":
+            calls.append({"id": block.get("id"), "type": "function",
+                          "function": {"name": block.get("name"), "arguments": _json(block.get("input", {}))}})
+    msg: dict = {"role": "assistant", "content": "".join(texts) if texts or not calls else None, "refusal": None}
+    if calls:
+        msg["tool_calls"] = calls
+    usage = answer.get("usage") or {}
+    pin, pout = usage.get("input_tokens") or 0, usage.get("output_tokens") or 0
+    return {"id": f"chatcmpl-{answer.get('id', '')}", "object": "chat.completion", "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": msg, "logprobs": None,
+                         "finish_reason": _STOP_TO_FINISH.get(answer.get("stop_reason"), "stop")}],
+            "usage": {"prompt_tokens": pin, "completion_tokens": pout, "total_tokens": pin + pout}}
+
+
+def translate_response(src: str, dst: str, answer: dict, model: str) -> dict:
+    """A ``dst``-dialect upstream answer as the ``src``-dialect caller expects it; ``model`` is the name
+    the caller asked for."""
+    if src == dst:
+        return answer
+    if src == "anthropic" and dst == "openai":
+        return _chat_to_message(answer, model)
+    if src == "openai" and dst == "anthropic":
+        return _message_to_chat(answer, model)
+    raise DialectError(f"answers cannot be translated from the {dst} to the {src} dialect")
+
+
+# -- streams -------------------------------------------------------------------------------------
+
+class StreamTranslator:
+    """An upstream stream in the ``dst`` dialect, re-told incrementally in the caller's ``src`` dialect.
+
+    A stream that ends without its dialect's normal ending becomes the caller's error event, never a
+    made-up normal ending.
+    """
+
+    def __init__(self, src: str, dst: str, model: str):
+        if {src, dst} != {"openai", "anthropic"}:
+            raise DialectError(f"streams cannot be translated from the {dst} to the {src} dialect")
+        self.src, self.dst, self.model = src, dst, model
+        self._parser = SSEParser()
+        self._ended = False
+        self._started = False
+        # OpenAI upstream → Anthropic caller
+        self._block = -1           # index of the open Anthropic content block, -1 when none
+        self._block_kind = None    # "text" or ("tool", openai tool index)
+        self._stop_reason = None
+        self._usage = {"input_tokens": 0, "output_tokens": 0}
+        # Anthropic upstream → OpenAI caller
+        self._id = ""
+        self._created = int(time.time())
+        self._tools: dict[int, int] = {}   # Anthropic block index → OpenAI tool call index
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Upstream bytes in, caller bytes out."""
+        handle = self._from_openai if self.dst == "openai" else self._from_anthropic
+        out = []
+        for ev in self._parser.feed(chunk):
+            if ev.has_data and not self._ended:
+                out.append(handle(ev))
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """At upstream EOF: the caller's normal ending if the upstream ended normally, else its error event."""
+        out = [self.feed(b"")]
+        handle = self._from_openai if self.dst == "openai" else self._from_anthropic
+        for ev in self._parser.finish():
+            if ev.has_data and not self._ended:
+                out.append(handle(ev))
+        if not self._ended:
+            if self.dst == "openai" and self._stop_reason is not None:
+                out.append(self._a_end())  # finish_reason seen, only [DONE] missing: a normal end
+            else:
+                self._ended = True
+                out.append(stream_error_event(self.src, "upstream_error", "the upstream stream ended before its end"))
+        return b"".join(out)
+
+    # OpenAI chat chunks → Anthropic events
+
+    @staticmethod
+    def _a(obj: dict) -> bytes:
+        return format_event(_json(obj), obj["type"])
+
+    def _a_start(self, obj: dict) -> bytes:
+        if self._started:
+            return b""
+        self._started = True
+        rid = str(obj.get("id") or "")
+        return self._a({"type": "message_start", "message": {
+            "id": rid if rid.startswith("msg_") else f"msg_{rid}", "type": "message", "role": "assistant",
+            "model": self.model, "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0}}})
+
+    def _a_close_block(self) -> bytes:
+        if self._block_kind is None:
+            return b""
+        self._block_kind = None
+        return self._a({"type": "content_block_stop", "index": self._block})
+
+    def _a_open(self, kind, block: dict) -> bytes:
+        out = self._a_close_block()
+        self._block += 1
+        self._block_kind = kind
+        return out + self._a({"type": "content_block_start", "index": self._block, "content_block": block})
+
+    def _a_end(self) -> bytes:
+        self._ended = True
+        out = self._a_start({}) + self._a_close_block()
+        out += self._a({"type": "message_delta", "delta": {"stop_reason": self._stop_reason or "end_turn",
+                                                          "stop_sequence": None},
+                        "usage": {"output_tokens": self._usage["output_tokens"]}})
+        return out + self._a({"type": "message_stop"})
+
+    def _from_openai(self, ev) -> bytes:
+        if ev.data.strip() == "[DONE]":
+            if self._stop_reason is None:  # [DONE] without a finish_reason: treat as a normal stop
+                self._stop_reason = "end_turn"
+            return self._a_end()
+        try:
+            obj = orjson.loads(ev.data)
+        except orjson.JSONDecodeError:
+            return b""
+        if not isinstance(obj, dict):
+            return b""
+        if obj.get("error") is not None:
+            self._ended = True
+            return stream_error_event("anthropic", "upstream_error", "the upstream reported an error mid-stream")
+        out = [self._a_start(obj)]
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            self._usage = {"input_tokens": usage.get("prompt_tokens") or 0,
+                           "output_tokens": usage.get("completion_tokens") or 0}
+        for choice in obj.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue  # Anthropic has one answer per request
+            delta = choice.get("delta") or {}
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                if self._block_kind != "text":
+                    out.append(self._a_open("text", {"type": "text", "text": ""}))
+                out.append(self._a({"type": "content_block_delta", "index": self._block,
+                                    "delta": {"type": "text_delta", "text": text}}))
+            for tpos, call in enumerate(delta.get("tool_calls") or []):
+                tidx = call.get("index", tpos)
+                fn = call.get("function") or {}
+                if self._block_kind != ("tool", tidx):
+                    out.append(self._a_open(("tool", tidx), {"type": "tool_use", "id": call.get("id") or f"toolu_{tidx}",
+                                                             "name": fn.get("name"), "input": {}}))
+                args = fn.get("arguments")
+                if isinstance(args, str) and args:
+                    out.append(self._a({"type": "content_block_delta", "index": self._block,
+                                        "delta": {"type": "input_json_delta", "partial_json": args}}))
+            if choice.get("finish_reason") is not None:
+                out.append(self._a_close_block())
+                self._stop_reason = _FINISH_TO_STOP.get(choice["finish_reason"], "end_turn")
+        return b"".join(out)
+
+    # Anthropic events → OpenAI chat chunks
+
+    def _o(self, delta: dict, finish=None, usage=None) -> bytes:
+        chunk = {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self.model,
+                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        if usage is not None:
+            chunk["usage"] = usage
+        return format_event(_json(chunk))
+
+    def _from_anthropic(self, ev) -> bytes:
+        try:
+            obj = orjson.loads(ev.data)
+        except orjson.JSONDecodeError:
+            return b""
+        if not isinstance(obj, dict):
+            return b""
+        typ = obj.get("type") or ev.event
+        if typ == "message_start":
+            msg = obj.get("message") or {}
+            self._id = f"chatcmpl-{msg.get('id', '')}"
+            self._usage["input_tokens"] = (msg.get("usage") or {}).get("input_tokens") or 0
+            return self._o({"role": "assistant", "content": ""})
+        if typ == "content_block_start":
+            block = obj.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                tidx = self._tools[obj.get("index", 0)] = len(self._tools)
+                return self._o({"tool_calls": [{"index": tidx, "id": block.get("id"), "type": "function",
+                                                "function": {"name": block.get("name"), "arguments": ""}}]})
+            if block.get("type") == "text" and block.get("text"):
+                return self._o({"content": block["text"]})
+            return b""
+        if typ == "content_block_delta":
+            delta = obj.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                return self._o({"content": delta.get("text", "")})
+            if delta.get("type") == "input_json_delta" and obj.get("index", 0) in self._tools:
+                return self._o({"tool_calls": [{"index": self._tools[obj.get("index", 0)],
+                                                "function": {"arguments": delta.get("partial_json", "")}}]})
+            return b""
+        if typ == "message_delta":
+            self._stop_reason = (obj.get("delta") or {}).get("stop_reason")
+            out_tokens = (obj.get("usage") or {}).get("output_tokens")
+            if out_tokens is not None:
+                self._usage["output_tokens"] = out_tokens
+            return b""
+        if typ == "message_stop":
+            self._ended = True
+            pin, pout = self._usage["input_tokens"], self._usage["output_tokens"]
+            usage = {"prompt_tokens": pin, "completion_tokens": pout, "total_tokens": pin + pout}
+            return (self._o({}, _STOP_TO_FINISH.get(self._stop_reason, "stop"), usage)
+                    + format_event("[DONE]"))
+        if typ == "error":
+            self._ended = True
+            return stream_error_event("openai", "upstream_error", "the upstream reported an error mid-stream")
+        return b""  # ping, content_block_stop, signature and thinking deltas: nothing to say
