@@ -1,0 +1,178 @@
+"""`policy explain` (pure part and the real command), `policy check` and `policy test` as subprocesses."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from gateway.auth.principal import Principal
+from gateway.config import load_config
+from gateway.inspect.findings import Finding
+from gateway.policy import load_policies
+from gateway.policy.explain import explain_request, mask, render_text
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLED = ROOT / "policies"
+CPF = "529.982.247-25"
+API_KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3"
+BODY = {"model": "gpt-4o-mini", "messages": [
+    {"role": "system", "content": "Eres un asistente de la administración tributaria."},
+    {"role": "user", "content": f"El proveedor brasileño tiene CPF {CPF}; ¿qué retenciones aplican?"}]}
+
+
+def fake_scan(text: str) -> list[Finding]:
+    """A stand-in inspector (the real one is tested in tests/inspect): CPFs, API keys, a health term."""
+    out = [Finding("br.cpf", "national_id", "BR", m.start(), m.end()) for m in re.finditer(r"\d{3}\.\d{3}\.\d{3}-\d{2}", text)]
+    out += [Finding("secret.api_key", "credentials", None, m.start(), m.end()) for m in re.finditer(r"sk-proj-\w+", text)]
+    out += [Finding("health.term", "health", None, m.start(), m.end()) for m in re.finditer(r"diabetes", text)]
+    return sorted(out, key=lambda f: f.start)
+
+
+@pytest.fixture
+def config_file(tmp_path) -> Path:
+    p = tmp_path / "gateway.yaml"
+    p.write_text(f"""\
+jurisdiction: BR
+policies: {BUNDLED}
+auth: {{mode: none}}
+upstreams:
+  - {{name: foreign-openai, url: "http://127.0.0.1:9/v1", residency: US}}
+  - {{name: br-sovereign, url: "http://127.0.0.1:9/v1", residency: BR}}
+models:
+  gpt-4o-mini:
+    - {{upstream: foreign-openai, model: gpt-4o-mini}}
+    - {{upstream: br-sovereign, model: llama-3.3-70b}}
+""")
+    return p
+
+
+def explain(config_file, body, jurisdiction="MX"):
+    config = load_config(config_file)
+    return explain_request(config, load_policies(config.path(config.policies)),
+                           Principal(sub="ana", agency="sat", jurisdiction=jurisdiction),
+                           "/v1/chat/completions", body, scan=fake_scan)
+
+
+def test_mexican_caller_with_a_cpf_brings_brazils_policy(config_file):
+    x = explain(config_file, BODY)
+    assert x["principal"] == {"sub": "ana", "agency": "sat", "jurisdiction": "MX"}
+    assert [(p["jurisdiction"], p["why"], p["builtin"]) for p in x["policies"]] == [
+        ("MX", ["caller's jurisdiction"], False), ("BR", ["subject country of br.cpf"], False)]
+    [f] = x["findings"]
+    assert (f["detector"], f["where"], f["masked"], f["action"]) == ("br.cpf", "messages[1].content", "***.***.***-25", "pseudonymize")
+    assert f["rules"] == ["mx.identifiers", "br.identifiers"]
+    assert BODY["messages"][1]["content"][f["start"]:f["end"]] == CPF
+    d = x["decision"]
+    assert (d["outcome"], d["route"], d["residency"], d["destination"]) == ("route", "foreign-openai", "US", "foreign")
+    assert [c["allowed"] for c in x["candidates"]] == [True, True] and x["candidates"][0]["chosen"]
+    text = render_text(x)
+    assert "BR  Brasil — applies as subject country of br.cpf" in text
+    at = f"messages[1].content[{f['start']}:{f['end']}]"
+    assert f"br.cpf (national_id, BR) at {at} ***.***.***-25 → pseudonymize by mx.identifiers, br.identifiers" in text
+    assert "route to foreign-openai (residency US, foreign for the caller)" in text
+
+
+def test_explain_never_carries_a_raw_value(config_file):
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"CPF {CPF}, key {API_KEY}, diabetes"}]}
+    x = explain(config_file, body, jurisdiction="BR")
+    dumped = orjson.dumps(x).decode() + render_text(x)
+    for raw in (CPF, CPF.replace(".", "").replace("-", ""), "982.247", API_KEY, API_KEY[8:30], "diabetes"):
+        assert raw not in dumped
+    assert [f["masked"] for f in x["findings"]] == ["***.***.***-25", None, None]
+    # health blocks the foreign model: the in-country one is taken and the blocking rule named
+    assert x["decision"]["route"] == "br-sovereign" and x["decision"]["blocked_by"] == ["br.sensitive"]
+    assert x["candidates"][0]["blocked_by"] == ["br.sensitive"]
+    assert "1. foreign-openai (US, foreign) model gpt-4o-mini: blocked by br.sensitive" in render_text(x)
+
+
+def test_unknown_model_and_blocked_requests_are_explained(config_file):
+    x = explain(config_file, {"model": "nope", "messages": []})
+    assert "unknown model" in x["error"] and x["decision"]["outcome"] == "blocked"
+    assert "error       unknown model 'nope'" in render_text(x)
+
+
+def test_mask():
+    assert mask(CPF, "national_id") == "***.***.***-25"
+    assert mask("joana@exemplo.com", "contact") == "*****@*******.*om"
+    assert mask("12345", "national_id") is None
+    assert mask(API_KEY, "credentials") is None
+
+
+def run(*args: str, input_code: str | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-c", input_code] if input_code else [sys.executable, "-m", "gateway", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+def test_explain_command_real_subprocess(config_file, tmp_path):
+    req = tmp_path / "body.json"
+    req.write_bytes(orjson.dumps(BODY))
+    r = run("policy", "explain", "-c", str(config_file), "--request", str(req),
+            "--principal", "jurisdiction=mx", "sub=ana", "agency=sat", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    x = orjson.loads(r.stdout)
+    assert x["principal"]["jurisdiction"] == "MX" and x["policies"][0]["jurisdiction"] == "MX"
+    assert CPF not in r.stdout and CPF not in r.stderr
+    from gateway.inspect import scan
+    if any(f.detector == "br.cpf" for f in scan(BODY["messages"][1]["content"])):
+        assert [p["jurisdiction"] for p in x["policies"]] == ["MX", "BR"]
+        assert x["decision"]["actions"]["br.cpf"] == "pseudonymize"
+    r = run("policy", "explain", "-c", str(config_file), "--request", str(req))
+    assert r.returncode == 0 and "principal   explain (agency -, jurisdiction BR)" in r.stdout
+    assert run("policy", "explain", "-c", str(config_file), "--request", str(req), "--principal", "role=x").returncode == 2
+    req.write_text("{not json")
+    r = run("policy", "explain", "-c", str(config_file), "--request", str(req))
+    assert r.returncode == 1 and "not valid JSON" in r.stderr
+
+
+def test_explain_command_done_when_check(config_file, tmp_path):
+    """The command path end to end with a stand-in inspector, so this holds whatever the detectors' state."""
+    req = tmp_path / "body.json"
+    req.write_bytes(orjson.dumps(BODY))
+    code = (f"import sys, gateway.inspect, tests.policy.test_policy_explain as t\n"
+            f"gateway.inspect.scan = t.fake_scan\n"
+            f"from gateway.cli import main\n"
+            f"sys.exit(main(['policy', 'explain', '-c', {str(config_file)!r}, '--request', {str(req)!r},"
+            f" '--principal', 'jurisdiction=MX', 'agency=sat']))\n")
+    r = run(input_code=code)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "MX  México — applies as caller's jurisdiction" in out
+    assert "BR  Brasil — applies as subject country of br.cpf" in out
+    assert "→ pseudonymize by mx.identifiers, br.identifiers" in out
+    assert "decision    route to foreign-openai (residency US, foreign for the caller)" in out
+    assert CPF not in out
+
+
+def test_check_command_names_file_line_and_field(tmp_path):
+    d = tmp_path / "p"
+    shutil.copytree(BUNDLED, d)
+    r = run("policy", "check", str(d))
+    assert r.returncode == 0 and r.stdout.startswith("ok: 17 policies, 2 regional agreements")
+    f = d / "br.yaml"
+    f.write_text(f.read_text().replace("    foreign: pseudonymize\n", "    foreign: pseudonymise\n", 1))
+    (d / "mx.yaml").write_text((d / "mx.yaml").read_text().replace("regulator:", "regulador:"))
+    r = run("policy", "check", str(d))
+    assert r.returncode == 1
+    assert re.search(r"br\.yaml:\d+: rules\[4\]\.foreign: Invalid enum value 'pseudonymise'", r.stderr)
+    assert re.search(r"mx\.yaml:\d+: regulador: unknown key", r.stderr)
+    assert "2 error(s)" in r.stderr
+
+
+def test_test_command_summary_and_failures(tmp_path):
+    r = run("policy", "test", str(BUNDLED))
+    assert r.returncode == 0, r.stdout
+    assert re.search(r"^\d+ passed, 0 failed", r.stdout, re.M)
+    d = tmp_path / "p"
+    shutil.copytree(BUNDLED, d)
+    t = d / "uy_test.yaml"
+    t.write_text(t.read_text().replace("outcome: blocked", "outcome: route", 1))
+    r = run("policy", "test", str(d))
+    assert r.returncode == 1
+    assert f"FAIL {d / 'uy_test.yaml'}: a classified marking is never sent abroad: outcome: expected route, got blocked" in r.stdout
+    assert re.search(r"^\d+ passed, 1 failed", r.stdout, re.M)
