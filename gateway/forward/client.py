@@ -134,6 +134,7 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
+        self._disarm()
         if self.state != _IDLE and not self.complete and self.error is None:
             if self.state == _BODY and self.until_eof and exc is None:
                 self.complete = True  # a response without length framing ends at EOF
@@ -206,22 +207,30 @@ class _Conn(asyncio.Protocol):
             self.transport.abort()
 
     def _expire(self) -> None:
-        waited = self.loop.time() - self.last_read
-        timeout = self.pool.read_timeout
-        if waited < timeout:  # bytes arrived meanwhile (a partial head): the timeout is per read
-            self.timer = self.loop.call_later(timeout - waited, self._expire)
-            return
+        """The read-timeout timer, armed once per request: it fails the request only when someone is
+        waiting for bytes and none came for ``read_timeout`` (a consumer busy elsewhere is not the
+        upstream's fault)."""
         self.timer = None
+        if self.state == _IDLE or self.closed:
+            return
+        timeout = self.pool.read_timeout
+        waited = self.loop.time() - self.last_read
+        if self.waiter is None or waited < timeout:
+            self.timer = self.loop.call_later(timeout - waited if self.waiter is not None else timeout, self._expire)
+            return
         self._fail(UpstreamError("timeout", f"{self.pool.origin} sent nothing for {timeout:g} s"))
+
+    def _disarm(self) -> None:
+        t = self.timer
+        if t is not None:
+            self.timer = None
+            t.cancel()
 
     async def wait(self) -> None:
         """Until something happens on this connection (bytes, EOF, drain), at most the read timeout."""
-        loop = self.loop
-        fut = loop.create_future()
+        fut = self.loop.create_future()
         self.waiter = fut
-        # nothing is buffered when we get here, so the per-read clock starts now
-        self.last_read = loop.time()
-        self.timer = loop.call_later(self.pool.read_timeout, self._expire)
+        self.last_read = self.loop.time()  # nothing is buffered when we get here: the per-read clock starts
         try:
             await fut
         except BaseException:
@@ -230,16 +239,14 @@ class _Conn(asyncio.Protocol):
             raise
         finally:
             self.waiter = None
-            t = self.timer
-            if t is not None:
-                self.timer = None
-                t.cancel()
 
     async def send(self, head: bytes, body: bytes, head_only: bool) -> None:
         self._reset()
         self.head_only = head_only
         self.state = _HEAD
         self.last_read = self.loop.time()
+        if self.timer is None:
+            self.timer = self.loop.call_later(self.pool.read_timeout, self._expire)
         t = self.transport
         if len(body) <= 65536:
             t.write(head + body if body else head)  # one segment for the common small request
@@ -274,6 +281,7 @@ class _Conn(asyncio.Protocol):
 
     def done(self) -> None:
         """The response is finished with: back to the pool if reusable, else closed."""
+        self._disarm()
         if self.complete and self.keep_alive and self.error is None and not self.closed:
             self.state = _IDLE
             self.chunks.clear()
@@ -387,6 +395,7 @@ class UpstreamPool:
         host = f"[{self.host}]" if ":" in self.host else self.host
         self._host_header = (host if default_port else f"{host}:{self.port}").encode("idna")
         self._prefix = u.path.rstrip("/").encode()
+        self._starts: dict[tuple[str, str], bytes] = {}
         self.max_connections = max_connections
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -404,12 +413,20 @@ class UpstreamPool:
         return {"open": self._open, "idle": idle, "in_use": self._open - idle}
 
     # --- request ------------------------------------------------------------------------------------
+    def _start(self, method: str, path: str) -> bytes:
+        """Request line and Host header, cached per (method, path): the gateway uses a handful."""
+        start = self._starts.get((method, path))
+        if start is None:
+            if not (path.isascii() and path.isprintable()) or " " in path:
+                raise ValueError("request path holds a space, a control or a non-ASCII character")
+            start = b"%s %s%s HTTP/1.1\r\nHost: %s\r\n" % (method.encode("ascii"), self._prefix, path.encode(),
+                                                           self._host_header)
+            if len(self._starts) < 256:
+                self._starts[(method, path)] = start
+        return start
+
     def _head(self, method: str, path: str, headers: list[tuple[bytes, bytes]], n: int) -> bytes:
-        for ch in path:
-            if ch <= " " or ch == "\x7f":
-                raise ValueError("request path holds a space or a control character")
-        parts = [method.encode("ascii"), b" ", self._prefix, path.encode(), b" HTTP/1.1\r\nHost: ",
-                 self._host_header, b"\r\n"]
+        parts = [self._start(method, path)]
         for k, v in headers:
             if k.lower() in _HOP:
                 continue  # framing and connection headers are this client's business
@@ -417,8 +434,9 @@ class UpstreamPool:
                 raise ValueError(f"header {k.decode('latin-1')!r} holds a line break")  # never echo the value
             parts += (k, b": ", v, b"\r\n")
         if n or method not in _BODYLESS_METHODS:
-            parts.append(b"Content-Length: %d\r\n" % n)
-        parts.append(b"\r\n")
+            parts.append(b"Content-Length: %d\r\n\r\n" % n)
+        else:
+            parts.append(b"\r\n")
         return b"".join(parts)
 
     async def request(self, method: str, path: str, headers: list[tuple[bytes, bytes]],
