@@ -1,0 +1,188 @@
+"""Segment extraction on golden provider requests: paths, kinds, write-back, bad shapes."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.dialects import ENDPOINTS, DialectError, extract_segments, request_model, request_stream, write_segments
+
+FIX = Path(__file__).parents[1] / "fixtures"
+
+
+def load(name: str) -> dict:
+    return json.loads((FIX / name).read_text())
+
+
+def table(segs):
+    return [(s.where, s.kind) for s in segs]
+
+
+def test_endpoints_map_to_dialects():
+    assert ENDPOINTS == {"/v1/chat/completions": "openai", "/v1/completions": "openai", "/v1/embeddings": "openai",
+                         "/v1/responses": "openai", "/v1/messages": "anthropic"}
+
+
+def test_chat_request_every_text_with_path_and_kind():
+    body = load("openai/chat_request.json")
+    segs = extract_segments("/v1/chat/completions", body)
+    assert table(segs) == [
+        ("messages[0].content", "system"),
+        ("messages[1].content[0].text", "message"),
+        ("messages[1].content[1]", "uninspectable"),
+        ("messages[2].tool_calls[0].function.arguments", "tool_arguments"),
+        ("messages[3].content", "tool_result"),
+        ("messages[4].content", "message"),
+        ("messages[5].content", "message"),
+        ("tools[0].function.description", "tool_definition"),
+        ("tools[0].function.parameters.properties.cpf.description", "tool_definition"),
+    ]
+    assert segs[1].text == "Check the status of taxpayer CPF 123.456.789-09."
+    assert segs[2].text == ""
+    assert segs[3].text == '{"cpf": "123.456.789-09"}'
+
+
+def test_completions_and_embeddings():
+    segs = extract_segments("/v1/completions", load("openai/completions_request.json"))
+    assert table(segs) == [("prompt[0]", "input"), ("prompt[1]", "input"), ("suffix", "input")]
+    segs = extract_segments("/v1/embeddings", load("openai/embeddings_request.json"))
+    assert table(segs) == [("input[0]", "input"), ("input[1]", "input"), ("input[2]", "uninspectable")]
+    segs = extract_segments("/v1/embeddings", {"model": "m", "input": [1, 2, 3]})
+    assert table(segs) == [("input", "uninspectable")]
+    segs = extract_segments("/v1/completions", {"model": "m", "prompt": "só texto"})
+    assert table(segs) == [("prompt", "input")] and segs[0].text == "só texto"
+
+
+def test_responses_request():
+    segs = extract_segments("/v1/responses", load("openai/responses_request.json"))
+    assert table(segs) == [
+        ("instructions", "system"),
+        ("input[0].content", "system"),
+        ("input[1].content[0].text", "message"),
+        ("input[1].content[1]", "uninspectable"),
+        ("input[1].content[2]", "uninspectable"),
+        ("input[2].arguments", "tool_arguments"),
+        ("input[3].output", "tool_result"),
+        ("input[4].content[0].text", "message"),
+        ("tools[0].description", "tool_definition"),
+        ("tools[0].parameters.properties.cpf.description", "tool_definition"),
+    ]
+    assert table(extract_segments("/v1/responses", {"model": "m", "input": "olá"})) == [("input", "input")]
+
+
+def test_anthropic_messages_request():
+    body = load("anthropic/messages_request.json")
+    segs = extract_segments("/v1/messages", body)
+    assert table(segs) == [
+        ("system[0].text", "system"),
+        ("messages[0].content", "message"),
+        ("messages[1].content[0].text", "message"),
+        ("messages[1].content[1].input", "tool_arguments"),
+        ("messages[2].content[0].content[0].text", "tool_result"),
+        ("messages[2].content[1].text", "message"),
+        ("messages[2].content[2]", "uninspectable"),
+        ("messages[2].content[3].source.data", "message"),
+        ("messages[2].content[3].title", "message"),
+        ("tools[0].description", "tool_definition"),
+        ("tools[0].input_schema.properties.cpf.description", "tool_definition"),
+    ]
+    assert json.loads(segs[3].text) == {"cpf": "123.456.789-09"}
+    assert "123.456.789-09" in segs[3].text  # the JSON text keeps characters readable for the detectors
+    assert table(extract_segments("/v1/messages", {"system": "s", "messages": [{"role": "user", "content": "c"}]})) == \
+        [("system", "system"), ("messages[0].content", "message")]
+
+
+def test_unknown_parts_and_items_are_uninspectable_not_skipped():
+    segs = extract_segments("/v1/chat/completions", {"messages": [{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}}, {"type": "file", "file": {"file_id": "f"}},
+        {"type": "brand_new_part", "text": 1}]}]})
+    assert [s.kind for s in segs] == ["uninspectable"] * 3
+    segs = extract_segments("/v1/messages", {"messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}},
+        {"type": "search_result", "source": "x", "title": "t", "content": []}]}]})
+    assert [s.kind for s in segs] == ["uninspectable", "uninspectable"]
+    segs = extract_segments("/v1/responses", {"input": [{"type": "computer_call_output", "output": {}}]})
+    assert table(segs) == [("input[0]", "uninspectable")]
+
+
+@pytest.mark.parametrize("endpoint,name", [
+    ("/v1/chat/completions", "openai/chat_request.json"),
+    ("/v1/completions", "openai/completions_request.json"),
+    ("/v1/embeddings", "openai/embeddings_request.json"),
+    ("/v1/responses", "openai/responses_request.json"),
+    ("/v1/messages", "anthropic/messages_request.json"),
+])
+def test_write_back_round_trip(endpoint, name):
+    body = load(name)
+    segs = extract_segments(endpoint, body)
+    # unchanged texts leave the body exactly as it was
+    same = copy.deepcopy(body)
+    write_segments(same, segs, [s.text for s in segs])
+    assert same == body
+    # changed texts land at their paths, and extraction reads them back
+    new = [s.text if s.kind == "uninspectable" else f"<{i}:{s.text[:3]}>" if s.kind != "tool_arguments"
+           else json.dumps({"n": i}) for i, s in enumerate(segs)]
+    write_segments(body, segs, new)
+    again = extract_segments(endpoint, body)
+    assert table(again) == table(segs)
+    assert [s.text if s.kind != "tool_arguments" else json.loads(s.text) for s in again] == \
+        [t if s.kind != "tool_arguments" else json.loads(t) for s, t in zip(segs, new)]
+
+
+def test_tool_use_input_written_back_as_an_object():
+    body = load("anthropic/messages_request.json")
+    segs = extract_segments("/v1/messages", body)
+    i = next(i for i, s in enumerate(segs) if s.kind == "tool_arguments")
+    new = [s.text for s in segs]
+    new[i] = segs[i].text.replace("123.456.789-09", "[CPF_1]")
+    write_segments(body, segs, new)
+    assert body["messages"][1]["content"][1]["input"] == {"cpf": "[CPF_1]"}
+    new[i] = '{"cpf": "[CPF_1]'  # broken JSON: refuse rather than send something half-done
+    with pytest.raises(DialectError):
+        write_segments(load("anthropic/messages_request.json"), segs, new)
+
+
+@pytest.mark.parametrize("endpoint,body,where", [
+    ("/v1/chat/completions", {"model": "m"}, "messages"),
+    ("/v1/chat/completions", {"messages": "hi"}, "messages"),
+    ("/v1/chat/completions", {"messages": [{"content": "no role"}]}, "messages[0]"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": 42}]}, "messages[0].content"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": [7]}]}, "messages[0].content[0]"),
+    ("/v1/chat/completions", {"messages": [{"role": "assistant", "tool_calls": [{"function": {"arguments": {}}}]}]},
+     "messages[0].tool_calls[0].function.arguments"),
+    ("/v1/chat/completions", {"messages": [], "tools": {"a": 1}}, "tools"),
+    ("/v1/embeddings", {"model": "m"}, "input"),
+    ("/v1/embeddings", {"input": [{"x": 1}]}, "input[0]"),
+    ("/v1/completions", {"prompt": 5}, "prompt"),
+    ("/v1/responses", {"input": 5}, "input"),
+    ("/v1/responses", {"input": [{"type": "function_call", "arguments": {}}]}, "input[0].arguments"),
+    ("/v1/responses", {"instructions": ["x"]}, "instructions"),
+    ("/v1/messages", {"messages": [{"role": "system", "content": "x"}]}, "messages[0]"),
+    ("/v1/messages", {"messages": [{"role": "user", "content": [{"text": "no type"}]}]}, "messages[0].content[0]"),
+    ("/v1/messages", {"system": 3, "messages": []}, "system"),
+    ("/v1/messages", {"messages": [{"role": "user", "content": [{"type": "text", "text": None}]}]},
+     "messages[0].content[0].text"),
+])
+def test_bad_shapes_raise_dialect_error_naming_the_path(endpoint, body, where):
+    with pytest.raises(DialectError) as e:
+        extract_segments(endpoint, body)
+    assert e.value.code == "invalid_request" and e.value.status == 400
+    assert str(e.value).startswith(where + " ")
+
+
+def test_dialect_error_never_carries_the_value():
+    secret = "CPF 123.456.789-09"
+    with pytest.raises(DialectError) as e:
+        extract_segments("/v1/chat/completions", {"messages": [{"role": "user", "content": {"x": secret}}]})
+    assert "123" not in str(e.value)
+
+
+def test_unknown_endpoint_and_request_fields():
+    with pytest.raises(DialectError) as e:
+        extract_segments("/v1/assistants", {})
+    assert e.value.status == 404
+    assert request_model({"model": "gpt-4o"}) == "gpt-4o"
+    assert request_model({"model": 5}) is None and request_model({}) is None
+    assert request_stream({"stream": True}) is True
+    assert request_stream({"stream": "yes"}) is False and request_stream({}) is False
