@@ -34,8 +34,9 @@ def test_command(args) -> int:
 
     policies, errors = check_directory(args.dir)
     for e in errors:
-        print(e, file=sys.stderr)
+        print(f"FAIL {e}")
     if errors:
+        print(f"0 passed, {len(errors)} failed (files that do not validate; nothing was run)")
         return 1
     results = run_all(policies, args.dir)
     passed = sum(r.passed for r in results)
