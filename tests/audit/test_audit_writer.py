@@ -1,0 +1,244 @@
+"""The writer: group commit under concurrency, crash recovery, failing sinks, checkpoints, key rotation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import orjson
+import pytest
+
+from audit_helpers import exchange, write_log
+from gateway.audit.record import build_record
+from gateway.audit.verify import verify_file
+from gateway.audit.writer import AuditLog, AuditUnavailable
+from gateway.config import Audit
+from gateway.keys import init_keys, load_public_keys, rotate_keys
+
+
+@pytest.fixture
+def keydir(tmp_path):
+    init_keys(tmp_path / "keys")
+    return tmp_path / "keys"
+
+
+@pytest.fixture
+def ring(keydir):
+    from gateway.keys import KeyRing
+    return KeyRing.load(keydir)
+
+
+def lines(path) -> list[dict]:
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()]
+
+
+async def eventually(cond, timeout=10.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+async def test_concurrent_appends_from_many_tasks_make_one_intact_chain(tmp_path, ring, keydir):
+    log = AuditLog(Audit(checkpoint_every=97), ring, directory=tmp_path / "audit", worker=3)
+    await log.start()
+    assert log.path.name == "audit-w3.jsonl" and log.healthy
+
+    async def client(t: int):
+        for j in range(40):
+            log.append(build_record(exchange(t * 1000 + j), ring))
+            if j % 3 == 0:
+                await asyncio.sleep(0)
+
+    await asyncio.gather(*(client(t) for t in range(50)))
+    await log.close()
+    assert log.lag == 0 and not log.healthy
+    rep = verify_file(log.path, load_public_keys(keydir))
+    assert rep.ok and rep.closed and rep.records == 2000
+    recs = [x for x in lines(log.path) if "request_id" in x]
+    assert sorted(r["request_id"] for r in recs) == sorted(f"req-{t * 1000 + j:05d}" for t in range(50) for j in range(40))
+    seqs = [x["seq"] for x in lines(log.path)]
+    assert seqs == list(range(1, len(seqs) + 1))
+    with pytest.raises(AuditUnavailable):
+        log.append({"request_id": "late"})
+
+
+async def test_append_before_start_is_refused(tmp_path, ring):
+    log = AuditLog(Audit(), ring, directory=tmp_path)
+    assert not log.healthy
+    with pytest.raises(AuditUnavailable):
+        log.append({"request_id": "x"})
+
+
+@pytest.mark.parametrize("fsync", ["always", "batch", "never"])
+async def test_every_fsync_policy_writes_a_verifiable_file(tmp_path, ring, keydir, fsync):
+    path = await write_log(tmp_path / "audit", ring, 30, checkpoint_every=7, fsync=fsync)
+    rep = verify_file(path, load_public_keys(keydir))
+    assert rep.ok and rep.records == 30 and rep.checkpoints == 30 // 7 + 1
+
+
+async def test_checkpoint_after_checkpoint_seconds_without_more_traffic(tmp_path, ring, keydir):
+    log = AuditLog(Audit(checkpoint_every=1000, checkpoint_seconds=0.05), ring, directory=tmp_path)
+    await log.start()
+    log.append(build_record(exchange(1), ring))
+    await eventually(lambda: b'"checkpoint"' in log.path.read_bytes())
+    last = lines(log.path)[-1]
+    assert last["checkpoint"]["closed"] is False and last["checkpoint"]["records"] == 1
+    assert verify_file(log.path, load_public_keys(keydir), live=True).ok
+    await log.close()
+    cps = [x for x in lines(log.path) if "checkpoint" in x]
+    assert [c["checkpoint"]["closed"] for c in cps] == [False, True]  # no empty timed checkpoints
+
+
+async def test_restart_after_a_clean_close_continues_the_chain_without_a_gap(tmp_path, ring, keydir):
+    await write_log(tmp_path / "audit", ring, 4)
+    path = await write_log(tmp_path / "audit", ring, 3)
+    epochs = [x["epoch"] for x in lines(path) if "epoch" in x]
+    assert [e["reason"] for e in epochs] == ["new", "reopened"]
+    rep = verify_file(path, load_public_keys(keydir))
+    assert rep.ok and rep.records == 7 and rep.epochs == 2
+
+
+CRASH = textwrap.dedent("""
+    import asyncio, os, sys, time
+    sys.path.insert(0, sys.argv[3])
+    from audit_helpers import write_log
+    from gateway.keys import KeyRing
+    async def main():
+        path = await write_log(__import__("pathlib").Path(sys.argv[1]), KeyRing.load(sys.argv[2]), 8,
+                               checkpoint_every=3, close=False)
+        with open(path, "ab") as f:  # the process dies in the middle of writing a line
+            f.write(b'{"bytes_in":1234,"decision":{"actions":{"br.cpf"')
+        os._exit(9)
+    asyncio.run(main())
+""")
+
+
+async def test_crash_in_the_middle_of_a_write_recovers_and_verify_reports_the_gap(tmp_path, ring, keydir):
+    here = os.path.dirname(__file__)
+    proc = subprocess.run([sys.executable, "-c", CRASH, str(tmp_path / "audit"), str(keydir), here], timeout=60)
+    assert proc.returncode == 9
+    path = tmp_path / "audit" / "audit-w0.jsonl"
+    assert not path.read_bytes().endswith(b"\n")
+    crashed_lines = len(path.read_bytes().splitlines()) - 1
+    path2 = await write_log(tmp_path / "audit", ring, 5, checkpoint_every=3)
+    assert path2 == path
+    objs = lines(path)
+    epoch = objs[crashed_lines]["epoch"]
+    assert epoch["reason"] == "recovered" and epoch["discarded_bytes"] == 48
+    rep = verify_file(path, load_public_keys(keydir))
+    assert [p.reason for p in rep.problems] == ["gap"]
+    assert rep.problems[0].seq == objs[crashed_lines]["seq"]
+    assert rep.records == 13 and rep.closed
+
+
+async def test_crash_without_a_partial_line_is_still_a_gap(tmp_path, ring, keydir):
+    log = AuditLog(Audit(checkpoint_every=2), ring, directory=tmp_path)
+    await log.start()
+    for i in range(3):
+        log.append(build_record(exchange(i), ring))
+    await eventually(lambda: log.lag == 0)
+    os.close(log._fd)  # the process is gone: no closing checkpoint, lock released
+    log._fd = -1
+    await write_log(tmp_path, ring, 1)
+    rep = verify_file(log.path, load_public_keys(keydir))
+    assert [p.reason for p in rep.problems] == ["gap"] and rep.records == 4
+    await log.close()
+
+
+async def test_recovery_refuses_a_file_whose_last_whole_line_is_not_an_audit_line(tmp_path, ring):
+    await write_log(tmp_path, ring, 2)
+    path = tmp_path / "audit-w0.jsonl"
+    with open(path, "ab") as f:
+        f.write(b"not json at all\n")
+    with pytest.raises(AuditUnavailable, match="not an audit line"):
+        await AuditLog(Audit(), ring, directory=tmp_path).start()
+    assert path.read_bytes().endswith(b"not json at all\n")  # evidence is never truncated away
+
+
+async def test_a_file_with_only_a_partial_first_line_recovers(tmp_path, ring, keydir):
+    path = tmp_path / "audit-w0.jsonl"
+    path.write_bytes(b'{"epoch":{"disc')
+    await write_log(tmp_path, ring, 2)
+    rep = verify_file(path, load_public_keys(keydir))
+    assert [p.reason for p in rep.problems] == ["gap"] and rep.problems[0].seq == 1 and rep.records == 2
+
+
+async def test_second_writer_on_the_same_file_is_refused(tmp_path, ring):
+    a = AuditLog(Audit(), ring, directory=tmp_path)
+    await a.start()
+    with pytest.raises(AuditUnavailable, match="another writer"):
+        await AuditLog(Audit(), ring, directory=tmp_path).start()
+    await a.close()
+
+
+async def test_disk_full_turns_the_log_unhealthy_and_append_raises(tmp_path, ring):
+    log = AuditLog(Audit(), ring, directory=tmp_path)
+    await log.start()
+    log.append(build_record(exchange(0), ring))
+    await eventually(lambda: log.lag == 0)
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, log._fd)  # the kernel now answers every write with ENOSPC
+    os.close(full)
+    log.append(build_record(exchange(1), ring))
+    await eventually(lambda: not log.healthy)
+    assert log.error == "ENOSPC"
+    with pytest.raises(AuditUnavailable, match="ENOSPC"):
+        log.append(build_record(exchange(2), ring))
+    await log.close()
+
+
+async def test_removed_directory_turns_the_log_unhealthy(tmp_path, ring):
+    log = AuditLog(Audit(), ring, directory=tmp_path / "audit")
+    await log.start()
+    shutil.rmtree(tmp_path / "audit")
+    log.append(build_record(exchange(0), ring))
+    await eventually(lambda: not log.healthy)
+    assert log.error == "ENOENT"
+    with pytest.raises(AuditUnavailable):
+        log.append(build_record(exchange(1), ring))
+    await log.close()
+
+
+async def test_unopenable_directory_fails_start(tmp_path, ring):
+    (tmp_path / "file").write_text("x")
+    log = AuditLog(Audit(), ring, directory=tmp_path / "file" / "audit")
+    with pytest.raises(AuditUnavailable, match="cannot open"):
+        await log.start()
+    assert not log.healthy
+
+
+async def test_queue_bound_refuses_instead_of_growing_without_limit(tmp_path, ring):
+    log = AuditLog(Audit(), ring, directory=tmp_path)
+    log.max_queue = 0
+    await log.start()
+    with pytest.raises(AuditUnavailable, match="behind"):
+        log.append({"request_id": "x"})
+    await log.close()
+
+
+async def test_stdout_option_copies_each_record_line(tmp_path, ring, capfd):
+    await write_log(tmp_path, ring, 3, stdout=True)
+    out = capfd.readouterr().out.splitlines()
+    recs = [orjson.loads(x) for x in out]
+    assert [r["request_id"] for r in recs] == ["req-00000", "req-00001", "req-00002"]
+    file_recs = [x for x in lines(tmp_path / "audit-w0.jsonl") if "request_id" in x]
+    assert recs == file_recs  # the same chained lines, hashes included
+
+
+async def test_key_rotation_keeps_old_checkpoints_verifiable(tmp_path, keydir):
+    from gateway.keys import KeyRing
+    path = await write_log(tmp_path / "audit", KeyRing.load(keydir), 4, checkpoint_every=2)
+    rotate_keys(keydir)
+    await write_log(tmp_path / "audit", KeyRing.load(keydir), 4, checkpoint_every=2)
+    rep = verify_file(path, load_public_keys(keydir))
+    assert rep.ok and rep.kids == {"k1", "k2"}
+    # the current public key alone cannot vouch for the older checkpoints
+    rep = verify_file(path, load_public_keys(keydir / "audit-signing.pub"))
+    assert rep.problems[0].reason == "forged" and "'k1'" in rep.problems[0].detail
+    assert verify_file(path, load_public_keys(keydir / "audit-signing-k1.pub")).problems[0].seq > 4
