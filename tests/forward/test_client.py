@@ -415,6 +415,9 @@ async def test_header_values_with_line_breaks_are_refused_without_echoing_them()
     with pytest.raises(ValueError) as e:
         await pool.request("POST", "/x", [(b"x-evil", b"a\r\nInjected: sk-secret")], b"")
     assert "sk-secret" not in str(e.value)
+    for bad in ([(b"x-a", b"ok"), (b"x-b", b"nul\0")], [(b"x-name\n", b"v")], [(b"x", b"lf\nonly")]):
+        with pytest.raises(ValueError):
+            await pool.request("POST", "/x", bad, b"")
     with pytest.raises(ValueError):
         await pool.request("POST", "/x y", [], b"")
     await pool.close()
