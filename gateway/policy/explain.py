@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gateway.dialects import extract_segments
 from gateway.inspect.findings import Finding
 from gateway.policy.engine import Candidate, decide, destination_class
 from gateway.policy.load import PolicySet
@@ -38,29 +39,6 @@ def mask(value: str, category: str) -> str | None:
     return "".join(reversed(out))
 
 
-def _strings(node: Any, path: tuple = ()):
-    """Fallback segment extraction: every string value in the JSON, with its path."""
-    from gateway.dialects.segments import Segment
-
-    if isinstance(node, str):
-        yield Segment(path, node, "other")
-    elif isinstance(node, dict):
-        for k, v in node.items():
-            if k != "model":
-                yield from _strings(v, path + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _strings(v, path + (i,))
-
-
-def _segments(endpoint: str, payload: dict) -> list:
-    try:
-        from gateway.dialects import extract_segments
-    except ImportError:  # the dialect stage is not there yet: inspect every string value
-        return list(_strings(payload))
-    return list(extract_segments(endpoint, payload))
-
-
 def _candidates(config, model: str) -> list[Candidate]:
     out = []
     for r in config.models.get(model, []):
@@ -83,7 +61,7 @@ def explain_request(config, policies: PolicySet, principal, endpoint: str, paylo
         from gateway.inspect import scan
     model = payload.get("model") if isinstance(payload.get("model"), str) else None
     found: list[tuple[Any, Finding]] = []
-    for seg in _segments(endpoint, payload):
+    for seg in extract_segments(endpoint, payload):
         if seg.kind == "uninspectable":
             found.append((seg, Finding("intl.uninspectable", "uninspectable", None, 0, 0)))
             continue

@@ -91,6 +91,16 @@ def test_explain_never_carries_a_raw_value(config_file):
     assert "1. foreign-openai (US, foreign) model gpt-4o-mini: blocked by br.sensitive" in render_text(x)
 
 
+def test_content_the_gateway_cannot_read_stays_home(config_file):
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "¿Qué dice este documento?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]}
+    x = explain(config_file, body, jurisdiction="BR")
+    [f] = x["findings"]
+    assert (f["detector"], f["category"], f["where"], f["masked"]) == ("intl.uninspectable", "uninspectable", "messages[0].content[1]", None)
+    assert (x["decision"]["route"], x["decision"]["blocked_by"]) == ("br-sovereign", ["br.uninspectable"])
+
+
 def test_unknown_model_and_blocked_requests_are_explained(config_file):
     x = explain(config_file, {"model": "nope", "messages": []})
     assert "unknown model" in x["error"] and x["decision"]["outcome"] == "blocked"
