@@ -1,0 +1,102 @@
+"""The audit record: SPEC section 9 fields from the Exchange, fingerprints instead of values."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from audit_helpers import CPF, CPF_DIGITS, EMAIL, RAW_VALUES, exchange
+from gateway.audit.record import build_record
+from gateway.exchange import Exchange
+from gateway.keys import KeyRing
+
+SPEC_FIELDS = {"request_id", "decision_id", "principal", "endpoint", "model", "level", "findings", "decision",
+               "upstream", "outcome", "bytes_in", "bytes_out"}
+
+
+def test_forwarded_request_has_every_spec_field():
+    ring = KeyRing.ephemeral()
+    rec = build_record(exchange(7, detectors=("br.cpf", "intl.email", "intl.card")), ring)
+    assert SPEC_FIELDS <= set(rec) and not {"seq", "ts", "prev", "hash"} & set(rec)
+    assert rec["request_id"] == "req-00007" and rec["decision_id"] == "dec-00007"
+    assert rec["principal"] == {"sub": "analyst-7", "agency": "receita-federal", "jurisdiction": "BR"}
+    assert (rec["endpoint"], rec["model"], rec["level"], rec["outcome"]) == (
+        "/v1/chat/completions", "gpt-4o-mini", "internal", "forwarded")
+    assert rec["decision"] == {"route": "br-sovereign", "residency": "BR", "destination": "domestic",
+                               "actions": {"br.cpf": "allow", "intl.email": "allow", "intl.card": "allow"},
+                               "rules": ["br.identifiers"], "policy_revision": "rev-2026-11-26"}
+    assert rec["upstream"] == {"name": "br-sovereign", "residency": "BR", "status": 200, "latency_ms": 12.346}
+    assert (rec["bytes_in"], rec["bytes_out"]) == (1007, 507)
+    assert [f["detector"] for f in rec["findings"]] == ["br.cpf", "intl.email", "intl.card"]
+
+
+def test_fingerprints_are_keyed_hmacs_of_the_normalized_value():
+    ring = KeyRing.ephemeral()
+    rec = build_record(exchange(1), ring)
+    cpf = next(f for f in rec["findings"] if f["detector"] == "br.cpf")
+    # the formatted and the bare CPF are one value: counted twice, fingerprinted once
+    assert cpf["count"] == 2 and len(cpf["fingerprints"]) == 1
+    key = ring.hmac_key("fingerprint")
+    assert cpf["fingerprints"][0] == hmac.new(key, CPF_DIGITS.encode(), hashlib.sha256).hexdigest()[:32]
+    email = next(f for f in rec["findings"] if f["detector"] == "intl.email")
+    assert re.fullmatch(r"[0-9a-f]{32}", email["fingerprints"][0])
+    assert email["fingerprints"][0] != hashlib.sha256(EMAIL.encode()).hexdigest()[:32]  # keyed, not a bare hash
+    # another keyring (another deployment) gives unrelated fingerprints
+    other = build_record(exchange(1), KeyRing.ephemeral())
+    assert other["findings"][0]["fingerprints"] != cpf["fingerprints"]
+    # the same value in another request joins
+    assert build_record(exchange(2), ring)["findings"][0]["fingerprints"] == cpf["fingerprints"]
+
+
+def test_no_raw_value_in_the_record():
+    ring = KeyRing.ephemeral()
+    ex = exchange(3, detectors=("br.cpf", "intl.email", "intl.card", "secret.api_key", "health.term"))
+    text = str(build_record(ex, ring))
+    for v in RAW_VALUES:
+        assert v not in text
+
+
+def test_sensitive_subject_and_free_text_error_are_not_copied():
+    ring = KeyRing.ephemeral()
+    ex = exchange(4, sub=EMAIL)
+    ex.error = f"upstream said: bad CPF {CPF}"
+    rec = build_record(ex, ring)
+    assert rec["principal"]["sub"].startswith("fp:") and EMAIL not in str(rec)
+    assert rec["error"] == "invalid" and CPF not in str(rec)
+    # the subject fingerprint is stable, so one caller's records still join
+    assert build_record(exchange(5, sub=EMAIL), ring)["principal"]["sub"] == rec["principal"]["sub"]
+
+
+def test_rejected_request_without_principal_or_decision():
+    ex = Exchange("req-x", "/v1/chat/completions", "openai")
+    ex.error = "unauthorized"
+    rec = build_record(ex, KeyRing.ephemeral())
+    assert rec["outcome"] == "rejected" and rec["error"] == "unauthorized"
+    assert rec["principal"] is None and rec["decision"] is None and rec["decision_id"] is None
+    assert rec["upstream"] is None and rec["findings"] == []
+
+
+def test_blocked_request_keeps_the_actions_that_blocked():
+    ex = exchange(6, outcome="blocked", route="foreign-openai", residency="US")
+    rec = build_record(ex, KeyRing.ephemeral())
+    assert rec["outcome"] == "blocked" and rec["upstream"] is None
+    assert rec["decision"]["actions"] == {"br.cpf": "pseudonymize", "intl.email": "pseudonymize"}
+
+
+def test_an_unknown_outcome_is_recorded_as_rejected():
+    ex = exchange(8)
+    ex.outcome = "something-else"
+    assert build_record(ex, KeyRing.ephemeral())["outcome"] == "rejected"
+
+
+def test_a_real_policy_decision_maps_into_the_record():
+    from gateway.policy.engine import Candidate, Decision
+    ex = exchange(9)
+    ex.decision = Decision(decision_id="d-1", outcome="route", route=Candidate("br-sovereign", "BR", "llama"),
+                           destination="domestic", actions=["allow", "allow", "allow"],
+                           by_detector={"br.cpf": "allow", "intl.email": "allow"}, rules=["br.identifiers"],
+                           blocked_by=[], policy_revision="abc123", applied=["BR"])
+    rec = build_record(ex, KeyRing.ephemeral())
+    assert rec["decision_id"] == "d-1"
+    assert rec["decision"]["route"] == "br-sovereign" and rec["decision"]["policy_revision"] == "abc123"
