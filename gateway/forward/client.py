@@ -86,6 +86,7 @@ class _Conn(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.write_paused = False
         self.idle_since = 0.0
+        self.chunks: deque[bytes] = deque()
         self._reset()
 
     def _reset(self) -> None:
@@ -97,7 +98,7 @@ class _Conn(asyncio.Protocol):
         self.until_eof = False
         self.interim = False
         self.head_only = False
-        self.chunks: deque[bytes] = deque()
+        self.chunks.clear()
         self.buffered = 0
         self.paused = False
         self.error: UpstreamError | None = None
