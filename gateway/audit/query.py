@@ -115,7 +115,7 @@ def _row(rec: dict) -> list[str]:
     p = rec.get("principal") or {}
     d = rec.get("decision") or {}
     u = rec.get("upstream") or {}
-    findings = ",".join(f"{f.get('detector')}x{f.get('count')}" for f in rec.get("findings") or []) or "-"
+    findings = ",".join(f"{f.get('detector')}:{f.get('count')}" for f in rec.get("findings") or []) or "-"
     vals = [rec.get("ts"), rec.get("seq"), p.get("sub"), p.get("agency"), rec.get("endpoint"), rec.get("model"),
             findings, d.get("route") or u.get("name"), d.get("residency") or u.get("residency"), rec.get("outcome"),
             u.get("status")]
