@@ -187,8 +187,8 @@ def decide(policies: PolicySet, principal, findings: Sequence, candidates: Seque
     applied = [caller] + sorted({f.country for f in findings if f.country and f.country != caller})
     pols = [policies.policy(j) for j in applied]
     blocked_by: list[str] = []
-    first: tuple[Candidate | None, _Eval] | None = None
-    fallback: tuple[Candidate, _Eval] | None = None
+    first: _Eval | None = None  # the most preferred candidate's evaluation: what a block shows
+    fallback: _Eval | None = None  # the first compliant candidate, when none is healthy
     chosen: tuple[Candidate, _Eval] | None = None
     for cand in candidates:
         if not cand.residency:
@@ -196,7 +196,7 @@ def decide(policies: PolicySet, principal, findings: Sequence, candidates: Seque
             continue
         ev = _evaluate(policies, pols, findings, cand.residency, lvl)
         if first is None:
-            first = (cand, ev)
+            first = ev
         if ev.blockers:
             blocked_by.extend(ev.blockers)
             continue
@@ -204,15 +204,15 @@ def decide(policies: PolicySet, principal, findings: Sequence, candidates: Seque
             chosen = (cand, ev)
             break
         if fallback is None:
-            fallback = (cand, ev)
+            fallback = ev
     if chosen is not None:
         outcome, (route, ev) = "route", chosen
     elif fallback is not None:
-        outcome, (_, ev), route = "unavailable", fallback, None
+        outcome, route, ev = "unavailable", None, fallback
     else:
         outcome, route = "blocked", None
         if first is not None:
-            ev = first[1]
+            ev = first
         else:  # no candidate with a known residency: nothing may go anywhere
             if not candidates:
                 blocked_by.append(NO_CANDIDATES)
