@@ -1,0 +1,101 @@
+"""`soberana audit verify|query|export` as real subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from audit_helpers import write_log
+from gateway.keys import init_keys
+
+SOBERANA = str(Path(sys.executable).parent / "soberana")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([SOBERANA, "audit", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    ring = init_keys(d / "keys")
+
+    async def go():
+        a = await write_log(d / "audit", ring, 6, checkpoint_every=2, worker=0)
+        b = await write_log(d / "audit", ring, 3, checkpoint_every=2, worker=1)
+        c = await write_log(d / "open", ring, 3, checkpoint_every=2, close=False)
+        return a, b, c
+
+    a, b, c = asyncio.run(go())
+    return d, a, b, c
+
+
+def test_verify_ok_with_key(files):
+    d, a, b, _ = files
+    p = run("verify", str(a), str(b), "--key", str(d / "keys" / "audit-signing.pub"))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count(": OK:") == 2 and "signatures verified (key ids k1)" in p.stdout
+    assert "NOT checked" not in p.stdout
+    assert run("verify", str(a), "--key", str(d / "keys")).returncode == 0
+
+
+def test_verify_without_key_says_signatures_were_not_checked(files):
+    _, a, _, _ = files
+    p = run("verify", str(a))
+    assert p.returncode == 0 and "signatures were NOT checked" in p.stdout
+
+
+def test_verify_names_the_first_bad_seq_and_why(files, tmp_path):
+    d, a, _, _ = files
+    lines = a.read_bytes().splitlines(keepends=True)
+    bad = tmp_path / "bad.jsonl"
+    i = 4  # a record line
+    assert b'"level":"internal"' in lines[i]
+    bad.write_bytes(b"".join(lines[:i] + [lines[i].replace(b'"level":"internal"', b'"level":"public__"')] + lines[i + 1:]))
+    p = run("verify", str(a), str(bad), "--key", str(d / "keys"))
+    assert p.returncode == 1
+    seq = orjson.loads(lines[i])["seq"]
+    assert f"{bad}: FAILED at seq {seq}: changed" in p.stdout and f"{a}: OK" in p.stdout
+    bad.write_bytes(b"".join(lines[:-1]))
+    p = run("verify", str(bad), "--key", str(d / "keys"))
+    assert p.returncode == 1 and f"FAILED at seq {len(lines)}: truncated" in p.stdout
+
+
+def test_verify_open_file_needs_live(files):
+    d, _, _, c = files
+    p = run("verify", str(c), "--key", str(d / "keys"))
+    assert p.returncode == 1 and "truncated" in p.stdout and "--live" in p.stdout
+    p = run("verify", str(c), "--key", str(d / "keys"), "--live")
+    assert p.returncode == 0 and "open" in p.stdout
+
+
+def test_verify_with_a_bad_key_path_is_an_error(files, tmp_path):
+    _, a, _, _ = files
+    p = run("verify", str(a), "--key", str(tmp_path / "nope.pub"))
+    assert p.returncode == 2 and "cannot load verification keys" in p.stderr
+
+
+def test_query_json_and_table(files):
+    _, a, b, _ = files
+    p = run("query", str(a), str(b), "--outcome", "blocked", "--since", "1h", "--format", "json")
+    assert p.returncode == 0
+    recs = [orjson.loads(x) for x in p.stdout.splitlines()]
+    assert [r["request_id"] for r in recs] == ["req-00001", "req-00004", "req-00001"]
+    p = run("query", str(a), "--principal", "analyst-7", "--detector", "br.cpf")
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == 2 + 6
+    p = run("query", str(a), "--since", "last tuesday")
+    assert p.returncode == 2 and "bad time" in p.stderr
+
+
+@pytest.mark.parametrize("fmt, key", [("ocsf", "class_uid"), ("ecs", "@timestamp")])
+def test_export(files, fmt, key):
+    _, a, _, _ = files
+    p = run("export", str(a), "--format", fmt)
+    assert p.returncode == 0
+    docs = [orjson.loads(x) for x in p.stdout.splitlines()]
+    assert len(docs) == 6 and all(key in doc for doc in docs)
