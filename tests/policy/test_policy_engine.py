@@ -143,7 +143,8 @@ def test_caller_without_a_policy_file_gets_the_protective_default():
     assert d.applied == ["CU"] and d.actions == ["pseudonymize"] and d.rules == ["cu.default"]
     assert decide(PS, who("CU"), [HEALTH], [US]).blocked_by == ["cu.builtin.sensitive"]
     assert decide(PS, who("CU"), [KEY], [Candidate("home", "CU", "m")]).actions == ["redact"]
-    assert decide(PS, who("CU"), [], [US], level="secret").outcome == "blocked"
+    assert decide(PS, who("CU"), [], [US], level="secret").blocked_by == ["cu.builtin.restricted"]
+    assert decide(PS, who("CU"), [MARK], [US]).blocked_by == ["cu.builtin.domestic_only"]
     assert decide(PS, who("CU"), [], [US]).outcome == "route"  # nothing found, nothing to protect
 
 
