@@ -309,7 +309,8 @@ class StreamRewriter:
             t = obj.get("delta")
             if key not in self._tmpl:
                 tmpl = {k: v for k, v in obj.items() if k not in ("delta", "obfuscation")}
-                self._tmpl[key] = lambda rest, tmpl=tmpl, e=ev.event: _emit(dict(tmpl, delta=rest), event=e)
+                self._tmpl[key] = lambda rest, seq=None, tmpl=tmpl, e=ev.event: _emit(
+                    dict(tmpl, delta=rest, **({"sequence_number": seq} if seq is not None else {})), event=e)
             if not isinstance(t, str) or not t:
                 return ev.raw
             out = self._text(key, kind, t)
@@ -323,8 +324,9 @@ class StreamRewriter:
             before = b""
             if key in self._chan:
                 rest = self._close(key)
-                if rest:
-                    before = self._extra(key, rest)
+                if rest and key in self._tmpl:
+                    # the extra delta takes the done event's number: numbers stay non-decreasing
+                    before = self._tmpl[key](rest, obj.get("sequence_number"))
             return before + self._fix_full(ev, obj, {field: (key, kind)})
         if typ in ("response.content_part.added", "response.content_part.done"):
             part = obj.get("part")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 _EOL = re.compile(rb"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
 
 
 class SSEEvent:
@@ -53,9 +54,10 @@ def format_event(data: str, event: str | None = None, id: str | None = None) -> 
 class SSEParser:
     """Incremental SSE framer: ``feed`` bytes, get the events completed by them."""
 
-    __slots__ = ("_buf", "_pos", "_event", "_data", "_id", "_retry", "_seen_data")
+    __slots__ = ("_buf", "_pos", "_event", "_data", "_id", "_retry", "_seen_data", "_bom")
 
     def __init__(self):
+        self._bom = True
         self._buf = b""   # bytes of the unfinished event block (and the unread tail)
         self._pos = 0     # where the next unread line starts in _buf
         self._reset()
@@ -71,6 +73,13 @@ class SSEParser:
         """Take the next bytes of the stream; return the events they complete, in order."""
         buf = self._buf + chunk if self._buf else bytes(chunk)
         pos, start, out = self._pos, 0, []
+        if self._bom:  # a UTF-8 byte order mark may open the stream: skip it for parsing, keep it in raw
+            if len(buf) < 3 and _BOM.startswith(buf):
+                self._buf = buf
+                return out
+            self._bom = False
+            if buf.startswith(_BOM):
+                pos = 3
         n = len(buf)
         while True:
             m = _EOL.search(buf, pos)

@@ -170,7 +170,8 @@ def _blocks_of(content, where: str) -> list:
         return []
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
-    return [_o_part_to_block(p, f"{where}[{j}]") for j, p in enumerate(content)]
+    blocks = [_o_part_to_block(p, f"{where}[{j}]") for j, p in enumerate(content)]
+    return [b for b in blocks if b["type"] != "text" or b["text"]]  # Anthropic rejects empty text blocks
 
 
 def _openai_to_anthropic(payload: dict) -> dict:
@@ -391,7 +392,8 @@ class StreamTranslator:
         out = self._a_start({}) + self._a_close_block()
         out += self._a({"type": "message_delta", "delta": {"stop_reason": self._stop_reason or "end_turn",
                                                           "stop_sequence": None},
-                        "usage": {"output_tokens": self._usage["output_tokens"]}})
+                        "usage": {"input_tokens": self._usage["input_tokens"],
+                                  "output_tokens": self._usage["output_tokens"]}})
         return out + self._a({"type": "message_stop"})
 
     def _from_openai(self, ev) -> bytes:

@@ -103,3 +103,11 @@ def test_format_event_round_trips():
     assert raw == b"event: message_start\nid: 3\ndata: a\ndata: b\n\n"
     [ev] = SSEParser().feed(raw)
     assert (ev.event, ev.data, ev.id, bytes(ev)) == ("message_start", "a\nb", "3", raw)
+
+
+def test_byte_order_mark_at_stream_start_is_skipped_but_kept_in_raw():
+    stream = b"\xef\xbb\xbfdata: first\n\ndata: second\n\n"
+    for cut in range(len(stream) + 1):
+        events = parse_all(stream, [cut])
+        assert [e.data for e in events] == ["first", "second"], cut
+        assert b"".join(e.raw for e in events) == stream

@@ -250,3 +250,10 @@ def test_map_answer_texts_every_dialect():
     assert json.dumps(a) == before
     kinds = {k for k, _ in seen}
     assert kinds == {"text", "tool_arguments"}
+
+
+def test_responses_sequence_numbers_never_go_back():
+    data = (FIX / "openai/responses_stream.sse").read_bytes()
+    out, _ = rewrite("openai", "/v1/responses", data)
+    seqs = [json.loads(e.data)["sequence_number"] for e in events(out)]
+    assert seqs == sorted(seqs) and len(seqs) > len(events(data))  # extra deltas were added

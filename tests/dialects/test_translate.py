@@ -1,6 +1,7 @@
 """OpenAI Chat Completions <-> Anthropic Messages: requests, answers and streams, on golden fixtures."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -172,7 +173,7 @@ def test_openai_stream_to_anthropic_at_every_split():
     blocks, stop, types = anthropic_view(whole)
     assert blocks[0]["text"] == "Olá, o CPF [CPF_1] está regular." and stop == "end_turn"
     assert types[0] == "message_start" and types[-2:] == ["message_delta", "message_stop"]
-    assert json.loads(events(whole)[-2].data)["usage"] == {"output_tokens": 9}
+    assert json.loads(events(whole)[-2].data)["usage"] == {"input_tokens": 19, "output_tokens": 9}
     for cut in range(len(data)):
         assert translate_stream("anthropic", "openai", data, [cut]) == whole
 
@@ -208,9 +209,12 @@ def openai_view(data: bytes):
 @pytest.mark.parametrize("name", ["messages_stream.sse", "messages_stream_tools.sse"])
 def test_anthropic_stream_to_openai_at_every_split(name):
     data = (FIX / "anthropic" / name).read_bytes()
+    def unclocked(b: bytes) -> bytes:
+        return re.sub(rb'"created":\d+', b'"created":0', b)
+
     whole = translate_stream("openai", "anthropic", data)
     for cut in range(0, len(data), 2):
-        assert translate_stream("openai", "anthropic", data, [cut]) == whole
+        assert unclocked(translate_stream("openai", "anthropic", data, [cut])) == unclocked(whole)
     content, tools, finish, usage, done = openai_view(whole)
     assert done
     if name == "messages_stream.sse":
@@ -234,3 +238,12 @@ def test_truncated_upstream_stream_ends_with_an_error_event_not_a_normal_end():
     # an error the upstream reports mid-stream becomes the caller's error event
     out = translate_stream("anthropic", "openai", b'data: {"error": {"message": "boom", "type": "server_error"}}\n\n')
     assert events(out)[-1].event == "error" and b"boom" not in out
+
+
+def test_empty_text_parts_are_not_sent_to_anthropic():
+    _, out = translate_request("openai", "anthropic", "/v1/chat/completions", {"model": "m", "messages": [
+        {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "oi"}]},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function",
+                                                               "function": {"name": "f", "arguments": ""}}]}]})
+    assert out["messages"][0]["content"] == [{"type": "text", "text": "oi"}]
+    assert out["messages"][1]["content"] == [{"type": "tool_use", "id": "c1", "name": "f", "input": {}}]
