@@ -163,7 +163,7 @@ def test_check_command_names_file_line_and_field(tmp_path):
     d = tmp_path / "p"
     shutil.copytree(BUNDLED, d)
     r = run("policy", "check", str(d))
-    assert r.returncode == 0 and r.stdout.startswith("ok: 17 policies, 2 regional agreements")
+    assert r.returncode == 0 and r.stdout.startswith("ok: 17 policies, 3 regional agreements")
     f = d / "br.yaml"
     f.write_text(f.read_text().replace("    foreign: pseudonymize\n", "    foreign: pseudonymise\n", 1))
     (d / "mx.yaml").write_text((d / "mx.yaml").read_text().replace("regulator:", "regulador:"))

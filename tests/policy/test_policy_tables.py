@@ -20,7 +20,7 @@ def test_every_policy_and_agreement_has_a_test_file():
     names = {f.name for f in FILES}
     for j in POLICIES.jurisdictions:
         assert f"{j.lower()}_test.yaml" in names
-    assert {"mercosur_test.yaml", "pacific_alliance_test.yaml"} <= names
+    assert {"mercosur_test.yaml", "pacific_alliance_test.yaml", "coe108_test.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.relative_to(BUNDLED).as_posix() for f in FILES])
