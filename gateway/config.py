@@ -53,7 +53,11 @@ class JwtAuth(_Strict, kw_only=True):
     leeway_s: int = 30
     """Clock skew tolerated on exp/nbf/iat."""
     max_token_bytes: int = 8192
+    """Largest accepted token; bigger ones are rejected before any parsing."""
     jwks_cooldown_s: int = 60
+    """Least time between two JWKS fetches, whatever triggers them (unknown kids cannot hammer the IdP)."""
+    jwks_refresh_s: int = 300
+    """Age after which the cached JWKS is refetched on the next JWT (so removed keys stop working)."""
     jwks_max_stale_s: int = 86400
     """How long the last good JWKS keeps serving through an outage before auth fails closed."""
 
@@ -130,13 +134,22 @@ class Limits(_Strict, kw_only=True):
 
 
 class RateLimit(_Strict, kw_only=True):
-    """Per-caller limits: requests per minute and tokens per minute (0 = unlimited)."""
+    """Per-caller limits over a sliding one-minute window (0 = unlimited); see gateway/ratelimit.py."""
 
     requests_per_minute: int = 0
+    """Requests per minute for each agency (all its keys and subjects together)."""
     tokens_per_minute: int = 0
+    """Estimated model tokens per minute for each agency."""
+    key_requests_per_minute: int = 0
+    """Requests per minute for each single caller: an API key, or a JWT subject."""
+    key_tokens_per_minute: int = 0
+    """Estimated model tokens per minute for each single caller."""
     backend: str = "memory"
-    """`memory` or the name of a plugin backend, e.g. `redis`."""
+    """`memory` (per process) or the name of a plugin backend, e.g. `redis` (shared by a fleet)."""
     redis_url: str | None = None
+    """For `backend: redis`, e.g. ``redis://redis:6379/0``."""
+    redis_prefix: str = "soberana:rl:"
+    """Key prefix in Redis, so several gateway fleets can share one Redis."""
 
 
 class Config(_Strict, kw_only=True):

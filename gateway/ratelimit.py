@@ -1,0 +1,168 @@
+"""Per-caller rate limits and token quotas.
+
+Buckets: each agency, and each single caller (API key id, or JWT subject), has a requests bucket
+and a tokens bucket per minute; the config sets each limit (0 = no such bucket). A request is
+charged to all its buckets or to none: if any bucket would overflow, nothing is counted and the
+caller gets the longest wait.
+
+Window: a sliding-window counter. Each bucket keeps the count of the current fixed minute and of
+the previous one; the estimate at time ``t`` is ``prev * (1 - elapsed/60) + cur``. Unlike a plain
+fixed window, a caller cannot burst twice the limit around a minute boundary, and it needs two
+integers per bucket (easy to keep atomic in Redis). Retry-After is the exact time until the
+estimate leaves room for the request, assuming no other traffic. A request that is bigger than the
+whole limit (a token estimate above ``tokens_per_minute``) can never fit; it is refused with a full
+window as Retry-After.
+
+Backends: ``memory`` (this process) by default; any other ``rate_limit.backend`` name is looked up
+among plugins (``gateway.plugins``), e.g. ``redis`` from ``plugins/redis_ratelimit.py`` so that a
+fleet of gateways shares one limit. A backend that cannot answer fails closed: the request is
+refused (Retry-After 1 s), never waved through.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
+
+from gateway.auth.principal import Principal
+from gateway.config import RateLimit
+from gateway.yamlfile import ConfigError
+
+log = logging.getLogger("soberana.ratelimit")
+
+WINDOW_S = 60.0
+BACKEND_DOWN_RETRY_S = 1.0
+
+
+class Bucket(NamedTuple):
+    """One counter to charge: its name, its limit per window, and this request's cost."""
+
+    name: str
+    limit: int
+    cost: int
+
+
+class Backend(Protocol):
+    """Where bucket counts live. ``hit`` checks and charges all buckets atomically."""
+
+    async def hit(self, buckets: Sequence[Bucket], window: float) -> float | None:
+        """None if every bucket had room (and all were charged), else seconds to wait (none charged)."""
+
+    async def close(self) -> None: ...
+
+
+def wait_time(prev: float, cur: float, elapsed: float, limit: float, cost: float, window: float) -> float | None:
+    """Sliding-window decision for one bucket: None if ``cost`` fits now, else seconds until it would.
+
+    ``prev``/``cur`` are the previous and current fixed-window counts, ``elapsed`` the time into the
+    current window. A zero cost (a token bucket when the caller has no estimate) is refused only once
+    the bucket is already full.
+    """
+    est = prev * (window - elapsed) / window + cur
+    if est + cost <= limit and (cost > 0 or est < limit):
+        return None
+    if cost > limit:
+        return window
+    room = limit - cost  # what the decayed estimate must fall to
+    if cur <= room and prev > 0:
+        # Still this window: wait for the previous window's weight to decay enough.
+        return max(0.0, (window - elapsed) - window * (room - cur) / prev) or 1e-3
+    # Only the next window helps; then this window's count becomes the decaying one.
+    return (window - elapsed) + (max(0.0, window * (1 - room / cur)) if cur > 0 else 0.0) or 1e-3
+
+
+def buckets_for(cfg: RateLimit, principal: Principal, tokens: int) -> list[Bucket]:
+    """The buckets a request from ``principal`` with ``tokens`` estimated tokens is charged to."""
+    caller = f"key:{principal.key_id}" if principal.key_id else f"sub:{principal.sub}"
+    agency = f"agency:{principal.agency}"
+    spec = [(agency, "req", cfg.requests_per_minute, 1), (agency, "tok", cfg.tokens_per_minute, tokens),
+            (caller, "req", cfg.key_requests_per_minute, 1), (caller, "tok", cfg.key_tokens_per_minute, tokens)]
+    return [Bucket(f"{who}:{kind}", limit, cost) for who, kind, limit, cost in spec if limit > 0]
+
+
+class MemoryBackend:
+    """Counts in this process (one gateway worker). Pure arithmetic with no await: atomic on the loop."""
+
+    _SWEEP_AT = 10_000
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._counts: dict[str, list[float]] = {}  # name → [window index, cur, prev]
+
+    async def hit(self, buckets: Sequence[Bucket], window: float) -> float | None:
+        now = self.clock()
+        idx = math.floor(now / window)
+        elapsed = now - idx * window
+        states = [self._state(b.name, idx) for b in buckets]
+        worst = None
+        for b, (cur, prev) in zip(buckets, states):
+            w = wait_time(prev, cur, elapsed, b.limit, b.cost, window)
+            if w is not None and (worst is None or w > worst):
+                worst = w
+        if worst is not None:
+            return worst
+        for b, (cur, prev) in zip(buckets, states):
+            self._counts[b.name] = [idx, cur + b.cost, prev]
+        if len(self._counts) > self._SWEEP_AT:
+            self._sweep(idx)
+        return None
+
+    def _state(self, name: str, idx: int) -> tuple[float, float]:
+        s = self._counts.get(name)
+        if s is None or s[0] < idx - 1:
+            return 0.0, 0.0
+        if s[0] == idx - 1:
+            return 0.0, s[1]
+        return s[1], s[2]
+
+    def _sweep(self, idx: int) -> None:
+        # Buckets two windows old count for nothing; drop them so memory follows active callers only.
+        for name in [n for n, s in self._counts.items() if s[0] < idx - 1]:
+            del self._counts[name]
+
+    async def close(self) -> None:
+        self._counts.clear()
+
+
+class RateLimiter:
+    """Per-agency and per-caller limits over a backend. ``check`` → None (go) or Retry-After seconds."""
+
+    def __init__(self, cfg: RateLimit, backend: Backend, *, window: float = WINDOW_S):
+        self.cfg, self.backend, self.window = cfg, backend, window
+
+    @classmethod
+    def from_config(cls, cfg: RateLimit) -> RateLimiter:
+        """The memory backend, or the plugin backend named by ``cfg.backend`` (ConfigError if none has it)."""
+        for name, value in (("requests_per_minute", cfg.requests_per_minute),
+                            ("tokens_per_minute", cfg.tokens_per_minute),
+                            ("key_requests_per_minute", cfg.key_requests_per_minute),
+                            ("key_tokens_per_minute", cfg.key_tokens_per_minute)):
+            if value < 0:
+                raise ConfigError("<config>", None, f"rate_limit.{name}", "must be ≥ 0 (0 = unlimited)")
+        if cfg.backend == "memory":
+            return cls(cfg, MemoryBackend())
+        from gateway.plugins import rate_limit_backend
+
+        return cls(cfg, rate_limit_backend(cfg.backend)(cfg))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cfg.requests_per_minute or self.cfg.tokens_per_minute
+                    or self.cfg.key_requests_per_minute or self.cfg.key_tokens_per_minute)
+
+    async def check(self, principal: Principal, tokens: int = 0) -> float | None:
+        """Charge one request with ``tokens`` estimated tokens. None = go on; else the Retry-After seconds."""
+        buckets = buckets_for(self.cfg, principal, max(0, int(tokens)))
+        if not buckets:
+            return None
+        try:
+            return await self.backend.hit(buckets, self.window)
+        except Exception as e:  # fail closed: a limiter that cannot count refuses
+            log.error("rate-limit backend %s failed, refusing: %s", self.cfg.backend, type(e).__name__)
+            return BACKEND_DOWN_RETRY_S
+
+    async def close(self) -> None:
+        await self.backend.close()

@@ -1,0 +1,1 @@
+"""First-party optional plugins, each found through the ``soberana.plugins`` entry point."""
