@@ -1,10 +1,407 @@
-"""Pure-Python reference inspector (placeholder until the inspection core lands)."""
+"""Pure-Python reference inspector: the specification the compiled core reproduces exactly.
+
+``scan(text)`` returns the findings of ``text``, sorted by start, never overlapping, with offsets
+into the original text. The algorithm, step by step (tables live in ``detectors``, ``keywords``,
+``validators`` and ``normalize``; a compiled twin builds C tables from them at import):
+
+**0. Normalize.** ``normalize(text)`` gives ``norm`` and ``off`` (see ``normalize``: invisible
+characters dropped, NFKC-to-ASCII folding, dashes, homoglyphs). Every step below works on ``norm``
+and yields candidate spans ``[ns, ne)`` of it; a reported finding covers
+``text[off[ns]:off[ne - 1] + 1]``. Letters below are ASCII unless said otherwise; ``isalnum``,
+``isalpha`` and ``isupper`` are Python's ``str`` methods (Unicode).
+
+**1. Words.** A *token* is a maximal run of characters that are ``isalnum()`` but not
+``isdecimal()`` and not ``_`` (exactly the regex ``[^\\W\\d_]+``). Its folded form is
+``fold_word`` (lower case, combining marks removed). Consecutive tokens form a *phrase* when the
+gap between them is 1 to 3 characters, all from ``" \\t.-'’/"``; a phrase's text is the folded
+tokens joined by one space; phrases are at most 6 tokens.
+*Context*: a detector's context holds at a position ``p`` when some phrase whose first token
+starts at or after ``p - 40`` and whose last token ends at or before ``p`` is in the detector's
+``keywords.CONTEXT`` set.
+
+**2. Chunk windows** (every detector whose ``scanner`` is ``window``). A *chunk* is a maximal run of
+``[0-9A-Za-zÑñ]``. Two consecutive chunks are *joined* when the gap between them is 1 to 3
+characters, all from ``" \\t\\n\\r.-/()"``. For every chunk ``i`` that contains an ASCII digit, or
+is 1 to 4 characters that are all upper-case letters, and for ``k = 1 .. MAX_CHUNKS``: the window
+is chunks ``i .. i+k-1`` if each is joined to the next (stop at the first gap that is not joined, or
+when the summed chunk length exceeds ``MAX_COMPACT``). Its *compact* value is the chunks
+concatenated and upper-cased; its *layout* is the tuple of chunk lengths.
+
+- *E.164 rule, first:* if the character before chunk ``i`` is ``+``, the character before that
+  ``+`` (if any) is not ``isalnum()``, every chunk of the window is digits only, the compact value
+  has 8 to 15 digits and does not start with ``0``: candidate ``intl.phone`` spanning from the
+  ``+`` to the end of the window; no other detector is tried for this window.
+- *Otherwise*, the detectors of ``LAYOUTS[layout]`` are tried in priority order and the first that
+  passes is the window's candidate (span: first chunk start to last chunk end; for
+  ``intl.phone`` with its first chunk in parentheses, from the ``(``). A detector passes
+  when its validator accepts the compact value (``intl.phone``: digits only, 8-15 of them, not all
+  the same) and its context requirement holds at the window start: ``none``; ``always``;
+  ``compact`` = required only when ``k == 1``. ``intl.phone`` needs context unless its first chunk
+  is directly enclosed in ``(`` and ``)``.
+
+**3. E-mail** (``intl.email``). For each ``@`` at ``a``: the local part is the maximal run ending at
+``a - 1`` of characters that are ``isalnum()`` or in ``._%+-``, minus its leading dots; the domain
+is the maximal run starting at ``a + 1`` of ``isalnum()`` or ``.-`` characters, minus trailing
+``.``/``-`` characters. Candidate when the local part is non-empty and the domain splits on ``.``
+into at least two non-empty labels, the last of 2+ characters all ``isalpha()``.
+
+**4. IP addresses** (``intl.ip``). IPv4: ``(?<![0-9A-Za-z.])`` four groups of 1-3 ASCII digits
+joined by single dots, each at most 255, ``(?![0-9A-Za-z]|\\.[0-9])``. IPv6 (only when the text has
+a ``:``): each maximal run of ``[0-9A-Fa-f:.]``, with leading and trailing dots removed, that is not
+adjacent to an ``isalnum()`` character, has at least two colons and one hex digit, and that
+``ipaddress.IPv6Address`` accepts.
+
+**5. Credentials** (tier 0). ``secret.api_key``: each ``detectors.SECRET_PATTERNS`` entry as
+``(?<![A-Za-z0-9_-])PREFIX[BODY]{min,max}(?![BODY])``. ``secret.jwt``:
+``(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{7,}\\.eyJ[A-Za-z0-9_-]{2,}\\.[A-Za-z0-9_-]*``.
+``secret.private_key``: from ``-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----`` to the end of the next
+``-----END [A-Z0-9 ]*PRIVATE KEY-----``, or to the end of the text when there is none (fail closed).
+``secret.password`` (the span is the password only): the ``pass`` group of
+``[A-Za-z][A-Za-z0-9+.-]*://[^\\s/?#@:]+:(?P<pass>[^\\s/?#@]+)@``; and after a key of
+``PASSWORD_KEYS`` (case-insensitive, not preceded by ``[A-Za-z0-9_]``), an optional closing quote,
+spaces/tabs, ``=`` or ``:``, spaces/tabs: a quoted value (the characters up to the matching quote,
+at least 1) or the maximal run of characters other than whitespace and ``;&,'"<>``. A value needs 4
+or more characters; after ``:`` it must also hold a character that is not a letter.
+
+**6. Markings, health terms, ICD-10** (from the tokens of step 1). At every token, the longest
+phrase in ``HEALTH_TERMS`` starting there is a ``health.term`` candidate; the longest phrase in
+``MARKINGS`` starting there is a ``gov.marking`` candidate when every one of its tokens
+``isupper()``, or when a phrase of ``MARKING_LABELS`` ends at the previous token with a gap of 1 to
+4 characters from ``" \\t:=-\\"'"`` before the marking. ICD-10 codes: ``(?<![0-9A-Za-z])[A-TV-Z][0-9]{2}
+(?:\\.[0-9A-Z]{1,4})?(?![0-9A-Za-z])`` (the extension is taken only if that maximal run after the
+dot has 1-4 characters) with ``ICD10_CONTEXT`` holding at its start.
+
+**7. Overlaps.** All candidates are sorted by ``(tier, -(ne - ns), ns, detector priority)`` and
+accepted greedily unless they overlap one already accepted: credentials beat everything, then the
+longer span, then the earlier one, then the detector listed first in ``DETECTORS``. Findings are
+returned sorted by start.
+"""
 
 from __future__ import annotations
 
+import bisect
+import ipaddress
+import re
+
+from gateway.inspect.detectors import DETECTORS, INDEX, LAYOUTS, MAX_CHUNKS, MAX_COMPACT, SECRET_PATTERNS
 from gateway.inspect.findings import Finding
+from gateway.inspect.keywords import (
+    CONTEXT, CONTEXT_WINDOW, HEALTH_TERMS, ICD10_CONTEXT, MARKING_LABELS, MARKINGS, PASSWORD_KEYS)
+from gateway.inspect.normalize import fold_word, normalize
+from gateway.inspect.validators import VALIDATORS
+
+_CHUNK = re.compile(r"[0-9A-Za-zÑñ]+")
+_JOIN = frozenset(" \t\n\r.-/()")
+_TOKEN = re.compile(r"[^\W\d_]+")
+_PHRASE_GAP = frozenset(" \t.-'\u2019/")
+_LABEL_GAP = frozenset(" \t:=-\"'")
+_MAX_WORDS = 6
+_DIGITS = frozenset("0123456789")
+
+_IPV4 = re.compile(r"(?<![0-9A-Za-z.])([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})"
+                   r"(?![0-9A-Za-z]|\.[0-9])")
+_IPV6_RUN = re.compile(r"[0-9A-Fa-f:.]+")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{7,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
+_PK_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+_PK_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
+_URL_PASS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]+:(?P<pass>[^\s/?#@]+)@")
+_PASS_KEY = re.compile(
+    r"(?<![A-Za-z0-9_])(?:" + "|".join(re.escape(k) for k in sorted(PASSWORD_KEYS, key=len, reverse=True))
+    + r")[\"']?[ \t]*([=:])[ \t]*", re.IGNORECASE)
+_PASS_VALUE = re.compile(r"[^\s;&,'\"<>]+")
+_ICD10 = re.compile(r"(?<![0-9A-Za-z])[A-TV-Z][0-9]{2}(?:\.[0-9A-Z]{1,4})?(?![0-9A-Za-z])")
+_SECRETS = tuple(
+    (prefix, re.compile(r"(?<![A-Za-z0-9_-])" + re.escape(prefix) + "[" + body + "]{" + str(lo) + ","
+                        + (str(hi) if hi else "") + "}(?![" + body + "])"))
+    for prefix, body, lo, hi in SECRET_PATTERNS)
+
+_CONTEXT_SETS = tuple(frozenset(CONTEXT.get(d.id, ())) for d in DETECTORS)
+_VALIDATE = tuple(VALIDATORS.get(d.validator) if d.validator else None for d in DETECTORS)
+_HEALTH = frozenset(HEALTH_TERMS)
+_MARKINGS = frozenset(MARKINGS)
+_LABELS = frozenset(MARKING_LABELS)
+_ICD_CONTEXT = frozenset(ICD10_CONTEXT)
+_PHONE = INDEX["intl.phone"]
+_EMAIL = INDEX["intl.email"]
+_IP = INDEX["intl.ip"]
+_API_KEY = INDEX["secret.api_key"]
+_JWT_I = INDEX["secret.jwt"]
+_PK = INDEX["secret.private_key"]
+_PASSWORD = INDEX["secret.password"]
+_MARKING = INDEX["gov.marking"]
+_HEALTH_I = INDEX["health.term"]
+_TIER = tuple(d.tier for d in DETECTORS)
 
 
 def scan(text: str) -> list[Finding]:
-    """Findings in ``text``, sorted by start, not overlapping."""
-    return []
+    """Findings in ``text``, sorted by start, not overlapping; offsets index the original text."""
+    if not text:
+        return []
+    norm, off = normalize(text)
+    words = _Words(norm)
+    cands: list[tuple[int, int, int]] = []  # (ns, ne, detector index)
+    _windows(norm, words, cands)
+    if "@" in norm:
+        _emails(norm, cands)
+    _ips(norm, cands)
+    _credentials(norm, cands)
+    _terms(norm, words, cands)
+    return _resolve(cands, off)
+
+
+class _Words:
+    """Tokens of the normalized text, computed on first use, and phrase look-ups over them."""
+
+    def __init__(self, norm: str) -> None:
+        self.norm = norm
+        self._tokens: list[tuple[int, int, str]] | None = None
+        self._starts: list[int] = []
+
+    @property
+    def tokens(self) -> list[tuple[int, int, str]]:
+        if self._tokens is None:
+            self._tokens = [(m.start(), m.end(), fold_word(m.group()))
+                            for m in _TOKEN.finditer(self.norm)]
+            self._starts = [t[0] for t in self._tokens]
+        return self._tokens
+
+    def joined(self, t: int) -> bool:
+        """Whether token ``t`` and token ``t + 1`` may be read as one phrase."""
+        toks = self.tokens
+        gap = self.norm[toks[t][1]:toks[t + 1][0]]
+        return 1 <= len(gap) <= 3 and all(c in _PHRASE_GAP for c in gap)
+
+    def phrases(self, t: int, last: int):
+        """``(u, phrase)`` for the phrases of tokens ``t..u``, ``u <= last``, shortest first."""
+        toks = self.tokens
+        phrase = toks[t][2]
+        yield t, phrase
+        u = t
+        while u < last and u - t + 1 < _MAX_WORDS and self.joined(u):
+            u += 1
+            phrase += " " + toks[u][2]
+            yield u, phrase
+
+    def longest(self, t: int, table: frozenset[str]) -> int:
+        """Last token of the longest phrase of ``table`` starting at token ``t``, or -1."""
+        best = -1
+        for u, phrase in self.phrases(t, len(self.tokens) - 1):
+            if phrase in table:
+                best = u
+        return best
+
+    def context(self, table: frozenset[str], p: int) -> bool:
+        """Whether a phrase of ``table`` lies within the ``CONTEXT_WINDOW`` characters before ``p``."""
+        if not table:
+            return False
+        toks = self.tokens
+        lo = bisect.bisect_left(self._starts, p - CONTEXT_WINDOW)
+        hi = bisect.bisect_left(self._starts, p) - 1  # last token starting before p
+        if hi >= 0 and toks[hi][1] > p:
+            hi -= 1
+        for t in range(lo, hi + 1):
+            for _, phrase in self.phrases(t, hi):
+                if phrase in table:
+                    return True
+        return False
+
+
+def _windows(norm: str, words: _Words, cands: list) -> None:
+    chunks = [(m.start(), m.end()) for m in _CHUNK.finditer(norm)]
+    n = len(norm)
+    nchunks = len(chunks)
+    for i in range(nchunks):
+        cs, ce = chunks[i]
+        first = norm[cs:ce]
+        has_digit = any(c in _DIGITS for c in first)
+        if not has_digit and not (len(first) <= 4 and first.isalpha() and first.isupper()):
+            continue
+        plus = cs > 0 and norm[cs - 1] == "+" and (cs == 1 or not norm[cs - 2].isalnum())
+        paren = cs > 0 and norm[cs - 1] == "(" and ce < n and norm[ce] == ")"
+        lengths: list[int] = []
+        parts: list[str] = []
+        total = 0
+        all_digits = True
+        for j in range(i, min(i + MAX_CHUNKS, nchunks)):
+            s, e = chunks[j]
+            if j > i:
+                gap = norm[chunks[j - 1][1]:s]
+                if len(gap) > 3 or not all(c in _JOIN for c in gap):
+                    break
+            part = norm[s:e]
+            total += e - s
+            if total > MAX_COMPACT:
+                break
+            lengths.append(e - s)
+            parts.append(part)
+            all_digits = all_digits and part.isdigit() and part.isascii()
+            compact = "".join(parts).upper()
+            if plus and all_digits:
+                if 8 <= total <= 15 and compact[0] != "0":
+                    cands.append((cs - 1, e, _PHONE))
+                continue
+            for d in LAYOUTS.get(tuple(lengths), ()):
+                if d == _PHONE:
+                    if not (compact.isdigit() and compact.isascii() and 8 <= total <= 15
+                            and len(set(compact)) > 1):
+                        continue
+                    if paren:
+                        cands.append((cs - 1, e, d))
+                        break
+                    if not words.context(_CONTEXT_SETS[d], cs):
+                        continue
+                else:
+                    if not _VALIDATE[d](compact):
+                        continue
+                    mode = DETECTORS[d].context
+                    if (mode == "always" or (mode == "compact" and j == i)) \
+                            and not words.context(_CONTEXT_SETS[d], cs):
+                        continue
+                cands.append((cs, e, d))
+                break
+
+
+def _local_char(c: str) -> bool:
+    return c.isalnum() or c in "._%+-"
+
+
+def _domain_char(c: str) -> bool:
+    return c.isalnum() or c in ".-"
+
+
+def _emails(norm: str, cands: list) -> None:
+    n = len(norm)
+    a = norm.find("@")
+    while a >= 0:
+        s = a
+        while s > 0 and _local_char(norm[s - 1]):
+            s -= 1
+        while s < a and norm[s] == ".":
+            s += 1
+        e = a + 1
+        while e < n and _domain_char(norm[e]):
+            e += 1
+        while e > a + 1 and norm[e - 1] in ".-":
+            e -= 1
+        if s < a:
+            labels = norm[a + 1:e].split(".")
+            if len(labels) >= 2 and all(labels) and len(labels[-1]) >= 2 and labels[-1].isalpha():
+                cands.append((s, e, _EMAIL))
+        a = norm.find("@", a + 1)
+
+
+def _ips(norm: str, cands: list) -> None:
+    for m in _IPV4.finditer(norm):
+        if all(int(g) <= 255 for g in m.groups()):
+            cands.append((m.start(), m.end(), _IP))
+    if ":" not in norm:
+        return
+    n = len(norm)
+    for m in _IPV6_RUN.finditer(norm):
+        s, e = m.span()
+        if (s > 0 and norm[s - 1].isalnum()) or (e < n and norm[e].isalnum()):
+            continue
+        while s < e and norm[s] == ".":
+            s += 1
+        while e > s and norm[e - 1] == ".":
+            e -= 1
+        value = norm[s:e]
+        if value.count(":") < 2 or not any(c in _HEX for c in value):
+            continue
+        try:
+            ipaddress.IPv6Address(value)
+        except ValueError:
+            continue
+        cands.append((s, e, _IP))
+
+
+def _credentials(norm: str, cands: list) -> None:
+    for prefix, rx in _SECRETS:
+        if prefix in norm:
+            for m in rx.finditer(norm):
+                cands.append((m.start(), m.end(), _API_KEY))
+    if "eyJ" in norm:
+        for m in _JWT.finditer(norm):
+            cands.append((m.start(), m.end(), _JWT_I))
+    if "-----BEGIN " in norm:
+        pos = 0
+        while True:
+            m = _PK_BEGIN.search(norm, pos)
+            if not m:
+                break
+            end = _PK_END.search(norm, m.end())
+            stop = end.end() if end else len(norm)
+            cands.append((m.start(), stop, _PK))
+            pos = stop
+    if "://" in norm:
+        for m in _URL_PASS.finditer(norm):
+            cands.append((m.start("pass"), m.end("pass"), _PASSWORD))
+    for m in _PASS_KEY.finditer(norm):
+        v = m.end()
+        if v < len(norm) and norm[v] in "\"'":
+            close = norm.find(norm[v], v + 1)
+            if close < 0:
+                continue
+            s, e = v + 1, close
+        else:
+            mv = _PASS_VALUE.match(norm, v)
+            if not mv:
+                continue
+            s, e = mv.span()
+        value = norm[s:e]
+        if len(value) < 4 or (m.group(1) == ":" and value.isalpha()):
+            continue
+        cands.append((s, e, _PASSWORD))
+
+
+def _terms(norm: str, words: _Words, cands: list) -> None:
+    toks = words.tokens
+    for t in range(len(toks)):
+        u = words.longest(t, _HEALTH)
+        if u >= 0:
+            cands.append((toks[t][0], toks[u][1], _HEALTH_I))
+        u = words.longest(t, _MARKINGS)
+        if u >= 0 and (all(norm[toks[k][0]:toks[k][1]].isupper() for k in range(t, u + 1))
+                       or _labelled(words, t)):
+            cands.append((toks[t][0], toks[u][1], _MARKING))
+    if any(c in norm for c in "ABCDEFGHIJKLMNOPQRSTVWXYZ"):
+        for m in _ICD10.finditer(norm):
+            if words.context(_ICD_CONTEXT, m.start()):
+                cands.append((m.start(), m.end(), _HEALTH_I))
+
+
+def _labelled(words: _Words, t: int) -> bool:
+    """Whether a marking label ends at token ``t - 1``, right before token ``t``."""
+    if t == 0:
+        return False
+    toks = words.tokens
+    gap = words.norm[toks[t - 1][1]:toks[t][0]]
+    if not (1 <= len(gap) <= 4 and all(c in _LABEL_GAP for c in gap)):
+        return False
+    for s in range(t - 1, max(-1, t - 1 - _MAX_WORDS), -1):
+        for u, phrase in words.phrases(s, t - 1):
+            if u == t - 1 and phrase in _LABELS:
+                return True
+    return False
+
+
+def _resolve(cands: list[tuple[int, int, int]], off: list[int]) -> list[Finding]:
+    cands.sort(key=lambda c: (_TIER[c[2]], c[0] - c[1], c[0], c[2]))
+    starts: list[int] = []
+    ends: list[int] = []
+    picked: list[tuple[int, int, int]] = []
+    for ns, ne, d in cands:
+        k = bisect.bisect_right(starts, ns)
+        if k > 0 and ends[k - 1] > ns:
+            continue
+        if k < len(starts) and starts[k] < ne:
+            continue
+        starts.insert(k, ns)
+        ends.insert(k, ne)
+        picked.insert(k, (ns, ne, d))
+    out = []
+    for ns, ne, d in picked:
+        det = DETECTORS[d]
+        out.append(Finding(det.id, det.category, det.country, off[ns], off[ne - 1] + 1))
+    return out

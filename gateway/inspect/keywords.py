@@ -1,0 +1,141 @@
+"""Word lists of the inspector, in Spanish, Portuguese, English and French.
+
+Every entry is *folded* (:func:`gateway.inspect.normalize.fold_word`: lower case, no accents) and a
+phrase is its words joined by one space; the scanner compares folded word tokens against these sets.
+A word token is a maximal run of letters (``str.isalpha``) of the normalized text, so ``C.C.`` is the
+phrase ``c c`` and ``nº`` is ``no``.
+
+Plain data: the compiled core loads these sets at import and builds its own tables from them.
+"""
+
+from __future__ import annotations
+
+CONTEXT: dict[str, tuple[str, ...]] = {
+    "br.cpf": ("cpf", "cadastro de pessoas fisicas", "cadastro de pessoa fisica"),
+    "br.cnpj": ("cnpj", "cadastro nacional da pessoa juridica", "cadastro nacional de pessoa juridica"),
+    "br.cns": ("cns", "cartao sus", "cartao nacional de saude", "sus"),
+    "br.pis": ("pis", "pasep", "nis", "nit", "pis pasep", "numero de identificacao social"),
+    "br.cnh": ("cnh", "carteira nacional de habilitacao", "habilitacao", "registro da cnh",
+               "carteira de motorista"),
+    "br.titulo": ("titulo de eleitor", "titulo eleitoral", "inscricao eleitoral", "eleitor"),
+    "br.rg": ("rg", "registro geral", "carteira de identidade", "identidade", "ssp", "cedula de identidade"),
+    "mx.curp": ("curp", "clave unica de registro de poblacion"),
+    "mx.rfc": ("rfc", "registro federal de contribuyentes", "homoclave"),
+    "mx.nss": ("nss", "numero de seguridad social", "seguro social", "imss", "afiliacion"),
+    "mx.clabe": ("clabe", "cuenta clabe", "clabe interbancaria"),
+    "mx.ine": ("ine", "ife", "clave de elector", "credencial para votar", "credencial de elector"),
+    "ar.cuit": ("cuit", "cuil", "cdi", "clave unica de identificacion tributaria"),
+    "ar.dni": ("dni", "documento nacional de identidad", "documento", "d n i"),
+    "cl.rut": ("rut", "run", "rol unico tributario", "rol unico nacional"),
+    "co.nit": ("nit", "numero de identificacion tributaria"),
+    "co.cc": ("cc", "c c", "cedula", "cedula de ciudadania", "documento de identidad"),
+    "pe.dni": ("dni", "documento nacional de identidad", "reniec", "cui"),
+    "pe.ruc": ("ruc", "sunat", "registro unico de contribuyentes"),
+    "ec.ci": ("cedula", "ci", "c i", "cedula de identidad", "cedula de ciudadania"),
+    "ec.ruc": ("ruc", "sri", "registro unico de contribuyentes"),
+    "uy.ci": ("cedula", "ci", "c i", "cedula de identidad", "documento"),
+    "uy.rut": ("rut", "dgi", "registro unico tributario"),
+    "py.ruc": ("ruc", "set", "dnit", "registro unico del contribuyente"),
+    "py.ci": ("cedula", "ci", "c i", "cedula de identidad", "cedula de identidad civil"),
+    "bo.ci": ("cedula", "ci", "c i", "cedula de identidad", "segip"),
+    "ve.rif": ("rif", "registro de informacion fiscal", "seniat"),
+    "ve.cedula": ("cedula", "ci", "c i", "cedula de identidad", "saime"),
+    "cr.cedula": ("cedula", "cedula de identidad", "cedula juridica", "dimex"),
+    "gt.cui": ("dpi", "cui", "documento personal de identificacion", "renap"),
+    "do.cedula": ("cedula", "cedula de identidad", "cedula de identidad y electoral", "jce"),
+    "pa.cedula": ("cedula", "cedula de identidad", "tribunal electoral"),
+    "cu.ni": ("carne de identidad", "carnet de identidad", "ci", "numero de identidad", "ni"),
+    "us.ssn": ("ssn", "social security", "social security number", "ss"),
+    "us.itin": ("itin", "taxpayer identification number", "individual taxpayer identification number"),
+    "us.ein": ("ein", "fein", "employer identification number", "tax id"),
+    "ca.sin": ("sin", "social insurance number", "nas", "numero d assurance sociale",
+               "assurance sociale"),
+    "intl.phone": ("tel", "telefone", "telefono", "telephone", "phone", "fone", "celular", "cel",
+                   "movil", "mobile", "cell", "whatsapp", "fax", "contato", "contacto", "ligar",
+                   "llamar", "call", "portable", "numero de telefone", "numero de telefono"),
+}
+"""Detector id → context words and phrases. A detector that needs context (see
+``gateway.inspect.detectors``) reports a value only when one of these ends at most
+``CONTEXT_WINDOW`` characters before it."""
+
+CONTEXT_WINDOW = 40
+"""How near a context word must be: the phrase lies within the 40 normalized characters that end
+where the value begins (its first token starts at or after ``start - 40``, its last token ends at or
+before ``start``)."""
+
+MARKINGS: tuple[str, ...] = (
+    # pt (LAI art. 24 and usual labels)
+    "ultrassecreto", "ultrassecreta", "ultra secreto", "ultra secreta", "secreto", "secreta",
+    "reservado", "reservada", "sigiloso", "sigilosa", "confidencial", "restrito", "restrita",
+    "acesso restrito", "informacao classificada", "documento sigiloso",
+    # es
+    "ultrasecreto", "ultrasecreta", "alto secreto", "estrictamente confidencial",
+    "informacion reservada", "informacion confidencial", "restringido", "restringida",
+    "uso oficial", "clasificado", "clasificada",
+    # en
+    "top secret", "secret", "confidential", "classified", "restricted", "noforn",
+    "strictly confidential", "official sensitive",
+    # fr
+    "tres secret", "tres secret defense", "secret defense", "confidentiel", "confidentiel defense",
+    "diffusion restreinte", "secret special france",
+)
+"""Classification markings. One is a finding when written in capitals (``SECRETO``, ``TOP
+SECRET``) or right after a label of :data:`MARKING_LABELS` (``classificação: secreto``)."""
+
+MARKING_LABELS: tuple[str, ...] = (
+    "classificacao", "grau de sigilo", "grau de classificacao", "nivel de sigilo", "sigilo",
+    "clasificacion", "nivel de clasificacion", "clasificacion de seguridad", "marca",
+    "classification", "security classification", "classification level", "marking",
+    "niveau de classification", "mention", "classified as", "classificado como", "clasificado como",
+)
+"""Labels after which a marking word counts whatever its case."""
+
+HEALTH_TERMS: tuple[str, ...] = (
+    # conditions and diagnoses (pt / es / en / fr)
+    "diabetes", "diabete", "diabetique", "diabetico", "diabetica", "diabetic",
+    "hipertensao", "hipertension", "hypertension", "hipertenso", "hipertensa",
+    "cancer", "cancro", "carcinoma", "tumor", "tumeur", "neoplasia", "leucemia", "leukemia",
+    "leucemie", "linfoma", "lymphoma", "lymphome", "metastase", "metastasis", "metastasis",
+    "hiv", "vih", "aids", "sida", "soropositivo", "seropositivo", "seropositif", "hiv positivo",
+    "tuberculose", "tuberculosis", "hepatite", "hepatitis", "sifilis", "syphilis", "syphilis",
+    "depressao", "depresion", "depression", "ansiedade", "ansiedad", "anxiety", "anxiete",
+    "esquizofrenia", "schizophrenia", "schizophrenie", "bipolar", "transtorno bipolar",
+    "trastorno bipolar", "bipolar disorder", "trouble bipolaire", "autismo", "autism", "autisme",
+    "tdah", "adhd", "epilepsia", "epilepsy", "epilepsie", "asma", "asthma", "asthme",
+    "alzheimer", "parkinson", "demencia", "dementia", "demence", "esclerose multipla",
+    "esclerosis multiple", "multiple sclerosis", "sclerose en plaques", "avc", "acv", "stroke",
+    "infarto", "infarctus", "heart attack", "insuficiencia cardiaca", "heart failure",
+    "insuffisance cardiaque", "insuficiencia renal", "kidney failure", "dialise", "dialisis",
+    "dialysis", "dialyse", "covid", "gravidez", "gestante", "embarazo", "embarazada", "pregnancy",
+    "pregnant", "grossesse", "enceinte", "aborto", "abortion", "avortement", "anorexia",
+    "anorexie", "bulimia", "bulimie", "dependencia quimica", "alcoolismo", "alcoholismo",
+    "alcoholism", "alcoolisme", "drogadiccion", "overdose", "sobredosis", "suicidio", "suicide",
+    "tentativa de suicidio", "intento de suicidio", "suicide attempt", "tentative de suicide",
+    "hemofilia", "hemophilia", "hemophilie", "lupus", "fibrose cistica", "fibrosis quistica",
+    "cystic fibrosis", "mucoviscidose",
+    # medications and treatments
+    "insulina", "insulin", "insuline", "metformina", "metformin", "metformine",
+    "antirretroviral", "antirretrovirais", "antiretroviral", "antiretroviraux", "tarv",
+    "quimioterapia", "chemotherapy", "chimiotherapie", "radioterapia", "radiotherapy",
+    "radiotherapie", "fluoxetina", "fluoxetine", "sertralina", "sertraline", "litio", "lithium",
+    "clozapina", "clozapine", "risperidona", "risperidone", "haloperidol", "rivotril",
+    "clonazepam", "diazepam", "morfina", "morphine", "metadona", "methadone", "truvada",
+    "efavirenz", "tenofovir", "zidovudina", "zidovudine", "levotiroxina", "levothyroxine",
+    "warfarina", "warfarin", "varfarina", "losartana", "losartan", "enalapril",
+)
+"""Health terms (conditions, diagnoses, medications, treatments): each is a ``health.term``
+finding wherever it appears as whole words."""
+
+ICD10_CONTEXT: tuple[str, ...] = (
+    "cid", "cid10", "cid 10", "cie", "cie10", "cie 10", "icd", "icd10", "icd 10", "cim", "cim10",
+    "cim 10", "diagnostico", "diagnosis", "diagnostic", "dx", "codigo", "code", "condicion",
+    "condicao", "paciente", "patient", "doenca", "enfermedad", "disease", "maladie",
+)
+"""Words after which an ICD-10 code (``E11.9``) is a ``health.term`` finding."""
+
+PASSWORD_KEYS: tuple[str, ...] = (
+    "password", "passwd", "pwd", "senha", "contraseña", "contrasena", "mot de passe", "motdepasse",
+    "secret", "client_secret", "client secret", "api_secret", "secret_key",
+)
+"""Keys (as written, matched case-insensitively) of ``key=value`` / ``key: value`` pairs whose value
+is a password (``secret.password``)."""
