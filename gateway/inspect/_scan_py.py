@@ -31,13 +31,13 @@ concatenated and upper-cased; its *layout* is the tuple of chunk lengths.
   ``+`` (if any) is not ``isalnum()``, every chunk of the window is digits only, the compact value
   has 8 to 15 digits and does not start with ``0``: candidate ``intl.phone`` spanning from the
   ``+`` to the end of the window; no other detector is tried for this window.
-- *Otherwise*, the detectors of ``LAYOUTS[layout]`` are tried in priority order and the first that
-  passes is the window's candidate (span: first chunk start to last chunk end; for
-  ``intl.phone`` with its first chunk in parentheses, from the ``(``). A detector passes
-  when its validator accepts the compact value (``intl.phone``: digits only, 8-15 of them, not all
-  the same) and its context requirement holds at the window start: ``none``; ``always``;
-  ``compact`` = required only when ``k == 1``. ``intl.phone`` needs context unless its first chunk
-  is directly enclosed in ``(`` and ``)``.
+- *Otherwise*, the detectors of ``LAYOUTS[layout]`` whose validator accepts the compact value
+  (``intl.phone``: digits only, 8-15 of them, not all the same) are considered in priority order.
+  The window's candidate is the first of them whose context holds at the window start; if none has
+  its context, the first that does not *need* it. A detector needs context by its ``context``
+  field: ``none`` never; ``always``; ``compact`` only when ``k == 1``; ``intl.phone`` unless its
+  first chunk is directly enclosed in ``(`` and ``)``. The span runs from the first chunk's start
+  (for ``intl.phone`` in parentheses, from the ``(``) to the last chunk's end.
 
 **3. E-mail** (``intl.email``). For each ``@`` at ``a``: the local part is the maximal run ending at
 ``a - 1`` of characters that are ``isalnum()`` or in ``._%+-``, minus its leading dots; the domain
@@ -241,25 +241,27 @@ def _windows(norm: str, words: _Words, cands: list) -> None:
                 if 8 <= total <= 15 and compact[0] != "0":
                     cands.append((cs - 1, e, _PHONE))
                 continue
+            chosen = fallback = -1
             for d in LAYOUTS.get(tuple(lengths), ()):
                 if d == _PHONE:
                     if not (compact.isdigit() and compact.isascii() and 8 <= total <= 15
                             and len(set(compact)) > 1):
                         continue
-                    if paren:
-                        cands.append((cs - 1, e, d))
-                        break
-                    if not words.context(_CONTEXT_SETS[d], cs):
-                        continue
+                    needs = not paren
                 else:
                     if not _VALIDATE[d](compact):
                         continue
                     mode = DETECTORS[d].context
-                    if (mode == "always" or (mode == "compact" and j == i)) \
-                            and not words.context(_CONTEXT_SETS[d], cs):
-                        continue
-                cands.append((cs, e, d))
-                break
+                    needs = mode == "always" or (mode == "compact" and j == i)
+                if words.context(_CONTEXT_SETS[d], cs):
+                    chosen = d
+                    break
+                if fallback < 0 and not needs:
+                    fallback = d
+            if chosen < 0:
+                chosen = fallback
+            if chosen >= 0:
+                cands.append((cs - 1 if chosen == _PHONE and paren else cs, e, chosen))
 
 
 def _local_char(c: str) -> bool:

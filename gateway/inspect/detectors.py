@@ -1,7 +1,8 @@
 """The detector catalogue: what the inspector looks for, as plain data.
 
-:data:`DETECTORS` lists every detector in **priority order**: when two detectors accept the same
-window of text, the one listed first is reported (see the algorithm in ``_scan_py``). Each one has
+:data:`DETECTORS` lists every detector in **priority order**: when several detectors accept the same
+window of text, the first listed whose context word is present is reported, else the first listed
+that needs no context (see the algorithm in ``_scan_py``). Each one has
 an id (SPEC section 6), a category, the ISO country of the data subject (``None`` for ``intl.``,
 ``secret.``, ``gov.`` and ``health.``), the placeholder label, the *shapes* it accepts, the name of
 its validator (``gateway.inspect.validators.VALIDATORS``) and whether it needs a context word
