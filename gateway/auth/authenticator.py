@@ -2,7 +2,7 @@
 
 Credentials come from ``Authorization: Bearer <JWT or API key>`` or Anthropic's ``x-api-key``.
 Sending both, or the same header twice, is rejected as ambiguous. In ``jwt`` mode a bearer value
-that has the shape of a JWT (three dot-separated parts) is verified as a JWT; anything else is looked
+that has the shape of a JWT (starts with ``ey`` and has a dot) is verified as a JWT; anything else is looked
 up among the configured API keys (``auth.api_keys`` is "a second way in" in ``jwt`` mode). In
 ``api_key`` mode JWTs are never considered. Mode ``none`` gives every request one fixed development
 principal and exists only when the operator passed ``allow_none`` (``--insecure-no-auth``).
@@ -101,7 +101,8 @@ class Authenticator:
             raise AuthError("credential too large")
         if authz is not None:
             credential = _bearer(authz)
-            if self.jwt is not None and credential.count(".") == 2:
+            # A JWT's header is JSON, so its base64url starts with "ey"; API keys go to the key table.
+            if self.jwt is not None and credential.startswith("ey") and "." in credential:
                 return await self.jwt.verify(credential)
         else:
             credential = xkey.strip()

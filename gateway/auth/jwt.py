@@ -38,6 +38,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.exceptions import InvalidSubjectError
 
 from gateway.auth.errors import AuthError
 from gateway.auth.principal import Principal
@@ -192,6 +193,7 @@ _REASONS: list[tuple[type[Exception], str]] = [
     (pyjwt.InvalidAudienceError, "wrong audience"),
     (pyjwt.InvalidSignatureError, "bad signature"),
     (pyjwt.InvalidAlgorithmError, "algorithm not allowed"),
+    (InvalidSubjectError, "missing or invalid sub claim"),
     (pyjwt.DecodeError, "malformed token"),
 ]
 
