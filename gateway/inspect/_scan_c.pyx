@@ -188,18 +188,8 @@ cdef bint _valid_date(int yy, int mm, int dd, int century) noexcept nogil:
         mdays = 31
     return dd <= mdays
 
-# Two-letter codes of the CURP birth states (stdnum mx/curp), as a 26x26 bitmap.
+# Two-letter codes of the CURP birth states, as a 26x26 bitmap (from validators.CURP_STATES).
 cdef unsigned char _CURP_STATE[26 * 26]
-
-def _init_states():
-    cdef int i
-    for i in range(26 * 26):
-        _CURP_STATE[i] = 0
-    for code in ("AS BC BS CC CH CL CM CS DF DG GR GT HG JC MC MN MS NE NL NT OC PL QR QT "
-                 "SL SP SR TC TL TS VZ YN ZS").split():
-        _CURP_STATE[(ord(code[0]) - 65) * 26 + ord(code[1]) - 65] = 1
-
-_init_states()
 
 cdef bint v_curp(cstr s, int n) noexcept nogil:
     """18 chars: [A-Z]{4}\\d{6}[HM]<state>[A-Z]{3}[0-9A-Z]\\d with a valid date and check digit."""
@@ -327,7 +317,7 @@ cdef bint v_pe_dni(cstr s, int n) noexcept nogil:
     cdef int i, t = 0, c
     cdef const char* num = b"65432110987"
     cdef const char* let = b"KJIHGFEDCBA"
-    if (n != 8 and n != 9) or not _all_digits(s, 8):
+    if (n != 8 and n != 9) or not _all_digits(s, 8) or _all_same(s, 8):
         return False
     if n == 8:
         return True
@@ -412,7 +402,7 @@ _UY_CI_W[:] = [2, 9, 8, 7, 6, 3, 4]
 cdef bint v_uy_ci(cstr s, int n) noexcept nogil:
     """7 or 8 digits: the body (padded to 7 on the left) and the check digit."""
     cdef int i, t = 0, off
-    if (n != 7 and n != 8) or not _all_digits(s, n):
+    if (n != 7 and n != 8) or not _all_digits(s, n) or _all_same(s, n):
         return False
     off = 8 - n  # body digits missing on the left
     for i in range(n - 1):
@@ -443,7 +433,7 @@ cdef bint v_uy_rut(cstr s, int n) noexcept nogil:
 cdef bint v_py_ruc(cstr s, int n) noexcept nogil:
     """Up to 9 digits including the check digit (weights 2,3,4,... from the right)."""
     cdef int i, t = 0
-    if n < 2 or n > 9 or not _all_digits(s, n):
+    if n < 2 or n > 9 or not _all_digits(s, n) or _all_same(s, n):
         return False
     for i in range(n - 1):
         t += _d(s, n - 2 - i) * (i + 2)
@@ -487,7 +477,7 @@ cdef bint v_gt_cui(cstr s, int n) noexcept nogil:
     return t % 11 == _d(s, 8)
 
 cdef bint v_do_cedula(cstr s, int n) noexcept nogil:
-    return n == 11 and v_luhn(s, n)
+    return n == 11 and v_luhn(s, n) and not _all_same(s, n)
 
 cdef bint v_ssn(cstr s, int n) noexcept nogil:
     """Area not 000/666/9xx, group not 00, serial not 0000, not a famous published number."""
@@ -518,16 +508,38 @@ cdef bint v_sin(cstr s, int n) noexcept nogil:
         return False
     return v_luhn(s, n)
 
+# Card issuer ranges (detectors.CARD_IIN_RANGES): lo, hi, prefix width, bitmask of lengths.
+DEF MAX_IIN = 64
+cdef int _IIN_N = 0
+cdef int _IIN_LO[MAX_IIN]
+cdef int _IIN_HI[MAX_IIN]
+cdef int _IIN_W[MAX_IIN]
+cdef unsigned int _IIN_LEN[MAX_IIN]
+
 cdef bint v_card(cstr s, int n) noexcept nogil:
-    """Payment card: 13-19 digits passing Luhn."""
-    return 13 <= n <= 19 and v_luhn(s, n)
+    """Payment card: 13-19 digits in an issuer range of CARD_IIN_RANGES, Luhn."""
+    cdef int k, i, p
+    if n < 13 or n > 19 or not _all_digits(s, n):
+        return False
+    for k in range(_IIN_N):
+        if not (_IIN_LEN[k] >> n) & 1:
+            continue
+        p = 0
+        for i in range(_IIN_W[k]):
+            p = p * 10 + _d(s, i)
+        if _IIN_LO[k] <= p <= _IIN_HI[k]:
+            return v_luhn(s, n)
+    return False
+
+# IBAN length per country (detectors.IBAN_LENGTHS) as a 26x26 table; 0 = not an IBAN country.
+cdef unsigned char _IBAN_LEN[26 * 26]
 
 cdef bint v_iban(cstr s, int n) noexcept nogil:
-    """ISO 13616: 2 letters, 2 digits, up to 30 alphanumerics; mod 97 of the rotated value is 1."""
+    """IBAN: a country of IBAN_LENGTHS with its exact length, 2 check digits, mod 97 = 1."""
     cdef int i, r = 0, c, k
-    if n < 15 or n > 34:
+    if n < 4 or not (_is_upper(s[0]) and _is_upper(s[1])):
         return False
-    if not (_is_upper(s[0]) and _is_upper(s[1]) and 48 <= s[2] <= 57 and 48 <= s[3] <= 57):
+    if _IBAN_LEN[(s[0] - 65) * 26 + s[1] - 65] != n or not _all_digits(s + 2, 2):
         return False
     for k in range(n):
         i = (k + 4) % n
@@ -540,6 +552,107 @@ cdef bint v_iban(cstr s, int n) noexcept nogil:
             return False
     return r == 1
 
+
+cdef bint v_rg(cstr s, int n) noexcept nogil:
+    """BR RG (context-only): 7-9 digits, the last may be X; not all the same."""
+    if n < 7 or n > 9 or not _all_digits(s, n - 1):
+        return False
+    if not ((48 <= s[n - 1] <= 57) or s[n - 1] == 88):
+        return False
+    return not _all_same(s, n)
+
+cdef bint v_ine(cstr s, int n) noexcept nogil:
+    """MX clave de elector (context-only): [A-Z]{6}\\d{8}[HM]\\d{3}."""
+    cdef int i
+    if n != 18:
+        return False
+    for i in range(6):
+        if not _is_upper(s[i]):
+            return False
+    return _all_digits(s + 6, 8) and (s[14] == 72 or s[14] == 77) and _all_digits(s + 15, 3)
+
+cdef bint v_digits_id(cstr s, int n) noexcept nogil:
+    return n > 0 and _all_digits(s, n) and not _all_same(s, n)
+
+cdef bint v_ve_cedula(cstr s, int n) noexcept nogil:
+    if n > 0 and (s[0] == 86 or s[0] == 69):
+        s += 1
+        n -= 1
+    return 6 <= n <= 8 and v_digits_id(s, n)
+
+cdef bint v_cr_cedula(cstr s, int n) noexcept nogil:
+    if not v_digits_id(s, n):
+        return False
+    if n == 10:
+        return s[0] == 48 and s[1] != 48
+    return n == 9 and s[0] != 48
+
+cdef bint _pa_rest(cstr s, int n) noexcept nogil:
+    return 2 <= n <= 10 and v_digits_id(s, n)
+
+cdef bint v_pa_cedula(cstr s, int n) noexcept nogil:
+    """PA cédula (context-only), compact: PE, E, N or a province 1-13 (+ AV/PI), then 2-10 digits."""
+    cdef int i, p, k
+    if n >= 2 and s[0] == 80 and s[1] == 69:
+        return _pa_rest(s + 2, n - 2)
+    if n >= 1 and (s[0] == 69 or s[0] == 78):
+        return _pa_rest(s + 1, n - 1)
+    for i in range(1, 3):
+        if n < i or not _all_digits(s, i):
+            continue
+        p = _d(s, 0) if i == 1 else _d(s, 0) * 10 + _d(s, 1)
+        if p < 1 or p > 13:
+            continue
+        k = i
+        if n >= i + 2 and ((s[i] == 65 and s[i + 1] == 86) or (s[i] == 80 and s[i + 1] == 73)):
+            k = i + 2
+        if _pa_rest(s + k, n - k):
+            return True
+    return False
+
+cdef bint v_cu_ni(cstr s, int n) noexcept nogil:
+    if n != 11 or not _all_digits(s, n):
+        return False
+    return _valid_date(_d(s, 0) * 10 + _d(s, 1), _d(s, 2) * 10 + _d(s, 3),
+                       _d(s, 4) * 10 + _d(s, 5), 2000)
+
+# Valid IRS campus prefixes of an EIN, as a 100-entry table (filled from the reference at import).
+cdef unsigned char _EIN_PREFIX[100]
+
+cdef bint v_ein(cstr s, int n) noexcept nogil:
+    if n != 9 or not _all_digits(s, n):
+        return False
+    return _EIN_PREFIX[_d(s, 0) * 10 + _d(s, 1)] and not _all_same(s + 2, 7)
+
+
+def _init_validator_tables():
+    """C tables from the reference's data, so both implementations share one source of truth."""
+    from gateway.inspect import validators as V
+    cdef int i
+    for i in range(26 * 26):
+        _CURP_STATE[i] = 0
+    for code in V.CURP_STATES:
+        _CURP_STATE[(ord(code[0]) - 65) * 26 + ord(code[1]) - 65] = 1
+    for i in range(100):
+        _EIN_PREFIX[i] = 0
+    for p in V.EIN_PREFIXES:
+        _EIN_PREFIX[int(p)] = 1
+    from gateway.inspect import detectors as D
+    global _IIN_N
+    assert len(D.CARD_IIN_RANGES) <= MAX_IIN
+    _IIN_N = 0
+    for lo, hi, width, lengths in D.CARD_IIN_RANGES:
+        _IIN_LO[_IIN_N] = lo
+        _IIN_HI[_IIN_N] = hi
+        _IIN_W[_IIN_N] = width
+        _IIN_LEN[_IIN_N] = sum(1 << L for L in set(lengths))
+        _IIN_N += 1
+    for i in range(26 * 26):
+        _IBAN_LEN[i] = 0
+    for cc, L in D.IBAN_LENGTHS.items():
+        _IBAN_LEN[(ord(cc[0]) - 65) * 26 + ord(cc[1]) - 65] = L
+
+_init_validator_tables()
 
 ctypedef bint (*validator_t)(cstr, int) noexcept nogil
 
@@ -574,6 +687,14 @@ cdef validator_t _validator_by_name(str name):
     if name == "sin": return v_sin
     if name == "card": return v_card
     if name == "iban": return v_iban
+    if name == "rg": return v_rg
+    if name == "ine": return v_ine
+    if name == "digits_id": return v_digits_id
+    if name == "ve_cedula": return v_ve_cedula
+    if name == "cr_cedula": return v_cr_cedula
+    if name == "pa_cedula": return v_pa_cedula
+    if name == "cu_ni": return v_cu_ni
+    if name == "ein": return v_ein
     return NULL
 
 cdef bint v_luhn_11(cstr s, int n) noexcept nogil:
@@ -582,7 +703,8 @@ cdef bint v_luhn_11(cstr s, int n) noexcept nogil:
 VALIDATOR_NAMES = ("luhn", "cpf", "cnpj", "cns", "pis", "cnh", "titulo", "curp", "rfc", "nss",
                    "clabe", "cuit", "cl_rut", "co_nit", "pe_dni", "pe_ruc", "ec_ci", "ec_ruc",
                    "uy_ci", "uy_rut", "py_ruc", "ve_rif", "gt_cui", "do_cedula", "ssn", "itin",
-                   "sin", "card", "iban")
+                   "sin", "card", "iban", "rg", "ine", "digits_id", "ve_cedula", "cr_cedula",
+                   "pa_cedula", "cu_ni", "ein")
 
 
 def check(str name, str value):
@@ -603,6 +725,127 @@ def check(str name, str value):
         return False
     return bool(f(<cstr><const char*>b, <int>len(b)))
 
+
+
+# ---------------------------------------------------------------------------- normalization
+# Mirrors gateway.inspect.normalize.normalize exactly: drop INVISIBLE, fold (FOLD: dashes, line
+# breaks, NFKC-to-one-ASCII-character), then homoglyphs in digit runs. The tables come from that
+# module at import.
+
+from cpython.unicode cimport PyUnicode_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.stdint cimport int32_t, uint8_t, uint16_t
+
+cdef extern from "Python.h":
+    ctypedef uint8_t Py_UCS1
+    ctypedef uint16_t Py_UCS2
+    bint Py_UNICODE_ISALPHA(Py_UCS4 ch) nogil
+    object PyUnicode_FromKindAndData(int kind, const void *buffer, Py_ssize_t size)
+
+ctypedef fused uchar_t:
+    Py_UCS1
+    Py_UCS2
+    Py_UCS4
+
+DEF FOLD_LIMIT = 0x20000
+DEF DROP = 0xFF
+
+# code point -> 0 (kept), DROP (invisible: dropped) or the ASCII character it reads as.
+cdef uint8_t _FOLD[FOLD_LIMIT]
+
+def _init_fold():
+    from gateway.inspect import normalize as N
+    cdef int i
+    for i in range(FOLD_LIMIT):
+        _FOLD[i] = 0
+    for cp, c in N.FOLD.items():
+        if cp < FOLD_LIMIT:
+            _FOLD[cp] = ord(c)
+    for c in N.INVISIBLE:
+        _FOLD[ord(c)] = DROP
+    assert N.HOMOGLYPHS == {"O": "0", "l": "1", "I": "1"}, "homoglyph table changed: update the core"
+
+_init_fold()
+
+
+cdef inline bint _is_alpha(Py_UCS4 c) noexcept nogil:
+    if c < 128:
+        return (65 <= c <= 90) or (97 <= c <= 122)
+    return Py_UNICODE_ISALPHA(c)
+
+
+cdef inline bint _homo_run_char(Py_UCS4 c) noexcept nogil:
+    return (48 <= c <= 57) or c == 79 or c == 108 or c == 73   # 0-9 O l I
+
+
+cdef Py_ssize_t _normalize(const uchar_t* src, Py_ssize_t n, uchar_t* out,
+                           int32_t* offsets) noexcept nogil:
+    """Write the normalized text to ``out`` and each character's original index to ``offsets``
+    (plus ``offsets[m] = n``); return its length m. ``out``/``offsets`` hold n (+1) entries."""
+    cdef Py_ssize_t i, m = 0, j, k
+    cdef Py_UCS4 c
+    cdef uint8_t f
+    cdef bint digit, homo
+    for i in range(n):
+        c = src[i]
+        if c >= 0x80 and c < FOLD_LIMIT:
+            f = _FOLD[c]
+            if f == DROP:
+                continue
+            if f:
+                c = f
+        out[m] = <uchar_t>c
+        offsets[m] = <int32_t>i
+        m += 1
+    offsets[m] = <int32_t>n
+    # homoglyphs: maximal runs of 0-9 O l I with an ASCII digit and a homoglyph, not touching letters
+    i = 0
+    while i < m:
+        if not _homo_run_char(out[i]):
+            i += 1
+            continue
+        j = i
+        digit = homo = False
+        while j < m and _homo_run_char(out[j]):
+            if out[j] <= 57:
+                digit = True
+            else:
+                homo = True
+            j += 1
+        if digit and homo and (i == 0 or not _is_alpha(out[i - 1])) and \
+                (j == m or not _is_alpha(out[j])):
+            for k in range(i, j):
+                if out[k] == 79:
+                    out[k] = 48
+                elif out[k] > 57:
+                    out[k] = 49
+        i = j
+    return m
+
+
+def normalize(str text):
+    """``(norm, offsets)`` exactly as ``gateway.inspect.normalize.normalize`` returns them."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), m
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
+    cdef void* out = PyMem_Malloc((n + 1) * kind)
+    cdef int32_t* offs = <int32_t*>PyMem_Malloc((n + 1) * sizeof(int32_t))
+    if out == NULL or offs == NULL:
+        PyMem_Free(out)
+        PyMem_Free(offs)
+        raise MemoryError()
+    try:
+        if kind == 1:
+            m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, offs)
+        elif kind == 2:
+            m = _normalize(<Py_UCS2*>data, n, <Py_UCS2*>out, offs)
+        else:
+            m = _normalize(<Py_UCS4*>data, n, <Py_UCS4*>out, offs)
+        norm = PyUnicode_FromKindAndData(kind, out, m)
+        return norm, [offs[i] for i in range(m + 1)]
+    finally:
+        PyMem_Free(out)
+        PyMem_Free(offs)
 
 from gateway.inspect._scan_py import scan as _ref
 

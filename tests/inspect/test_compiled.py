@@ -87,6 +87,11 @@ def _cases(rng, make, valid, n=400):
     return out
 
 
+def _in_iin_range(s: str) -> bool:
+    from gateway.inspect.detectors import CARD_IIN_RANGES
+    return any(len(s) in lengths and lo <= int(s[:w]) <= hi for lo, hi, w, lengths in CARD_IIN_RANGES)
+
+
 def _oracles():
     from stdnum import iban, luhn
     from stdnum.ar import cuit
@@ -131,6 +136,8 @@ def _oracles():
         g = int(s[3:5])
         return s[0] == "9" and (50 <= g <= 65 or 70 <= g <= 88 or 90 <= g <= 92 or 94 <= g <= 99)
 
+    from gateway.inspect.detectors import IBAN_LENGTHS as iban_lengths
+
     curp_black = curp._name_blacklist
     rfc_black = rfc._name_blacklist
     valid_states = sorted(curp._valid_states)
@@ -169,25 +176,26 @@ def _oracles():
         "cl_rut": (lambda r: _rand(r, r.choice((7, 8))) + r.choice(DIG + "K"), rut.is_valid),
         "co_nit": (lambda r: _rand(r, r.choice((8, 9, 10, 12, 16))), nit.is_valid),
         "pe_dni": (lambda r: _rand(r, 8) + r.choice(("",) + tuple(DIG + "ABCDEFGHIJK"))
-                   if r.random() < .5 else _rand(r, 9), cui.is_valid),
+                   if r.random() < .5 else _rand(r, 9), lambda s: cui.is_valid(s) and not same(s[:8])),
         "pe_ruc": (lambda r: r.choice(("10", "15", "17", "20", "30")) + _rand(r, 9), pe_ruc.is_valid),
         "ec_ci": (lambda r: f"{r.randrange(0, 52):02d}" + _rand(r, 8), ec_ci.is_valid),
         "ec_ruc": (lambda r: f"{r.randrange(0, 32):02d}" + r.choice("0123456789") + _rand(r, 7)
                    + r.choice(("001", "000", "0001", "123"))[-3:] + _rand(r, 0), ec_ruc.is_valid),
-        "uy_ci": (lambda r: _rand(r, r.choice((7, 8))), uy_ci_ref),
+        "uy_ci": (lambda r: _rand(r, r.choice((7, 8))), lambda s: uy_ci_ref(s) and not same(s)),
         "uy_rut": (lambda r: f"{r.randrange(0, 25):02d}" + _rand(r, 6) + r.choice(("001", "002")) + _rand(r, 1),
                    uy_rut.is_valid),
-        "py_ruc": (lambda r: _rand(r, r.randrange(2, 10)), py_ruc.is_valid),
+        "py_ruc": (lambda r: _rand(r, r.randrange(2, 10)), lambda s: py_ruc.is_valid(s) and not same(s)),
         "ve_rif": (lambda r: r.choice("VEJPGX") + _rand(r, 9), rif.is_valid),
         "gt_cui": (lambda r: _rand(r, 9) + f"{r.randrange(0, 24):02d}" + f"{r.randrange(0, 35):02d}", gt_cui_ref),
-        "do_cedula": (lambda r: _rand(r, 11), lambda s: len(s) == 11 and luhn.is_valid(s)),
+        "do_cedula": (lambda r: _rand(r, 11), lambda s: len(s) == 11 and luhn.is_valid(s) and not same(s)),
         "ssn": (lambda r: r.choice(("000", "666", "900", "078", "123", _rand(r, 3))) + _rand(r, 6), ssn.is_valid),
         "itin": (lambda r: "9" + _rand(r, 8), itin_ref),
         "sin": (lambda r: _rand(r, 9), sin.is_valid),
-        "card": (lambda r: _rand(r, r.randrange(12, 21)), lambda s: 13 <= len(s) <= 19 and luhn.is_valid(s)),
+        "card": (lambda r: r.choice(("4", "5", "34", "37", "6011", "62", "9", "1", "2221")) + _rand(r, r.randrange(10, 18)),
+                 lambda s: 13 <= len(s) <= 19 and luhn.is_valid(s) and _in_iin_range(s)),
         "iban": (lambda r: r.choice(("DE", "GB", "BR", "ES", "FR", "D3")) + _rand(r, 2)
                  + _rand(r, r.randrange(11, 31), r.choice((DIG, ALNUM))),
-                 lambda s: 15 <= len(s) <= 34 and s[:2].isalpha() and s[2:4].isdigit()
+                 lambda s: iban_lengths.get(s[:2]) == len(s) and s[2:4].isdigit()
                  and int("".join(str(int(c, 36)) for c in s[4:] + s[:4])) % 97 == 1),
     }
 
@@ -195,8 +203,41 @@ def _oracles():
 ORACLES = _oracles()
 
 
+# Validators without a library counterpart (context-only identifiers): random shapes only.
+EXTRA = {
+    "rg": lambda r: _rand(r, r.randrange(6, 11)) + r.choice(("", "X")),
+    "ine": lambda r: _rand(r, 6, ALNUM[10:]) + _rand(r, 8) + r.choice("HMX") + _rand(r, 3),
+    "digits_id": lambda r: r.choice(("1" * r.randrange(1, 9), _rand(r, r.randrange(0, 12)))),
+    "ve_cedula": lambda r: r.choice(("V", "E", "J", "")) + _rand(r, r.randrange(4, 10)),
+    "cr_cedula": lambda r: r.choice(("0", "1", "")) + _rand(r, r.randrange(7, 11)),
+    "pa_cedula": lambda r: r.choice(("PE", "E", "N", "8", "13", "14", "0", "9AV", "10PI", ""))
+                           + _rand(r, r.randrange(0, 12)),
+    "cu_ni": lambda r: f"{r.randrange(100):02d}{r.randrange(0, 14):02d}{r.randrange(0, 33):02d}" + _rand(r, 5),
+    "ein": lambda r: _rand(r, 9),
+    "luhn": lambda r: _rand(r, r.randrange(0, 20)),
+}
+
+
 def test_every_validator_is_cross_checked():
-    assert set(ORACLES) == set(_scan_c.VALIDATOR_NAMES) - {"luhn"}
+    from gateway.inspect.validators import VALIDATORS
+    assert set(ORACLES) | set(EXTRA) == set(_scan_c.VALIDATOR_NAMES) == set(VALIDATORS)
+
+
+@pytest.mark.parametrize("name", sorted(set(ORACLES) | set(EXTRA)))
+def test_c_validator_matches_the_reference(name):
+    # The reference (gateway.inspect.validators) is the specification of the compiled core.
+    from gateway.inspect.validators import VALIDATORS
+    ref = VALIDATORS[name]
+    rng = random.Random(f"ref-{name}")
+    if name in ORACLES:
+        make, valid = ORACLES[name]
+        cases = _cases(rng, make, _safe(valid), 300)
+    else:
+        cases = [EXTRA[name](rng) for _ in range(3000)]
+    cases += ["", "0", "1" * 11, "A" * 13, "Ñ" * 12, "\u0661" * 11]
+    wrong = [s for s in cases if check(name, s) != ref(s)]
+    assert not wrong, (name, wrong[:5])
+    assert any(ref(s) for s in cases), f"no valid {name} was generated"
 
 
 @pytest.mark.parametrize("name", sorted(ORACLES))
