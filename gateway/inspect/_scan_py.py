@@ -25,7 +25,9 @@ characters, all from ``" \\t\\n\\r.-/()"``. For every chunk ``i`` that contains 
 is 1 to 4 characters that are all upper-case letters, and for ``k = 1 .. MAX_CHUNKS``: the window
 is chunks ``i .. i+k-1`` if each is joined to the next (stop at the first gap that is not joined, or
 when the summed chunk length exceeds ``MAX_COMPACT``). Its *compact* value is the chunks
-concatenated and upper-cased; its *layout* is the tuple of chunk lengths.
+concatenated and upper-cased; its *layout* is the tuple of chunk lengths. Its *plain* compact
+value is the same built from the text before the homoglyph step; a validator passes when it
+accepts the compact value or the plain one (so an alphanumeric CNPJ may hold the letters O and I).
 
 - *E.164 rule, first:* if the character before chunk ``i`` is ``+``, the character before that
   ``+`` (if any) is not ``isalnum()``, every chunk of the window is digits only, the compact value
@@ -87,7 +89,7 @@ from gateway.inspect.detectors import DETECTORS, INDEX, LAYOUTS, MAX_CHUNKS, MAX
 from gateway.inspect.findings import Finding
 from gateway.inspect.keywords import (
     CONTEXT, CONTEXT_WINDOW, HEALTH_TERMS, ICD10_CONTEXT, MARKING_LABELS, MARKINGS, PASSWORD_KEYS)
-from gateway.inspect.normalize import fold_word, normalize
+from gateway.inspect.normalize import fold_word, normalize_both
 from gateway.inspect.validators import VALIDATORS
 
 _CHUNK = re.compile(r"[0-9A-Za-zÑñ]+")
@@ -138,10 +140,10 @@ def scan(text: str) -> list[Finding]:
     """Findings in ``text``, sorted by start, not overlapping; offsets index the original text."""
     if not text:
         return []
-    norm, off = normalize(text)
+    norm, plain, off = normalize_both(text)
     words = _Words(norm)
     cands: list[tuple[int, int, int]] = []  # (ns, ne, detector index)
-    _windows(norm, words, cands)
+    _windows(norm, plain if plain != norm else None, words, cands)
     if "@" in norm:
         _emails(norm, cands)
     _ips(norm, cands)
@@ -207,7 +209,7 @@ class _Words:
         return False
 
 
-def _windows(norm: str, words: _Words, cands: list) -> None:
+def _windows(norm: str, plain: str | None, words: _Words, cands: list) -> None:
     chunks = [(m.start(), m.end()) for m in _CHUNK.finditer(norm)]
     n = len(norm)
     nchunks = len(chunks)
@@ -237,6 +239,11 @@ def _windows(norm: str, words: _Words, cands: list) -> None:
             parts.append(part)
             all_digits = all_digits and part.isdigit() and part.isascii()
             compact = "".join(parts).upper()
+            raw = None
+            if plain is not None:
+                raw = "".join(plain[a:b] for a, b in chunks[i:j + 1]).upper()
+                if raw == compact:
+                    raw = None
             if plus and all_digits:
                 if 8 <= total <= 15 and compact[0] != "0":
                     cands.append((cs - 1, e, _PHONE))
@@ -249,7 +256,7 @@ def _windows(norm: str, words: _Words, cands: list) -> None:
                         continue
                     needs = not paren
                 else:
-                    if not _VALIDATE[d](compact):
+                    if not _VALIDATE[d](compact) and not (raw is not None and _VALIDATE[d](raw)):
                         continue
                     mode = DETECTORS[d].context
                     needs = mode == "always" or (mode == "compact" and j == i)

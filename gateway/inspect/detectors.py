@@ -157,16 +157,11 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("secret.api_key", "credentials", None, "API_KEY", "api_key", tier=0),
     Detector("secret.password", "credentials", None, "PASSWORD", "password", tier=0),
     Detector("intl.email", "contact", None, "EMAIL", "email"),
-    Detector("intl.iban", "financial", None, "IBAN", _W, _iban_shapes(), "iban"),
-    Detector("intl.card", "financial", None, "CARD", _W,
-             S("13-19", "4,4,4,4", "4,6,5", "4,6,4", "4,4,4,4,1-3", "4,4,4,1-4"), "card"),
     # Brazil
     Detector("br.cnpj", "tax_id", "BR", "CNPJ", _W, S("14", "2,3,3,4,2", "8,4,2", "12,2"), "cnpj"),
     Detector("br.cpf", "national_id", "BR", "CPF", _W, S("11", "3,3,3,2", "9,2"), "cpf"),
     Detector("br.cns", "health_id", "BR", "CNS", _W, S("15", "3,4,4,4"), "cns"),
     Detector("br.titulo", "national_id", "BR", "TITULO", _W, S("12", "4,4,4"), "titulo"),
-    Detector("br.cnh", "national_id", "BR", "CNH", _W, S("11"), "cnh"),
-    Detector("br.pis", "national_id", "BR", "PIS", _W, S("11", "3,5,2,1"), "pis", "compact"),
     # Mexico
     Detector("mx.curp", "national_id", "MX", "CURP", _W, S("18"), "curp"),
     Detector("mx.rfc", "tax_id", "MX", "RFC", _W, S("12", "13", "4,6,3", "3,6,3"), "rfc"),
@@ -179,6 +174,13 @@ DETECTORS: tuple[Detector, ...] = (
     Detector("uy.rut", "tax_id", "UY", "RUT", _W, S("12", "2,6,3,1"), "uy_rut"),
     Detector("gt.cui", "national_id", "GT", "CUI", _W, S("13", "4,5,4"), "gt_cui"),
     Detector("ve.rif", "tax_id", "VE", "RIF", _W, S("10", "1,8,1", "1,9"), "ve_rif"),
+    # Brazilian 11-digit numbers without a structural prefix, after CPF, CUIT and RUC
+    Detector("br.cnh", "national_id", "BR", "CNH", _W, S("11"), "cnh"),
+    Detector("br.pis", "national_id", "BR", "PIS", _W, S("11", "3,5,2,1"), "pis", "compact"),
+    # payment data: after the identifiers with stronger checks of the same lengths
+    Detector("intl.iban", "financial", None, "IBAN", _W, _iban_shapes(), "iban"),
+    Detector("intl.card", "financial", None, "CARD", _W,
+             S("13-19", "4,4,4,4", "4,6,5", "4,6,4", "4,4,4,4,1-3", "4,4,4,1-4"), "card"),
     Detector("cl.rut", "national_id", "CL", "RUT", _W, S("8-9", "1-2,3,3,1", "7-8,1"), "cl_rut",
              "compact"),
     Detector("co.nit", "tax_id", "CO", "NIT", _W, S("9-16", "3,3,3,1", "8-15,1"), "co_nit",

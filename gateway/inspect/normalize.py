@@ -68,6 +68,13 @@ def normalize(text: str) -> tuple[str, list[int]]:
 
     A span ``[s, e)`` of ``norm`` covers ``text[offsets[s]:offsets[e - 1] + 1]``.
     """
+    norm, _, offsets = normalize_both(text)
+    return norm, offsets
+
+
+def normalize_both(text: str) -> tuple[str, str, list[int]]:
+    """``(norm, plain, offsets)``: as :func:`normalize`, plus ``plain``, the same text before the
+    homoglyph step (same length, same offsets), for values that may hold the letters O, I and l."""
     out: list[str] = []
     offsets: list[int] = []
     fold = FOLD
@@ -84,8 +91,9 @@ def normalize(text: str) -> tuple[str, list[int]]:
             out.append(c)
             offsets.append(i)
     offsets.append(len(text))
+    plain = "".join(out)
     _homoglyphs(out)
-    return "".join(out), offsets
+    return "".join(out), plain, offsets
 
 
 def _homoglyphs(chars: list[str]) -> None:
