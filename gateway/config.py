@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -28,12 +28,19 @@ class Listen(_Strict, kw_only=True):
     port: int = 8080
 
 
+JwtAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+"""Asymmetric JWS algorithms only: `none` and HS* are not expressible in a config."""
+
+
 class JwtClaims(_Strict, kw_only=True):
     """Which JWT claims carry the caller's jurisdiction and agency."""
 
     jurisdiction: str = "country"
+    """Claim with the caller's ISO alpha-2 country; a token without it is rejected (no default)."""
     agency: str = "agency"
+    """Claim with the caller's agency; required."""
     sub: str = "sub"
+    """Claim naming the caller; required."""
 
 
 class JwtAuth(_Strict, kw_only=True):
@@ -47,12 +54,12 @@ class JwtAuth(_Strict, kw_only=True):
     """JWKS endpoint; keys are cached and refreshed on an unknown `kid` at most once per cooldown."""
     public_keys: list[str] = []
     """PEM files with the issuer's public keys (paths relative to the config file)."""
-    algorithms: list[str] = msgspec.field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
+    algorithms: list[JwtAlgorithm] = msgspec.field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
     """Allow-list; `none` and HMAC algorithms are never accepted."""
     claims: JwtClaims = JwtClaims()
-    leeway_s: int = 30
+    leeway_s: Annotated[int, msgspec.Meta(ge=0, le=300)] = 30
     """Clock skew tolerated on exp/nbf/iat."""
-    max_token_bytes: int = 8192
+    max_token_bytes: Annotated[int, msgspec.Meta(ge=512, le=65536)] = 8192
     """Largest accepted token; bigger ones are rejected before any parsing."""
     jwks_cooldown_s: int = 60
     """Least time between two JWKS fetches, whatever triggers them (unknown kids cannot hammer the IdP)."""
@@ -65,10 +72,14 @@ class JwtAuth(_Strict, kw_only=True):
 class ApiKey(_Strict, kw_only=True):
     """An API key, stored only as the SHA-256 of the key."""
 
-    id: str
-    sha256: str
-    jurisdiction: str
-    agency: str
+    id: Annotated[str, msgspec.Meta(min_length=1)]
+    """Names the key in logs, audit records and per-key rate limits."""
+    sha256: Annotated[str, msgspec.Meta(pattern="^[0-9a-fA-F]{64}$")]
+    """Hex SHA-256 of the key (``soberana`` never stores the key itself)."""
+    jurisdiction: Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{2}$")]
+    """ISO 3166-1 alpha-2 of the calling agency; its national policy applies."""
+    agency: Annotated[str, msgspec.Meta(min_length=1)]
+    """The agency the key belongs to (rate limits are per agency too)."""
 
 
 class Auth(_Strict, kw_only=True):
@@ -136,13 +147,13 @@ class Limits(_Strict, kw_only=True):
 class RateLimit(_Strict, kw_only=True):
     """Per-caller limits over a sliding one-minute window (0 = unlimited); see gateway/ratelimit.py."""
 
-    requests_per_minute: int = 0
+    requests_per_minute: Annotated[int, msgspec.Meta(ge=0)] = 0
     """Requests per minute for each agency (all its keys and subjects together)."""
-    tokens_per_minute: int = 0
+    tokens_per_minute: Annotated[int, msgspec.Meta(ge=0)] = 0
     """Estimated model tokens per minute for each agency."""
-    key_requests_per_minute: int = 0
+    key_requests_per_minute: Annotated[int, msgspec.Meta(ge=0)] = 0
     """Requests per minute for each single caller: an API key, or a JWT subject."""
-    key_tokens_per_minute: int = 0
+    key_tokens_per_minute: Annotated[int, msgspec.Meta(ge=0)] = 0
     """Estimated model tokens per minute for each single caller."""
     backend: str = "memory"
     """`memory` (per process) or the name of a plugin backend, e.g. `redis` (shared by a fleet)."""

@@ -16,7 +16,7 @@ jurisdiction: BR
 auth:
   mode: api_key
   api_keys:
-    - {id: tax, sha256: 00ff, jurisdiction: BR, agency: receita}
+    - {id: tax, sha256: a4314248dc70ea95b1ffca1a92818939952b21cb9e8649ec5975d18f46d8e24a, jurisdiction: BR, agency: receita}
 upstreams:
   - {name: br, url: "http://127.0.0.1:9/v1", residency: BR}
   - {name: us, url: "https://api.example.com/v1", dialect: anthropic, residency: US}

@@ -1,0 +1,212 @@
+"""JWKS from a real aiohttp server on 127.0.0.1: rotation, cooldown (fetches counted), outage, max-stale.
+
+Time for the cache is a fake clock we move by hand; token times are real (they are minutes long).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from aiohttp import web
+from auth_helpers import AUDIENCE, ISSUER, mint
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from gateway.auth.authenticator import Authenticator, AuthError
+from gateway.config import Auth, JwtAuth
+from gateway.yamlfile import ConfigError
+
+COOLDOWN, REFRESH, MAX_STALE = 60, 300, 3600
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Idp:
+    """A JWKS endpoint whose key set and health the test controls; counts every fetch."""
+
+    def __init__(self):
+        self.jwks: list[dict] = []
+        self.fetches = 0
+        self.down = False
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.fetches += 1
+        if self.down:
+            return web.Response(status=503, text="maintenance")
+        return web.json_response({"keys": self.jwks})
+
+    def publish(self, *entries: tuple[str, object]) -> None:
+        self.jwks = [jwk(kid, key) for kid, key in entries]
+
+
+def jwk(kid: str, private_key) -> dict:
+    """The public half of ``private_key`` as a JWK with ``kid``."""
+    pub = private_key.public_key()
+    cls = RSAAlgorithm if isinstance(pub, rsa.RSAPublicKey) else \
+        ECAlgorithm if isinstance(pub, ec.EllipticCurvePublicKey) else OKPAlgorithm
+    return json.loads(cls.to_jwk(pub)) | {"kid": kid, "use": "sig"}
+
+
+@pytest.fixture
+async def idp(aiohttp_server):
+    i = Idp()
+    app = web.Application()
+    app.router.add_get("/jwks.json", i.handle)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    i.url = f"http://127.0.0.1:{server.port}/jwks.json"
+    return i
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+async def started(url: str, clock: Clock, **over) -> Authenticator:
+    cfg = JwtAuth(issuer=ISSUER, audience=AUDIENCE, jwks_url=url, jwks_cooldown_s=COOLDOWN,
+                  jwks_refresh_s=REFRESH, jwks_max_stale_s=MAX_STALE, **over)
+    auth = Authenticator(Auth(mode="jwt", jwt=cfg), default_jurisdiction="BR", base_dir=".", clock=clock)
+    await auth.start()
+    return auth
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+async def reason(auth: Authenticator, token: str) -> str:
+    with pytest.raises(AuthError) as e:
+        await auth.authenticate(bearer(token))
+    return str(e.value)
+
+
+async def test_rs256_es256_eddsa_from_jwks(idp, clock, keys):
+    idp.publish(("r1", keys.rsa), ("e1", keys.ec), ("d1", keys.ed))
+    auth = await started(idp.url, clock)
+    try:
+        for key, alg, kid in ((keys.rsa, "RS256", "r1"), (keys.ec, "ES256", "e1"), (keys.ed, "EdDSA", "d1")):
+            assert (await auth.authenticate(bearer(mint(key, alg, kid=kid)))).agency == "receita"
+        assert idp.fetches == 1  # fetched once at start, then served from the cache
+    finally:
+        await auth.close()
+
+
+async def test_rotation_picks_up_a_new_kid_once_the_cooldown_allows(idp, clock, keys):
+    idp.publish(("k1", keys.rsa))
+    auth = await started(idp.url, clock)
+    try:
+        new = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        idp.publish(("k1", keys.rsa), ("k2", new))  # the IdP rotates right after our fetch
+        clock.t += 1
+        assert await reason(auth, mint(new, "RS256", kid="k2")) == "unknown signing key"
+        assert idp.fetches == 1  # within the cooldown: no refetch for the unknown kid
+        clock.t += COOLDOWN
+        assert (await auth.authenticate(bearer(mint(new, "RS256", kid="k2")))).sub == "ana@receita.gov.br"
+        assert idp.fetches == 2
+        assert (await auth.authenticate(bearer(mint(keys.rsa, "RS256", kid="k1")))).sub == "ana@receita.gov.br"
+        assert idp.fetches == 2
+    finally:
+        await auth.close()
+
+
+async def test_a_flood_of_unknown_kids_fetches_at_most_once_per_cooldown(idp, clock, keys):
+    idp.publish(("k1", keys.rsa))
+    auth = await started(idp.url, clock)
+    try:
+        clock.t += COOLDOWN  # cooldown over: the first unknown kid may refetch, the rest may not
+        for i in range(50):
+            assert await reason(auth, mint(keys.rsa, "RS256", kid=f"made-up-{i}")) == "unknown signing key"
+        assert idp.fetches == 2
+        clock.t += COOLDOWN - 1
+        await reason(auth, mint(keys.rsa, "RS256", kid="made-up-x"))
+        assert idp.fetches == 2
+        clock.t += 1
+        await reason(auth, mint(keys.rsa, "RS256", kid="made-up-y"))
+        assert idp.fetches == 3
+    finally:
+        await auth.close()
+
+
+async def test_outage_serves_last_good_keys_until_max_stale_then_fails_closed(idp, clock, keys):
+    idp.publish(("k1", keys.rsa))
+    auth = await started(idp.url, clock)
+    token = mint(keys.rsa, "RS256", kid="k1")
+    try:
+        idp.down = True
+        clock.t += REFRESH  # due for a refresh; the refresh fails; the cached key still serves
+        assert (await auth.authenticate(bearer(token))).agency == "receita"
+        assert idp.fetches == 2
+        clock.t += MAX_STALE - REFRESH  # exactly max-stale old: still served
+        assert (await auth.authenticate(bearer(token))).agency == "receita"
+        assert idp.fetches == 3
+        clock.t += 1  # one second past max-stale: closed, even for a key we know
+        assert await reason(auth, token) == "signing keys too stale"
+        clock.t += COOLDOWN  # the IdP comes back: the next refresh restores service
+        idp.down = False
+        assert (await auth.authenticate(bearer(token))).agency == "receita"
+    finally:
+        await auth.close()
+
+
+async def test_removed_key_stops_working_after_refresh(idp, clock, keys):
+    idp.publish(("k1", keys.rsa))
+    auth = await started(idp.url, clock)
+    try:
+        idp.publish(("k2", keys.ec))
+        clock.t += REFRESH
+        assert await reason(auth, mint(keys.rsa, "RS256", kid="k1")) == "unknown signing key"
+    finally:
+        await auth.close()
+
+
+async def test_idp_unreachable_at_start_fails_closed(clock, keys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    auth = await started(f"http://127.0.0.1:{port}/jwks.json", clock)
+    try:
+        assert await reason(auth, mint(keys.rsa, "RS256", kid="k1")) == "signing keys unavailable"
+    finally:
+        await auth.close()
+
+
+async def test_symmetric_and_private_jwks_entries_are_never_used(idp, clock, keys):
+    import base64
+
+    secret = b"shared-secret-shared-secret-0123"
+    private = json.loads(RSAAlgorithm.to_jwk(keys.rsa)) | {"kid": "priv"}  # a leaked private JWK
+    idp.jwks = [{"kty": "oct", "kid": "hmac", "k": base64.urlsafe_b64encode(secret).rstrip(b"=").decode()},
+                private, {"kty": "RSA", "kid": "broken", "n": "AAAA", "e": "AQAB"}]
+    auth = await started(idp.url, clock)
+    try:
+        assert await reason(auth, mint(keys.rsa, "RS256", kid="priv")) == "unknown signing key"
+        assert await reason(auth, mint(keys.rsa, "RS256", kid="broken")) == "unknown signing key"
+        assert await reason(auth, mint(secret, "HS256", kid="hmac")) == "algorithm not allowed"
+    finally:
+        await auth.close()
+
+
+async def test_jwk_alg_pin_is_respected(idp, clock, keys):
+    idp.jwks = [jwk("k1", keys.rsa) | {"alg": "RS512"}]
+    auth = await started(idp.url, clock, algorithms=["RS256", "RS512"])
+    try:
+        assert await reason(auth, mint(keys.rsa, "RS256", kid="k1")) == "unknown signing key"
+        assert (await auth.authenticate(bearer(mint(keys.rsa, "RS512", kid="k1")))).agency == "receita"
+    finally:
+        await auth.close()
+
+
+def test_jwks_url_must_be_https_off_loopback():
+    cfg = JwtAuth(issuer=ISSUER, audience=AUDIENCE, jwks_url="http://idp.example.gov/jwks.json")
+    with pytest.raises(ConfigError, match="jwks_url"):
+        Authenticator(Auth(mode="jwt", jwt=cfg), default_jurisdiction="BR", base_dir=".")
+    ok = JwtAuth(issuer=ISSUER, audience=AUDIENCE, jwks_url="https://idp.example.gov/jwks.json")
+    Authenticator(Auth(mode="jwt", jwt=ok), default_jurisdiction="BR", base_dir=".")
