@@ -66,7 +66,8 @@ def wait_time(prev: float, cur: float, elapsed: float, limit: float, cost: float
         return None
     if cost > limit:
         return window
-    room = limit - cost  # what the decayed estimate must fall to
+    # What the decayed estimate must fall to; a zero cost needs the estimate strictly under the limit.
+    room = limit - cost if cost > 0 else limit - 1e-6
     if cur <= room and prev > 0:
         # Still this window: wait for the previous window's weight to decay enough.
         return max(0.0, (window - elapsed) - window * (room - cur) / prev) or 1e-3

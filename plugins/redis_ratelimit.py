@@ -26,6 +26,7 @@ local function wait_time(p, c, elapsed, limit, cost, W)
   if est + cost <= limit and (cost > 0 or est < limit) then return nil end
   if cost > limit then return W end
   local room = limit - cost
+  if cost == 0 then room = limit - 0.000001 end
   if c <= room and p > 0 then
     local d = (W - elapsed) - W * (room - c) / p
     if d <= 0 then d = 0.001 end
