@@ -81,6 +81,30 @@ class SSEParser:
             if buf.startswith(_BOM):
                 pos = 3
         n = len(buf)
+        if b"\r" not in buf:
+            # the common case, LF-only framing: find whole events with bytes.find (C speed), not line by line
+            while pos < n:
+                if buf[pos] == 10:  # an empty line: the event ends here
+                    pos += 1
+                    out.append(self._dispatch(buf[start:pos]))
+                    start = pos
+                    continue
+                j = buf.find(b"\n\n", pos)
+                if j < 0:
+                    k = buf.rfind(b"\n", pos)
+                    if k >= 0:
+                        for line in buf[pos:k].split(b"\n"):
+                            self._field(line)
+                        pos = k + 1
+                    break
+                for line in buf[pos:j].split(b"\n"):
+                    self._field(line)
+                pos = j + 2
+                out.append(self._dispatch(buf[start:pos]))
+                start = pos
+            self._buf = buf[start:]
+            self._pos = pos - start
+            return out
         while True:
             m = _EOL.search(buf, pos)
             if m is None:

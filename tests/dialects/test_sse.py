@@ -111,3 +111,24 @@ def test_byte_order_mark_at_stream_start_is_skipped_but_kept_in_raw():
         events = parse_all(stream, [cut])
         assert [e.data for e in events] == ["first", "second"], cut
         assert b"".join(e.raw for e in events) == stream
+
+
+EOLS = st.sampled_from(["\n", "\r\n", "\r"])
+LINES = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.tuples(LINES, EOLS), min_size=1, max_size=3), EOLS), min_size=1, max_size=5),
+       st.lists(st.integers(0, 400), max_size=8))
+def test_mixed_line_endings_and_any_splits(events_spec, cuts):
+    stream, want = "", []
+    for lines, end in events_spec:
+        for text, eol in lines:
+            stream += f"data: {text}{eol}"
+        # a CR line end followed by an LF blank line would read as one CRLF: that is not a blank line
+        stream += "\r" if stream.endswith("\r") and end == "\n" else end
+        want.append("\n".join(t for t, _ in lines))
+    data = stream.encode()
+    events = parse_all(data, sorted(min(c, len(data)) for c in cuts))
+    assert [e.data for e in events] == want
+    assert b"".join(e.raw for e in events) == data
