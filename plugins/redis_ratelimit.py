@@ -18,9 +18,8 @@ from gateway.plugins import Plugin
 from gateway.ratelimit import Bucket
 from gateway.yamlfile import ConfigError
 
-# ARGV[1] = window seconds; then (limit, cost) per KEYS entry. Returns nil (go) or the wait as a string
-# (Lua numbers returned as integers would lose the fraction).
-_SCRIPT = """
+# The Lua twin of gateway.ratelimit.wait_time (tests compare the two on a real Redis).
+LUA_WAIT_TIME = """
 local function wait_time(p, c, elapsed, limit, cost, W)
   local est = p * (W - elapsed) / W + c
   if est + cost <= limit and (cost > 0 or est < limit) then return nil end
@@ -37,6 +36,11 @@ local function wait_time(p, c, elapsed, limit, cost, W)
   if d <= 0 then d = 0.001 end
   return d
 end
+"""
+
+# ARGV[1] = window seconds; then (limit, cost) per KEYS entry. Returns nil (go) or the wait as a string
+# (Lua numbers returned as integers would lose the fraction).
+_SCRIPT = LUA_WAIT_TIME + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local W = tonumber(ARGV[1])
