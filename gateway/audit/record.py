@@ -16,16 +16,34 @@ from gateway.transform.tokens import fingerprint
 
 OUTCOMES = ("forwarded", "blocked", "upstream_error", "client_abort", "rejected")
 
-# Free-form strings copied into the record must look like identifiers; anything else (a message that
-# might quote the request) is replaced, because the audit log must never carry a raw value.
+# Strings copied into the record come partly from the client (X-Request-Id, the model name, the JWT
+# subject). One that is not a plain identifier, or that looks like personal data (an e-mail, a long
+# number such as a CPF or a card, anything the detectors flag), is replaced by its fingerprint: the
+# record still joins on it, and the value never reaches the log.
 _CODE = re.compile(r"[A-Za-z0-9_.:/-]{1,64}\Z")
+_NEEDS_A_LOOK = re.compile(r"[0-9@]")
+_OUR_ID = re.compile(r"[0-9a-f]{32}\Z|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_LONG_NUMBER = re.compile(r"[0-9](?:[ .\-/]?[0-9]){8,}")  # 9+ digits: CPF, SSN, SIN, cards, phones
 
 
-def _code(value: Any) -> str | None:
+def _clean(value: Any, ring: KeyRing) -> str | None:
     if value is None:
         return None
     s = str(value)
-    return s if _CODE.match(s) else "invalid"
+    if _CODE.match(s) and (not _NEEDS_A_LOOK.search(s) or _OUR_ID.match(s) or not _looks_sensitive(s)):
+        return s
+    return "fp:" + fingerprint(ring, s)
+
+
+def _looks_sensitive(s: str) -> bool:
+    if "@" in s or _LONG_NUMBER.search(s):
+        return True
+    try:
+        from gateway.inspect import scan
+
+        return bool(scan(s))
+    except Exception:  # an inspector failure must not let a value through
+        return True
 
 
 def _findings(ex: Any, ring: KeyRing) -> list[dict]:
@@ -49,31 +67,8 @@ def _findings(ex: Any, ring: KeyRing) -> list[dict]:
 def _principal(p: Any, ring: KeyRing) -> dict | None:
     if p is None:
         return None
-    sub = getattr(p, "sub", None)
-    return {"sub": _subject(sub, ring), "agency": _code(getattr(p, "agency", None)),
-            "jurisdiction": _code(getattr(p, "jurisdiction", None))}
-
-
-def _subject(sub: Any, ring: KeyRing) -> str | None:
-    """The subject as given, unless it is itself sensitive (an e-mail, a national id): then its
-    fingerprint, so the log still joins one caller's records without naming them in clear."""
-    if sub is None:
-        return None
-    s = str(sub)
-    if _CODE.match(s) and "@" not in s and not _looks_sensitive(s):
-        return s
-    return "fp:" + fingerprint(ring, s)
-
-
-def _looks_sensitive(s: str) -> bool:
-    try:
-        from gateway.inspect import scan
-    except Exception:  # no inspector: treat digit-bearing subjects as sensitive (fail closed)
-        return any(c.isdigit() for c in s)
-    try:
-        return bool(scan(s))
-    except Exception:
-        return True
+    return {"sub": _clean(getattr(p, "sub", None), ring), "agency": _clean(getattr(p, "agency", None), ring),
+            "jurisdiction": _clean(getattr(p, "jurisdiction", None), ring)}
 
 
 def _decision(ex: Any) -> dict | None:
@@ -110,12 +105,12 @@ def build_record(ex: Any, ring: KeyRing) -> dict:
     except ``seq``, ``ts``, ``prev`` and ``hash``, which the writer adds. Never holds a raw value."""
     outcome = ex.outcome if ex.outcome in OUTCOMES else "rejected"
     rec = {
-        "request_id": _code(ex.request_id),
-        "decision_id": _code(getattr(ex.decision, "decision_id", None)),
+        "request_id": _clean(ex.request_id, ring),
+        "decision_id": _clean(getattr(ex.decision, "decision_id", None), ring),
         "principal": _principal(ex.principal, ring),
-        "endpoint": _code(ex.endpoint),
-        "model": _code(ex.model),
-        "level": _code(ex.level),
+        "endpoint": _clean(ex.endpoint, ring),
+        "model": _clean(ex.model, ring),
+        "level": _clean(ex.level, ring),
         "findings": _findings(ex, ring),
         "decision": _decision(ex),
         "upstream": _upstream(ex),
@@ -124,7 +119,7 @@ def build_record(ex: Any, ring: KeyRing) -> dict:
         "bytes_out": int(ex.bytes_out or 0),
     }
     if ex.error is not None:
-        rec["error"] = _code(ex.error)
+        rec["error"] = _clean(ex.error, ring)
     leaks = getattr(ex, "leaks", 0)
     if leaks:
         rec["leaks"] = int(leaks)
