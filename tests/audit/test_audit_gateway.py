@@ -1,0 +1,80 @@
+"""The audit log inside a real gateway on loopback: one record per request, matching the response
+headers; no raw value; verifiable after a graceful stop; a failing sink stops forwarding."""
+
+from __future__ import annotations
+
+import os
+
+import aiohttp
+import orjson
+
+from gateway.audit.verify import verify_file
+from gateway.inspect import scan
+from gateway.keys import load_public_keys
+from gateway.testing.harness import Harness
+
+CPF = "529.982.247-25"
+TEXT = f"Contribuinte CPF {CPF}, e-mail ana.lima@fazenda.gov.br: qual a alíquota?"
+
+
+def chat(model: str, text: str) -> bytes:
+    return orjson.dumps({"model": model, "messages": [{"role": "user", "content": text}]})
+
+
+async def test_records_match_the_responses_and_hold_no_values(tmp_path):
+    async with Harness(tmp_path) as h:
+        seen = []
+        async with aiohttp.ClientSession() as s:
+            for model in ("llama-3.3-70b", "gpt-4o-mini"):
+                async with s.post(h.url + "/v1/chat/completions", data=chat(model, TEXT),
+                                  headers={"Authorization": f"Bearer {h.keys['br']}"}) as r:
+                    assert r.status == 200
+                    seen.append(r.headers.copy())
+            async with s.post(h.url + "/v1/chat/completions", data=chat("gpt-4o-mini", TEXT),
+                              headers={"Authorization": "Bearer wrong-key", "X-Request-Id": CPF}) as r:
+                assert r.status == 401
+        files = h.audit_files()
+    assert len(files) == 1
+    rep = verify_file(files[0], load_public_keys(tmp_path / "keys"))
+    assert rep.ok and rep.closed and rep.records == 3
+    data = files[0].read_bytes()
+    assert CPF.encode() not in data and b"52998224725" not in data and b"ana.lima" not in data
+    recs = [orjson.loads(x) for x in data.splitlines() if b'"request_id"' in x]
+    for rec, headers in zip(recs, seen):
+        assert rec["request_id"] == headers["X-Request-Id"]
+        assert rec["decision_id"] == headers["X-Soberana-Decision"]
+        assert rec["upstream"]["name"] == headers["X-Soberana-Route"] == rec["decision"]["route"]
+        assert rec["upstream"]["status"] == 200 and rec["outcome"] == "forwarded"
+        assert rec["principal"] == {"sub": "br-key", "agency": "receita-federal", "jurisdiction": "BR"}
+        assert rec["bytes_in"] > 0 and rec["decision"]["policy_revision"]
+        if scan(TEXT):  # with the detectors in place the CPF is recorded, as a fingerprint
+            assert "br.cpf" in [f["detector"] for f in rec["findings"]]
+    rejected = recs[2]
+    assert rejected["outcome"] == "rejected" and rejected["principal"] is None
+    assert rejected["request_id"].startswith("fp:")  # the client's X-Request-Id was a CPF
+
+
+async def test_a_failing_sink_stops_forwarding(tmp_path):
+    async with Harness(tmp_path) as h:
+        audit = h.holder.current.audit
+        full = os.open("/dev/full", os.O_WRONLY)
+        os.dup2(full, audit._fd)  # the disk is full from now on
+        os.close(full)
+        async with aiohttp.ClientSession() as s:
+            hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+            async with s.post(h.url + "/v1/chat/completions", data=chat("llama-3.3-70b", "primeiro"), headers=hdr) as r:
+                assert r.status == 200  # forwarded while the sink still looked healthy; its record fails
+            for _ in range(200):
+                if not audit.healthy:
+                    break
+                import asyncio
+                await asyncio.sleep(0.01)
+            assert not audit.healthy
+            before = len(h.received("BR"))
+            async with s.post(h.url + "/v1/chat/completions", data=chat("llama-3.3-70b", "segundo"), headers=hdr) as r:
+                assert r.status == 503
+                body = await r.json()
+            async with s.get(h.url + "/-/readyz") as r:
+                assert r.status == 503
+        assert len(h.received("BR")) == before, "nothing is forwarded without an audit record"
+        assert "audit" in orjson.dumps(body).decode()
