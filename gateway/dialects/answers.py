@@ -129,10 +129,12 @@ class StreamRewriter:
         self._parser = SSEParser()
         self._make = make_filter
         self._chan: dict = {}     # channel key -> its open filter
-        self._acc: dict = {}      # channel key -> filtered pieces sent so far (for Responses *.done)
-        self._final: dict = {}    # channel key -> filtered full text once closed
+        self._acc: dict = {}      # Responses: channel key -> filtered pieces sent so far
+        self._final: dict = {}    # Responses: channel key -> filtered full text once closed
         self._tmpl: dict = {}     # channel key -> how to build an extra delta for it
         self._meta: dict = {}     # OpenAI: id/model/created of the last chunk, for extra chunks
+        # only Responses repeats full texts in its *.done events; the other dialects keep no copy
+        self._keep = dialect != "anthropic" and endpoint == "/v1/responses"
         if dialect == "anthropic":
             self._handle = self._anthropic
         elif endpoint == "/v1/responses":
@@ -171,9 +173,11 @@ class StreamRewriter:
         f = self._chan.get(key)
         if f is None:
             f = self._chan[key] = self._make(kind)
-            self._acc[key] = []
+            if self._keep:
+                self._acc[key] = []
         out = f.feed(text)
-        self._acc[key].append(out)
+        if self._keep:
+            self._acc[key].append(out)
         return out
 
     def _close(self, key) -> str:
@@ -182,9 +186,10 @@ class StreamRewriter:
         if f is None:
             return ""
         rest = f.flush()
-        acc = self._acc.pop(key)
-        acc.append(rest)
-        self._final[key] = "".join(acc)
+        if self._keep:
+            acc = self._acc.pop(key)
+            acc.append(rest)
+            self._final[key] = "".join(acc)
         return rest
 
     def _close_all(self) -> bytes:

@@ -133,6 +133,24 @@ class Delay3:
         return out
 
 
+class Restore:
+    """A split-safe test restorer: holds text back from an unclosed ``[`` until its ``]`` arrives."""
+
+    def __init__(self, kind):
+        self.held = ""
+
+    def feed(self, text):
+        self.held += text
+        i = self.held.rfind("[")
+        cut = i if i >= 0 and "]" not in self.held[i:] else len(self.held)
+        out, self.held = self.held[:cut], self.held[cut:]
+        return out.replace("[CPF_1]", "123.456.789-09")
+
+    def flush(self):
+        out, self.held = self.held, ""
+        return out
+
+
 def rewritten(dialect, endpoint, name) -> bytes:
     data = (FIX / name).read_bytes()
     rw = StreamRewriter(dialect, endpoint, Delay3)
@@ -199,3 +217,18 @@ async def test_stream_error_events_raise_in_each_sdk(serve):
             async for _ in s.text_stream:
                 pass
     assert e.value.body["error"]["code"] == "upstream_error"
+
+
+async def test_translated_then_rewritten_stream_as_the_proxy_chains_them(serve):
+    """Anthropic caller, OpenAI upstream: translate first, then restore in the caller's dialect."""
+    data = (FIX / "openai/chat_stream.sse").read_bytes()
+    t = StreamTranslator("anthropic", "openai", "claude-x")
+    rw = StreamRewriter("anthropic", "/v1/messages", Restore)
+    out = b"".join(rw.feed(t.feed(data[i:i + 9])) for i in range(0, len(data), 9))
+    out += rw.feed(t.finish()) + rw.finish()
+    url = await serve(200, out, sse=True)
+    async with ant(url).messages.stream(model="claude-x", max_tokens=10, messages=MSG) as s:
+        text = "".join([x async for x in s.text_stream])
+        final = await s.get_final_message()
+    assert text == final.content[0].text == "Olá, o CPF 123.456.789-09 está regular."
+    assert final.model == "claude-x" and final.stop_reason == "end_turn"

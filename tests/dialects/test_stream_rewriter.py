@@ -49,6 +49,8 @@ def chat_channels(data: bytes):
     """What an OpenAI client accumulates, per channel, and the order of (channel, finish) markers."""
     texts, order = {}, []
     for ev in events(data):
+        if not ev.has_data:
+            continue
         if ev.data == "[DONE]":
             order.append("DONE")
             continue
@@ -257,3 +259,22 @@ def test_responses_sequence_numbers_never_go_back():
     out, _ = rewrite("openai", "/v1/responses", data)
     seqs = [json.loads(e.data)["sequence_number"] for e in events(out)]
     assert seqs == sorted(seqs) and len(seqs) > len(events(data))  # extra deltas were added
+
+
+def test_unreadable_data_is_dropped_not_passed_unfiltered():
+    data = b'data: {"choices": [{"index": 0, "delta": {"content": "abcdef"}}]}\n\ndata: not json CPF 123\n\n: comment\n\ndata: [DONE]\n\n'
+    out, _ = rewrite("openai", "/v1/chat/completions", data)
+    assert b"not json" not in out and b": comment\n\n" in out and out.endswith(b"data: [DONE]\n\n")
+    got, _ = chat_channels(out)
+    assert got == {(0, "content"): "ABCDEF"}
+
+
+def test_several_choices_are_separate_channels():
+    def chunk(i, text, fin=None):
+        return b"data: " + json.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [
+            {"index": i, "delta": {"content": text} if text else {}, "finish_reason": fin}]}).encode() + b"\n\n"
+    data = chunk(0, "zero one") + chunk(1, "uno dos") + chunk(0, " two") + chunk(1, "", "stop") + chunk(0, "", "stop")
+    out, log = rewrite("openai", "/v1/chat/completions", data + b"data: [DONE]\n\n")
+    got, order = chat_channels(out)
+    assert got == {(0, "content"): "ZERO ONE TWO", (1, "content"): "UNO DOS"} and len(log) == 2
+    assert order.index(("finish", 1)) > max(i for i, o in enumerate(order) if o == (1, "content"))
