@@ -234,6 +234,7 @@ class JwksCache:
         self.fetches = 0
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
         """Open the HTTP session and try a first fetch (a failure here is logged; auth then fails closed)."""
@@ -242,15 +243,29 @@ class JwksCache:
         await self._refresh()
 
     async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
         if self._session is not None:
             await self._session.close()
             self._session = None
 
+    async def settled(self) -> None:
+        """Wait for a background refresh in flight, if any (tests and shutdown use this)."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
     async def keys(self, kid: str | None, alg: str) -> list[Any]:
         """Keys for this kid/alg; may refresh (within the cooldown). Raises AuthError when keys are too stale."""
         now = self.clock()
-        if self.fetched_at is None or now - self.fetched_at >= self.refresh_s:
-            await self._refresh()
+        if self.fetched_at is None or now - self.fetched_at > self.max_stale_s:
+            await self._refresh()  # nothing usable: this request has to wait for the IdP
+        elif now - self.fetched_at >= self.refresh_s and not self._cooling() and (
+                self._task is None or self._task.done()):
+            # Due for a routine refresh: revalidate in the background and keep serving the cached
+            # keys, so a slow or down IdP does not stall requests once per cooldown.
+            self._task = asyncio.get_running_loop().create_task(self._refresh())
         found = self._usable(kid, alg)
         if not found and kid is not None:
             await self._refresh()  # a rotated-in key; the cooldown bounds how often this can happen

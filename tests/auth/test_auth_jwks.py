@@ -5,6 +5,7 @@ Time for the cache is a fake clock we move by hand; token times are real (they a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 
@@ -36,9 +37,12 @@ class Idp:
         self.jwks: list[dict] = []
         self.fetches = 0
         self.down = False
+        self.hold: asyncio.Event | None = None  # while set to an unset Event, fetches hang
 
     async def handle(self, request: web.Request) -> web.Response:
         self.fetches += 1
+        if self.hold is not None:
+            await self.hold.wait()
         if self.down:
             return web.Response(status=503, text="maintenance")
         return web.json_response({"keys": self.jwks})
@@ -141,11 +145,13 @@ async def test_outage_serves_last_good_keys_until_max_stale_then_fails_closed(id
     token = mint(keys.rsa, "RS256", kid="k1")
     try:
         idp.down = True
-        clock.t += REFRESH  # due for a refresh; the refresh fails; the cached key still serves
+        clock.t += REFRESH  # due for a refresh; it runs in the background and fails; the cached key serves
         assert (await auth.authenticate(bearer(token))).agency == "receita"
+        await auth.jwt.jwks.settled()
         assert idp.fetches == 2
         clock.t += MAX_STALE - REFRESH  # exactly max-stale old: still served
         assert (await auth.authenticate(bearer(token))).agency == "receita"
+        await auth.jwt.jwks.settled()
         assert idp.fetches == 3
         clock.t += 1  # one second past max-stale: closed, even for a key we know
         assert await reason(auth, token) == "signing keys too stale"
@@ -156,13 +162,41 @@ async def test_outage_serves_last_good_keys_until_max_stale_then_fails_closed(id
         await auth.close()
 
 
+async def test_a_hanging_idp_does_not_stall_requests_served_from_cache(idp, clock, keys):
+    idp.publish(("k1", keys.rsa))
+    auth = await started(idp.url, clock)
+    try:
+        idp.hold = asyncio.Event()
+        clock.t += REFRESH
+        token = mint(keys.rsa, "RS256", kid="k1")
+        assert (await auth.authenticate(bearer(token))).agency == "receita"
+        for _ in range(500):  # let the background refresh reach the IdP, where it hangs
+            if idp.fetches == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert idp.fetches == 2
+        for _ in range(3):  # answered while the refresh is stuck inside the IdP
+            assert (await auth.authenticate(bearer(token))).agency == "receita"
+        assert idp.fetches == 2
+        idp.hold.set()
+        await auth.jwt.jwks.settled()
+    finally:
+        await auth.close()
+
+
 async def test_removed_key_stops_working_after_refresh(idp, clock, keys):
     idp.publish(("k1", keys.rsa))
     auth = await started(idp.url, clock)
     try:
         idp.publish(("k2", keys.ec))
         clock.t += REFRESH
-        assert await reason(auth, mint(keys.rsa, "RS256", kid="k1")) == "unknown signing key"
+        old = mint(keys.rsa, "RS256", kid="k1")
+        # The routine refresh runs behind this request, which the cached key still serves ...
+        assert (await auth.authenticate(bearer(old))).agency == "receita"
+        await auth.jwt.jwks.settled()
+        assert idp.fetches == 2
+        # ... and from then on the removed key is gone.
+        assert await reason(auth, old) == "unknown signing key"
     finally:
         await auth.close()
 
