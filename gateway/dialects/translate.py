@@ -80,6 +80,9 @@ def _anthropic_to_openai(payload: dict) -> dict:
             msgs.append({"role": role, "content": content})
             continue
         if role == "assistant":
+            for j, b in enumerate(content):
+                if b.get("type") not in ("text", "tool_use", "thinking", "redacted_thinking"):
+                    raise DialectError(f"messages[{i}].content[{j}] ({b.get('type')}) has no equivalent in the OpenAI dialect")
             text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
             calls = [{"id": b.get("id"), "type": "function",
                       "function": {"name": b.get("name"), "arguments": _json(b.get("input", {}))}}
@@ -93,7 +96,11 @@ def _anthropic_to_openai(payload: dict) -> dict:
         parts = []
         for j, b in enumerate(content):
             if b.get("type") == "tool_result":
-                text = _text_of(b.get("content"))
+                inner = b.get("content")
+                if isinstance(inner, list) and any(x.get("type") != "text" for x in inner):
+                    # OpenAI tool messages carry text only; dropping an image silently would change the answer
+                    raise DialectError(f"messages[{i}].content[{j}].content has parts with no equivalent in the OpenAI dialect")
+                text = _text_of(inner)
                 if b.get("is_error"):
                     text = f"Error: {text}"
                 msgs.append({"role": "tool", "tool_call_id": b.get("tool_use_id"), "content": text})

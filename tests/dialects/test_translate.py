@@ -112,6 +112,13 @@ def test_untranslatable_parts_fail_closed():
             {"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}]}]})
     with pytest.raises(DialectError):
         translate_request("openai", "anthropic", "/v1/embeddings", {"input": "x"})
+    with pytest.raises(DialectError) as e:
+        translate_request("anthropic", "openai", "/v1/messages", {"messages": [{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]}]}]})
+    assert str(e.value).startswith("messages[0].content[0].content ")
+    with pytest.raises(DialectError):
+        translate_request("anthropic", "openai", "/v1/messages", {"messages": [{"role": "assistant", "content": [
+            {"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}}]}]})
     with pytest.raises(DialectError):
         translate_request("openai", "anthropic", "/v1/chat/completions", {"messages": [
             {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{not json"}}]}]})
