@@ -73,9 +73,15 @@ def cnpj(s: str) -> bool:
 
 
 def cns(s: str) -> bool:
-    """BR Cartão Nacional de Saúde: 15 digits starting 1, 2, 7, 8 or 9; Σ d_i·(15−i) ≡ 0 mod 11."""
+    """BR Cartão Nacional de Saúde: 15 digits, Σ d_i·(15−i) ≡ 0 mod 11. Definitive cards (first
+    digit 1 or 2) are a PIS plus ``000`` and a check digit, or ``001`` and one when the plain check
+    would be 10 (validate-docbr); provisional cards start with 7, 8 or 9."""
     if len(s) != 15 or not _digits(s) or s[0] not in "12789":
         return False
+    if s[0] in "12":
+        r = sum(_d(s, i) * (15 - i) for i in range(11)) % 11
+        if s[11:14] != ("001" if r == 1 else "000"):
+            return False
     return sum(_d(s, i) * (15 - i) for i in range(15)) % 11 == 0
 
 

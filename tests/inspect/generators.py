@@ -4,7 +4,8 @@ Every generator takes a ``random.Random`` so runs are reproducible. Valid values
 reference libraries (python-stdnum, validate-docbr) wherever they can compute a check digit, so the
 inspector is never graded by its own arithmetic.
 
-    from tests.inspect.generators import VALID, sample, evade, corrupt, recall, false_positive_rate
+    import generators  # from tests in this folder (pytest puts it on sys.path)
+    from tests.inspect.generators import VALID, recall  # from the repository root
 """
 
 from __future__ import annotations
