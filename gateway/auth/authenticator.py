@@ -13,6 +13,7 @@ Every rejection is logged on ``soberana.auth`` at INFO with its reason, never th
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,6 +30,7 @@ log = logging.getLogger("soberana.auth")
 DEV_SUB = "dev"
 DEV_AGENCY = "development"
 _MAX_HEADER_CHARS = 65536
+_NO_SPACE_RE = re.compile(r"\S+")
 
 __all__ = ["AuthError", "Authenticator"]
 
@@ -48,7 +50,7 @@ def _one_header(headers: Mapping[str, str], name: str) -> str | None:
 def _bearer(value: str) -> str:
     scheme, _, token = value.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or any(c.isspace() for c in token):
+    if scheme.lower() != "bearer" or not _NO_SPACE_RE.fullmatch(token):
         raise AuthError("malformed authorization header")
     return token
 

@@ -9,8 +9,9 @@ What a token must pass, in order (each failure is an ``AuthError`` with a value-
 3. a key: by ``kid`` from the configured PEM files (a file's kid is its name without ``.pem``) or the
    JWKS; an unknown kid triggers at most one JWKS refresh per cooldown; the key's type must fit the
    algorithm (RSA ≥ 2048 bits for RS*/PS*, the matching curve for ES*, Ed25519/Ed448 for EdDSA);
-4. signature, then ``exp`` (required), ``nbf`` and ``iat`` with the configured leeway (≤ 300 s),
-   exact ``iss``, exact ``aud`` (a string, or a list holding it);
+4. signature (PyJWT's algorithm objects over ``cryptography``, the algorithm pinned by step 2), then
+   ``exp`` (required), ``nbf`` and ``iat`` with the configured leeway (≤ 300 s), exact ``iss``, exact
+   ``aud`` (a string, or a list of strings holding it) — see ``check_claims``;
 5. claims → Principal: ``sub`` and agency are required non-empty strings; the jurisdiction claim must
    be an ISO 3166-1 alpha-2 code and is upper-cased. A token without a usable jurisdiction is
    REJECTED rather than given the gateway's default: jurisdiction selects which national policy
@@ -24,6 +25,7 @@ import base64
 import binascii
 import ipaddress
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -32,13 +34,11 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import aiohttp
-import jwt as pyjwt
 import orjson
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
-from jwt.exceptions import InvalidSubjectError
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
 
 from gateway.auth.errors import AuthError
 from gateway.auth.principal import Principal
@@ -148,8 +148,8 @@ def _b64json(segment: str) -> Any:
         raise AuthError("malformed token") from None
 
 
-def read_header(token: str, max_bytes: int, algorithms: frozenset[str]) -> tuple[str, str | None]:
-    """Structural and header checks before any key is touched. Returns (alg, kid)."""
+def read_header(token: str, max_bytes: int, algorithms: frozenset[str]) -> tuple[str, str | None, list[str]]:
+    """Structural and header checks before any key is touched. Returns (alg, kid, the three segments)."""
     if len(token) > max_bytes:
         raise AuthError("token too large")
     parts = token.split(".")
@@ -166,7 +166,7 @@ def read_header(token: str, max_bytes: int, algorithms: frozenset[str]) -> tuple
     kid = header.get("kid")
     if kid is not None and not (isinstance(kid, str) and _plain_kid(kid)):
         raise AuthError("invalid kid")
-    return alg, kid
+    return alg, kid, parts
 
 
 def _claim_str(claims: dict, name: str, what: str) -> str:
@@ -186,25 +186,38 @@ def principal_from_claims(claims: dict, mapping: JwtClaims) -> Principal:
     return Principal(sub=sub, agency=agency, jurisdiction=j.upper())
 
 
-_REASONS: list[tuple[type[Exception], str]] = [
-    (pyjwt.ExpiredSignatureError, "token expired"),
-    (pyjwt.ImmatureSignatureError, "token not yet valid"),
-    (pyjwt.InvalidIssuerError, "wrong issuer"),
-    (pyjwt.InvalidAudienceError, "wrong audience"),
-    (pyjwt.InvalidSignatureError, "bad signature"),
-    (pyjwt.InvalidAlgorithmError, "algorithm not allowed"),
-    (InvalidSubjectError, "missing or invalid sub claim"),
-    (pyjwt.DecodeError, "malformed token"),
-]
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _reason(e: Exception) -> str:
-    if isinstance(e, pyjwt.MissingRequiredClaimError):
-        return f"missing {e.claim} claim"  # the claim's name is ours, never the token's value
-    for cls, reason in _REASONS:
-        if isinstance(e, cls):
-            return reason
-    return "invalid token"
+def check_claims(claims: dict, *, issuer: str, audience: str, leeway: float, now: float) -> None:
+    """RFC 7519 registered claims, the strict way: ``exp`` required, ``nbf``/``iat`` not in the future
+    beyond ``leeway``, ``iss`` exactly equal, ``aud`` exactly equal or a list of strings holding it."""
+    exp = claims.get("exp")
+    if exp is None:
+        raise AuthError("missing exp claim")
+    if not _number(exp):
+        raise AuthError("invalid exp claim")
+    if now >= exp + leeway:
+        raise AuthError("token expired")
+    for name in ("nbf", "iat"):
+        v = claims.get(name)
+        if v is not None and not _number(v):
+            raise AuthError(f"invalid {name} claim")
+        if v is not None and v > now + leeway:
+            raise AuthError("token not yet valid")
+    iss = claims.get("iss")
+    if iss is None:
+        raise AuthError("missing iss claim")
+    if not isinstance(iss, str) or iss != issuer:
+        raise AuthError("wrong issuer")
+    aud = claims.get("aud")
+    if aud is None or aud == []:
+        raise AuthError("missing aud claim")
+    if isinstance(aud, str):
+        aud = [aud]
+    if not isinstance(aud, list) or not all(isinstance(a, str) for a in aud) or audience not in aud:
+        raise AuthError("wrong audience")
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -344,27 +357,36 @@ class JwtVerifier:
             await self.jwks.close()
 
     async def verify(self, token: str) -> Principal:
-        alg, kid = read_header(token, self.cfg.max_token_bytes, self.algorithms)
+        """The Principal of a valid token; AuthError (with a value-free reason) otherwise."""
+        alg, kid, parts = read_header(token, self.cfg.max_token_bytes, self.algorithms)
         keys = select_keys(self.static, kid, alg)
         if not keys and self.jwks is not None:
             keys = await self.jwks.keys(kid, alg)
         if not keys:
             raise AuthError("unknown signing key")
-        claims = None
-        for i, key in enumerate(keys):
-            try:
-                claims = pyjwt.decode(
-                    token, key, algorithms=[alg], issuer=self.cfg.issuer, audience=self.cfg.audience,
-                    leeway=self.cfg.leeway_s,
-                    options={"require": ["exp", "iss", "aud"], "verify_signature": True},
-                )
-                break
-            except pyjwt.InvalidSignatureError:
-                if i == len(keys) - 1:  # kid-less token: only the last candidate's failure is final
-                    raise AuthError("bad signature") from None
-            except pyjwt.PyJWTError as e:
-                raise AuthError(_reason(e)) from None
-        # PyJWT already compares iss exactly; this guards against a future API that accepts containers.
-        if not isinstance(claims, dict) or claims.get("iss") != self.cfg.issuer:
-            raise AuthError("wrong issuer")
+        # PyJWT's algorithm objects do the cryptography (incl. ECDSA raw→DER); the header is already
+        # checked and the algorithm is pinned by it, so no key is ever used with a foreign algorithm.
+        verifier = _ALGORITHMS[alg]
+        try:
+            signature = base64.urlsafe_b64decode(parts[2] + "=" * (-len(parts[2]) % 4))
+        except (binascii.Error, ValueError):
+            raise AuthError("malformed token") from None
+        signed = f"{parts[0]}.{parts[1]}".encode()
+        if not any(_verifies(verifier, signed, key, signature) for key in keys):
+            raise AuthError("bad signature")
+        claims = _b64json(parts[1])
+        if not isinstance(claims, dict):
+            raise AuthError("malformed token")
+        check_claims(claims, issuer=self.cfg.issuer, audience=self.cfg.audience, leeway=self.cfg.leeway_s,
+                     now=time.time())
         return principal_from_claims(claims, self.cfg.claims)
+
+
+def _verifies(verifier: Any, signed: bytes, key: Any, signature: bytes) -> bool:
+    try:
+        return bool(verifier.verify(signed, key, signature))
+    except Exception:  # a malformed signature (wrong length for the curve, ...) is just a bad one
+        return False
+
+
+_ALGORITHMS = {name: alg for name, alg in get_default_algorithms().items() if name in ASYMMETRIC_ALGORITHMS}

@@ -159,6 +159,17 @@ async def test_missing_exp(pem_dir, keys):
     assert await rejected(make_auth(pem_dir), mint(keys.rsa, "RS256", kid="idp-rsa", exp=None)) == "missing exp claim"
 
 
+@pytest.mark.parametrize("over,why", [({"exp": "9999999999"}, "invalid exp claim"), ({"exp": True}, "invalid exp claim"),
+                                      ({"exp": [1]}, "invalid exp claim"), ({"nbf": "0"}, "invalid nbf claim"),
+                                      ({"iat": None, "nbf": None}, None)])
+async def test_time_claims_must_be_numbers(pem_dir, keys, over, why):
+    token = mint(keys.rsa, "RS256", kid="idp-rsa", **over)
+    if why is None:  # nbf and iat are optional
+        assert (await make_auth(pem_dir).authenticate(bearer(token))).agency == "receita"
+    else:
+        assert await rejected(make_auth(pem_dir), token) == why
+
+
 async def test_leeway_is_bounded(pem_dir):
     with pytest.raises(ConfigError, match="leeway_s"):
         make_auth(pem_dir, leeway_s=86400)
