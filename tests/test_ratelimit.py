@@ -170,3 +170,37 @@ def test_bucket_names_are_per_agency_and_per_caller():
     cfg = RateLimit(requests_per_minute=1, tokens_per_minute=2, key_requests_per_minute=3, key_tokens_per_minute=4)
     assert buckets_for(cfg, ANA, 7) == [Bucket("agency:receita:req", 1, 1), Bucket("agency:receita:tok", 2, 7),
                                         Bucket("key:tax-1:req", 3, 1), Bucket("key:tax-1:tok", 4, 7)]
+
+
+async def test_http_429_with_retry_after(aiohttp_server):
+    """A minimal app doing what the server does with check(): 429 and a whole-second Retry-After."""
+    import math
+
+    import aiohttp
+    from aiohttp import web
+
+    clock = Clock(6010.0)
+    lim = limiter(clock, key_requests_per_minute=2)
+
+    async def handler(request: web.Request) -> web.Response:
+        retry = await lim.check(ANA)
+        if retry is not None:
+            return web.json_response({"error": {"code": "rate_limited"}}, status=429,
+                                     headers={"Retry-After": str(max(1, math.ceil(retry)))})
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    url = f"http://127.0.0.1:{server.port}/v1/chat/completions"
+    async with aiohttp.ClientSession() as s:
+        statuses = []
+        for _ in range(3):
+            async with s.post(url, json={}) as r:
+                statuses.append(r.status)
+                retry_after = r.headers.get("Retry-After")
+        assert statuses == [200, 200, 429]
+        assert retry_after == "80"  # 50 s to the next minute + 30 s for 2 to decay to 1
+        clock.t += 80
+        async with s.post(url, json={}) as r:
+            assert r.status == 200

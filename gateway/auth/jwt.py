@@ -52,6 +52,8 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 """The only algorithms a config may allow. ``none`` and HS* are absent on purpose: an HMAC verifier
 handed an RSA public key would accept tokens forged with that (public) key."""
 MAX_LEEWAY_S = 300
+MAX_KIDLESS_CANDIDATES = 4
+"""A token without ``kid`` is tried against each fitting key, but only if there are at most this many."""
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64"})
 """Headers that would let the token choose its own key or change how it is verified."""
 _KID_RE = re.compile(r"[A-Za-z0-9_.:=+-]{1,128}")
@@ -364,6 +366,8 @@ class JwtVerifier:
             keys = await self.jwks.keys(kid, alg)
         if not keys:
             raise AuthError("unknown signing key")
+        if len(keys) > MAX_KIDLESS_CANDIDATES:  # each candidate is a signature check an attacker gets free
+            raise AuthError("token without kid matches too many keys")
         # PyJWT's algorithm objects do the cryptography (incl. ECDSA raw→DER); the header is already
         # checked and the algorithm is pinned by it, so no key is ever used with a foreign algorithm.
         verifier = _ALGORITHMS[alg]

@@ -204,6 +204,19 @@ async def test_another_signer(pem_dir, keys):
     assert await rejected(auth, mint(ec.generate_private_key(ec.SECP256R1()), "ES256", kid="idp-ec")) == "bad signature"
 
 
+async def test_kidless_tokens_are_tried_against_a_bounded_number_of_keys(tmp_path, keys):
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    signers = [ed25519.Ed25519PrivateKey.generate() for _ in range(5)]
+    for i, k in enumerate(signers):
+        (tmp_path / f"k{i}.pem").write_bytes(pem_public(k))
+    auth4 = make_auth(tmp_path, public_keys=[f"k{i}.pem" for i in range(4)])
+    assert (await auth4.authenticate(bearer(mint(signers[3], "EdDSA")))).agency == "receita"  # last candidate
+    auth5 = make_auth(tmp_path, public_keys=[f"k{i}.pem" for i in range(5)])
+    assert await rejected(auth5, mint(signers[0], "EdDSA")) == "token without kid matches too many keys"
+    assert (await auth5.authenticate(bearer(mint(signers[4], "EdDSA", kid="k4")))).agency == "receita"
+
+
 async def test_tampered_payload(pem_dir, keys):
     head, _, sig = mint(keys.rsa, "RS256", kid="idp-rsa").split(".")
     evil = b64(json.dumps(claims(country="US", agency="nsa")).encode())
