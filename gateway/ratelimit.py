@@ -75,6 +75,25 @@ def wait_time(prev: float, cur: float, elapsed: float, limit: float, cost: float
     return (window - elapsed) + (max(0.0, window * (1 - room / cur)) if cur > 0 else 0.0) or 1e-3
 
 
+_OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+
+
+def estimate_tokens(body: bytes, payload: dict) -> int:
+    """A cheap upper-ish estimate of a request's model tokens, for ``check(principal, tokens)``.
+
+    Input: about one token per 4 bytes of the JSON body (overcounts the JSON syntax, on purpose: a
+    quota should not be beaten by the estimate). Output: the first of ``max_tokens`` /
+    ``max_completion_tokens`` / ``max_output_tokens`` the request sets, else nothing.
+    """
+    out = 0
+    for f in _OUTPUT_FIELDS:
+        v = payload.get(f)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            out = v
+            break
+    return len(body) // 4 + out
+
+
 def buckets_for(cfg: RateLimit, principal: Principal, tokens: int) -> list[Bucket]:
     """The buckets a request from ``principal`` with ``tokens`` estimated tokens is charged to."""
     caller = f"key:{principal.key_id}" if principal.key_id else f"sub:{principal.sub}"

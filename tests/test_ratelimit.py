@@ -204,3 +204,13 @@ async def test_http_429_with_retry_after(aiohttp_server):
         clock.t += 80
         async with s.post(url, json={}) as r:
             assert r.status == 200
+
+
+def test_estimate_tokens_counts_body_and_requested_output():
+    from gateway.ratelimit import estimate_tokens
+
+    body = b'{"model":"m","messages":[{"role":"user","content":"' + b"x" * 400 + b'"}]}'
+    assert estimate_tokens(body, {"max_tokens": 256}) == len(body) // 4 + 256
+    assert estimate_tokens(body, {"max_completion_tokens": 10, "max_tokens": 99}) == len(body) // 4 + 99
+    assert estimate_tokens(body, {"max_output_tokens": True}) == len(body) // 4
+    assert estimate_tokens(b"", {}) == 0
