@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import time
-from pathlib import Path
 
 import jwt as pyjwt
 from cryptography.hazmat.primitives import serialization
