@@ -53,9 +53,20 @@ def seal(line: dict) -> bytes:
     return canonical(line) + b"\n"
 
 
+_second: tuple[int, str] = (-1, "")  # (a whole second, its text): records of one second share it
+
+
 def iso_ts(t: float) -> str:
     """UTC ISO-8601 with milliseconds, e.g. ``2026-11-26T23:50:01.123Z``."""
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    global _second
+    sec = int(t)
+    us = round((t - sec) * 1e6)  # as datetime rounds, so the text is what datetime would print
+    if us >= 1_000_000:
+        sec, us = sec + 1, us - 1_000_000
+    cached = _second  # one read of one tuple: safe across writer threads
+    if cached[0] != sec:
+        cached = _second = (sec, datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{us // 1000:03d}Z"
 
 
 def kind(line: dict) -> str:

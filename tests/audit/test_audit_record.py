@@ -117,3 +117,11 @@ def test_client_supplied_strings_that_look_like_personal_data_are_fingerprinted(
     rec = build_record(ex, ring)
     assert (rec["request_id"], rec["model"]) == ("3f2a9c41d0b84e5c9a7f61b2c3d4e5f6", "gpt-4o-2024-08-06")
     assert build_record(exchange(12, sub="llama-3.3-70b"), ring)["principal"]["sub"] == "llama-3.3-70b"
+
+
+def test_fingerprint_matches_the_transform_stage():
+    from gateway.audit.record import fingerprint
+    from gateway.transform import tokens
+    ring = KeyRing.ephemeral()
+    for det, value in [("br.cpf", CPF), ("intl.email", "Ana.Lima@Fazenda.gov.br"), (None, "analyst-7")]:
+        assert fingerprint(ring, value, det) == tokens.fingerprint(ring, value, det)

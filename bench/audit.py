@@ -1,0 +1,170 @@
+"""The cost of auditing: writer throughput and per-request overhead against a no-op sink, same run.
+
+    .venv/bin/python bench/audit.py [--records 20000] [--request-us 200] [--repeat 3]
+
+Each "request" is what the gateway hands the audit stage: an Exchange with two text segments and
+three findings (a CPF twice, an e-mail), a routed decision and an upstream. Rows:
+
+- *build_record only*: the record is built (HMAC fingerprints, field cleaning) and dropped — the
+  no-op sink every other row is compared with;
+- *AuditLog fsync=…*: the record is built and appended; the writer thread chains, checkpoints
+  (every 1000) and writes it. ``records/s`` counts until the last record is on disk (``close``).
+
+Columns: loop µs/record is what the event loop pays per request (build + append); CPU µs/record is
+the whole process's CPU time per record (loop plus writer thread: on a 2-core box with the GIL the
+writer's work is not free); *overhead* runs a mock gateway loop whose requests each burn
+``--request-us`` of CPU, audits every one, and reports the throughput lost against the no-op sink in
+the same run. The acceptance bar is < 5 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway.audit.record import build_record  # noqa: E402
+from gateway.audit.verify import verify_file  # noqa: E402
+from gateway.audit.writer import AuditLog  # noqa: E402
+from gateway.auth.principal import Principal  # noqa: E402
+from gateway.config import Audit, Upstream  # noqa: E402
+from gateway.dialects.segments import Segment  # noqa: E402
+from gateway.exchange import Exchange  # noqa: E402
+from gateway.inspect.findings import Finding  # noqa: E402
+from gateway.keys import init_keys, load_public_keys  # noqa: E402
+
+TEXT1 = "Meu CPF é 529.982.247-25 e o e-mail ana.lima@fazenda.gov.br; repito 52998224725."
+TEXT2 = "Qual a alíquota de IRPF para esse contribuinte em 2026? Responda em português. " * 4
+UPSTREAM = SimpleNamespace(cfg=Upstream(name="br-sovereign", url="http://127.0.0.1:9/v1", residency="BR"))
+DECISION = SimpleNamespace(decision_id="d", route=SimpleNamespace(upstream="br-sovereign", residency="BR"),
+                           destination="domestic", by_detector={"br.cpf": "allow", "intl.email": "allow"},
+                           rules=["br.identifiers"], policy_revision="1a47937770b57f90")
+PRINCIPAL = Principal(sub="tax-office", agency="receita-federal", jurisdiction="BR")
+
+
+def _f(text: str, value: str, det: str, cat: str, cc) -> Finding:
+    s = text.index(value)
+    return Finding(det, cat, cc, s, s + len(value))
+
+
+FINDINGS = [[_f(TEXT1, "529.982.247-25", "br.cpf", "national_id", "BR"),
+             _f(TEXT1, "ana.lima@fazenda.gov.br", "intl.email", "contact", None),
+             _f(TEXT1, "52998224725", "br.cpf", "national_id", "BR")], []]
+
+
+def exchange(i: int) -> Exchange:
+    ex = Exchange(f"{i:032x}", "/v1/chat/completions", "openai")
+    ex.principal, ex.model, ex.decision, ex.route = PRINCIPAL, "gpt-4o-mini", DECISION, UPSTREAM
+    ex.segments = [Segment(("messages", 0, "content"), TEXT1, "message"),
+                   Segment(("messages", 1, "content"), TEXT2, "message")]
+    ex.findings = FINDINGS
+    ex.upstream_status, ex.upstream_latency_ms, ex.outcome = 200, 41.7, "forwarded"
+    ex.bytes_in, ex.bytes_out = 1412, 903
+    return ex
+
+
+class NoopSink:
+    healthy, lag = True, 0
+
+    def append(self, record: dict) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+def _burn(us: float) -> None:
+    end = time.perf_counter() + us / 1e6
+    while time.perf_counter() < end:
+        pass
+
+
+async def throughput(sink, ring, n: int) -> tuple[float, float, float]:
+    """(records/s until closed, loop µs/record, process CPU µs/record)."""
+    exs = [exchange(i) for i in range(n)]
+    await sink.start()
+    c0, t0 = time.process_time(), time.perf_counter()
+    loop_time = 0.0
+    for k in range(0, n, 100):  # 100 requests per loop turn, then yield like a server would
+        a = time.perf_counter()
+        for ex in exs[k:k + 100]:
+            sink.append(build_record(ex, ring))
+        loop_time += time.perf_counter() - a
+        await asyncio.sleep(0)
+    await sink.close()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return n / wall, loop_time / n * 1e6, cpu / n * 1e6
+
+
+async def gateway_rate(sink, ring, n: int, request_us: float) -> float:
+    """Requests/s of a mock gateway loop whose every request burns ``request_us`` and is audited."""
+    await sink.start()
+    t0 = time.perf_counter()
+    for i in range(n):
+        _burn(request_us)
+        sink.append(build_record(exchange(i), ring))
+        if i % 20 == 0:
+            await asyncio.sleep(0)
+    await sink.close()
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--records", type=int, default=20000)
+    ap.add_argument("--request-us", type=float, default=200.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="soberana-bench-audit-"))
+    ring = init_keys(tmp / "keys")
+    n = args.records
+
+    def log(fsync: str, tag: str) -> AuditLog:
+        return AuditLog(Audit(checkpoint_every=1000, fsync=fsync), ring, directory=tmp / f"{tag}-{fsync}")
+
+    rows = []
+    sinks = [("build_record only (no-op sink)", lambda r: NoopSink())] + [
+        (f"AuditLog fsync={f}", (lambda f: lambda r: log(f, f"t{r}"))(f)) for f in ("never", "batch", "always")]
+    for name, make in sinks:
+        best = max((asyncio.run(throughput(make(r), ring, n)) for r in range(args.repeat)), key=lambda x: x[0])
+        rows.append((name, *best))
+    # overhead against the no-op sink, interleaved so machine noise hits both alike
+    m = max(1000, n // 10)
+    base, audited = [], []
+    for r in range(args.repeat):
+        base.append(asyncio.run(gateway_rate(NoopSink(), ring, m, args.request_us)))
+        audited.append(asyncio.run(gateway_rate(log("batch", f"g{r}"), ring, m, args.request_us)))
+    overhead = 1 - max(audited) / max(base)
+
+    print(f"audit writer, {n} records of ~{len(TEXT1) + len(TEXT2)} chars with 3 findings; best of {args.repeat}\n")
+    print(f"| {'sink':34} | {'records/s':>10} | {'loop µs/record':>14} | {'CPU µs/record':>13} |")
+    print(f"|{'-' * 36}|{'-' * 12}|{'-' * 16}|{'-' * 15}|")
+    for name, rate, loop_us, cpu_us in rows:
+        print(f"| {name:34} | {rate:10,.0f} | {loop_us:14.1f} | {cpu_us:13.1f} |")
+    noop_cpu = rows[0][3]
+    batch_cpu = rows[2][3]
+    print(f"\nauditing cost per record (fsync=batch, CPU beyond the no-op sink): {batch_cpu - noop_cpu:.1f} µs "
+          f"= {(batch_cpu - noop_cpu) / args.request_us:.1%} of a {args.request_us:.0f} µs request")
+    print(f"mock gateway ({args.request_us:.0f} µs of CPU per request, {m} requests): "
+          f"{max(base):,.0f} req/s with the no-op sink, {max(audited):,.0f} req/s audited "
+          f"(fsync=batch) -> overhead {overhead:.1%} (bar: < 5%)")
+    t0 = time.perf_counter()
+    files = sorted(tmp.glob("t0-batch/*.jsonl"))
+    rep = verify_file(files[0], load_public_keys(tmp / "keys"))
+    dt = time.perf_counter() - t0
+    print(f"verify: {rep.records + rep.checkpoints + rep.epochs:,} lines in {dt:.2f} s "
+          f"({(rep.records + rep.checkpoints) / dt:,.0f} lines/s), ok={rep.ok}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
