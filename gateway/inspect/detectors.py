@@ -183,7 +183,7 @@ DETECTORS: tuple[Detector, ...] = (
              S("13-19", "4,4,4,4", "4,6,5", "4,6,4", "4,4,4,4,1-3", "4,4,4,1-4"), "card"),
     Detector("cl.rut", "national_id", "CL", "RUT", _W, S("8-9", "1-2,3,3,1", "7-8,1"), "cl_rut",
              "compact"),
-    Detector("co.nit", "tax_id", "CO", "NIT", _W, S("9-16", "3,3,3,1", "8-15,1"), "co_nit",
+    Detector("co.nit", "tax_id", "CO", "NIT", _W, S("8-16", "3,3,3,1", "7-15,1"), "co_nit",
              "compact"),
     Detector("ec.ci", "national_id", "EC", "CI", _W, S("10", "9,1"), "ec_ci", "compact"),
     Detector("uy.ci", "national_id", "UY", "CI", _W, S("7-8", "1,3,3,1", "3,3,1", "6-7,1"), "uy_ci",
