@@ -56,7 +56,7 @@ def corpus(mb: float, seed: int) -> str:
         lambda: f"Cartão SUS do paciente: {rng.randrange(10**14, 10**15)}; telefone {br.phone_number()}.",
         lambda: f"El solicitante {mx.name()} con CURP {mx.curp()} y RFC {mx.rfc()} vive en {mx.city()}.",
         lambda: f"CUIT del proveedor: {rng.choice(['20', '27', '30'])}-{rng.randrange(10**7, 10**8)}-{rng.randrange(10)}; tel. {ar.phone_number()}",
-        lambda: f"RUT {cl.rut()} — correo {cl.email()}",
+        lambda: f"RUT {cl.rut()} - correo {cl.email()}",
         lambda: f"Patient {us.name()}, SSN {us.ssn()}, email {us.email()}, card {us.credit_card_number()}.",
         lambda: f"Wire to IBAN {us.iban()} before {us.date()}; invoice #{rng.randrange(10**5, 10**7)}.",
         lambda: f"Contato: {br.email()} / {br.phone_number()}",

@@ -105,6 +105,16 @@ cdef bint v_cns(cstr s, int n) noexcept nogil:
     f = s[0]
     if not (f == 49 or f == 50 or f == 55 or f == 56 or f == 57):
         return False
+    if f == 49 or f == 50:
+        # definitive card: a PIS, then 000 (or 001 when the plain check would be 10) and a digit
+        for i in range(11):
+            t += _d(s, i) * (15 - i)
+        if t % 11 == 1:
+            if not (s[11] == 48 and s[12] == 48 and s[13] == 49):
+                return False
+        elif not (s[11] == 48 and s[12] == 48 and s[13] == 48):
+            return False
+        t = 0
     for i in range(15):
         t += _d(s, i) * (15 - i)
     return t % 11 == 0
@@ -734,7 +744,9 @@ def check(str name, str value):
 
 from cpython.unicode cimport PyUnicode_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.stdint cimport int32_t, uint8_t, uint16_t
+from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t
+from libc.stdlib cimport malloc
+from libc.string cimport memcpy
 
 cdef extern from "Python.h":
     ctypedef uint8_t Py_UCS1
@@ -745,7 +757,7 @@ cdef extern from "Python.h":
 ctypedef fused uchar_t:
     Py_UCS1
     Py_UCS2
-    Py_UCS4
+    uint32_t
 
 DEF FOLD_LIMIT = 0x20000
 DEF DROP = 0xFF
@@ -768,22 +780,24 @@ def _init_fold():
 _init_fold()
 
 
-cdef inline bint _is_alpha(Py_UCS4 c) noexcept nogil:
+cdef inline bint _is_alpha(uint32_t c) noexcept nogil:
     if c < 128:
         return (65 <= c <= 90) or (97 <= c <= 122)
     return Py_UNICODE_ISALPHA(c)
 
 
-cdef inline bint _homo_run_char(Py_UCS4 c) noexcept nogil:
+cdef inline bint _homo_run_char(uint32_t c) noexcept nogil:
     return (48 <= c <= 57) or c == 79 or c == 108 or c == 73   # 0-9 O l I
 
 
 cdef Py_ssize_t _normalize(const uchar_t* src, Py_ssize_t n, uchar_t* out,
-                           int32_t* offsets) noexcept nogil:
+                           int32_t* offsets, uchar_t** plain) noexcept nogil:
     """Write the normalized text to ``out`` and each character's original index to ``offsets``
-    (plus ``offsets[m] = n``); return its length m. ``out``/``offsets`` hold n (+1) entries."""
+    (plus ``offsets[m] = n``); return its length m. ``out``/``offsets`` hold n (+1) entries.
+    When the homoglyph step changes anything, ``plain[0]`` gets a malloc'ed copy of the text
+    before it (the reference's ``plain``); otherwise it stays NULL. Returns -1 without memory."""
     cdef Py_ssize_t i, m = 0, j, k
-    cdef Py_UCS4 c
+    cdef uint32_t c
     cdef uint8_t f
     cdef bint digit, homo
     for i in range(n):
@@ -814,6 +828,11 @@ cdef Py_ssize_t _normalize(const uchar_t* src, Py_ssize_t n, uchar_t* out,
             j += 1
         if digit and homo and (i == 0 or not _is_alpha(out[i - 1])) and \
                 (j == m or not _is_alpha(out[j])):
+            if plain != NULL and plain[0] == NULL:
+                plain[0] = <uchar_t*>malloc((m + 1) * sizeof(uchar_t))
+                if plain[0] == NULL:
+                    return -1
+                memcpy(plain[0], out, m * sizeof(uchar_t))
             for k in range(i, j):
                 if out[k] == 79:
                     out[k] = 48
@@ -836,20 +855,1095 @@ def normalize(str text):
         raise MemoryError()
     try:
         if kind == 1:
-            m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, offs)
+            m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, offs, NULL)
         elif kind == 2:
-            m = _normalize(<Py_UCS2*>data, n, <Py_UCS2*>out, offs)
+            m = _normalize(<Py_UCS2*>data, n, <Py_UCS2*>out, offs, NULL)
         else:
-            m = _normalize(<Py_UCS4*>data, n, <Py_UCS4*>out, offs)
+            m = _normalize(<uint32_t*>data, n, <uint32_t*>out, offs, NULL)
         norm = PyUnicode_FromKindAndData(kind, out, m)
         return norm, [offs[i] for i in range(m + 1)]
     finally:
         PyMem_Free(out)
         PyMem_Free(offs)
 
-from gateway.inspect._scan_py import scan as _ref
+
+# ---------------------------------------------------------------------------- scanner
+# The algorithm is the reference's, step for step (see the module docstring of _scan_py). Hot steps
+# (words, phrases, chunk windows, e-mail, IPv4, ICD-10, markings and health terms, overlaps) run
+# here over the normalized buffer; rare steps behind a C gate (credentials, IPv6 validation) call
+# the reference's own code on the normalized text, so both cannot drift apart.
+
+from libc.stdlib cimport malloc, calloc, realloc, free, qsort
+from libc.string cimport memset
+from libc.stdint cimport int64_t, uint64_t
+
+cdef extern from "Python.h":
+    bint Py_UNICODE_ISALNUM(Py_UCS4 ch) nogil
+    bint Py_UNICODE_ISDECIMAL(Py_UCS4 ch) nogil
+    bint Py_UNICODE_ISUPPER(Py_UCS4 ch) nogil
+    bint Py_UNICODE_ISLOWER(Py_UCS4 ch) nogil
+    bint Py_UNICODE_ISTITLE(Py_UCS4 ch) nogil
+
+import ipaddress as _ipaddress
+
+from gateway.inspect import _scan_py as _R
+from gateway.inspect import detectors as _D
+from gateway.inspect import keywords as _K
+from gateway.inspect.findings import Finding
+from gateway.inspect.normalize import fold_word as _fold_word
+
+# ASCII character classes
+DEF C_LOWER = 1
+DEF C_UPPER = 2
+DEF C_DIGIT = 4
+DEF C_JOIN = 8       # " \t\n\r.-/()"   chunk join gap
+DEF C_PGAP = 16      # " \t.-'/" (+ U+2019)  phrase gap
+DEF C_LGAP = 32      # " \t:=-\"'"     marking label gap
+DEF C_LOCAL = 64     # "._%+-"          e-mail local part extras
+DEF C_SECB = 128     # [A-Za-z0-9_-]   secret/JWT look-behind
+DEF C_HEX = 256      # [0-9A-Fa-f]
+DEF C_IP6 = 512      # [0-9A-Fa-f:.]
+DEF C_SPECIAL = 1024 # "@:=-"           triggers of the special pass
+DEF C_ALNUM = 7
+
+cdef uint16_t _CLS[128]
+
+def _init_classes():
+    cdef int i
+    for i in range(128):
+        _CLS[i] = 0
+    for i in range(128):
+        c = chr(i)
+        if "a" <= c <= "z":
+            _CLS[i] |= C_LOWER
+        if "A" <= c <= "Z":
+            _CLS[i] |= C_UPPER
+        if "0" <= c <= "9":
+            _CLS[i] |= C_DIGIT
+        if c in " \t\n\r.-/()":
+            _CLS[i] |= C_JOIN
+        if c in " \t.-'/":
+            _CLS[i] |= C_PGAP
+        if c in " \t:=-\"'":
+            _CLS[i] |= C_LGAP
+        if c in "._%+-":
+            _CLS[i] |= C_LOCAL
+        if c.isascii() and (c.isalnum() or c in "_-"):
+            _CLS[i] |= C_SECB
+        if c in "0123456789abcdefABCDEF":
+            _CLS[i] |= C_HEX
+        if c in "0123456789abcdefABCDEF:.":
+            _CLS[i] |= C_IP6
+        if c in "@:=-":
+            _CLS[i] |= C_SPECIAL
+    # the reference's own character sets: fail loudly at import if they change
+    assert _R._JOIN == frozenset(" \t\n\r.-/()")
+    assert _R._PHRASE_GAP == frozenset(" \t.-'\u2019/")
+    assert _R._LABEL_GAP == frozenset(" \t:=-\"'")
+    assert _R._MAX_WORDS == 6 and _K.CONTEXT_WINDOW == 40
+    assert _R._CHUNK.pattern == "[0-9A-Za-zÑñ]+" and _R._TOKEN.pattern == "[^\\W\\d_]+"
+
+_init_classes()
+
+cdef inline bint _c(uint32_t c, int cls) noexcept nogil:
+    return c < 128 and (_CLS[c] & cls) != 0
+
+cdef inline bint _isalnum(uint32_t c) noexcept nogil:
+    if c < 128:
+        return (_CLS[c] & C_ALNUM) != 0
+    return Py_UNICODE_ISALNUM(c)
+
+cdef inline bint _tokch(uint32_t c) noexcept nogil:
+    """A character of a word token: isalnum(), not isdecimal(), not '_'."""
+    if c < 128:
+        return (_CLS[c] & (C_LOWER | C_UPPER)) != 0
+    return Py_UNICODE_ISALNUM(c) and not Py_UNICODE_ISDECIMAL(c)
+
+cdef inline bint _chunkch(uint32_t c) noexcept nogil:
+    if c < 128:
+        return (_CLS[c] & C_ALNUM) != 0
+    return c == 0xD1 or c == 0xF1
+
+# ---- words: folded token -> word id (words of every keyword phrase)
+
+DEF WF_LIMIT = 0x30000
+DEF MAX_WORD = 40
+# non-ASCII token character -> the ASCII character fold_word makes of it (0: not ASCII)
+cdef uint8_t _WF[WF_LIMIT]
+
+DEF WT_SIZE = 4096
+cdef uint64_t _WT_HASH[WT_SIZE]
+cdef int32_t _WT_ID[WT_SIZE]      # -1 empty
+cdef char _WT_POOL[16384]
+cdef int32_t _WT_OFF[WT_SIZE]
+cdef int32_t _WT_LEN[WT_SIZE]
+
+cdef inline uint64_t _fnv(uint64_t h, uint8_t b) noexcept nogil:
+    return (h ^ b) * 1099511628211ULL
+
+DEF FNV0 = 14695981039346656037ULL
+
+cdef int32_t _word_id(const uint8_t* w, int n, uint64_t h) noexcept nogil:
+    cdef const char* pool = _WT_POOL
+    cdef uint64_t k = h & (WT_SIZE - 1)
+    cdef int i
+    while _WT_ID[k] >= 0:
+        if _WT_HASH[k] == h and _WT_LEN[k] == n:
+            for i in range(n):
+                if <uint8_t>pool[_WT_OFF[k] + i] != w[i]:
+                    break
+            else:
+                return _WT_ID[k]
+        k = (k + 1) & (WT_SIZE - 1)
+    return -1
+
+# ---- phrases: sequence of word ids -> mask (bit d: context of detector d; high bits: tables)
+
+DEF B_ICD = 60
+DEF B_HEALTH = 61
+DEF B_MARK = 62
+DEF B_LABEL = 63
+DEF PT_SIZE = 8192
+cdef uint64_t _PT_KEY[PT_SIZE]    # 0 empty
+cdef uint64_t _PT_MASK[PT_SIZE]
+cdef uint64_t _ALL_MASK = 0        # union of every phrase's mask
+
+cdef inline uint64_t _pkey(uint64_t key, int32_t wid, int k) noexcept nogil:
+    return key | (<uint64_t>(wid + 1) << (10 * k))
+
+cdef inline int64_t _phrase(uint64_t key) noexcept nogil:
+    """Index of ``key`` in the phrase table (it is a phrase or a prefix of one), or -1."""
+    cdef uint64_t k = (key * 11400714819323198485ULL) >> 51
+    while _PT_KEY[k]:
+        if _PT_KEY[k] == key:
+            return <int64_t>k
+        k = (k + 1) & (PT_SIZE - 1)
+    return -1
+
+def _init_words():
+    global _ALL_MASK
+    cdef int i
+    for i in range(WF_LIMIT):
+        _WF[i] = 0
+    for cp in range(0x80, WF_LIMIT):
+        ch = chr(cp)
+        if ch.isalnum() and not ch.isdecimal():
+            f = _fold_word(ch)
+            if f.isascii():
+                assert len(f) == 1, (cp, f)
+                _WF[cp] = ord(f)
+    tables = {}
+    for d, det in enumerate(_D.DETECTORS):
+        for ph in _K.CONTEXT.get(det.id, ()):
+            tables.setdefault(ph, 0)
+            tables[ph] |= 1 << d
+    assert len(_D.DETECTORS) <= B_ICD
+    for bit, phrases in ((B_ICD, _K.ICD10_CONTEXT), (B_HEALTH, _K.HEALTH_TERMS),
+                         (B_MARK, _K.MARKINGS), (B_LABEL, _K.MARKING_LABELS)):
+        for ph in phrases:
+            tables.setdefault(ph, 0)
+            tables[ph] |= 1 << bit
+    words = sorted({w for ph in tables for w in ph.split(" ")})
+    assert len(words) < 1023 and all(w.isascii() and 0 < len(w) <= MAX_WORD for w in words)
+    for i in range(WT_SIZE):
+        _WT_ID[i] = -1
+    pool = bytearray()
+    ids = {}
+    for wid, w in enumerate(words):
+        b = w.encode()
+        h = FNV0
+        for x in b:
+            h = ((h ^ x) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+        k = h & (WT_SIZE - 1)
+        while _WT_ID[k] >= 0:
+            k = (k + 1) & (WT_SIZE - 1)
+        _WT_ID[k] = wid
+        _WT_HASH[k] = h
+        _WT_OFF[k] = len(pool)
+        _WT_LEN[k] = len(b)
+        pool += b
+        ids[w] = wid
+    assert len(pool) <= 16384
+    for i, x in enumerate(pool):
+        _WT_POOL[i] = x
+    for i in range(PT_SIZE):
+        _PT_KEY[i] = 0
+        _PT_MASK[i] = 0
+    _ALL_MASK = 0
+    for ph, mask in tables.items():
+        ws = ph.split(" ")
+        assert len(ws) <= 6
+        key = 0
+        for k, w in enumerate(ws):
+            key |= (ids[w] + 1) << (10 * k)
+            _pt_insert(key, mask if k == len(ws) - 1 else 0)
+        _ALL_MASK |= mask
+
+cdef void _pt_insert(uint64_t key, uint64_t mask):
+    cdef uint64_t k = (key * 11400714819323198485ULL) >> 51
+    while _PT_KEY[k] and _PT_KEY[k] != key:
+        k = (k + 1) & (PT_SIZE - 1)
+    _PT_KEY[k] = key
+    _PT_MASK[k] |= mask
+
+_init_words()
+
+# ---- detector tables
+
+DEF MAX_DET = 64
+cdef validator_t _DV[MAX_DET]
+cdef int _DCTX[MAX_DET]     # 0 none, 1 always, 2 compact
+cdef int _DTIER[MAX_DET]
+cdef int _NDET = 0
+cdef int _PHONE, _EMAIL, _IP, _API_KEY, _JWT_I, _PK, _PASSWORD, _MARKING, _HEALTH_I
+cdef int _MAX_CHUNKS, _MAX_COMPACT
+
+DEF LT_SIZE = 1024
+cdef uint64_t _LT_KEY[LT_SIZE]
+cdef int32_t _LT_OFF[LT_SIZE]
+cdef int32_t _LT_N[LT_SIZE]
+cdef int32_t _LT_DETS[4096]
+
+cdef inline uint64_t _lkey(uint64_t key, int length, int k) noexcept nogil:
+    return key | (<uint64_t>length << (6 * k))
+
+cdef inline int64_t _layout(uint64_t key) noexcept nogil:
+    cdef uint64_t k = (key * 11400714819323198485ULL) >> 54
+    while _LT_KEY[k]:
+        if _LT_KEY[k] == key:
+            return <int64_t>k
+        k = (k + 1) & (LT_SIZE - 1)
+    return -1
+
+_DET_OUT = []   # detector index -> (id, category, country)
+
+def _init_detectors():
+    global _NDET, _PHONE, _EMAIL, _IP, _API_KEY, _JWT_I, _PK, _PASSWORD, _MARKING, _HEALTH_I
+    global _MAX_CHUNKS, _MAX_COMPACT
+    cdef int i, n = 0
+    cdef validator_t f
+    dets = _D.DETECTORS
+    assert len(dets) <= MAX_DET
+    _NDET = len(dets)
+    _DET_OUT.clear()
+    for i, det in enumerate(dets):
+        f = NULL
+        if det.validator:
+            f = _validator_by_name(det.validator)
+            if f == NULL:
+                raise ImportError(f"compiled core lacks validator {det.validator!r}")
+        _DV[i] = f
+        _DCTX[i] = {"none": 0, "always": 1, "compact": 2}[det.context]
+        _DTIER[i] = det.tier
+        _DET_OUT.append((det.id, det.category, det.country))
+    I = _D.INDEX
+    _PHONE, _EMAIL, _IP = I["intl.phone"], I["intl.email"], I["intl.ip"]
+    _API_KEY, _JWT_I, _PK = I["secret.api_key"], I["secret.jwt"], I["secret.private_key"]
+    _PASSWORD, _MARKING, _HEALTH_I = I["secret.password"], I["gov.marking"], I["health.term"]
+    _MAX_CHUNKS, _MAX_COMPACT = _D.MAX_CHUNKS, _D.MAX_COMPACT
+    assert _MAX_CHUNKS <= 10 and _MAX_COMPACT < 64
+    for i in range(LT_SIZE):
+        _LT_KEY[i] = 0
+    for lengths, ds in _D.LAYOUTS.items():
+        key = 0
+        for k, L in enumerate(lengths):
+            key |= L << (6 * k)
+        h = ((key * 11400714819323198485) & 0xFFFFFFFFFFFFFFFF) >> 54
+        while _LT_KEY[h]:
+            h = (h + 1) & (LT_SIZE - 1)
+        _LT_KEY[h] = key
+        _LT_OFF[h] = n
+        _LT_N[h] = len(ds)
+        for d in ds:
+            _LT_DETS[n] = d
+            n += 1
+    assert n <= 4096
+
+_init_detectors()
+
+
+# ---- per-scan state
+
+cdef struct Tok:
+    int32_t s
+    int32_t e
+    int32_t wid
+    uint8_t upper
+    uint8_t joined
+
+cdef struct Span:
+    int32_t s
+    int32_t e
+
+cdef struct Cand:
+    int32_t s
+    int32_t e
+    int32_t d
+    int32_t tier
+
+cdef struct State:
+    Tok* toks
+    Py_ssize_t ntok
+    Py_ssize_t captok
+    Span* chunks
+    Py_ssize_t nchunk
+    Py_ssize_t capchunk
+    Cand* cands
+    Py_ssize_t ncand
+    Py_ssize_t capcand
+    bint g_secret
+    bint g_jwt
+    bint g_pk
+    bint g_url
+    bint g_pass
+    bint g_ip6
+
+cdef int _grow(void** p, Py_ssize_t* cap, size_t item) noexcept nogil:
+    cdef Py_ssize_t n = cap[0] * 2 + 64
+    cdef void* q = realloc(p[0], n * item)
+    if q == NULL:
+        return -1
+    p[0] = q
+    cap[0] = n
+    return 0
+
+cdef int _cand(State* S, int32_t s, int32_t e, int d) noexcept nogil:
+    if S.ncand == S.capcand and _grow(<void**>&S.cands, &S.capcand, sizeof(Cand)) < 0:
+        return -1
+    S.cands[S.ncand].s = s
+    S.cands[S.ncand].e = e
+    S.cands[S.ncand].d = d
+    S.cands[S.ncand].tier = _DTIER[d]
+    S.ncand += 1
+    return 0
+
+# ---- step 1: words
+
+cdef int _tokens(const uchar_t* s, Py_ssize_t m, State* S) noexcept nogil:
+    cdef Py_ssize_t i = 0, j, t
+    cdef uint32_t c
+    cdef uint8_t f
+    cdef uint8_t buf[MAX_WORD]
+    cdef int wl
+    cdef uint64_t h
+    cdef bint poison, cased, lower
+    cdef Tok* tk
+    while i < m:
+        c = s[i]
+        if not _tokch(c):
+            i += 1
+            continue
+        j = i
+        wl = 0
+        h = FNV0
+        poison = cased = lower = False
+        while j < m:
+            c = s[j]
+            if c < 128:
+                if not (_CLS[c] & (C_LOWER | C_UPPER)):
+                    break
+                if _CLS[c] & C_UPPER:
+                    cased = True
+                else:
+                    lower = True
+                f = <uint8_t>(c | 0x20)
+            else:
+                if not (Py_UNICODE_ISALNUM(c) and not Py_UNICODE_ISDECIMAL(c)):
+                    break
+                if Py_UNICODE_ISLOWER(c) or Py_UNICODE_ISTITLE(c):
+                    lower = True
+                elif Py_UNICODE_ISUPPER(c):
+                    cased = True
+                f = _WF[c] if c < WF_LIMIT else 0
+                if f == 0:
+                    poison = True
+            if not poison:
+                if wl == MAX_WORD:
+                    poison = True
+                else:
+                    buf[wl] = f
+                    wl += 1
+                    h = _fnv(h, f)
+            j += 1
+        if S.ntok == S.captok and _grow(<void**>&S.toks, &S.captok, sizeof(Tok)) < 0:
+            return -1
+        tk = &S.toks[S.ntok]
+        tk.s = <int32_t>i
+        tk.e = <int32_t>j
+        tk.wid = -1 if poison else _word_id(buf, wl, h)
+        tk.upper = cased and not lower
+        tk.joined = False
+        S.ntok += 1
+        i = j
+    # phrase joins: a gap of 1-3 characters from " \t.-'’/"
+    for t in range(S.ntok - 1):
+        i = S.toks[t].e
+        j = S.toks[t + 1].s
+        if j - i > 3:
+            continue
+        while i < j:
+            c = s[i]
+            if not (_c(c, C_PGAP) or c == 0x2019):
+                break
+            i += 1
+        S.toks[t].joined = i == j
+    return 0
+
+
+cdef bint _context(const uchar_t* s, State* S, uint64_t bit, Py_ssize_t p) noexcept nogil:
+    """Whether a phrase with ``bit`` lies within the CONTEXT_WINDOW characters before ``p``."""
+    cdef Py_ssize_t lo, hi, a, b, mid, t, u
+    cdef int k
+    cdef uint64_t key
+    cdef int64_t h
+    cdef Tok* toks = S.toks
+    if not (_ALL_MASK & bit):
+        return False
+    a = 0
+    b = S.ntok
+    while a < b:   # first token starting at or after p - 40
+        mid = (a + b) >> 1
+        if toks[mid].s < p - 40:
+            a = mid + 1
+        else:
+            b = mid
+    lo = a
+    b = S.ntok
+    while a < b:   # first token starting at or after p
+        mid = (a + b) >> 1
+        if toks[mid].s < p:
+            a = mid + 1
+        else:
+            b = mid
+    hi = a - 1
+    if hi >= 0 and toks[hi].e > p:
+        hi -= 1
+    for t in range(lo, hi + 1):
+        key = 0
+        u = t
+        k = 0
+        while True:
+            if toks[u].wid < 0:
+                break
+            key = _pkey(key, toks[u].wid, k)
+            k += 1
+            h = _phrase(key)
+            if h < 0:
+                break
+            if _PT_MASK[h] & bit:
+                return True
+            if u >= hi or k >= 6 or not toks[u].joined:
+                break
+            u += 1
+    return False
+
+
+# ---- step 6: markings and health terms
+
+cdef bint _labelled(const uchar_t* s, State* S, Py_ssize_t t) noexcept nogil:
+    cdef Py_ssize_t i, st, u
+    cdef int k
+    cdef uint64_t key
+    cdef int64_t h
+    cdef Tok* toks = S.toks
+    if t == 0:
+        return False
+    i = toks[t - 1].e
+    if toks[t].s - i > 4:
+        return False
+    while i < toks[t].s:
+        if not _c(s[i], C_LGAP):
+            return False
+        i += 1
+    st = t - 1
+    while st >= 0 and st > t - 7:
+        key = 0
+        u = st
+        k = 0
+        while True:
+            if toks[u].wid < 0:
+                break
+            key = _pkey(key, toks[u].wid, k)
+            k += 1
+            h = _phrase(key)
+            if h < 0:
+                break
+            if u == t - 1:
+                if _PT_MASK[h] & (1ULL << B_LABEL):
+                    return True
+                break
+            if k >= 6 or not toks[u].joined:
+                break
+            u += 1
+        st -= 1
+    return False
+
+
+cdef int _terms(const uchar_t* s, State* S) noexcept nogil:
+    cdef Py_ssize_t t, u, bh, bm, x
+    cdef int k
+    cdef uint64_t key, mask
+    cdef int64_t h
+    cdef Tok* toks = S.toks
+    cdef bint up
+    for t in range(S.ntok):
+        if toks[t].wid < 0:
+            continue
+        key = 0
+        u = t
+        k = 0
+        bh = bm = -1
+        while True:
+            if toks[u].wid < 0:
+                break
+            key = _pkey(key, toks[u].wid, k)
+            k += 1
+            h = _phrase(key)
+            if h < 0:
+                break
+            mask = _PT_MASK[h]
+            if mask & (1ULL << B_HEALTH):
+                bh = u
+            if mask & (1ULL << B_MARK):
+                bm = u
+            if u >= S.ntok - 1 or k >= 6 or not toks[u].joined:
+                break
+            u += 1
+        if bh >= 0 and _cand(S, toks[t].s, toks[bh].e, _HEALTH_I) < 0:
+            return -1
+        if bm >= 0:
+            up = True
+            for x in range(t, bm + 1):
+                if not toks[x].upper:
+                    up = False
+                    break
+            if (up or _labelled(s, S, t)) and _cand(S, toks[t].s, toks[bm].e, _MARKING) < 0:
+                return -1
+    return 0
+
+
+# ---- anchors: IPv4, ICD-10, secret/JWT gates (positions of an ASCII letter or digit that does
+# not follow one)
+
+cdef bint _starts_with(const uchar_t* s, Py_ssize_t m, Py_ssize_t p, const char* w, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    if p + n > m:
+        return False
+    for i in range(n):
+        if s[p + i] != <uint8_t>w[i]:
+            return False
+    return True
+
+
+cdef Py_ssize_t _digit_run(const uchar_t* s, Py_ssize_t m, Py_ssize_t p) noexcept nogil:
+    cdef Py_ssize_t q = p
+    while q < m and _c(s[q], C_DIGIT):
+        q += 1
+    return q - p
+
+
+cdef int _ipv4(const uchar_t* s, Py_ssize_t m, Py_ssize_t p, State* S) noexcept nogil:
+    cdef Py_ssize_t q = p, L, i
+    cdef int g, v
+    cdef bint ok = True
+    for g in range(4):
+        L = _digit_run(s, m, q)
+        if L < 1 or L > 3:
+            return 0
+        v = 0
+        for i in range(L):
+            v = v * 10 + <int>s[q + i] - 48
+        if v > 255:
+            ok = False
+        q += L
+        if g < 3:
+            if q >= m or s[q] != 46:
+                return 0
+            q += 1
+    if q < m and _c(s[q], C_ALNUM):
+        return 0
+    if q + 1 < m and s[q] == 46 and _c(s[q + 1], C_DIGIT):
+        return 0
+    if ok:
+        return _cand(S, <int32_t>p, <int32_t>q, _IP)
+    return 0
+
+
+cdef Py_ssize_t _icd10(const uchar_t* s, Py_ssize_t m, Py_ssize_t p, State* S) noexcept nogil:
+    """ICD-10 code at anchor p; returns the end of the regex match (or p when none)."""
+    cdef Py_ssize_t q, r, L
+    cdef uint32_t c = s[p]
+    if not (65 <= c <= 90) or c == 85:
+        return p
+    if p + 2 >= m or not _c(s[p + 1], C_DIGIT) or not _c(s[p + 2], C_DIGIT):
+        return p
+    q = p + 3
+    r = q
+    if q < m and s[q] == 46:
+        L = 0
+        while q + 1 + L < m and _c(s[q + 1 + L], C_DIGIT | C_UPPER):
+            L += 1
+        if 1 <= L <= 4 and not (q + 1 + L < m and _c(s[q + 1 + L], C_LOWER)):
+            r = q + 1 + L
+    if r == q and q < m and _c(s[q], C_ALNUM):
+        return p
+    if _context(s, S, 1ULL << B_ICD, p):
+        if _cand(S, <int32_t>p, <int32_t>r, _HEALTH_I) < 0:
+            return -1
+    return r
+
+
+DEF MAX_PREFIX = 64
+cdef int _NPREFIX = 0
+cdef char _PREFIX[MAX_PREFIX][32]
+cdef int _PREFIX_LEN[MAX_PREFIX]
+
+def _init_prefixes():
+    global _NPREFIX
+    _NPREFIX = 0
+    for prefix, _, _, _ in _D.SECRET_PATTERNS:
+        b = prefix.encode("ascii")
+        # a prefix must start with [A-Za-z0-9]: the look-behind then makes it an anchor
+        assert b[:1].isalnum() and len(b) < 32 and _NPREFIX < MAX_PREFIX
+        for i, x in enumerate(b):
+            _PREFIX[_NPREFIX][i] = x
+        _PREFIX_LEN[_NPREFIX] = len(b)
+        _NPREFIX += 1
+    assert _R._JWT.pattern.startswith("(?<![A-Za-z0-9_-])eyJ")
+    assert all(rx.pattern.startswith("(?<![A-Za-z0-9_-])") for _, rx in _R._SECRETS)
+
+_init_prefixes()
+
+
+cdef void _secret_gate(const uchar_t* s, Py_ssize_t m, Py_ssize_t p, State* S) noexcept nogil:
+    cdef int k
+    if s[p] == 101 and _starts_with(s, m, p, b"eyJ", 3):
+        S.g_jwt = True
+    for k in range(_NPREFIX):
+        if s[p] == <uint8_t>_PREFIX[k][0] and _starts_with(s, m, p, _PREFIX[k], _PREFIX_LEN[k]):
+            S.g_secret = True
+            return
+
+
+cdef int _chunks(const uchar_t* s, Py_ssize_t m, State* S) noexcept nogil:
+    cdef Py_ssize_t i = 0, j, icd_next = 0, r
+    cdef uint32_t c, prev
+    while i < m:
+        c = s[i]
+        if not _chunkch(c):
+            i += 1
+            continue
+        j = i
+        while j < m and _chunkch(s[j]):
+            c = s[j]
+            if c < 128 and (j == 0 or not _c(s[j - 1], C_ALNUM)):
+                # anchor: an ASCII letter or digit after a non-[0-9A-Za-z] character
+                prev = s[j - 1] if j > 0 else 0
+                if _CLS[c] & C_DIGIT:
+                    if prev != 46 and _ipv4(s, m, j, S) < 0:
+                        return -1
+                else:
+                    if j >= icd_next:
+                        r = _icd10(s, m, j, S)
+                        if r < 0:
+                            return -1
+                        icd_next = r
+                    if j == 0 or not _c(prev, C_SECB):
+                        _secret_gate(s, m, j, S)
+            j += 1
+        if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
+            return -1
+        S.chunks[S.nchunk].s = <int32_t>i
+        S.chunks[S.nchunk].e = <int32_t>j
+        S.nchunk += 1
+        i = j
+    return 0
+
+
+# ---- specials: e-mail at '@'; IPv6 runs, URL and password gates at ':' / '='; private keys at '-'
+
+DEF MAX_KEYS = 64
+cdef int _NKEYS = 0
+cdef uint32_t _KEYS[MAX_KEYS][32]
+cdef int _KEY_LEN[MAX_KEYS]
+
+def _init_keys():
+    global _NKEYS
+    _NKEYS = 0
+    for k in _K.PASSWORD_KEYS:
+        w = k.lower()
+        assert len(w) < 32 and _NKEYS < MAX_KEYS
+        assert all(c in " _" or "a" <= c <= "z" or ord(c) >= 128 for c in w), k
+        for i, c in enumerate(w):
+            _KEYS[_NKEYS][i] = ord(c)
+        _KEY_LEN[_NKEYS] = len(w)
+        _NKEYS += 1
+    assert _R._PASS_KEY.pattern.startswith("(?<![A-Za-z0-9_])(?:") and _R._PASS_KEY.flags & 2
+
+_init_keys()
+
+cdef inline bint _ci(uint32_t c, uint32_t L) noexcept nogil:
+    """c may match the key character L under re.IGNORECASE. A superset is enough (this is a gate):
+    any non-ASCII character matches a non-ASCII key character."""
+    if L >= 128:
+        return c >= 128
+    if L == 32 or L == 95:
+        return c == L
+    if c < 128:
+        return (c | 0x20) == L and (_CLS[c] & (C_LOWER | C_UPPER))
+    return (L == 105 and (c == 0x130 or c == 0x131)) or (L == 115 and c == 0x17F) or \
+           (L == 107 and c == 0x212A)
+
+cdef bint _password_gate(const uchar_t* s, Py_ssize_t q) noexcept nogil:
+    """Whether a PASSWORD_KEYS key (then an optional quote and spaces) ends right before s[q]."""
+    cdef Py_ssize_t r = q - 1, st
+    cdef int k, i, L
+    while r >= 0 and (s[r] == 32 or s[r] == 9):
+        r -= 1
+    if r >= 0 and (s[r] == 34 or s[r] == 39):
+        r -= 1
+    for k in range(_NKEYS):
+        L = _KEY_LEN[k]
+        st = r - L + 1
+        if st < 0:
+            continue
+        for i in range(L):
+            if not _ci(s[st + i], _KEYS[k][i]):
+                break
+        else:
+            if st == 0 or not (_c(s[st - 1], C_ALNUM) or s[st - 1] == 95):
+                return True
+    return False
+
+
+cdef inline bint _local_ch(uint32_t c) noexcept nogil:
+    return _isalnum(c) or _c(c, C_LOCAL)
+
+cdef inline bint _domain_ch(uint32_t c) noexcept nogil:
+    return _isalnum(c) or c == 46 or c == 45
+
+cdef int _email(const uchar_t* s, Py_ssize_t m, Py_ssize_t a, State* S) noexcept nogil:
+    cdef Py_ssize_t st = a, e = a + 1, i, labels = 1, lab = 0, last = a + 1
+    while st > 0 and _local_ch(s[st - 1]):
+        st -= 1
+    while st < a and s[st] == 46:
+        st += 1
+    while e < m and _domain_ch(s[e]):
+        e += 1
+    while e > a + 1 and (s[e - 1] == 46 or s[e - 1] == 45):
+        e -= 1
+    if st >= a:
+        return 0
+    for i in range(a + 1, e):
+        if s[i] == 46:
+            if lab == 0:
+                return 0
+            labels += 1
+            lab = 0
+            last = i + 1
+        else:
+            lab += 1
+    if lab == 0 or labels < 2 or e - last < 2:
+        return 0
+    for i in range(last, e):
+        if not _is_alpha(s[i]):
+            return 0
+    return _cand(S, <int32_t>st, <int32_t>e, _EMAIL)
+
+
+cdef int _specials(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* nip6,
+                   Py_ssize_t* capip6) noexcept nogil:
+    cdef Py_ssize_t i, st, e, colons, ip6_done = -1
+    cdef uint32_t c
+    cdef bint hexd
+    for i in range(m):
+        c = s[i]
+        if c >= 128 or not (_CLS[c] & C_SPECIAL):
+            continue
+        if c == 64:      # @
+            if _email(s, m, i, S) < 0:
+                return -1
+        elif c == 45:    # -
+            if not S.g_pk and _starts_with(s, m, i, b"-----BEGIN ", 11):
+                S.g_pk = True
+        else:            # : or =
+            if not S.g_pass and _password_gate(s, i):
+                S.g_pass = True
+            if c == 58:
+                if not S.g_url and _starts_with(s, m, i, b"://", 3):
+                    S.g_url = True
+                if i < ip6_done:
+                    continue
+                # the maximal [0-9A-Fa-f:.] run around this colon
+                st = i
+                while st > 0 and _c(s[st - 1], C_IP6):
+                    st -= 1
+                e = i
+                while e < m and _c(s[e], C_IP6):
+                    e += 1
+                ip6_done = e
+                if (st > 0 and _isalnum(s[st - 1])) or (e < m and _isalnum(s[e])):
+                    continue
+                while st < e and s[st] == 46:
+                    st += 1
+                while e > st and s[e - 1] == 46:
+                    e -= 1
+                colons = 0
+                hexd = False
+                for k in range(st, e):
+                    if s[k] == 58:
+                        colons += 1
+                    elif s[k] != 46:
+                        hexd = True
+                if colons < 2 or not hexd:
+                    continue
+                if nip6[0] == capip6[0] and _grow(<void**>ip6, capip6, sizeof(Span)) < 0:
+                    return -1
+                ip6[0][nip6[0]].s = <int32_t>st
+                ip6[0][nip6[0]].e = <int32_t>e
+                nip6[0] += 1
+    return 0
+
+
+# ---- step 2: chunk windows
+
+cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S) noexcept nogil:
+    cdef Py_ssize_t i, j, x, cs, ce, lim, g
+    cdef Span* ch = S.chunks
+    cdef uint8_t cb[72]
+    cdef uint8_t rb[72]
+    cdef bint rawdiff
+    cdef int total, k, L, d, chosen, fallback, mode, q, nd
+    cdef uint64_t key
+    cdef int64_t h
+    cdef bint plus, paren, all_digits, has_digit, upper4, needs, same
+    cdef uint32_t c
+    for i in range(S.nchunk):
+        cs = ch[i].s
+        ce = ch[i].e
+        has_digit = False
+        upper4 = ce - cs <= 4
+        for x in range(cs, ce):
+            c = s[x]
+            if c < 128 and (_CLS[c] & C_DIGIT):
+                has_digit = True
+                break
+            if not ((c < 128 and (_CLS[c] & C_UPPER)) or c == 0xD1):
+                upper4 = False
+        if not has_digit and not upper4:
+            continue
+        plus = cs > 0 and s[cs - 1] == 43 and (cs == 1 or not _isalnum(s[cs - 2]))
+        paren = cs > 0 and s[cs - 1] == 40 and ce < m and s[ce] == 41
+        total = 0
+        k = 0
+        key = 0
+        all_digits = True
+        rawdiff = False
+        lim = S.nchunk if i + _MAX_CHUNKS > S.nchunk else i + _MAX_CHUNKS
+        for j in range(i, lim):
+            if j > i:
+                g = ch[j - 1].e
+                if ch[j].s - g > 3:
+                    break
+                while g < ch[j].s and _c(s[g], C_JOIN):
+                    g += 1
+                if g < ch[j].s:
+                    break
+            L = ch[j].e - ch[j].s
+            if total + L > _MAX_COMPACT:
+                break
+            for x in range(ch[j].s, ch[j].e):
+                c = s[x]
+                if c < 128:
+                    if not (_CLS[c] & C_DIGIT):
+                        all_digits = False
+                    cb[total] = <uint8_t>(c - 32 if (_CLS[c] & C_LOWER) else c)
+                else:
+                    all_digits = False
+                    cb[total] = 0xD1
+                if plain != NULL:
+                    c = plain[x]
+                    rb[total] = <uint8_t>(c - 32 if c < 128 and (_CLS[c] & C_LOWER) else
+                                          (c if c < 128 else 0xD1))
+                    if rb[total] != cb[total]:
+                        rawdiff = True
+                total += 1
+            key = _lkey(key, L, k)
+            k += 1
+            if plus and all_digits:
+                if 8 <= total <= 15 and cb[0] != 48:
+                    if _cand(S, <int32_t>(cs - 1), ch[j].e, _PHONE) < 0:
+                        return -1
+                continue
+            h = _layout(key)
+            if h < 0:
+                continue
+            chosen = fallback = -1
+            for q in range(_LT_N[h]):
+                d = _LT_DETS[_LT_OFF[h] + q]
+                if d == _PHONE:
+                    if not (all_digits and 8 <= total <= 15):
+                        continue
+                    same = True
+                    for x in range(1, total):
+                        if cb[x] != cb[0]:
+                            same = False
+                            break
+                    if same:
+                        continue
+                    needs = not paren
+                else:
+                    if not _DV[d](cb, total) and not (rawdiff and _DV[d](rb, total)):
+                        continue
+                    mode = _DCTX[d]
+                    needs = mode == 1 or (mode == 2 and j == i)
+                if _context(s, S, 1ULL << d, cs):
+                    chosen = d
+                    break
+                if fallback < 0 and not needs:
+                    fallback = d
+            if chosen < 0:
+                chosen = fallback
+            if chosen >= 0:
+                if _cand(S, <int32_t>(cs - 1 if chosen == _PHONE and paren else cs), ch[j].e,
+                         chosen) < 0:
+                    return -1
+    return 0
+
+
+cdef int _scan_buf(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S, Span** ip6,
+                   Py_ssize_t* nip6, Py_ssize_t* capip6) noexcept nogil:
+    if _tokens(s, m, S) < 0:
+        return -1
+    if _chunks(s, m, S) < 0:
+        return -1
+    if _windows(s, plain, m, S) < 0:
+        return -1
+    if _specials(s, m, S, ip6, nip6, capip6) < 0:
+        return -1
+    if _terms(s, S) < 0:
+        return -1
+    return 0
+
+
+# ---- step 7: overlaps
+
+cdef int _cmp_cand(const void* a, const void* b) noexcept nogil:
+    cdef const Cand* x = <const Cand*>a
+    cdef const Cand* y = <const Cand*>b
+    if x.tier != y.tier:
+        return -1 if x.tier < y.tier else 1
+    if (x.e - x.s) != (y.e - y.s):
+        return -1 if (x.e - x.s) > (y.e - y.s) else 1
+    if x.s != y.s:
+        return -1 if x.s < y.s else 1
+    if x.d != y.d:
+        return -1 if x.d < y.d else 1
+    return 0
+
+cdef int _cmp_start(const void* a, const void* b) noexcept nogil:
+    cdef const Cand* x = <const Cand*>a
+    cdef const Cand* y = <const Cand*>b
+    return -1 if x.s < y.s else (1 if x.s > y.s else 0)
+
+cdef Py_ssize_t _resolve(State* S, Py_ssize_t m) noexcept nogil:
+    """Keep the winners in S.cands[0:k], sorted by start; returns k (or -1 without memory)."""
+    cdef Py_ssize_t i, x, k = 0
+    cdef uint8_t* used
+    cdef bint free_span
+    if S.ncand == 0:
+        return 0
+    qsort(S.cands, S.ncand, sizeof(Cand), _cmp_cand)
+    used = <uint8_t*>calloc(m + 1, 1)
+    if used == NULL:
+        return -1
+    for i in range(S.ncand):
+        free_span = True
+        for x in range(S.cands[i].s, S.cands[i].e):
+            if used[x]:
+                free_span = False
+                break
+        if not free_span:
+            continue
+        memset(used + S.cands[i].s, 1, S.cands[i].e - S.cands[i].s)
+        S.cands[k] = S.cands[i]
+        k += 1
+    free(used)
+    qsort(S.cands, k, sizeof(Cand), _cmp_start)
+    return k
+
+
+cdef object _tuple_new = tuple.__new__
 
 
 def scan(str text):
-    """Findings in ``text``, sorted by start, not overlapping."""
-    return _ref(text)
+    """Findings in ``text``, sorted by start, not overlapping; offsets index the original text.
+
+    The same function as ``gateway.inspect._scan_py.scan`` (the reference), compiled.
+    """
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), m, k, i
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
+    cdef void* out
+    cdef int32_t* offs
+    cdef State S
+    cdef Span* ip6 = NULL
+    cdef void* plain = NULL
+    cdef Py_ssize_t nip6 = 0, capip6 = 0
+    cdef int rc
+    if n == 0:
+        return []
+    if n >= 0x7FFFFFFF:
+        raise ValueError("text too long for the inspection core")
+    out = PyMem_Malloc((n + 1) * kind)
+    offs = <int32_t*>PyMem_Malloc((n + 1) * sizeof(int32_t))
+    memset(&S, 0, sizeof(State))
+    try:
+        if out == NULL or offs == NULL:
+            raise MemoryError()
+        with nogil:
+            if kind == 1:
+                m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, offs, <Py_UCS1**>&plain)
+                rc = -1 if m < 0 else _scan_buf(<Py_UCS1*>out, <Py_UCS1*>plain, m, &S, &ip6, &nip6, &capip6)
+            elif kind == 2:
+                m = _normalize(<Py_UCS2*>data, n, <Py_UCS2*>out, offs, <Py_UCS2**>&plain)
+                rc = -1 if m < 0 else _scan_buf(<Py_UCS2*>out, <Py_UCS2*>plain, m, &S, &ip6, &nip6, &capip6)
+            else:
+                m = _normalize(<uint32_t*>data, n, <uint32_t*>out, offs, <uint32_t**>&plain)
+                rc = -1 if m < 0 else _scan_buf(<uint32_t*>out, <uint32_t*>plain, m, &S, &ip6, &nip6, &capip6)
+        if rc < 0:
+            raise MemoryError()
+        if nip6:
+            for i in range(nip6):
+                value = PyUnicode_FromKindAndData(kind, <char*>out + ip6[i].s * kind,
+                                                  ip6[i].e - ip6[i].s)
+                try:
+                    _ipaddress.IPv6Address(value)
+                except ValueError:
+                    continue
+                if _cand(&S, ip6[i].s, ip6[i].e, _IP) < 0:
+                    raise MemoryError()
+        if S.g_secret or S.g_jwt or S.g_pk or S.g_url or S.g_pass:
+            # rare: the reference's own credential rules on the normalized text
+            extra = []
+            _R._credentials(PyUnicode_FromKindAndData(kind, out, m), extra)
+            for a, b, d in extra:
+                if _cand(&S, a, b, d) < 0:
+                    raise MemoryError()
+        k = _resolve(&S, m)
+        if k < 0:
+            raise MemoryError()
+        res = []
+        for i in range(k):
+            det = _DET_OUT[S.cands[i].d]
+            res.append(_tuple_new(Finding, (det[0], det[1], det[2], offs[S.cands[i].s],
+                                            offs[S.cands[i].e - 1] + 1)))
+        return res
+    finally:
+        PyMem_Free(out)
+        PyMem_Free(offs)
+        free(S.toks)
+        free(S.chunks)
+        free(S.cands)
+        free(ip6)
+        free(plain)

@@ -113,8 +113,8 @@ def _oracles():
     same = lambda s: len(set(s)) == 1  # noqa: E731
     cns_doc, pis_doc, cnh_doc, tit_doc = CNS(), PIS(), CNH(), TituloEleitoral()
 
-    def cns_ref(s):  # REFERENCE.md: weighted sum mod 11 and first digit in {1,2,7,8,9}
-        return s[0] in "12789" and sum(int(c) * (15 - i) for i, c in enumerate(s)) % 11 == 0
+    def cns_ref(s):  # validate-docbr: definitive cards (1, 2) as a PIS + 000/001 + digit
+        return cns_doc.validate(s)
 
     def uy_ci_ref(s):  # picandocodigo/ci_uy: weights 2987634 on the body padded to 7
         body = s[:-1].rjust(7, "0")
@@ -162,7 +162,8 @@ def _oracles():
         "cpf": (lambda r: _rand(r, 11), lambda s: cpf.is_valid(s) and not same(s)),
         "cnpj": (lambda r: _rand(r, 12, r.choice((DIG, ALNUM))) + _rand(r, 2),
                  lambda s: cnpj.is_valid(s) and not same(s)),
-        "cns": (lambda r: r.choice("1278934") + _rand(r, 14), cns_ref),
+        "cns": (lambda r: r.choice("1278934") + _rand(r, 10) + r.choice(("000", "001", "123")) + _rand(r, 1)
+                if r.random() < .5 else r.choice("1278934") + _rand(r, 14), cns_ref),
         "pis": (lambda r: _rand(r, 11), pis_doc.validate),
         "cnh": (lambda r: _rand(r, 11), cnh_doc.validate),
         "titulo": (lambda r: _rand(r, 8) + f"{r.randrange(0, 32):02d}" + _rand(r, 2), tit_doc.validate),
