@@ -191,11 +191,11 @@ audit: {{path: {tmp / 'audit'}, checkpoint_every: 1000, checkpoint_seconds: 60, 
     return path
 
 
-def start_gateway(procs: Procs, tmp: Path, upstream: str, auth: str) -> tuple[str, subprocess.Popen]:
+def start_gateway(procs: Procs, tmp: Path, upstream: str, auth: str, workers: int = 1) -> tuple[str, subprocess.Popen]:
     subprocess.run([PY, "-m", "gateway", "keys", "init", str(tmp / "keys")], check=True, capture_output=True)
     port = free_port()
     config = gateway_config(tmp, upstream, port, auth)
-    argv = [PY, "-m", "gateway", "serve", "-c", str(config)]
+    argv = [PY, "-m", "gateway", "serve", "-c", str(config), "--workers", str(workers)]
     if auth == "none":
         argv.append("--insecure-no-auth")
     p = procs.start(argv, tmp / "gateway.log")
@@ -414,11 +414,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--body-size", type=int, default=4096)
     ap.add_argument("--pii", action="store_true", help="put a CPF and an e-mail in the body (pseudonymize path)")
     ap.add_argument("--auth", choices=["api_key", "none"], default="api_key")
+    ap.add_argument("--workers", type=int, default=1, help="`soberana serve --workers` for the gateway")
     ap.add_argument("--only", default="direct,nginx,relay,gateway",
                     help="comma-separated subset of direct, nginx, relay (bare aiohttp + the pooled client), "
                          "session (bare aiohttp + aiohttp.ClientSession), gateway")
     ap.add_argument("--python-load", action="store_true", help="use the asyncio load generator even if wrk exists")
-    ap.add_argument("--profile", metavar="SVG", help="record the gateway with py-spy during the throughput run")
+    ap.add_argument("--profile", metavar="FILE", help="record the gateway with py-spy during the throughput run "
+                                                       "(.svg flame graph, .txt collapsed stacks, .json speedscope); "
+                                                       "only the thread holding the GIL is sampled")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, configs)")
     # the load-generator subprocess
     ap.add_argument("--loadgen", metavar="URL", help=argparse.SUPPRESS)
@@ -452,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     tool = "wrk" if shutil.which("wrk") and not args.python_load else "python asyncio load generator"
     print(f"bench/proxy.py: {os.cpu_count()} CPUs, body {len(body)} bytes{' with PII' if args.pii else ''}, "
           f"{args.connections} connections × {args.duration:g} s, latency at 1 connection × "
-          f"{args.latency_duration:g} s, load by {tool}, auth {args.auth}", file=sys.stderr)
+          f"{args.latency_duration:g} s, load by {tool}, auth {args.auth}, gateway workers {args.workers}",
+          file=sys.stderr)
     rows = []
     try:
         stub, _ = start_stub(procs, tmp)
@@ -478,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                 procs.stop(procs.procs[-1])
         if "gateway" in only:
             try:
-                url, gw = start_gateway(procs, tmp, stub, args.auth)
+                url, gw = start_gateway(procs, tmp, stub, args.auth, args.workers)
             except RuntimeError as e:
                 log = (tmp / "gateway.log").read_text(errors="replace").strip().splitlines()[-15:]
                 print(f"  gateway  did not start ({e}):\n    " + "\n    ".join(log), file=sys.stderr)
@@ -493,8 +497,9 @@ def main(argv: list[str] | None = None) -> int:
             spy = None
             if args.profile:
                 spy_bin = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
-                spy = subprocess.Popen([spy_bin, "record", "-o", args.profile, "-p", str(gw.pid), "-d",
-                                        str(int(args.duration) + 1), "--nonblocking"],
+                fmt = {".txt": "raw", ".json": "speedscope"}.get(Path(args.profile).suffix, "flamegraph")
+                spy = subprocess.Popen([spy_bin, "record", "-o", args.profile, "-f", fmt, "-r", "250", "--gil", "-p", str(gw.pid),
+                                        "-d", str(int(args.duration) + 1), "--nonblocking"],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             rows.append(measure("gateway", url + "/v1/chat/completions", body_file, auth, args, tmp, gw.pid))
             if spy is not None:
