@@ -261,7 +261,9 @@ class _Conn(asyncio.Protocol):
         while self.state == _HEAD:
             if self.error is not None:
                 raise self.error
-            if self.closed:
+            if self.closed:  # e.g. a connection handed over by the pool that died before we wrote
+                if self.reused and not self.got_bytes:
+                    raise _Retry()
                 raise UpstreamError("reset", f"{self.pool.origin} closed the connection before answering")
             await self.wait()
         if self.head_only:

@@ -559,3 +559,57 @@ async def test_tls_with_sni_and_verification(tmp_path):
         await pool.close()
         await untrusted.close()
         await runner.cleanup()
+
+
+# --- smaller corners ------------------------------------------------------------------------------------------
+async def test_interim_1xx_responses_are_skipped():
+    async def handler(srv, reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + OK)
+        await writer.drain()
+        await reader.read()
+
+    async with RawServer(handler) as srv:
+        pool = UpstreamPool(srv.url)
+        resp = await pool.request("POST", "/", [], b"{}")
+        assert resp.status == 200 and resp.header(b"link") is None
+        assert await resp.read() == b"ok"
+        resp.release()
+        assert pool.stats["idle"] == 1
+        await pool.close()
+
+
+async def test_connections_idle_too_long_are_not_reused(monkeypatch):
+    from gateway.forward import client
+
+    async def handler(srv, reader, writer):
+        while True:
+            await read_request(reader)
+            writer.write(OK)
+            await writer.drain()
+
+    monkeypatch.setattr(client, "IDLE_TTL", 0.05)
+    async with RawServer(handler) as srv:
+        pool = UpstreamPool(srv.url)
+        for _ in range(2):
+            resp = await pool.request("GET", "", [], b"")  # the base path itself, as health probes ask
+            assert await resp.read() == b"ok"
+            resp.release()
+            await asyncio.sleep(0.1)
+        assert srv.connections == 2
+        await pool.close()
+
+
+async def test_head_requests_end_at_the_headers():
+    async def handler(srv, reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    async with RawServer(handler) as srv:
+        pool = UpstreamPool(srv.url, read_timeout=1)
+        resp = await pool.request("HEAD", "/", [], b"")
+        assert resp.status == 200 and await resp.read() == b""
+        resp.release()
+        await pool.close()
