@@ -3,8 +3,9 @@
 An audit file is JSON lines, each a link of one chain. Every line carries ``seq`` (1, 2, 3, … over
 the whole file, so a removed line of any kind leaves a hole), ``ts``, ``prev`` (the ``hash`` of the
 line before; 64 zeros for the first) and ``hash`` = SHA-256 of the canonical JSON (orjson,
-``OPT_SORT_KEYS``) of the line without ``hash``. A line is stored exactly in that canonical form, so
-a changed byte either breaks the JSON, the canonical form, or the hash. There are three kinds:
+``OPT_SORT_KEYS``) of the line without ``hash``. A line is stored as exactly those canonical bytes with
+``"hash"`` appended as the last member (one serialization per line), so a changed byte either breaks
+the JSON, the stored form, or the hash. There are three kinds:
 
 - a *record* (SPEC section 9): one request;
 - an *epoch* ``{"epoch": {"id", "n", "worker", "reason", ...}}``: opens the file or re-opens it after a
@@ -47,10 +48,30 @@ def digest(line_without_hash: dict) -> str:
 
 
 def seal(line: dict) -> bytes:
-    """Set ``line["hash"]`` and return the stored form: canonical JSON plus a newline."""
+    """Set ``line["hash"]`` and return the stored form: the canonical JSON of the line without its
+    hash, then ``"hash"`` as the last member, then a newline."""
     line.pop("hash", None)
-    line["hash"] = digest(line)
-    return canonical(line) + b"\n"
+    body = canonical(line)
+    h = hashlib.sha256(body).hexdigest()
+    line["hash"] = h
+    return _stored(body, h)
+
+
+def _stored(body: bytes, h: str) -> bytes:
+    return (body[:-1] + b',"hash":"' if len(body) > 2 else b'{"hash":"') + h.encode() + b'"}\n'
+
+
+def check_line(raw: bytes, obj: dict) -> str | None:
+    """None when ``raw`` (one stored line, newline included) is exactly the stored form of ``obj``
+    (its parse) and its hash matches its content; otherwise what is wrong."""
+    body = dict(obj)
+    h = body.pop("hash")
+    b = canonical(body)
+    if _stored(b, h) != raw:
+        return "is not in its stored form (it was edited)"
+    if hashlib.sha256(b).hexdigest() != h:
+        return "its hash does not match its content"
+    return None
 
 
 _second: tuple[int, str] = (-1, "")  # (a whole second, its text): records of one second share it

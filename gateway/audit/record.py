@@ -95,8 +95,10 @@ def _judged_safe(s: str) -> bool:
 def _findings(ex: Any, ring: KeyRing) -> list[dict]:
     """One entry per detector, in order of first appearance, with the distinct fingerprints."""
     out: dict[str, dict] = {}
-    segments = ex.segments or []
-    for i, found in enumerate(ex.findings or []):
+    segments = ex.segments or ()
+    for i, found in enumerate(ex.findings or ()):
+        if not found:
+            continue
         text = getattr(segments[i], "text", None) if i < len(segments) else None
         for f in found:
             entry = out.get(f.detector)
@@ -104,7 +106,7 @@ def _findings(ex: Any, ring: KeyRing) -> list[dict]:
                 entry = out[f.detector] = {"detector": f.detector, "count": 0, "fingerprints": []}
             entry["count"] += 1
             if isinstance(text, str) and 0 <= f.start < f.end <= len(text):
-                fp = fingerprint(ring, text[f.start:f.end], f.detector)
+                fp = fingerprint(ring, normalize_value(f.detector, text[f.start:f.end]))
                 if fp not in entry["fingerprints"]:
                     entry["fingerprints"].append(fp)
     return list(out.values())

@@ -20,7 +20,13 @@ def test_iso_ts_is_what_datetime_prints(t):
 def test_seal_hashes_the_canonical_line_without_its_hash():
     line = {"seq": 3, "prev": "ab" * 32, "ts": "2026-11-26T00:00:00.000Z", "b": [1, {"z": 1, "a": "ç"}], "a": None}
     raw = chain.seal(line)
-    assert raw.endswith(b"\n") and raw[:-1] == orjson.dumps(line, option=orjson.OPT_SORT_KEYS)
+    body = dict(line)
+    del body["hash"]
+    assert raw == orjson.dumps(body, option=orjson.OPT_SORT_KEYS)[:-1] + b',"hash":"' + line["hash"].encode() + b'"}\n'
+    assert orjson.loads(raw) == line and chain.check_line(raw, line) is None
+    assert "stored form" in chain.check_line(raw.replace(b'"a":null,', b'"a": null,'), line)
+    forged = raw.replace(line["hash"].encode(), b"00" * 32)
+    assert "does not match" in chain.check_line(forged, orjson.loads(forged))
     body = dict(line)
     h = body.pop("hash")
     assert h == chain.digest(body) and chain.digest({**body, "a": 0}) != h
