@@ -4,7 +4,8 @@ In one run, against one fast upstream (the `soberana stub` model, its own proces
   direct   the load generator talks to the stub
   nginx    nginx `proxy_pass` with upstream keep-alive, one worker (when /usr/sbin/nginx exists)
   relay    a bare aiohttp server + the pooled upstream client (gateway.forward.client): the floor
-           under the gateway; `session` is the same with aiohttp.ClientSession, for comparison
+           under the gateway; `session` is the same with aiohttp.ClientSession, `raw-relay` a bare
+           asyncio+httptools server with the pooled client (optional rows, see --only)
   gateway  `soberana serve -c <generated config>` (one worker), auth api_key (or none), one upstream
 
 Load: `wrk` with a Lua script for the POST when installed, else a bounded asyncio load generator in a
@@ -253,7 +254,56 @@ def relay_main(upstream: str, port: int, client: str) -> None:
         return app
 
     uvloop.install()
-    web.run_app(app_factory(), host="127.0.0.1", port=port, access_log=None, print=None)
+    if client == "raw":
+        asyncio.run(raw_relay(upstream, port))
+    else:
+        web.run_app(app_factory(), host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+async def raw_relay(upstream: str, port: int) -> None:
+    """An HTTP/1.1 relay on a bare asyncio protocol (httptools parsing) + the pooled client: how much of
+    the relay's cost is aiohttp's server. Keep-alive, Content-Length bodies only; enough for the bench."""
+    import httptools
+
+    from gateway.forward.client import UpstreamPool
+
+    pool = UpstreamPool(upstream + "/v1")
+    loop = asyncio.get_running_loop()
+    headers = [(b"content-type", b"application/json")]
+
+    class Relay(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.t = transport
+            self.p = httptools.HttpRequestParser(self)
+            self.parts: list[bytes] = []
+            self.url = b""
+
+        def data_received(self, data):
+            self.p.feed_data(data)
+
+        def on_url(self, url):
+            self.url = url
+
+        def on_body(self, body):
+            self.parts.append(body)
+
+        def on_message_complete(self):
+            body, self.parts = b"".join(self.parts), []
+            if self.url == b"/-/healthz":
+                self.t.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            else:
+                loop.create_task(self.relay(self.url.decode()[3:], body))
+
+        async def relay(self, path, body):
+            resp = await pool.request("POST", path, headers, body)
+            data = await resp.read()
+            resp.release()
+            self.t.write(b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                         % (resp.status, len(data), data))
+
+    server = await loop.create_server(Relay, "127.0.0.1", port, backlog=2048)
+    async with server:
+        await server.serve_forever()
 
 
 def _tree(pid: int) -> list[int]:
@@ -415,9 +465,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pii", action="store_true", help="put a CPF and an e-mail in the body (pseudonymize path)")
     ap.add_argument("--auth", choices=["api_key", "none"], default="api_key")
     ap.add_argument("--workers", type=int, default=1, help="`soberana serve --workers` for the gateway")
-    ap.add_argument("--only", default="direct,nginx,relay,gateway",
-                    help="comma-separated subset of direct, nginx, relay (bare aiohttp + the pooled client), "
-                         "session (bare aiohttp + aiohttp.ClientSession), gateway")
+    ap.add_argument("--only", default="direct,nginx,raw-relay,relay,gateway",
+                    help="comma-separated subset of direct, nginx, raw-relay (bare asyncio server + the pooled "
+                         "client), relay (bare aiohttp + the pooled client), session (bare aiohttp + "
+                         "aiohttp.ClientSession), gateway")
     ap.add_argument("--python-load", action="store_true", help="use the asyncio load generator even if wrk exists")
     ap.add_argument("--profile", metavar="FILE", help="record the gateway with py-spy during the throughput run "
                                                        "(.svg flame graph, .txt collapsed stacks, .json speedscope); "
@@ -429,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--auth-header", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--relay", metavar="UPSTREAM", help=argparse.SUPPRESS)
     ap.add_argument("--relay-port", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--relay-client", choices=["pool", "session"], help=argparse.SUPPRESS)
+    ap.add_argument("--relay-client", choices=["pool", "session", "raw"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.relay:
@@ -474,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(measure("nginx", url + "/v1/chat/completions", body_file, False, args, tmp,
                                     procs.procs[-1].pid))
                 procs.stop(procs.procs[-1])
-        for client, name in (("pool", "relay"), ("session", "session")):
+        for client, name in (("raw", "raw-relay"), ("pool", "relay"), ("session", "session")):
             if name in only:
                 url = start_relay(procs, tmp, stub, client)
                 rows.append(measure(name, url + "/v1/chat/completions", body_file, False, args, tmp,
