@@ -37,7 +37,9 @@ accepts the compact value or the plain one (so an alphanumeric CNPJ may hold the
   (``intl.phone``: digits only, 8-15 of them, not all the same) are considered in priority order.
   The window's candidate is the first of them whose context holds at the window start; if none has
   its context, the first that does not *need* it. A detector needs context by its ``context``
-  field: ``none`` never; ``always``; ``compact`` only when ``k == 1``; ``intl.phone`` unless its
+  field: ``none`` never; ``always``; ``compact`` only when ``k == 1``; and every detector when
+  ``k == 2``, the second chunk is one character and the gap before it is whitespace only
+  (``123871965 5``); ``intl.phone`` unless its
   first chunk is directly enclosed in ``(`` and ``)``. The span runs from the first chunk's start
   (for ``intl.phone`` in parentheses, from the ``(``) to the last chunk's end.
 
@@ -232,6 +234,9 @@ def _windows(norm: str, plain: str | None, words: _Words, cands: list) -> None:
                 if len(gap) > 3 or not all(c in _JOIN for c in gap):
                     break
             part = norm[s:e]
+            # "123871965 5": a lone last character after a plain space is more often the next
+            # word than a check digit, so that reading of two chunks needs context
+            loose_tail = j == i + 1 and e - s == 1 and gap.isspace()
             total += e - s
             if total > MAX_COMPACT:
                 break
@@ -259,7 +264,7 @@ def _windows(norm: str, plain: str | None, words: _Words, cands: list) -> None:
                     if not _VALIDATE[d](compact) and not (raw is not None and _VALIDATE[d](raw)):
                         continue
                     mode = DETECTORS[d].context
-                    needs = mode == "always" or (mode == "compact" and j == i)
+                    needs = mode == "always" or (mode == "compact" and j == i) or loose_tail
                 if words.context(_CONTEXT_SETS[d], cs):
                     chosen = d
                     break

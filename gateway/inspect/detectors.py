@@ -192,7 +192,7 @@ DETECTORS: tuple[Detector, ...] = (
              "compact"),
     Detector("us.ssn", "national_id", "US", "SSN", _W, S("9", "3,2,4"), "ssn", "compact"),
     Detector("us.itin", "tax_id", "US", "ITIN", _W, S("9", "3,2,4"), "itin", "compact"),
-    Detector("us.ein", "tax_id", "US", "EIN", _W, S("9", "2,7"), "ein", "compact"),
+    Detector("us.ein", "tax_id", "US", "EIN", _W, S("9", "2,7"), "ein", "always"),
     Detector("ca.sin", "national_id", "CA", "SIN", _W, S("9", "3,3,3"), "sin", "compact"),
     Detector("py.ruc", "tax_id", "PY", "RUC", _W, S("6-9", "5-8,1"), "py_ruc", "always"),
     # identifiers without a check digit: only after a context word
