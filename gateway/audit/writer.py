@@ -37,6 +37,8 @@ from gateway.keys import KeyRing
 log = logging.getLogger("soberana.audit")
 
 _STOP = object()
+_HAND_OVER = object()
+_LIVE: dict[str, "AuditLog"] = {}  # the started, unclosed log of each file in this process
 _BATCH_MAX = 4096
 _BATCH_FSYNC_S = 1.0
 
@@ -97,23 +99,31 @@ class AuditLog:
         self._unsynced = False
         self._last_sync = time.monotonic()
         self._checkpoints = 0
+        self._successor: AuditLog | None = None
+        self._early = False  # taking over: accept appends before the thread runs
 
     # -- the loop side -------------------------------------------------------------------------
 
     @property
     def healthy(self) -> bool:
         """True while records are being written."""
+        s = self._successor
+        if s is not None:
+            return s._healthy or s._early
         return self._healthy
 
     @property
     def lag(self) -> int:
         """Records queued and not yet written (for metrics and readiness)."""
-        return self._appended - self._done
+        own = self._appended - self._done
+        return own + self._successor.lag if self._successor is not None else own
 
     def append(self, record: dict) -> None:
         """Queue ``record`` (from ``build_record``; the log takes ownership of the dict). Never blocks;
         raises ``AuditUnavailable`` when the sink is failing, closed, not started or too far behind."""
-        if not self._healthy:
+        if self._successor is not None:
+            return self._successor.append(record)
+        if not (self._healthy or self._early):
             raise AuditUnavailable(f"audit log {self.path.name} is not writing ({self.error or 'not started'})")
         if self._appended - self._done >= self.max_queue:
             raise AuditUnavailable(f"audit log {self.path.name} is {self.max_queue} records behind")
@@ -123,16 +133,41 @@ class AuditLog:
     async def start(self) -> None:
         """Open the file (creating folder and file), recover it after a crash, write the epoch line
         and start the writer thread. Raises ``AuditUnavailable`` when the file cannot be opened or is
-        held by another writer."""
+        held by another process.
+
+        When another log of this process is writing the same file (a reload that changed the audit
+        settings), this one takes over its chain: the old log writes what it has queued and hands
+        over the open file, later appends to it land here, and the file gets no epoch and no gap."""
         if self._thread is not None:
             return
-        await asyncio.get_running_loop().run_in_executor(None, self._open)
+        key = os.path.abspath(self.path)
+        prev = _LIVE.get(key)
+        loop = asyncio.get_running_loop()
+        if prev is not None and prev is not self and prev._thread is not None and not prev._closed \
+                and prev._healthy and prev._fd >= 0:
+            self._early = True
+            prev._successor = self
+            prev._q.put(_HAND_OVER)
+            await loop.run_in_executor(None, prev._thread.join)
+            prev._closed = True
+            if prev._fd < 0:  # its last write failed: nothing to take over
+                self._early = False
+                raise AuditUnavailable(f"audit file {self.path} failed during the hand-over ({prev.error})")
+            self._fd, prev._fd = prev._fd, -1
+            for name in ("_seq", "_head", "_epoch", "_epoch_records", "_since_cp", "_last_cp", "_unsynced",
+                         "_last_sync"):
+                setattr(self, name, getattr(prev, name))
+        else:
+            await loop.run_in_executor(None, self._open)
+        _LIVE[key] = self
         self._healthy = True
+        self._early = False
         self._thread = threading.Thread(target=self._run, name=f"audit-w{self.worker}", daemon=True)
         self._thread.start()
 
     async def close(self) -> None:
-        """Write what is queued, a final checkpoint marked ``closed``, sync and close the file."""
+        """Write what is queued, a final checkpoint marked ``closed``, sync and close the file.
+        (A log that handed its file over to a successor has nothing left to close.)"""
         if self._closed:
             return
         self._closed = True
@@ -142,6 +177,9 @@ class AuditLog:
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
         self._healthy = False
         self.error = self.error or "closed"
+        key = os.path.abspath(self.path)
+        if _LIVE.get(key) is self:
+            del _LIVE[key]
 
     # -- the writer thread ---------------------------------------------------------------------
 
@@ -249,7 +287,7 @@ class AuditLog:
         return max(0.0, min(waits)) if waits else None
 
     def _run(self) -> None:
-        stop = False
+        stop = hand_over = False
         while not stop:
             batch = []
             try:
@@ -257,8 +295,8 @@ class AuditLog:
             except queue.Empty:
                 item = None
             while item is not None:
-                if item is _STOP:
-                    stop = True
+                if item is _STOP or item is _HAND_OVER:
+                    stop, hand_over = True, item is _HAND_OVER
                     break
                 batch.append(item)
                 if len(batch) >= _BATCH_MAX:
@@ -271,10 +309,12 @@ class AuditLog:
                 self._done += len(batch)  # dropped: the server already refuses to forward
                 continue
             try:
-                self._commit(batch, closing=stop)
+                self._commit(batch, closing=stop and not hand_over)
             except Exception as e:  # noqa: BLE001 — any failure of the sink fails closed
                 self._fail(e)
             self._done += len(batch)
+        if hand_over and self._healthy:
+            return  # the successor owns the file now
         if self._fd >= 0:
             try:
                 os.close(self._fd)  # also releases the lock

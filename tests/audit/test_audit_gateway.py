@@ -78,3 +78,24 @@ async def test_a_failing_sink_stops_forwarding(tmp_path):
                 assert r.status == 503
         assert len(h.received("BR")) == before, "nothing is forwarded without an audit record"
         assert "audit" in orjson.dumps(body).decode()
+
+
+async def test_reload_with_new_audit_settings_keeps_one_unbroken_chain(tmp_path):
+    async with Harness(tmp_path) as h:
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        async with aiohttp.ClientSession() as s:
+            for i in range(3):
+                async with s.post(h.url + "/v1/chat/completions", data=chat("llama-3.3-70b", f"um {i}"), headers=hdr) as r:
+                    assert r.status == 200
+            text = h.config_path.read_text()
+            assert "checkpoint_every: 50" in text
+            h.config_path.write_text(text.replace("checkpoint_every: 50", "checkpoint_every: 2"))
+            ok, msg = await h.holder.reload()
+            assert ok, msg
+            for i in range(3):
+                async with s.post(h.url + "/v1/chat/completions", data=chat("llama-3.3-70b", f"dois {i}"), headers=hdr) as r:
+                    assert r.status == 200
+    [path] = h.audit_files()
+    rep = verify_file(path, load_public_keys(tmp_path / "keys"))
+    assert rep.ok and rep.closed and rep.records == 6 and rep.epochs == 1
+    assert rep.checkpoints >= 3  # the new every-2 setting took effect on the same chain

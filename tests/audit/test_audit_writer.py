@@ -169,12 +169,53 @@ async def test_a_file_with_only_a_partial_first_line_recovers(tmp_path, ring, ke
     assert [p.reason for p in rep.problems] == ["gap"] and rep.problems[0].seq == 1 and rep.records == 2
 
 
-async def test_second_writer_on_the_same_file_is_refused(tmp_path, ring):
-    a = AuditLog(Audit(), ring, directory=tmp_path)
-    await a.start()
-    with pytest.raises(AuditUnavailable, match="another writer"):
-        await AuditLog(Audit(), ring, directory=tmp_path).start()
-    await a.close()
+LOCKER = textwrap.dedent("""
+    import fcntl, os, sys
+    fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o640)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    sys.stdin.read()
+""")
+
+
+async def test_a_file_held_by_another_process_is_refused(tmp_path, ring):
+    p = subprocess.Popen([sys.executable, "-c", LOCKER, str(tmp_path / "audit-w0.jsonl")], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"locked\n"
+        with pytest.raises(AuditUnavailable, match="another writer"):
+            await AuditLog(Audit(), ring, directory=tmp_path).start()
+    finally:
+        p.stdin.close()
+        p.wait(10)
+
+
+async def test_a_second_log_on_the_same_file_takes_the_chain_over(tmp_path, keydir):
+    """What a reload that changes the audit settings does: the new log continues the old one's chain
+    (no epoch, no gap), and records still appended through the old one land in the new one."""
+    from gateway.keys import KeyRing
+    old = AuditLog(Audit(checkpoint_every=1000), KeyRing.load(keydir), directory=tmp_path)
+    await old.start()
+    for i in range(5):
+        old.append(build_record(exchange(i), old.ring))
+    rotate_keys(keydir)
+    new = AuditLog(Audit(checkpoint_every=2), KeyRing.load(keydir), directory=tmp_path)
+    await new.start()
+    old.append(build_record(exchange(5), new.ring))  # a request that began before the swap
+    assert old.healthy and new.healthy
+    await old.close()  # the old state is retired: nothing to close, the file stays open
+    assert new.healthy
+    for i in range(6, 9):
+        new.append(build_record(exchange(i), new.ring))
+    await new.close()
+    assert not old.healthy and not new.healthy
+    objs = lines(new.path)
+    assert [o["request_id"] for o in objs if "request_id" in o] == [f"req-{i:05d}" for i in range(9)]
+    assert sum("epoch" in o for o in objs) == 1
+    rep = verify_file(new.path, load_public_keys(keydir))
+    assert rep.ok and rep.closed and rep.records == 9 and rep.kids == {"k2"}  # new settings, new key
+    # 5 records were pending a checkpoint at the hand-over: the new every-2 rule signs at once
+    assert [o["checkpoint"]["records"] for o in objs if "checkpoint" in o] == [6, 8, 9]
 
 
 async def test_disk_full_turns_the_log_unhealthy_and_append_raises(tmp_path, ring):
