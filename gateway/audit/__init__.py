@@ -1,1 +1,14 @@
-"""audit stage."""
+"""The tamper-evident audit log (SPEC section 9).
+
+One hash-chained JSON-lines file per worker (``<audit.path>/audit-w<N>.jsonl``), one record per
+request, signed checkpoints, never a raw value.
+
+- ``record.build_record(ex, ring) -> dict``: the record of an Exchange (fingerprints, not values);
+- ``writer.AuditLog``: ``await start()``, ``append(record)`` (never blocks; raises
+  ``AuditUnavailable`` when the sink fails, and the server then refuses to forward), ``healthy``,
+  ``lag``, ``await close()`` (closing checkpoint);
+- ``chain``: line hashing, epochs, checkpoint signatures (Ed25519, key id in each checkpoint);
+- ``verify.verify_file(path, keys=None, live=False) -> Report``;
+- ``query.query(paths, Filter(...))``, ``export.export(records, "ocsf"|"ecs")``;
+- ``cli``: ``soberana audit verify|query|export``.
+"""
