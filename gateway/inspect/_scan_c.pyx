@@ -1716,7 +1716,7 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
     cdef int total, k, L, d, chosen, fallback, mode, q, nd
     cdef uint64_t key
     cdef int64_t h
-    cdef bint plus, paren, all_digits, has_digit, upper4, needs, same
+    cdef bint plus, paren, all_digits, has_digit, upper4, needs, same, loose_tail, ws
     cdef uint32_t c
     for i in range(S.nchunk):
         cs = ch[i].s
@@ -1741,14 +1741,20 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
         rawdiff = False
         lim = S.nchunk if i + _MAX_CHUNKS > S.nchunk else i + _MAX_CHUNKS
         for j in range(i, lim):
+            loose_tail = False
             if j > i:
                 g = ch[j - 1].e
                 if ch[j].s - g > 3:
                     break
+                ws = True
                 while g < ch[j].s and _c(s[g], C_JOIN):
+                    if not (s[g] == 32 or s[g] == 9 or s[g] == 10 or s[g] == 13):
+                        ws = False
                     g += 1
                 if g < ch[j].s:
                     break
+                # "123871965 5": a lone last character after whitespace needs context
+                loose_tail = j == i + 1 and ch[j].e - ch[j].s == 1 and ws
             L = ch[j].e - ch[j].s
             if total + L > _MAX_COMPACT:
                 break
@@ -1796,7 +1802,7 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
                     if not _DV[d](cb, total) and not (rawdiff and _DV[d](rb, total)):
                         continue
                     mode = _DCTX[d]
-                    needs = mode == 1 or (mode == 2 and j == i)
+                    needs = mode == 1 or (mode == 2 and j == i) or loose_tail
                 if _context(s, S, 1ULL << d, cs):
                     chosen = d
                     break

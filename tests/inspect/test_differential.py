@@ -71,6 +71,28 @@ def _valid_ids() -> list[str]:
 
 IDS = _valid_ids()
 
+try:  # the reference's own generators of valid printed values and evasion forms
+    import generators as _gen
+except ImportError:  # pragma: no cover - run from another rootdir
+    _gen = None
+
+
+def _generated_values() -> list[str]:
+    if _gen is None:
+        return []
+    rng = random.Random(5)
+    out = []
+    for det in sorted(_gen.VALID):
+        for _ in range(3):
+            sentence, value = _gen.sample(det, rng)
+            out.append(sentence)
+            out.append(_gen.evade(value, rng.choice(_gen.EVASIONS), rng))
+            out.append(_gen.corrupt(value, rng))
+    return out
+
+
+GENERATED = _generated_values()
+
 
 def _near_misses(ids: list[str]) -> list[str]:
     """Each identifier with one digit changed (check digit broken) or one digit dropped."""
@@ -117,7 +139,24 @@ ODDS = ["é", "ñ", "Ñ", "ç", "ã", "ü", "€", "Ω", "ж", "中文", "😀",
         "j_doe+tag@mail.example.org", "http://x.y/", "192.168.0.1", "2001:db8::1", "+55 11 91234-5678",
         "(11) 3456-7890", "+1 (415) 555-0100", "55 21 2345 6789", "sk-" + "a" * 40,
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "AKIA" + "ABCDEFGHIJKLMNOP",
-        "ghp_" + "x" * 36, "xoxb-123-456-abc", "R$ 1.234,56", "US$ 99.00", "12/03/2024", "nº 123"]
+        "ghp_" + "x" * 36, "xoxb-123-456-abc", "R$ 1.234,56", "US$ 99.00", "12/03/2024", "nº 123",
+        # credentials, markings, ICD-10, labels, IPv6 and phone forms the dedicated rules react to
+        "password=hunter2!", "senha: abc123", "Senha: segredo", "contraseña=\"x y z\"", "CONTRASEÑA:",
+        "client_secret: 'abc123'", "api_secret=", "secret_key = 'k3y'", "pwd:", "motdepasse=azerty",
+        "mot de passe : 1234", "bypass=1234", "İpassword=1", "postgres://user:p4ss@db:5432/x",
+        "https://a.b/c?d=e", "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+        "-----BEGIN PRIVATE KEY-----", "sk-ant-" + "b" * 25, "sk_live_" + "c" * 20, "ASIA" + "Z" * 16,
+        "AIza" + "d" * 35, "github_pat_" + "e" * 30, "gho_" + "f" * 36, "xoxp-1-2", "_sk-" + "a" * 25,
+        "TOP SECRET", "SECRETO", "Ultrassecreta", "classificação: secreto", "Clasificación - reservada",
+        "grau de sigilo: reservado", "NOFORN", "Très secret défense", "CONFIDENCIAL//",
+        "CID E11.9", "CID: F32", "diagnóstico J45.909", "icd-10 C50.ABCDE", "dx E11.9a", "U07.1",
+        "paciente com diabetes", "HIV positivo", "insuficiência cardíaca", "câncer de mama",
+        "fe80::1", "::1", "2001:0db8:85a3::8a2e:0370:7334", "1::2::3", "10:30:00", "a:b:c", "::ffff:1.2.3.4",
+        "256.1.1.1", "1.2.3.4.5", "01.02.03.04", "(21) 2345-6789", "+1 415 555 0100", "+0 11",
+        "tel. 11 91234 5678", "whatsapp (11)98765-4321", "C.C. 1.234.567", "D.N.I. 12.345.678",
+        "RG 12.345.678-X", "ITIN 912-70-1234", "EIN 12-3456789", "CUIL 20-12345678-6",
+        "cartão de crédito", "Tarjeta:", "IBAN:", "conta", "DPI", "RENAP", "JCE", "RIF J-12345678-9",
+        "Ñandú 12.345.678", "añO 1l0", "1O1", "I0I", "l0l0l", "O1234567", "CO2", "x2O"]
 
 
 def _mangle(rng: random.Random, s: str) -> str:
@@ -141,7 +180,7 @@ def _mangle(rng: random.Random, s: str) -> str:
 
 
 piece = st.one_of(
-    st.sampled_from(IDS),
+    st.sampled_from(IDS + GENERATED),
     st.sampled_from(_near_misses(IDS)),
     st.sampled_from(KEYWORDS),
     st.sampled_from(SEPARATORS),
@@ -196,7 +235,7 @@ def test_long_digit_runs(parts, sep, run, digit):
 def test_every_buffer_kind(kind):
     # The same content forced into 1-, 2- and 4-byte string buffers by one extra character.
     extra = {1: "", 2: "\u20ac", 4: "\U0001f600"}[kind]
-    for s in IDS + _near_misses(IDS):
+    for s in IDS + _near_misses(IDS) + GENERATED + ODDS:
         for wrap in ("{}", "CPF {} ok", "RUT: {}.", "x{}x", "{}{}"):
             _same(extra + wrap.format(s, s))
             _same(wrap.format(s, s) + extra)
@@ -216,7 +255,9 @@ def _documents(n: int, seed: int) -> list[str]:
         bits = [f.paragraph(), f"CPF {br.cpf()}", f"CNPJ: {br.cnpj()}", f"CURP {mx.curp()}",
                 f"RFC {mx.rfc()}", f"SSN {us.ssn()}", f.email(), f.phone_number(),
                 f"card {us.credit_card_number()}", f"IBAN {us.iban()}", f.address(), f.date(),
-                rng.choice(IDS), rng.choice(KEYWORDS)]
+                rng.choice(IDS), rng.choice(KEYWORDS), rng.choice(ODDS)]
+        if GENERATED:
+            bits.append(rng.choice(GENERATED))
         rng.shuffle(bits)
         docs.append(" ".join(bits[: rng.randrange(3, len(bits))]))
     return docs
