@@ -125,6 +125,8 @@ _VALIDATE = tuple(VALIDATORS.get(d.validator) if d.validator else None for d in 
 _HEALTH = frozenset(HEALTH_TERMS)
 _MARKINGS = frozenset(MARKINGS)
 _LABELS = frozenset(MARKING_LABELS)
+_HEALTH_FIRST = frozenset(p.split(" ")[0] for p in HEALTH_TERMS)
+_MARKINGS_FIRST = frozenset(p.split(" ")[0] for p in MARKINGS)
 _ICD_CONTEXT = frozenset(ICD10_CONTEXT)
 _PHONE = INDEX["intl.phone"]
 _EMAIL = INDEX["intl.email"]
@@ -161,20 +163,23 @@ class _Words:
         self.norm = norm
         self._tokens: list[tuple[int, int, str]] | None = None
         self._starts: list[int] = []
+        self._joined: list[bool] = []
 
     @property
     def tokens(self) -> list[tuple[int, int, str]]:
         if self._tokens is None:
-            self._tokens = [(m.start(), m.end(), fold_word(m.group()))
-                            for m in _TOKEN.finditer(self.norm)]
-            self._starts = [t[0] for t in self._tokens]
+            norm = self.norm
+            toks = self._tokens = [(m.start(), m.end(), fold_word(m.group()))
+                                   for m in _TOKEN.finditer(norm)]
+            self._starts = [t[0] for t in toks]
+            self._joined = [1 <= b[0] - a[1] <= 3 and all(c in _PHRASE_GAP for c in norm[a[1]:b[0]])
+                            for a, b in zip(toks, toks[1:])]
         return self._tokens
 
     def joined(self, t: int) -> bool:
         """Whether token ``t`` and token ``t + 1`` may be read as one phrase."""
-        toks = self.tokens
-        gap = self.norm[toks[t][1]:toks[t + 1][0]]
-        return 1 <= len(gap) <= 3 and all(c in _PHRASE_GAP for c in gap)
+        self.tokens  # noqa: B018 - computes the table
+        return self._joined[t]
 
     def phrases(self, t: int, last: int):
         """``(u, phrase)`` for the phrases of tokens ``t..u``, ``u <= last``, shortest first."""
@@ -187,8 +192,11 @@ class _Words:
             phrase += " " + toks[u][2]
             yield u, phrase
 
-    def longest(self, t: int, table: frozenset[str]) -> int:
-        """Last token of the longest phrase of ``table`` starting at token ``t``, or -1."""
+    def longest(self, t: int, table: frozenset[str], firsts: frozenset[str]) -> int:
+        """Last token of the longest phrase of ``table`` starting at token ``t``, or -1
+        (``firsts``: the first words of the table's phrases)."""
+        if self.tokens[t][2] not in firsts:
+            return -1
         best = -1
         for u, phrase in self.phrases(t, len(self.tokens) - 1):
             if phrase in table:
@@ -372,10 +380,10 @@ def _credentials(norm: str, cands: list) -> None:
 def _terms(norm: str, words: _Words, cands: list) -> None:
     toks = words.tokens
     for t in range(len(toks)):
-        u = words.longest(t, _HEALTH)
+        u = words.longest(t, _HEALTH, _HEALTH_FIRST)
         if u >= 0:
             cands.append((toks[t][0], toks[u][1], _HEALTH_I))
-        u = words.longest(t, _MARKINGS)
+        u = words.longest(t, _MARKINGS, _MARKINGS_FIRST)
         if u >= 0 and (all(norm[toks[k][0]:toks[k][1]].isupper() for k in range(t, u + 1))
                        or _labelled(words, t)):
             cands.append((toks[t][0], toks[u][1], _MARKING))
