@@ -32,7 +32,8 @@ accepts the compact value or the plain one (so an alphanumeric CNPJ may hold the
 - *E.164 rule, first:* if the character before chunk ``i`` is ``+``, the character before that
   ``+`` (if any) is not ``isalnum()``, every chunk of the window is digits only, the compact value
   has 8 to 15 digits and does not start with ``0``: candidate ``intl.phone`` spanning from the
-  ``+`` to the end of the window; no other detector is tried for this window.
+  ``+`` (from the ``(`` when one is right before it: ``(+57) 320 715 60 67``) to the end of the
+  window; no other detector is tried for this window.
 - *Otherwise*, the detectors of ``LAYOUTS[layout]`` whose validator accepts the compact value
   (``intl.phone``: digits only, 8-15 of them, not all the same) are considered in priority order.
   The window's candidate is the first of them whose context holds at the window start; if none has
@@ -259,7 +260,7 @@ def _windows(norm: str, plain: str | None, words: _Words, cands: list) -> None:
                     raw = None
             if plus and all_digits:
                 if 8 <= total <= 15 and compact[0] != "0":
-                    cands.append((cs - 1, e, _PHONE))
+                    cands.append((cs - 2 if cs > 1 and norm[cs - 2] == "(" else cs - 1, e, _PHONE))
                 continue
             chosen = fallback = -1
             for d in LAYOUTS.get(tuple(lengths), ()):

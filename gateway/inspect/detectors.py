@@ -145,8 +145,10 @@ SECRET_PATTERNS: tuple[tuple[str, str, int, int], ...] = (
 """API key prefixes. A key is the prefix, not preceded by ``[A-Za-z0-9_-]``, followed by a maximal
 run of body characters whose length is within the bounds."""
 
-PHONE_SHAPES = S("2-4,4-5,4", "3,3,4", "2,2,2,2,2", "10-11", "4-5,4", "2,2,4-5,4", "1-3,2-4,4-5,4")
-"""National phone layouts: ``(11) 91234-5678``, ``415 555 0100``, ``01 23 45 67 89``, ..."""
+PHONE_SHAPES = S("2-4,4-5,4", "3,3,4", "1-3,3,3,4", "4,3,4", "2,2,2,2,2", "2,3,3,2,2", "3,3,2,2", "2,4,3,3",
+                 "10-12", "4-5,4", "2,2,4-5,4", "1-3,2-4,4-5,4")
+"""National phone layouts: ``(11) 91234-5678``, ``415 555 0100``, ``1-415-555-0100``, ``0800 479
+0167``, ``01 23 45 67 89``, ``57 328 835 43 43``, ..."""
 
 _W = "window"
 

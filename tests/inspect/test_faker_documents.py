@@ -78,3 +78,18 @@ def test_mixed_faker_document(scan_impl):
     detectors = [f.detector for f in scan_impl(text)]
     for d in ("br.cpf", "br.cnpj", "intl.email", "us.ssn", "intl.card", "intl.iban"):
         assert d in detectors, (d, detectors)
+
+
+@pytest.mark.parametrize("locale", ["pt_BR", "es_MX", "es_AR", "es_CO", "es_CL", "en_US", "en_CA",
+                                    "es_ES", "fr_FR"])
+def test_faker_phone_numbers_after_a_phone_word(scan_impl, locale):
+    # Faker writes US-style extensions ("x1736") that glue to the number; those are left out
+    rng = random.Random(1)
+    tried = hits = 0
+    while tried < N:
+        v = G.faker(locale, rng).phone_number()
+        if "x" in v or sum(c.isdigit() for c in v) < 8:
+            continue
+        tried += 1
+        hits += _found(scan_impl, f"tel: {v} ok", v, "intl.phone")
+    assert hits / tried >= 0.95
