@@ -278,3 +278,33 @@ def test_several_choices_are_separate_channels():
     got, order = chat_channels(out)
     assert got == {(0, "content"): "ZERO ONE TWO", (1, "content"): "UNO DOS"} and len(log) == 2
     assert order.index(("finish", 1)) > max(i for i, o in enumerate(order) if o == (1, "content"))
+
+
+def test_anthropic_thinking_has_its_own_channel_and_signatures_pass_untouched():
+    def ev(obj):
+        return f"event: {obj['type']}\ndata: {json.dumps(obj)}\n\n".encode()
+    sig = ev({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM"}})
+    data = b"".join([
+        ev({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [],
+                                                 "model": "claude", "stop_reason": None, "stop_sequence": None,
+                                                 "usage": {"input_tokens": 1, "output_tokens": 1}}}),
+        ev({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+        ev({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "think hard"}}),
+        sig,
+        ev({"type": "content_block_stop", "index": 0}),
+        ev({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}),
+        ev({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "answer"}}),
+        ev({"type": "content_block_stop", "index": 1}),
+        ev({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 5}}),
+        ev({"type": "message_stop"}),
+    ])
+    out, log = rewrite("anthropic", "/v1/messages", data, [50, 300])
+    assert sig in out
+    got = {}
+    for e in events(out):
+        obj = json.loads(e.data)
+        if obj["type"] == "content_block_delta":
+            d = obj["delta"]
+            got[obj["index"]] = got.get(obj["index"], "") + (d.get("thinking") or d.get("text") or "")
+    assert got == {0: "THINK HARD", 1: "ANSWER"}
+    assert ["".join(f.seen) for f in log] == ["think hard", "answer"]
