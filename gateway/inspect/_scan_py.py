@@ -72,7 +72,8 @@ or more characters; after ``:`` it must also hold a character that is not a lett
 phrase in ``HEALTH_TERMS`` starting there is a ``health.term`` candidate; the longest phrase in
 ``MARKINGS`` starting there is a ``gov.marking`` candidate when every one of its tokens
 ``isupper()``, or when a phrase of ``MARKING_LABELS`` ends at the previous token with a gap of 1 to
-4 characters from ``" \\t:=-\\"'"`` before the marking. ICD-10 codes: ``(?<![0-9A-Za-z])[A-TV-Z][0-9]{2}
+4 characters from ``" \\t:=-\\"'"`` before the marking. Neither is a candidate when the character
+before its first token or after its last one is ``_`` or ``isalnum()`` (``CLIENT_SECRET``, ``HIV2``). ICD-10 codes: ``(?<![0-9A-Za-z])[A-TV-Z][0-9]{2}
 (?:\\.[0-9A-Z]{1,4})?(?![0-9A-Za-z])`` (the extension is taken only if that maximal run after the
 dot has 1-4 characters) with ``ICD10_CONTEXT`` holding at its start.
 
@@ -380,18 +381,27 @@ def _credentials(norm: str, cands: list) -> None:
 
 def _terms(norm: str, words: _Words, cands: list) -> None:
     toks = words.tokens
+    n = len(norm)
     for t in range(len(toks)):
+        s = toks[t][0]
+        if s > 0 and (norm[s - 1] == "_" or norm[s - 1].isalnum()):
+            continue  # part of an identifier such as CLIENT_SECRET or HIV2
         u = words.longest(t, _HEALTH, _HEALTH_FIRST)
-        if u >= 0:
-            cands.append((toks[t][0], toks[u][1], _HEALTH_I))
+        if u >= 0 and _free_end(norm, toks[u][1], n):
+            cands.append((s, toks[u][1], _HEALTH_I))
         u = words.longest(t, _MARKINGS, _MARKINGS_FIRST)
-        if u >= 0 and (all(norm[toks[k][0]:toks[k][1]].isupper() for k in range(t, u + 1))
-                       or _labelled(words, t)):
-            cands.append((toks[t][0], toks[u][1], _MARKING))
+        if u >= 0 and _free_end(norm, toks[u][1], n) and (
+                all(norm[toks[k][0]:toks[k][1]].isupper() for k in range(t, u + 1))
+                or _labelled(words, t)):
+            cands.append((s, toks[u][1], _MARKING))
     if any(c in norm for c in "ABCDEFGHIJKLMNOPQRSTVWXYZ"):
         for m in _ICD10.finditer(norm):
             if words.context(_ICD_CONTEXT, m.start()):
                 cands.append((m.start(), m.end(), _HEALTH_I))
+
+
+def _free_end(norm: str, e: int, n: int) -> bool:
+    return e == n or not (norm[e] == "_" or norm[e].isalnum())
 
 
 def _labelled(words: _Words, t: int) -> bool:

@@ -246,3 +246,9 @@ def test_ordinary_text_with_numbers_has_no_identifiers(scan_impl):
                      if f2.category in ("national_id", "tax_id", "health_id", "financial")]
     # a random 9-11 digit number passes a mod-11 check now and then; it must stay rare
     assert len(hits) <= 3, hits
+
+
+def test_words_inside_identifiers_are_not_terms(scan_impl):
+    assert [f.detector for f in scan_impl("CLIENT_SECRET=abcd1234 TOP_SECRET_FLAG HIV_TEST")] == [
+        "secret.password"]
+    assert [f.detector for f in scan_impl("status: SECRET")] == ["gov.marking"]

@@ -27,6 +27,7 @@ def _check(text, findings):
         # a span never starts or ends on an invisible character or a space
         assert not text[f.start].isspace() and not text[f.end - 1].isspace()
         assert text[f.start] not in "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+        assert text[f.end - 1] not in "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 
 
 @SETTINGS
