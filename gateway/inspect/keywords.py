@@ -131,11 +131,11 @@ HEALTH_TERMS: tuple[str, ...] = (
 finding wherever it appears as whole words."""
 
 ICD10_CONTEXT: tuple[str, ...] = (
-    "cid", "cid10", "cid 10", "cie", "cie10", "cie 10", "icd", "icd10", "icd 10", "cim", "cim10",
-    "cim 10", "diagnostico", "diagnosis", "diagnostic", "dx", "codigo", "code", "condicion",
+    "cid", "cie", "icd", "cim", "diagnostico", "diagnosis", "diagnostic", "dx", "codigo", "code", "condicion",
     "condicao", "paciente", "patient", "doenca", "enfermedad", "disease", "maladie",
 )
-"""Words after which an ICD-10 code (``E11.9``) is a ``health.term`` finding."""
+"""Words after which an ICD-10 code (``E11.9``) is a ``health.term`` finding (``CID-10`` reads as
+``cid``: digits are not part of words)."""
 
 PASSWORD_KEYS: tuple[str, ...] = (
     "password", "passwd", "pwd", "senha", "contraseña", "contrasena", "mot de passe", "motdepasse",
