@@ -73,7 +73,9 @@ def _anthropic_to_openai(payload: dict) -> dict:
     msgs: list = []
     system = payload.get("system")
     if system:
-        msgs.append({"role": "system", "content": _text_of(system)})
+        text = system if isinstance(system, str) else "\n\n".join(
+            b.get("text", "") for b in system if isinstance(b, dict) and b.get("type") == "text")
+        msgs.append({"role": "system", "content": text})
     for i, m in enumerate(payload.get("messages") or []):
         role, content = m.get("role"), m.get("content")
         if isinstance(content, str):
