@@ -41,6 +41,12 @@ _HAND_OVER = object()
 _LIVE: dict[str, "AuditLog"] = {}  # the started, unclosed log of each file in this process
 _BATCH_MAX = 4096
 _BATCH_FSYNC_S = 1.0
+_GROUP_WINDOW_S = 0.02
+"""After waking for a record, let more gather this long before writing. A wake-up of the writer
+thread costs far more CPU than chaining one record (measured ~140 µs against ~7 µs on the 2-core
+reference box), so under load one wake-up, one write and one GIL hand-off serve a group. Appends
+never wait for the write, so this costs requests nothing; records reach the disk up to this much
+later (they are equally lost in a crash either way until the next sync)."""
 
 
 class AuditUnavailable(Exception):
@@ -99,6 +105,8 @@ class AuditLog:
         self._unsynced = False
         self._last_sync = time.monotonic()
         self._checkpoints = 0
+        self.writer_cpu_s = 0.0
+        """CPU seconds the writer thread used (set when it ends; for benchmarks)."""
         self._successor: AuditLog | None = None
         self._early = False  # taking over: accept appends before the thread runs
 
@@ -294,6 +302,8 @@ class AuditLog:
                 item = self._q.get(timeout=self._timeout())
             except queue.Empty:
                 item = None
+            if item is not None and item is not _STOP and item is not _HAND_OVER:
+                time.sleep(_GROUP_WINDOW_S)
             while item is not None:
                 if item is _STOP or item is _HAND_OVER:
                     stop, hand_over = True, item is _HAND_OVER
@@ -313,6 +323,7 @@ class AuditLog:
             except Exception as e:  # noqa: BLE001 — any failure of the sink fails closed
                 self._fail(e)
             self._done += len(batch)
+        self.writer_cpu_s = time.thread_time()
         if hand_over and self._healthy:
             return  # the successor owns the file now
         if self._fd >= 0:
