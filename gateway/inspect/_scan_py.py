@@ -47,22 +47,23 @@ accepts the compact value or the plain one (so an alphanumeric CNPJ may hold the
 **3. E-mail** (``intl.email``). For each ``@`` at ``a``: the local part is the maximal run ending at
 ``a - 1`` of characters that are ``isalnum()`` or in ``._%+-``, minus its leading dots; the domain
 is the maximal run starting at ``a + 1`` of ``isalnum()`` or ``.-`` characters, minus trailing
-``.``/``-`` characters. Candidate when the local part is non-empty and the domain splits on ``.``
+``.``/``-`` characters. No candidate when that local run is over 64 characters or that domain run
+over 255 (before trimming). Candidate when the local part is non-empty and the domain splits on ``.``
 into at least two non-empty labels, the last of 2+ characters all ``isalpha()``.
 
 **4. IP addresses** (``intl.ip``). IPv4: ``(?<![0-9A-Za-z.])`` four groups of 1-3 ASCII digits
 joined by single dots, each at most 255, ``(?![0-9A-Za-z]|\\.[0-9])``. IPv6 (only when the text has
 a ``:``): each maximal run of ``[0-9A-Fa-f:.]``, with leading and trailing dots removed, that is not
-adjacent to an ``isalnum()`` character, has at least two colons and one hex digit, and that
+adjacent to an ``isalnum()`` character, is at most 45 characters, has at least two colons and one hex digit, and that
 ``ipaddress.IPv6Address`` accepts.
 
 **5. Credentials** (tier 0). ``secret.api_key``: each ``detectors.SECRET_PATTERNS`` entry as
 ``(?<![A-Za-z0-9_-])PREFIX[BODY]{min,max}(?![BODY])``. ``secret.jwt``:
 ``(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{7,}\\.eyJ[A-Za-z0-9_-]{2,}\\.[A-Za-z0-9_-]*``.
-``secret.private_key``: from ``-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----`` to the end of the next
-``-----END [A-Z0-9 ]*PRIVATE KEY-----``, or to the end of the text when there is none (fail closed).
-``secret.password`` (the span is the password only): the ``pass`` group of
-``[A-Za-z][A-Za-z0-9+.-]*://[^\\s/?#@:]+:(?P<pass>[^\\s/?#@]+)@``; and after a key of
+``secret.private_key``: from ``-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----`` to the end of the next
+``-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----``, or to the end of the text when there is none (fail
+closed). ``secret.password`` (the span is the password only): the ``pass`` group of
+``(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\\s/?#@:]+:(?P<pass>[^\\s/?#@]+)@``; and after a key of
 ``PASSWORD_KEYS`` (case-insensitive, not preceded by ``[A-Za-z0-9_]``), an optional closing quote,
 spaces/tabs, ``=`` or ``:``, spaces/tabs: a quoted value (the characters up to the matching quote,
 at least 1) or the maximal run of characters other than whitespace and ``;&,'"<>``. A value needs 4
@@ -102,6 +103,9 @@ _TOKEN = re.compile(r"[^\W\d_]+")
 _PHRASE_GAP = frozenset(" \t.-'\u2019/")
 _LABEL_GAP = frozenset(" \t:=-\"'")
 _MAX_WORDS = 6
+_MAX_LOCAL = 64
+_MAX_DOMAIN = 255
+_MAX_IPV6 = 45
 _DIGITS = frozenset("0123456789")
 
 _IPV4 = re.compile(r"(?<![0-9A-Za-z.])([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})"
@@ -109,9 +113,9 @@ _IPV4 = re.compile(r"(?<![0-9A-Za-z.])([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.
 _IPV6_RUN = re.compile(r"[0-9A-Fa-f:.]+")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{7,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
-_PK_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
-_PK_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
-_URL_PASS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]+:(?P<pass>[^\s/?#@]+)@")
+_PK_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----")
+_PK_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----")
+_URL_PASS = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s/?#@:]+:(?P<pass>[^\s/?#@]+)@")
 _PASS_KEY = re.compile(
     r"(?<![A-Za-z0-9_])(?:" + "|".join(re.escape(k) for k in sorted(PASSWORD_KEYS, key=len, reverse=True))
     + r")[\"']?[ \t]*([=:])[ \t]*", re.IGNORECASE)
@@ -298,14 +302,19 @@ def _emails(norm: str, cands: list) -> None:
     n = len(norm)
     a = norm.find("@")
     while a >= 0:
+        # bounded scans: a local part over 64 or a domain over 255 characters is no address,
+        # and a text of many '@' after one long run must not cost quadratic time
         s = a
-        while s > 0 and _local_char(norm[s - 1]):
+        while s > 0 and a - s <= _MAX_LOCAL and _local_char(norm[s - 1]):
             s -= 1
+        e = a + 1
+        while e < n and e - a - 1 <= _MAX_DOMAIN and _domain_char(norm[e]):
+            e += 1
+        if a - s > _MAX_LOCAL or e - a - 1 > _MAX_DOMAIN:
+            a = norm.find("@", a + 1)
+            continue
         while s < a and norm[s] == ".":
             s += 1
-        e = a + 1
-        while e < n and _domain_char(norm[e]):
-            e += 1
         while e > a + 1 and norm[e - 1] in ".-":
             e -= 1
         if s < a:
@@ -331,7 +340,7 @@ def _ips(norm: str, cands: list) -> None:
         while e > s and norm[e - 1] == ".":
             e -= 1
         value = norm[s:e]
-        if value.count(":") < 2 or not any(c in _HEX for c in value):
+        if len(value) > _MAX_IPV6 or value.count(":") < 2 or not any(c in _HEX for c in value):
             continue
         try:
             ipaddress.IPv6Address(value)

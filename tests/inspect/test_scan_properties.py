@@ -3,6 +3,7 @@ text; offsets index the original text; findings do not depend on unrelated text 
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import generators as G
@@ -68,3 +69,15 @@ def test_empty_and_whitespace(scan_impl):
 def test_long_runs_are_handled(scan_impl):
     text = "1" * 5000 + " CPF 529.982.247-25 " + "9" * 5000
     assert [f.detector for f in scan_impl(text)] == ["br.cpf"]
+
+
+@pytest.mark.parametrize("text", [
+    "a" * 20000 + "@" * 2000,                  # one long local run, many '@'
+    "x" * 20000 + " ://",                       # a long scheme-like run and a '://'
+    "-----BEGIN " + "A " * 5000 + "\n" + "-----BEGIN " * 500,
+    "1:" * 10000,                               # a long IPv6-like run
+    "CPF " * 5000 + "5" * 9,                    # many context words
+])
+def test_pathological_inputs_stay_linear(scan_impl, text):
+    # no timing assertion: a quadratic scan of these would not finish within the test run
+    _check(text, scan_impl(text))
