@@ -45,7 +45,7 @@ class StateHolder:
         self.config_path = config_path
         self.worker = worker
         self.allow_no_auth = allow_no_auth
-        self.current: State  # set by start()
+        self.current: State = None  # type: ignore[assignment]  # set by start()
 
     def _build(self, config: Config, previous: State | None) -> State:
         policies = load_policies(config.path(config.policies))

@@ -24,6 +24,7 @@ from gateway.yamlfile import ConfigError
 
 log = logging.getLogger("soberana")
 DRAIN_SECONDS = 30.0
+SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
 async def run(config: Config, *, worker: int = 0, config_path: str | None = None, allow_no_auth: bool = False,
@@ -34,36 +35,39 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
     from gateway.app import STATE, build_app, StateHolder
     from gateway.server.protocol import GuardedHandler
 
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
     holder = StateHolder(config_path, worker, allow_no_auth)
+    reloads: set[asyncio.Task] = set()
+
+    def on_hup() -> None:
+        if holder.current is not None:  # a HUP during startup has nothing to reload yet
+            task = loop.create_task(holder.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+    # Handlers first: a SIGTERM that arrives while the worker is still starting must drain it, not kill it.
+    for sig, handler in ((signal.SIGTERM, stop.set), (signal.SIGINT, stop.set), (signal.SIGHUP, on_hup)):
+        try:
+            loop.add_signal_handler(sig, handler)
+        except (RuntimeError, ValueError):  # not the main thread (tests)
+            pass
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # blocked by the parent across fork()
     await holder.start(config)
     app = build_app(holder)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     server = runner.server
-    loop = asyncio.get_running_loop()
     limits = config.limits
 
     def protocol():
         return GuardedHandler(server, loop=loop, header_timeout=limits.header_timeout_s,
-                              keepalive_timeout=75.0, access_log=None)
+                              keepalive_timeout=75.0, access_log=None,
+                              lingering_time=min(10.0, limits.body_timeout_s))
 
     srv = await loop.create_server(protocol, config.listen.host, config.listen.port,
                                    reuse_port=reuse_port or None, backlog=2048)
     port = srv.sockets[0].getsockname()[1]
-    stop = stop or asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (RuntimeError, ValueError):  # not the main thread (tests)
-            pass
-
-    def on_hup() -> None:
-        loop.create_task(holder.reload())
-
-    try:
-        loop.add_signal_handler(signal.SIGHUP, on_hup)
-    except (RuntimeError, ValueError):
-        pass
     log.info("worker %d listening on http://%s:%d (policy revision %s)", worker, config.listen.host, port,
              holder.current.policies.revision)
     if ready is not None:
@@ -92,6 +96,7 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
     stopping = False
 
     def spawn(i: int) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # the child unblocks once its handlers are in
         pid = os.fork()
         if pid == 0:
             for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
@@ -103,6 +108,7 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
                 log.exception("worker %d crashed", i)
                 code = 1
             os._exit(code)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
         children[pid] = i
 
     def forward(sig, _frame):

@@ -46,8 +46,8 @@ class GuardedHandler(RequestHandler):
         super().data_received(data)
         if self._request_count != before:
             self._disarm()  # a whole request head arrived
-        elif self._payload_parser is None:
-            self._arm()  # part of a request head: it must complete in time
+        elif not self._request_in_progress and not self._messages:
+            self._arm()  # no request is being served, so these bytes are part of a new head
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()

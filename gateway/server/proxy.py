@@ -285,7 +285,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
         headers = dict(rid, **(r.headers or {}))
         if ex.decision is not None:
             headers["X-Soberana-Decision"] = ex.decision.decision_id
-        return _error(ex.dialect, r.status, r.code, r.message, headers)
+        resp = _error(ex.dialect, r.status, r.code, r.message, headers)
+        if r.status in (408, 413):
+            resp.force_close()  # the rest of the body is unread: this connection cannot carry another request
+            if r.status == 408 and request.transport is not None:
+                # a stalled client gets its answer and then the connection closes: no lingering read
+                await resp.prepare(request)
+                await resp.write_eof()
+                request.transport.close()
+        return resp
     finally:
         _finish(state, ex)
 
