@@ -24,6 +24,7 @@ import logging
 import os
 import queue
 import secrets
+import select
 import threading
 import time
 from pathlib import Path
@@ -336,13 +337,13 @@ class AuditLog:
     def _commit(self, batch: list, *, closing: bool) -> None:
         buf = bytearray()
         checkpoints = self._checkpoints
-        out = bytearray() if self.cfg.stdout else None
+        out: list[bytes] | None = [] if self.cfg.stdout else None
         every = self.cfg.checkpoint_every
         for t, rec in batch:
             line = self._seal_record(t, rec)
             buf += line
             if out is not None:
-                out += line
+                out.append(line)
             if every > 0 and self._since_cp >= every:
                 buf += self._checkpoint(False)
         now = time.monotonic()
@@ -372,10 +373,23 @@ class AuditLog:
             self._last_sync = now
 
     @staticmethod
-    def _write_stdout(out: bytearray) -> None:
-        view = memoryview(out)
+    def _write_stdout(lines: list[bytes]) -> None:
+        """Whole lines in writes of at most PIPE_BUF bytes, so that workers sharing one stdout pipe
+        never interleave inside a line (a single longer line is written alone)."""
+        chunk = b""
+        for line in lines:
+            if chunk and len(chunk) + len(line) > select.PIPE_BUF:
+                AuditLog._write_all(1, chunk)
+                chunk = b""
+            chunk += line
+        if chunk:
+            AuditLog._write_all(1, chunk)
+
+    @staticmethod
+    def _write_all(fd: int, data: bytes) -> None:
+        view = memoryview(data)
         while view:
-            n = os.write(1, view)
+            n = os.write(fd, view)
             view = view[n:]
 
     def _fail(self, e: BaseException) -> None:
