@@ -74,10 +74,12 @@ class Authenticator:
             log.warning("auth.mode none: every request is the development principal; never use in production")
 
     async def start(self) -> None:
+        """Open the JWKS session and fetch the keys once (an unreachable IdP is logged, not raised)."""
         if self.jwt is not None:
             await self.jwt.start()
 
     async def close(self) -> None:
+        """Stop a background JWKS refresh and close the session."""
         if self.jwt is not None:
             await self.jwt.close()
 
