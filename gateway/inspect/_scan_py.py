@@ -70,7 +70,8 @@ at least 1) or the maximal run of characters other than whitespace and ``;&,'"<>
 or more characters; after ``:`` it must also hold a character that is not a letter.
 
 **6. Markings, health terms, ICD-10** (from the tokens of step 1). At every token, the longest
-phrase in ``HEALTH_TERMS`` starting there is a ``health.term`` candidate; the longest phrase in
+phrase in ``HEALTH_TERMS`` starting there is a ``health.term`` candidate (a one-word phrase of
+``HEALTH_UPPER`` only when its token ``isupper()``); the longest phrase in
 ``MARKINGS`` starting there is a ``gov.marking`` candidate when every one of its tokens
 ``isupper()``, or when a phrase of ``MARKING_LABELS`` ends at the previous token with a gap of 1 to
 4 characters from ``" \\t:=-\\"'"`` before the marking. Neither is a candidate when the character
@@ -93,7 +94,8 @@ import re
 from gateway.inspect.detectors import DETECTORS, INDEX, LAYOUTS, MAX_CHUNKS, MAX_COMPACT, SECRET_PATTERNS
 from gateway.inspect.findings import Finding
 from gateway.inspect.keywords import (
-    CONTEXT, CONTEXT_WINDOW, HEALTH_TERMS, ICD10_CONTEXT, MARKING_LABELS, MARKINGS, PASSWORD_KEYS)
+    CONTEXT, CONTEXT_WINDOW, HEALTH_TERMS, HEALTH_UPPER, ICD10_CONTEXT, MARKING_LABELS, MARKINGS,
+    PASSWORD_KEYS)
 from gateway.inspect.normalize import fold_word, normalize_both
 from gateway.inspect.validators import VALIDATORS
 
@@ -129,6 +131,7 @@ _SECRETS = tuple(
 _CONTEXT_SETS = tuple(frozenset(CONTEXT.get(d.id, ())) for d in DETECTORS)
 _VALIDATE = tuple(VALIDATORS.get(d.validator) if d.validator else None for d in DETECTORS)
 _HEALTH = frozenset(HEALTH_TERMS)
+_HEALTH_UPPER = frozenset(HEALTH_UPPER)
 _MARKINGS = frozenset(MARKINGS)
 _LABELS = frozenset(MARKING_LABELS)
 _HEALTH_FIRST = frozenset(p.split(" ")[0] for p in HEALTH_TERMS)
@@ -396,7 +399,8 @@ def _terms(norm: str, words: _Words, cands: list) -> None:
         if s > 0 and (norm[s - 1] == "_" or norm[s - 1].isalnum()):
             continue  # part of an identifier such as CLIENT_SECRET or HIV2
         u = words.longest(t, _HEALTH, _HEALTH_FIRST)
-        if u >= 0 and _free_end(norm, toks[u][1], n):
+        if u >= 0 and _free_end(norm, toks[u][1], n) and (
+                toks[t][2] not in _HEALTH_UPPER or u > t or norm[s:toks[t][1]].isupper()):
             cands.append((s, toks[u][1], _HEALTH_I))
         u = words.longest(t, _MARKINGS, _MARKINGS_FIRST)
         if u >= 0 and _free_end(norm, toks[u][1], n) and (

@@ -121,7 +121,7 @@ HEALTH_TERMS: tuple[str, ...] = (
     "insulina", "insulin", "insuline", "metformina", "metformin", "metformine",
     "antirretroviral", "antirretrovirais", "antiretroviral", "antiretroviraux", "tarv",
     "quimioterapia", "chemotherapy", "chimiotherapie", "radioterapia", "radiotherapy",
-    "radiotherapie", "fluoxetina", "fluoxetine", "sertralina", "sertraline", "litio", "lithium",
+    "radiotherapie", "fluoxetina", "fluoxetine", "sertralina", "sertraline", "carbonato de litio", "lithium carbonate",
     "clozapina", "clozapine", "risperidona", "risperidone", "haloperidol", "rivotril",
     "clonazepam", "diazepam", "morfina", "morphine", "metadona", "methadone", "truvada",
     "efavirenz", "tenofovir", "zidovudina", "zidovudine", "levotiroxina", "levothyroxine",
@@ -129,6 +129,10 @@ HEALTH_TERMS: tuple[str, ...] = (
 )
 """Health terms (conditions, diagnoses, medications, treatments): each is a ``health.term``
 finding wherever it appears as whole words."""
+
+HEALTH_UPPER: tuple[str, ...] = ("aids", "avc", "acv", "tdah", "adhd", "tarv")
+"""Health terms that are also ordinary words or abbreviations (``it aids``, ``avc`` in a product
+code): they count only when written in capitals (``AIDS``, ``AVC``)."""
 
 ICD10_CONTEXT: tuple[str, ...] = (
     "cid", "cie", "icd", "cim", "diagnostico", "diagnosis", "diagnostic", "dx", "codigo", "code", "condicion",

@@ -252,3 +252,8 @@ def test_words_inside_identifiers_are_not_terms(scan_impl):
     assert [f.detector for f in scan_impl("CLIENT_SECRET=abcd1234 TOP_SECRET_FLAG HIV_TEST")] == [
         "secret.password"]
     assert [f.detector for f in scan_impl("status: SECRET")] == ["gov.marking"]
+
+
+def test_ambiguous_health_abbreviations_count_in_capitals_only(scan_impl):
+    assert found(scan_impl, "paciente com AIDS") == [("health.term", "AIDS")]
+    assert scan_impl("this tool aids the reader; lithium battery") == []
