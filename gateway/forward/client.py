@@ -71,7 +71,7 @@ class _Conn(asyncio.Protocol):
 
     __slots__ = ("pool", "loop", "transport", "parser", "state", "closed", "counted", "reused", "got_bytes",
                  "status", "headers", "keep_alive", "complete", "until_eof", "interim", "chunks", "buffered",
-                 "paused", "write_paused", "waiter", "timer", "last_read", "idle_since", "error", "head_only")
+                 "paused", "read_all", "write_paused", "waiter", "timer", "last_read", "idle_since", "error", "head_only")
 
     def __init__(self, pool: "UpstreamPool"):
         self.pool = pool
@@ -101,6 +101,7 @@ class _Conn(asyncio.Protocol):
         self.chunks.clear()
         self.buffered = 0
         self.paused = False
+        self.read_all = False
         self.error: UpstreamError | None = None
         self.last_read = 0.0
 
@@ -179,7 +180,7 @@ class _Conn(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
         self.buffered += len(body)
-        if self.buffered > HIGH_WATER and not self.paused:
+        if self.buffered > HIGH_WATER and not self.paused and not self.read_all:
             self.paused = True
             self.transport.pause_reading()
         self._wake()
@@ -323,6 +324,10 @@ class UpstreamResponse:
         c = self._conn
         if c is None:
             raise RuntimeError("response already released")
+        c.read_all = True  # the caller wants it all in memory: pausing the socket would only stall it
+        if c.paused:
+            c.paused = False
+            c.transport.resume_reading()
         while not c.complete:
             if c.error is not None:
                 raise _public(c.error)

@@ -489,16 +489,16 @@ async def test_a_slow_reader_pauses_the_socket_instead_of_buffering_everything()
     size = 16 * 1024 * 1024
 
     async def handler(srv, reader, writer):
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
-        block = b"z" * 65536
-        for _ in range(size // len(block)):
-            writer.write(block)
-            await writer.drain()
-        await reader.read()
+        while True:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+            block = b"z" * 65536
+            for _ in range(size // len(block)):
+                writer.write(block)
+                await writer.drain()
 
     async with RawServer(handler) as srv:
-        pool = UpstreamPool(srv.url)
+        pool = UpstreamPool(srv.url, read_timeout=5)
         resp = await pool.request("GET", "/", [], b"")
         await asyncio.sleep(0.3)  # the server could send everything by now; the client must not take it
         conn = resp._conn
@@ -509,6 +509,10 @@ async def test_a_slow_reader_pauses_the_socket_instead_of_buffering_everything()
         assert total == size
         resp.release()
         assert pool.stats["idle"] == 1
+        resp = await pool.request("GET", "/", [], b"")
+        await asyncio.sleep(0.3)  # paused again, then read() wants everything at once
+        assert len(await resp.read()) == size
+        resp.release()
         await pool.close()
 
 
