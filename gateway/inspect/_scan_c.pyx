@@ -791,27 +791,39 @@ cdef inline bint _homo_run_char(uint32_t c) noexcept nogil:
 
 
 cdef Py_ssize_t _normalize(const uchar_t* src, Py_ssize_t n, uchar_t* out,
-                           int32_t* offsets, uchar_t** plain) noexcept nogil:
-    """Write the normalized text to ``out`` and each character's original index to ``offsets``
-    (plus ``offsets[m] = n``); return its length m. ``out``/``offsets`` hold n (+1) entries.
+                           int32_t** offsets_p, uchar_t** plain) noexcept nogil:
+    """Write the normalized text to ``out`` (n entries) and return its length m.
+
+    ``offsets_p[0]`` gets a malloc'ed map of each normalized character to its original index (plus
+    ``[m] = n``) only when a character was dropped; it stays NULL when the map is the identity.
     When the homoglyph step changes anything, ``plain[0]`` gets a malloc'ed copy of the text
     before it (the reference's ``plain``); otherwise it stays NULL. Returns -1 without memory."""
     cdef Py_ssize_t i, m = 0, j, k
     cdef uint32_t c
     cdef uint8_t f
     cdef bint digit, homo
+    cdef int32_t* offsets = NULL
     for i in range(n):
         c = src[i]
         if c >= 0x80 and c < FOLD_LIMIT:
             f = _FOLD[c]
             if f == DROP:
+                if offsets == NULL:
+                    offsets = <int32_t*>malloc((n + 1) * sizeof(int32_t))
+                    if offsets == NULL:
+                        return -1
+                    offsets_p[0] = offsets
+                    for k in range(m):
+                        offsets[k] = <int32_t>k
                 continue
             if f:
                 c = f
         out[m] = <uchar_t>c
-        offsets[m] = <int32_t>i
+        if offsets != NULL:
+            offsets[m] = <int32_t>i
         m += 1
-    offsets[m] = <int32_t>n
+    if offsets != NULL:
+        offsets[m] = <int32_t>n
     # homoglyphs: maximal runs of 0-9 O l I with an ASCII digit and a homoglyph, not touching letters
     i = 0
     while i < m:
@@ -848,23 +860,25 @@ def normalize(str text):
     cdef int kind = PyUnicode_KIND(text)
     cdef void* data = PyUnicode_DATA(text)
     cdef void* out = PyMem_Malloc((n + 1) * kind)
-    cdef int32_t* offs = <int32_t*>PyMem_Malloc((n + 1) * sizeof(int32_t))
-    if out == NULL or offs == NULL:
-        PyMem_Free(out)
-        PyMem_Free(offs)
+    cdef int32_t* offs = NULL
+    if out == NULL:
         raise MemoryError()
     try:
         if kind == 1:
-            m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, offs, NULL)
+            m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, &offs, NULL)
         elif kind == 2:
-            m = _normalize(<Py_UCS2*>data, n, <Py_UCS2*>out, offs, NULL)
+            m = _normalize(<Py_UCS2*>data, n, <Py_UCS2*>out, &offs, NULL)
         else:
-            m = _normalize(<uint32_t*>data, n, <uint32_t*>out, offs, NULL)
+            m = _normalize(<uint32_t*>data, n, <uint32_t*>out, &offs, NULL)
+        if m < 0:
+            raise MemoryError()
         norm = PyUnicode_FromKindAndData(kind, out, m)
+        if offs == NULL:
+            return norm, list(range(n + 1))
         return norm, [offs[i] for i in range(m + 1)]
     finally:
         PyMem_Free(out)
-        PyMem_Free(offs)
+        free(offs)
 
 
 # ---------------------------------------------------------------------------- scanner
@@ -1174,6 +1188,7 @@ cdef struct Tok:
 cdef struct Span:
     int32_t s
     int32_t e
+    int32_t flags   # chunks: bit 0 holds an ASCII digit, bit 1 is 1-4 upper-case letters
 
 cdef struct Cand:
     int32_t s
@@ -1379,7 +1394,11 @@ cdef bint _labelled(const uchar_t* s, State* S, Py_ssize_t t) noexcept nogil:
     return False
 
 
-cdef int _terms(const uchar_t* s, State* S) noexcept nogil:
+cdef inline bint _free_end(const uchar_t* s, Py_ssize_t e, Py_ssize_t m) noexcept nogil:
+    return e == m or not (s[e] == 95 or _isalnum(s[e]))
+
+
+cdef int _terms(const uchar_t* s, Py_ssize_t m, State* S) noexcept nogil:
     cdef Py_ssize_t t, u, bh, bm, x
     cdef int k
     cdef uint64_t key, mask
@@ -1389,6 +1408,9 @@ cdef int _terms(const uchar_t* s, State* S) noexcept nogil:
     for t in range(S.ntok):
         if toks[t].wid < 0:
             continue
+        x = toks[t].s
+        if x > 0 and (s[x - 1] == 95 or _isalnum(s[x - 1])):
+            continue  # part of an identifier such as CLIENT_SECRET or HIV2
         key = 0
         u = t
         k = 0
@@ -1409,9 +1431,9 @@ cdef int _terms(const uchar_t* s, State* S) noexcept nogil:
             if u >= S.ntok - 1 or k >= 6 or not toks[u].joined:
                 break
             u += 1
-        if bh >= 0 and _cand(S, toks[t].s, toks[bh].e, _HEALTH_I) < 0:
+        if bh >= 0 and _free_end(s, toks[bh].e, m) and _cand(S, toks[t].s, toks[bh].e, _HEALTH_I) < 0:
             return -1
-        if bm >= 0:
+        if bm >= 0 and _free_end(s, toks[bm].e, m):
             up = True
             for x in range(t, bm + 1):
                 if not toks[x].upper:
@@ -1494,6 +1516,7 @@ cdef Py_ssize_t _icd10(const uchar_t* s, Py_ssize_t m, Py_ssize_t p, State* S) n
 
 
 DEF MAX_PREFIX = 64
+cdef uint8_t _PREFIX_FIRST[128]   # 1: some secret prefix (or eyJ) starts with this character
 cdef int _NPREFIX = 0
 cdef char _PREFIX[MAX_PREFIX][32]
 cdef int _PREFIX_LEN[MAX_PREFIX]
@@ -1501,7 +1524,11 @@ cdef int _PREFIX_LEN[MAX_PREFIX]
 def _init_prefixes():
     global _NPREFIX
     _NPREFIX = 0
+    for i in range(128):
+        _PREFIX_FIRST[i] = 0
+    _PREFIX_FIRST[ord("e")] = 1
     for prefix, _, _, _ in _D.SECRET_PATTERNS:
+        _PREFIX_FIRST[ord(prefix[0])] = 1
         b = prefix.encode("ascii")
         # a prefix must start with [A-Za-z0-9]: the look-behind then makes it an anchor
         assert b[:1].isalnum() and len(b) < 32 and _NPREFIX < MAX_PREFIX
@@ -1528,14 +1555,23 @@ cdef void _secret_gate(const uchar_t* s, Py_ssize_t m, Py_ssize_t p, State* S) n
 cdef int _chunks(const uchar_t* s, Py_ssize_t m, State* S) noexcept nogil:
     cdef Py_ssize_t i = 0, j, icd_next = 0, r
     cdef uint32_t c, prev
+    cdef int flags
     while i < m:
         c = s[i]
         if not _chunkch(c):
             i += 1
             continue
         j = i
+        flags = 2
         while j < m and _chunkch(s[j]):
             c = s[j]
+            if c < 128:
+                if _CLS[c] & C_DIGIT:
+                    flags |= 1
+                if not (_CLS[c] & C_UPPER):
+                    flags &= ~2
+            elif c != 0xD1:
+                flags &= ~2
             if c < 128 and (j == 0 or not _c(s[j - 1], C_ALNUM)):
                 # anchor: an ASCII letter or digit after a non-[0-9A-Za-z] character
                 prev = s[j - 1] if j > 0 else 0
@@ -1548,13 +1584,16 @@ cdef int _chunks(const uchar_t* s, Py_ssize_t m, State* S) noexcept nogil:
                         if r < 0:
                             return -1
                         icd_next = r
-                    if j == 0 or not _c(prev, C_SECB):
+                    if _PREFIX_FIRST[c] and (j == 0 or not _c(prev, C_SECB)):
                         _secret_gate(s, m, j, S)
             j += 1
         if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
             return -1
+        if j - i > 4:
+            flags &= ~2
         S.chunks[S.nchunk].s = <int32_t>i
         S.chunks[S.nchunk].e = <int32_t>j
+        S.chunks[S.nchunk].flags = flags
         S.nchunk += 1
         i = j
     return 0
@@ -1719,19 +1758,10 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
     cdef bint plus, paren, all_digits, has_digit, upper4, needs, same, loose_tail, ws
     cdef uint32_t c
     for i in range(S.nchunk):
+        if not ch[i].flags:   # neither an ASCII digit nor 1-4 upper-case letters
+            continue
         cs = ch[i].s
         ce = ch[i].e
-        has_digit = False
-        upper4 = ce - cs <= 4
-        for x in range(cs, ce):
-            c = s[x]
-            if c < 128 and (_CLS[c] & C_DIGIT):
-                has_digit = True
-                break
-            if not ((c < 128 and (_CLS[c] & C_UPPER)) or c == 0xD1):
-                upper4 = False
-        if not has_digit and not upper4:
-            continue
         plus = cs > 0 and s[cs - 1] == 43 and (cs == 1 or not _isalnum(s[cs - 2]))
         paren = cs > 0 and s[cs - 1] == 40 and ce < m and s[ce] == 41
         total = 0
@@ -1778,7 +1808,9 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
             k += 1
             if plus and all_digits:
                 if 8 <= total <= 15 and cb[0] != 48:
-                    if _cand(S, <int32_t>(cs - 1), ch[j].e, _PHONE) < 0:
+                    # from the "(" when one is right before the "+": (+57) 320 715 60 67
+                    if _cand(S, <int32_t>(cs - 2 if cs > 1 and s[cs - 2] == 40 else cs - 1),
+                             ch[j].e, _PHONE) < 0:
                         return -1
                 continue
             h = _layout(key)
@@ -1827,7 +1859,7 @@ cdef int _scan_buf(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* 
         return -1
     if _specials(s, m, S, ip6, nip6, capip6) < 0:
         return -1
-    if _terms(s, S) < 0:
+    if _terms(s, m, S) < 0:
         return -1
     return 0
 
@@ -1902,20 +1934,20 @@ def scan(str text):
     if n >= 0x7FFFFFFF:
         raise ValueError("text too long for the inspection core")
     out = PyMem_Malloc((n + 1) * kind)
-    offs = <int32_t*>PyMem_Malloc((n + 1) * sizeof(int32_t))
+    offs = NULL
     memset(&S, 0, sizeof(State))
     try:
-        if out == NULL or offs == NULL:
+        if out == NULL:
             raise MemoryError()
         with nogil:
             if kind == 1:
-                m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, offs, <Py_UCS1**>&plain)
+                m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, &offs, <Py_UCS1**>&plain)
                 rc = -1 if m < 0 else _scan_buf(<Py_UCS1*>out, <Py_UCS1*>plain, m, &S, &ip6, &nip6, &capip6)
             elif kind == 2:
-                m = _normalize(<Py_UCS2*>data, n, <Py_UCS2*>out, offs, <Py_UCS2**>&plain)
+                m = _normalize(<Py_UCS2*>data, n, <Py_UCS2*>out, &offs, <Py_UCS2**>&plain)
                 rc = -1 if m < 0 else _scan_buf(<Py_UCS2*>out, <Py_UCS2*>plain, m, &S, &ip6, &nip6, &capip6)
             else:
-                m = _normalize(<uint32_t*>data, n, <uint32_t*>out, offs, <uint32_t**>&plain)
+                m = _normalize(<uint32_t*>data, n, <uint32_t*>out, &offs, <uint32_t**>&plain)
                 rc = -1 if m < 0 else _scan_buf(<uint32_t*>out, <uint32_t*>plain, m, &S, &ip6, &nip6, &capip6)
         if rc < 0:
             raise MemoryError()
@@ -1942,12 +1974,15 @@ def scan(str text):
         res = []
         for i in range(k):
             det = _DET_OUT[S.cands[i].d]
-            res.append(_tuple_new(Finding, (det[0], det[1], det[2], offs[S.cands[i].s],
-                                            offs[S.cands[i].e - 1] + 1)))
+            if offs == NULL:
+                a, b = S.cands[i].s, S.cands[i].e
+            else:
+                a, b = offs[S.cands[i].s], offs[S.cands[i].e - 1] + 1
+            res.append(_tuple_new(Finding, (det[0], det[1], det[2], a, b)))
         return res
     finally:
         PyMem_Free(out)
-        PyMem_Free(offs)
+        free(offs)
         free(S.toks)
         free(S.chunks)
         free(S.cands)
