@@ -319,8 +319,9 @@ class UpstreamResponse:
                 return v
         return None
 
-    async def read(self) -> bytes:
-        """The whole (remaining) body. Raises UpstreamError on reset, timeout or bad framing."""
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole (remaining) body. Raises UpstreamError on reset, timeout or bad framing, and
+        (kind ``protocol``) when ``limit`` is given and the body grows past it."""
         c = self._conn
         if c is None:
             raise RuntimeError("response already released")
@@ -331,7 +332,12 @@ class UpstreamResponse:
         while not c.complete:
             if c.error is not None:
                 raise _public(c.error)
+            if limit is not None and c.buffered > limit:
+                break
             await c.wait()
+        if limit is not None and c.buffered > limit:
+            c._fail(UpstreamError("protocol", f"{c.pool.origin} answered with more than {limit} bytes"))
+            raise c.error
         return c.take() if c.chunks else b""
 
     def __aiter__(self) -> "UpstreamResponse":

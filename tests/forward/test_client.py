@@ -617,3 +617,23 @@ async def test_head_requests_end_at_the_headers():
         assert resp.status == 200 and await resp.read() == b""
         resp.release()
         await pool.close()
+
+
+async def test_read_with_a_limit_refuses_an_oversized_body():
+    async def big(request):
+        return web.Response(body=b"x" * 300_000)
+
+    runner, port = await aiohttp_server([web.get("/big", big)])
+    pool = UpstreamPool(f"http://127.0.0.1:{port}")
+    try:
+        resp = await pool.request("GET", "/big", [], b"")
+        with pytest.raises(UpstreamError) as e:
+            await resp.read(limit=100_000)
+        assert e.value.kind == "protocol"
+        resp.release()
+        resp = await pool.request("GET", "/big", [], b"")
+        assert len(await resp.read(limit=300_000)) == 300_000
+        resp.release()
+    finally:
+        await pool.close()
+        await runner.cleanup()
