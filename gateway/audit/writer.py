@@ -9,10 +9,11 @@ loop). A background thread takes whatever has accumulated, chains it (``seq``, `
 - ``fsync: never``  — only at close (the OS decides).
 
 Any write, sync or file error (disk full, permissions, the file or its folder removed) turns the log
-unhealthy for good: ``healthy`` goes false, ``append`` raises ``AuditUnavailable`` and the server stops
-forwarding (SPEC section 9: a request whose audit record cannot be written is not forwarded). A restart
-recovers the file: it truncates a partial last line and opens a new epoch that ``verify`` reports as
-a gap.
+unhealthy: ``healthy`` goes false, ``append`` raises ``AuditUnavailable`` and the server stops
+forwarding (SPEC section 9: a request whose audit record cannot be written is not forwarded). Every
+``retry_s`` the writer tries the same file again; a restart does the same. Recovery truncates a
+partial last line and opens a ``recovered`` epoch that ``verify`` reports as a gap. A removed file or
+folder is never re-created (that would hide the removal): the log stays down until an operator acts.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ class AuditLog:
     """A worker's tamper-evident audit file. ``await start()``, then ``append`` per request, then
     ``await close()`` (final checkpoint with ``closed: true``)."""
 
+    retry_s = 5.0
+    """After a write failure, how often the writer tries the file again."""
     max_queue = 100_000
     """Records queued but not yet written beyond which ``append`` refuses (the disk cannot keep up)."""
 
@@ -192,10 +195,13 @@ class AuditLog:
 
     # -- the writer thread ---------------------------------------------------------------------
 
-    def _open(self) -> None:
+    def _open(self, create: bool = True) -> None:
+        """Open (``create``: also the folder and the file), lock, recover and write the epoch line."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+            if create:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+            fd = os.open(self.path, flags, 0o640)
         except OSError as e:
             raise AuditUnavailable(f"cannot open audit file {self.path}: {errno.errorcode.get(e.errno, e.strerror)}") from None
         try:
@@ -286,7 +292,30 @@ class AuditLog:
         self._since_cp += 1
         return line
 
+    def _reopen(self) -> None:
+        """After a failure, try the same file again (never re-creating a removed file or folder: that
+        would hide the removal). On success the chain continues in a ``recovered`` epoch, which
+        verify reports as a gap: the records of the failed batch were lost."""
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = -1
+        try:
+            self._open(create=False)
+        except AuditUnavailable:
+            return
+        self._since_cp = self._epoch_records = 0
+        self._unsynced = False
+        self.error = None
+        self._healthy = True
+        log.warning("audit file %s is writing again (seq %d); records lost in the failure show as a gap",
+                    self.path, self._seq - 1)
+
     def _timeout(self) -> float | None:
+        if not self._healthy:
+            return self.retry_s
         now = time.monotonic()
         waits = []
         if self._since_cp:
@@ -297,6 +326,7 @@ class AuditLog:
 
     def _run(self) -> None:
         stop = hand_over = False
+        last_try = time.monotonic()
         while not stop:
             batch = []
             try:
@@ -318,6 +348,9 @@ class AuditLog:
                     item = None
             if not self._healthy or self._fd < 0:
                 self._done += len(batch)  # dropped: the server already refuses to forward
+                if not stop and not self._closed and time.monotonic() - last_try >= self.retry_s:
+                    last_try = time.monotonic()
+                    self._reopen()
                 continue
             try:
                 self._commit(batch, closing=stop and not hand_over)

@@ -234,8 +234,9 @@ async def test_disk_full_turns_the_log_unhealthy_and_append_raises(tmp_path, rin
     await log.close()
 
 
-async def test_removed_directory_turns_the_log_unhealthy(tmp_path, ring):
+async def test_removed_directory_turns_the_log_unhealthy_and_is_not_recreated(tmp_path, ring):
     log = AuditLog(Audit(), ring, directory=tmp_path / "audit")
+    log.retry_s = 0.02
     await log.start()
     shutil.rmtree(tmp_path / "audit")
     log.append(build_record(exchange(0), ring))
@@ -243,7 +244,31 @@ async def test_removed_directory_turns_the_log_unhealthy(tmp_path, ring):
     assert log.error == "ENOENT"
     with pytest.raises(AuditUnavailable):
         log.append(build_record(exchange(1), ring))
+    await asyncio.sleep(0.2)  # several retries
+    assert not log.healthy and not (tmp_path / "audit").exists()
     await log.close()
+
+
+async def test_writing_resumes_when_the_disk_has_room_again_with_a_gap(tmp_path, ring, keydir):
+    log = AuditLog(Audit(checkpoint_every=3), ring, directory=tmp_path)
+    log.retry_s = 0.3
+    await log.start()
+    for i in range(4):
+        log.append(build_record(exchange(i), ring))
+    await eventually(lambda: log.lag == 0)
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, log._fd)  # disk full: the next write fails ...
+    os.close(full)
+    log.append(build_record(exchange(4), ring))  # ... and this record is lost
+    await eventually(lambda: not log.healthy)
+    await eventually(lambda: log.healthy)  # ... until the retry finds the file writable again
+    for i in range(5, 8):
+        log.append(build_record(exchange(i), ring))
+    await log.close()
+    rep = verify_file(log.path, load_public_keys(keydir))
+    assert [p.reason for p in rep.problems] == ["gap"] and rep.closed
+    ids = [x["request_id"] for x in lines(log.path) if "request_id" in x]
+    assert ids == [f"req-{i:05d}" for i in (0, 1, 2, 3, 5, 6, 7)]
 
 
 async def test_unopenable_directory_fails_start(tmp_path, ring):
