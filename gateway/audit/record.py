@@ -9,11 +9,14 @@ and reveals nothing without the key. The writer adds ``seq``, ``ts``, ``prev`` a
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from typing import Any
 
 from gateway.keys import KeyRing
 from gateway.transform.pseudonymize import normalize_value
+
+log = logging.getLogger("soberana.audit")
 
 OUTCOMES = ("forwarded", "blocked", "upstream_error", "client_abort", "rejected")
 
@@ -150,7 +153,30 @@ def _upstream(ex: Any) -> dict | None:
 
 def build_record(ex: Any, ring: KeyRing) -> dict:
     """The audit record of ``ex`` (an ``gateway.exchange.Exchange``): every field of SPEC section 9
-    except ``seq``, ``ts``, ``prev`` and ``hash``, which the writer adds. Never holds a raw value."""
+    except ``seq``, ``ts``, ``prev`` and ``hash``, which the writer adds. Never holds a raw value.
+
+    Never raises: should a stage have left something unexpected in the Exchange, the record still
+    says that the request happened, with ``error: audit_record_incomplete`` (and nothing copied
+    from the exception, which could quote a value)."""
+    try:
+        return _build(ex, ring)
+    except Exception as e:  # noqa: BLE001
+        log.error("audit record of request %s incomplete (%s)", _safe_id(ex), type(e).__name__)
+        return {"request_id": _safe_id(ex), "outcome": _safe_outcome(ex), "error": "audit_record_incomplete",
+                "findings": [], "principal": None, "decision": None, "upstream": None}
+
+
+def _safe_id(ex: Any) -> str | None:
+    rid = getattr(ex, "request_id", None)
+    return rid if isinstance(rid, str) and _OUR_ID.match(rid) else None
+
+
+def _safe_outcome(ex: Any) -> str:
+    o = getattr(ex, "outcome", None)
+    return o if o in OUTCOMES else "rejected"
+
+
+def _build(ex: Any, ring: KeyRing) -> dict:
     outcome = ex.outcome if ex.outcome in OUTCOMES else "rejected"
     rec = {
         "request_id": _clean(ex.request_id, ring),

@@ -125,3 +125,12 @@ def test_fingerprint_matches_the_transform_stage():
     ring = KeyRing.ephemeral()
     for det, value in [("br.cpf", CPF), ("intl.email", "Ana.Lima@Fazenda.gov.br"), (None, "analyst-7")]:
         assert fingerprint(ring, value, det) == tokens.fingerprint(ring, value, det)
+
+
+def test_a_broken_exchange_still_yields_a_record_and_no_value():
+    ex = exchange(13)
+    ex.request_id = "0123456789abcdef0123456789abcdef"
+    ex.bytes_in = f"not a number {CPF}"  # a stage left something unexpected
+    rec = build_record(ex, KeyRing.ephemeral())
+    assert rec["error"] == "audit_record_incomplete" and rec["outcome"] == "forwarded"
+    assert rec["request_id"] == "0123456789abcdef0123456789abcdef" and CPF not in str(rec)
