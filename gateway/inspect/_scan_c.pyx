@@ -1021,6 +1021,7 @@ DEF PT_SIZE = 8192
 cdef uint64_t _PT_KEY[PT_SIZE]    # 0 empty
 cdef uint64_t _PT_MASK[PT_SIZE]
 cdef uint64_t _ALL_MASK = 0        # union of every phrase's mask
+cdef uint8_t _WORD_HUPPER[1024]    # word id -> 1 when it is a HEALTH_UPPER term (capitals only)
 
 cdef inline uint64_t _pkey(uint64_t key, int32_t wid, int k) noexcept nogil:
     return key | (<uint64_t>(wid + 1) << (10 * k))
@@ -1080,6 +1081,11 @@ def _init_words():
     assert len(pool) <= 16384
     for i, x in enumerate(pool):
         _WT_POOL[i] = x
+    for i in range(1024):
+        _WORD_HUPPER[i] = 0
+    for w in _K.HEALTH_UPPER:
+        if w in ids:
+            _WORD_HUPPER[ids[w]] = 1
     for i in range(PT_SIZE):
         _PT_KEY[i] = 0
         _PT_MASK[i] = 0
@@ -1431,8 +1437,11 @@ cdef int _terms(const uchar_t* s, Py_ssize_t m, State* S) noexcept nogil:
             if u >= S.ntok - 1 or k >= 6 or not toks[u].joined:
                 break
             u += 1
-        if bh >= 0 and _free_end(s, toks[bh].e, m) and _cand(S, toks[t].s, toks[bh].e, _HEALTH_I) < 0:
-            return -1
+        # a one-word term of HEALTH_UPPER ("aids", "avc") counts only in capitals
+        if bh >= 0 and _free_end(s, toks[bh].e, m) and (
+                not _WORD_HUPPER[toks[t].wid] or bh > t or toks[t].upper):
+            if _cand(S, toks[t].s, toks[bh].e, _HEALTH_I) < 0:
+                return -1
         if bm >= 0 and _free_end(s, toks[bm].e, m):
             up = True
             for x in range(t, bm + 1):
@@ -1655,6 +1664,10 @@ cdef bint _password_gate(const uchar_t* s, Py_ssize_t q) noexcept nogil:
     return False
 
 
+cdef Py_ssize_t _MAX_LOCAL = _R._MAX_LOCAL
+cdef Py_ssize_t _MAX_DOMAIN = _R._MAX_DOMAIN
+cdef Py_ssize_t _MAX_IPV6 = _R._MAX_IPV6
+
 cdef inline bint _local_ch(uint32_t c) noexcept nogil:
     return _isalnum(c) or _c(c, C_LOCAL)
 
@@ -1663,12 +1676,15 @@ cdef inline bint _domain_ch(uint32_t c) noexcept nogil:
 
 cdef int _email(const uchar_t* s, Py_ssize_t m, Py_ssize_t a, State* S) noexcept nogil:
     cdef Py_ssize_t st = a, e = a + 1, i, labels = 1, lab = 0, last = a + 1
-    while st > 0 and _local_ch(s[st - 1]):
+    # bounded like the reference: a local part over 64 or a domain over 255 characters is none
+    while st > 0 and a - st <= _MAX_LOCAL and _local_ch(s[st - 1]):
         st -= 1
+    while e < m and e - a - 1 <= _MAX_DOMAIN and _domain_ch(s[e]):
+        e += 1
+    if a - st > _MAX_LOCAL or e - a - 1 > _MAX_DOMAIN:
+        return 0
     while st < a and s[st] == 46:
         st += 1
-    while e < m and _domain_ch(s[e]):
-        e += 1
     while e > a + 1 and (s[e - 1] == 46 or s[e - 1] == 45):
         e -= 1
     if st >= a:
@@ -1727,6 +1743,8 @@ cdef int _specials(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssiz
                     st += 1
                 while e > st and s[e - 1] == 46:
                     e -= 1
+                if e - st > _MAX_IPV6:
+                    continue
                 colons = 0
                 hexd = False
                 for k in range(st, e):
