@@ -257,3 +257,18 @@ def test_words_inside_identifiers_are_not_terms(scan_impl):
 def test_ambiguous_health_abbreviations_count_in_capitals_only(scan_impl):
     assert found(scan_impl, "paciente com AIDS") == [("health.term", "AIDS")]
     assert scan_impl("this tool aids the reader; lithium battery") == []
+
+
+@pytest.mark.parametrize("text,detector", [
+    ("numéro d’assurance sociale 130 692 544", "ca.sin"),          # fr, typographic apostrophe
+    ("NAS : 130692544", "ca.sin"),
+    ("Número de Seguridad Social: 12345678903", "mx.nss"),          # es
+    ("Carteira Nacional de Habilitação 23932985059", "br.cnh"),     # pt
+    ("Social Security Number 536225435", "us.ssn"),                 # en
+    ("niveau de classification : Très Secret", "gov.marking"),     # fr label, any case
+    ("Grau de sigilo: ultrassecreto", "gov.marking"),              # pt label
+    ("Classification: Top Secret", "gov.marking"),                 # en label
+    ("nivel de clasificación - reservado", "gov.marking"),         # es label
+])
+def test_context_in_four_languages(scan_impl, text, detector):
+    assert [f.detector for f in scan_impl(text)] == [detector]
