@@ -30,6 +30,8 @@ def _rate(scan, make, detector, n=N, seed=1):
     ("pt_BR", "cpf", "br.cpf", "O contribuinte {name}, CPF {v}, mora em {city}."),
     ("pt_BR", "cnpj", "br.cnpj", "A empresa {name} (CNPJ {v}) pagou a nota."),
     ("es_AR", "cuit", "ar.cuit", "Proveedor {name}, CUIT {v}, {city}."),
+    ("es_AR", "dni", "ar.dni", "Titular {name}, DNI {v}, {city}."),
+    ("pt_BR", "rg", "br.rg", "Documento de {name}: RG {v}."),
     ("es_CL", "rut", "cl.rut", "Cliente {name} RUT {v} de {city}"),
     ("es_CO", "natural_person_nit_with_check_digit", "co.nit", "Empresa {name} NIT {v}."),
     ("es_CO", "legal_person_nit_with_check_digit", "co.nit", "Razón social {name}, NIT {v}."),
