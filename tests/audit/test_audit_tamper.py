@@ -225,3 +225,38 @@ def test_lines_appended_after_the_closing_checkpoint_are_forged(sample, tmp_path
     extra = {"seq": last["seq"] + 1, "ts": last["ts"], "prev": last["hash"], "request_id": "evil", "outcome": "forwarded"}
     bad = first(check(tmp_path, data + chain.seal(extra), keys))
     assert (bad.seq, bad.reason) == (last["seq"] + 1, "forged")
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_EDITS = st.lists(st.tuples(st.sampled_from(["delete", "duplicate", "swap", "flip", "cut"]),
+                            st.integers(0, 10_000), st.integers(0, 10_000), st.integers(1, 255)),
+                  min_size=1, max_size=3)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=_EDITS)
+def test_any_combination_of_edits_is_caught(sample, tmp_path, edits):
+    _, data, keys = sample
+    lines = lines_of(data)
+    for op, a, b, x in edits:
+        if not lines:
+            break
+        i, j = a % len(lines), b % len(lines)
+        if op == "delete":
+            del lines[i]
+        elif op == "duplicate":
+            lines.insert(j, lines[i])
+        elif op == "swap" and lines[i] != lines[j]:
+            lines[i], lines[j] = lines[j], lines[i]
+        elif op == "flip":
+            line = bytearray(lines[i])
+            line[b % len(line)] ^= x
+            lines[i] = bytes(line)
+        elif op == "cut":
+            lines = lines[:i]
+    tampered = b"".join(lines)
+    if tampered == data:
+        return
+    rep = check(tmp_path, tampered, keys)
+    assert [p for p in rep.problems if p.reason != "gap"], edits
