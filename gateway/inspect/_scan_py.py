@@ -30,32 +30,32 @@ value is the same built from the text before the homoglyph step; a validator pas
 accepts the compact value or the plain one (so an alphanumeric CNPJ may hold the letters O and I).
 
 - *E.164 rule, first:* if the character before chunk ``i`` is ``+``, the character before that
-  ``+`` (if any) is not ``isalnum()``, every chunk of the window is digits only, the compact value
-  has 8 to 15 digits and does not start with ``0``: candidate ``intl.phone`` spanning from the
-  ``+`` (from the ``(`` when one is right before it: ``(+57) 320 715 60 67``) to the end of the
-  window; no other detector is tried for this window.
+  ``+`` (if any) is not ``isalnum()`` and every chunk of the window is ASCII digits only, this
+  rule alone decides the window (no other detector is tried): candidate ``intl.phone`` when the
+  compact value has 8 to 15 digits and does not start with ``0``, spanning from the ``+`` (from
+  the ``(`` when one is right before it: ``(+57) 320 715 60 67``) to the end of the window.
 - *Otherwise*, the detectors of ``LAYOUTS[layout]`` whose validator accepts the compact value
   (``intl.phone``: digits only, 8-15 of them, not all the same) are considered in priority order.
   The window's candidate is the first of them whose context holds at the window start; if none has
   its context, the first that does not *need* it. A detector needs context by its ``context``
   field: ``none`` never; ``always``; ``compact`` only when ``k == 1``; and every detector when
   ``k == 2``, the second chunk is one character and the gap before it is whitespace only
-  (``123871965 5``); ``intl.phone`` unless its
-  first chunk is directly enclosed in ``(`` and ``)``. The span runs from the first chunk's start
-  (for ``intl.phone`` in parentheses, from the ``(``) to the last chunk's end.
+  (``123871965 5``); ``intl.phone`` unless its first chunk is directly enclosed in ``(`` and
+  ``)``. The span runs from the first chunk's start (for ``intl.phone`` in parentheses, from the
+  ``(``) to the last chunk's end.
 
 **3. E-mail** (``intl.email``). For each ``@`` at ``a``: the local part is the maximal run ending at
 ``a - 1`` of characters that are ``isalnum()`` or in ``._%+-``, minus its leading dots; the domain
 is the maximal run starting at ``a + 1`` of ``isalnum()`` or ``.-`` characters, minus trailing
 ``.``/``-`` characters. No candidate when that local run is over 64 characters or that domain run
-over 255 (before trimming). Candidate when the local part is non-empty and the domain splits on ``.``
-into at least two non-empty labels, the last of 2+ characters all ``isalpha()``.
+over 255 (before trimming). Candidate when the local part is non-empty and the domain splits on
+``.`` into at least two non-empty labels, the last of 2+ characters all ``isalpha()``.
 
 **4. IP addresses** (``intl.ip``). IPv4: ``(?<![0-9A-Za-z.])`` four groups of 1-3 ASCII digits
 joined by single dots, each at most 255, ``(?![0-9A-Za-z]|\\.[0-9])``. IPv6 (only when the text has
 a ``:``): each maximal run of ``[0-9A-Fa-f:.]``, with leading and trailing dots removed, that is not
-adjacent to an ``isalnum()`` character, is at most 45 characters, has at least two colons and one hex digit, and that
-``ipaddress.IPv6Address`` accepts.
+adjacent to an ``isalnum()`` character, is at most 45 characters, has at least two colons and
+one hex digit, and that ``ipaddress.IPv6Address`` accepts.
 
 **5. Credentials** (tier 0). ``secret.api_key``: each ``detectors.SECRET_PATTERNS`` entry as
 ``(?<![A-Za-z0-9_-])PREFIX[BODY]{min,max}(?![BODY])``. ``secret.jwt``:
@@ -63,8 +63,8 @@ adjacent to an ``isalnum()`` character, is at most 45 characters, has at least t
 ``secret.private_key``: from ``-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----`` to the end of the next
 ``-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----``, or to the end of the text when there is none (fail
 closed). ``secret.password`` (the span is the password only): the ``pass`` group of
-``(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\\s/?#@:]+:(?P<pass>[^\\s/?#@]+)@``; and after a key of
-``PASSWORD_KEYS`` (case-insensitive, not preceded by ``[A-Za-z0-9_]``), an optional closing quote,
+``(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\\s/?#@:]+:(?P<pass>[^\\s/?#@]+)@``;
+and after a key of ``PASSWORD_KEYS`` (case-insensitive, not preceded by ``[A-Za-z0-9_]``), an optional closing quote,
 spaces/tabs, ``=`` or ``:``, spaces/tabs: a quoted value (the characters up to the matching quote,
 at least 1) or the maximal run of characters other than whitespace and ``;&,'"<>``. A value needs 4
 or more characters; after ``:`` it must also hold a character that is not a letter.
@@ -75,8 +75,8 @@ phrase in ``HEALTH_TERMS`` starting there is a ``health.term`` candidate (a one-
 ``MARKINGS`` starting there is a ``gov.marking`` candidate when every one of its tokens
 ``isupper()``, or when a phrase of ``MARKING_LABELS`` ends at the previous token with a gap of 1 to
 4 characters from ``" \\t:=-\\"'"`` before the marking. Neither is a candidate when the character
-before its first token or after its last one is ``_`` or ``isalnum()`` (``CLIENT_SECRET``, ``HIV2``). ICD-10 codes: ``(?<![0-9A-Za-z])[A-TV-Z][0-9]{2}
-(?:\\.[0-9A-Z]{1,4})?(?![0-9A-Za-z])`` (the extension is taken only if that maximal run after the
+before its first token or after its last one is ``_`` or ``isalnum()`` (``CLIENT_SECRET``,
+``HIV2``). ICD-10 codes: ``(?<![0-9A-Za-z])[A-TV-Z][0-9]{2}(?:\\.[0-9A-Z]{1,4})?(?![0-9A-Za-z])`` (the extension is taken only if that maximal run after the
 dot has 1-4 characters) with ``ICD10_CONTEXT`` holding at its start.
 
 **7. Overlaps.** All candidates are sorted by ``(tier, -(ne - ns), ns, detector priority)`` and
