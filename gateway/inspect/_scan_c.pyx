@@ -982,6 +982,8 @@ cdef inline bint _chunkch(uint32_t c) noexcept nogil:
 
 DEF WF_LIMIT = 0x30000
 DEF MAX_WORD = 40
+cdef uint8_t _TOK1[256]      # code point < 256 -> 1 when it is a word-token character
+cdef int _MAX_WORD_LEN = 0   # longest word of any keyword phrase
 # non-ASCII token character -> the ASCII character fold_word makes of it (0: not ASCII)
 cdef uint8_t _WF[WF_LIMIT]
 
@@ -1058,7 +1060,12 @@ def _init_words():
         for ph in phrases:
             tables.setdefault(ph, 0)
             tables[ph] |= 1 << bit
+    global _MAX_WORD_LEN
+    for i in range(256):
+        ch = chr(i)
+        _TOK1[i] = ch.isalnum() and not ch.isdecimal() and ch != "_"
     words = sorted({w for ph in tables for w in ph.split(" ")})
+    _MAX_WORD_LEN = max(len(w) for w in words)
     assert len(words) < 1023 and all(w.isascii() and 0 < len(w) <= MAX_WORD for w in words)
     for i in range(WT_SIZE):
         _WT_ID[i] = -1
@@ -1118,17 +1125,17 @@ cdef int _NDET = 0
 cdef int _PHONE, _EMAIL, _IP, _API_KEY, _JWT_I, _PK, _PASSWORD, _MARKING, _HEALTH_I
 cdef int _MAX_CHUNKS, _MAX_COMPACT
 
-DEF LT_SIZE = 1024
-cdef uint64_t _LT_KEY[LT_SIZE]
+DEF LT_SIZE = 4096
+cdef uint64_t _LT_KEY[LT_SIZE]     # layout (chunk lengths, 6 bits each) or a proper prefix of one
 cdef int32_t _LT_OFF[LT_SIZE]
-cdef int32_t _LT_N[LT_SIZE]
+cdef int32_t _LT_N[LT_SIZE]        # detectors of that exact layout (0: only a prefix)
 cdef int32_t _LT_DETS[4096]
 
 cdef inline uint64_t _lkey(uint64_t key, int length, int k) noexcept nogil:
     return key | (<uint64_t>length << (6 * k))
 
 cdef inline int64_t _layout(uint64_t key) noexcept nogil:
-    cdef uint64_t k = (key * 11400714819323198485ULL) >> 54
+    cdef uint64_t k = (key * 11400714819323198485ULL) >> 52
     while _LT_KEY[k]:
         if _LT_KEY[k] == key:
             return <int64_t>k
@@ -1164,11 +1171,17 @@ def _init_detectors():
     assert _MAX_CHUNKS <= 10 and _MAX_COMPACT < 64
     for i in range(LT_SIZE):
         _LT_KEY[i] = 0
-    for lengths, ds in _D.LAYOUTS.items():
+    prefixes = set()
+    for lengths in _D.LAYOUTS:
+        for k in range(1, len(lengths)):
+            prefixes.add(lengths[:k])
+    assert len(prefixes | set(_D.LAYOUTS)) < LT_SIZE // 2
+    for lengths in sorted(prefixes | set(_D.LAYOUTS)):
+        ds = _D.LAYOUTS.get(lengths, ())
         key = 0
         for k, L in enumerate(lengths):
             key |= L << (6 * k)
-        h = ((key * 11400714819323198485) & 0xFFFFFFFFFFFFFFFF) >> 54
+        h = ((key * 11400714819323198485) & 0xFFFFFFFFFFFFFFFF) >> 52
         while _LT_KEY[h]:
             h = (h + 1) & (LT_SIZE - 1)
         _LT_KEY[h] = key
@@ -1240,74 +1253,78 @@ cdef int _cand(State* S, int32_t s, int32_t e, int d) noexcept nogil:
 
 # ---- step 1: words
 
+cdef inline bint _tokch_fast(uint32_t c) noexcept nogil:
+    if c < 256:
+        return _TOK1[c]
+    return Py_UNICODE_ISALNUM(c) and not Py_UNICODE_ISDECIMAL(c)
+
+
 cdef int _tokens(const uchar_t* s, Py_ssize_t m, State* S) noexcept nogil:
-    cdef Py_ssize_t i = 0, j, t
+    """The word tokens of the text that are words of some keyword phrase (the others can neither
+    start, end nor continue a phrase, so only these are kept); ``joined`` is set when the next
+    token of the text is kept too and the gap between them is a phrase gap."""
+    cdef Py_ssize_t i = 0, j, x, g
     cdef uint32_t c
     cdef uint8_t f
     cdef uint8_t buf[MAX_WORD]
     cdef int wl
     cdef uint64_t h
-    cdef bint poison, cased, lower
+    cdef bint poison, cased, lower, prev_kept = False
+    cdef int32_t wid
     cdef Tok* tk
     while i < m:
-        c = s[i]
-        if not _tokch(c):
+        if not _tokch_fast(s[i]):
             i += 1
             continue
-        j = i
-        wl = 0
-        h = FNV0
-        poison = cased = lower = False
-        while j < m:
-            c = s[j]
-            if c < 128:
-                if not (_CLS[c] & (C_LOWER | C_UPPER)):
-                    break
-                if _CLS[c] & C_UPPER:
-                    cased = True
-                else:
-                    lower = True
-                f = <uint8_t>(c | 0x20)
-            else:
-                if not (Py_UNICODE_ISALNUM(c) and not Py_UNICODE_ISDECIMAL(c)):
-                    break
-                if Py_UNICODE_ISLOWER(c) or Py_UNICODE_ISTITLE(c):
-                    lower = True
-                elif Py_UNICODE_ISUPPER(c):
-                    cased = True
-                f = _WF[c] if c < WF_LIMIT else 0
-                if f == 0:
-                    poison = True
-            if not poison:
-                if wl == MAX_WORD:
-                    poison = True
-                else:
-                    buf[wl] = f
-                    wl += 1
-                    h = _fnv(h, f)
+        j = i + 1
+        while j < m and _tokch_fast(s[j]):
             j += 1
-        if S.ntok == S.captok and _grow(<void**>&S.toks, &S.captok, sizeof(Tok)) < 0:
-            return -1
-        tk = &S.toks[S.ntok]
-        tk.s = <int32_t>i
-        tk.e = <int32_t>j
-        tk.wid = -1 if poison else _word_id(buf, wl, h)
-        tk.upper = cased and not lower
-        tk.joined = False
-        S.ntok += 1
+        wid = -1
+        if j - i <= _MAX_WORD_LEN:
+            wl = 0
+            h = FNV0
+            poison = cased = lower = False
+            for x in range(i, j):
+                c = s[x]
+                if c < 128:
+                    if _CLS[c] & C_UPPER:
+                        cased = True
+                    else:
+                        lower = True
+                    f = <uint8_t>(c | 0x20)
+                else:
+                    if Py_UNICODE_ISLOWER(c) or Py_UNICODE_ISTITLE(c):
+                        lower = True
+                    elif Py_UNICODE_ISUPPER(c):
+                        cased = True
+                    f = _WF[c] if c < WF_LIMIT else 0
+                    if f == 0:
+                        poison = True
+                        break
+                buf[wl] = f
+                wl += 1
+                h = _fnv(h, f)
+            if not poison:
+                wid = _word_id(buf, wl, h)
+        if wid >= 0:
+            if S.ntok == S.captok and _grow(<void**>&S.toks, &S.captok, sizeof(Tok)) < 0:
+                return -1
+            if prev_kept:
+                # phrase join with the previous token: a gap of 1-3 characters from " \t.-'’/"
+                g = S.toks[S.ntok - 1].e
+                if i - g <= 3:
+                    while g < i and (_c(s[g], C_PGAP) or s[g] == 0x2019):
+                        g += 1
+                    S.toks[S.ntok - 1].joined = g == i
+            tk = &S.toks[S.ntok]
+            tk.s = <int32_t>i
+            tk.e = <int32_t>j
+            tk.wid = wid
+            tk.upper = cased and not lower
+            tk.joined = False
+            S.ntok += 1
+        prev_kept = wid >= 0
         i = j
-    # phrase joins: a gap of 1-3 characters from " \t.-'’/"
-    for t in range(S.ntok - 1):
-        i = S.toks[t].e
-        j = S.toks[t + 1].s
-        if j - i > 3:
-            continue
-        while i < j:
-            c = s[i]
-            if not (_c(c, C_PGAP) or c == 0x2019):
-                break
-            i += 1
-        S.toks[t].joined = i == j
     return 0
 
 
@@ -1561,53 +1578,6 @@ cdef void _secret_gate(const uchar_t* s, Py_ssize_t m, Py_ssize_t p, State* S) n
             return
 
 
-cdef int _chunks(const uchar_t* s, Py_ssize_t m, State* S) noexcept nogil:
-    cdef Py_ssize_t i = 0, j, icd_next = 0, r
-    cdef uint32_t c, prev
-    cdef int flags
-    while i < m:
-        c = s[i]
-        if not _chunkch(c):
-            i += 1
-            continue
-        j = i
-        flags = 2
-        while j < m and _chunkch(s[j]):
-            c = s[j]
-            if c < 128:
-                if _CLS[c] & C_DIGIT:
-                    flags |= 1
-                if not (_CLS[c] & C_UPPER):
-                    flags &= ~2
-            elif c != 0xD1:
-                flags &= ~2
-            if c < 128 and (j == 0 or not _c(s[j - 1], C_ALNUM)):
-                # anchor: an ASCII letter or digit after a non-[0-9A-Za-z] character
-                prev = s[j - 1] if j > 0 else 0
-                if _CLS[c] & C_DIGIT:
-                    if prev != 46 and _ipv4(s, m, j, S) < 0:
-                        return -1
-                else:
-                    if j >= icd_next:
-                        r = _icd10(s, m, j, S)
-                        if r < 0:
-                            return -1
-                        icd_next = r
-                    if _PREFIX_FIRST[c] and (j == 0 or not _c(prev, C_SECB)):
-                        _secret_gate(s, m, j, S)
-            j += 1
-        if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
-            return -1
-        if j - i > 4:
-            flags &= ~2
-        S.chunks[S.nchunk].s = <int32_t>i
-        S.chunks[S.nchunk].e = <int32_t>j
-        S.chunks[S.nchunk].flags = flags
-        S.nchunk += 1
-        i = j
-    return 0
-
-
 # ---- specials: e-mail at '@'; IPv6 runs, URL and password gates at ':' / '='; private keys at '-'
 
 DEF MAX_KEYS = 64
@@ -1706,59 +1676,155 @@ cdef int _email(const uchar_t* s, Py_ssize_t m, Py_ssize_t a, State* S) noexcept
     return _cand(S, <int32_t>st, <int32_t>e, _EMAIL)
 
 
-cdef int _specials(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* nip6,
-                   Py_ssize_t* capip6) noexcept nogil:
-    cdef Py_ssize_t i, st, e, colons, ip6_done = -1
-    cdef uint32_t c
+cdef int _special(const uchar_t* s, Py_ssize_t m, Py_ssize_t i, State* S, Span** ip6,
+                  Py_ssize_t* nip6, Py_ssize_t* capip6, Py_ssize_t* ip6_done) noexcept nogil:
+    """E-mail at '@'; IPv6 runs, URL and password gates at ':' / '='; private keys at '-'."""
+    cdef Py_ssize_t st, e, colons, k
+    cdef uint32_t c = s[i]
     cdef bint hexd
-    for i in range(m):
-        c = s[i]
-        if c >= 128 or not (_CLS[c] & C_SPECIAL):
-            continue
-        if c == 64:      # @
-            if _email(s, m, i, S) < 0:
+    if c == 64:      # @
+        return _email(s, m, i, S)
+    if c == 45:      # -
+        if not S.g_pk and _starts_with(s, m, i, b"-----BEGIN ", 11):
+            S.g_pk = True
+        return 0
+    # : or =
+    if not S.g_pass and _password_gate(s, i):
+        S.g_pass = True
+    if c != 58:
+        return 0
+    if not S.g_url and _starts_with(s, m, i, b"://", 3):
+        S.g_url = True
+    if i < ip6_done[0]:
+        return 0
+    # the maximal [0-9A-Fa-f:.] run around this colon
+    st = i
+    while st > 0 and _c(s[st - 1], C_IP6):
+        st -= 1
+    e = i
+    while e < m and _c(s[e], C_IP6):
+        e += 1
+    ip6_done[0] = e
+    if (st > 0 and _isalnum(s[st - 1])) or (e < m and _isalnum(s[e])):
+        return 0
+    while st < e and s[st] == 46:
+        st += 1
+    while e > st and s[e - 1] == 46:
+        e -= 1
+    if e - st > _MAX_IPV6:
+        return 0
+    colons = 0
+    hexd = False
+    for k in range(st, e):
+        if s[k] == 58:
+            colons += 1
+        elif s[k] != 46:
+            hexd = True
+    if colons < 2 or not hexd:
+        return 0
+    if nip6[0] == capip6[0] and _grow(<void**>ip6, capip6, sizeof(Span)) < 0:
+        return -1
+    ip6[0][nip6[0]].s = <int32_t>st
+    ip6[0][nip6[0]].e = <int32_t>e
+    nip6[0] += 1
+    return 0
+
+
+
+# classes of code points < 256 for the fused chunk/special pass
+DEF K_CH = 1     # chunk character [0-9A-Za-zÑñ]
+DEF K_DG = 2     # ASCII digit
+DEF K_UP = 4     # A-Z or Ñ
+DEF K_NN = 8     # Ñ or ñ
+DEF K_SP = 16    # @ : = -
+cdef uint8_t _K1[256]
+
+def _init_k1():
+    cdef int i
+    for i in range(256):
+        c = chr(i)
+        v = 0
+        if ("0" <= c <= "9") or ("A" <= c <= "Z") or ("a" <= c <= "z") or c in "Ññ":
+            v |= K_CH
+        if "0" <= c <= "9":
+            v |= K_DG
+        if ("A" <= c <= "Z") or c == "Ñ":
+            v |= K_UP
+        if c in "Ññ":
+            v |= K_NN
+        if c in "@:=-":
+            v |= K_SP
+        _K1[i] = v
+
+_init_k1()
+
+
+cdef inline int _anchor(const uchar_t* s, Py_ssize_t m, Py_ssize_t x, State* S,
+                        Py_ssize_t* icd_next) noexcept nogil:
+    """Rules that start at an ASCII letter or digit not preceded by one (IPv4, ICD-10, gates)."""
+    cdef uint32_t c = s[x]
+    cdef uint32_t prev = s[x - 1] if x > 0 else 0
+    cdef Py_ssize_t r
+    if _CLS[c] & C_DIGIT:
+        if prev != 46 and _ipv4(s, m, x, S) < 0:
+            return -1
+    else:
+        if x >= icd_next[0] and (_CLS[c] & C_UPPER):
+            r = _icd10(s, m, x, S)
+            if r < 0:
                 return -1
-        elif c == 45:    # -
-            if not S.g_pk and _starts_with(s, m, i, b"-----BEGIN ", 11):
-                S.g_pk = True
-        else:            # : or =
-            if not S.g_pass and _password_gate(s, i):
-                S.g_pass = True
-            if c == 58:
-                if not S.g_url and _starts_with(s, m, i, b"://", 3):
-                    S.g_url = True
-                if i < ip6_done:
-                    continue
-                # the maximal [0-9A-Fa-f:.] run around this colon
-                st = i
-                while st > 0 and _c(s[st - 1], C_IP6):
-                    st -= 1
-                e = i
-                while e < m and _c(s[e], C_IP6):
-                    e += 1
-                ip6_done = e
-                if (st > 0 and _isalnum(s[st - 1])) or (e < m and _isalnum(s[e])):
-                    continue
-                while st < e and s[st] == 46:
-                    st += 1
-                while e > st and s[e - 1] == 46:
-                    e -= 1
-                if e - st > _MAX_IPV6:
-                    continue
-                colons = 0
-                hexd = False
-                for k in range(st, e):
-                    if s[k] == 58:
-                        colons += 1
-                    elif s[k] != 46:
-                        hexd = True
-                if colons < 2 or not hexd:
-                    continue
-                if nip6[0] == capip6[0] and _grow(<void**>ip6, capip6, sizeof(Span)) < 0:
+            icd_next[0] = r
+        if _PREFIX_FIRST[c] and (x == 0 or not _c(prev, C_SECB)):
+            _secret_gate(s, m, x, S)
+    return 0
+
+
+cdef int _chunks(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* nip6,
+                 Py_ssize_t* capip6) noexcept nogil:
+    """Chunks ([0-9A-Za-zÑñ] runs) with their flags, the anchor rules at their starts, and the
+    special characters between them (see _special)."""
+    cdef Py_ssize_t i = 0, j, x, icd_next = 0, ip6_done = -1
+    cdef uint32_t c
+    cdef uint8_t t, orb, andb
+    cdef int flags
+    while i < m:
+        c = s[i]
+        t = _K1[c] if c < 256 else 0
+        if not (t & K_CH):
+            if t & K_SP:
+                if _special(s, m, i, S, ip6, nip6, capip6, &ip6_done) < 0:
                     return -1
-                ip6[0][nip6[0]].s = <int32_t>st
-                ip6[0][nip6[0]].e = <int32_t>e
-                nip6[0] += 1
+            i += 1
+            continue
+        j = i + 1
+        orb = andb = t
+        while j < m:
+            c = s[j]
+            t = _K1[c] if c < 256 else 0
+            if not (t & K_CH):
+                break
+            orb |= t
+            andb &= t
+            j += 1
+        flags = 0
+        if orb & K_DG:
+            flags |= 1
+        if (andb & K_UP) and j - i <= 4:
+            flags |= 2
+        if s[i] < 128 and _anchor(s, m, i, S, &icd_next) < 0:
+            return -1
+        if orb & K_NN:   # an ASCII letter or digit right after Ñ/ñ is an anchor too
+            for x in range(i + 1, j):
+                if (s[x - 1] == 0xD1 or s[x - 1] == 0xF1) and s[x] < 128:
+                    if _anchor(s, m, x, S, &icd_next) < 0:
+                        return -1
+        if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
+            return -1
+        S.chunks[S.nchunk].s = <int32_t>i
+        S.chunks[S.nchunk].e = <int32_t>j
+        S.chunks[S.nchunk].flags = flags
+        S.nchunk += 1
+        i = j
     return 0
 
 
@@ -1806,6 +1872,12 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
             L = ch[j].e - ch[j].s
             if total + L > _MAX_COMPACT:
                 break
+            # no layout starts with these chunk lengths: no longer window can match either
+            key = _lkey(key, L, k)
+            k += 1
+            h = _layout(key)
+            if h < 0 and not plus:
+                break
             for x in range(ch[j].s, ch[j].e):
                 c = s[x]
                 if c < 128:
@@ -1822,8 +1894,6 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
                     if rb[total] != cb[total]:
                         rawdiff = True
                 total += 1
-            key = _lkey(key, L, k)
-            k += 1
             if plus and all_digits:
                 if 8 <= total <= 15 and cb[0] != 48:
                     # from the "(" when one is right before the "+": (+57) 320 715 60 67
@@ -1831,8 +1901,9 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
                              ch[j].e, _PHONE) < 0:
                         return -1
                 continue
-            h = _layout(key)
             if h < 0:
+                break
+            if _LT_N[h] == 0:
                 continue
             chosen = fallback = -1
             for q in range(_LT_N[h]):
@@ -1871,11 +1942,9 @@ cdef int _scan_buf(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* 
                    Py_ssize_t* nip6, Py_ssize_t* capip6) noexcept nogil:
     if _tokens(s, m, S) < 0:
         return -1
-    if _chunks(s, m, S) < 0:
+    if _chunks(s, m, S, ip6, nip6, capip6) < 0:
         return -1
     if _windows(s, plain, m, S) < 0:
-        return -1
-    if _specials(s, m, S, ip6, nip6, capip6) < 0:
         return -1
     if _terms(s, m, S) < 0:
         return -1
@@ -1902,17 +1971,14 @@ cdef int _cmp_start(const void* a, const void* b) noexcept nogil:
     cdef const Cand* y = <const Cand*>b
     return -1 if x.s < y.s else (1 if x.s > y.s else 0)
 
-cdef Py_ssize_t _resolve(State* S, Py_ssize_t m) noexcept nogil:
-    """Keep the winners in S.cands[0:k], sorted by start; returns k (or -1 without memory)."""
+cdef Py_ssize_t _resolve(State* S, uint8_t* used) noexcept nogil:
+    """Keep the winners in S.cands[0:k], sorted by start; returns k. ``used`` is a zeroed byte
+    per normalized character; it is zeroed again on return."""
     cdef Py_ssize_t i, x, k = 0
-    cdef uint8_t* used
     cdef bint free_span
     if S.ncand == 0:
         return 0
     qsort(S.cands, S.ncand, sizeof(Cand), _cmp_cand)
-    used = <uint8_t*>calloc(m + 1, 1)
-    if used == NULL:
-        return -1
     for i in range(S.ncand):
         free_span = True
         for x in range(S.cands[i].s, S.cands[i].e):
@@ -1924,9 +1990,22 @@ cdef Py_ssize_t _resolve(State* S, Py_ssize_t m) noexcept nogil:
         memset(used + S.cands[i].s, 1, S.cands[i].e - S.cands[i].s)
         S.cands[k] = S.cands[i]
         k += 1
-    free(used)
+    for i in range(k):
+        memset(used + S.cands[i].s, 0, S.cands[i].e - S.cands[i].s)
     qsort(S.cands, k, sizeof(Cand), _cmp_start)
     return k
+
+
+# Scratch buffers kept between calls (page faults on fresh memory cost more than the scan of a
+# page). Taken and given back while holding the GIL, so a concurrent call just allocates its own.
+DEF KEEP_BYTES = 1 << 24
+cdef State _SCRATCH
+cdef void* _SCRATCH_OUT = NULL
+cdef Py_ssize_t _SCRATCH_OUT_CAP = 0
+cdef uint8_t* _SCRATCH_USED = NULL
+cdef Py_ssize_t _SCRATCH_USED_CAP = 0
+cdef bint _SCRATCH_BUSY = False
+memset(&_SCRATCH, 0, sizeof(State))
 
 
 cdef object _tuple_new = tuple.__new__
@@ -1937,25 +2016,43 @@ def scan(str text):
 
     The same function as ``gateway.inspect._scan_py.scan`` (the reference), compiled.
     """
+    global _SCRATCH, _SCRATCH_BUSY, _SCRATCH_OUT, _SCRATCH_OUT_CAP, _SCRATCH_USED, _SCRATCH_USED_CAP
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), m, k, i
     cdef int kind = PyUnicode_KIND(text)
     cdef void* data = PyUnicode_DATA(text)
-    cdef void* out
-    cdef int32_t* offs
+    cdef void* out = NULL
+    cdef uint8_t* used = NULL
+    cdef int32_t* offs = NULL
     cdef State S
     cdef Span* ip6 = NULL
     cdef void* plain = NULL
     cdef Py_ssize_t nip6 = 0, capip6 = 0
     cdef int rc
+    cdef bint mine = False
     if n == 0:
         return []
     if n >= 0x7FFFFFFF:
         raise ValueError("text too long for the inspection core")
-    out = PyMem_Malloc((n + 1) * kind)
-    offs = NULL
     memset(&S, 0, sizeof(State))
+    if not _SCRATCH_BUSY:
+        _SCRATCH_BUSY = mine = True
+        S = _SCRATCH
+        S.ntok = S.nchunk = S.ncand = 0
+        if _SCRATCH_OUT_CAP < (n + 1) * kind:
+            PyMem_Free(_SCRATCH_OUT)
+            _SCRATCH_OUT = PyMem_Malloc((n + 1) * kind)
+            _SCRATCH_OUT_CAP = (n + 1) * kind if _SCRATCH_OUT != NULL else 0
+        out = _SCRATCH_OUT
+        if _SCRATCH_USED_CAP < n + 1:
+            free(_SCRATCH_USED)
+            _SCRATCH_USED = <uint8_t*>calloc(n + 1, 1)
+            _SCRATCH_USED_CAP = n + 1 if _SCRATCH_USED != NULL else 0
+        used = _SCRATCH_USED
+    else:
+        out = PyMem_Malloc((n + 1) * kind)
+        used = <uint8_t*>calloc(n + 1, 1)
     try:
-        if out == NULL:
+        if out == NULL or used == NULL:
             raise MemoryError()
         with nogil:
             if kind == 1:
@@ -1986,9 +2083,7 @@ def scan(str text):
             for a, b, d in extra:
                 if _cand(&S, a, b, d) < 0:
                     raise MemoryError()
-        k = _resolve(&S, m)
-        if k < 0:
-            raise MemoryError()
+        k = _resolve(&S, used)
         res = []
         for i in range(k):
             det = _DET_OUT[S.cands[i].d]
@@ -1999,10 +2094,64 @@ def scan(str text):
             res.append(_tuple_new(Finding, (det[0], det[1], det[2], a, b)))
         return res
     finally:
-        PyMem_Free(out)
         free(offs)
-        free(S.toks)
-        free(S.chunks)
-        free(S.cands)
         free(ip6)
         free(plain)
+        if mine:
+            if _SCRATCH_OUT_CAP > KEEP_BYTES:
+                PyMem_Free(_SCRATCH_OUT)
+                _SCRATCH_OUT = NULL
+                _SCRATCH_OUT_CAP = 0
+            if _SCRATCH_USED_CAP > KEEP_BYTES:
+                free(_SCRATCH_USED)
+                _SCRATCH_USED = NULL
+                _SCRATCH_USED_CAP = 0
+            if S.captok * sizeof(Tok) > KEEP_BYTES:
+                free(S.toks); S.toks = NULL; S.captok = 0
+            if S.capchunk * sizeof(Span) > KEEP_BYTES:
+                free(S.chunks); S.chunks = NULL; S.capchunk = 0
+            if S.capcand * sizeof(Cand) > KEEP_BYTES:
+                free(S.cands); S.cands = NULL; S.capcand = 0
+            _SCRATCH = S
+            _SCRATCH_BUSY = False
+        else:
+            PyMem_Free(out)
+            free(used)
+            free(S.toks)
+            free(S.chunks)
+            free(S.cands)
+
+
+def _stage_times(str text):
+    """Seconds spent in each stage of the scan of a 1-byte ``text`` (for bench/scan.py)."""
+    from time import perf_counter
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), m
+    cdef State S
+    cdef Span* ip6 = NULL
+    cdef Py_ssize_t nip6 = 0, capip6 = 0
+    cdef Py_UCS1* out = <Py_UCS1*>malloc(n + 1)
+    cdef Py_UCS1* plain = NULL
+    cdef int32_t* offs = NULL
+    cdef uint8_t* used
+    if PyUnicode_KIND(text) != 1:
+        raise ValueError("1-byte text only")
+    memset(&S, 0, sizeof(State))
+    times = {}
+    t0 = perf_counter()
+    m = _normalize(<Py_UCS1*>PyUnicode_DATA(text), n, out, &offs, &plain)
+    t1 = perf_counter(); times["normalize"] = t1 - t0
+    _tokens(<const Py_UCS1*>out, m, &S)
+    t2 = perf_counter(); times["words"] = t2 - t1
+    _chunks(<const Py_UCS1*>out, m, &S, &ip6, &nip6, &capip6)
+    t3 = perf_counter(); times["chunks+anchors+specials"] = t3 - t2
+    _windows(<const Py_UCS1*>out, <const Py_UCS1*>plain, m, &S)
+    t4 = perf_counter(); times["windows"] = t4 - t3
+    t5 = perf_counter()
+    _terms(<const Py_UCS1*>out, m, &S)
+    t6 = perf_counter(); times["terms"] = t6 - t5
+    used = <uint8_t*>calloc(m + 1, 1)
+    _resolve(&S, used)
+    t7 = perf_counter(); times["overlaps"] = t7 - t6
+    free(used)
+    free(out); free(plain); free(offs); free(S.toks); free(S.chunks); free(S.cands); free(ip6)
+    return times
