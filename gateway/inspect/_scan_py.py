@@ -25,7 +25,8 @@ characters, all from ``" \\t\\n\\r.-/()"``. For every chunk ``i`` that contains 
 is 1 to 4 characters that are all upper-case letters, and for ``k = 1 .. MAX_CHUNKS``: the window
 is chunks ``i .. i+k-1`` if each is joined to the next (stop at the first gap that is not joined, or
 when the summed chunk length exceeds ``MAX_COMPACT``). Its *compact* value is the chunks
-concatenated and upper-cased; its *layout* is the tuple of chunk lengths. Its *plain* compact
+concatenated and upper-cased; its *layout* is the tuple of chunk lengths. A window whose compact
+value is one character repeated is skipped (no candidate, no rule below). Its *plain* compact
 value is the same built from the text before the homoglyph step; a validator passes when it
 accepts the compact value or the plain one (so an alphanumeric CNPJ may hold the letters O and I).
 
@@ -266,6 +267,8 @@ def _windows(norm: str, plain: str | None, words: _Words, cands: list) -> None:
                 raw = "".join(plain[a:b] for a, b in chunks[i:j + 1]).upper()
                 if raw == compact:
                     raw = None
+            if compact.count(compact[0]) == len(compact):
+                continue  # one character repeated ("111.111.111-11") is never a value
             if plus and all_digits:
                 if 8 <= total <= 15 and compact[0] != "0":
                     cands.append((cs - 2 if cs > 1 and norm[cs - 2] == "(" else cs - 1, e, _PHONE))

@@ -272,3 +272,11 @@ def test_ambiguous_health_abbreviations_count_in_capitals_only(scan_impl):
 ])
 def test_context_in_four_languages(scan_impl, text, detector):
     assert [f.detector for f in scan_impl(text)] == [detector]
+
+
+@pytest.mark.parametrize("digit", "0123456789")
+def test_repeated_digits_are_never_values(scan_impl, digit):
+    for layout in ("{0}{0}{0}.{0}{0}{0}.{0}{0}{0}-{0}{0}", "{0}" * 16, "+" + "{0}" * 12,
+                   "{0}{0}-{0}{0}{0}{0}{0}{0}{0}{0}-{0}", "{0}" * 9):
+        text = "CPF CUIT SSN SIN tel cartão " + layout.format(digit)
+        assert scan_impl(text) == [], text
