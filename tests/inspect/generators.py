@@ -340,3 +340,34 @@ def false_positive_rate(scan, detector: str, n: int, seed: int = 0) -> float:
         text = f"Dados: {word + ' ' if word else ''}{bad} fim."
         hits += any(f.detector == detector for f in scan(text))
     return hits / n
+
+
+def report(n: int = 200, seed: int = 0) -> str:
+    """A table of recall (plain and per evasion form) and look-alike false positives per detector,
+    for every implementation that loads: ``python tests/inspect/generators.py [N]``."""
+    import importlib
+
+    impls = {}
+    for name in ("_scan_py", "_scan_c"):
+        try:
+            impls[name] = importlib.import_module(f"gateway.inspect.{name}").scan
+        except ImportError:
+            pass
+    lines = []
+    for impl, scan in impls.items():
+        lines.append(f"{impl}: recall on {n} values per cell, false positives on {n} look-alikes")
+        lines.append(f"{'detector':12} {'plain':>6} " + " ".join(f"{f[:8]:>8}" for f in EVASIONS)
+                     + f" {'FP':>6}")
+        for det in sorted(VALID):
+            row = [recall(scan, det, None, n, seed)] + [recall(scan, det, f, n, seed) for f in EVASIONS]
+            fp = false_positive_rate(scan, det, n, seed)
+            lines.append(f"{det:12} {row[0]:6.1%} " + " ".join(f"{r:8.1%}" for r in row[1:])
+                         + f" {fp:6.1%}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__file__), "..", ".."))
+    print(report(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
