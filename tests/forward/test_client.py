@@ -637,3 +637,30 @@ async def test_read_with_a_limit_refuses_an_oversized_body():
     finally:
         await pool.close()
         await runner.cleanup()
+
+
+async def test_a_connect_that_hangs_times_out_as_a_connect_error():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)  # never accepted: once the tiny backlog is full, further SYNs go unanswered
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    pool = UpstreamPool(f"http://127.0.0.1:{port}", connect_timeout=0.3)
+    try:
+        with pytest.raises(UpstreamError) as e:
+            await pool.request("GET", "/", [], b"")
+        assert e.value.kind == "connect" and "timed out" in str(e.value)
+        assert pool.stats["open"] == 0
+    finally:
+        await pool.close()
+        for s in fillers:
+            s.close()
+        listener.close()
