@@ -854,6 +854,39 @@ cdef Py_ssize_t _normalize(const uchar_t* src, Py_ssize_t n, uchar_t* out,
     return m
 
 
+# For 1-byte text: does normalization change anything? (a byte >= 0x80 that FOLD folds or drops,
+# or an ASCII digit next to O/l/I, without which no homoglyph run exists). Branch-free.
+cdef uint8_t _N1[256]       # bit 0 digit, bit 1 O/l/I, bit 2 folded or dropped
+cdef uint8_t _PAIR[32]      # (prev & 3) * 8 + cur -> 1 when normalization may change the text
+
+def _init_n1():
+    cdef int i, p, c
+    for i in range(256):
+        v = 0
+        if 48 <= i <= 57:
+            v |= 1
+        if chr(i) in "OlI":
+            v |= 2
+        if i >= 0x80 and _FOLD[i]:
+            v |= 4
+        _N1[i] = v
+    for p in range(4):
+        for c in range(8):
+            _PAIR[p * 8 + c] = 1 if ((p & 1) and (c & 2)) or ((p & 2) and (c & 1)) or (c & 4) else 0
+
+_init_n1()
+
+
+cdef bint _norm_needed1(const Py_UCS1* s, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef uint8_t prev = 0, cur, acc = 0
+    for i in range(n):
+        cur = _N1[s[i]]
+        acc |= _PAIR[prev * 8 + cur]
+        prev = cur & 3
+    return acc != 0
+
+
 def normalize(str text):
     """``(norm, offsets)`` exactly as ``gateway.inspect.normalize.normalize`` returns them."""
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), m
@@ -1894,6 +1927,16 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
                     if rb[total] != cb[total]:
                         rawdiff = True
                 total += 1
+            # one character repeated ("111.111.111-11") is never a value: skip this window
+            same = True
+            for x in range(1, total):
+                if cb[x] != cb[0]:
+                    same = False
+                    break
+            if same:
+                if h < 0 and not (plus and all_digits):
+                    break
+                continue
             if plus and all_digits:
                 if 8 <= total <= 15 and cb[0] != 48:
                     # from the "(" when one is right before the "+": (+57) 320 715 60 67
@@ -2021,6 +2064,7 @@ def scan(str text):
     cdef int kind = PyUnicode_KIND(text)
     cdef void* data = PyUnicode_DATA(text)
     cdef void* out = NULL
+    cdef void* norm = NULL
     cdef uint8_t* used = NULL
     cdef int32_t* offs = NULL
     cdef State S
@@ -2054,10 +2098,15 @@ def scan(str text):
     try:
         if out == NULL or used == NULL:
             raise MemoryError()
+        norm = out
         with nogil:
             if kind == 1:
-                m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, &offs, <Py_UCS1**>&plain)
-                rc = -1 if m < 0 else _scan_buf(<Py_UCS1*>out, <Py_UCS1*>plain, m, &S, &ip6, &nip6, &capip6)
+                if _norm_needed1(<Py_UCS1*>data, n):
+                    m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, &offs, <Py_UCS1**>&plain)
+                else:   # the normalized text is the text itself
+                    norm = data
+                    m = n
+                rc = -1 if m < 0 else _scan_buf(<Py_UCS1*>norm, <Py_UCS1*>plain, m, &S, &ip6, &nip6, &capip6)
             elif kind == 2:
                 m = _normalize(<Py_UCS2*>data, n, <Py_UCS2*>out, &offs, <Py_UCS2**>&plain)
                 rc = -1 if m < 0 else _scan_buf(<Py_UCS2*>out, <Py_UCS2*>plain, m, &S, &ip6, &nip6, &capip6)
@@ -2068,7 +2117,7 @@ def scan(str text):
             raise MemoryError()
         if nip6:
             for i in range(nip6):
-                value = PyUnicode_FromKindAndData(kind, <char*>out + ip6[i].s * kind,
+                value = PyUnicode_FromKindAndData(kind, <char*>norm + ip6[i].s * kind,
                                                   ip6[i].e - ip6[i].s)
                 try:
                     _ipaddress.IPv6Address(value)
@@ -2079,7 +2128,7 @@ def scan(str text):
         if S.g_secret or S.g_jwt or S.g_pk or S.g_url or S.g_pass:
             # rare: the reference's own credential rules on the normalized text
             extra = []
-            _R._credentials(PyUnicode_FromKindAndData(kind, out, m), extra)
+            _R._credentials(PyUnicode_FromKindAndData(kind, norm, m), extra)
             for a, b, d in extra:
                 if _cand(&S, a, b, d) < 0:
                     raise MemoryError()
