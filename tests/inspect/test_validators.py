@@ -169,3 +169,16 @@ def test_validators_never_raise_on_garbage():
         for n in range(0, 36):
             for _ in range(5):
                 assert fn(G._r(rng, n, alphabet)) in (True, False)
+
+
+def test_itin_agrees_with_stdnum_outside_the_groups_it_misses():
+    from stdnum.us import itin
+
+    rng = random.Random(12)
+    for _ in range(3000):
+        v = "9" + G._r(rng, 8)
+        group = int(v[3:5])
+        if 50 <= group <= 65:
+            assert V.itin(v) and not itin.is_valid(v)  # IRS Pub 1915; stdnum lags
+        else:
+            assert V.itin(v) == itin.is_valid(v), v
