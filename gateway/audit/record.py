@@ -65,8 +65,8 @@ def _clean(value: Any, ring: KeyRing) -> str | None:
     """A client-influenced string as it may appear in the record."""
     if value is None:
         return None
-    s = str(value)
-    if _CODE.match(s) and (s in _SAFE or not _NEEDS_A_LOOK.search(s) or _OUR_ID.match(s) or _judged_safe(s)):
+    s = value if type(value) is str else str(value)
+    if s in _SAFE or (_CODE.match(s) and (not _NEEDS_A_LOOK.search(s) or _OUR_ID.match(s) or _judged_safe(s))):
         return s
     return "fp:" + fingerprint(ring, s)
 
