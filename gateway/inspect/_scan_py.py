@@ -20,7 +20,8 @@ starts at or after ``p - 40`` and whose last token ends at or before ``p`` is in
 ``keywords.CONTEXT`` set.
 
 **2. Chunk windows** (every detector whose ``scanner`` is ``window``). A *chunk* is a maximal run of
-``[0-9A-Za-zÑñ]``. Two consecutive chunks are *joined* when the gap between them is 1 to 3
+``[0-9A-Za-zÑñ]``, except that a lower-case ``x`` between two ASCII digits starts a new chunk
+(``0100x1736`` is ``0100`` and ``x1736``: phone extensions). Two consecutive chunks are *joined* when the gap between them is 1 to 3
 characters, all from ``" \\t\\n\\r.-/()"``. For every chunk ``i`` that contains an ASCII digit, or
 is 1 to 4 characters that are all upper-case letters, and for ``k = 1 .. MAX_CHUNKS``: the window
 is chunks ``i .. i+k-1`` if each is joined to the next (stop at the first gap that is not joined, or
@@ -229,8 +230,22 @@ class _Words:
         return False
 
 
+def _chunks(norm: str) -> list[tuple[int, int]]:
+    out = []
+    for m in _CHUNK.finditer(norm):
+        s, e = m.span()
+        if "x" in m.group():
+            # "555-0100x1736": a phone extension starts a chunk of its own
+            for p in range(s + 1, e - 1):
+                if norm[p] == "x" and norm[p - 1] in _DIGITS and norm[p + 1] in _DIGITS:
+                    out.append((s, p))
+                    s = p
+        out.append((s, e))
+    return out
+
+
 def _windows(norm: str, plain: str | None, words: _Words, cands: list) -> None:
-    chunks = [(m.start(), m.end()) for m in _CHUNK.finditer(norm)]
+    chunks = _chunks(norm)
     n = len(norm)
     nchunks = len(chunks)
     for i in range(nchunks):

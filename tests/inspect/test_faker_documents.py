@@ -85,13 +85,14 @@ def test_mixed_faker_document(scan_impl):
 @pytest.mark.parametrize("locale", ["pt_BR", "es_MX", "es_AR", "es_CO", "es_CL", "en_US", "en_CA",
                                     "es_ES", "fr_FR"])
 def test_faker_phone_numbers_after_a_phone_word(scan_impl, locale):
-    # Faker writes US-style extensions ("x1736") that glue to the number; those are left out
+    # Faker writes US-style extensions ("x1736"): the number is found, the extension left out
     rng = random.Random(1)
     tried = hits = 0
     while tried < N:
-        v = G.faker(locale, rng).phone_number()
-        if "x" in v or sum(c.isdigit() for c in v) < 8:
+        v = G.faker(locale, rng).phone_number().split("x")[0].rstrip()
+        if sum(c.isdigit() for c in v) < 8:
             continue
         tried += 1
-        hits += _found(scan_impl, f"tel: {v} ok", v, "intl.phone")
+        hits += _found(scan_impl, f"tel: {v}x123 ok" if tried % 2 else f"tel: {v} ok", v,
+                       "intl.phone")
     assert hits / tried >= 0.95
