@@ -17,6 +17,7 @@ from gateway.audit.writer import AuditLog
 from gateway.auth.authenticator import Authenticator
 from gateway.config import Config, load_config
 from gateway.keys import KeyRing
+from gateway.plugins import load_plugins
 from gateway.policy import PolicySet, load_policies
 from gateway.ratelimit import RateLimiter
 from gateway.routing.registry import Registry
@@ -62,6 +63,7 @@ class StateHolder:
         return State(config, policies, auth, limiter, registry, ring, audit)
 
     async def start(self, config: Config) -> None:
+        load_plugins()  # an installed plugin that fails to load stops startup (fail closed)
         self.current = self._build(config, None)
         await self._start_parts(self.current, None)
 

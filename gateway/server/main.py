@@ -75,6 +75,7 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
     await stop.wait()
     log.info("worker %d draining", worker)
     srv.close()
+    server.pre_shutdown()  # idle keep-alive connections close now; busy ones after their response
     await server.shutdown(DRAIN_SECONDS)
     await runner.cleanup()
     log.info("worker %d stopped", worker)

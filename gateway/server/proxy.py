@@ -23,15 +23,16 @@ from gateway.audit.writer import AuditUnavailable
 from gateway.auth.authenticator import AuthError
 from gateway.dialects import ENDPOINTS, extract_segments, request_model, request_stream, write_segments
 from gateway.dialects.answers import StreamRewriter, map_answer_texts
-from gateway.dialects.errors import error_body, stream_error_event
+from gateway.dialects.errors import DialectError, error_body, stream_error_event
 from gateway.dialects.translate import StreamTranslator, translate_request, translate_response
 from gateway.exchange import Exchange
 from gateway.forward.client import UpstreamError
 from gateway.inspect import Finding, scan
 from gateway.policy import Candidate, decide
+from gateway.ratelimit import estimate_tokens
 from gateway.server.body import BodyTimeout, BodyTooLarge, read_body
 from gateway.transform.apply import apply
-from gateway.transform.leaks import scan_answer
+from gateway.transform.leaks import scan_answer, sent_values
 from gateway.transform.pseudonymize import PlaceholderMap
 from gateway.transform.restore import StreamRestorer, restore_text
 
@@ -155,13 +156,6 @@ def _leak_check(state: State, ex: Exchange, text: str) -> str:
     if all(a == "allow" for a in acts):
         return text
     return apply([text], [leaks], [acts], state.ring, ex.principal.jurisdiction, PlaceholderMap())[0]
-
-
-def _sent_values(ex: Exchange) -> set[str]:
-    from gateway.transform.leaks import normalize_value
-
-    return {normalize_value(f.detector, seg.text[f.start:f.end])
-            for seg, found in zip(ex.segments, ex.findings) for f in found if f.end > f.start}
 
 
 async def _relay_json(request: web.Request, state: State, ex: Exchange, resp, target, route_headers) -> web.Response:
@@ -319,9 +313,6 @@ async def _handle(request: web.Request, state: State, ex: Exchange) -> web.Strea
     except AuthError as e:
         log.info("request %s unauthorized: %s", ex.request_id, e)
         raise Reject(401, "unauthorized", "missing or invalid credentials") from None
-    retry = await state.limiter.check(ex.principal)
-    if retry is not None:
-        raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": str(max(1, int(retry + 0.999)))})
     try:
         ex.body = await read_body(request, cfg.limits.max_body_bytes, cfg.limits.body_timeout_s)
     except BodyTooLarge:
@@ -337,8 +328,14 @@ async def _handle(request: web.Request, state: State, ex: Exchange) -> web.Strea
         raise Reject(400, "invalid_request", "the request body must be a JSON object")
     try:
         ex.segments = extract_segments(ex.endpoint, ex.payload)
-    except Exception as e:  # DialectError and any shape surprise: a clear 400, never a crash
-        raise Reject(400, "invalid_request", str(e) if e.__class__.__name__ == "DialectError" else "unsupported request shape") from None
+    except DialectError as e:
+        raise Reject(e.status, e.code, str(e)) from None
+    except Exception:  # any other shape surprise: a clear 400, never a crash
+        raise Reject(400, "invalid_request", "unsupported request shape") from None
+    # one charge per request, with its token estimate (requests and tokens per agency and per key)
+    retry = await state.limiter.check(ex.principal, estimate_tokens(ex.body, ex.payload))
+    if retry is not None:
+        raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": str(max(1, int(retry + 0.999)))})
     ex.model = request_model(ex.payload)
     ex.stream = request_stream(ex.payload)
     ex.level = _level(request)
@@ -359,7 +356,7 @@ async def _handle(request: web.Request, state: State, ex: Exchange) -> web.Strea
     for f in flat:
         metrics.FINDINGS.labels(f.detector).inc()
     if flat:
-        ex.extra["sent"] = _sent_values(ex)
+        ex.extra["sent"] = sent_values([s.text for s in ex.segments], ex.findings)
     if not state.audit.healthy:
         raise Reject(503, "audit_unavailable", "the audit log cannot be written; nothing is forwarded")
 
@@ -379,6 +376,8 @@ async def _handle(request: web.Request, state: State, ex: Exchange) -> web.Strea
             endpoint, body = _upstream_body(state, ex, decision, target, attempt)
         except Reject:
             raise
+        except DialectError as e:  # e.g. a part the other dialect cannot carry
+            raise Reject(e.status, e.code, str(e)) from None
         except Exception:
             metrics.INSPECTION_ERRORS.inc()
             log.exception("transformation failed for request %s", ex.request_id)
