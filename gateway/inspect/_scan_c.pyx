@@ -887,6 +887,51 @@ cdef bint _norm_needed1(const Py_UCS1* s, Py_ssize_t n) noexcept nogil:
     return acc != 0
 
 
+cdef Py_ssize_t _normalize1(const Py_UCS1* src, Py_ssize_t n, Py_UCS1* out,
+                            Py_UCS1** plain) noexcept nogil:
+    """_normalize for 1-byte text without dropped characters, as a copy patched where it
+    changes (rare): folded bytes, then homoglyph runs (a run holding a digit and O/l/I has an
+    adjacent digit/letter pair). Returns n, -1 without memory, or -2 when a character is dropped
+    (the caller then uses _normalize)."""
+    cdef Py_ssize_t i, a, b, k
+    cdef uint8_t c, f, prev = 0, cur
+    memcpy(out, src, n)
+    for i in range(n):
+        c = src[i]
+        if c & 0x80:
+            f = _FOLD[c]
+            if f == DROP:
+                return -2
+            if f:
+                out[i] = f
+    i = 1
+    while i < n:
+        cur = _N1[out[i]] & 3
+        prev = _N1[out[i - 1]] & 3
+        if not ((prev & 1 and cur & 2) or (prev & 2 and cur & 1)):
+            i += 1
+            continue
+        a = i - 1
+        while a > 0 and _N1[out[a - 1]] & 3:
+            a -= 1
+        b = i + 1
+        while b < n and _N1[out[b]] & 3:
+            b += 1
+        if (a == 0 or not _is_alpha(out[a - 1])) and (b == n or not _is_alpha(out[b])):
+            if plain[0] == NULL:
+                plain[0] = <Py_UCS1*>malloc(n + 1)
+                if plain[0] == NULL:
+                    return -1
+                memcpy(plain[0], out, n)
+            for k in range(a, b):
+                if out[k] == 79:
+                    out[k] = 48
+                elif out[k] > 57:
+                    out[k] = 49
+        i = b + 1
+    return n
+
+
 def normalize(str text):
     """``(norm, offsets)`` exactly as ``gateway.inspect.normalize.normalize`` returns them."""
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), m
@@ -1770,6 +1815,7 @@ DEF K_DG = 2     # ASCII digit
 DEF K_UP = 4     # A-Z or Ñ
 DEF K_NN = 8     # Ñ or ñ
 DEF K_SP = 16    # @ : = -
+DEF K_X = 32     # x (a phone extension between digits starts a chunk: 0100x1736)
 cdef uint8_t _K1[256]
 
 def _init_k1():
@@ -1787,6 +1833,8 @@ def _init_k1():
             v |= K_NN
         if c in "@:=-":
             v |= K_SP
+        if c == "x":
+            v |= K_X
         _K1[i] = v
 
 _init_k1()
@@ -1816,7 +1864,7 @@ cdef int _chunks(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_
                  Py_ssize_t* capip6) noexcept nogil:
     """Chunks ([0-9A-Za-zÑñ] runs) with their flags, the anchor rules at their starts, and the
     special characters between them (see _special)."""
-    cdef Py_ssize_t i = 0, j, x, icd_next = 0, ip6_done = -1
+    cdef Py_ssize_t i = 0, j, x, a, icd_next = 0, ip6_done = -1
     cdef uint32_t c
     cdef uint8_t t, orb, andb
     cdef int flags
@@ -1851,6 +1899,18 @@ cdef int _chunks(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_
                 if (s[x - 1] == 0xD1 or s[x - 1] == 0xF1) and s[x] < 128:
                     if _anchor(s, m, x, S, &icd_next) < 0:
                         return -1
+        if (orb & K_X) and (orb & K_DG) and j - i >= 3:
+            # "555-0100x1736": an x between ASCII digits starts a chunk of its own
+            a = i
+            for x in range(i + 1, j - 1):
+                if s[x] == 120 and _c(s[x - 1], C_DIGIT) and _c(s[x + 1], C_DIGIT):
+                    if _add_chunk(s, S, a, x) < 0:
+                        return -1
+                    a = x
+            if _add_chunk(s, S, a, j) < 0:
+                return -1
+            i = j
+            continue
         if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
             return -1
         S.chunks[S.nchunk].s = <int32_t>i
@@ -1858,6 +1918,22 @@ cdef int _chunks(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_
         S.chunks[S.nchunk].flags = flags
         S.nchunk += 1
         i = j
+    return 0
+
+
+cdef int _add_chunk(const uchar_t* s, State* S, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    cdef Py_ssize_t x
+    cdef uint8_t orb = 0, andb = 0xFF, t
+    for x in range(a, b):
+        t = _K1[s[x]]   # chunk characters are all < 256
+        orb |= t
+        andb &= t
+    if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
+        return -1
+    S.chunks[S.nchunk].s = <int32_t>a
+    S.chunks[S.nchunk].e = <int32_t>b
+    S.chunks[S.nchunk].flags = (1 if orb & K_DG else 0) | (2 if (andb & K_UP) and b - a <= 4 else 0)
+    S.nchunk += 1
     return 0
 
 
@@ -1893,7 +1969,7 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
                 g = ch[j - 1].e
                 if ch[j].s - g > 3:
                     break
-                ws = True
+                ws = ch[j].s > g   # an empty gap (x-split chunks) is joined, not whitespace
                 while g < ch[j].s and _c(s[g], C_JOIN):
                     if not (s[g] == 32 or s[g] == 9 or s[g] == 10 or s[g] == 13):
                         ws = False
@@ -2102,7 +2178,9 @@ def scan(str text):
         with nogil:
             if kind == 1:
                 if _norm_needed1(<Py_UCS1*>data, n):
-                    m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, &offs, <Py_UCS1**>&plain)
+                    m = _normalize1(<Py_UCS1*>data, n, <Py_UCS1*>out, <Py_UCS1**>&plain)
+                    if m == -2:
+                        m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, &offs, <Py_UCS1**>&plain)
                 else:   # the normalized text is the text itself
                     norm = data
                     m = n
@@ -2187,7 +2265,13 @@ def _stage_times(str text):
     memset(&S, 0, sizeof(State))
     times = {}
     t0 = perf_counter()
-    m = _normalize(<Py_UCS1*>PyUnicode_DATA(text), n, out, &offs, &plain)
+    if _norm_needed1(<Py_UCS1*>PyUnicode_DATA(text), n):
+        m = _normalize1(<Py_UCS1*>PyUnicode_DATA(text), n, out, &plain)
+        if m == -2:
+            m = _normalize(<Py_UCS1*>PyUnicode_DATA(text), n, out, &offs, &plain)
+    else:
+        m = n
+        memcpy(out, PyUnicode_DATA(text), n)
     t1 = perf_counter(); times["normalize"] = t1 - t0
     _tokens(<const Py_UCS1*>out, m, &S)
     t2 = perf_counter(); times["words"] = t2 - t1
