@@ -906,9 +906,15 @@ cdef Py_ssize_t _normalize1(const Py_UCS1* src, Py_ssize_t n, Py_UCS1* out,
                 out[i] = f
     i = 1
     while i < n:
-        cur = _N1[out[i]] & 3
-        prev = _N1[out[i - 1]] & 3
-        if not ((prev & 1 and cur & 2) or (prev & 2 and cur & 1)):
+        # a run with a digit and O/l/I has a digit next to one of them: look only at digits
+        if not (_N1[out[i]] & 1):
+            i += 1
+            continue
+        if _N1[out[i - 1]] & 2:
+            pass
+        elif i + 1 < n and _N1[out[i + 1]] & 2:
+            i += 1
+        else:
             i += 1
             continue
         a = i - 1
@@ -1061,6 +1067,7 @@ cdef inline bint _chunkch(uint32_t c) noexcept nogil:
 DEF WF_LIMIT = 0x30000
 DEF MAX_WORD = 40
 cdef uint8_t _TOK1[256]      # code point < 256 -> 1 when it is a word-token character
+cdef uint64_t _W1LEN[128]    # first folded character -> bit L set when a keyword word of length L starts with it
 cdef int _MAX_WORD_LEN = 0   # longest word of any keyword phrase
 # non-ASCII token character -> the ASCII character fold_word makes of it (0: not ASCII)
 cdef uint8_t _WF[WF_LIMIT]
@@ -1144,6 +1151,11 @@ def _init_words():
         _TOK1[i] = ch.isalnum() and not ch.isdecimal() and ch != "_"
     words = sorted({w for ph in tables for w in ph.split(" ")})
     _MAX_WORD_LEN = max(len(w) for w in words)
+    assert _MAX_WORD_LEN < 64
+    for i in range(128):
+        _W1LEN[i] = 0
+    for w in words:
+        _W1LEN[ord(w[0])] |= 1 << len(w)
     assert len(words) < 1023 and all(w.isascii() and 0 < len(w) <= MAX_WORD for w in words)
     for i in range(WT_SIZE):
         _WT_ID[i] = -1
@@ -1358,7 +1370,13 @@ cdef int _tokens(const uchar_t* s, Py_ssize_t m, State* S) noexcept nogil:
         while j < m and _tokch_fast(s[j]):
             j += 1
         wid = -1
-        if j - i <= _MAX_WORD_LEN:
+        c = s[i]
+        if c < 128:
+            f = <uint8_t>(c | 0x20)
+        else:
+            f = _WF[c] if c < WF_LIMIT else 0
+        # cheap filter: some keyword word has this first letter and this length
+        if j - i <= _MAX_WORD_LEN and f < 128 and (_W1LEN[f] >> (j - i)) & 1:
             wl = 0
             h = FNV0
             poison = cased = lower = False
