@@ -25,7 +25,9 @@ class Listen(_Strict, kw_only=True):
     """Where the gateway listens."""
 
     host: str = "127.0.0.1"
+    """Address to bind; 0.0.0.0 in a container, 127.0.0.1 for a sidecar."""
     port: int = 8080
+    """TCP port (0 picks a free one)."""
 
 
 JwtAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
@@ -57,6 +59,7 @@ class JwtAuth(_Strict, kw_only=True):
     algorithms: list[JwtAlgorithm] = msgspec.field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
     """Allow-list; `none` and HMAC algorithms are never accepted."""
     claims: JwtClaims = JwtClaims()
+    """Which claims carry jurisdiction, agency and subject."""
     leeway_s: Annotated[int, msgspec.Meta(ge=0, le=300)] = 30
     """Clock skew tolerated on exp/nbf/iat."""
     max_token_bytes: Annotated[int, msgspec.Meta(ge=512, le=65536)] = 8192
@@ -86,7 +89,9 @@ class Auth(_Strict, kw_only=True):
     """How callers authenticate: `jwt`, `api_key`, or `none` (development only, needs --insecure-no-auth)."""
 
     mode: Literal["jwt", "api_key", "none"] = "jwt"
+    """`jwt`, `api_key`, or `none` (development only: `serve` refuses it without --insecure-no-auth)."""
     jwt: JwtAuth | None = None
+    """Required when mode is `jwt`."""
     api_keys: list[ApiKey] = []
     """Accepted in `jwt` mode too, as a second way in."""
 
@@ -95,17 +100,21 @@ class Upstream(_Strict, kw_only=True):
     """A model provider the gateway may forward to."""
 
     name: str
+    """Unique name; shown in X-Soberana-Route, metrics and audit records."""
     url: str
     """Base URL including the version prefix, e.g. ``http://10.0.0.5:8000/v1``."""
     dialect: Literal["openai", "anthropic"] = "openai"
+    """Wire format the upstream speaks; the gateway translates when it differs from the caller's."""
     residency: str
     """ISO 3166-1 alpha-2 country where the data is processed. Required: unknown residency never routes."""
     api_key_env: str | None = None
     """Environment variable that holds the provider key; clients never hold it."""
     max_connections: int = 256
+    """Bound of the keep-alive connection pool to this upstream."""
     health_path: str | None = None
     """Optional active probe path (GET, relative to ``url``), e.g. ``/models``."""
     probe_interval_s: float = 5.0
+    """Seconds between active probes (when `health_path` is set)."""
     breaker_failures: int = 3
     """Consecutive failures (connect error, timeout, 5xx) that open the circuit."""
     breaker_reset_s: float = 10.0
@@ -118,7 +127,9 @@ class Route(_Strict, kw_only=True):
     """One entry in a model's preference list."""
 
     upstream: str
+    """Name of an entry of `upstreams`."""
     model: str
+    """Model name sent to that upstream (the caller's model name is replaced by it)."""
 
 
 class Audit(_Strict, kw_only=True):
@@ -127,8 +138,11 @@ class Audit(_Strict, kw_only=True):
     path: str = "var/audit"
     """Folder of per-worker chain files."""
     checkpoint_every: int = 1000
+    """Records between signed checkpoints."""
     checkpoint_seconds: float = 60.0
+    """Longest time between signed checkpoints."""
     fsync: Literal["always", "batch", "never"] = "batch"
+    """`always` (every group commit), `batch` (at checkpoints and at least every second) or `never` (at close)."""
     stdout: bool = False
     """Also write each record as a JSON line to stdout (for sidecar log shippers)."""
 
@@ -137,11 +151,15 @@ class Limits(_Strict, kw_only=True):
     """Limits a hostile client cannot get around."""
 
     max_body_bytes: int = 10 * 1024 * 1024
+    """Largest request body; counted while it streams in (413)."""
     header_timeout_s: float = 10.0
+    """Deadline for a request's line and headers (slow clients are disconnected)."""
     body_timeout_s: float = 30.0
     """Idle deadline between body reads."""
     upstream_timeout_s: float = 300.0
+    """Longest wait for each read from an upstream (a stream may last longer as long as bytes flow)."""
     upstream_connect_timeout_s: float = 10.0
+    """Deadline to open a connection to an upstream."""
 
 
 class RateLimit(_Strict, kw_only=True):
@@ -167,17 +185,27 @@ class Config(_Strict, kw_only=True):
     """The whole gateway configuration (SPEC section 4)."""
 
     listen: Listen = Listen()
+    """Address and port."""
     jurisdiction: str = "BR"
-    """Where this gateway runs; the jurisdiction of callers that carry none."""
+    """Where this gateway runs (ISO alpha-2). Callers carry their own jurisdiction (JWT claim or API key); this one applies only to the development principal of `auth.mode: none`."""
     policies: str = "policies/"
+    """Folder of national policies (`<cc>.yaml`) and `regional/` agreements, relative to this file."""
     keys: str = "var/keys"
+    """Key folder made by `soberana keys init`, relative to this file."""
     auth: Auth = Auth()
+    """How callers authenticate."""
     upstreams: list[Upstream] = []
+    """Model providers, each with the country where it processes data."""
     models: dict[str, list[Route]] = {}
+    """Model names callers may ask for, each with its upstreams in order of preference."""
     audit: Audit = Audit()
+    """The tamper-evident audit log."""
     limits: Limits = Limits()
+    """Body size and deadlines."""
     rate_limit: RateLimit = RateLimit()
+    """Per-agency and per-key request and token quotas."""
     on_inspection_error: Literal["block", "allow"] = "block"
+    """`block` (default): a request that cannot be inspected is refused; `allow` forwards it uninspected and logs CRITICAL every time."""
     source: str = "<default>"
     """Set by the loader: the file this config came from (paths are relative to its folder)."""
 

@@ -74,3 +74,13 @@ def test_auth_none_needs_the_development_flag(tmp_path):
     path = write(tmp_path, GOOD.replace("mode: api_key", "mode: none"))
     out = subprocess.run([sys.executable, "-m", "gateway", "serve", "-c", str(path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--insecure-no-auth" in out.stderr
+
+
+def test_configuration_reference_is_generated_from_the_model():
+    from pathlib import Path
+
+    from gateway.configdoc import reference
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    assert doc.read_text() == reference(), "run: python -m gateway.configdoc > docs/configuration.md"
+    assert "| `max_body_bytes` | int | `10485760` |" in reference()
