@@ -73,6 +73,9 @@ models:
     - {{upstream: br-sovereign, model: llama-3.3-70b}}
   resets-midstream:
     - {{upstream: br-sovereign, model: stub-reset}}
+  hangs-foreign:                    # the foreign upstream never answers; the in-country one is next
+    - {{upstream: foreign-openai, model: stub-hang}}
+    - {{upstream: br-sovereign, model: llama-3.3-70b}}
 audit: {{path: {h.dir / 'audit'}, checkpoint_every: 50, checkpoint_seconds: 60, fsync: batch}}
 limits: {{max_body_bytes: {h.limits.get('max_body_bytes', 1048576)}, header_timeout_s: {h.limits.get('header_timeout_s', 5)}, body_timeout_s: {h.limits.get('body_timeout_s', 5)}, upstream_timeout_s: {h.limits.get('upstream_timeout_s', 10)}}}
 {h.extra}"""

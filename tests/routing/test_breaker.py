@@ -1,0 +1,98 @@
+"""Circuit breakers and failover through a real gateway: fail, hang, reset, recover, never non-compliant."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import orjson
+import pytest
+
+from gateway.routing.breaker import CLOSED, HALF_OPEN, OPEN, Breaker
+from gateway.testing.harness import Harness
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_breaker_opens_after_consecutive_failures_and_recovers_half_open():
+    clock = Clock()
+    b = Breaker(failures=3, reset_s=10, clock=clock)
+    b.failure(), b.failure()
+    assert b.state == CLOSED and b.available()
+    b.success()  # a success resets the count: failures must be consecutive
+    b.failure(), b.failure()
+    assert b.state == CLOSED
+    b.failure()
+    assert b.state == OPEN and not b.available()
+    clock.now = 9.9
+    assert not b.available()
+    clock.now = 10.0
+    assert b.state == HALF_OPEN and b.available()
+    b.failure()  # the trial failed: open again, for a full reset period
+    assert b.state == OPEN
+    clock.now = 20.0
+    assert b.state == HALF_OPEN
+    b.success()
+    assert b.state == CLOSED
+
+
+def post(h: Harness, model: str, content: str = "olá", stream: bool = False):
+    return dict(url=h.url + "/v1/chat/completions",
+                data=orjson.dumps({"model": model, "stream": stream, "messages": [{"role": "user", "content": content}]}),
+                headers={"Authorization": f"Bearer {h.keys['br']}", "Content-Type": "application/json"})
+
+
+async def test_failing_upstream_opens_its_circuit_and_traffic_goes_to_the_next_compliant(tmp_path):
+    async with Harness(tmp_path) as h, aiohttp.ClientSession() as s:
+        for _ in range(3):
+            async with s.post(**post(h, "flaky-foreign")) as r:
+                assert r.status == 200 and r.headers["X-Soberana-Route"] == "br-sovereign"
+        assert len(h.received("US")) == 3
+        async with s.post(**post(h, "flaky-foreign")) as r:
+            assert r.status == 200
+        assert len(h.received("US")) == 3, "an open circuit sends nothing to the failing upstream"
+        async with s.get(h.url + "/-/metrics") as r:
+            assert 'soberana_circuit_state{upstream="foreign-openai"} 2.0' in await r.text()
+
+
+async def test_hanging_upstream_times_out_and_fails_over(tmp_path):
+    async with Harness(tmp_path, limits={"upstream_timeout_s": 0.5}) as h, aiohttp.ClientSession() as s:
+        async with s.post(**post(h, "hangs-foreign")) as r:
+            assert r.status == 200 and r.headers["X-Soberana-Route"] == "br-sovereign"
+
+
+async def test_no_failure_or_reload_ever_sends_health_data_abroad(tmp_path):
+    """Health data may only go to the in-country model. While it flaps and the config reloads, every
+    request is answered from BR or refused with 503 — the foreign upstream receives none of them."""
+    async with Harness(tmp_path) as h, aiohttp.ClientSession() as s:
+        content = "Paciente com diagnóstico de diabetes tipo 2."
+        async with s.post(**post(h, "gpt-4o-mini", content)) as r:
+            assert r.status == 200 and r.headers["X-Soberana-Residency"] == "BR"
+        statuses: list[int] = []
+
+        async def client():
+            for _ in range(8):
+                async with s.post(**post(h, "gpt-4o-mini", content)) as r:
+                    statuses.append(r.status)
+                    if r.status == 200:
+                        assert r.headers["X-Soberana-Residency"] == "BR"
+
+        async def chaos():
+            from gateway.testing.stub import start_stub
+
+            for i in range(4):
+                await h.stub_br.close()
+                await asyncio.sleep(0.05)
+                assert (await h.holder.reload())[0]
+                h.stub_br = await start_stub("127.0.0.1", h.stub_br.port, "BR", record=str(tmp_path / "received-br.jsonl"))
+                await asyncio.sleep(0.05)
+
+        await asyncio.gather(chaos(), *(client() for _ in range(4)))
+        assert set(statuses) <= {200, 503} and 503 in statuses
+        assert not any("diabetes" in orjson.dumps(b["body"]).decode() for b in h.received("US"))
