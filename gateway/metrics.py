@@ -1,8 +1,16 @@
-"""Prometheus metrics. Labels carry ids (endpoint, upstream, detector, action), never a value."""
+"""Prometheus metrics. Labels carry ids (endpoint, upstream, detector, action), never a value.
+
+With ``--workers N`` every worker is its own process: ``soberana serve`` then sets
+``PROMETHEUS_MULTIPROC_DIR`` before the workers start, and ``/-/metrics`` in any worker reports the
+sum over all of them (prometheus-client's multiprocess mode).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -16,10 +24,22 @@ OVERHEAD = Histogram("soberana_gateway_overhead_seconds", "Time the gateway adds
                      buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1), registry=REGISTRY)
 UPSTREAM_LATENCY = Histogram("soberana_upstream_latency_seconds", "Time to the upstream's response headers",
                              ["upstream"], registry=REGISTRY)
-STREAMS = Gauge("soberana_streams_active", "Streams being relayed now", registry=REGISTRY)
-AUDIT_LAG = Gauge("soberana_audit_lag_records", "Audit records queued, not yet written", registry=REGISTRY)
-AUDIT_HEALTHY = Gauge("soberana_audit_healthy", "1 when the audit sink is writing", registry=REGISTRY)
-CIRCUIT = Gauge("soberana_circuit_state", "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open",
-                ["upstream"], registry=REGISTRY)
+STREAMS = Gauge("soberana_streams_active", "Streams being relayed now", registry=REGISTRY,
+                multiprocess_mode="livesum")
+AUDIT_LAG = Gauge("soberana_audit_lag_records", "Audit records queued, not yet written", registry=REGISTRY,
+                  multiprocess_mode="livesum")
+AUDIT_HEALTHY = Gauge("soberana_audit_healthy", "1 when the audit sink is writing (the worst worker)",
+                      registry=REGISTRY, multiprocess_mode="livemin")
+CIRCUIT = Gauge("soberana_circuit_state", "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open (the worst worker)",
+                ["upstream"], registry=REGISTRY, multiprocess_mode="livemax")
 INSPECTION_ERRORS = Counter("soberana_inspection_errors_total", "Inspection or transformation failures", registry=REGISTRY)
 FAIL_OPEN = Counter("soberana_fail_open_total", "Requests forwarded uninspected under on_inspection_error: allow", registry=REGISTRY)
+
+
+def exposition() -> bytes:
+    """The metrics text: this process's, or every worker's when running pre-forked."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 
 import msgspec
@@ -134,6 +135,10 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
         except InterruptedError:
             continue
         i = children.pop(pid, None)
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid)  # its live gauges no longer count
         if i is not None and not stopping:
             log.error("worker %d exited (status %d); restarting it", i, status)
             time.sleep(0.5)
@@ -159,4 +164,8 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.workers <= 1:
         _worker_main(config, 0, args, False)
         return 0
-    return _prefork(config, args)
+    if "prometheus_client" in sys.modules:
+        log.warning("metrics are per worker: prometheus_client was imported before the workers started")
+    with tempfile.TemporaryDirectory(prefix="soberana-metrics-") as d:
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", d)  # before any worker imports the metrics
+        return _prefork(config, args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway import metrics
 from gateway.app import STATE
@@ -38,7 +38,7 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     metrics.AUDIT_HEALTHY.set(1 if state.audit.healthy else 0)
     for name, t in state.registry.targets.items():
         t.gauge.set(t.breaker.state)
-    resp = web.Response(body=generate_latest(metrics.REGISTRY))
+    resp = web.Response(body=metrics.exposition())
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp
 

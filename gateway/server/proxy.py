@@ -396,7 +396,9 @@ async def _handle(request: web.Request, state: State, ex: Exchange) -> web.Strea
             log.warning("upstream %s unreachable (%s), trying the next compliant one", target.cfg.name, e.kind)
             continue
         ex.upstream_status = resp.status
-        ex.upstream_latency_ms = round((time.perf_counter() - sent_at) * 1000, 3)
+        waited = time.perf_counter() - sent_at
+        ex.upstream_latency_ms = round(waited * 1000, 3)
+        target.latency.observe(waited)
         if resp.status >= 500:
             target.failure()
             tried.add(target.cfg.name)

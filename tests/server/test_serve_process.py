@@ -132,3 +132,16 @@ async def test_sighup_with_a_broken_policy_keeps_the_old_one_and_says_why(served
             assert r.status == 200, "still serving with the old policies"
     log = (tmp / "gateway.log").read_text()
     assert "reload rejected" in log and "br.yaml" in log and "not_a_field" in log
+
+
+async def test_metrics_of_all_workers_add_up(served):
+    proc, url, tmp = served
+    async with aiohttp.ClientSession() as s:
+        for _ in range(6):
+            async with s.post(url + "/v1/chat/completions", data=body("fast"), headers=HEADERS) as r:
+                assert r.status == 200
+        for _ in range(3):  # whichever worker answers the scrape reports the fleet's total
+            async with s.get(url + "/-/metrics") as r:
+                text = await r.text()
+            line = next(l for l in text.splitlines() if l.startswith("soberana_requests_total{") and 'outcome="forwarded"' in l)
+            assert line.endswith(" 6.0"), line
