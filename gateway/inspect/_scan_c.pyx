@@ -1349,19 +1349,77 @@ cdef inline bint _tokch_fast(uint32_t c) noexcept nogil:
     return Py_UNICODE_ISALNUM(c) and not Py_UNICODE_ISDECIMAL(c)
 
 
-cdef int _tokens(const uchar_t* s, Py_ssize_t m, State* S) noexcept nogil:
-    """The word tokens of the text that are words of some keyword phrase (the others can neither
-    start, end nor continue a phrase, so only these are kept); ``joined`` is set when the next
-    token of the text is kept too and the gap between them is a phrase gap."""
-    cdef Py_ssize_t i = 0, j, x, g
+cdef int _add_token(const uchar_t* s, Py_ssize_t i, Py_ssize_t j, State* S,
+                    bint* prev_kept) noexcept nogil:
+    """Word token s[i:j]: kept when it is a word of some keyword phrase (the others can neither
+    start, end nor continue a phrase); ``joined`` is set on the previous kept token when it is
+    the previous token of the text and the gap between them is a phrase gap."""
+    cdef Py_ssize_t x, g
     cdef uint32_t c
     cdef uint8_t f
     cdef uint8_t buf[MAX_WORD]
     cdef int wl
     cdef uint64_t h
-    cdef bint poison, cased, lower, prev_kept = False
-    cdef int32_t wid
+    cdef bint poison, cased, lower
+    cdef int32_t wid = -1
     cdef Tok* tk
+    c = s[i]
+    if c < 128:
+        f = <uint8_t>(c | 0x20)
+    else:
+        f = _WF[c] if c < WF_LIMIT else 0
+    # cheap filter: some keyword word has this first letter and this length
+    if j - i <= _MAX_WORD_LEN and f < 128 and (_W1LEN[f] >> (j - i)) & 1:
+        wl = 0
+        h = FNV0
+        poison = cased = lower = False
+        for x in range(i, j):
+            c = s[x]
+            if c < 128:
+                if _CLS[c] & C_UPPER:
+                    cased = True
+                else:
+                    lower = True
+                f = <uint8_t>(c | 0x20)
+            else:
+                if Py_UNICODE_ISLOWER(c) or Py_UNICODE_ISTITLE(c):
+                    lower = True
+                elif Py_UNICODE_ISUPPER(c):
+                    cased = True
+                f = _WF[c] if c < WF_LIMIT else 0
+                if f == 0:
+                    poison = True
+                    break
+            buf[wl] = f
+            wl += 1
+            h = _fnv(h, f)
+        if not poison:
+            wid = _word_id(buf, wl, h)
+    if wid >= 0:
+        if S.ntok == S.captok and _grow(<void**>&S.toks, &S.captok, sizeof(Tok)) < 0:
+            return -1
+        if prev_kept[0]:
+            # phrase join with the previous token: a gap of 1-3 characters from " \t.-'’/"
+            g = S.toks[S.ntok - 1].e
+            if i - g <= 3:
+                while g < i and (_c(s[g], C_PGAP) or s[g] == 0x2019):
+                    g += 1
+                S.toks[S.ntok - 1].joined = g == i
+        tk = &S.toks[S.ntok]
+        tk.s = <int32_t>i
+        tk.e = <int32_t>j
+        tk.wid = wid
+        tk.upper = cased and not lower
+        tk.joined = False
+        S.ntok += 1
+    prev_kept[0] = wid >= 0
+    return 0
+
+
+cdef int _tokens(const uchar_t* s, Py_ssize_t m, State* S) noexcept nogil:
+    """Word tokens (runs of isalnum() and not isdecimal() and not '_') of the whole text."""
+    cdef Py_ssize_t i = 0, j
+    cdef bint prev_kept = False
     while i < m:
         if not _tokch_fast(s[i]):
             i += 1
@@ -1369,57 +1427,8 @@ cdef int _tokens(const uchar_t* s, Py_ssize_t m, State* S) noexcept nogil:
         j = i + 1
         while j < m and _tokch_fast(s[j]):
             j += 1
-        wid = -1
-        c = s[i]
-        if c < 128:
-            f = <uint8_t>(c | 0x20)
-        else:
-            f = _WF[c] if c < WF_LIMIT else 0
-        # cheap filter: some keyword word has this first letter and this length
-        if j - i <= _MAX_WORD_LEN and f < 128 and (_W1LEN[f] >> (j - i)) & 1:
-            wl = 0
-            h = FNV0
-            poison = cased = lower = False
-            for x in range(i, j):
-                c = s[x]
-                if c < 128:
-                    if _CLS[c] & C_UPPER:
-                        cased = True
-                    else:
-                        lower = True
-                    f = <uint8_t>(c | 0x20)
-                else:
-                    if Py_UNICODE_ISLOWER(c) or Py_UNICODE_ISTITLE(c):
-                        lower = True
-                    elif Py_UNICODE_ISUPPER(c):
-                        cased = True
-                    f = _WF[c] if c < WF_LIMIT else 0
-                    if f == 0:
-                        poison = True
-                        break
-                buf[wl] = f
-                wl += 1
-                h = _fnv(h, f)
-            if not poison:
-                wid = _word_id(buf, wl, h)
-        if wid >= 0:
-            if S.ntok == S.captok and _grow(<void**>&S.toks, &S.captok, sizeof(Tok)) < 0:
-                return -1
-            if prev_kept:
-                # phrase join with the previous token: a gap of 1-3 characters from " \t.-'’/"
-                g = S.toks[S.ntok - 1].e
-                if i - g <= 3:
-                    while g < i and (_c(s[g], C_PGAP) or s[g] == 0x2019):
-                        g += 1
-                    S.toks[S.ntok - 1].joined = g == i
-            tk = &S.toks[S.ntok]
-            tk.s = <int32_t>i
-            tk.e = <int32_t>j
-            tk.wid = wid
-            tk.upper = cased and not lower
-            tk.joined = False
-            S.ntok += 1
-        prev_kept = wid >= 0
+        if _add_token(s, i, j, S, &prev_kept) < 0:
+            return -1
         i = j
     return 0
 
@@ -1888,7 +1897,10 @@ cdef int _chunks(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_
     cdef int flags
     while i < m:
         c = s[i]
-        t = _K1[c] if c < 256 else 0
+        if uchar_t is Py_UCS1:
+            t = _K1[c]
+        else:
+            t = _K1[c] if c < 256 else 0
         if not (t & K_CH):
             if t & K_SP:
                 if _special(s, m, i, S, ip6, nip6, capip6, &ip6_done) < 0:
@@ -1899,42 +1911,142 @@ cdef int _chunks(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_
         orb = andb = t
         while j < m:
             c = s[j]
-            t = _K1[c] if c < 256 else 0
+            if uchar_t is Py_UCS1:
+                t = _K1[c]
+            else:
+                t = _K1[c] if c < 256 else 0
             if not (t & K_CH):
                 break
             orb |= t
             andb &= t
             j += 1
-        flags = 0
-        if orb & K_DG:
-            flags |= 1
-        if (andb & K_UP) and j - i <= 4:
-            flags |= 2
-        if s[i] < 128 and _anchor(s, m, i, S, &icd_next) < 0:
+        if _chunk_run(s, m, i, j, S, &icd_next, orb, andb) < 0:
             return -1
-        if orb & K_NN:   # an ASCII letter or digit right after Ñ/ñ is an anchor too
-            for x in range(i + 1, j):
-                if (s[x - 1] == 0xD1 or s[x - 1] == 0xF1) and s[x] < 128:
-                    if _anchor(s, m, x, S, &icd_next) < 0:
-                        return -1
-        if (orb & K_X) and (orb & K_DG) and j - i >= 3:
-            # "555-0100x1736": an x between ASCII digits starts a chunk of its own
-            a = i
-            for x in range(i + 1, j - 1):
-                if s[x] == 120 and _c(s[x - 1], C_DIGIT) and _c(s[x + 1], C_DIGIT):
-                    if _add_chunk(s, S, a, x) < 0:
-                        return -1
-                    a = x
-            if _add_chunk(s, S, a, j) < 0:
-                return -1
-            i = j
+        i = j
+    return 0
+
+
+cdef int _chunk_run(const uchar_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t j, State* S,
+                    Py_ssize_t* icd_next, uint8_t orb, uint8_t andb) noexcept nogil:
+    """The chunk s[i:j] (or the chunks an x between digits splits it into), with its flags and
+    the anchor rules at its start (and after Ñ/ñ inside it)."""
+    cdef Py_ssize_t x, a
+    cdef int flags = 0
+    if orb & K_DG:
+        flags |= 1
+    if (andb & K_UP) and j - i <= 4:
+        flags |= 2
+    if s[i] < 128 and _anchor(s, m, i, S, icd_next) < 0:
+        return -1
+    if orb & K_NN:   # an ASCII letter or digit right after Ñ/ñ is an anchor too
+        for x in range(i + 1, j):
+            if (s[x - 1] == 0xD1 or s[x - 1] == 0xF1) and s[x] < 128:
+                if _anchor(s, m, x, S, icd_next) < 0:
+                    return -1
+    if (orb & K_X) and (orb & K_DG) and j - i >= 3:
+        # "555-0100x1736": an x between ASCII digits starts a chunk of its own
+        a = i
+        for x in range(i + 1, j - 1):
+            if s[x] == 120 and _c(s[x - 1], C_DIGIT) and _c(s[x + 1], C_DIGIT):
+                if _add_chunk(s, S, a, x) < 0:
+                    return -1
+                a = x
+        return _add_chunk(s, S, a, j)
+    if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
+        return -1
+    S.chunks[S.nchunk].s = <int32_t>i
+    S.chunks[S.nchunk].e = <int32_t>j
+    S.chunks[S.nchunk].flags = flags
+    S.nchunk += 1
+    return 0
+
+
+DEF K_TOK = 64   # word-token character
+cdef uint8_t _L1[256]   # _K1 plus K_TOK
+
+def _init_l1():
+    cdef int i
+    for i in range(256):
+        _L1[i] = _K1[i] | (K_TOK if _TOK1[i] else 0)
+
+_init_l1()
+
+
+cdef inline uint8_t _lcls(uint32_t c) noexcept nogil:
+    if c < 256:
+        return _L1[c]
+    return K_TOK if (Py_UNICODE_ISALNUM(c) and not Py_UNICODE_ISDECIMAL(c)) else 0
+
+
+cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* nip6,
+              Py_ssize_t* capip6) noexcept nogil:
+    """Words, chunks, anchors and special characters in one pass: a run of word or chunk
+    characters made only of letters [A-Za-zÑñ] is one token and one chunk; other runs are
+    split into their token and chunk sub-runs."""
+    cdef Py_ssize_t i = 0, j, x, y, icd_next = 0, ip6_done = -1
+    cdef uint32_t c
+    cdef uint8_t k, orb, andb, o2, a2
+    cdef bint prev_kept = False
+    while i < m:
+        c = s[i]
+        if uchar_t is Py_UCS1:
+            k = _L1[c]
+        else:
+            k = _lcls(c)
+        if not (k & (K_CH | K_TOK)):
+            if k & K_SP:
+                if _special(s, m, i, S, ip6, nip6, capip6, &ip6_done) < 0:
+                    return -1
+            i += 1
             continue
-        if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
-            return -1
-        S.chunks[S.nchunk].s = <int32_t>i
-        S.chunks[S.nchunk].e = <int32_t>j
-        S.chunks[S.nchunk].flags = flags
-        S.nchunk += 1
+        j = i + 1
+        orb = andb = k
+        while j < m:
+            c = s[j]
+            if uchar_t is Py_UCS1:
+                k = _L1[c]
+            else:
+                k = _lcls(c)
+            if not (k & (K_CH | K_TOK)):
+                break
+            orb |= k
+            andb &= k
+            j += 1
+        if (andb & K_CH) and (andb & K_TOK):
+            if _add_token(s, i, j, S, &prev_kept) < 0:
+                return -1
+            if _chunk_run(s, m, i, j, S, &icd_next, orb, andb) < 0:
+                return -1
+        else:
+            x = i
+            while x < j:
+                if not (_lcls(s[x]) & K_TOK):
+                    x += 1
+                    continue
+                y = x + 1
+                while y < j and (_lcls(s[y]) & K_TOK):
+                    y += 1
+                if _add_token(s, x, y, S, &prev_kept) < 0:
+                    return -1
+                x = y
+            x = i
+            while x < j:
+                k = _lcls(s[x])
+                if not (k & K_CH):
+                    x += 1
+                    continue
+                o2 = a2 = k
+                y = x + 1
+                while y < j:
+                    k = _lcls(s[y])
+                    if not (k & K_CH):
+                        break
+                    o2 |= k
+                    a2 &= k
+                    y += 1
+                if _chunk_run(s, m, x, y, S, &icd_next, o2, a2) < 0:
+                    return -1
+                x = y
         i = j
     return 0
 
@@ -2077,9 +2189,7 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
 
 cdef int _scan_buf(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S, Span** ip6,
                    Py_ssize_t* nip6, Py_ssize_t* capip6) noexcept nogil:
-    if _tokens(s, m, S) < 0:
-        return -1
-    if _chunks(s, m, S, ip6, nip6, capip6) < 0:
+    if _lex(s, m, S, ip6, nip6, capip6) < 0:
         return -1
     if _windows(s, plain, m, S) < 0:
         return -1
@@ -2291,10 +2401,9 @@ def _stage_times(str text):
         m = n
         memcpy(out, PyUnicode_DATA(text), n)
     t1 = perf_counter(); times["normalize"] = t1 - t0
-    _tokens(<const Py_UCS1*>out, m, &S)
-    t2 = perf_counter(); times["words"] = t2 - t1
-    _chunks(<const Py_UCS1*>out, m, &S, &ip6, &nip6, &capip6)
-    t3 = perf_counter(); times["chunks+anchors+specials"] = t3 - t2
+    t2 = t1
+    _lex(<const Py_UCS1*>out, m, &S, &ip6, &nip6, &capip6)
+    t3 = perf_counter(); times["words+chunks+anchors+specials"] = t3 - t2
     _windows(<const Py_UCS1*>out, <const Py_UCS1*>plain, m, &S)
     t4 = perf_counter(); times["windows"] = t4 - t3
     t5 = perf_counter()
