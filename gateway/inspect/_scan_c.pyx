@@ -872,23 +872,25 @@ def _init_n1():
         _N1[i] = v
     for p in range(4):
         for c in range(8):
-            _PAIR[p * 8 + c] = 1 if ((p & 1) and (c & 2)) or ((p & 2) and (c & 1)) or (c & 4) else 0
+            _PAIR[p * 8 + c] = (1 if ((p & 1) and (c & 2)) or ((p & 2) and (c & 1)) else 0) | \
+                (2 if c & 4 else 0)
 
 _init_n1()
 
 
-cdef bint _norm_needed1(const Py_UCS1* s, Py_ssize_t n) noexcept nogil:
+cdef int _norm_needed1(const Py_UCS1* s, Py_ssize_t n) noexcept nogil:
+    """0: nothing changes; bit 0: a digit next to O/l/I; bit 1: a folded or dropped byte."""
     cdef Py_ssize_t i
     cdef uint8_t prev = 0, cur, acc = 0
     for i in range(n):
         cur = _N1[s[i]]
         acc |= _PAIR[prev * 8 + cur]
         prev = cur & 3
-    return acc != 0
+    return acc
 
 
 cdef Py_ssize_t _normalize1(const Py_UCS1* src, Py_ssize_t n, Py_UCS1* out,
-                            Py_UCS1** plain) noexcept nogil:
+                            Py_UCS1** plain, int needed) noexcept nogil:
     """_normalize for 1-byte text without dropped characters, as a copy patched where it
     changes (rare): folded bytes, then homoglyph runs (a run holding a digit and O/l/I has an
     adjacent digit/letter pair). Returns n, -1 without memory, or -2 when a character is dropped
@@ -896,14 +898,16 @@ cdef Py_ssize_t _normalize1(const Py_UCS1* src, Py_ssize_t n, Py_UCS1* out,
     cdef Py_ssize_t i, a, b, k
     cdef uint8_t c, f, prev = 0, cur
     memcpy(out, src, n)
-    for i in range(n):
-        c = src[i]
-        if c & 0x80:
-            f = _FOLD[c]
-            if f == DROP:
-                return -2
-            if f:
-                out[i] = f
+    if needed & 2:
+        for i in range(n):
+            c = src[i]
+            if c & 0x80:
+                f = _FOLD[c]
+                if f == DROP:
+                    return -2
+                if f:
+                    out[i] = f
+    # folding may create digits next to O/l/I (²l), so look for runs when it happened too
     i = 1
     while i < n:
         # a run with a digit and O/l/I has a digit next to one of them: look only at digits
@@ -1926,7 +1930,7 @@ cdef int _chunks(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_
     return 0
 
 
-cdef int _chunk_run(const uchar_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t j, State* S,
+cdef inline int _chunk_run(const uchar_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t j, State* S,
                     Py_ssize_t* icd_next, uint8_t orb, uint8_t andb) noexcept nogil:
     """The chunk s[i:j] (or the chunks an x between digits splits it into), with its flags and
     the anchor rules at its start (and after Ñ/ñ inside it)."""
@@ -2013,8 +2017,14 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
             andb &= k
             j += 1
         if (andb & K_CH) and (andb & K_TOK):
-            if _add_token(s, i, j, S, &prev_kept) < 0:
-                return -1
+            # letters only: one token and one chunk. The first-letter/length filter of
+            # _add_token, inlined: most words are no keyword word.
+            c = s[i]
+            if c >= 128 or (j - i <= _MAX_WORD_LEN and (_W1LEN[c | 0x20] >> (j - i)) & 1):
+                if _add_token(s, i, j, S, &prev_kept) < 0:
+                    return -1
+            else:
+                prev_kept = False
             if _chunk_run(s, m, i, j, S, &icd_next, orb, andb) < 0:
                 return -1
         else:
@@ -2305,8 +2315,9 @@ def scan(str text):
         norm = out
         with nogil:
             if kind == 1:
-                if _norm_needed1(<Py_UCS1*>data, n):
-                    m = _normalize1(<Py_UCS1*>data, n, <Py_UCS1*>out, <Py_UCS1**>&plain)
+                rc = _norm_needed1(<Py_UCS1*>data, n)
+                if rc:
+                    m = _normalize1(<Py_UCS1*>data, n, <Py_UCS1*>out, <Py_UCS1**>&plain, rc)
                     if m == -2:
                         m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, &offs, <Py_UCS1**>&plain)
                 else:   # the normalized text is the text itself
@@ -2394,7 +2405,7 @@ def _stage_times(str text):
     times = {}
     t0 = perf_counter()
     if _norm_needed1(<Py_UCS1*>PyUnicode_DATA(text), n):
-        m = _normalize1(<Py_UCS1*>PyUnicode_DATA(text), n, out, &plain)
+        m = _normalize1(<Py_UCS1*>PyUnicode_DATA(text), n, out, &plain, 3)
         if m == -2:
             m = _normalize(<Py_UCS1*>PyUnicode_DATA(text), n, out, &offs, &plain)
     else:
