@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import gateway.inspect
 
@@ -274,6 +275,13 @@ def test_published_examples_are_valid(name, value):
 ])
 def test_invalid_examples_are_rejected(name, value):
     assert not check(name, value)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.text(max_size=200) | st.text(alphabet="0123456789OlI .-\u00ad\u200b\u00aa\u00b2\uff11é", max_size=60))
+def test_c_normalization_matches_the_reference(text):
+    from gateway.inspect.normalize import normalize
+    assert _scan_c.normalize(text) == normalize(text)
 
 
 def test_non_ascii_and_unknown_validator():
