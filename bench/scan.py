@@ -142,6 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     if _scan_c is not None:
         same = _scan_c.scan(small) == _scan_py.scan(small)
         print(f"compiled core == reference on the prefix: {same}")
+        ref = next(r[1] for r in rows if "reference" in r[0])
+        core = next(r[1] for r in rows if "compiled" in r[0])
+        print(f"compiled core / digit-runs re: {core / base:.2f}x   compiled core / reference: {core / ref:.0f}x")
+        if max(text) < "\u0100":
+            best: dict[str, float] = {}
+            for _ in range(args.repeat):
+                for k, v in _scan_c._stage_times(text).items():
+                    best[k] = min(best.get(k, 1e9), v)
+            print("compiled core by stage (ns per character, best of runs):  "
+                  + ", ".join(f"{k} {v * 1e9 / len(text):.1f}" for k, v in best.items()))
     return 0
 
 

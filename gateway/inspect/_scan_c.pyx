@@ -1956,6 +1956,8 @@ cdef inline int _chunk_run(const uchar_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssiz
                     return -1
                 a = x
         return _add_chunk(s, S, a, j)
+    if not flags:   # only chunks that may start a window are kept
+        return 0
     if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
         return -1
     S.chunks[S.nchunk].s = <int32_t>i
@@ -2064,23 +2066,38 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
 cdef int _add_chunk(const uchar_t* s, State* S, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     cdef Py_ssize_t x
     cdef uint8_t orb = 0, andb = 0xFF, t
+    cdef int flags
     for x in range(a, b):
         t = _K1[s[x]]   # chunk characters are all < 256
         orb |= t
         andb &= t
+    flags = (1 if orb & K_DG else 0) | (2 if (andb & K_UP) and b - a <= 4 else 0)
+    if not flags:
+        return 0
     if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
         return -1
     S.chunks[S.nchunk].s = <int32_t>a
     S.chunks[S.nchunk].e = <int32_t>b
-    S.chunks[S.nchunk].flags = (1 if orb & K_DG else 0) | (2 if (andb & K_UP) and b - a <= 4 else 0)
+    S.chunks[S.nchunk].flags = flags
     S.nchunk += 1
     return 0
 
 
 # ---- step 2: chunk windows
 
+cdef inline Py_ssize_t _chunk_end(const uchar_t* s, Py_ssize_t m, Py_ssize_t a) noexcept nogil:
+    """End of the chunk starting at a: the end of the [0-9A-Za-zÑñ] run, or the next x between
+    two ASCII digits (a phone extension starts a chunk)."""
+    cdef Py_ssize_t x = a + 1
+    while x < m and _chunkch(s[x]):
+        if s[x] == 120 and x + 1 < m and _c(s[x - 1], C_DIGIT) and _c(s[x + 1], C_DIGIT):
+            return x
+        x += 1
+    return x
+
+
 cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S) noexcept nogil:
-    cdef Py_ssize_t i, j, x, cs, ce, lim, g
+    cdef Py_ssize_t i, j, x, cs, ce, g, js, je
     cdef Span* ch = S.chunks
     cdef uint8_t cb[72]
     cdef uint8_t rb[72]
@@ -2102,23 +2119,30 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
         key = 0
         all_digits = True
         rawdiff = False
-        lim = S.nchunk if i + _MAX_CHUNKS > S.nchunk else i + _MAX_CHUNKS
-        for j in range(i, lim):
+        js = cs
+        je = ce
+        for j in range(i, i + _MAX_CHUNKS):
             loose_tail = False
             if j > i:
-                g = ch[j - 1].e
-                if ch[j].s - g > 3:
-                    break
-                ws = ch[j].s > g   # an empty gap (x-split chunks) is joined, not whitespace
-                while g < ch[j].s and _c(s[g], C_JOIN):
-                    if not (s[g] == 32 or s[g] == 9 or s[g] == 10 or s[g] == 13):
-                        ws = False
-                    g += 1
-                if g < ch[j].s:
-                    break
+                # the next chunk, found in the text (only chunks that may start a window are
+                # stored): right at je after an x split, or after a gap of 1-3 join characters
+                g = je
+                ws = False
+                if g < m and _chunkch(s[g]):
+                    pass   # an empty gap (x-split chunks) is joined, not whitespace
+                else:
+                    ws = True
+                    while g < m and g - je <= 3 and _c(s[g], C_JOIN):
+                        if not (s[g] == 32 or s[g] == 9 or s[g] == 10 or s[g] == 13):
+                            ws = False
+                        g += 1
+                    if g - je > 3 or g >= m or not _chunkch(s[g]):
+                        break
+                js = g
+                je = _chunk_end(s, m, js)
                 # "123871965 5": a lone last character after whitespace needs context
-                loose_tail = j == i + 1 and ch[j].e - ch[j].s == 1 and ws
-            L = ch[j].e - ch[j].s
+                loose_tail = j == i + 1 and je - js == 1 and ws
+            L = je - js
             if total + L > _MAX_COMPACT:
                 break
             # no layout starts with these chunk lengths: no longer window can match either
@@ -2127,7 +2151,7 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
             h = _layout(key)
             if h < 0 and not plus:
                 break
-            for x in range(ch[j].s, ch[j].e):
+            for x in range(js, je):
                 c = s[x]
                 if c < 128:
                     if not (_CLS[c] & C_DIGIT):
@@ -2157,7 +2181,7 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
                 if 8 <= total <= 15 and cb[0] != 48:
                     # from the "(" when one is right before the "+": (+57) 320 715 60 67
                     if _cand(S, <int32_t>(cs - 2 if cs > 1 and s[cs - 2] == 40 else cs - 1),
-                             ch[j].e, _PHONE) < 0:
+                             je, _PHONE) < 0:
                         return -1
                 continue
             if h < 0:
@@ -2191,7 +2215,7 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
             if chosen < 0:
                 chosen = fallback
             if chosen >= 0:
-                if _cand(S, <int32_t>(cs - 1 if chosen == _PHONE and paren else cs), ch[j].e,
+                if _cand(S, <int32_t>(cs - 1 if chosen == _PHONE and paren else cs), je,
                          chosen) < 0:
                     return -1
     return 0
