@@ -1652,6 +1652,7 @@ cdef Py_ssize_t _icd10(const uchar_t* s, Py_ssize_t m, Py_ssize_t p, State* S) n
 
 DEF MAX_PREFIX = 64
 cdef uint8_t _PREFIX_FIRST[128]   # 1: some secret prefix (or eyJ) starts with this character
+cdef uint8_t _PREFIX_TWO[128 * 128]   # 1: some secret prefix (or eyJ) starts with these two
 cdef int _NPREFIX = 0
 cdef char _PREFIX[MAX_PREFIX][32]
 cdef int _PREFIX_LEN[MAX_PREFIX]
@@ -1661,9 +1662,14 @@ def _init_prefixes():
     _NPREFIX = 0
     for i in range(128):
         _PREFIX_FIRST[i] = 0
+    for i in range(128 * 128):
+        _PREFIX_TWO[i] = 0
     _PREFIX_FIRST[ord("e")] = 1
+    _PREFIX_TWO[ord("e") * 128 + ord("y")] = 1
     for prefix, _, _, _ in _D.SECRET_PATTERNS:
+        assert len(prefix) >= 2 and prefix.isascii()
         _PREFIX_FIRST[ord(prefix[0])] = 1
+        _PREFIX_TWO[ord(prefix[0]) * 128 + ord(prefix[1])] = 1
         b = prefix.encode("ascii")
         # a prefix must start with [A-Za-z0-9]: the look-behind then makes it an anchor
         assert b[:1].isalnum() and len(b) < 32 and _NPREFIX < MAX_PREFIX
@@ -1679,6 +1685,8 @@ _init_prefixes()
 
 cdef void _secret_gate(const uchar_t* s, Py_ssize_t m, Py_ssize_t p, State* S) noexcept nogil:
     cdef int k
+    if p + 1 >= m or s[p + 1] >= 128 or not _PREFIX_TWO[s[p] * 128 + s[p + 1]]:
+        return
     if s[p] == 101 and _starts_with(s, m, p, b"eyJ", 3):
         S.g_jwt = True
     for k in range(_NPREFIX):
@@ -1940,8 +1948,10 @@ cdef inline int _chunk_run(const uchar_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssiz
         flags |= 1
     if (andb & K_UP) and j - i <= 4:
         flags |= 2
-    if s[i] < 128 and _anchor(s, m, i, S, icd_next) < 0:
-        return -1
+    # anchor rules at a lower-case letter: only the secret gates (ICD-10 needs a capital)
+    if s[i] < 128 and (not (_CLS[s[i]] & C_LOWER) or _PREFIX_FIRST[s[i]]):
+        if _anchor(s, m, i, S, icd_next) < 0:
+            return -1
     if orb & K_NN:   # an ASCII letter or digit right after Ñ/ñ is an anchor too
         for x in range(i + 1, j):
             if (s[x - 1] == 0xD1 or s[x - 1] == 0xF1) and s[x] < 128:
