@@ -1072,6 +1072,8 @@ DEF WF_LIMIT = 0x30000
 DEF MAX_WORD = 40
 cdef uint8_t _TOK1[256]      # code point < 256 -> 1 when it is a word-token character
 cdef uint64_t _W1LEN[128]    # first folded character -> bit L set when a keyword word of length L starts with it
+cdef uint64_t _W2LEN[27 * 27]  # same for the first two letters (a-z -> 1..26; one-letter words: 0)
+cdef uint8_t _AZ[128]        # ASCII letter -> 1..26 (either case), else 0
 cdef int _MAX_WORD_LEN = 0   # longest word of any keyword phrase
 # non-ASCII token character -> the ASCII character fold_word makes of it (0: not ASCII)
 cdef uint8_t _WF[WF_LIMIT]
@@ -1158,8 +1160,14 @@ def _init_words():
     assert _MAX_WORD_LEN < 64
     for i in range(128):
         _W1LEN[i] = 0
+    for i in range(27 * 27):
+        _W2LEN[i] = 0
+    for i in range(128):
+        _AZ[i] = (ord(chr(i).lower()) - 96) if chr(i).isascii() and chr(i).isalpha() else 0
     for w in words:
         _W1LEN[ord(w[0])] |= 1 << len(w)
+        if "a" <= w[0] <= "z" and (len(w) == 1 or "a" <= w[1] <= "z"):
+            _W2LEN[(ord(w[0]) - 96) * 27 + (ord(w[1]) - 96 if len(w) > 1 else 0)] |= 1 << len(w)
     assert len(words) < 1023 and all(w.isascii() and 0 < len(w) <= MAX_WORD for w in words)
     for i in range(WT_SIZE):
         _WT_ID[i] = -1
@@ -2002,7 +2010,7 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
     cdef Py_ssize_t i = 0, j, x, y, icd_next = 0, ip6_done = -1
     cdef uint32_t c
     cdef uint8_t k, orb, andb, o2, a2
-    cdef bint prev_kept = False
+    cdef bint prev_kept = False, kw
     while i < m:
         c = s[i]
         if uchar_t is Py_UCS1:
@@ -2032,7 +2040,13 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
             # letters only: one token and one chunk. The first-letter/length filter of
             # _add_token, inlined: most words are no keyword word.
             c = s[i]
-            if c >= 128 or (j - i <= _MAX_WORD_LEN and (_W1LEN[c | 0x20] >> (j - i)) & 1):
+            if c >= 128 or s[i + 1] >= 128 if j - i > 1 else c >= 128:
+                kw = True   # non-ASCII letters: the general path decides
+            elif j - i > _MAX_WORD_LEN:
+                kw = False
+            else:   # the first two letters and the length of some keyword word
+                kw = ((_W2LEN[_AZ[c] * 27 + (_AZ[s[i + 1]] if j - i > 1 else 0)] >> (j - i)) & 1) != 0
+            if kw:
                 if _add_token(s, i, j, S, &prev_kept) < 0:
                     return -1
             else:
