@@ -1493,6 +1493,50 @@ cdef bint _context(const uchar_t* s, State* S, uint64_t bit, Py_ssize_t p) noexc
     return False
 
 
+cdef uint64_t _context_mask(const uchar_t* s, State* S, Py_ssize_t p) noexcept nogil:
+    """The union of the masks of every phrase within the CONTEXT_WINDOW characters before ``p``:
+    ``_context(bit)`` is ``_context_mask & bit``, computed once for all detectors of a window."""
+    cdef Py_ssize_t lo, hi, a, b, mid, t, u
+    cdef int k
+    cdef uint64_t key, acc = 0
+    cdef int64_t h
+    cdef Tok* toks = S.toks
+    a = 0
+    b = S.ntok
+    while a < b:
+        mid = (a + b) >> 1
+        if toks[mid].s < p - 40:
+            a = mid + 1
+        else:
+            b = mid
+    lo = a
+    b = S.ntok
+    while a < b:
+        mid = (a + b) >> 1
+        if toks[mid].s < p:
+            a = mid + 1
+        else:
+            b = mid
+    hi = a - 1
+    if hi >= 0 and toks[hi].e > p:
+        hi -= 1
+    for t in range(lo, hi + 1):
+        key = 0
+        u = t
+        k = 0
+        while True:
+            key = _pkey(key, toks[u].wid, k)
+            k += 1
+            h = _phrase(key)
+            if h < 0:
+                break
+            acc |= _PT_MASK[h]
+            if u >= hi or k >= 6 or not toks[u].joined:
+                break
+            u += 1
+    return acc
+
+
 # ---- step 6: markings and health terms
 
 cdef bint _labelled(const uchar_t* s, State* S, Py_ssize_t t) noexcept nogil:
@@ -2129,13 +2173,15 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
     cdef int total, k, L, d, chosen, fallback, mode, q, nd
     cdef uint64_t key
     cdef int64_t h
-    cdef bint plus, paren, all_digits, has_digit, upper4, needs, same, loose_tail, ws
+    cdef bint plus, paren, all_digits, has_digit, upper4, needs, same, loose_tail, ws, have_ctx
+    cdef uint64_t ctxm = 0
     cdef uint32_t c
     for i in range(S.nchunk):
         if not ch[i].flags:   # neither an ASCII digit nor 1-4 upper-case letters
             continue
         cs = ch[i].s
         ce = ch[i].e
+        have_ctx = False
         plus = cs > 0 and s[cs - 1] == 43 and (cs == 1 or not _isalnum(s[cs - 2]))
         paren = cs > 0 and s[cs - 1] == 40 and ce < m and s[ce] == 41
         total = 0
@@ -2231,9 +2277,13 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
                         continue
                     mode = _DCTX[d]
                     needs = mode == 1 or (mode == 2 and j == i) or loose_tail
-                if _context(s, S, 1ULL << d, cs):
-                    chosen = d
-                    break
+                if _ALL_MASK & (1ULL << d):
+                    if not have_ctx:
+                        ctxm = _context_mask(s, S, cs)
+                        have_ctx = True
+                    if ctxm & (1ULL << d):
+                        chosen = d
+                        break
                 if fallback < 0 and not needs:
                     fallback = d
             if chosen < 0:
