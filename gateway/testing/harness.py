@@ -50,8 +50,8 @@ jurisdiction: BR
 policies: {h.policies}
 keys: {h.dir / 'keys'}
 auth:
-  mode: api_key
-  api_keys:
+  mode: {h.auth_mode}
+{h.jwt_yaml}  api_keys:
 {keys}
 upstreams:
   - {{name: br-sovereign, url: "{h.stub_br.url}/v1", dialect: openai, residency: BR}}
@@ -85,11 +85,14 @@ class Harness:
     """Stub upstreams plus a gateway, all in this event loop, in folder ``directory``."""
 
     def __init__(self, directory: str | os.PathLike[str], *, policies: str | os.PathLike[str] | None = None,
-                 extra_config: str = "", limits: dict | None = None):
+                 extra_config: str = "", limits: dict | None = None, jwt: str | None = None):
         self.dir = Path(directory)
         self.policies = Path(policies) if policies else bundled_policies()
         self.extra = extra_config
         self.limits = limits or {}
+        self.auth_mode = "jwt" if jwt else "api_key"
+        self.jwt_yaml = f"  jwt: {jwt}\n" if jwt else ""
+        """``jwt``: the flow-style YAML of ``auth.jwt`` (JWTs then work beside the API keys)."""
         self.keys = {name: "sk-sob-" + secrets.token_urlsafe(24) for name in CALLERS}
         """API key of each test caller (br, mx, ar, us), by name."""
         self.url = ""

@@ -1,0 +1,60 @@
+"""A JWT from the agency's identity provider, end to end: its jurisdiction claim picks the policy."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import openai
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from gateway.testing.harness import Harness
+
+EMAIL = "ana.perez@correo.gob.ar"
+
+
+@pytest.fixture
+async def gw(tmp_path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "idp.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    cfg = f"{{issuer: 'https://idp.gov.example', audience: soberana, public_keys: [{tmp_path / 'idp.pem'}], algorithms: [RS256]}}"
+    async with Harness(tmp_path, jwt=cfg) as h:
+        h.idp_key = key
+        yield h
+
+
+def token(h: Harness, country: str, **over) -> str:
+    now = int(time.time())
+    claims = {"iss": "https://idp.gov.example", "aud": "soberana", "sub": "analista-7", "agency": "tributos",
+              "country": country, "iat": now, "exp": now + 300, **over}
+    return jwt.encode(claims, h.idp_key, algorithm="RS256", headers={"kid": "idp"})
+
+
+async def ask(h: Harness, tok: str):
+    client = openai.AsyncOpenAI(base_url=h.url + "/v1", api_key=tok, max_retries=0)
+    return await client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": f"Escribile a {EMAIL} mañana."}])
+
+
+async def test_the_jurisdiction_claim_drives_the_decision(gw):
+    # Argentina's law treats the US as non-adequate: the e-mail leaves only as a placeholder
+    answer = await ask(gw, token(gw, "AR"))
+    sent = gw.received("US")[-1]["body"]["messages"][0]["content"]
+    assert EMAIL not in sent and "[EMAIL_1]" in sent
+    assert EMAIL in answer.choices[0].message.content
+    # the same request from a US caller: US policy has no transfer restriction on contact data
+    await ask(gw, token(gw, "US"))
+    assert EMAIL in gw.received("US")[-1]["body"]["messages"][0]["content"]
+
+
+async def test_bad_tokens_are_refused_with_401_and_reach_nothing(gw):
+    before = len(gw.received("US")) + len(gw.received("BR"))
+    for tok in (token(gw, "AR", exp=int(time.time()) - 3600), token(gw, "AR", iss="https://idp.gov.example.evil"),
+                token(gw, "AR")[:-6] + "AAAAAA", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."):
+        with pytest.raises(openai.AuthenticationError) as e:
+            await ask(gw, tok)
+        assert e.value.body["code"] == "unauthorized"
+    assert len(gw.received("US")) + len(gw.received("BR")) == before
