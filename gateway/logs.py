@@ -18,8 +18,9 @@ class JsonFormatter(logging.Formatter):
         out = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
                "level": record.levelname.lower(), "logger": record.name, "worker": self.worker,
                "msg": record.getMessage()}
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info).splitlines()[-1]  # type and message only
+        if record.exc_info and record.exc_info[0] is not None:
+            # the exception's type only: its message or traceback could quote a request value
+            out["exc"] = record.exc_info[0].__name__
         return orjson.dumps(out).decode()
 
 
