@@ -181,6 +181,21 @@ class RateLimit(_Strict, kw_only=True):
     """Key prefix in Redis, so several gateway fleets can share one Redis."""
 
 
+class Tracing(_Strict, kw_only=True):
+    """Optional OpenTelemetry traces over OTLP/HTTP (needs the `otel` extra): stage timings, rule ids and finding counts, never a value."""
+
+    enabled: bool = False
+    """Export one trace per request: a `soberana.request` span with a child per stage and per upstream try."""
+    otlp_endpoint: Annotated[str, msgspec.Meta(pattern="^https?://")] = "http://127.0.0.1:4318/v1/traces"
+    """OTLP/HTTP (protobuf) traces endpoint of the collector."""
+    service_name: Annotated[str, msgspec.Meta(min_length=1)] = "soberana"
+    """The `service.name` resource attribute."""
+    sample_ratio: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 1.0
+    """Share of new traces kept (0..1); a request with an incoming `traceparent` follows its sampled flag."""
+    headers: dict[str, str] = {}
+    """HTTP headers sent to the collector, e.g. an authorization token (never logged)."""
+
+
 class Config(_Strict, kw_only=True):
     """The whole gateway configuration (SPEC section 4)."""
 
@@ -204,6 +219,8 @@ class Config(_Strict, kw_only=True):
     """Body size and deadlines."""
     rate_limit: RateLimit = RateLimit()
     """Per-agency and per-key request and token quotas."""
+    tracing: Tracing = Tracing()
+    """Optional OpenTelemetry traces."""
     on_inspection_error: Literal["block", "allow"] = "block"
     """`block` (default): a request that cannot be inspected is refused; `allow` forwards it uninspected and logs CRITICAL every time."""
     source: str = "<default>"

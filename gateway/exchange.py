@@ -17,6 +17,7 @@ class Exchange:
         "request_id", "started", "endpoint", "dialect", "principal", "body", "payload", "model",
         "stream", "level", "segments", "findings", "decision", "pmap", "route", "upstream_status",
         "upstream_latency_ms", "outcome", "bytes_in", "bytes_out", "error", "leaks", "extra",
+        "marks", "traceparent", "trace",
     )
 
     def __init__(self, request_id: str, endpoint: str, dialect: str):
@@ -58,3 +59,11 @@ class Exchange:
         self.leaks = 0
         """restore: sensitive values in the answer that the caller did not send."""
         self.extra: dict = {}
+        self.marks: list[tuple[str, int]] = []
+        """server: ``(stage, time.time_ns())`` appended as the request passes each stage: "start" (head
+        parsed), "auth", "body", "inspect", "decide", "transform", "upstream_sent", "upstream_headers",
+        "done" (the upstream pair repeats per try). Tracing turns them into spans after the request."""
+        self.traceparent: str | None = None
+        """server: the incoming W3C ``traceparent`` header, raw (None if absent); validated by tracing."""
+        self.trace: Any = None
+        """tracing: the ids chosen for this request's spans (set on first use, only when tracing is on)."""
