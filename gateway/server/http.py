@@ -1,0 +1,791 @@
+"""The data path's HTTP/1.1 server: one asyncio protocol per connection, llhttp (httptools) parsing.
+
+aiohttp's web server costs 80–115 µs of CPU per request before a handler runs; this one keeps the
+per-request Python work to one parser pass, one ``Request`` and one task, and writes each response
+with a single ``transport.write``. It reads the whole request (head and body, within limits) before
+calling the handler, because the gateway inspects the whole body anyway.
+
+    async def handler(request: Request) -> Response | None:
+        if request.path == "/stream":
+            out = await request.stream(200, [("Content-Type", "text/event-stream")])
+            await out.write(b"data: 1\\n\\n")
+            await out.end()
+            return None
+        return Response(200, b'{"ok": true}')
+
+    server = HttpServer(handler, error_response=errors, max_body_bytes=1 << 20,
+                        header_timeout=10, body_timeout=30)
+    port = await server.start("127.0.0.1", 8080)
+    ...
+    await server.shutdown(timeout=30)
+
+Limits a hostile client cannot get around (each answered through ``error_response`` in the caller's
+dialect, then the connection closes): a body over ``max_body_bytes`` (413, at once when declared), a
+head over ``max_head_bytes`` (431), a head not complete within ``header_timeout`` of its first byte
+(the connection is closed: slowloris), no body byte for ``body_timeout`` (408), malformed HTTP or an
+upgrade request (400). Idle keep-alive connections close after ``keepalive_timeout``.
+
+Timers: each connection has at most one timer. Moving from state to state only stores a deadline; the
+timer is re-armed only when the new deadline is earlier than the one it is set for, and when it fires
+early it re-arms for the current deadline. A steady keep-alive connection costs one timer event per
+keep-alive period, not one per request or per read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
+from http import HTTPStatus
+from urllib.parse import parse_qs
+
+import httptools
+
+__all__ = ["ErrorResponder", "Handler", "Headers", "HttpServer", "Request", "Response", "StreamWriter"]
+
+log = logging.getLogger("soberana.http")
+
+LINGER_SECONDS = 2.0
+"""After an error response the connection half-closes and discards what the client still sends for
+this long, so the client reads the error instead of a reset (a close with unread input sends RST)."""
+LINGER_BYTES = 1 << 20
+"""…or until this many bytes were discarded, whichever comes first."""
+WRITE_HIGH_WATER = 64 * 1024
+"""Unsent response bytes at which ``StreamWriter.write`` waits for the client to read."""
+
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
+_FRAMING = frozenset(("content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te",
+                      "trailer"))
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ok_names: set[str] = set()  # header names already validated (they repeat: a small, bounded set)
+_NO_BODY_STATUS = frozenset((204, 304))
+
+# parser states of a connection
+_IDLE, _HEAD, _BODY = 0, 1, 2
+
+
+class Headers:
+    """Request headers as they arrived: raw (name, value) bytes, decoded (latin-1) only when asked."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]):
+        self._raw = raw
+
+    def get(self, name: str, default=None) -> str | None:
+        """The first value of ``name`` (case-insensitive), or ``default``."""
+        key = name.lower().encode("latin-1")
+        n = len(key)
+        for k, v in self._raw:
+            if len(k) == n and k.lower() == key:
+                return v.decode("latin-1")
+        return default
+
+    def getall(self, name: str, default=None) -> list[str]:
+        """Every value of ``name`` (case-insensitive) in arrival order; ``default`` if none (as aiohttp's)."""
+        key = name.lower().encode("latin-1")
+        out = [v.decode("latin-1") for k, v in self._raw if k.lower() == key]
+        if out:
+            return out
+        if default is None:
+            raise KeyError(name)
+        return default
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower().encode("latin-1")
+        return any(k.lower() == key for k, _ in self._raw)
+
+    def items(self) -> list[tuple[str, str]]:
+        """(lower-case name, value) pairs in arrival order."""
+        return [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in self._raw]
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:  # names only: values can be credentials
+        return f"Headers({[k.decode('latin-1').lower() for k, _ in self._raw]})"
+
+
+class Request:
+    """One parsed request, head and whole body."""
+
+    __slots__ = ("method", "path", "query", "headers", "body", "version", "keep_alive", "peer",
+                 "disconnected", "transport", "_proto", "_stream")
+
+    def __init__(self, proto: "_Connection", method: str, path: str, query: str, headers: Headers,
+                 version: str, keep_alive: bool):
+        self.method = method
+        self.path = path
+        """The request target without its query; percent-decoding is not applied."""
+        self.query = query
+        """The raw query string ("" if none)."""
+        self.headers = headers
+        self.body = b""
+        self.version = version
+        """"1.1" or "1.0"."""
+        self.keep_alive = keep_alive
+        """The client allows the connection to stay open after this request."""
+        self.peer = proto.peer
+        self.disconnected = False
+        """True once the client has gone away (the handler keeps running: it must finish its audit)."""
+        self.transport = proto.transport
+        self._proto = proto
+        self._stream: StreamWriter | None = None
+
+    def query_param(self, name: str) -> str | None:
+        """The first value of query parameter ``name`` (percent- and plus-decoded), or None."""
+        if not self.query:
+            return None
+        values = parse_qs(self.query, keep_blank_values=True).get(name)
+        return values[0] if values else None
+
+    async def stream(self, status: int, headers: list[tuple[str, str]]) -> "StreamWriter":
+        """Begin a streamed response; the handler then writes, ends and returns None.
+
+        HTTP/1.1: ``Transfer-Encoding: chunked``. HTTP/1.0: no framing, the connection closes at the end.
+        """
+        if self._stream is not None:
+            raise RuntimeError("the response has already started")
+        proto = self._proto
+        chunked = self.version == "1.1"
+        keep = chunked and self.keep_alive and not proto.server.closing
+        head = _head(status, headers, None, None, keep, self.version, b"Transfer-Encoding: chunked\r\n" if chunked else b"")
+        self._stream = out = StreamWriter(proto, self, chunked, keep)
+        if self.disconnected:
+            raise ConnectionResetError("the client has gone away")
+        proto.transport.write(head)
+        return out
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.path}>"
+
+
+class StreamWriter:
+    """The body of a streamed response."""
+
+    __slots__ = ("_proto", "_req", "_chunked", "keep_alive", "ended")
+
+    def __init__(self, proto: "_Connection", req: Request, chunked: bool, keep_alive: bool):
+        self._proto = proto
+        self._req = req
+        self._chunked = chunked
+        self.keep_alive = keep_alive
+        self.ended = False
+
+    async def write(self, data: bytes) -> None:
+        """Send one chunk (empty data is a no-op); waits while the client is not reading.
+
+        Raises ConnectionResetError once the client has gone away.
+        """
+        if self._req.disconnected:
+            raise ConnectionResetError("the client has gone away")
+        if self.ended:
+            raise RuntimeError("the stream has ended")
+        if not data:
+            return
+        proto = self._proto
+        if self._chunked:
+            proto.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            proto.transport.write(data)
+        if proto.write_paused:
+            await proto.drain()
+
+    async def end(self) -> None:
+        """Finish the stream (the terminating chunk); idempotent."""
+        if self.ended:
+            return
+        self.ended = True
+        if self._req.disconnected:
+            return
+        if self._chunked:
+            self._proto.transport.write(b"0\r\n\r\n")
+
+
+class Response:
+    """A whole response. ``close`` closes the connection after it."""
+
+    __slots__ = ("status", "body", "headers", "content_type", "close")
+
+    def __init__(self, status: int = 200, body: bytes = b"", headers: list[tuple[str, str]] | None = None,
+                 content_type: str | None = "application/json", close: bool = False):
+        self.status = status
+        self.body = body
+        self.headers = headers
+        self.content_type = content_type
+        self.close = close
+
+
+Handler = Callable[[Request], Awaitable[Response | None]]
+ErrorResponder = Callable[[Request | None, int, str, str], Response]
+
+
+# --- response heads ---------------------------------------------------------------------------------
+_date_second = 0
+_date_text = ""
+
+
+def _date() -> str:
+    """The Date header value, formatted once per second."""
+    global _date_second, _date_text
+    now = int(time.time())
+    if now != _date_second:
+        _date_second = now
+        _date_text = formatdate(now, usegmt=True)
+    return _date_text
+
+
+def _check(headers: list[tuple[str, str]]) -> list[str]:
+    """The headers as 'name: value\\r\\n' lines; ValueError on anything that could split or smuggle."""
+    lines = []
+    for name, value in headers:
+        if name not in _ok_names:
+            if not name or not _TCHAR.issuperset(name) or name.lower() in _FRAMING:
+                raise ValueError("invalid or reserved response header name")
+            if len(_ok_names) < 1024:
+                _ok_names.add(name)
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise ValueError("response header value holds a line break or NUL")
+        lines.append(f"{name}: {value}\r\n")
+    return lines
+
+
+def _head(status: int, headers: list[tuple[str, str]] | None, content_type: str | None, length: int | None,
+          keep_alive: bool, version: str, framing: bytes = b"") -> bytes:
+    """Status line and headers, ending with the blank line."""
+    reason = _REASONS.get(status)
+    if reason is None:
+        if not 100 <= status <= 999:
+            raise ValueError("invalid status code")
+        reason = "Unknown"
+    text = f"HTTP/1.1 {status} {reason}\r\nServer: soberana\r\nDate: {_date()}\r\n"
+    if content_type is not None:
+        if "\r" in content_type or "\n" in content_type or "\0" in content_type:
+            raise ValueError("content type holds a line break or NUL")
+        text += f"Content-Type: {content_type}\r\n"
+    if length is not None:
+        text += f"Content-Length: {length}\r\n"
+    if headers:
+        text += "".join(_check(headers))
+    if not keep_alive:
+        text += "Connection: close\r\n"
+    elif version == "1.0":
+        text += "Connection: keep-alive\r\n"
+    return text.encode("latin-1") + framing + b"\r\n"
+
+
+class _Refuse(Exception):
+    """Internal: raised inside a parser callback to stop parsing and answer with an error."""
+
+    def __init__(self, status: int, code: str, message: str):
+        self.status, self.code, self.message = status, code, message
+
+
+_MALFORMED = (400, "invalid_request", "malformed HTTP request")
+
+
+# --- the connection -----------------------------------------------------------------------------------
+class _Connection(asyncio.Protocol):
+    """One client connection: parse requests, run the handler for one at a time, answer in order."""
+
+    __slots__ = ("server", "loop", "transport", "parser", "peer", "state", "busy", "queue", "req", "incoming", "url",
+                 "raw_headers", "parts", "size", "head_bytes", "head_start", "last_body", "idle_since", "fresh",
+                 "timer", "timer_at", "reading_paused", "write_paused", "waiter", "closed", "lingering",
+                 "linger_until", "discarded")
+
+    def __init__(self, server: "HttpServer"):
+        self.server = server
+        self.loop = server._loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer = None
+        self.state = _IDLE
+        self.busy = False  # a handler is running for this connection
+        self.queue: deque = deque()  # pipelined requests (or a refusal) waiting for the handler
+        self.req: Request | None = None  # the request whose handler is running
+        self.incoming: Request | None = None  # the request being read (head complete, body arriving)
+        self.url = b""
+        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.head_bytes = 0
+        self.head_start = 0.0
+        self.last_body = 0.0
+        self.idle_since = 0.0
+        self.fresh = True  # no request has begun yet
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
+        self.reading_paused = False
+        self.write_paused = False
+        self.waiter: asyncio.Future | None = None
+        self.closed = False
+        self.lingering = False  # an error was answered; discard input until closed
+        self.linger_until = 0.0
+        self.discarded = 0
+
+    # --- asyncio.Protocol -------------------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except (OSError, AttributeError):
+                pass
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        server = self.server
+        server._conns.add(self)
+        if server.closing:
+            transport.close()
+            return
+        self.idle_since = now = self.loop.time()
+        self._arm(now + server.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.parser is None:  # an error was (or is about to be) answered: discard
+            self.discarded += len(data)
+            if self.discarded > LINGER_BYTES:
+                self.transport.close()
+            return
+        if self.state != _BODY:
+            if self.state == _IDLE and not self.busy:
+                self.head_start = self.loop.time()
+            self.head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as e:
+            r = e.__context__
+            if isinstance(r, _Refuse):
+                self._refuse(r.status, r.code, r.message)
+            else:
+                self._refuse(*_MALFORMED)
+            return
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            self._refuse(*_MALFORMED)
+            return
+        state = self.state
+        if state == _IDLE:
+            if self.busy and self.queue and not self.reading_paused:
+                self._pause_reading()
+            return
+        server = self.server
+        if state == _HEAD:
+            if self.head_bytes > server.max_head_bytes:
+                self._refuse(431, "headers_too_large", "request head too large")
+                return
+            if not self.busy:
+                self._arm(self.head_start + server.header_timeout)
+        elif not self.busy:
+            self.last_body = now = self.loop.time()
+            self._arm(now + server.body_timeout)
+        if self.busy and not self.reading_paused:
+            self._pause_reading()  # one request at a time: let the client wait in its own buffers
+
+    def eof_received(self) -> bool:
+        return False  # the client closed its side: close ours (a handler sees request.disconnected)
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.server._conns.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        for req in (self.req, self.incoming):
+            if req is not None:
+                req.disconnected = True
+        for item in self.queue:
+            if isinstance(item, Request):
+                item.disconnected = True
+        self.queue.clear()
+        w = self.waiter
+        if w is not None:
+            self.waiter = None
+            if not w.done():
+                w.set_exception(ConnectionResetError("the client has gone away"))
+        self.transport = _ClosedTransport
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        w = self.waiter
+        if w is not None:
+            self.waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until the transport's buffer is below the low-water mark (or the client left)."""
+        if self.closed:
+            raise ConnectionResetError("the client has gone away")
+        if self.waiter is None:
+            self.waiter = self.loop.create_future()
+        await self.waiter
+
+    # --- httptools callbacks ----------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.state = _HEAD
+        self.fresh = False
+        self.url = b""
+        self.raw_headers = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.raw_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        server = self.server
+        url = self.url
+        q = url.find(b"#")
+        if q >= 0:  # a fragment is never sent by a browser; drop it if a client does
+            url = url[:q]
+        q = url.find(b"?")
+        if q < 0:
+            path, query = url, b""
+        else:
+            path, query = url[:q], url[q + 1:]
+        version = parser.get_http_version()
+        self.incoming = req = Request(self, parser.get_method().decode("ascii"), path.decode("latin-1"),
+                                 query.decode("latin-1"), Headers(self.raw_headers), version,
+                                 parser.should_keep_alive())
+        self.state = _BODY
+        self.parts = []
+        self.size = 0
+        if self.head_bytes > server.max_head_bytes and self._head_size() > server.max_head_bytes:
+            raise _Refuse(431, "headers_too_large", "request head too large")
+        if parser.should_upgrade():
+            raise _Refuse(*_MALFORMED)
+        declared = None
+        expect = None
+        for k, v in self.raw_headers:
+            n = len(k)
+            if n == 14 and k.lower() == b"content-length":
+                declared = int(v)  # llhttp accepts digits only, and one value
+            elif n == 6 and k.lower() == b"expect":
+                expect = v
+        if declared is not None and declared > server.max_body_bytes:
+            raise _Refuse(413, "payload_too_large", "request body too large")
+        if expect is not None and expect.lower() == b"100-continue" and version == "1.1":
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _head_size(self) -> int:
+        return len(self.url) + 16 + sum(len(k) + len(v) + 4 for k, v in self.raw_headers)
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > self.server.max_body_bytes:
+            raise _Refuse(413, "payload_too_large", "request body too large")
+        self.parts.append(body)
+
+    def on_message_complete(self) -> None:
+        req = self.incoming
+        self.incoming = None
+        parts = self.parts
+        if parts:
+            req.body = parts[0] if len(parts) == 1 else b"".join(parts)
+            self.parts = []
+        self.state = _IDLE
+        self.head_bytes = 0
+        if self.busy:
+            self.queue.append(req)
+        else:
+            self._dispatch(req)
+
+    # --- answering --------------------------------------------------------------------------------
+    def _dispatch(self, req: Request) -> None:
+        self.busy = True
+        self.req = req
+        self.server._in_flight += 1
+        self.loop.create_task(self._run(req))
+
+    async def _run(self, req: Request) -> None:
+        server = self.server
+        keep = False
+        try:
+            try:
+                resp = await server.handler(req)
+            except Exception as e:  # the handler's own failure: log the type only (a message can quote values)
+                log.error("handler failed: %s", type(e).__name__)
+                if req._stream is not None:
+                    return  # a stream had started: close it truncated (keep stays False), never a fake clean end
+                resp = self._error_response(req, 500, "internal_error", "internal error")
+            out = req._stream
+            if out is not None:
+                if resp is not None:
+                    log.error("handler failed: %s", "ResponseAfterStream")
+                    return
+                if not out.ended:
+                    await out.end()
+                keep = out.keep_alive and not server.closing
+            else:
+                if resp is None:
+                    log.error("handler failed: %s", "NoResponse")
+                    resp = self._error_response(req, 500, "internal_error", "internal error")
+                keep = self._write(req, resp)
+        finally:
+            self._finished(keep)
+
+    def _write(self, req: Request, resp: Response, fallback: bool = True) -> bool:
+        """Write a whole response; whether the connection stays open."""
+        keep = req.keep_alive and not resp.close and not self.server.closing
+        status = resp.status
+        body = resp.body
+        try:
+            if status in _NO_BODY_STATUS or status < 200:
+                head = _head(status, resp.headers, None, None, keep, req.version)
+                body = b""
+            else:
+                head = _head(status, resp.headers, resp.content_type, len(body), keep, req.version)
+                if req.method == "HEAD":
+                    body = b""
+        except ValueError as e:
+            log.error("handler failed: %s", type(e).__name__)
+            if fallback:
+                return self._write(req, self._error_response(req, 500, "internal_error", "internal error"), False)
+            return self._write(req, Response(500, b"", None, None, True), False)
+        if not self.closed:
+            self.transport.write(head + body if body else head)
+        return keep
+
+    def _error_response(self, req: Request | None, status: int, code: str, message: str) -> Response:
+        try:
+            resp = self.server.error_response(req, status, code, message)
+            if isinstance(resp, Response):
+                return resp
+            log.error("error responder failed: %s", type(resp).__name__)
+        except Exception as e:
+            log.error("error responder failed: %s", type(e).__name__)
+        return Response(status, b"", None, None, True)
+
+    def _finished(self, keep: bool) -> None:
+        """The handler is done: next pipelined request, idle, or close."""
+        server = self.server
+        server._in_flight -= 1
+        self.busy = False
+        self.req = None
+        if server._in_flight == 0 and server._drained is not None and not server._drained.done():
+            server._drained.set_result(None)
+        if self.closed:
+            return
+        if not keep:
+            self.transport.close()
+            return
+        queue = self.queue
+        if queue:
+            item = queue.popleft()
+            if isinstance(item, Request):
+                self._dispatch(item)
+            else:
+                self._answer_refusal(*item)
+            return
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        if self.state == _IDLE:
+            if server.closing:
+                self.transport.close()
+                return
+            self.idle_since = now = self.loop.time()
+            self._arm(now + server.keepalive_timeout)
+        else:  # a pipelined request was arriving while the handler ran: its clocks start now
+            now = self.loop.time()
+            self.head_start = self.last_body = now
+            self._arm(now + min(server.header_timeout, server.body_timeout))
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer an error (after the request being handled, if any), then close."""
+        self.parser = None  # in an error state now; nothing more is parsed on this connection
+        if self.busy:
+            self.queue.append((status, code, message, self.incoming))
+            if not self.reading_paused:
+                self._pause_reading()
+            return
+        self._answer_refusal(status, code, message, self.incoming)
+
+    def _answer_refusal(self, status: int, code: str, message: str, req: Request | None) -> None:
+        self.queue.clear()
+        self.state = _IDLE
+        resp = self._error_response(req, status, code, message)
+        version = req.version if req is not None else "1.1"
+        try:
+            head = _head(resp.status, resp.headers, resp.content_type, len(resp.body), False, version)
+        except ValueError:
+            head = _head(status, None, None, 0, False, version)
+            resp.body = b""
+        transport = self.transport
+        transport.write(head + resp.body)
+        # half-close and keep reading (discarding) for a while, so the client sees the answer
+        self.lingering = True
+        if self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
+        if transport.can_write_eof():
+            try:
+                transport.write_eof()
+            except (OSError, RuntimeError):
+                transport.close()
+                return
+        else:
+            transport.close()
+            return
+        self.linger_until = self.loop.time() + LINGER_SECONDS
+        self._arm(self.linger_until)
+
+    def _pause_reading(self) -> None:
+        self.reading_paused = True
+        self.transport.pause_reading()
+
+    # --- the one timer ----------------------------------------------------------------------------
+    def _arm(self, deadline: float) -> None:
+        timer = self.timer
+        if timer is not None:
+            if self.timer_at <= deadline:
+                return  # it fires first and re-arms for the current deadline
+            timer.cancel()
+        self.timer_at = deadline
+        self.timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _deadline(self) -> float | None:
+        server = self.server
+        if self.busy:
+            return None  # the handler decides how long a request takes
+        if self.lingering:
+            return self.linger_until
+        state = self.state
+        if state == _IDLE:
+            return self.idle_since + (server.header_timeout if self.fresh else server.keepalive_timeout)
+        if state == _HEAD:
+            return self.head_start + server.header_timeout
+        return self.last_body + server.body_timeout
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self.closed:
+            return
+        deadline = self._deadline()
+        if deadline is None:
+            return
+        if self.loop.time() < deadline:
+            self.timer_at = deadline
+            self.timer = self.loop.call_at(deadline, self._on_timer)
+            return
+        if self.lingering or self.state != _BODY:
+            self.transport.close()  # a slow or absent head, an idle keep-alive, or the end of lingering
+        else:
+            self._refuse(408, "request_timeout", "the request body stalled")
+
+
+class _ClosedTransportType:
+    """Stands in for a closed transport: writes and closes are no-ops (a handler may still hold it)."""
+
+    def write(self, data) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+
+_ClosedTransport = _ClosedTransportType()
+
+
+# --- the server ----------------------------------------------------------------------------------------
+class HttpServer:
+    """The listening socket and its connections.
+
+    ``handler``, ``error_response`` and the limits are plain attributes, read per request or per
+    connection, so a configuration reload can swap them.
+    """
+
+    def __init__(self, handler: Handler, *, error_response: ErrorResponder, max_body_bytes: int,
+                 header_timeout: float, body_timeout: float, keepalive_timeout: float = 75.0,
+                 max_head_bytes: int = 65536):
+        self.handler = handler
+        """Called once per request, one at a time per connection."""
+        self.error_response = error_response
+        """Builds the error responses the server itself sends (400, 408, 413, 431, 500)."""
+        self.max_body_bytes = max_body_bytes
+        """Largest request body, counted as it arrives (413)."""
+        self.header_timeout = header_timeout
+        """Seconds from a request's first byte (or from connecting) to the end of its head."""
+        self.body_timeout = body_timeout
+        """Longest silence while a request body is arriving (408)."""
+        self.keepalive_timeout = keepalive_timeout
+        """Seconds an idle keep-alive connection stays open."""
+        self.max_head_bytes = max_head_bytes
+        """Largest request line plus headers (431)."""
+        self.closing = False
+        """True once shutdown began: responses say Connection: close, new connections are refused."""
+        self._in_flight = 0
+        self._conns: set[_Connection] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drained: asyncio.Future | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Requests whose handler is running (streams included)."""
+        return self._in_flight
+
+    @property
+    def connections(self) -> int:
+        """Open client connections."""
+        return len(self._conns)
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False, backlog: int = 2048) -> int:
+        """Listen on ``host:port`` in the running loop; the bound port (``port`` 0 picks a free one)."""
+        self._loop = loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=backlog,
+                                                reuse_port=reuse_port or None)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def shutdown(self, timeout: float) -> None:
+        """Stop listening; close idle connections now and busy ones as they become idle; let running
+        requests and streams finish for up to ``timeout`` seconds; then close every connection.
+
+        Handlers still running after that are not cancelled (they finish their audit records); their
+        writes raise ConnectionResetError.
+        """
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        for c in list(self._conns):
+            if not c.busy:
+                c.transport.close()
+        if self._in_flight > 0:
+            self._drained = self._loop.create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._drained), timeout)
+            except TimeoutError:
+                pass
+        for c in list(self._conns):
+            c.transport.abort()
+        await asyncio.sleep(0)  # let connection_lost run
