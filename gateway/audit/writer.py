@@ -1,12 +1,21 @@
-"""The audit writer: one hash-chained file per worker, written off the event loop (group commit).
+"""The audit writer: one hash-chained file per worker; the disk work happens off the event loop.
 
-``append`` only puts the record on a queue (a C-level ``SimpleQueue.put``: it never blocks the
-loop). A background thread takes whatever has accumulated, chains it (``seq``, ``ts``, ``prev``,
-``hash``), adds checkpoints when due, writes the batch with one ``write`` and syncs per policy:
+``append`` chains the record at once, on the loop (``seq``, ``ts``, ``prev``, ``hash``: one
+serialization and one SHA-256, a few µs) and adds the sealed line to a buffer; it never blocks on the
+disk. A background thread wakes when a record arrives while it sleeps (an event set only then, not per
+record), lets more gather for ``_GROUP_WINDOW_S``, takes the whole buffer and writes it with one
+``write``, then syncs per policy:
 
 - ``fsync: always`` — after every batch;
 - ``fsync: batch``  — at every checkpoint and at least once a second while there is unsynced data;
 - ``fsync: never``  — only at close (the OS decides).
+
+Chaining on the loop rather than in the thread is what makes auditing cheap: the loop is the only
+producer, so the chain needs no queue, no per-record hand-off and no per-record GIL hand-over; the
+thread only ever holds the GIL for a swap and a system call per group. Checkpoints every
+``checkpoint_every`` records are signed where the record that completes them is chained; checkpoints
+after ``checkpoint_seconds`` and the closing one are added by the thread. One lock guards the chain
+and the buffer.
 
 Any write, sync or file error (disk full, permissions, the file or its folder removed) turns the log
 unhealthy: ``healthy`` goes false, ``append`` raises ``AuditUnavailable`` and the server stops
@@ -23,7 +32,6 @@ import errno
 import fcntl
 import logging
 import os
-import queue
 import secrets
 import select
 import threading
@@ -38,17 +46,14 @@ from gateway.keys import KeyRing
 
 log = logging.getLogger("soberana.audit")
 
-_STOP = object()
-_HAND_OVER = object()
 _LIVE: dict[str, "AuditLog"] = {}  # the started, unclosed log of each file in this process
-_BATCH_MAX = 4096
 _BATCH_FSYNC_S = 1.0
 _GROUP_WINDOW_S = 0.05
 """After waking for a record, let more gather this long before writing. A wake-up of the writer
-thread costs far more CPU than chaining one record (on the 2-core reference box a group costs
-~50-150 µs of CPU in wake-ups, syscalls and GIL hand-offs, a record ~7-10 µs), so under load one wake-up, one write and one GIL hand-off serve a group. Appends
-never wait for the write, so this costs requests nothing; records reach the disk up to this much
-later (they are equally lost in a crash either way until the next sync)."""
+thread costs far more CPU than a record (a wake-up, a write and a GIL hand-off are ~50-150 µs on the
+2-core reference box), so under load one wake-up serves a whole group. Appends never wait for the
+write, so this costs requests nothing; records reach the disk up to this much later (they are
+equally lost in a crash either way until the next sync)."""
 
 
 class AuditUnavailable(Exception):
@@ -83,7 +88,7 @@ class AuditLog:
     retry_s = 5.0
     """After a write failure, how often the writer tries the file again."""
     max_queue = 100_000
-    """Records queued but not yet written beyond which ``append`` refuses (the disk cannot keep up)."""
+    """Records chained but not yet written beyond which ``append`` refuses (the disk cannot keep up)."""
 
     def __init__(self, cfg: Audit, ring: KeyRing, *, directory: Path, worker: int = 0):
         self.cfg = cfg
@@ -91,8 +96,16 @@ class AuditLog:
         self.directory = Path(directory)
         self.worker = worker
         self.path = self.directory / file_name(worker)
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._appended = 0  # written only by the loop thread
+        # Guarded by _lock: the chain (_seq, _head, checkpoint counters), the buffer of sealed lines
+        # not yet handed to the thread, and _healthy/_idle transitions.
+        self._lock = threading.Lock()
+        self._buf = bytearray()
+        self._buf_records = 0
+        self._out: list[bytes] | None = [] if cfg.stdout else None  # the same lines, for stdout
+        self._idle = False  # the thread sleeps until woken: the next append sets _wake
+        self._wake = threading.Event()
+        self._stopping: str | None = None  # "close" or "hand_over", set by the loop
+        self._appended = 0  # written only under the lock
         self._done = 0      # written only by the writer thread (written or dropped)
         self._healthy = False
         self._closed = False
@@ -113,7 +126,6 @@ class AuditLog:
         self.writer_cpu_s = 0.0
         """CPU seconds the writer thread used (set when it ends; for benchmarks)."""
         self._successor: AuditLog | None = None
-        self._early = False  # taking over: accept appends before the thread runs
 
     # -- the loop side -------------------------------------------------------------------------
 
@@ -121,27 +133,40 @@ class AuditLog:
     def healthy(self) -> bool:
         """True while records are being written."""
         s = self._successor
-        if s is not None:
-            return s._healthy or s._early
-        return self._healthy
+        return s.healthy if s is not None else self._healthy
 
     @property
     def lag(self) -> int:
-        """Records queued and not yet written (for metrics and readiness)."""
+        """Records chained and not yet written (for metrics and readiness)."""
         own = self._appended - self._done
         return own + self._successor.lag if self._successor is not None else own
 
     def append(self, record: dict) -> None:
-        """Queue ``record`` (from ``build_record``; the log takes ownership of the dict). Never blocks;
-        raises ``AuditUnavailable`` when the sink is failing, closed, not started or too far behind."""
+        """Chain ``record`` (from ``build_record``; the log takes ownership of the dict and adds
+        ``seq``, ``ts``, ``prev`` and ``hash`` to it) and queue its line for the writer thread. Never
+        blocks on the disk; raises ``AuditUnavailable`` when the sink is failing, closed, not started
+        or too far behind."""
         if self._successor is not None:
             return self._successor.append(record)
-        if not (self._healthy or self._early):
-            raise AuditUnavailable(f"audit log {self.path.name} is not writing ({self.error or 'not started'})")
-        if self._appended - self._done >= self.max_queue:
-            raise AuditUnavailable(f"audit log {self.path.name} is {self.max_queue} records behind")
-        self._appended += 1
-        self._q.put((time.time(), record))
+        t = time.time()
+        with self._lock:
+            if not self._healthy:
+                raise AuditUnavailable(f"audit log {self.path.name} is not writing ({self.error or 'not started'})")
+            if self._appended - self._done >= self.max_queue:
+                raise AuditUnavailable(f"audit log {self.path.name} is {self.max_queue} records behind")
+            line = self._seal_record(t, record)
+            self._buf += line
+            if self._out is not None:
+                self._out.append(line)
+            self._buf_records += 1
+            self._appended += 1
+            every = self.cfg.checkpoint_every
+            if every > 0 and self._since_cp >= every:
+                self._buf += self._checkpoint(False)
+            if not self._idle:
+                return
+            self._idle = False
+        self._wake.set()  # only when the thread sleeps with nothing to do: once per group, not per record
 
     async def start(self) -> None:
         """Open the file (creating folder and file), recover it after a crash, write the epoch line
@@ -149,8 +174,9 @@ class AuditLog:
         held by another process.
 
         When another log of this process is writing the same file (a reload that changed the audit
-        settings), this one takes over its chain: the old log writes what it has queued and hands
-        over the open file, later appends to it land here, and the file gets no epoch and no gap."""
+        settings), this one takes over its chain: the old log writes what it has and hands over the
+        open file, the chain and whatever was appended meanwhile; later appends to it land here, and
+        the file gets no epoch and no gap."""
         if self._thread is not None:
             return
         key = os.path.abspath(self.path)
@@ -158,41 +184,76 @@ class AuditLog:
         loop = asyncio.get_running_loop()
         if prev is not None and prev is not self and prev._thread is not None and not prev._closed \
                 and prev._healthy and prev._fd >= 0:
-            self._early = True
-            prev._successor = self
-            prev._q.put(_HAND_OVER)
-            await loop.run_in_executor(None, prev._thread.join)
-            prev._closed = True
-            if prev._fd < 0:  # its last write failed: nothing to take over
-                self._early = False
-                raise AuditUnavailable(f"audit file {self.path} failed during the hand-over ({prev.error})")
-            self._fd, prev._fd = prev._fd, -1
-            for name in ("_seq", "_head", "_epoch", "_epoch_records", "_since_cp", "_last_cp", "_unsynced",
-                         "_last_sync"):
-                setattr(self, name, getattr(prev, name))
+            prev._stopping = "hand_over"
+            prev._wake.set()
+            await loop.run_in_executor(None, prev._thread.join)  # appends meanwhile still go to prev
+            with prev._lock:
+                prev._closed = True
+                if prev._fd < 0 or not prev._healthy:  # its last write failed: nothing to take over
+                    raise AuditUnavailable(f"audit file {self.path} failed during the hand-over ({prev.error})")
+                self._fd, prev._fd = prev._fd, -1
+                for name in ("_seq", "_head", "_epoch", "_epoch_records", "_since_cp", "_last_cp", "_unsynced",
+                             "_last_sync", "_buf", "_buf_records"):
+                    setattr(self, name, getattr(prev, name))
+                if self._out is not None and prev._out is not None:
+                    self._out = prev._out
+                self._appended = self._buf_records
+                prev._done += prev._buf_records
+                prev._buf, prev._buf_records, prev._healthy = bytearray(), 0, False
+                prev.error = "handed over"
+                prev._successor = self
+                self._healthy = True
         else:
             await loop.run_in_executor(None, self._open)
+            self._healthy = True
         _LIVE[key] = self
-        self._healthy = True
-        self._early = False
         self._thread = threading.Thread(target=self._run, name=f"audit-w{self.worker}", daemon=True)
         self._thread.start()
 
     async def close(self) -> None:
-        """Write what is queued, a final checkpoint marked ``closed``, sync and close the file.
+        """Write what is chained, a final checkpoint marked ``closed``, sync and close the file.
         (A log that handed its file over to a successor has nothing left to close.)"""
         if self._closed:
             return
         self._closed = True
         if self._thread is None:
             return
-        self._q.put(_STOP)
+        self._stopping = "close"
+        self._wake.set()
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
         self._healthy = False
         self.error = self.error or "closed"
         key = os.path.abspath(self.path)
         if _LIVE.get(key) is self:
             del _LIVE[key]
+
+    # -- the chain (under the lock) ------------------------------------------------------------
+
+    def _checkpoint(self, closed: bool) -> bytes:
+        kid, key = self.ring.signing_key()
+        line = chain.checkpoint(self._seq, self._head, kid=kid, key=key, epoch=self._epoch, closed=closed,
+                                records=self._epoch_records)
+        self._head = line[-67:-3].decode()  # the stored form ends with "hash":"<64 hex>"}\n
+        self._seq += 1
+        self._since_cp = 0
+        self._last_cp = time.monotonic()
+        self._checkpoints += 1
+        return line
+
+    def _seal_record(self, t: float, rec: dict) -> bytes:
+        rec["seq"], rec["ts"], rec["prev"] = self._seq, chain.iso_ts(t), self._head
+        try:
+            line = chain.seal(rec)
+        except TypeError:  # a bug upstream must not break the chain or leak a repr of a value
+            rid = rec.get("request_id")
+            rec = {"seq": self._seq, "ts": rec["ts"], "prev": self._head, "invalid_record": True,
+                   "request_id": rid if isinstance(rid, str) else None, "outcome": "rejected"}
+            line = chain.seal(rec)
+        self._head = rec["hash"]
+        self._seq += 1
+        self._epoch_records += 1
+        self._since_cp += 1
+        return line
 
     # -- the writer thread ---------------------------------------------------------------------
 
@@ -267,36 +328,11 @@ class AuditLog:
             n = os.write(self._fd, view)
             view = view[n:]
 
-    def _checkpoint(self, closed: bool) -> bytes:
-        kid, key = self.ring.signing_key()
-        line = chain.checkpoint(self._seq, self._head, kid=kid, key=key, epoch=self._epoch, closed=closed,
-                                records=self._epoch_records)
-        self._head = line[-67:-3].decode()  # the stored form ends with "hash":"<64 hex>"}\n
-        self._seq += 1
-        self._since_cp = 0
-        self._last_cp = time.monotonic()
-        self._checkpoints += 1
-        return line
-
-    def _seal_record(self, t: float, rec: dict) -> bytes:
-        rec["seq"], rec["ts"], rec["prev"] = self._seq, chain.iso_ts(t), self._head
-        try:
-            line = chain.seal(rec)
-        except TypeError:  # a bug upstream must not break the chain or leak a repr of a value
-            rid = rec.get("request_id")
-            rec = {"seq": self._seq, "ts": rec["ts"], "prev": self._head, "invalid_record": True,
-                   "request_id": rid if isinstance(rid, str) else None, "outcome": "rejected"}
-            line = chain.seal(rec)
-        self._head = rec["hash"]
-        self._seq += 1
-        self._epoch_records += 1
-        self._since_cp += 1
-        return line
-
     def _reopen(self) -> None:
         """After a failure, try the same file again (never re-creating a removed file or folder: that
         would hide the removal). On success the chain continues in a ``recovered`` epoch, which
-        verify reports as a gap: the records of the failed batch were lost."""
+        verify reports as a gap: the records of the failed batch were lost. Runs while the log is
+        unhealthy, so that no append touches the chain meanwhile."""
         if self._fd >= 0:
             try:
                 os.close(self._fd)
@@ -307,10 +343,11 @@ class AuditLog:
             self._open(create=False)
         except AuditUnavailable:
             return
-        self._since_cp = self._epoch_records = 0
         self._unsynced = False
-        self.error = None
-        self._healthy = True
+        with self._lock:
+            self._since_cp = self._epoch_records = 0
+            self.error = None
+            self._healthy = True
         log.warning("audit file %s is writing again (seq %d); records lost in the failure show as a gap",
                     self.path, self._seq - 1)
 
@@ -326,41 +363,53 @@ class AuditLog:
         return max(0.0, min(waits)) if waits else None
 
     def _run(self) -> None:
-        stop = hand_over = False
         last_try = time.monotonic()
-        while not stop:
-            batch = []
-            try:
-                item = self._q.get(timeout=self._timeout())
-            except queue.Empty:
-                item = None
-            if item is not None and item is not _STOP and item is not _HAND_OVER:
-                time.sleep(_GROUP_WINDOW_S)
-            while item is not None:
-                if item is _STOP or item is _HAND_OVER:
-                    stop, hand_over = True, item is _HAND_OVER
-                    break
-                batch.append(item)
-                if len(batch) >= _BATCH_MAX:
-                    break
-                try:
-                    item = self._q.get_nowait()
-                except queue.Empty:
-                    item = None
+        while True:
+            with self._lock:
+                self._idle = not self._buf_records and self._stopping is None
+            if self._idle:
+                self._wake.wait(self._timeout())
+                self._wake.clear()
+                self._idle = False  # a timer woke us, or an append or close (which set it already)
+                if self._buf_records and self._stopping is None:
+                    self._wake.wait(_GROUP_WINDOW_S)  # let more records gather; close cuts it short
+            stopping = self._stopping
             if not self._healthy or self._fd < 0:
-                self._done += len(batch)  # dropped: the server already refuses to forward
-                if not stop and not self._closed and time.monotonic() - last_try >= self.retry_s:
+                with self._lock:  # dropped: the server already refuses to forward
+                    self._drop_buffer()
+                if stopping is not None:
+                    break
+                if not self._closed and time.monotonic() - last_try >= self.retry_s:
                     last_try = time.monotonic()
                     self._reopen()
                 continue
+            closing = stopping == "close"
+            with self._lock:
+                now = time.monotonic()
+                checkpoints = self._checkpoints
+                if closing or (self._since_cp and now - self._last_cp >= self.cfg.checkpoint_seconds):
+                    self._buf += self._checkpoint(closing)
+                buf, n, out = self._buf, self._buf_records, self._out
+                self._buf, self._buf_records = bytearray(), 0
+                if out is not None:
+                    self._out = []
+                if closing:  # nothing may be chained after the closing checkpoint
+                    self._healthy = False
             try:
-                self._commit(batch, closing=stop and not hand_over)
+                self._commit(buf, out, now, force=closing or self._checkpoints != checkpoints)
             except Exception as e:  # noqa: BLE001 — any failure of the sink fails closed
-                self._fail(e)
-            self._done += len(batch)
+                with self._lock:
+                    self._fail(e)
+                    self._drop_buffer()
+            self._done += n
+            if stopping is not None:
+                break
+            if not self._idle and self._healthy:
+                self._wake.wait(_GROUP_WINDOW_S)  # under load: the next group gathers meanwhile
+                self._wake.clear()
         self.writer_cpu_s = time.thread_time()
-        if hand_over and self._healthy:
-            return  # the successor owns the file now
+        if stopping == "hand_over" and self._healthy:
+            return  # the successor owns the file (and what was appended since) now
         if self._fd >= 0:
             try:
                 os.close(self._fd)  # also releases the lock
@@ -368,23 +417,13 @@ class AuditLog:
                 pass
             self._fd = -1
 
-    def _commit(self, batch: list, *, closing: bool) -> None:
-        buf = bytearray()
-        checkpoints = self._checkpoints
-        out: list[bytes] | None = [] if self.cfg.stdout else None
-        every = self.cfg.checkpoint_every
-        for t, rec in batch:
-            line = self._seal_record(t, rec)
-            buf += line
-            if out is not None:
-                out.append(line)
-            if every > 0 and self._since_cp >= every:
-                buf += self._checkpoint(False)
-        now = time.monotonic()
-        if self._since_cp and (closing or now - self._last_cp >= self.cfg.checkpoint_seconds):
-            buf += self._checkpoint(closing)
-        elif closing:
-            buf += self._checkpoint(True)
+    def _drop_buffer(self) -> None:
+        self._done += self._buf_records
+        self._buf, self._buf_records = bytearray(), 0
+        if self._out is not None:
+            self._out = []
+
+    def _commit(self, buf: bytearray, out: list[bytes] | None, now: float, *, force: bool) -> None:
         if not buf:
             self._sync(now, force=False)
             return
@@ -394,9 +433,9 @@ class AuditLog:
             if os.fstat(self._fd).st_nlink == 0:
                 raise FileNotFoundError(errno.ENOENT, "audit file was removed")
         self._unsynced = True
-        if out is not None:
+        if out:
             self._write_stdout(out)
-        self._sync(now, force=closing or self._checkpoints != checkpoints)
+        self._sync(now, force=force)
 
     def _sync(self, now: float, *, force: bool) -> None:
         if not self._unsynced:
