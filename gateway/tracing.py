@@ -133,10 +133,21 @@ def _clean(value: Any) -> str | None:
     return value
 
 
+_CODES: dict[str, None] = {}  # strings that passed _code: endpoints, outcomes, rule ids repeat
+
+
 def _code(value: Any) -> str | None:
-    if isinstance(value, str) and _CODE.match(value):
+    """A string the gateway made (or the audit record judged), checked for shape only."""
+    if value.__class__ is not str:
+        return None
+    if value in _CODES:
         return value
-    return None
+    if not _CODE.match(value):
+        return None
+    if len(_CODES) >= 4096:
+        _CODES.clear()
+    _CODES[value] = None
+    return value
 
 
 def attributes(ex: Any, record: dict | None = None) -> dict[str, Any]:
