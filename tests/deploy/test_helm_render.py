@@ -49,6 +49,8 @@ OVERRIDE = {
         "jurisdiction": "AR",
         "upstreams": [{"name": "ar-local", "url": "http://llm.ar.svc:8000/v1", "residency": "AR"}],
         "models": {"gpt-4o-mini": None, "llama": [{"upstream": "ar-local", "model": "llama-3.3-70b"}]},
+        "tracing": {"enabled": True, "otlp_endpoint": "http://otel-collector.observability:4318/v1/traces",
+                    "sample_ratio": 0.1},
     },
 }
 
@@ -106,6 +108,7 @@ def test_override_values_change_what_they_say():
     cfg = config_from_text(objs["ConfigMap"]["data"]["soberana.yaml"], "configmap.yaml")
     assert cfg.jurisdiction == "AR" and [u.name for u in cfg.upstreams] == ["ar-local"]
     assert list(cfg.models) == ["llama"]
+    assert cfg.tracing.enabled and cfg.tracing.sample_ratio == 0.1
     assert cfg.auth.jwt.issuer == "https://idp.gov.example", "keys not overridden keep the chart's defaults"
 
 
