@@ -976,7 +976,7 @@ def normalize(str text):
 # the reference's own code on the normalized text, so both cannot drift apart.
 
 from libc.stdlib cimport malloc, calloc, realloc, free, qsort
-from libc.string cimport memset
+from libc.string cimport memset, memmove
 from libc.stdint cimport int64_t, uint64_t
 
 cdef extern from "Python.h":
@@ -2326,28 +2326,142 @@ cdef int _cmp_start(const void* a, const void* b) noexcept nogil:
     cdef const Cand* y = <const Cand*>b
     return -1 if x.s < y.s else (1 if x.s > y.s else 0)
 
-cdef Py_ssize_t _resolve(State* S, uint8_t* used) noexcept nogil:
-    """Keep the winners in S.cands[0:k], sorted by start; returns k. ``used`` is a zeroed byte
-    per normalized character; it is zeroed again on return."""
-    cdef Py_ssize_t i, x, k = 0
-    cdef bint free_span
-    if S.ncand == 0:
+cdef inline bint _before(const Cand* x, const Cand* y) noexcept nogil:
+    """Whether x comes before y in the reference's order of acceptance (_cmp_cand < 0)."""
+    if x.tier != y.tier:
+        return x.tier < y.tier
+    if (x.e - x.s) != (y.e - y.s):
+        return (x.e - x.s) > (y.e - y.s)
+    if x.s != y.s:
+        return x.s < y.s
+    return x.d < y.d
+
+
+cdef int _sort_by_start(Cand* a, Py_ssize_t n) noexcept nogil:
+    """Sort by start with a natural merge sort: the candidates arrive as a few runs that are
+    already sorted (one per rule), so this is a few linear merges. -1 without memory."""
+    cdef Py_ssize_t i, lo, mid, hi, p, q, o, runs
+    cdef Cand* buf
+    cdef Cand* src = a
+    cdef Cand* dst
+    cdef Cand* tmp
+    for i in range(1, n):
+        if a[i].s < a[i - 1].s:
+            break
+    else:
         return 0
-    qsort(S.cands, S.ncand, sizeof(Cand), _cmp_cand)
-    for i in range(S.ncand):
-        free_span = True
-        for x in range(S.cands[i].s, S.cands[i].e):
-            if used[x]:
-                free_span = False
-                break
-        if not free_span:
+    buf = <Cand*>malloc(n * sizeof(Cand))
+    if buf == NULL:
+        return -1
+    dst = buf
+    while True:
+        lo = 0
+        runs = 0
+        while lo < n:
+            mid = lo + 1
+            while mid < n and src[mid].s >= src[mid - 1].s:
+                mid += 1
+            hi = mid
+            if mid < n:
+                hi = mid + 1
+                while hi < n and src[hi].s >= src[hi - 1].s:
+                    hi += 1
+            p = lo
+            q = mid
+            o = lo
+            while p < mid and q < hi:
+                if src[q].s < src[p].s:
+                    dst[o] = src[q]
+                    q += 1
+                else:
+                    dst[o] = src[p]
+                    p += 1
+                o += 1
+            if p < mid:
+                memcpy(&dst[o], &src[p], (mid - p) * sizeof(Cand))
+            if q < hi:
+                memcpy(&dst[o], &src[q], (hi - q) * sizeof(Cand))
+            runs += 1
+            lo = hi
+        tmp = src
+        src = dst
+        dst = tmp
+        if runs == 1:
+            break
+    if src != a:
+        memcpy(a, src, n * sizeof(Cand))
+    free(buf)
+    return 0
+
+
+DEF SMALL_CLUSTER = 16
+
+cdef Py_ssize_t _resolve(State* S, uint8_t* used) noexcept nogil:
+    """Keep the winners in S.cands[0:k], sorted by start; returns k (-1 without memory).
+    ``used`` is a zeroed byte per normalized character; it is zeroed again on return.
+
+    The reference accepts candidates greedily in the order of _cmp_cand. Candidates overlap only
+    within a *cluster* (a maximal run, by start, of spans each starting before the furthest end
+    so far), so the greedy choice is made per cluster; most clusters are one candidate."""
+    cdef Py_ssize_t i = 0, j, x, y, k = 0, acc, n = S.ncand
+    cdef int32_t far
+    cdef Cand* c = S.cands
+    cdef Cand t
+    cdef bint free_span
+    if n == 0:
+        return 0
+    if _sort_by_start(c, n) < 0:
+        return -1
+    while i < n:
+        far = c[i].e
+        j = i + 1
+        while j < n and c[j].s < far:
+            if c[j].e > far:
+                far = c[j].e
+            j += 1
+        if j - i == 1:
+            c[k] = c[i]
+            k += 1
+            i = j
             continue
-        memset(used + S.cands[i].s, 1, S.cands[i].e - S.cands[i].s)
-        S.cands[k] = S.cands[i]
-        k += 1
-    for i in range(k):
-        memset(used + S.cands[i].s, 0, S.cands[i].e - S.cands[i].s)
-    qsort(S.cands, k, sizeof(Cand), _cmp_start)
+        # order of acceptance within the cluster
+        if j - i <= SMALL_CLUSTER:
+            for x in range(i + 1, j):
+                t = c[x]
+                y = x
+                while y > i and _before(&t, &c[y - 1]):
+                    c[y] = c[y - 1]
+                    y -= 1
+                c[y] = t
+        else:
+            qsort(&c[i], j - i, sizeof(Cand), _cmp_cand)
+        acc = i
+        for x in range(i, j):
+            free_span = True
+            for y in range(c[x].s, c[x].e):
+                if used[y]:
+                    free_span = False
+                    break
+            if free_span:
+                memset(used + c[x].s, 1, c[x].e - c[x].s)
+                c[acc] = c[x]
+                acc += 1
+        for x in range(i, acc):
+            memset(used + c[x].s, 0, c[x].e - c[x].s)
+        # the winners by start (they do not overlap, so their starts differ)
+        if acc - i <= SMALL_CLUSTER:
+            for x in range(i + 1, acc):
+                t = c[x]
+                y = x
+                while y > i and t.s < c[y - 1].s:
+                    c[y] = c[y - 1]
+                    y -= 1
+                c[y] = t
+        else:
+            qsort(&c[i], acc - i, sizeof(Cand), _cmp_start)
+        memmove(&c[k], &c[i], (acc - i) * sizeof(Cand))
+        k += acc - i
+        i = j
     return k
 
 
@@ -2363,7 +2477,57 @@ cdef bint _SCRATCH_BUSY = False
 memset(&_SCRATCH, 0, sizeof(State))
 
 
-cdef object _tuple_new = tuple.__new__
+# Finding objects made the way tuple.__new__(Finding, items) makes them (the type's tp_alloc,
+# then the items), without building an argument tuple and calling through Python for each one.
+cdef extern from "Python.h":
+    ctypedef struct PyObject
+    ctypedef struct PyTypeObject:
+        PyObject* (*tp_alloc)(PyTypeObject*, Py_ssize_t)
+    void PyTuple_SET_ITEM(PyObject*, Py_ssize_t, PyObject*)   # steals the reference
+    void PyList_SET_ITEM(object, Py_ssize_t, PyObject*)       # steals the reference
+    PyObject* PyLong_FromSsize_t(Py_ssize_t)
+    void Py_INCREF(PyObject*)
+    void Py_DECREF(PyObject*)
+
+
+from cpython.list cimport PyList_New
+
+
+cdef list _findings(State* S, Py_ssize_t k, const int32_t* offs):
+    """Finding objects for the winners S.cands[0:k] (offsets mapped back through ``offs``)."""
+    cdef Py_ssize_t i, x
+    cdef Py_ssize_t a, b
+    cdef list res = PyList_New(k)
+    cdef tuple det
+    cdef PyObject* f
+    cdef PyObject* item
+    cdef PyObject* lo
+    cdef PyObject* hi
+    cdef PyTypeObject* finding = <PyTypeObject*>Finding
+    for i in range(k):
+        det = <tuple>_DET_OUT[S.cands[i].d]
+        if offs == NULL:
+            a = S.cands[i].s
+            b = S.cands[i].e
+        else:
+            a = offs[S.cands[i].s]
+            b = offs[S.cands[i].e - 1] + 1
+        f = finding.tp_alloc(finding, 5)
+        if f == NULL:
+            raise MemoryError()
+        for x in range(3):
+            item = <PyObject*>det[x]
+            Py_INCREF(item)
+            PyTuple_SET_ITEM(f, x, item)
+        lo = PyLong_FromSsize_t(a)
+        hi = PyLong_FromSsize_t(b)
+        PyTuple_SET_ITEM(f, 3, lo)
+        PyTuple_SET_ITEM(f, 4, hi)
+        if lo == NULL or hi == NULL:
+            Py_DECREF(f)   # a tuple's dealloc skips NULL items
+            raise MemoryError()
+        PyList_SET_ITEM(res, i, f)
+    return res
 
 
 def scan(str text):
@@ -2448,15 +2612,9 @@ def scan(str text):
                 if _cand(&S, a, b, d) < 0:
                     raise MemoryError()
         k = _resolve(&S, used)
-        res = []
-        for i in range(k):
-            det = _DET_OUT[S.cands[i].d]
-            if offs == NULL:
-                a, b = S.cands[i].s, S.cands[i].e
-            else:
-                a, b = offs[S.cands[i].s], offs[S.cands[i].e - 1] + 1
-            res.append(_tuple_new(Finding, (det[0], det[1], det[2], a, b)))
-        return res
+        if k < 0:
+            raise MemoryError()
+        return _findings(&S, k, offs)
     finally:
         free(offs)
         free(ip6)

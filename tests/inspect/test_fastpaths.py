@@ -1,0 +1,124 @@
+"""The compiled core's fast paths give exactly the reference's findings.
+
+Each fast path of ``_scan_c`` (the per-cluster overlap resolution, the 1-byte normalization check and
+patching, the skipping of runs that cannot start anything, the keyword-word filter) has inputs
+built to sit on its edges: pure ASCII, one non-ASCII byte at the very start or end, soft hyphens
+and other folded bytes inside digit runs of 1-byte strings, keyword first letters at buffer ends,
+long chains of overlapping candidates.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from gateway.inspect import _scan_py
+
+_scan_c = pytest.importorskip("gateway.inspect._scan_c")
+
+SETTINGS = settings(max_examples=400, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _same(text: str) -> None:
+    expected = _scan_py.scan(text)
+    got = _scan_c.scan(text)
+    assert got == expected, {"text": text, "reference": expected, "compiled": got}
+
+
+# Values and words the rules react to, all encodable in Latin-1 (1-byte strings).
+VALUES = ["529.982.247-25", "52998224725", "11.222.333/0001-81", "12.ABC.345/01DE-35",
+          "BOXW310820HNERXN09", "GODE561231GR8", "20-26756539-3", "12.531.909-2", "536-22-5435",
+          "4111 1111 1111 1111", "GB82 WEST 1234 5698 7654 32", "+55 11 91234-5678", "(11) 3456-7890",
+          "(+57) 320 715 60 67", "555-0100x1736", "192.168.0.1", "2001:db8::1", "ana.silva@gov.br",
+          "j_doe+tag@mail.example.org", "password=hunter2!", "sk-" + "a" * 40, "CID E11.9",
+          "TOP SECRET", "HIV positivo", "câncer de mama", "Ñandú 12.345.678", "123871965 5"]
+WORDS = ["CPF", "cpf", "CNPJ", "RG", "cartão", "SUS", "CURP", "RFC", "RUT", "CUIT", "SSN", "IBAN",
+         "tel", "telefone", "teléfono", "paciente", "patient", "card", "de", "da", "del", "y", "en",
+         "secreto", "reservada", "diagnóstico", "contato", "email", "senha", "sit", "dolore",
+         "consectetur", "a", "o", "e", "I", "O", "l", "x", "s", "sk", "ey", "eyJ", "A", "AKIA"]
+# Latin-1 characters that normalization changes (folded or dropped) and some it keeps.
+FOLDED = ["\u00a0", "\u00ad", "\u00b2", "\u00b3", "\u00b9", "\u00aa", "\u00ba", "\u00bd", "\u00b5"]
+KEPT = ["é", "ñ", "Ñ", "ç", "ã", "ü", "ß", "×", "÷", "\u00bf", "\u00a1", "\u00ff", "\u0080", "\u009f"]
+HOMO = ["O", "l", "I", "0", "1", "o", "L", "i"]
+GAPS = [" ", "", ".", "-", "/", "\n", "\t", ", ", ": ", "(", ")", "@", "=", ":"]
+
+
+def _nbytes(text: str) -> int:
+    return 1 if max(text, default="\0") < "\u0100" else 2
+
+
+piece = st.one_of(st.sampled_from(VALUES), st.sampled_from(WORDS), st.sampled_from(FOLDED),
+                  st.sampled_from(KEPT), st.sampled_from(HOMO), st.sampled_from(GAPS),
+                  st.text(alphabet="0123456789", min_size=1, max_size=20),
+                  st.text(alphabet="0123456789OlI", min_size=1, max_size=12))
+
+
+@SETTINGS
+@given(st.lists(piece, min_size=1, max_size=30))
+def test_one_byte_pieces(parts):
+    text = "".join(parts)
+    assert _nbytes(text) == 1
+    _same(text)
+
+
+@SETTINGS
+@given(st.text(alphabet=st.sampled_from("0123456789 .-OlIxae\u00ad\u00a0\u00b2\u00aaé"), max_size=200))
+def test_digit_runs_with_folded_bytes(text):
+    # soft hyphens, no-break spaces and superscripts inside digit runs of a 1-byte string
+    _same(text)
+
+
+@pytest.mark.parametrize("value", VALUES)
+@pytest.mark.parametrize("edge", ["", "é", "\u00ad", "\u00a0", "\u00b2", "\u00aa", "\u00ff", "l",
+                                  "O", "0", "x"])
+def test_one_changed_byte_at_either_end(value, edge):
+    # pure ASCII but for one byte at the very start or the very end (or none at all)
+    for text in (value + edge, edge + value, "CPF " + value + " fim" + edge, edge + "tel. " + value):
+        _same(text)
+
+
+@pytest.mark.parametrize("word", WORDS)
+def test_keyword_letters_at_buffer_ends(word):
+    # a keyword (or its first letters) as the first and last bytes of the buffer
+    for text in (word, word[:1], word[:2], word + " 529.982.247-25", "529.982.247-25 " + word,
+                 word + word, word[:1] + " " + word[:2], "x" * 15 + word, word + "9" * 15):
+        _same(text)
+
+
+def test_long_pure_ascii_prose():
+    rng = random.Random(3)
+    words = WORDS + ["lorem", "ipsum", "quisquam", "voluptatem", "Nam", "Sed", "ut", "et"]
+    parts = []
+    for _ in range(3000):
+        r = rng.random()
+        parts.append(rng.choice(VALUES) if r < .05 else rng.choice(words))
+        parts.append(rng.choice([" ", " ", " ", ", ", ". ", "\n"]))
+    text = "".join(parts)
+    text = "".join(c for c in text if c < "\u0080")
+    _same(text)
+    _same(text + "é")
+    _same("é" + text)
+    _same(text + "\u00ad")
+    _same(text[:-1] + "\u00b2")
+
+
+def test_long_chains_of_overlapping_candidates():
+    # windows chained through join gaps make one cluster of many overlapping candidates (more
+    # than fit the small-cluster path), so the greedy choice is made in the large-cluster path
+    for sep in (" ", ".", "-", "/"):
+        _same(sep.join(["529", "982", "247", "25"] * 12))
+        _same(sep.join(["11", "222", "333", "0001", "81"] * 10))
+    _same("1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17.18.19.20.21.22")
+    _same(" ".join("4111 1111 1111 1111".split() * 9))
+    _same("".join(f"a{i}@b{i}.com" for i in range(40)))
+    _same("password=" + "x" * 30 + " 529.982.247-25 " + "sk-" + "b" * 40 + "@x.com")
+
+
+@settings(SETTINGS, max_examples=150)
+@given(st.lists(st.sampled_from(VALUES + WORDS), min_size=2, max_size=40),
+       st.sampled_from(["", " ", ".", "-", "/", "@"]))
+def test_dense_overlaps(parts, sep):
+    _same(sep.join(parts))
