@@ -63,6 +63,7 @@ _FRAMING = frozenset(("content-length", "transfer-encoding", "connection", "keep
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _ok_names: set[str] = set()  # header names already validated (they repeat: a small, bounded set)
 _NO_BODY_STATUS = frozenset((204, 304))
+_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
 
 # parser states of a connection
 _IDLE, _HEAD, _BODY = 0, 1, 2
@@ -156,7 +157,7 @@ class Request:
         chunked = self.version == "1.1"
         keep = chunked and self.keep_alive and not proto.server.closing
         head = _head(status, headers, None, None, keep, self.version, b"Transfer-Encoding: chunked\r\n" if chunked else b"")
-        self._stream = out = StreamWriter(proto, self, chunked, keep)
+        self._stream = out = StreamWriter(proto, self, chunked, keep, self.method != "HEAD")
         if self.disconnected:
             raise ConnectionResetError("the client has gone away")
         proto.transport.write(head)
@@ -169,12 +170,13 @@ class Request:
 class StreamWriter:
     """The body of a streamed response."""
 
-    __slots__ = ("_proto", "_req", "_chunked", "keep_alive", "ended")
+    __slots__ = ("_proto", "_req", "_chunked", "_body", "keep_alive", "ended")
 
-    def __init__(self, proto: "_Connection", req: Request, chunked: bool, keep_alive: bool):
+    def __init__(self, proto: "_Connection", req: Request, chunked: bool, keep_alive: bool, body: bool):
         self._proto = proto
         self._req = req
         self._chunked = chunked
+        self._body = body  # False for HEAD: the head only
         self.keep_alive = keep_alive
         self.ended = False
 
@@ -187,7 +189,7 @@ class StreamWriter:
             raise ConnectionResetError("the client has gone away")
         if self.ended:
             raise RuntimeError("the stream has ended")
-        if not data:
+        if not data or not self._body:
             return
         proto = self._proto
         if self._chunked:
@@ -204,7 +206,7 @@ class StreamWriter:
         self.ended = True
         if self._req.disconnected:
             return
-        if self._chunked:
+        if self._chunked and self._body:
             self._proto.transport.write(b"0\r\n\r\n")
 
 
@@ -297,7 +299,7 @@ class _Connection(asyncio.Protocol):
     __slots__ = ("server", "loop", "transport", "parser", "peer", "state", "busy", "queue", "req", "incoming", "url",
                  "raw_headers", "parts", "size", "head_bytes", "head_start", "last_body", "idle_since", "fresh",
                  "timer", "timer_at", "reading_paused", "write_paused", "waiter", "closed", "lingering",
-                 "linger_until", "discarded")
+                 "linger_until", "discarded", "continue_pending")
 
     def __init__(self, server: "HttpServer"):
         self.server = server
@@ -328,6 +330,7 @@ class _Connection(asyncio.Protocol):
         self.lingering = False  # an error was answered; discard input until closed
         self.linger_until = 0.0
         self.discarded = 0
+        self.continue_pending = False
 
     # --- asyncio.Protocol -------------------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -456,7 +459,8 @@ class _Connection(asyncio.Protocol):
         else:
             path, query = url[:q], url[q + 1:]
         version = parser.get_http_version()
-        self.incoming = req = Request(self, parser.get_method().decode("ascii"), path.decode("latin-1"),
+        method = parser.get_method()
+        self.incoming = req = Request(self, _METHODS.get(method) or method.decode("ascii"), path.decode("latin-1"),
                                  query.decode("latin-1"), Headers(self.raw_headers), version,
                                  parser.should_keep_alive())
         self.state = _BODY
@@ -477,7 +481,10 @@ class _Connection(asyncio.Protocol):
         if declared is not None and declared > server.max_body_bytes:
             raise _Refuse(413, "payload_too_large", "request body too large")
         if expect is not None and expect.lower() == b"100-continue" and version == "1.1":
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if self.busy:
+                self.continue_pending = True  # never in the middle of the response being written
+            else:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _head_size(self) -> int:
         return len(self.url) + 16 + sum(len(k) + len(v) + 4 for k, v in self.raw_headers)
@@ -515,6 +522,11 @@ class _Connection(asyncio.Protocol):
         try:
             try:
                 resp = await server.handler(req)
+                if req._stream is not None:
+                    if resp is not None:
+                        raise TypeError("a handler that streamed returned a response too")
+                elif type(resp) is not Response:
+                    raise TypeError("the handler returned no Response")
             except Exception as e:  # the handler's own failure: log the type only (a message can quote values)
                 log.error("handler failed: %s", type(e).__name__)
                 if req._stream is not None:
@@ -522,40 +534,37 @@ class _Connection(asyncio.Protocol):
                 resp = self._error_response(req, 500, "internal_error", "internal error")
             out = req._stream
             if out is not None:
-                if resp is not None:
-                    log.error("handler failed: %s", "ResponseAfterStream")
-                    return
                 if not out.ended:
                     await out.end()
                 keep = out.keep_alive and not server.closing
             else:
-                if resp is None:
-                    log.error("handler failed: %s", "NoResponse")
-                    resp = self._error_response(req, 500, "internal_error", "internal error")
                 keep = self._write(req, resp)
+            if self.write_paused and keep:
+                # the client is not reading: answer nothing more (and read nothing more) until it does
+                await self.drain()
+        except ConnectionResetError:
+            keep = False
         finally:
             self._finished(keep)
 
     def _write(self, req: Request, resp: Response, fallback: bool = True) -> bool:
         """Write a whole response; whether the connection stays open."""
-        keep = req.keep_alive and not resp.close and not self.server.closing
-        status = resp.status
-        body = resp.body
         try:
+            keep = req.keep_alive and not resp.close and not self.server.closing
+            status = resp.status
+            body = resp.body
             if status in _NO_BODY_STATUS or status < 200:
-                head = _head(status, resp.headers, None, None, keep, req.version)
-                body = b""
+                data = _head(status, resp.headers, None, None, keep, req.version)
             else:
                 head = _head(status, resp.headers, resp.content_type, len(body), keep, req.version)
-                if req.method == "HEAD":
-                    body = b""
-        except ValueError as e:
+                data = head + body if body and req.method != "HEAD" else head
+        except (ValueError, TypeError) as e:
             log.error("handler failed: %s", type(e).__name__)
             if fallback:
                 return self._write(req, self._error_response(req, 500, "internal_error", "internal error"), False)
             return self._write(req, Response(500, b"", None, None, True), False)
         if not self.closed:
-            self.transport.write(head + body if body else head)
+            self.transport.write(data)
         return keep
 
     def _error_response(self, req: Request | None, status: int, code: str, message: str) -> Response:
@@ -589,6 +598,10 @@ class _Connection(asyncio.Protocol):
             else:
                 self._answer_refusal(*item)
             return
+        if self.continue_pending:
+            self.continue_pending = False
+            if self.state == _BODY:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()

@@ -547,11 +547,100 @@ async def limits_swapped_at_runtime():
         w.close()
 
 
+async def bad_handler_results_are_500():
+    async def handler(req):
+        if req.path == "/none":
+            return None
+        if req.path == "/type":
+            return Response(200, b"{}", headers=[("X-N", 5)])
+        if req.path == "/both":
+            await req.stream(200, [])
+            return Response(200, b"{}")
+        return {"not": "a Response"}
+
+    async with serving(handler) as (_, port):
+        r, w = await connect(port)
+        for path in (b"/none", b"/type", b"/dict"):
+            w.write(b"GET %s HTTP/1.1\r\n\r\n" % path)
+            status, _, body = await read_response(r)
+            assert status == 500 and error_code(body) == "internal_error", path
+        w.write(b"GET /both HTTP/1.1\r\n\r\n")  # a stream had begun: cut, not completed
+        await r.readuntil(b"\r\n\r\n")
+        assert await asyncio.wait_for(r.read(), 5) == b""
+        w.close()
+
+
+async def pipelined_continue_waits_for_the_answer_before_it():
+    gate = asyncio.Event()
+
+    async def handler(req):
+        if req.path == "/first":
+            out = await req.stream(200, [])
+            await out.write(b"one")
+            await gate.wait()
+            await out.write(b"two")
+            return None
+        return await echo(req)
+
+    async with serving(handler) as (_, port):
+        r, w = await connect(port)
+        w.write(b"GET /first HTTP/1.1\r\n\r\nPOST /second HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+        await asyncio.sleep(0.1)
+        gate.set()
+        status, _, body = await read_response(r)  # the stream is whole: no 100 Continue inside it
+        assert status == 200 and body == b"onetwo"
+        assert await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        w.write(b"hi")
+        status, _, body = await read_response(r)
+        assert status == 200 and orjson.loads(body)["body"] == "hi"
+        w.close()
+
+
+async def head_request_streams_no_body():
+    async def handler(req):
+        out = await req.stream(200, [("Content-Type", "text/plain")])
+        await out.write(b"invisible")
+        return None
+
+    async with serving(handler) as (_, port):
+        r, w = await connect(port)
+        w.write(b"HEAD / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200") and b"Transfer-Encoding: chunked" in head
+        status, _, body = await read_response(r)  # the next response follows the head directly
+        assert status == 200 and body == b"invisible"
+        w.close()
+
+
+async def pipelined_big_answers_wait_for_a_reader():
+    answered = 0
+    big = b"b" * (1 << 20)
+
+    async def handler(req):
+        nonlocal answered
+        answered += 1
+        return Response(200, big, content_type="application/octet-stream")
+
+    async with serving(handler) as (server, port):
+        r, w = await connect(port)
+        w.write(b"GET / HTTP/1.1\r\n\r\n" * 200)
+        last = -1
+        while answered != last:
+            last = answered
+            await asyncio.sleep(0.1)
+        assert answered < 100  # not 200 MiB queued in the server for a client that does not read
+        for _ in range(3):  # reading lets it continue
+            assert (await read_response(r))[0] == 200
+        w.close()
+
+
 SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_in_order, chunked_request_body,
              expect_100_continue, body_too_large_declared_and_streamed, stalled_body_is_408, slow_head_closed,
              idle_keep_alive_closed, head_too_large_is_431, malformed_is_400, streaming_chunked,
              stream_handler_failing_midway_truncates, backpressure_bounds_the_buffer, disconnect_mid_stream,
-             shutdown_drains, header_injection_refused, date_and_server_headers, limits_swapped_at_runtime]
+             shutdown_drains, header_injection_refused, date_and_server_headers, limits_swapped_at_runtime,
+             bad_handler_results_are_500, pipelined_continue_waits_for_the_answer_before_it,
+             head_request_streams_no_body, pipelined_big_answers_wait_for_a_reader]
 
 
 def run(loop: str, coro) -> None:
