@@ -744,7 +744,7 @@ def check(str name, str value):
 
 from cpython.unicode cimport PyUnicode_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc
 from libc.string cimport memcpy
 
@@ -854,91 +854,154 @@ cdef Py_ssize_t _normalize(const uchar_t* src, Py_ssize_t n, uchar_t* out,
     return m
 
 
-# For 1-byte text: does normalization change anything? (a byte >= 0x80 that FOLD folds or drops,
-# or an ASCII digit next to O/l/I, without which no homoglyph run exists). Branch-free.
-cdef uint8_t _N1[256]       # bit 0 digit, bit 1 O/l/I, bit 2 folded or dropped
-cdef uint8_t _PAIR[32]      # (prev & 3) * 8 + cur -> 1 when normalization may change the text
+# ---- 8 bytes at a time (SWAR): a mask has bit 7 of byte k set when byte k has the property.
+# Loads are little-endian on every machine, so byte k of the text is byte k of the word.
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    static inline uint64_t sob_load8(const unsigned char* p) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        x = __builtin_bswap64(x);
+    #endif
+        return x;
+    }
+    static inline uint64_t sob_load_tail(const unsigned char* p, Py_ssize_t k) {
+        uint64_t x = 0;
+        for (Py_ssize_t i = 0; i < k; i++) x |= (uint64_t)p[i] << (8 * i);
+        return x;
+    }
+    #if defined(_MSC_VER)
+    #include <intrin.h>
+    static inline int sob_byte(uint64_t m) { unsigned long i; _BitScanForward64(&i, m); return (int)(i >> 3); }
+    #else
+    static inline int sob_byte(uint64_t m) { return __builtin_ctzll(m) >> 3; }
+    #endif
+    #define SOB_ONES 0x0101010101010101ULL
+    #define SOB_HIGHS 0x8080808080808080ULL
+    """
+    const uint64_t ONES "SOB_ONES"      # 0x01 in every byte
+    const uint64_t HIGHS "SOB_HIGHS"    # 0x80 in every byte
+    uint64_t sob_load8(const uint8_t* p) noexcept nogil
+    uint64_t sob_load_tail(const uint8_t* p, Py_ssize_t k) noexcept nogil
+    int sob_byte(uint64_t m) noexcept nogil   # index of the lowest byte set in a non-zero mask
+
+
+cdef inline uint64_t _sw_range(uint64_t y, uint64_t lo, uint64_t hi) noexcept nogil:
+    """Bytes of ``y`` (all below 0x80: no carry crosses a byte) from ``lo`` to ``hi``."""
+    return (y + (0x80 - lo) * ONES) & ~(y + (0x7F - hi) * ONES) & HIGHS
+
+cdef inline uint64_t _sw_eq(uint64_t y, uint64_t c) noexcept nogil:
+    """Bytes of ``y`` (all below 0x80) equal to ``c``."""
+    return ~((y ^ (c * ONES)) + 0x7F * ONES) & HIGHS
+
+cdef inline uint64_t _sw_pairs(uint64_t x, uint64_t* carry) noexcept nogil:
+    """Bytes of ``x`` that are an ASCII digit after O/l/I, or O/l/I after an ASCII digit: every
+    homoglyph run holds one. ``carry`` holds the digit and O/l/I masks of the previous word's
+    last byte (bits 7 and 15) and is updated."""
+    cdef uint64_t hi = x & HIGHS, y = x & ~HIGHS, d, h, r
+    d = _sw_range(y, 48, 57) & ~hi
+    h = (_sw_eq(y, 79) | _sw_eq(y, 108) | _sw_eq(y, 73)) & ~hi
+    r = (d & ((h << 8) | (carry[0] >> 8))) | (h & ((d << 8) | (carry[0] & 0x80)))
+    carry[0] = (d >> 56) | ((h >> 56) << 8)
+    return r
+
+
+cdef inline bint _sw_folds(uint64_t x) noexcept nogil:
+    """Whether a byte of ``x`` is one normalization folds or drops (only bytes >= 0x80 can be)."""
+    cdef uint64_t m = x & HIGHS
+    while m:
+        if _FOLD[(x >> (8 * sob_byte(m))) & 0xFF]:
+            return True
+        m &= m - 1
+    return False
+
+
+cdef uint8_t _N1[256]       # bit 0 ASCII digit, bit 1 O/l/I
 
 def _init_n1():
-    cdef int i, p, c
+    cdef int i
     for i in range(256):
-        v = 0
-        if 48 <= i <= 57:
-            v |= 1
-        if chr(i) in "OlI":
-            v |= 2
-        if i >= 0x80 and _FOLD[i]:
-            v |= 4
-        _N1[i] = v
-    for p in range(4):
-        for c in range(8):
-            _PAIR[p * 8 + c] = (1 if ((p & 1) and (c & 2)) or ((p & 2) and (c & 1)) else 0) | \
-                (2 if c & 4 else 0)
+        _N1[i] = (1 if 48 <= i <= 57 else 0) | (2 if chr(i) in "OlI" else 0)
 
 _init_n1()
 
 
 cdef int _norm_needed1(const Py_UCS1* s, Py_ssize_t n) noexcept nogil:
-    """0: nothing changes; bit 0: a digit next to O/l/I; bit 1: a folded or dropped byte."""
-    cdef Py_ssize_t i
-    cdef uint8_t prev = 0, cur, acc = 0
-    for i in range(n):
-        cur = _N1[s[i]]
-        acc |= _PAIR[prev * 8 + cur]
-        prev = cur & 3
+    """0: nothing changes; bit 0: a digit next to O/l/I (without which no homoglyph run
+    exists); bit 1: a byte that normalization folds or drops. 8 bytes at a time."""
+    cdef Py_ssize_t i = 0
+    cdef uint64_t x, carry = 0
+    cdef int acc = 0
+    while i < n:
+        x = sob_load8(s + i) if i + 8 <= n else sob_load_tail(s + i, n - i)
+        if (x & HIGHS) and not (acc & 2) and _sw_folds(x):
+            acc |= 2
+        if _sw_pairs(x, &carry):
+            acc |= 1
+        if acc == 3:
+            break
+        i += 8
     return acc
 
 
 cdef Py_ssize_t _normalize1(const Py_UCS1* src, Py_ssize_t n, Py_UCS1* out,
                             Py_UCS1** plain, int needed) noexcept nogil:
     """_normalize for 1-byte text without dropped characters, as a copy patched where it
-    changes (rare): folded bytes, then homoglyph runs (a run holding a digit and O/l/I has an
-    adjacent digit/letter pair). Returns n, -1 without memory, or -2 when a character is dropped
-    (the caller then uses _normalize)."""
-    cdef Py_ssize_t i, a, b, k
-    cdef uint8_t c, f, prev = 0, cur
+    changes: folded bytes (only bytes >= 0x80 are looked at), then the homoglyph runs around
+    each digit-O/l/I pair (found 8 bytes at a time). Returns n, -1 without memory, or -2 when
+    a character is dropped (the caller then uses _normalize)."""
+    cdef Py_ssize_t i, a, b, k, p, done = 0
+    cdef uint64_t x, m, carry = 0
+    cdef uint8_t c, f
     memcpy(out, src, n)
     if needed & 2:
-        for i in range(n):
-            c = src[i]
-            if c & 0x80:
-                f = _FOLD[c]
+        i = 0
+        while i < n:
+            x = sob_load8(src + i) if i + 8 <= n else sob_load_tail(src + i, n - i)
+            m = x & HIGHS
+            while m:
+                k = i + sob_byte(m)
+                f = _FOLD[src[k]]
                 if f == DROP:
                     return -2
                 if f:
-                    out[i] = f
-    # folding may create digits next to O/l/I (²l), so look for runs when it happened too
-    i = 1
+                    out[k] = f
+                m &= m - 1
+            i += 8
+    # folding may create digits next to O/l/I (\xb2l), so the pairs are looked for in ``out``
+    i = 0
     while i < n:
-        # a run with a digit and O/l/I has a digit next to one of them: look only at digits
-        if not (_N1[out[i]] & 1):
-            i += 1
-            continue
-        if _N1[out[i - 1]] & 2:
-            pass
-        elif i + 1 < n and _N1[out[i + 1]] & 2:
-            i += 1
-        else:
-            i += 1
-            continue
-        a = i - 1
-        while a > 0 and _N1[out[a - 1]] & 3:
-            a -= 1
-        b = i + 1
-        while b < n and _N1[out[b]] & 3:
-            b += 1
-        if (a == 0 or not _is_alpha(out[a - 1])) and (b == n or not _is_alpha(out[b])):
-            if plain[0] == NULL:
-                plain[0] = <Py_UCS1*>malloc(n + 1)
+        x = sob_load8(out + i) if i + 8 <= n else sob_load_tail(out + i, n - i)
+        m = _sw_pairs(x, &carry)
+        while m:
+            p = i + sob_byte(m)
+            m &= m - 1
+            if p < done:
+                continue   # inside a run already handled
+            # the maximal run of 0-9 O l I around the pair out[p - 1], out[p]
+            a = p - 1
+            while a > 0 and _N1[out[a - 1]]:
+                a -= 1
+            b = p + 1
+            while b < n and _N1[out[b]]:
+                b += 1
+            done = b
+            if (a == 0 or not _is_alpha(out[a - 1])) and (b == n or not _is_alpha(out[b])):
                 if plain[0] == NULL:
-                    return -1
-                memcpy(plain[0], out, n)
-            for k in range(a, b):
-                if out[k] == 79:
-                    out[k] = 48
-                elif out[k] > 57:
-                    out[k] = 49
-        i = b + 1
+                    plain[0] = <Py_UCS1*>malloc(n + 1)
+                    if plain[0] == NULL:
+                        return -1
+                    memcpy(plain[0], out, n)
+                for k in range(a, b):
+                    if out[k] == 79:
+                        out[k] = 48
+                    elif out[k] > 57:
+                        out[k] = 49
+        i += 8
     return n
 
 
