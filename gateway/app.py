@@ -1,4 +1,4 @@
-"""Build the aiohttp application from a Config, and swap its state on reload.
+"""Build the request handler from a Config, and swap its state on reload.
 
 Everything a request needs lives in one immutable-by-convention ``State``: the config, the loaded
 policies, the authenticator, the rate limiter, the upstream registry, the keyring and the audit log.
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-
-from aiohttp import web
 
 from gateway.audit.writer import AuditLog
 from gateway.auth.authenticator import Authenticator
@@ -47,6 +45,8 @@ class StateHolder:
         self.worker = worker
         self.allow_no_auth = allow_no_auth
         self.current: State = None  # type: ignore[assignment]  # set by start()
+        self.on_swap: list = []
+        """Callbacks ``fn(new_state)`` run after a reload swapped the State (e.g. the server's limits)."""
 
     def _build(self, config: Config, previous: State | None) -> State:
         policies = load_policies(config.path(config.policies))
@@ -84,6 +84,8 @@ class StateHolder:
             log.error("reload rejected, keeping policy revision %s: %s", old.policies.revision, e)
             return False, f"reload rejected, keeping the running configuration: {e}"
         self.current = new
+        for fn in self.on_swap:
+            fn(new)
         await new.registry.close_retired()
         await old.auth.close()
         await old.limiter.close()
@@ -100,30 +102,22 @@ class StateHolder:
         await s.audit.close()
 
 
-STATE = web.AppKey("state", StateHolder)
+def build_handler(holder: StateHolder):
+    """The server's handler: proxied endpoints, ops endpoints, and 404 for everything else.
 
-
-def build_app(holder: StateHolder) -> web.Application:
-    """The aiohttp application: proxied endpoints, ops endpoints, and 404 for everything else."""
+    A request takes ``holder.current`` once, here, and keeps that State to its end.
+    """
+    from gateway.dialects import ENDPOINTS
     from gateway.server import ops, proxy
 
-    app = web.Application(client_max_size=holder.current.config.limits.max_body_bytes + 1)
-    app[STATE] = holder
-    proxy.add_routes(app)
-    ops.add_routes(app)
-    app.router.add_route("*", "/{tail:.*}", proxy.not_found)
+    routes = {("POST", path): proxy.handle for path in ENDPOINTS}
+    routes[("GET", "/v1/models")] = proxy.list_models
+    routes.update(ops.ROUTES)
 
-    async def lifecycle(app: web.Application):
-        yield
-        await holder.close()
+    async def dispatch(request):
+        route = routes.get((request.method, request.path))
+        if route is None:
+            return proxy.not_found(request)
+        return await route(request, holder.current)
 
-    app.cleanup_ctx.append(lifecycle)
-    return app
-
-
-async def make_app(config: Config, *, worker: int = 0, allow_no_auth: bool = False,
-                   config_path: str | None = None) -> web.Application:
-    """Start a State for ``config`` and build the application around it (tests, the demo, serve)."""
-    holder = StateHolder(config_path, worker, allow_no_auth)
-    await holder.start(config)
-    return build_app(holder)
+    return dispatch

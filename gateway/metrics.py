@@ -8,6 +8,7 @@ sum over all of them (prometheus-client's multiprocess mode).
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -34,6 +35,33 @@ CIRCUIT = Gauge("soberana_circuit_state", "Circuit breaker per upstream: 0 close
                 ["upstream"], registry=REGISTRY, multiprocess_mode="livemax")
 INSPECTION_ERRORS = Counter("soberana_inspection_errors_total", "Inspection or transformation failures", registry=REGISTRY)
 FAIL_OPEN = Counter("soberana_fail_open_total", "Requests forwarded uninspected under on_inspection_error: allow", registry=REGISTRY)
+
+
+# The labelled children, looked up once per label set: ``labels()`` validates and locks on every
+# call, which the data path would pay per request. Label values are ids from the config and the
+# detector catalogue, so these caches stay small.
+@lru_cache(maxsize=1024)
+def requests(endpoint: str, route: str, residency: str, outcome: str):
+    """REQUESTS for one label set."""
+    return REQUESTS.labels(endpoint, route, residency, outcome)
+
+
+@lru_cache(maxsize=1024)
+def finding(detector: str):
+    """FINDINGS for one detector."""
+    return FINDINGS.labels(detector)
+
+
+@lru_cache(maxsize=1024)
+def leak(detector: str):
+    """LEAKS for one detector."""
+    return LEAKS.labels(detector)
+
+
+@lru_cache(maxsize=64)
+def action(name: str):
+    """ACTIONS for one action."""
+    return ACTIONS.labels(name)
 
 
 def exposition() -> bytes:

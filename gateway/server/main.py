@@ -30,11 +30,12 @@ SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 async def run(config: Config, *, worker: int = 0, config_path: str | None = None, allow_no_auth: bool = False,
               reuse_port: bool = False, ready=None, stop: asyncio.Event | None = None) -> None:
-    """Serve until ``stop`` is set (or SIGTERM/SIGINT); then drain and close."""
-    from aiohttp import web
+    """Serve until ``stop`` is set (or SIGTERM/SIGINT); then drain and close.
 
-    from gateway.app import STATE, build_app, StateHolder
-    from gateway.server.protocol import GuardedHandler
+    ``ready(port, holder)`` is called once the port is bound (tests and the demo use it)."""
+    from gateway.app import StateHolder, build_handler
+    from gateway.server.http import HttpServer
+    from gateway.server.proxy import http_error
 
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -55,30 +56,28 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
             pass
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # blocked by the parent across fork()
     await holder.start(config)
-    app = build_app(holder)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    server = runner.server
     limits = config.limits
+    server = HttpServer(build_handler(holder), error_response=http_error(holder),
+                        max_body_bytes=limits.max_body_bytes, header_timeout=limits.header_timeout_s,
+                        body_timeout=limits.body_timeout_s)
 
-    def protocol():
-        return GuardedHandler(server, loop=loop, header_timeout=limits.header_timeout_s,
-                              keepalive_timeout=75.0, access_log=None,
-                              lingering_time=min(10.0, limits.body_timeout_s))
+    def new_limits(state) -> None:  # a reload may change the limits; they apply from the next request
+        server.max_body_bytes = state.config.limits.max_body_bytes
+        server.header_timeout = state.config.limits.header_timeout_s
+        server.body_timeout = state.config.limits.body_timeout_s
 
-    srv = await loop.create_server(protocol, config.listen.host, config.listen.port,
-                                   reuse_port=reuse_port or None, backlog=2048)
-    port = srv.sockets[0].getsockname()[1]
-    log.info("worker %d listening on http://%s:%d (policy revision %s)", worker, config.listen.host, port,
-             holder.current.policies.revision)
-    if ready is not None:
-        ready(port, app)
-    await stop.wait()
-    log.info("worker %d draining", worker)
-    srv.close()
-    server.pre_shutdown()  # idle keep-alive connections close now; busy ones after their response
-    await server.shutdown(DRAIN_SECONDS)
-    await runner.cleanup()
+    holder.on_swap.append(new_limits)
+    try:
+        port = await server.start(config.listen.host, config.listen.port, reuse_port=reuse_port)
+        log.info("worker %d listening on http://%s:%d (policy revision %s)", worker, config.listen.host, port,
+                 holder.current.policies.revision)
+        if ready is not None:
+            ready(port, holder)
+        await stop.wait()
+        log.info("worker %d draining", worker)
+        await server.shutdown(DRAIN_SECONDS)  # idle connections close now, in-flight ones when done
+    finally:
+        await holder.close()
     log.info("worker %d stopped", worker)
 
 

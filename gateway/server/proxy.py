@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 
 import orjson
-from aiohttp import web
 
 from gateway import metrics
-from gateway.app import STATE, State
+from gateway.app import State
 from gateway.audit.record import build_record
 from gateway.audit.writer import AuditUnavailable
 from gateway.auth.authenticator import AuthError
@@ -30,7 +29,7 @@ from gateway.forward.client import UpstreamError
 from gateway.inspect import Finding, scan
 from gateway.policy import Candidate, decide
 from gateway.ratelimit import estimate_tokens
-from gateway.server.body import BodyTimeout, BodyTooLarge, read_body
+from gateway.server.http import Request, Response
 from gateway.transform.apply import apply
 from gateway.transform.leaks import scan_answer, sent_values
 from gateway.transform.pseudonymize import PlaceholderMap
@@ -52,22 +51,40 @@ class Reject(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
-def _error(dialect: str, status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
-    return web.Response(status=status, body=error_body(dialect, status, code, message),
-                        content_type="application/json", headers=headers)
+def _error(dialect: str, status: int, code: str, message: str, headers: list | None = None) -> Response:
+    return Response(status, error_body(dialect, status, code, message), headers)
 
 
-def _dialect_of_request(request: web.Request) -> str:
+def _dialect_of_request(request: Request) -> str:
+    if request.path in ENDPOINTS:
+        return ENDPOINTS[request.path]
     return "anthropic" if "x-api-key" in request.headers or "anthropic-version" in request.headers else "openai"
 
 
-async def not_found(request: web.Request) -> web.Response:
+def not_found(request: Request) -> Response:
     """Any path that is not a proxied or ops endpoint: nothing uninspected passes."""
-    return _error(_dialect_of_request(request), 404, "not_found", f"no such endpoint: {request.method} {request.path}")
+    return _error(_dialect_of_request(request), 404, "not_found", "no such endpoint")
 
 
-def _level(request: web.Request) -> str:
-    raw = request.headers.get("X-Data-Classification")
+def http_error(holder):
+    """The server's error responder (malformed HTTP, a body too large or too slow, a handler crash), in
+    the caller's dialect. A proxied request refused here still gets its audit record."""
+
+    def respond(request: Request | None, status: int, code: str, message: str) -> Response:
+        if request is None:
+            return _error("openai", status, code, message)
+        dialect = _dialect_of_request(request)
+        if request.path in ENDPOINTS and status in (408, 413):
+            ex = Exchange(os.urandom(16).hex(), request.path, dialect)
+            ex.error = code
+            _finish(holder.current, ex)
+        return _error(dialect, status, code, message)
+
+    return respond
+
+
+def _level(request: Request) -> str:
+    raw = request.headers.get("x-data-classification")
     if raw is None:
         return "internal"
     level = raw.strip().lower()
@@ -120,7 +137,7 @@ def _upstream_body(state: State, ex: Exchange, decision, target, attempt: int) -
         write_segments(payload, ex.segments, new)
         for acts in actions:
             for a in acts:
-                metrics.ACTIONS.labels(a).inc()
+                metrics.action(a).inc()
     payload["model"] = route.model
     endpoint = ex.endpoint
     if target.cfg.dialect != ex.dialect:
@@ -128,13 +145,14 @@ def _upstream_body(state: State, ex: Exchange, decision, target, attempt: int) -
     return endpoint, orjson.dumps(payload)
 
 
-def _headers(request: web.Request, target) -> list[tuple[bytes, bytes]]:
+def _headers(request: Request, target) -> list[tuple[bytes, bytes]]:
     h = [(b"content-type", b"application/json")]
+    get = request.headers.get
     for name in PASS_HEADERS:
-        v = request.headers.get(name)
+        v = get(name)
         if v is not None:
             h.append((name.encode(), v.encode("latin-1")))
-    if target.cfg.dialect == "anthropic" and "anthropic-version" not in request.headers:
+    if target.cfg.dialect == "anthropic" and get("anthropic-version") is None:
         h.append((b"anthropic-version", b"2023-06-01"))
     h.extend(target.auth_headers)
     return h
@@ -148,7 +166,7 @@ def _leak_check(state: State, ex: Exchange, text: str) -> str:
         return text
     ex.leaks += len(leaks)
     for f in leaks:
-        metrics.LEAKS.labels(f.detector).inc()
+        metrics.leak(f.detector).inc()
     home = Candidate("caller", ex.principal.jurisdiction, "")
     d = decide(state.policies, ex.principal, leaks, [home], ex.level)
     acts = [a if a in ("hash", "redact") else ("redact" if a == "block" else "allow") for a in
@@ -158,7 +176,7 @@ def _leak_check(state: State, ex: Exchange, text: str) -> str:
     return apply([text], [leaks], [acts], state.ring, ex.principal.jurisdiction, PlaceholderMap())[0]
 
 
-async def _relay_json(request: web.Request, state: State, ex: Exchange, resp, target, route_headers) -> web.Response:
+async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: list) -> Response:
     raw = await resp.read()
     resp.release()
     status = resp.status
@@ -166,24 +184,30 @@ async def _relay_json(request: web.Request, state: State, ex: Exchange, resp, ta
         if target.cfg.dialect != ex.dialect:
             raw = error_body(ex.dialect, status, "upstream_error", f"upstream answered {status}")
         ex.outcome = "forwarded"
-        return web.Response(status=status, body=raw, content_type="application/json", headers=route_headers)
+        return Response(status, raw, route_headers)
     try:
         answer = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise Reject(502, "upstream_error", "upstream answered with a body that is not JSON") from None
-    if target.cfg.dialect != ex.dialect:
+    translated = target.cfg.dialect != ex.dialect
+    if translated:
         answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model)
     pmap = ex.pmap
+    changed = False
 
     def fix(text: str, kind: str) -> str:
-        if pmap is not None:
-            text = restore_text(text, pmap, allow_urls=False) if kind == "text" else text
-        return _leak_check(state, ex, text)
+        nonlocal changed
+        new = restore_text(text, pmap, allow_urls=False) if pmap is not None and kind == "text" else text
+        new = _leak_check(state, ex, new)
+        changed = changed or new != text
+        return new
 
     map_answer_texts(ex.dialect, ex.endpoint, answer, fix)
-    body = orjson.dumps(answer)
     ex.outcome = "forwarded"
-    return web.Response(status=status, body=body, content_type="application/json", headers=route_headers)
+    # nothing restored or redacted: the upstream's own bytes go back as they are (no re-serialization)
+    body = orjson.dumps(answer) if changed or translated else raw
+    ex.bytes_out = len(body)
+    return Response(status, body, route_headers)
 
 
 class _LeakTap:
@@ -207,10 +231,7 @@ class _LeakTap:
         return out
 
 
-async def _relay_stream(request: web.Request, state: State, ex: Exchange, resp, target, route_headers) -> web.StreamResponse:
-    out = web.StreamResponse(status=resp.status, headers=route_headers)
-    out.content_type = "text/event-stream"
-    out.headers["Cache-Control"] = "no-cache"
+async def _relay_stream(request: Request, ex: Exchange, resp, target, route_headers: list) -> None:
     translator = StreamTranslator(ex.dialect, target.cfg.dialect, ex.model) if target.cfg.dialect != ex.dialect else None
     seen: list[str] = []
     pmap = ex.pmap
@@ -221,9 +242,10 @@ async def _relay_stream(request: web.Request, state: State, ex: Exchange, resp, 
 
     rewriter = StreamRewriter(ex.dialect, ex.endpoint, make_filter)
     metrics.STREAMS.inc()
-    await out.prepare(request)
     ex.outcome = "forwarded"
     try:
+        out = await request.stream(resp.status, route_headers + [("Content-Type", "text/event-stream"),
+                                                                 ("Cache-Control", "no-cache")])
         try:
             async for chunk in resp:
                 data = translator.feed(chunk) if translator else chunk
@@ -243,11 +265,11 @@ async def _relay_stream(request: web.Request, state: State, ex: Exchange, resp, 
             ex.outcome, ex.error = "upstream_error", "upstream_error"
             log.warning("stream from %s broke: %s", target.cfg.name, e.kind)
             await out.write(stream_error_event(ex.dialect, "upstream_error", "the upstream stream ended abnormally"))
-        await out.write_eof()
+        await out.end()
     except ConnectionResetError:
         resp.release()  # the caller went away: stop reading the upstream, keep nothing
         ex.outcome, ex.error = "client_abort", "client_abort"
-    except asyncio.CancelledError:
+    except asyncio.CancelledError:  # the drain deadline passed
         resp.release()
         ex.outcome, ex.error = "client_abort", "client_abort"
         raise
@@ -257,16 +279,12 @@ async def _relay_stream(request: web.Request, state: State, ex: Exchange, resp, 
             leaks = scan_answer("".join(seen), ex.extra.get("sent", set()))
             ex.leaks += len(leaks)
             for f in leaks:
-                metrics.LEAKS.labels(f.detector).inc()
-    return out
+                metrics.leak(f.detector).inc()
 
 
-async def handle(request: web.Request) -> web.StreamResponse:
+async def handle(request: Request, state: State) -> Response | None:
     """A proxied endpoint (SPEC section 5)."""
-    state = request.app[STATE].current
-    endpoint = request.path
-    ex = Exchange(request.headers.get("X-Request-Id") or uuid.uuid4().hex, endpoint, ENDPOINTS[endpoint])
-    rid = {"X-Request-Id": ex.request_id}
+    ex = Exchange(request.headers.get("x-request-id") or os.urandom(16).hex(), request.path, ENDPOINTS[request.path])
     try:
         return await _handle(request, state, ex)
     except Reject as r:
@@ -276,36 +294,30 @@ async def handle(request: web.Request) -> web.StreamResponse:
         elif r.code == "upstream_error":
             ex.outcome = "upstream_error"
         # otherwise the outcome stays as set: "rejected", or "upstream_error" when every try failed
-        headers = dict(rid, **(r.headers or {}))
+        headers = [("X-Request-Id", ex.request_id)]
+        if r.headers:
+            headers.extend(r.headers.items())
         if ex.decision is not None:
-            headers["X-Soberana-Decision"] = ex.decision.decision_id
-        resp = _error(ex.dialect, r.status, r.code, r.message, headers)
-        if r.status in (408, 413):
-            resp.force_close()  # the rest of the body is unread: this connection cannot carry another request
-            if r.status == 408 and request.transport is not None:
-                # a stalled client gets its answer and then the connection closes: no lingering read
-                await resp.prepare(request)
-                await resp.write_eof()
-                request.transport.close()
-        return resp
+            headers.append(("X-Soberana-Decision", ex.decision.decision_id))
+        return _error(ex.dialect, r.status, r.code, r.message, headers)
     finally:
         _finish(state, ex)
 
 
 def _finish(state: State, ex: Exchange) -> None:
-    route = ex.route.cfg.name if ex.route is not None else "-"
-    residency = ex.route.cfg.residency if ex.route is not None else "-"
-    metrics.REQUESTS.labels(ex.endpoint, route, residency, ex.outcome).inc()
+    route = ex.route
+    metrics.requests(ex.endpoint, route.cfg.name if route is not None else "-",
+                     route.cfg.residency if route is not None else "-", ex.outcome).inc()
     try:
         state.audit.append(build_record(ex, state.ring))
     except AuditUnavailable:
         log.critical("audit record for request %s could not be queued", ex.request_id)
-    except Exception:
-        log.exception("building the audit record failed for request %s", ex.request_id)
+    except Exception as e:
+        log.error("building the audit record failed for request %s: %s", ex.request_id, type(e).__name__)
     metrics.AUDIT_LAG.set(state.audit.lag)
 
 
-async def _handle(request: web.Request, state: State, ex: Exchange) -> web.StreamResponse:
+async def _handle(request: Request, state: State, ex: Exchange) -> Response | None:
     cfg = state.config
     t0 = time.perf_counter()
     try:
@@ -313,12 +325,7 @@ async def _handle(request: web.Request, state: State, ex: Exchange) -> web.Strea
     except AuthError as e:
         log.info("request %s unauthorized: %s", ex.request_id, e)
         raise Reject(401, "unauthorized", "missing or invalid credentials") from None
-    try:
-        ex.body = await read_body(request, cfg.limits.max_body_bytes, cfg.limits.body_timeout_s)
-    except BodyTooLarge:
-        raise Reject(413, "payload_too_large", f"request body exceeds {cfg.limits.max_body_bytes} bytes") from None
-    except BodyTimeout:
-        raise Reject(408, "request_timeout", "the request body did not arrive in time") from None
+    ex.body = request.body  # read whole, under the body size and idle limits, by the server
     ex.bytes_in = len(ex.body)
     try:
         ex.payload = orjson.loads(ex.body)
@@ -344,18 +351,18 @@ async def _handle(request: web.Request, state: State, ex: Exchange) -> web.Strea
         raise Reject(404, "not_found", "the requested model is not available through this gateway")
     try:
         flat = _inspect(ex)
-    except Exception:
+    except Exception as e:
         metrics.INSPECTION_ERRORS.inc()
-        log.exception("inspection failed for request %s", ex.request_id)
+        log.error("inspection failed for request %s: %s", ex.request_id, type(e).__name__)
         if cfg.on_inspection_error != "allow":
             raise Reject(503, "inspection_failed", "the request could not be inspected") from None
         log.critical("on_inspection_error=allow: forwarding request %s uninspected", ex.request_id)
         metrics.FAIL_OPEN.inc()
         ex.findings = [[] for _ in ex.segments]
         flat = []
-    for f in flat:
-        metrics.FINDINGS.labels(f.detector).inc()
     if flat:
+        for f in flat:
+            metrics.finding(f.detector).inc()
         ex.extra["sent"] = sent_values([s.text for s in ex.segments], ex.findings)
     if not state.audit.healthy:
         raise Reject(503, "audit_unavailable", "the audit log cannot be written; nothing is forwarded")
@@ -378,13 +385,13 @@ async def _handle(request: web.Request, state: State, ex: Exchange) -> web.Strea
             raise
         except DialectError as e:  # e.g. a part the other dialect cannot carry
             raise Reject(e.status, e.code, str(e)) from None
-        except Exception:
+        except Exception as e:
             metrics.INSPECTION_ERRORS.inc()
-            log.exception("transformation failed for request %s", ex.request_id)
+            log.error("transformation failed for request %s: %s", ex.request_id, type(e).__name__)
             raise Reject(503, "inspection_failed", "the request could not be transformed") from None
         ex.route = target
-        route_headers = {"X-Request-Id": ex.request_id, "X-Soberana-Route": target.cfg.name,
-                         "X-Soberana-Residency": target.cfg.residency, "X-Soberana-Decision": decision.decision_id}
+        route_headers = [("X-Request-Id", ex.request_id), ("X-Soberana-Route", target.cfg.name),
+                         ("X-Soberana-Residency", target.cfg.residency), ("X-Soberana-Decision", decision.decision_id)]
         if attempt == 0:
             metrics.OVERHEAD.observe(time.perf_counter() - t0)
         sent_at = time.perf_counter()
@@ -411,9 +418,9 @@ async def _handle(request: web.Request, state: State, ex: Exchange) -> web.Strea
         target.success()
         ctype = resp.header(b"content-type") or b""
         if ex.stream and resp.status < 400 and ctype.startswith(b"text/event-stream"):
-            return await _relay_stream(request, state, ex, resp, target, route_headers)
+            return await _relay_stream(request, ex, resp, target, route_headers)
         try:
-            return await _relay_json(request, state, ex, resp, target, route_headers)
+            return await _relay_json(state, ex, resp, target, route_headers)
         except UpstreamError:
             target.failure()
             ex.outcome = "upstream_error"
@@ -424,9 +431,8 @@ async def _handle(request: web.Request, state: State, ex: Exchange) -> web.Strea
     raise Reject(503, "no_compliant_upstream", "no compliant upstream is reachable for this request")
 
 
-async def list_models(request: web.Request) -> web.Response:
+async def list_models(request: Request, state: State) -> Response:
     """GET /v1/models: the models this caller may use (those a request without findings can reach)."""
-    state = request.app[STATE].current
     dialect = _dialect_of_request(request)
     try:
         principal = await state.auth.authenticate(request.headers)
@@ -440,10 +446,4 @@ async def list_models(request: web.Request) -> web.Response:
                 "last_id": usable[-1] if usable else None}
     else:
         body = {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "soberana"} for m in usable]}
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
-
-
-def add_routes(app: web.Application) -> None:
-    for path in ENDPOINTS:
-        app.router.add_post(path, handle)
-    app.router.add_get("/v1/models", list_models)
+    return Response(200, orjson.dumps(body))

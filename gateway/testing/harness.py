@@ -96,6 +96,7 @@ class Harness:
         self.keys = {name: "sk-sob-" + secrets.token_urlsafe(24) for name in CALLERS}
         """API key of each test caller (br, mx, ar, us), by name."""
         self.url = ""
+        self.holder = None  # the StateHolder once started (tests reload it directly)
         self.config_path = self.dir / "soberana.yaml"
 
     async def __aenter__(self) -> "Harness":
@@ -114,22 +115,16 @@ class Harness:
         self._stop = asyncio.Event()
         ready: asyncio.Future = asyncio.get_running_loop().create_future()
 
-        def on_ready(port, app):
-            ready.set_result((port, app))
+        def on_ready(port, holder):
+            ready.set_result((port, holder))
 
         self._task = asyncio.create_task(run(self.config, config_path=str(self.config_path), stop=self._stop, ready=on_ready))
         done, _ = await asyncio.wait([ready, self._task], return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
             self._task.result()  # raises the startup error
-        port, self.app = ready.result()
+        port, self.holder = ready.result()
         self.url = f"http://127.0.0.1:{port}"
         return self
-
-    @property
-    def holder(self):
-        from gateway.app import STATE
-
-        return self.app[STATE]
 
     def received(self, residency: str) -> list[dict]:
         """Every request body the BR or US stub received, oldest first."""
