@@ -299,7 +299,7 @@ class _Connection(asyncio.Protocol):
     __slots__ = ("server", "loop", "transport", "parser", "peer", "state", "busy", "queue", "req", "incoming", "url",
                  "raw_headers", "parts", "size", "head_bytes", "head_start", "last_body", "idle_since", "fresh",
                  "timer", "timer_at", "reading_paused", "write_paused", "waiter", "closed", "lingering",
-                 "linger_until", "discarded", "continue_pending")
+                 "linger_until", "discarded", "continue_pending", "paused_since")
 
     def __init__(self, server: "HttpServer"):
         self.server = server
@@ -331,6 +331,7 @@ class _Connection(asyncio.Protocol):
         self.linger_until = 0.0
         self.discarded = 0
         self.continue_pending = False
+        self.paused_since = 0.0
 
     # --- asyncio.Protocol -------------------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -416,6 +417,9 @@ class _Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        if self.busy:  # a client that reads nothing for body_timeout is let go (_deadline)
+            self.paused_since = now = self.loop.time()
+            self._arm(now + self.server.body_timeout)
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -588,7 +592,7 @@ class _Connection(asyncio.Protocol):
         if self.closed:
             return
         if not keep:
-            self.transport.close()
+            self._close()
             return
         queue = self.queue
         if queue:
@@ -615,6 +619,16 @@ class _Connection(asyncio.Protocol):
             now = self.loop.time()
             self.head_start = self.last_body = now
             self._arm(now + min(server.header_timeout, server.body_timeout))
+
+    def _close(self) -> None:
+        """Close after the answer is flushed, but wait no longer than body_timeout for a client that
+        does not read it."""
+        transport = self.transport
+        transport.close()
+        if transport.get_write_buffer_size():
+            self.lingering = True
+            self.linger_until = now = self.loop.time() + self.server.body_timeout
+            self._arm(now)
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         """Answer an error (after the request being handled, if any), then close."""
@@ -671,8 +685,8 @@ class _Connection(asyncio.Protocol):
 
     def _deadline(self) -> float | None:
         server = self.server
-        if self.busy:
-            return None  # the handler decides how long a request takes
+        if self.busy:  # the handler decides how long a request takes, the client how fast it reads
+            return self.paused_since + server.body_timeout if self.write_paused else None
         if self.lingering:
             return self.linger_until
         state = self.state
@@ -693,8 +707,10 @@ class _Connection(asyncio.Protocol):
             self.timer_at = deadline
             self.timer = self.loop.call_at(deadline, self._on_timer)
             return
-        if self.lingering or self.state != _BODY:
-            self.transport.close()  # a slow or absent head, an idle keep-alive, or the end of lingering
+        if self.busy or self.lingering:
+            self.transport.abort()  # a client that stopped reading our answer, or the end of lingering
+        elif self.state != _BODY:
+            self.transport.close()  # a slow or absent head, or an idle keep-alive
         else:
             self._refuse(408, "request_timeout", "the request body stalled")
 
@@ -725,6 +741,9 @@ class _ClosedTransportType:
 
     def get_extra_info(self, name, default=None):
         return default
+
+    def get_write_buffer_size(self) -> int:
+        return 0
 
 
 _ClosedTransport = _ClosedTransportType()

@@ -399,7 +399,7 @@ async def backpressure_bounds_the_buffer():
         finally:
             done.set()
 
-    async with serving(handler) as (_, port):
+    async with serving(handler, body_timeout=30) as (_, port):
         r, w = await connect(port)
         w.write(b"GET / HTTP/1.1\r\n\r\n")
         last = -1
@@ -634,13 +634,42 @@ async def pipelined_big_answers_wait_for_a_reader():
         w.close()
 
 
+async def a_client_that_reads_nothing_is_let_go():
+    outcome = []
+
+    async def handler(req):
+        if req.path == "/close":
+            return Response(200, b"c" * (16 << 20), close=True)
+        out = await req.stream(200, [])
+        try:
+            while True:
+                await out.write(b"s" * 65536)
+        except ConnectionResetError:
+            outcome.append(req.disconnected)
+        return None
+
+    async with serving(handler, body_timeout=0.3) as (server, port):
+        r, w = await connect(port)
+        w.write(b"GET /stream HTTP/1.1\r\n\r\n")
+        r2, w2 = await connect(port)
+        w2.write(b"GET /close HTTP/1.1\r\n\r\n")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while (server.connections or not outcome) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        assert outcome == [True] and server.connections == 0  # both let go, the stream's handler finished
+        for writer in (w, w2):
+            writer.close()
+
+
 SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_in_order, chunked_request_body,
              expect_100_continue, body_too_large_declared_and_streamed, stalled_body_is_408, slow_head_closed,
              idle_keep_alive_closed, head_too_large_is_431, malformed_is_400, streaming_chunked,
              stream_handler_failing_midway_truncates, backpressure_bounds_the_buffer, disconnect_mid_stream,
              shutdown_drains, header_injection_refused, date_and_server_headers, limits_swapped_at_runtime,
              bad_handler_results_are_500, pipelined_continue_waits_for_the_answer_before_it,
-             head_request_streams_no_body, pipelined_big_answers_wait_for_a_reader]
+             head_request_streams_no_body, pipelined_big_answers_wait_for_a_reader,
+             a_client_that_reads_nothing_is_let_go]
 
 
 def run(loop: str, coro) -> None:
