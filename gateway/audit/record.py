@@ -13,8 +13,9 @@ import logging
 import re
 from typing import Any
 
+from gateway.auth.principal import Principal
 from gateway.keys import KeyRing
-from gateway.transform.pseudonymize import normalize_value
+from gateway.transform.pseudonymize import _SPACES, _TEXTUAL, normalize_value
 
 log = logging.getLogger("soberana.audit")
 
@@ -46,6 +47,7 @@ def _pads(key: bytes) -> tuple:
 
 
 _PADS: dict[bytes, tuple] = {}
+_RING_PADS: tuple = (None, None, None)  # (the last ring, its fingerprint pads): one identity check per call
 
 
 def fingerprint(ring: KeyRing, value: str, detector: str | None = None) -> str:
@@ -53,12 +55,54 @@ def fingerprint(ring: KeyRing, value: str, detector: str | None = None) -> str:
     the same as ``gateway.transform.tokens.fingerprint``, computed faster."""
     if detector is not None:
         value = normalize_value(detector, value)
-    inner, outer = _pads(ring.hmac_key("fingerprint"))
+    return _fingerprint(ring, value.encode())
+
+
+def _fingerprint(ring: KeyRing, data: bytes) -> str:
+    global _RING_PADS
+    r, inner, outer = _RING_PADS
+    if r is not ring:
+        inner, outer = _pads(ring.hmac_key("fingerprint"))
+        _RING_PADS = (ring, inner, outer)
     i = inner.copy()
-    i.update(value.encode())
+    i.update(data)
     o = outer.copy()
     o.update(i.digest())
     return o.hexdigest()[:32]
+
+
+_ID, _EXACT, _FOLDED, _TEXT = range(4)
+_KINDS: dict[str, int] = {}  # detector id -> how its values are normalized (detector ids are few)
+_NOT_ALNUM_BYTES = bytes(c for c in range(256) if not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122))
+
+
+def _kind(detector: str) -> int:
+    if detector.startswith("secret."):
+        return _EXACT
+    if detector in ("intl.email", "intl.ip"):
+        return _FOLDED
+    if detector in _TEXTUAL or detector.startswith("health."):
+        return _TEXT
+    return _ID
+
+
+def _normalized(detector: str, value: str) -> bytes:
+    """``normalize_value(detector, value)`` as UTF-8, without its NFKC pass for ASCII text (which NFKC
+    never changes): most values are ASCII, and NFKC and a regex are most of the cost."""
+    if not value.isascii():
+        return normalize_value(detector, value).encode()
+    kind = _KINDS.get(detector)
+    if kind is None:
+        kind = _kind(detector)
+        if len(_KINDS) < 1024:
+            _KINDS[detector] = kind
+    if kind == _ID:
+        return value.encode().translate(None, _NOT_ALNUM_BYTES).upper()
+    if kind == _FOLDED:
+        return value.strip().lower().encode()
+    if kind == _TEXT:
+        return _SPACES.sub(" ", value).strip().lower().encode()
+    return value.encode()
 
 
 def _clean(value: Any, ring: KeyRing) -> str | None:
@@ -79,6 +123,13 @@ def _code(value: Any) -> str | None:
     return s if _CODE.match(s) else "invalid"
 
 
+def _request_id(value: Any, ring: KeyRing) -> str | None:
+    """``_clean`` of a request id, with the gateway's own ids (32 hex, new on every request) first."""
+    if type(value) is str and len(value) == 32 and _OUR_ID.match(value):
+        return value
+    return _clean(value, ring)
+
+
 def _judged_safe(s: str) -> bool:
     if "@" in s or _LONG_NUMBER.search(s):
         return False
@@ -96,30 +147,58 @@ def _judged_safe(s: str) -> bool:
 
 
 def _findings(ex: Any, ring: KeyRing) -> list[dict]:
-    """One entry per detector, in order of first appearance, with the distinct fingerprints."""
-    out: dict[str, dict] = {}
+    """One entry per detector, in order of first appearance, with the distinct fingerprints (each
+    distinct normalized value is fingerprinted once)."""
+    counts: dict[str, int] = {}
+    values: dict[str, dict[bytes, None]] = {}  # detector -> its normalized values, in order
     segments = ex.segments or ()
+    n = len(segments)
     for i, found in enumerate(ex.findings or ()):
         if not found:
             continue
-        text = getattr(segments[i], "text", None) if i < len(segments) else None
-        for f in found:
-            entry = out.get(f.detector)
-            if entry is None:
-                entry = out[f.detector] = {"detector": f.detector, "count": 0, "fingerprints": []}
-            entry["count"] += 1
-            if isinstance(text, str) and 0 <= f.start < f.end <= len(text):
-                fp = fingerprint(ring, normalize_value(f.detector, text[f.start:f.end]))
-                if fp not in entry["fingerprints"]:
-                    entry["fingerprints"].append(fp)
-    return list(out.values())
+        text = getattr(segments[i], "text", None) if i < n else None
+        if type(text) is not str:
+            text = None
+        for det, _category, _country, start, end in found:
+            if det in counts:
+                counts[det] += 1
+            else:
+                counts[det] = 1
+                values[det] = {}
+            if text is not None and 0 <= start < end <= len(text):
+                values[det][_normalized(det, text[start:end])] = None
+    out = []
+    for det, count in counts.items():
+        fps = []
+        for v in values[det]:
+            fps.append(_fingerprint(ring, v))
+        out.append({"detector": det, "count": count, "fingerprints": fps})
+    return out
 
 
 def _principal(p: Any, ring: KeyRing) -> dict | None:
     if p is None:
         return None
-    return {"sub": _clean(getattr(p, "sub", None), ring), "agency": _clean(getattr(p, "agency", None), ring),
-            "jurisdiction": _code(getattr(p, "jurisdiction", None))}
+    try:
+        cached = _PRINCIPALS.get(p)
+    except TypeError:  # not hashable: not a Principal
+        cached = None
+    if cached is not None:
+        return dict(cached)
+    out = {"sub": _clean(getattr(p, "sub", None), ring), "agency": _clean(getattr(p, "agency", None), ring),
+           "jurisdiction": _code(getattr(p, "jurisdiction", None))}
+    # Remember callers whose strings were all judged safe (never one with a fingerprinted string: its
+    # value would outlive the request); they repeat on every request.
+    if type(p) is Principal and out["sub"] == p.sub and out["agency"] == p.agency \
+            and out["jurisdiction"] == p.jurisdiction:
+        if len(_PRINCIPALS) >= _SAFE_MAX:
+            _PRINCIPALS.clear()
+        _PRINCIPALS[p] = out
+        return dict(out)
+    return out
+
+
+_PRINCIPALS: dict[Principal, dict] = {}
 
 
 def _decision(ex: Any) -> dict | None:
@@ -179,7 +258,7 @@ def _safe_outcome(ex: Any) -> str:
 def _build(ex: Any, ring: KeyRing) -> dict:
     outcome = ex.outcome if ex.outcome in OUTCOMES else "rejected"
     rec = {
-        "request_id": _clean(ex.request_id, ring),
+        "request_id": _request_id(ex.request_id, ring),
         "decision_id": _code(getattr(ex.decision, "decision_id", None)),
         "principal": _principal(ex.principal, ring),
         "endpoint": _code(ex.endpoint),
