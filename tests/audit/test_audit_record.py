@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import re
 
+from hypothesis import given, settings, strategies as st
+
 from audit_helpers import CPF, CPF_DIGITS, EMAIL, RAW_VALUES, exchange
 from gateway.audit.record import build_record
 from gateway.exchange import Exchange
@@ -134,3 +136,27 @@ def test_a_broken_exchange_still_yields_a_record_and_no_value():
     rec = build_record(ex, KeyRing.ephemeral())
     assert rec["error"] == "audit_record_incomplete" and rec["outcome"] == "forwarded"
     assert rec["request_id"] == "0123456789abcdef0123456789abcdef" and CPF not in str(rec)
+
+
+@settings(max_examples=400, deadline=None)
+@given(detector=st.sampled_from(["br.cpf", "intl.card", "intl.email", "intl.ip", "secret.api_key", "health.term",
+                                 "health.icd10", "gov.marking", "intl.uninspectable", "us.ssn", "plugin.x"]),
+       value=st.text(st.characters(max_codepoint=0x7F), max_size=30) | st.text(max_size=30)
+       | st.sampled_from([CPF, EMAIL, " Ana.Lima@Fazenda.gov.br\t", "５２９.９８２", "DIABETES\x1c  Tipo\u00a02", "\x1fa\x1c b\x1d"]))
+def test_fast_normalization_equals_the_transform_stage(detector, value):
+    """The audit's ASCII fast path (no NFKC, bytes translate) normalizes exactly as the transform stage,
+    so a fingerprint in the record joins with ``hash`` tokens and other records."""
+    from gateway.audit.record import _normalized
+    from gateway.transform.pseudonymize import normalize_value
+    assert _normalized(detector, value) == normalize_value(detector, value).encode()
+
+
+def test_a_remembered_principal_is_a_copy_and_a_sensitive_one_is_not_remembered():
+    from gateway.audit import record
+    ring = KeyRing.ephemeral()
+    first = build_record(exchange(20, sub="analyst-9"), ring)
+    first["principal"]["sub"] = "changed"  # a consumer editing its record must not change the next one
+    assert build_record(exchange(21, sub="analyst-9"), ring)["principal"]["sub"] == "analyst-9"
+    rec = build_record(exchange(22, sub=EMAIL), ring)
+    assert rec["principal"]["sub"].startswith("fp:")
+    assert not any(EMAIL in (p.sub, p.agency) for p in record._PRINCIPALS)
