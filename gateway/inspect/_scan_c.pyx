@@ -1137,6 +1137,7 @@ cdef uint8_t _TOK1[256]      # code point < 256 -> 1 when it is a word-token cha
 cdef uint64_t _W1LEN[128]    # first folded character -> bit L set when a keyword word of length L starts with it
 cdef uint64_t _W2LEN[27 * 27]  # same for the first two letters (a-z -> 1..26; one-letter words: 0)
 cdef uint8_t _AZ[128]        # ASCII letter -> 1..26 (either case), else 0
+cdef uint64_t _W3LEN[27 * 27 * 27]  # first two letters and the last one -> bit L set for length L
 cdef int _MAX_WORD_LEN = 0   # longest word of any keyword phrase
 # non-ASCII token character -> the ASCII character fold_word makes of it (0: not ASCII)
 cdef uint8_t _WF[WF_LIMIT]
@@ -1227,8 +1228,13 @@ def _init_words():
         _W2LEN[i] = 0
     for i in range(128):
         _AZ[i] = (ord(chr(i).lower()) - 96) if chr(i).isascii() and chr(i).isalpha() else 0
+    for i in range(27 * 27 * 27):
+        _W3LEN[i] = 0
     for w in words:
         _W1LEN[ord(w[0])] |= 1 << len(w)
+        if w.isalpha() and w.isascii():
+            _W3LEN[((ord(w[0]) - 96) * 27 + (ord(w[1]) - 96 if len(w) > 1 else 0)) * 27
+                   + ord(w[-1]) - 96] |= 1 << len(w)
         if "a" <= w[0] <= "z" and (len(w) == 1 or "a" <= w[1] <= "z"):
             _W2LEN[(ord(w[0]) - 96) * 27 + (ord(w[1]) - 96 if len(w) > 1 else 0)] |= 1 << len(w)
     assert len(words) < 1023 and all(w.isascii() and 0 < len(w) <= MAX_WORD for w in words)
@@ -2109,6 +2115,35 @@ cdef inline uint8_t _lcls(uint32_t c) noexcept nogil:
     return K_TOK if (Py_UNICODE_ISALNUM(c) and not Py_UNICODE_ISDECIMAL(c)) else 0
 
 
+cdef inline int _word1(const uchar_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t j, State* S,
+                       bint* prev_kept) noexcept nogil:
+    """The run s[i:j] of an ASCII letter and lower-case ASCII letters: one token and one chunk.
+    What _lex's letters-only path does, for the words most text is made of."""
+    cdef Py_ssize_t L = j - i
+    cdef uint32_t c = s[i]
+    cdef uint32_t c1 = s[i + 1] if L > 1 else 0
+    cdef uint32_t f2 = _AZ[c] * 27 + _AZ[c1]
+    # a keyword word with these first two letters, this last one and this length
+    if L <= _MAX_WORD_LEN and (_W2LEN[f2] >> L) & 1 and (_W3LEN[f2 * 27 + _AZ[s[j - 1]]] >> L) & 1:
+        if _add_token(s, i, j, S, prev_kept) < 0:
+            return -1
+    else:
+        prev_kept[0] = False
+    # of the anchor rules, a capital or letter followed by letters can start only the secret
+    # and JWT prefixes (ICD-10 needs digits)
+    if i + 1 < m and s[i + 1] < 128 and _PREFIX_TWO[c * 128 + s[i + 1]] and (
+            i == 0 or not _c(s[i - 1], C_SECB)):
+        _secret_gate(s, m, i, S)
+    if L == 1 and 65 <= c <= 90:   # one capital: a chunk that may start a window
+        if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
+            return -1
+        S.chunks[S.nchunk].s = <int32_t>i
+        S.chunks[S.nchunk].e = <int32_t>j
+        S.chunks[S.nchunk].flags = 2
+        S.nchunk += 1
+    return 0
+
+
 cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* nip6,
               Py_ssize_t* capip6) noexcept nogil:
     """Words, chunks, anchors and special characters in one pass: a run of word or chunk
@@ -2117,6 +2152,7 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
     cdef Py_ssize_t i = 0, j, x, y, icd_next = 0, ip6_done = -1
     cdef uint32_t c
     cdef uint8_t k, orb, andb, o2, a2
+    cdef uint64_t x64, low
     cdef bint prev_kept = False, kw
     while i < m:
         c = s[i]
@@ -2132,6 +2168,27 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
             continue
         j = i + 1
         orb = andb = k
+        if uchar_t is Py_UCS1:
+            if c < 128 and (k & K_TOK):
+                # the common word: an ASCII letter, then lower-case ASCII letters (8 at a time)
+                while j + 8 <= m:
+                    x64 = sob_load8(s + j)
+                    low = _sw_range(x64 & ~HIGHS, 97, 122) & ~(x64 & HIGHS)
+                    if low != HIGHS:
+                        j += sob_byte(~low & HIGHS)
+                        break
+                    j += 8
+                else:
+                    while j < m and 97 <= s[j] <= 122:
+                        j += 1
+                if j == m or not (_L1[s[j]] & (K_CH | K_TOK)):
+                    if _word1(s, m, i, j, S, &prev_kept) < 0:
+                        return -1
+                    i = j
+                    continue
+                for x in range(i + 1, j):   # the run goes on: its classes so far
+                    orb |= _L1[s[x]]
+                    andb &= _L1[s[x]]
         while j < m:
             c = s[j]
             if uchar_t is Py_UCS1:
