@@ -230,56 +230,66 @@ ErrorResponder = Callable[[Request | None, int, str, str], Response]
 
 # --- response heads ---------------------------------------------------------------------------------
 _date_second = 0
-_date_text = ""
+_preamble_text = ""
+_status_lines: dict[int, str] = {}  # "HTTP/1.1 200 OK\r\n", built once per status
+_type_lines: dict[str, str] = {}  # "Content-Type: …\r\n", validated once per content type (bounded)
 
 
-def _date() -> str:
-    """The Date header value, formatted once per second."""
-    global _date_second, _date_text
+def _preamble() -> str:
+    """The Server and Date lines; the date is formatted once per second."""
+    global _date_second, _preamble_text
     now = int(time.time())
     if now != _date_second:
         _date_second = now
-        _date_text = formatdate(now, usegmt=True)
-    return _date_text
+        _preamble_text = f"Server: soberana\r\nDate: {formatdate(now, usegmt=True)}\r\n"
+    return _preamble_text
 
 
-def _check(headers: list[tuple[str, str]]) -> list[str]:
-    """The headers as 'name: value\\r\\n' lines; ValueError on anything that could split or smuggle."""
-    lines = []
+def _status_line(status: int) -> str:
+    if type(status) is not int or not 100 <= status <= 999:
+        raise ValueError("invalid status code")
+    line = f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
+    _status_lines[status] = line
+    return line
+
+
+def _type_line(content_type: str) -> str:
+    if "\r" in content_type or "\n" in content_type or "\0" in content_type:
+        raise ValueError("content type holds a line break or NUL")
+    line = f"Content-Type: {content_type}\r\n"
+    if len(_type_lines) < 256:
+        _type_lines[content_type] = line
+    return line
+
+
+def _add_headers(parts: list[str], headers: list[tuple[str, str]]) -> None:
+    """Append 'name: value\\r\\n' lines; ValueError on anything that could split or smuggle."""
     for name, value in headers:
         if name not in _ok_names:
-            if not name or not _TCHAR.issuperset(name) or name.lower() in _FRAMING:
+            if type(name) is not str or not name or not _TCHAR.issuperset(name) or name.lower() in _FRAMING:
                 raise ValueError("invalid or reserved response header name")
             if len(_ok_names) < 1024:
                 _ok_names.add(name)
         if "\r" in value or "\n" in value or "\0" in value:
             raise ValueError("response header value holds a line break or NUL")
-        lines.append(f"{name}: {value}\r\n")
-    return lines
+        parts.append(f"{name}: {value}\r\n")
 
 
 def _head(status: int, headers: list[tuple[str, str]] | None, content_type: str | None, length: int | None,
           keep_alive: bool, version: str, framing: bytes = b"") -> bytes:
     """Status line and headers, ending with the blank line."""
-    reason = _REASONS.get(status)
-    if reason is None:
-        if not 100 <= status <= 999:
-            raise ValueError("invalid status code")
-        reason = "Unknown"
-    text = f"HTTP/1.1 {status} {reason}\r\nServer: soberana\r\nDate: {_date()}\r\n"
+    parts = [_status_lines.get(status) or _status_line(status), _preamble()]
     if content_type is not None:
-        if "\r" in content_type or "\n" in content_type or "\0" in content_type:
-            raise ValueError("content type holds a line break or NUL")
-        text += f"Content-Type: {content_type}\r\n"
+        parts.append(_type_lines.get(content_type) or _type_line(content_type))
     if length is not None:
-        text += f"Content-Length: {length}\r\n"
+        parts.append(f"Content-Length: {length}\r\n")
     if headers:
-        text += "".join(_check(headers))
+        _add_headers(parts, headers)
     if not keep_alive:
-        text += "Connection: close\r\n"
+        parts.append("Connection: close\r\n")
     elif version == "1.0":
-        text += "Connection: keep-alive\r\n"
-    return text.encode("latin-1") + framing + b"\r\n"
+        parts.append("Connection: keep-alive\r\n")
+    return "".join(parts).encode("latin-1") + framing + b"\r\n"
 
 
 class _Refuse(Exception):
