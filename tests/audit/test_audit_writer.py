@@ -308,3 +308,82 @@ async def test_key_rotation_keeps_old_checkpoints_verifiable(tmp_path, keydir):
     rep = verify_file(path, load_public_keys(keydir / "audit-signing.pub"))
     assert rep.problems[0].reason == "forged" and "'k1'" in rep.problems[0].detail
     assert verify_file(path, load_public_keys(keydir / "audit-signing-k1.pub")).problems[0].seq > 4
+
+
+async def _append_until_refused(log, ring, start: int, stop_after: int | None = None) -> list[str]:
+    """Append records as fast as the loop allows (yielding between them) until the log refuses one;
+    return the request ids it accepted."""
+    accepted = []
+    i = start
+    while stop_after is None or len(accepted) < stop_after:
+        try:
+            log.append(build_record(exchange(i), ring))
+        except AuditUnavailable:
+            break
+        accepted.append(f"req-{i:05d}")
+        i += 1
+        await asyncio.sleep(0)
+    return accepted
+
+
+async def test_a_record_appended_while_the_writer_sleeps_wakes_it(tmp_path, ring, keydir):
+    """The writer sleeps without a timeout when idle; the append that finds it asleep must wake it,
+    batch after batch, with no other traffic and no checkpoint timer to rescue it."""
+    log = AuditLog(Audit(checkpoint_every=0, checkpoint_seconds=3600, fsync="never"), ring, directory=tmp_path)
+    await log.start()
+    for round_ in range(3):
+        await eventually(lambda: log._idle)  # asleep, nothing due
+        log.append(build_record(exchange(round_), ring))
+        await eventually(lambda: log.lag == 0, timeout=5)
+        assert f"req-{round_:05d}".encode() in log.path.read_bytes()
+    await log.close()
+    assert verify_file(log.path, load_public_keys(keydir)).records == 3
+
+
+async def test_order_is_kept_across_many_groups(tmp_path, ring, keydir):
+    log = AuditLog(Audit(checkpoint_every=13), ring, directory=tmp_path)
+    await log.start()
+    for burst in range(6):
+        for j in range(50):
+            log.append(build_record(exchange(burst * 50 + j), ring))
+        await asyncio.sleep(0.06 if burst % 2 else 0)  # some bursts land in one group, some in several
+    await log.close()
+    objs = lines(log.path)
+    assert [o["request_id"] for o in objs if "request_id" in o] == [f"req-{i:05d}" for i in range(300)]
+    assert [o["seq"] for o in objs] == list(range(1, len(objs) + 1))
+    assert verify_file(log.path, load_public_keys(keydir)).ok
+
+
+async def test_appends_racing_close_are_written_or_refused_never_lost(tmp_path, ring, keydir):
+    log = AuditLog(Audit(checkpoint_every=50), ring, directory=tmp_path)
+    await log.start()
+    producer = asyncio.create_task(_append_until_refused(log, ring, 0))
+    await asyncio.sleep(0.02)
+    await log.close()
+    accepted = await producer
+    assert accepted  # the producer ran before and during the close
+    objs = lines(log.path)
+    assert [o["request_id"] for o in objs if "request_id" in o] == accepted
+    assert "checkpoint" in objs[-1] and objs[-1]["checkpoint"]["closed"] is True
+    rep = verify_file(log.path, load_public_keys(keydir))
+    assert rep.ok and rep.closed and rep.records == len(accepted)
+
+
+async def test_appends_during_a_hand_over_keep_one_chain(tmp_path, keydir):
+    from gateway.keys import KeyRing
+    ring = KeyRing.load(keydir)
+    old = AuditLog(Audit(checkpoint_every=7), ring, directory=tmp_path)
+    await old.start()
+    producer = asyncio.create_task(_append_until_refused(old, ring, 0, stop_after=400))
+    await asyncio.sleep(0.01)
+    new = AuditLog(Audit(checkpoint_every=5), ring, directory=tmp_path)
+    await new.start()  # the producer keeps appending through ``old`` meanwhile
+    accepted = await producer
+    await old.close()
+    await new.close()
+    assert len(accepted) == 400
+    objs = lines(new.path)
+    assert [o["request_id"] for o in objs if "request_id" in o] == accepted
+    assert sum("epoch" in o for o in objs) == 1
+    rep = verify_file(new.path, load_public_keys(keydir))
+    assert rep.ok and rep.closed and rep.records == 400
