@@ -23,7 +23,13 @@ Limits a hostile client cannot get around (each answered through ``error_respons
 dialect, then the connection closes): a body over ``max_body_bytes`` (413, at once when declared), a
 head over ``max_head_bytes`` (431), a head not complete within ``header_timeout`` of its first byte
 (the connection is closed: slowloris), no body byte for ``body_timeout`` (408), malformed HTTP or an
-upgrade request (400). Idle keep-alive connections close after ``keepalive_timeout``.
+upgrade request (400). Idle keep-alive connections close after ``keepalive_timeout``. A client that
+reads nothing of an answer for ``body_timeout`` is disconnected (a blocked ``StreamWriter.write``
+then raises ConnectionResetError), so a stalled reader holds neither memory nor an upstream forever.
+
+Client disconnects never cancel a handler: ``request.disconnected`` turns True and stream writes
+raise, so the gateway still finishes its audit record. Handler failures are logged by exception type
+only (logger ``soberana.http``): a message or traceback could quote request values.
 
 Timers: each connection has at most one timer. Moving from state to state only stores a deadline; the
 timer is re-armed only when the new deadline is earlier than the one it is set for, and when it fires
@@ -779,7 +785,8 @@ class HttpServer:
         self.header_timeout = header_timeout
         """Seconds from a request's first byte (or from connecting) to the end of its head."""
         self.body_timeout = body_timeout
-        """Longest silence while a request body is arriving (408)."""
+        """Longest silence while a request body is arriving (408); also the longest a client may leave
+        an answer unread before it is disconnected."""
         self.keepalive_timeout = keepalive_timeout
         """Seconds an idle keep-alive connection stays open."""
         self.max_head_bytes = max_head_bytes
