@@ -315,7 +315,7 @@ class _Connection(asyncio.Protocol):
     __slots__ = ("server", "loop", "transport", "parser", "peer", "state", "busy", "queue", "req", "incoming", "url",
                  "raw_headers", "parts", "size", "head_bytes", "head_start", "last_body", "idle_since", "fresh",
                  "timer", "timer_at", "reading_paused", "write_paused", "waiter", "closed", "lingering",
-                 "linger_until", "discarded", "continue_pending", "paused_since")
+                 "linger_until", "discarded", "continue_pending", "paused_since", "task")
 
     def __init__(self, server: "HttpServer"):
         self.server = server
@@ -348,6 +348,7 @@ class _Connection(asyncio.Protocol):
         self.discarded = 0
         self.continue_pending = False
         self.paused_since = 0.0
+        self.task: asyncio.Task | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -384,7 +385,8 @@ class _Connection(asyncio.Protocol):
             r = e.__context__
             if isinstance(r, _Refuse):
                 self._refuse(r.status, r.code, r.message)
-            else:
+            else:  # a bug of ours while reading the request: refuse it, and say so by type
+                log.error("request parsing failed: %s", type(r).__name__)
                 self._refuse(*_MALFORMED)
             return
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
@@ -430,6 +432,10 @@ class _Connection(asyncio.Protocol):
             if not w.done():
                 w.set_exception(ConnectionResetError("the client has gone away"))
         self.transport = _ClosedTransport
+        if self.busy:  # the handler runs on: keep its task referenced until it is done
+            task = self.task
+            self.server._orphans.add(task)
+            task.add_done_callback(self.server._orphans.discard)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -534,7 +540,7 @@ class _Connection(asyncio.Protocol):
         self.busy = True
         self.req = req
         self.server._in_flight += 1
-        self.loop.create_task(self._run(req))
+        self.task = self.loop.create_task(self._run(req))  # the loop holds tasks weakly
 
     async def _run(self, req: Request) -> None:
         server = self.server
@@ -603,6 +609,7 @@ class _Connection(asyncio.Protocol):
         server._in_flight -= 1
         self.busy = False
         self.req = None
+        self.task = None
         if server._in_flight == 0 and server._drained is not None and not server._drained.done():
             server._drained.set_result(None)
         if self.closed:
@@ -795,6 +802,7 @@ class HttpServer:
         """True once shutdown began: responses say Connection: close, new connections are refused."""
         self._in_flight = 0
         self._conns: set[_Connection] = set()
+        self._orphans: set[asyncio.Task] = set()  # handlers still running for connections already closed
         self._server: asyncio.AbstractServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drained: asyncio.Future | None = None
