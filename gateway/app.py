@@ -19,6 +19,7 @@ from gateway.plugins import load_plugins
 from gateway.policy import PolicySet, load_policies
 from gateway.ratelimit import RateLimiter
 from gateway.routing.registry import Registry
+from gateway.tracing import Tracing
 
 log = logging.getLogger("soberana")
 
@@ -27,7 +28,7 @@ class State:
     """One validated generation of the gateway's configuration and the objects built from it."""
 
     def __init__(self, config: Config, policies: PolicySet, auth: Authenticator, limiter: RateLimiter,
-                 registry: Registry, ring: KeyRing, audit: AuditLog):
+                 registry: Registry, ring: KeyRing, audit: AuditLog, tracing: Tracing):
         self.config = config
         self.policies = policies
         self.auth = auth
@@ -35,6 +36,7 @@ class State:
         self.registry = registry
         self.ring = ring
         self.audit = audit
+        self.tracing = tracing
 
 
 class StateHolder:
@@ -60,7 +62,11 @@ class StateHolder:
             audit = previous.audit
         else:
             audit = AuditLog(config.audit, ring, directory=config.path(config.audit.path), worker=self.worker)
-        return State(config, policies, auth, limiter, registry, ring, audit)
+        if previous is not None and previous.config.tracing == config.tracing:
+            tracing = previous.tracing
+        else:
+            tracing = Tracing.from_config(config.tracing, worker=self.worker)
+        return State(config, policies, auth, limiter, registry, ring, audit, tracing)
 
     async def start(self, config: Config) -> None:
         load_plugins()  # an installed plugin that fails to load stops startup (fail closed)
@@ -91,6 +97,8 @@ class StateHolder:
         await old.limiter.close()
         if new.audit is not old.audit:
             await old.audit.close()
+        if new.tracing is not old.tracing:
+            await old.tracing.close()
         log.info("reloaded: policy revision %s", new.policies.revision)
         return True, f"reloaded: policy revision {new.policies.revision}"
 
@@ -100,6 +108,7 @@ class StateHolder:
         await s.auth.close()
         await s.limiter.close()
         await s.audit.close()
+        await s.tracing.close()
 
 
 def build_handler(holder: StateHolder):

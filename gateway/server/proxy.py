@@ -109,6 +109,10 @@ def _inspect(ex: Exchange) -> list[Finding]:
     return flat
 
 
+def _no_mark(_: tuple) -> None:
+    """Tracing off: stage marks cost one call."""
+
+
 def _split(actions: list[str], per: list[list[Finding]]) -> list[list[str]]:
     out, i = [], 0
     for found in per:
@@ -285,6 +289,9 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
 async def handle(request: Request, state: State) -> Response | None:
     """A proxied endpoint (SPEC section 5)."""
     ex = Exchange(request.headers.get("x-request-id") or os.urandom(16).hex(), request.path, ENDPOINTS[request.path])
+    if state.tracing.enabled:
+        ex.traceparent = request.headers.get("traceparent")
+        ex.marks.append(("start", time.time_ns()))
     try:
         return await _handle(request, state, ex)
     except Reject as r:
@@ -305,26 +312,36 @@ async def handle(request: Request, state: State) -> Response | None:
 
 
 def _finish(state: State, ex: Exchange) -> None:
+    traced = state.tracing.enabled
+    if traced:
+        ex.marks.append(("done", time.time_ns()))
     route = ex.route
     metrics.requests(ex.endpoint, route.cfg.name if route is not None else "-",
                      route.cfg.residency if route is not None else "-", ex.outcome).inc()
+    record = None
     try:
-        state.audit.append(build_record(ex, state.ring))
+        record = build_record(ex, state.ring)
+        state.audit.append(record)
     except AuditUnavailable:
         log.critical("audit record for request %s could not be queued", ex.request_id)
     except Exception as e:
         log.error("building the audit record failed for request %s: %s", ex.request_id, type(e).__name__)
     metrics.AUDIT_LAG.set(state.audit.lag)
+    if traced:
+        state.tracing.emit(ex, record)  # spans from the stage marks, with the audit record's cleaned ids
 
 
 async def _handle(request: Request, state: State, ex: Exchange) -> Response | None:
     cfg = state.config
     t0 = time.perf_counter()
+    # stage marks for tracing: a no-op unless tracing is on
+    mark = ex.marks.append if state.tracing.enabled else _no_mark
     try:
         ex.principal = await state.auth.authenticate(request.headers)
     except AuthError as e:
         log.info("request %s unauthorized: %s", ex.request_id, e)
         raise Reject(401, "unauthorized", "missing or invalid credentials") from None
+    mark(("auth", time.time_ns()))
     ex.body = request.body  # read whole, under the body size and idle limits, by the server
     ex.bytes_in = len(ex.body)
     try:
@@ -360,6 +377,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
         metrics.FAIL_OPEN.inc()
         ex.findings = [[] for _ in ex.segments]
         flat = []
+    mark(("inspect", time.time_ns()))
     if flat:
         for f in flat:
             metrics.finding(f.detector).inc()
@@ -373,6 +391,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
         decision = decide(state.policies, ex.principal, flat, candidates, ex.level,
                           healthy=lambda n: n not in tried and registry.healthy(n), decision_id=ex.request_id)
         ex.decision = decision
+        mark(("decide", time.time_ns()))
         if decision.outcome == "blocked":
             rules = ", ".join(decision.blocked_by) or "policy"
             raise Reject(403, "policy_blocked", f"blocked by policy rule {rules}")
@@ -390,14 +409,23 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
             log.error("transformation failed for request %s: %s", ex.request_id, type(e).__name__)
             raise Reject(503, "inspection_failed", "the request could not be transformed") from None
         ex.route = target
+        mark(("transform", time.time_ns()))
         route_headers = [("X-Request-Id", ex.request_id), ("X-Soberana-Route", target.cfg.name),
                          ("X-Soberana-Residency", target.cfg.residency), ("X-Soberana-Decision", decision.decision_id)]
         if attempt == 0:
             metrics.OVERHEAD.observe(time.perf_counter() - t0)
+        headers = _headers(request, target)
+        if mark is not _no_mark:
+            tp = state.tracing.upstream_traceparent(ex)
+            if tp is not None:
+                headers.append((b"traceparent", tp.encode()))
+            mark(("upstream_sent", time.time_ns()))
         sent_at = time.perf_counter()
         try:
-            resp = await target.pool.request("POST", endpoint[3:], _headers(request, target), body)
+            resp = await target.pool.request("POST", endpoint[3:], headers, body)
+            mark(("upstream_headers", time.time_ns()))
         except UpstreamError as e:
+            mark(("upstream_headers", time.time_ns()))
             target.failure()
             tried.add(target.cfg.name)
             log.warning("upstream %s unreachable (%s), trying the next compliant one", target.cfg.name, e.kind)

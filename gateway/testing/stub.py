@@ -454,8 +454,10 @@ class _StubProtocol(asyncio.Protocol):
             self._send(400, _error_body(endpoint, 400, "the body is not a JSON object"), ka)
             return
         if server._record is not None:
-            server._record.write(orjson.dumps({"path": req.path, "body": body, "auth": _auth(req.headers)},
-                                              option=orjson.OPT_APPEND_NEWLINE))
+            seen = {"path": req.path, "body": body, "auth": _auth(req.headers)}
+            if b"traceparent" in req.headers:  # what a traced gateway propagated
+                seen["traceparent"] = req.headers[b"traceparent"].decode("latin-1")
+            server._record.write(orjson.dumps(seen, option=orjson.OPT_APPEND_NEWLINE))
             server._record.flush()
         model = body.get("model")
         if model == "stub-fail-500":
