@@ -3,9 +3,10 @@
 In one run, against one fast upstream (the `soberana stub` model, its own process):
   direct   the load generator talks to the stub
   nginx    nginx `proxy_pass` with upstream keep-alive, one worker (when /usr/sbin/nginx exists)
-  relay    a bare aiohttp server + the pooled upstream client (gateway.forward.client): the floor
-           under the gateway; `session` is the same with aiohttp.ClientSession, `raw-relay` a bare
-           asyncio+httptools server with the pooled client (optional rows, see --only)
+  relay    the gateway's own HTTP server (gateway.server.http) + the pooled upstream client
+           (gateway.forward.client) and nothing else: the floor under the gateway; `raw-relay` is a
+           bare asyncio+httptools protocol with the same client, `session` aiohttp's server with
+           aiohttp.ClientSession (optional rows, see --only)
   gateway  `soberana serve -c <generated config>` (one worker), auth api_key (or none), one upstream
 
 Load: `wrk` with a Lua script for the POST when installed, else a bounded asyncio load generator in a
@@ -227,24 +228,14 @@ def relay_main(upstream: str, port: int, client: str) -> None:
 
     async def app_factory():
         app = web.Application()
-        if client == "pool":
-            pool = UpstreamPool(upstream + "/v1")
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
 
-            async def relay(request: web.Request):
-                body = await request.read()
-                resp = await pool.request("POST", request.path[3:], [(b"content-type", b"application/json")], body)
+        async def relay(request: web.Request):
+            body = await request.read()
+            async with session.post(upstream + request.path, data=body,
+                                    headers={"content-type": "application/json"}) as resp:
                 data = await resp.read()
-                resp.release()
                 return web.Response(status=resp.status, body=data, content_type="application/json")
-        else:
-            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
-
-            async def relay(request: web.Request):
-                body = await request.read()
-                async with session.post(upstream + request.path, data=body,
-                                        headers={"content-type": "application/json"}) as resp:
-                    data = await resp.read()
-                    return web.Response(status=resp.status, body=data, content_type="application/json")
 
         async def health(request):
             return web.Response(text="ok")
@@ -256,8 +247,33 @@ def relay_main(upstream: str, port: int, client: str) -> None:
     uvloop.install()
     if client == "raw":
         asyncio.run(raw_relay(upstream, port))
+    elif client == "pool":
+        asyncio.run(server_relay(upstream, port))
     else:
         web.run_app(app_factory(), host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+async def server_relay(upstream: str, port: int) -> None:
+    """The gateway's own HTTP server (gateway.server.http) + the pooled client, nothing else: the floor
+    under the gateway's data path."""
+    from gateway.forward.client import UpstreamPool
+    from gateway.server.http import HttpServer, Response
+
+    pool = UpstreamPool(upstream + "/v1")
+    headers = [(b"content-type", b"application/json")]
+
+    async def relay(request):
+        if request.path == "/-/healthz":
+            return Response(200, b"ok", content_type="text/plain")
+        resp = await pool.request("POST", request.path[3:], headers, request.body)
+        data = await resp.read()
+        resp.release()
+        return Response(resp.status, data)
+
+    server = HttpServer(relay, error_response=lambda req, status, code, msg: Response(status, code.encode()),
+                        max_body_bytes=1 << 20, header_timeout=10, body_timeout=10)
+    await server.start("127.0.0.1", port)
+    await asyncio.Event().wait()
 
 
 async def raw_relay(upstream: str, port: int) -> None:
@@ -467,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="`soberana serve --workers` for the gateway")
     ap.add_argument("--only", default="direct,nginx,raw-relay,relay,gateway",
                     help="comma-separated subset of direct, nginx, raw-relay (bare asyncio server + the pooled "
-                         "client), relay (bare aiohttp + the pooled client), session (bare aiohttp + "
+                         "client), relay (the gateway's HTTP server + the pooled client), session (bare aiohttp + "
                          "aiohttp.ClientSession), gateway")
     ap.add_argument("--python-load", action="store_true", help="use the asyncio load generator even if wrk exists")
     ap.add_argument("--profile", metavar="FILE", help="record the gateway with py-spy during the throughput run "
