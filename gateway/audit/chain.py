@@ -35,6 +35,7 @@ GENESIS = "0" * 64
 """``prev`` of a file's first line."""
 _SIGN_DOMAIN = b"soberana/audit/checkpoint/v1\n"
 _OPTS = orjson.OPT_SORT_KEYS
+_sha256 = hashlib.sha256
 
 
 def canonical(obj: Any) -> bytes:
@@ -51,9 +52,11 @@ def seal(line: dict) -> bytes:
     """Set ``line["hash"]`` and return the stored form: the canonical JSON of the line without its
     hash, then ``"hash"`` as the last member, then a newline."""
     line.pop("hash", None)
-    body = canonical(line)
-    h = hashlib.sha256(body).hexdigest()
+    body = orjson.dumps(line, option=_OPTS)
+    h = _sha256(body).hexdigest()
     line["hash"] = h
+    if len(body) > 2:
+        return body[:-1] + b',"hash":"' + h.encode() + b'"}\n'
     return _stored(body, h)
 
 
@@ -75,6 +78,7 @@ def check_line(raw: bytes, obj: dict) -> str | None:
 
 
 _second: tuple[int, str] = (-1, "")  # (a whole second, its text): records of one second share it
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
 def iso_ts(t: float) -> str:
@@ -87,7 +91,7 @@ def iso_ts(t: float) -> str:
     cached = _second  # one read of one tuple: safe across writer threads
     if cached[0] != sec:
         cached = _second = (sec, datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{cached[1]}.{us // 1000:03d}Z"
+    return cached[1] + _MILLIS[us // 1000]
 
 
 def kind(line: dict) -> str:

@@ -149,7 +149,9 @@ class AuditLog:
         if self._successor is not None:
             return self._successor.append(record)
         t = time.time()
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # (not ``with``: this runs once per request, and the context manager costs more)
+        try:
             if not self._healthy:
                 raise AuditUnavailable(f"audit log {self.path.name} is not writing ({self.error or 'not started'})")
             if self._appended - self._done >= self.max_queue:
@@ -163,10 +165,12 @@ class AuditLog:
             every = self.cfg.checkpoint_every
             if every > 0 and self._since_cp >= every:
                 self._buf += self._checkpoint(False)
-            if not self._idle:
-                return
+            wake = self._idle
             self._idle = False
-        self._wake.set()  # only when the thread sleeps with nothing to do: once per group, not per record
+        finally:
+            lock.release()
+        if wake:
+            self._wake.set()  # only when the thread sleeps with nothing to do: once per group, not per record
 
     async def start(self) -> None:
         """Open the file (creating folder and file), recover it after a crash, write the epoch line
