@@ -1137,12 +1137,44 @@ cdef uint8_t _TOK1[256]      # code point < 256 -> 1 when it is a word-token cha
 cdef uint64_t _W1LEN[128]    # first folded character -> bit L set when a keyword word of length L starts with it
 cdef uint64_t _W2LEN[27 * 27]  # same for the first two letters (a-z -> 1..26; one-letter words: 0)
 cdef uint8_t _AZ[128]        # ASCII letter -> 1..26 (either case), else 0
-cdef uint64_t _W3LEN[27 * 27 * 27]  # first two letters and the last one -> bit L set for length L
+cdef uint32_t _W3LEN[27 * 27 * 27]  # first two letters and the last one -> bit L set for length L
 cdef int _MAX_WORD_LEN = 0   # longest word of any keyword phrase
 # non-ASCII token character -> the ASCII character fold_word makes of it (0: not ASCII)
 cdef uint8_t _WF[WF_LIMIT]
 
 DEF WT_SIZE = 4096
+
+# The same words packed little-endian into two 64-bit keys (words are at most 16 ASCII letters):
+# an ASCII word of the text is looked up with two loads and no per-character loop.
+DEF WK_SIZE = 2048
+cdef uint64_t _WK_1[WK_SIZE]
+cdef uint64_t _WK_2[WK_SIZE]
+cdef uint8_t _WK_LEN[WK_SIZE]     # 0: empty
+cdef int32_t _WK_ID[WK_SIZE]
+
+cdef inline uint64_t _wk_hash(uint64_t k1, uint64_t k2, uint64_t n) noexcept nogil:
+    return ((k1 * 0x9E3779B97F4A7C15ULL) ^ (k2 * 0xC2B2AE3D27D4EB4FULL) ^ n) >> 53
+
+cdef inline uint64_t _load_le(const uint8_t* s, Py_ssize_t i, Py_ssize_t m) noexcept nogil:
+    """Bytes s[i:i+8] as a little-endian word, zeros past m."""
+    return sob_load8(s + i) if i + 8 <= m else sob_load_tail(s + i, m - i)
+
+cdef inline int32_t _word_id_ascii(const uint8_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t L) noexcept nogil:
+    """Word id of the ASCII letters s[i:i+L] (L <= 16; the first may be a capital, the others are
+    lower case), or -1."""
+    cdef uint64_t k1 = _load_le(s, i, m) | 0x20, k2 = 0, h
+    if L < 8:
+        k1 &= (1ULL << (8 * L)) - 1
+    elif L > 8:
+        k2 = _load_le(s, i + 8, m)
+        if L < 16:
+            k2 &= (1ULL << (8 * (L - 8))) - 1
+    h = _wk_hash(k1, k2, <uint64_t>L)
+    while _WK_LEN[h]:
+        if _WK_1[h] == k1 and _WK_2[h] == k2 and _WK_LEN[h] == L:
+            return _WK_ID[h]
+        h = (h + 1) & (WK_SIZE - 1)
+    return -1
 cdef uint64_t _WT_HASH[WT_SIZE]
 cdef int32_t _WT_ID[WT_SIZE]      # -1 empty
 cdef char _WT_POOL[16384]
@@ -1228,6 +1260,7 @@ def _init_words():
         _W2LEN[i] = 0
     for i in range(128):
         _AZ[i] = (ord(chr(i).lower()) - 96) if chr(i).isascii() and chr(i).isalpha() else 0
+    assert _MAX_WORD_LEN < 32
     for i in range(27 * 27 * 27):
         _W3LEN[i] = 0
     for w in words:
@@ -1257,6 +1290,19 @@ def _init_words():
         pool += b
         ids[w] = wid
     assert len(pool) <= 16384
+    for i in range(WK_SIZE):
+        _WK_LEN[i] = 0
+    for w, wid in ids.items():
+        b = w.encode() + bytes(16)
+        k1 = int.from_bytes(b[:8], "little")
+        k2 = int.from_bytes(b[8:16], "little")
+        h = _wk_hash(k1, k2, len(w))
+        while _WK_LEN[h]:
+            h = (h + 1) & (WK_SIZE - 1)
+        _WK_1[h] = k1
+        _WK_2[h] = k2
+        _WK_LEN[h] = len(w)
+        _WK_ID[h] = wid
     for i, x in enumerate(pool):
         _WT_POOL[i] = x
     for i in range(1024):
@@ -1477,23 +1523,34 @@ cdef int _add_token(const uchar_t* s, Py_ssize_t i, Py_ssize_t j, State* S,
         if not poison:
             wid = _word_id(buf, wl, h)
     if wid >= 0:
-        if S.ntok == S.captok and _grow(<void**>&S.toks, &S.captok, sizeof(Tok)) < 0:
-            return -1
-        if prev_kept[0]:
-            # phrase join with the previous token: a gap of 1-3 characters from " \t.-'’/"
-            g = S.toks[S.ntok - 1].e
-            if i - g <= 3:
-                while g < i and (_c(s[g], C_PGAP) or s[g] == 0x2019):
-                    g += 1
-                S.toks[S.ntok - 1].joined = g == i
-        tk = &S.toks[S.ntok]
-        tk.s = <int32_t>i
-        tk.e = <int32_t>j
-        tk.wid = wid
-        tk.upper = cased and not lower
-        tk.joined = False
-        S.ntok += 1
-    prev_kept[0] = wid >= 0
+        return _push_token(s, i, j, wid, cased and not lower, S, prev_kept)
+    prev_kept[0] = False
+    return 0
+
+
+cdef inline int _push_token(const uchar_t* s, Py_ssize_t i, Py_ssize_t j, int32_t wid, bint upper,
+                            State* S, bint* prev_kept) noexcept nogil:
+    """Append the keyword-word token s[i:j]; ``joined`` is set on the previous kept token when it
+    is the previous token of the text and the gap between them is a phrase gap."""
+    cdef Py_ssize_t g
+    cdef Tok* tk
+    if S.ntok == S.captok and _grow(<void**>&S.toks, &S.captok, sizeof(Tok)) < 0:
+        return -1
+    if prev_kept[0]:
+        # phrase join with the previous token: a gap of 1-3 characters from " \t.-'’/"
+        g = S.toks[S.ntok - 1].e
+        if i - g <= 3:
+            while g < i and (_c(s[g], C_PGAP) or s[g] == 0x2019):
+                g += 1
+            S.toks[S.ntok - 1].joined = g == i
+    tk = &S.toks[S.ntok]
+    tk.s = <int32_t>i
+    tk.e = <int32_t>j
+    tk.wid = wid
+    tk.upper = upper
+    tk.joined = False
+    S.ntok += 1
+    prev_kept[0] = True
     return 0
 
 
@@ -2115,17 +2172,20 @@ cdef inline uint8_t _lcls(uint32_t c) noexcept nogil:
     return K_TOK if (Py_UNICODE_ISALNUM(c) and not Py_UNICODE_ISDECIMAL(c)) else 0
 
 
-cdef inline int _word1(const uchar_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t j, State* S,
+cdef inline int _word1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t j, State* S,
                        bint* prev_kept) noexcept nogil:
     """The run s[i:j] of an ASCII letter and lower-case ASCII letters: one token and one chunk.
     What _lex's letters-only path does, for the words most text is made of."""
     cdef Py_ssize_t L = j - i
     cdef uint32_t c = s[i]
     cdef uint32_t c1 = s[i + 1] if L > 1 else 0
-    cdef uint32_t f2 = _AZ[c] * 27 + _AZ[c1]
+    cdef uint32_t f3 = (_AZ[c] * 27 + _AZ[c1]) * 27 + _AZ[s[j - 1]]
+    cdef int32_t wid = -1
     # a keyword word with these first two letters, this last one and this length
-    if L <= _MAX_WORD_LEN and (_W2LEN[f2] >> L) & 1 and (_W3LEN[f2 * 27 + _AZ[s[j - 1]]] >> L) & 1:
-        if _add_token(s, i, j, S, prev_kept) < 0:
+    if L < 32 and (_W3LEN[f3] >> L) & 1:
+        wid = _word_id_ascii(s, m, i, L)
+    if wid >= 0:
+        if _push_token(s, i, j, wid, L == 1 and c <= 90, S, prev_kept) < 0:
             return -1
     else:
         prev_kept[0] = False
@@ -2184,6 +2244,33 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
                 if j == m or not (_L1[s[j]] & (K_CH | K_TOK)):
                     if _word1(s, m, i, j, S, &prev_kept) < 0:
                         return -1
+                    i = j
+                    continue
+                for x in range(i + 1, j):   # the run goes on: its classes so far
+                    orb |= _L1[s[x]]
+                    andb &= _L1[s[x]]
+            elif k & K_DG:
+                # the common number: ASCII digits (8 at a time), a chunk that may start a window;
+                # of the anchor rules, only an IPv4 address can start at a digit
+                while j + 8 <= m:
+                    x64 = sob_load8(s + j)
+                    low = _sw_range(x64 & ~HIGHS, 48, 57) & ~(x64 & HIGHS)
+                    if low != HIGHS:
+                        j += sob_byte(~low & HIGHS)
+                        break
+                    j += 8
+                else:
+                    while j < m and 48 <= s[j] <= 57:
+                        j += 1
+                if j == m or not (_L1[s[j]] & (K_CH | K_TOK)):
+                    if (i == 0 or s[i - 1] != 46) and _ipv4(s, m, i, S) < 0:
+                        return -1
+                    if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
+                        return -1
+                    S.chunks[S.nchunk].s = <int32_t>i
+                    S.chunks[S.nchunk].e = <int32_t>j
+                    S.chunks[S.nchunk].flags = 1
+                    S.nchunk += 1
                     i = j
                     continue
                 for x in range(i + 1, j):   # the run goes on: its classes so far
