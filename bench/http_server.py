@@ -9,9 +9,11 @@ reading the whole request:
   aiohttp   aiohttp's low-level server (``aiohttp.web.Server``) with the same handler
 
 Load: ``wrk -t1 -c32`` with a Lua script for the POST (throughput and the server process's CPU
-time per request, from /proc), then ``wrk -t1 -c1`` for the median latency.
+time per request, from /proc), then ``wrk -t1 -c1`` for the median latency; several interleaved
+rounds, medians in the table (on a shared machine single runs swing by 2x; CPU µs/req is the
+steadiest figure).
 
-    .venv/bin/python bench/http_server.py                 # 5 s per server
+    .venv/bin/python bench/http_server.py                 # 3 rounds of 5 s per server
     .venv/bin/python bench/http_server.py --duration 10 --only http,aiohttp
 """
 
@@ -23,6 +25,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -149,19 +152,19 @@ def wrk(port: int, lua: Path, connections: int, duration: int) -> dict:
             "p50": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))}
 
 
-def measure(kind: str, lua: Path, args) -> dict:
+def start(kind: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)], cwd=ROOT)
-    try:
-        wait_up(port, proc)
-        wrk(port, lua, args.connections, 1)  # warm up
-        cpu0 = cpu_seconds(proc.pid)
-        load = wrk(port, lua, args.connections, args.duration)
-        cpu = cpu_seconds(proc.pid) - cpu0
-        latency = wrk(port, lua, 1, args.latency_duration)
-    finally:
-        proc.terminate()
-        proc.wait(5)
+    wait_up(port, proc)
+    return proc, port
+
+
+def measure(kind: str, proc: subprocess.Popen, port: int, lua: Path, args) -> dict:
+    wrk(port, lua, args.connections, 1)  # warm up
+    cpu0 = cpu_seconds(proc.pid)
+    load = wrk(port, lua, args.connections, args.duration)
+    cpu = cpu_seconds(proc.pid) - cpu0
+    latency = wrk(port, lua, 1, args.latency_duration)
     row = {"server": kind, "rps": load["rps"], "cpu_us": cpu / load["requests"] * 1e6, "p50": latency["p50"]}
     print(f"  {kind:9} {row['rps']:9.0f} req/s   {row['cpu_us']:6.1f} µs CPU/req   p50 (1 conn) {row['p50']:.3f} ms",
           flush=True)
@@ -170,7 +173,8 @@ def measure(kind: str, lua: Path, args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=int, default=5, help="seconds of load per server (default 5)")
+    ap.add_argument("--duration", type=int, default=5, help="seconds of load per server and round (default 5)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows medians (default 3)")
     ap.add_argument("--latency-duration", type=int, default=3, help="seconds of 1-connection load (default 3)")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--only", default=",".join(KINDS), help=f"comma-separated subset of {','.join(KINDS)}")
@@ -192,8 +196,21 @@ def main(argv: list[str] | None = None) -> int:
                        f'wrk.headers["Authorization"] = "Bearer sk-bench"\n'
                        f'local f = io.open("{body}", "rb")\nwrk.body = f:read("*a")\nf:close()\n')
         print(f"bench/http_server.py: {os.cpu_count()} CPUs, {body.stat().st_size}-byte POST, "
-              f"wrk -t1 -c{args.connections} -d{args.duration}s, servers on uvloop", flush=True)
-        rows = [measure(k, lua, args) for k in kinds]
+              f"wrk -t1 -c{args.connections} -d{args.duration}s, servers on uvloop, "
+              f"median of {args.rounds} rounds", flush=True)
+        servers = {k: start(k) for k in dict.fromkeys(kinds)}
+        runs: dict[str, list[dict]] = {k: [] for k in servers}
+        try:
+            for n in range(args.rounds):  # interleaved rounds: a noisy neighbour hurts every server alike
+                print(f"round {n + 1}/{args.rounds}", flush=True)
+                for k, (proc, port) in servers.items():
+                    runs[k].append(measure(k, proc, port, lua, args))
+        finally:
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(5)
+    rows = [{"server": k, **{f: statistics.median(r[f] for r in rs) for f in ("rps", "cpu_us", "p50")}}
+            for k, rs in runs.items()]
     base = next((r for r in rows if r["server"] == "raw"), None)
     print("\n| server | req/s | vs raw | CPU µs/req | p50 (1 conn) |\n|---|---:|---:|---:|---:|")
     for r in rows:

@@ -476,19 +476,14 @@ class _Connection(asyncio.Protocol):
         parser = self.parser
         server = self.server
         url = self.url
-        q = url.find(b"#")
-        if q >= 0:  # a fragment is never sent by a browser; drop it if a client does
-            url = url[:q]
-        q = url.find(b"?")
-        if q < 0:
-            path, query = url, b""
-        else:
-            path, query = url[:q], url[q + 1:]
+        if b"#" in url:  # a fragment is never sent by a browser; drop it if a client does
+            url = url.partition(b"#")[0]
+        path, _, query = url.partition(b"?")
         version = parser.get_http_version()
         method = parser.get_method()
         self.incoming = req = Request(self, _METHODS.get(method) or method.decode("ascii"), path.decode("latin-1"),
-                                 query.decode("latin-1"), Headers(self.raw_headers), version,
-                                 parser.should_keep_alive())
+                                      query.decode("latin-1") if query else "", Headers(self.raw_headers),
+                                      version, parser.should_keep_alive())
         self.state = _BODY
         self.parts = []
         self.size = 0
