@@ -1436,9 +1436,7 @@ cdef struct State:
     Tok* toks
     Py_ssize_t ntok
     Py_ssize_t captok
-    Span* chunks
-    Py_ssize_t nchunk
-    Py_ssize_t capchunk
+    const void* plain   # the text before the homoglyph step, when that step changed it
     Cand* cands
     Py_ssize_t ncand
     Py_ssize_t capcand
@@ -2140,18 +2138,13 @@ cdef inline int _chunk_run(const uchar_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssiz
         a = i
         for x in range(i + 1, j - 1):
             if s[x] == 120 and _c(s[x - 1], C_DIGIT) and _c(s[x + 1], C_DIGIT):
-                if _add_chunk(s, S, a, x) < 0:
+                if _add_chunk(s, m, S, a, x) < 0:
                     return -1
                 a = x
-        return _add_chunk(s, S, a, j)
+        return _add_chunk(s, m, S, a, j)
     if not flags:   # only chunks that may start a window are kept
         return 0
-    if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
-        return -1
-    S.chunks[S.nchunk].s = <int32_t>i
-    S.chunks[S.nchunk].e = <int32_t>j
-    S.chunks[S.nchunk].flags = flags
-    S.nchunk += 1
+    return _window(s, m, S, i, j)
     return 0
 
 
@@ -2195,12 +2188,8 @@ cdef inline int _word1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t 
             i == 0 or not _c(s[i - 1], C_SECB)):
         _secret_gate(s, m, i, S)
     if L == 1 and 65 <= c <= 90:   # one capital: a chunk that may start a window
-        if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
+        if _window(s, m, S, i, j) < 0:
             return -1
-        S.chunks[S.nchunk].s = <int32_t>i
-        S.chunks[S.nchunk].e = <int32_t>j
-        S.chunks[S.nchunk].flags = 2
-        S.nchunk += 1
     return 0
 
 
@@ -2265,12 +2254,8 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
                 if j == m or not (_L1[s[j]] & (K_CH | K_TOK)):
                     if (i == 0 or s[i - 1] != 46) and _ipv4(s, m, i, S) < 0:
                         return -1
-                    if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
+                    if _window(s, m, S, i, j) < 0:
                         return -1
-                    S.chunks[S.nchunk].s = <int32_t>i
-                    S.chunks[S.nchunk].e = <int32_t>j
-                    S.chunks[S.nchunk].flags = 1
-                    S.nchunk += 1
                     i = j
                     continue
                 for x in range(i + 1, j):   # the run goes on: its classes so far
@@ -2338,7 +2323,7 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
     return 0
 
 
-cdef int _add_chunk(const uchar_t* s, State* S, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+cdef int _add_chunk(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     cdef Py_ssize_t x
     cdef uint8_t orb = 0, andb = 0xFF, t
     cdef int flags
@@ -2349,12 +2334,7 @@ cdef int _add_chunk(const uchar_t* s, State* S, Py_ssize_t a, Py_ssize_t b) noex
     flags = (1 if orb & K_DG else 0) | (2 if (andb & K_UP) and b - a <= 4 else 0)
     if not flags:
         return 0
-    if S.nchunk == S.capchunk and _grow(<void**>&S.chunks, &S.capchunk, sizeof(Span)) < 0:
-        return -1
-    S.chunks[S.nchunk].s = <int32_t>a
-    S.chunks[S.nchunk].e = <int32_t>b
-    S.chunks[S.nchunk].flags = flags
-    S.nchunk += 1
+    return _window(s, m, S, a, b)
     return 0
 
 
@@ -2371,9 +2351,12 @@ cdef inline Py_ssize_t _chunk_end(const uchar_t* s, Py_ssize_t m, Py_ssize_t a) 
     return x
 
 
-cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S) noexcept nogil:
-    cdef Py_ssize_t i, j, x, cs, ce, g, js, je
-    cdef Span* ch = S.chunks
+cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssize_t ce) noexcept nogil:
+    """Step 2 for the chunk s[cs:ce] (it holds an ASCII digit or is 1-4 upper-case letters): the
+    windows it starts. Called by _lex as soon as it finds the chunk, while the text around it is
+    in cache; the following chunks are found in the text, the context in the tokens before it."""
+    cdef Py_ssize_t i = 0, j, x, g, js, je
+    cdef const uchar_t* plain = <const uchar_t*>S.plain
     cdef uint8_t cb[72]
     cdef uint8_t rb[72]
     cdef bint rawdiff
@@ -2383,130 +2366,124 @@ cdef int _windows(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S
     cdef bint plus, paren, all_digits, has_digit, upper4, needs, same, loose_tail, ws, have_ctx
     cdef uint64_t ctxm = 0
     cdef uint32_t c
-    for i in range(S.nchunk):
-        if not ch[i].flags:   # neither an ASCII digit nor 1-4 upper-case letters
-            continue
-        cs = ch[i].s
-        ce = ch[i].e
-        have_ctx = False
-        plus = cs > 0 and s[cs - 1] == 43 and (cs == 1 or not _isalnum(s[cs - 2]))
-        paren = cs > 0 and s[cs - 1] == 40 and ce < m and s[ce] == 41
-        total = 0
-        k = 0
-        key = 0
-        all_digits = True
-        rawdiff = False
-        js = cs
-        je = ce
-        for j in range(i, i + _MAX_CHUNKS):
-            loose_tail = False
-            if j > i:
-                # the next chunk, found in the text (only chunks that may start a window are
-                # stored): right at je after an x split, or after a gap of 1-3 join characters
-                g = je
-                ws = False
-                if g < m and _chunkch(s[g]):
-                    pass   # an empty gap (x-split chunks) is joined, not whitespace
-                else:
-                    ws = True
-                    while g < m and g - je <= 3 and _c(s[g], C_JOIN):
-                        if not (s[g] == 32 or s[g] == 9 or s[g] == 10 or s[g] == 13):
-                            ws = False
-                        g += 1
-                    if g - je > 3 or g >= m or not _chunkch(s[g]):
-                        break
-                js = g
-                je = _chunk_end(s, m, js)
-                # "123871965 5": a lone last character after whitespace needs context
-                loose_tail = j == i + 1 and je - js == 1 and ws
-            L = je - js
-            if total + L > _MAX_COMPACT:
-                break
-            # no layout starts with these chunk lengths: no longer window can match either
-            key = _lkey(key, L, k)
-            k += 1
-            h = _layout(key)
-            if h < 0 and not plus:
-                break
-            for x in range(js, je):
-                c = s[x]
-                if c < 128:
-                    if not (_CLS[c] & C_DIGIT):
-                        all_digits = False
-                    cb[total] = <uint8_t>(c - 32 if (_CLS[c] & C_LOWER) else c)
-                else:
+    have_ctx = False
+    plus = cs > 0 and s[cs - 1] == 43 and (cs == 1 or not _isalnum(s[cs - 2]))
+    paren = cs > 0 and s[cs - 1] == 40 and ce < m and s[ce] == 41
+    total = 0
+    k = 0
+    key = 0
+    all_digits = True
+    rawdiff = False
+    js = cs
+    je = ce
+    for j in range(i, i + _MAX_CHUNKS):
+        loose_tail = False
+        if j > i:
+            # the next chunk, found in the text (only chunks that may start a window are
+            # stored): right at je after an x split, or after a gap of 1-3 join characters
+            g = je
+            ws = False
+            if g < m and _chunkch(s[g]):
+                pass   # an empty gap (x-split chunks) is joined, not whitespace
+            else:
+                ws = True
+                while g < m and g - je <= 3 and _c(s[g], C_JOIN):
+                    if not (s[g] == 32 or s[g] == 9 or s[g] == 10 or s[g] == 13):
+                        ws = False
+                    g += 1
+                if g - je > 3 or g >= m or not _chunkch(s[g]):
+                    break
+            js = g
+            je = _chunk_end(s, m, js)
+            # "123871965 5": a lone last character after whitespace needs context
+            loose_tail = j == i + 1 and je - js == 1 and ws
+        L = je - js
+        if total + L > _MAX_COMPACT:
+            break
+        # no layout starts with these chunk lengths: no longer window can match either
+        key = _lkey(key, L, k)
+        k += 1
+        h = _layout(key)
+        if h < 0 and not plus:
+            break
+        for x in range(js, je):
+            c = s[x]
+            if c < 128:
+                if not (_CLS[c] & C_DIGIT):
                     all_digits = False
-                    cb[total] = 0xD1
-                if plain != NULL:
-                    c = plain[x]
-                    rb[total] = <uint8_t>(c - 32 if c < 128 and (_CLS[c] & C_LOWER) else
-                                          (c if c < 128 else 0xD1))
-                    if rb[total] != cb[total]:
-                        rawdiff = True
-                total += 1
-            # one character repeated ("111.111.111-11") is never a value: skip this window
-            same = True
-            for x in range(1, total):
-                if cb[x] != cb[0]:
-                    same = False
-                    break
-            if same:
-                if h < 0 and not (plus and all_digits):
-                    break
-                continue
-            if plus and all_digits:
-                if 8 <= total <= 15 and cb[0] != 48:
-                    # from the "(" when one is right before the "+": (+57) 320 715 60 67
-                    if _cand(S, <int32_t>(cs - 2 if cs > 1 and s[cs - 2] == 40 else cs - 1),
-                             je, _PHONE) < 0:
-                        return -1
-                continue
-            if h < 0:
+                cb[total] = <uint8_t>(c - 32 if (_CLS[c] & C_LOWER) else c)
+            else:
+                all_digits = False
+                cb[total] = 0xD1
+            if plain != NULL:
+                c = plain[x]
+                rb[total] = <uint8_t>(c - 32 if c < 128 and (_CLS[c] & C_LOWER) else
+                                      (c if c < 128 else 0xD1))
+                if rb[total] != cb[total]:
+                    rawdiff = True
+            total += 1
+        # one character repeated ("111.111.111-11") is never a value: skip this window
+        same = True
+        for x in range(1, total):
+            if cb[x] != cb[0]:
+                same = False
                 break
-            if _LT_N[h] == 0:
-                continue
-            chosen = fallback = -1
-            for q in range(_LT_N[h]):
-                d = _LT_DETS[_LT_OFF[h] + q]
-                if d == _PHONE:
-                    if not (all_digits and 8 <= total <= 15):
-                        continue
-                    same = True
-                    for x in range(1, total):
-                        if cb[x] != cb[0]:
-                            same = False
-                            break
-                    if same:
-                        continue
-                    needs = not paren
-                else:
-                    if not _DV[d](cb, total) and not (rawdiff and _DV[d](rb, total)):
-                        continue
-                    mode = _DCTX[d]
-                    needs = mode == 1 or (mode == 2 and j == i) or loose_tail
-                if _ALL_MASK & (1ULL << d):
-                    if not have_ctx:
-                        ctxm = _context_mask(s, S, cs)
-                        have_ctx = True
-                    if ctxm & (1ULL << d):
-                        chosen = d
-                        break
-                if fallback < 0 and not needs:
-                    fallback = d
-            if chosen < 0:
-                chosen = fallback
-            if chosen >= 0:
-                if _cand(S, <int32_t>(cs - 1 if chosen == _PHONE and paren else cs), je,
-                         chosen) < 0:
+        if same:
+            if h < 0 and not (plus and all_digits):
+                break
+            continue
+        if plus and all_digits:
+            if 8 <= total <= 15 and cb[0] != 48:
+                # from the "(" when one is right before the "+": (+57) 320 715 60 67
+                if _cand(S, <int32_t>(cs - 2 if cs > 1 and s[cs - 2] == 40 else cs - 1),
+                         je, _PHONE) < 0:
                     return -1
+            continue
+        if h < 0:
+            break
+        if _LT_N[h] == 0:
+            continue
+        chosen = fallback = -1
+        for q in range(_LT_N[h]):
+            d = _LT_DETS[_LT_OFF[h] + q]
+            if d == _PHONE:
+                if not (all_digits and 8 <= total <= 15):
+                    continue
+                same = True
+                for x in range(1, total):
+                    if cb[x] != cb[0]:
+                        same = False
+                        break
+                if same:
+                    continue
+                needs = not paren
+            else:
+                if not _DV[d](cb, total) and not (rawdiff and _DV[d](rb, total)):
+                    continue
+                mode = _DCTX[d]
+                needs = mode == 1 or (mode == 2 and j == i) or loose_tail
+            if _ALL_MASK & (1ULL << d):
+                if not have_ctx:
+                    ctxm = _context_mask(s, S, cs)
+                    have_ctx = True
+                if ctxm & (1ULL << d):
+                    chosen = d
+                    break
+            if fallback < 0 and not needs:
+                fallback = d
+        if chosen < 0:
+            chosen = fallback
+        if chosen >= 0:
+            if _cand(S, <int32_t>(cs - 1 if chosen == _PHONE and paren else cs), je,
+                     chosen) < 0:
+                return -1
     return 0
 
 
 cdef int _scan_buf(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S, Span** ip6,
                    Py_ssize_t* nip6, Py_ssize_t* capip6) noexcept nogil:
-    if _lex(s, m, S, ip6, nip6, capip6) < 0:
-        return -1
-    if _windows(s, plain, m, S) < 0:
+    S.plain = plain
+    if _lex(s, m, S, ip6, nip6, capip6) < 0:   # steps 1 and 2, and the anchors and specials
         return -1
     if _terms(s, m, S) < 0:
         return -1
@@ -2764,7 +2741,7 @@ def scan(str text):
     if not _SCRATCH_BUSY:
         _SCRATCH_BUSY = mine = True
         S = _SCRATCH
-        S.ntok = S.nchunk = S.ncand = 0
+        S.ntok = S.ncand = 0
         if _SCRATCH_OUT_CAP < (n + 1) * kind:
             PyMem_Free(_SCRATCH_OUT)
             _SCRATCH_OUT = PyMem_Malloc((n + 1) * kind)
@@ -2837,8 +2814,6 @@ def scan(str text):
                 _SCRATCH_USED_CAP = 0
             if S.captok * sizeof(Tok) > KEEP_BYTES:
                 free(S.toks); S.toks = NULL; S.captok = 0
-            if S.capchunk * sizeof(Span) > KEEP_BYTES:
-                free(S.chunks); S.chunks = NULL; S.capchunk = 0
             if S.capcand * sizeof(Cand) > KEEP_BYTES:
                 free(S.cands); S.cands = NULL; S.capcand = 0
             _SCRATCH = S
@@ -2847,45 +2822,49 @@ def scan(str text):
             PyMem_Free(out)
             free(used)
             free(S.toks)
-            free(S.chunks)
             free(S.cands)
 
 
 def _stage_times(str text):
-    """Seconds spent in each stage of the scan of a 1-byte ``text`` (for bench/scan.py)."""
+    """Seconds spent in each stage of the scan of a 1-byte ``text`` (for bench/scan.py); the
+    stages are those of ``scan`` (credentials and IPv6 validation, when gated in, are left out)."""
     from time import perf_counter
-    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), m
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), m, k
     cdef State S
     cdef Span* ip6 = NULL
     cdef Py_ssize_t nip6 = 0, capip6 = 0
+    cdef const Py_UCS1* data = <const Py_UCS1*>PyUnicode_DATA(text)
+    cdef const Py_UCS1* norm = data
     cdef Py_UCS1* out = <Py_UCS1*>malloc(n + 1)
     cdef Py_UCS1* plain = NULL
     cdef int32_t* offs = NULL
-    cdef uint8_t* used
+    cdef uint8_t* used = <uint8_t*>calloc(n + 1, 1)
+    cdef int rc
     if PyUnicode_KIND(text) != 1:
         raise ValueError("1-byte text only")
+    if out == NULL or used == NULL:
+        raise MemoryError()
+    memset(out, 0, n + 1)   # page faults outside the timings, as for scan's kept buffers
     memset(&S, 0, sizeof(State))
     times = {}
     t0 = perf_counter()
-    if _norm_needed1(<Py_UCS1*>PyUnicode_DATA(text), n):
-        m = _normalize1(<Py_UCS1*>PyUnicode_DATA(text), n, out, &plain, 3)
+    m = n
+    rc = _norm_needed1(data, n)
+    if rc:
+        norm = out
+        m = _normalize1(data, n, out, &plain, rc)
         if m == -2:
-            m = _normalize(<Py_UCS1*>PyUnicode_DATA(text), n, out, &offs, &plain)
-    else:
-        m = n
-        memcpy(out, PyUnicode_DATA(text), n)
+            m = _normalize(data, n, out, &offs, &plain)
     t1 = perf_counter(); times["normalize"] = t1 - t0
-    t2 = t1
-    _lex(<const Py_UCS1*>out, m, &S, &ip6, &nip6, &capip6)
-    t3 = perf_counter(); times["words+chunks+anchors+specials"] = t3 - t2
-    _windows(<const Py_UCS1*>out, <const Py_UCS1*>plain, m, &S)
-    t4 = perf_counter(); times["windows"] = t4 - t3
-    t5 = perf_counter()
-    _terms(<const Py_UCS1*>out, m, &S)
-    t6 = perf_counter(); times["terms"] = t6 - t5
-    used = <uint8_t*>calloc(m + 1, 1)
-    _resolve(&S, used)
-    t7 = perf_counter(); times["overlaps"] = t7 - t6
+    S.plain = plain
+    _lex(norm, m, &S, &ip6, &nip6, &capip6)
+    t2 = perf_counter(); times["words+chunks+windows+anchors+specials"] = t2 - t1
+    _terms(norm, m, &S)
+    t3 = perf_counter(); times["terms"] = t3 - t2
+    k = _resolve(&S, used)
+    t4 = perf_counter(); times["overlaps"] = t4 - t3
+    _findings(&S, k, offs)
+    t5 = perf_counter(); times["findings"] = t5 - t4
     free(used)
-    free(out); free(plain); free(offs); free(S.toks); free(S.chunks); free(S.cands); free(ip6)
+    free(out); free(plain); free(offs); free(S.toks); free(S.cands); free(ip6)
     return times
