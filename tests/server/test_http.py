@@ -15,10 +15,12 @@ import aiohttp
 import orjson
 import pytest
 import uvloop
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.auth.authenticator import _one_header
 from gateway.auth.errors import AuthError
-from gateway.server.http import Headers, HttpServer, Request, Response
+from gateway.server.http import Headers, HttpServer, Request, Response, _Connection
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 SECRET = "4111111111111111"  # a value that must never reach a log line
@@ -721,3 +723,86 @@ def test_query_param_decoding():
 
     seen = asyncio.run(parse())
     assert seen == {"path": "/p%20q", "a": "x y", "b": "1 2", "c": None, "raw": "a=x%20y&b=1+2&a=second"}
+
+
+# --- any split of a pipelined byte stream gives the same answers ------------------------------------------
+class _Transport(asyncio.Transport):
+    """An in-memory transport: what the server writes, and whether it paused or closed."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = bytearray()
+        self.paused = False
+        self.closed = False
+
+    def write(self, data):
+        self.out += data
+
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        pass
+
+    def get_write_buffer_size(self):
+        return 0
+
+    def pause_reading(self):
+        self.paused = True
+
+    def resume_reading(self):
+        self.paused = False
+
+    def is_closing(self):
+        return self.closed
+
+    def close(self):
+        self.closed = True
+
+    abort = close
+
+
+def _pipelined() -> tuple[bytes, list[bytes]]:
+    """Requests of every framing, and the bodies the handler must see, in order."""
+    reqs = [b"GET /a?x=1 HTTP/1.1\r\nHost: h\r\nX-Test: one\r\n\r\n",
+            b"POST /b HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world",
+            b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            b"POST /d HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            b"GET /e HTTP/1.1\r\nX-Test: two\r\n\r\n"]
+    return b"".join(reqs), [b"", b"hello world", b"abcde", b"", b""]
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=len(_pipelined()[0]) - 1), max_size=12, unique=True))
+def test_any_split_of_a_pipelined_stream_gives_the_same_answers(cuts):
+    data, bodies = _pipelined()
+    pieces = [data[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(data)])]
+    seen = []
+
+    async def handler(req):
+        seen.append((req.path, req.body))
+        await asyncio.sleep(0)
+        return Response(200, req.body or b"-")
+
+    async def feed() -> bytes:
+        server = HttpServer(handler, error_response=errors, max_body_bytes=100, header_timeout=5, body_timeout=5)
+        server._loop = asyncio.get_running_loop()
+        conn = _Connection(server)
+        t = _Transport()
+        conn.connection_made(t)
+        for piece in pieces:
+            while t.paused:  # the server reads nothing more while it answers: as a socket would
+                await asyncio.sleep(0)
+            conn.data_received(piece)
+            await asyncio.sleep(0)
+        for _ in range(50):
+            await asyncio.sleep(0)
+        conn.connection_lost(None)
+        return bytes(t.out)
+
+    out = asyncio.run(feed())
+    assert seen == list(zip(["/a", "/b", "/c", "/d", "/e"], bodies))
+    answers = out.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert len(answers) == 5 and not out.startswith(b"HTTP/1.1 100")
+    for answer, body in zip(answers, bodies):
+        assert answer.endswith(b"\r\n\r\n" + (body or b"-"))
