@@ -37,10 +37,12 @@ import select
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from gateway.audit import chain
+from gateway.audit.record import build_record
 from gateway.config import Audit
 from gateway.keys import KeyRing
 
@@ -105,7 +107,11 @@ class AuditLog:
         self._idle = False  # the thread sleeps until woken: the next append sets _wake
         self._wake = threading.Event()
         self._stopping: str | None = None  # "close" or "hand_over", set by the loop
-        self._appended = 0  # written only under the lock
+        self._pending: list[tuple] = []  # (time, record or Exchange, ring or None) not yet chained
+        self._flush_soon = False  # a _flush is scheduled on the loop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._appended = 0  # written only by the loop thread (accepted)
+        self._dropped = 0   # written only by the loop thread (accepted, then lost to a failure)
         self._done = 0      # written only by the writer thread (written or dropped)
         self._healthy = False
         self._closed = False
@@ -137,34 +143,78 @@ class AuditLog:
 
     @property
     def lag(self) -> int:
-        """Records chained and not yet written (for metrics and readiness)."""
-        own = self._appended - self._done
+        """Records accepted and not yet written (for metrics and readiness)."""
+        own = self._appended - self._done - self._dropped
         return own + self._successor.lag if self._successor is not None else own
 
+    def record(self, ex: Any, ring: KeyRing | None = None) -> None:
+        """Audit the request ``ex`` (a finished ``gateway.exchange.Exchange``): what
+        ``append(build_record(ex, ring))`` does, but the record is built and chained a moment later,
+        together with the others of this turn of the event loop (see ``_flush``). Keeps a reference to
+        ``ex`` until then, so the Exchange must not change after this call. Raises
+        ``AuditUnavailable`` exactly when ``append`` would."""
+        self._enqueue((time.time(), ex, ring or self.ring))
+
     def append(self, record: dict) -> None:
-        """Chain ``record`` (from ``build_record``; the log takes ownership of the dict and adds
-        ``seq``, ``ts``, ``prev`` and ``hash`` to it) and queue its line for the writer thread. Never
-        blocks on the disk; raises ``AuditUnavailable`` when the sink is failing, closed, not started
-        or too far behind."""
+        """Queue ``record`` (from ``build_record``; the log takes ownership of the dict and adds
+        ``seq``, ``ts``, ``prev`` and ``hash`` to it); it is chained with the others of this turn of
+        the event loop. Never blocks on the disk; raises ``AuditUnavailable`` when the sink is failing,
+        closed, not started or too far behind."""
+        self._enqueue((time.time(), record, None))
+
+    def _enqueue(self, item: tuple) -> None:
         if self._successor is not None:
-            return self._successor.append(record)
-        t = time.time()
+            return self._successor._enqueue(item)
+        if not self._healthy or self._closed:
+            raise AuditUnavailable(f"audit log {self.path.name} is not writing ({self.error or 'not started'})")
+        if self._appended - self._done - self._dropped >= self.max_queue:
+            raise AuditUnavailable(f"audit log {self.path.name} is {self.max_queue} records behind")
+        self._pending.append(item)
+        self._appended += 1
+        if not self._flush_soon:
+            self._flush_soon = True
+            try:
+                self._loop.call_soon(self._flush)
+            except (AttributeError, RuntimeError):  # no loop (or a closed one): chain it now
+                self._flush()
+
+    def _flush(self) -> None:
+        """Build and chain the records queued since the last flush, in one go, on the loop.
+
+        Why not at once: a request's audit work run on its own runs with cold caches (the rest of
+        the request has evicted the hashing, serialization and record code), and costs two to three
+        times what the same work costs back to back. Deferring it to the end of the loop's turn
+        batches the records of every request that finished in that turn."""
+        self._flush_soon = False
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        if self._successor is not None:  # handed over meanwhile: the chain goes on there
+            for item in pending:
+                self._successor._pending.append(item)
+            self._appended -= len(pending)
+            self._successor._appended += len(pending)
+            return self._successor._flush()
+        lines = []
+        for t, obj, ring in pending:
+            lines.append((t, obj if ring is None else build_record(obj, ring)))
         lock = self._lock
-        lock.acquire()  # (not ``with``: this runs once per request, and the context manager costs more)
+        lock.acquire()  # (not ``with``: the context manager costs more)
         try:
-            if not self._healthy:
-                raise AuditUnavailable(f"audit log {self.path.name} is not writing ({self.error or 'not started'})")
-            if self._appended - self._done >= self.max_queue:
-                raise AuditUnavailable(f"audit log {self.path.name} is {self.max_queue} records behind")
-            line = self._seal_record(t, record)
-            self._buf += line
-            if self._out is not None:
-                self._out.append(line)
-            self._buf_records += 1
-            self._appended += 1
+            if not self._healthy:  # the sink failed after these were accepted: lost, like any in flight
+                self._dropped += len(lines)
+                return
             every = self.cfg.checkpoint_every
-            if every > 0 and self._since_cp >= every:
-                self._buf += self._checkpoint(False)
+            buf, out = self._buf, self._out
+            for t, rec in lines:
+                line = self._seal_record(t, rec)
+                buf += line
+                if out is not None:
+                    out.append(line)
+                if every > 0 and self._since_cp >= every:
+                    buf += self._checkpoint(False)
+            self._buf_records += len(lines)
             wake = self._idle
             self._idle = False
         finally:
@@ -191,6 +241,7 @@ class AuditLog:
             prev._stopping = "hand_over"
             prev._wake.set()
             await loop.run_in_executor(None, prev._thread.join)  # appends meanwhile still go to prev
+            prev._flush()  # what was queued meanwhile joins prev's chain (its writer ended healthy)
             with prev._lock:
                 prev._closed = True
                 if prev._fd < 0 or not prev._healthy:  # its last write failed: nothing to take over
@@ -202,7 +253,7 @@ class AuditLog:
                 if self._out is not None and prev._out is not None:
                     self._out = prev._out
                 self._appended = self._buf_records
-                prev._done += prev._buf_records
+                prev._dropped += prev._buf_records  # (not lost: counted by this log from now on)
                 prev._buf, prev._buf_records, prev._healthy = bytearray(), 0, False
                 prev.error = "handed over"
                 prev._successor = self
@@ -211,6 +262,7 @@ class AuditLog:
             await loop.run_in_executor(None, self._open)
             self._healthy = True
         _LIVE[key] = self
+        self._loop = loop
         self._thread = threading.Thread(target=self._run, name=f"audit-w{self.worker}", daemon=True)
         self._thread.start()
 
@@ -219,7 +271,8 @@ class AuditLog:
         (A log that handed its file over to a successor has nothing left to close.)"""
         if self._closed:
             return
-        self._closed = True
+        self._flush()  # what was accepted is chained before the closing checkpoint ...
+        self._closed = True  # ... and from now on appends are refused, never silently dropped
         if self._thread is None:
             return
         self._stopping = "close"
