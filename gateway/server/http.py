@@ -313,7 +313,7 @@ class _Connection(asyncio.Protocol):
     """One client connection: parse requests, run the handler for one at a time, answer in order."""
 
     __slots__ = ("server", "loop", "transport", "parser", "peer", "state", "busy", "queue", "req", "incoming", "url",
-                 "raw_headers", "parts", "size", "head_bytes", "head_start", "last_body", "idle_since", "fresh",
+                 "raw_headers", "parts", "size", "wire", "head_start", "last_body", "idle_since", "fresh",
                  "timer", "timer_at", "reading_paused", "write_paused", "waiter", "closed", "lingering",
                  "linger_until", "discarded", "continue_pending", "paused_since", "task")
 
@@ -332,7 +332,7 @@ class _Connection(asyncio.Protocol):
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.parts: list[bytes] = []
         self.size = 0
-        self.head_bytes = 0
+        self.wire = 0
         self.head_start = 0.0
         self.last_body = 0.0
         self.idle_since = 0.0
@@ -375,10 +375,9 @@ class _Connection(asyncio.Protocol):
             if self.discarded > LINGER_BYTES:
                 self.transport.close()
             return
-        if self.state != _BODY:
-            if self.state == _IDLE and not self.busy:
-                self.head_start = self.loop.time()
-            self.head_bytes += len(data)
+        if self.state == _IDLE and not self.busy:
+            self.head_start = self.loop.time()
+        self.wire += len(data)  # bytes of the current request, framing included (roughly, when pipelined)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as e:
@@ -399,14 +398,19 @@ class _Connection(asyncio.Protocol):
             return
         server = self.server
         if state == _HEAD:
-            if self.head_bytes > server.max_head_bytes:
+            if self.wire > server.max_head_bytes:
                 self._refuse(431, "headers_too_large", "request head too large")
                 return
             if not self.busy:
                 self._arm(self.head_start + server.header_timeout)
-        elif not self.busy:
-            self.last_body = now = self.loop.time()
-            self._arm(now + server.body_timeout)
+        else:
+            if self.wire > server.max_body_bytes + server.max_head_bytes:
+                # chunk framing and trailers are not body bytes, but they are bounded too
+                self._refuse(413, "payload_too_large", "request body too large")
+                return
+            if not self.busy:
+                self.last_body = now = self.loop.time()
+                self._arm(now + server.body_timeout)
         if self.busy and not self.reading_paused:
             self._pause_reading()  # one request at a time: let the client wait in its own buffers
 
@@ -475,6 +479,8 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         parser = self.parser
         server = self.server
+        raw = self.raw_headers
+        self.raw_headers = []  # trailers, if any, land here and are dropped: never request headers
         url = self.url
         if b"#" in url:  # a fragment is never sent by a browser; drop it if a client does
             url = url.partition(b"#")[0]
@@ -482,18 +488,18 @@ class _Connection(asyncio.Protocol):
         version = parser.get_http_version()
         method = parser.get_method()
         self.incoming = req = Request(self, _METHODS.get(method) or method.decode("ascii"), path.decode("latin-1"),
-                                      query.decode("latin-1") if query else "", Headers(self.raw_headers),
-                                      version, parser.should_keep_alive())
+                                      query.decode("latin-1") if query else "", Headers(raw), version,
+                                      parser.should_keep_alive())
         self.state = _BODY
         self.parts = []
         self.size = 0
-        if self.head_bytes > server.max_head_bytes and self._head_size() > server.max_head_bytes:
+        if self.wire > server.max_head_bytes and self._head_size(raw) > server.max_head_bytes:
             raise _Refuse(431, "headers_too_large", "request head too large")
-        if parser.should_upgrade():
+        if parser.should_upgrade() or (version != "1.1" and version != "1.0"):  # llhttp lets 0.9 and 2.0 by
             raise _Refuse(*_MALFORMED)
         declared = None
         expect = None
-        for k, v in self.raw_headers:
+        for k, v in raw:
             n = len(k)
             if n == 14 and k.lower() == b"content-length":
                 declared = int(v)  # llhttp accepts digits only, and one value
@@ -507,8 +513,8 @@ class _Connection(asyncio.Protocol):
             else:
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def _head_size(self) -> int:
-        return len(self.url) + 16 + sum(len(k) + len(v) + 4 for k, v in self.raw_headers)
+    def _head_size(self, raw: list[tuple[bytes, bytes]]) -> int:
+        return len(self.url) + 16 + sum(len(k) + len(v) + 4 for k, v in raw)
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -524,7 +530,7 @@ class _Connection(asyncio.Protocol):
             req.body = parts[0] if len(parts) == 1 else b"".join(parts)
             self.parts = []
         self.state = _IDLE
-        self.head_bytes = 0
+        self.wire = 0
         if self.busy:
             self.queue.append(req)
         else:

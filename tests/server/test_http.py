@@ -299,6 +299,11 @@ async def malformed_is_400():
         b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
         b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
         b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+        b"GET / HTTP/2.0\r\n\r\n",
+        b"GET / HTTP/0.9\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX-A: b\r\n folded\r\n\r\n",
+        b"GET / HTTP/1.1\nHost: x\n\n",
+        b"GET / HTTP/1.1\r\nX-A: a\x00b\r\n\r\n",
     ]
     calls = []
 
@@ -664,6 +669,28 @@ async def a_client_that_reads_nothing_is_let_go():
             writer.close()
 
 
+async def trailers_are_dropped_and_bounded():
+    seen = []
+
+    async def handler(req):
+        seen.append((req.body, req.headers.get("authorization"), req.headers.items()))
+        return await echo(req)
+
+    async with serving(handler, max_body_bytes=1000, max_head_bytes=4096) as (_, port):
+        r, w = await connect(port)
+        w.write(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-Test: t\r\n\r\n"
+                b"3\r\nabc\r\n0\r\nAuthorization: Bearer smuggled\r\n\r\n")
+        status, _, _ = await read_response(r)
+        assert status == 200
+        assert seen == [(b"abc", None, [("transfer-encoding", "chunked"), ("x-test", "t")])]
+        w.write(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: ")
+        for _ in range(10):  # a trailer that never ends is not buffered without bound
+            w.write(b"a" * 1000)
+        status, _, body = await read_response(r)
+        assert status == 413 and error_code(body) == "payload_too_large"
+        w.close()
+
+
 SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_in_order, chunked_request_body,
              expect_100_continue, body_too_large_declared_and_streamed, stalled_body_is_408, slow_head_closed,
              idle_keep_alive_closed, head_too_large_is_431, malformed_is_400, streaming_chunked,
@@ -671,7 +698,7 @@ SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_
              shutdown_drains, header_injection_refused, date_and_server_headers, limits_swapped_at_runtime,
              bad_handler_results_are_500, pipelined_continue_waits_for_the_answer_before_it,
              head_request_streams_no_body, pipelined_big_answers_wait_for_a_reader,
-             a_client_that_reads_nothing_is_let_go]
+             a_client_that_reads_nothing_is_let_go, trailers_are_dropped_and_bounded]
 
 
 def run(loop: str, coro) -> None:
