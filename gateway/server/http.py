@@ -670,12 +670,12 @@ class _Connection(asyncio.Protocol):
         resp = self._error_response(req, status, code, message)
         version = req.version if req is not None else "1.1"
         try:
-            head = _head(resp.status, resp.headers, resp.content_type, len(resp.body), False, version)
-        except ValueError:
-            head = _head(status, None, None, 0, False, version)
-            resp.body = b""
+            data = _head(resp.status, resp.headers, resp.content_type, len(resp.body), False, version) + resp.body
+        except (ValueError, TypeError) as e:
+            log.error("error responder failed: %s", type(e).__name__)
+            data = _head(status, None, None, 0, False, version)
         transport = self.transport
-        transport.write(head + resp.body)
+        transport.write(data)
         # half-close and keep reading (discarding) for a while, so the client sees the answer
         self.lingering = True
         if self.reading_paused:

@@ -691,6 +691,20 @@ async def trailers_are_dropped_and_bounded():
         w.close()
 
 
+async def a_failing_error_responder_still_answers():
+    for responder in (lambda req, status, code, message: 1 / 0,
+                      lambda req, status, code, message: Response(status, b"{}", headers=[("X-Bad", "a\nb")]),
+                      lambda req, status, code, message: "not a Response"):
+        server = HttpServer(echo, error_response=responder, max_body_bytes=10, header_timeout=5, body_timeout=5)
+        port = await server.start("127.0.0.1", 0)
+        r, w = await connect(port)
+        w.write(b"BREW / HTTP/1.1\r\n\r\n")
+        status, headers, body = await read_response(r)
+        assert status == 400 and body == b"" and headers["connection"] == "close"
+        w.close()
+        await server.shutdown(1)
+
+
 SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_in_order, chunked_request_body,
              expect_100_continue, body_too_large_declared_and_streamed, stalled_body_is_408, slow_head_closed,
              idle_keep_alive_closed, head_too_large_is_431, malformed_is_400, streaming_chunked,
@@ -698,7 +712,8 @@ SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_
              shutdown_drains, header_injection_refused, date_and_server_headers, limits_swapped_at_runtime,
              bad_handler_results_are_500, pipelined_continue_waits_for_the_answer_before_it,
              head_request_streams_no_body, pipelined_big_answers_wait_for_a_reader,
-             a_client_that_reads_nothing_is_let_go, trailers_are_dropped_and_bounded]
+             a_client_that_reads_nothing_is_let_go, trailers_are_dropped_and_bounded,
+             a_failing_error_responder_still_answers]
 
 
 def run(loop: str, coro) -> None:
