@@ -35,14 +35,23 @@ _SAFE: dict[str, None] = {}
 _SAFE_MAX = 4096
 
 
+try:  # CPython's own small SHA-256: for one-block HMACs its short code path beats OpenSSL's EVP layer
+    from _sha256 import sha256 as _hmac_sha256  # type: ignore[import-not-found]  # 3.11
+except ImportError:  # pragma: no cover
+    try:
+        from _sha2 import sha256 as _hmac_sha256  # type: ignore[import-not-found,no-redef]  # 3.12+
+    except ImportError:
+        _hmac_sha256 = hashlib.sha256
+
+
 def _pads(key: bytes) -> tuple:
     """SHA-256 states after HMAC's inner and outer key blocks (RFC 2104), kept per key: copying them
     is half the cost of a fresh HMAC, and the audit record computes one per finding."""
     pads = _PADS.get(key)
     if pads is None:
         block = key.ljust(64, b"\0") if len(key) <= 64 else hashlib.sha256(key).digest().ljust(64, b"\0")
-        pads = _PADS[key] = (hashlib.sha256(bytes(b ^ 0x36 for b in block)),
-                             hashlib.sha256(bytes(b ^ 0x5C for b in block)))
+        pads = _PADS[key] = (_hmac_sha256(bytes(b ^ 0x36 for b in block)),
+                             _hmac_sha256(bytes(b ^ 0x5C for b in block)))
     return pads
 
 
@@ -119,8 +128,17 @@ def _code(value: Any) -> str | None:
     """A string the gateway itself produced (endpoint, level, decision id): checked for shape only."""
     if value is None:
         return None
+    if value in _CODES:  # endpoints, levels, jurisdictions: a handful, on every request
+        return value
     s = str(value)
-    return s if _CODE.match(s) else "invalid"
+    if not _CODE.match(s):
+        return "invalid"
+    if len(_CODES) < 256 and type(value) is str and len(s) < 32:  # not the per-request ids
+        _CODES[s] = None
+    return s
+
+
+_CODES: dict[str, None] = {}
 
 
 def _request_id(value: Any, ring: KeyRing) -> str | None:
