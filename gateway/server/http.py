@@ -555,7 +555,10 @@ class _Connection(asyncio.Protocol):
                 elif type(resp) is not Response:
                     raise TypeError("the handler returned no Response")
             except Exception as e:  # the handler's own failure: log the type only (a message can quote values)
-                log.error("handler failed: %s", type(e).__name__)
+                if req.disconnected and isinstance(e, ConnectionError):
+                    log.info("client left during the answer")  # not a failure of the handler
+                else:
+                    log.error("handler failed: %s", type(e).__name__)
                 if req._stream is not None:
                     return  # a stream had started: close it truncated (keep stays False), never a fake clean end
                 resp = self._error_response(req, 500, "internal_error", "internal error")

@@ -340,6 +340,27 @@ async def handler_exception_is_500(caplog):
     failed = [rec for rec in caplog.records if rec.name == "soberana.http"]
     assert failed and failed[0].getMessage() == "handler failed: ValueError" and failed[0].exc_info is None
     assert SECRET not in caplog.text
+    caplog.clear()
+    gone = asyncio.Event()
+
+    async def streams(req):
+        out = await req.stream(200, [])
+        try:
+            while True:
+                await out.write(b"x")
+                await asyncio.sleep(0.01)
+        finally:
+            gone.set()
+
+    async with serving(streams) as (_, port):  # a client that leaves is not a handler failure
+        r, w = await connect(port)
+        w.write(b"GET / HTTP/1.1\r\n\r\n")
+        await r.readuntil(b"x\r\n")
+        w.close()
+        await asyncio.wait_for(gone.wait(), 5)
+        await asyncio.sleep(0.05)
+    records = [rec for rec in caplog.records if rec.name == "soberana.http"]
+    assert [rec.levelno for rec in records] == [logging.INFO]
 
 
 async def streaming_chunked():
