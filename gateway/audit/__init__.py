@@ -4,8 +4,9 @@ One hash-chained JSON-lines file per worker (``<audit.path>/audit-w<N>.jsonl``),
 request, signed checkpoints, never a raw value.
 
 - ``record.build_record(ex, ring) -> dict``: the record of an Exchange (fingerprints, not values);
-- ``writer.AuditLog``: ``await start()``, ``append(record)`` (never blocks; raises
-  ``AuditUnavailable`` when the sink fails, and the server then refuses to forward), ``healthy``,
+- ``writer.AuditLog``: ``await start()``, ``record(ex, ring)`` or ``append(record)`` (never block;
+  raise ``AuditUnavailable`` when the sink fails, and the server then refuses to forward; the
+  records of one turn of the event loop are built and chained together at its end), ``healthy``,
   ``lag``, ``await close()`` (closing checkpoint);
 - ``chain``: line hashing, epochs, checkpoint signatures (Ed25519, key id in each checkpoint);
 - ``verify.verify_file(path, keys=None, live=False) -> Report``;
