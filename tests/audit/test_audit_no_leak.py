@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 import orjson
+import pytest
 
 from audit_helpers import EMAIL, RAW_VALUES, exchange
 from gateway.audit.export import export
@@ -29,7 +30,8 @@ def _mask(obj):
     return obj
 
 
-async def test_no_raw_value_in_any_audit_line(tmp_path):
+@pytest.mark.parametrize("via", ["append", "record"])
+async def test_no_raw_value_in_any_audit_line(tmp_path, via):
     ring = init_keys(tmp_path / "keys")
     log = AuditLog(Audit(checkpoint_every=4), ring, directory=tmp_path / "audit")
     await log.start()
@@ -38,7 +40,10 @@ async def test_no_raw_value_in_any_audit_line(tmp_path):
                       sub=EMAIL if i % 5 == 0 else f"user-{i}")
         if i % 4 == 3:
             ex.error = f"client went away while we held {RAW_VALUES[0]}"  # a careless message
-        log.append(build_record(ex, ring))
+        if via == "append":
+            log.append(build_record(ex, ring))
+        else:
+            log.record(ex, ring)  # built later, at the end of the loop's turn
     await log.close()
     data = log.path.read_bytes()
     exported = b"".join(orjson.dumps(d) for fmt in ("ocsf", "ecs") for d in export(iter_records([log.path]), fmt))
