@@ -420,6 +420,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.server._conns.discard(self)
+        self.server._wake()
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -614,8 +615,8 @@ class _Connection(asyncio.Protocol):
         self.busy = False
         self.req = None
         self.task = None
-        if server._in_flight == 0 and server._drained is not None and not server._drained.done():
-            server._drained.set_result(None)
+        if server._drained is not None:
+            server._wake()
         if self.closed:
             return
         if not keep:
@@ -811,6 +812,12 @@ class HttpServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drained: asyncio.Future | None = None
 
+    def _wake(self) -> None:
+        """A handler finished or a connection closed: a shutdown in progress looks again."""
+        d = self._drained
+        if d is not None and not d.done():
+            d.set_result(None)
+
     @property
     def in_flight(self) -> int:
         """Requests whose handler is running (streams included)."""
@@ -830,7 +837,8 @@ class HttpServer:
 
     async def shutdown(self, timeout: float) -> None:
         """Stop listening; close idle connections now and busy ones as they become idle; let running
-        requests and streams finish for up to ``timeout`` seconds; then close every connection.
+        requests and streams (and bodies being uploaded) finish for up to ``timeout`` seconds; then
+        close every connection.
 
         Handlers still running after that are not cancelled (they finish their audit records); their
         writes raise ConnectionResetError.
@@ -838,15 +846,23 @@ class HttpServer:
         self.closing = True
         if self._server is not None:
             self._server.close()
-        for c in list(self._conns):
-            if not c.busy:
-                c.transport.close()
-        if self._in_flight > 0:
-            self._drained = self._loop.create_future()
+        loop = self._loop
+        deadline = loop.time() + timeout
+        while True:
+            waiting = False
+            for c in list(self._conns):
+                if c.busy or (c.state == _BODY and c.parser is not None):
+                    waiting = True  # a handler runs, or a request body is arriving: let it finish
+                elif not c.lingering:
+                    c.transport.close()  # idle, or a head still arriving
+            left = deadline - loop.time()
+            if not waiting or left <= 0:
+                break
+            self._drained = loop.create_future()  # set when a handler finishes or a connection closes
             try:
-                await asyncio.wait_for(asyncio.shield(self._drained), timeout)
+                await asyncio.wait_for(self._drained, left)
             except TimeoutError:
-                pass
+                break
         for c in list(self._conns):
             c.transport.abort()
         await asyncio.sleep(0)  # let connection_lost run

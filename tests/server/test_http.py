@@ -507,11 +507,19 @@ async def shutdown_drains():
     short_w.write(b"GET /?n=10 HTTP/1.1\r\n\r\n")
     long_r, long_w = await connect(port)
     long_w.write(b"GET /?n=1000 HTTP/1.1\r\n\r\n")
+    upload_r, upload_w = await connect(port)
+    upload_w.write(b"POST /?n=1 HTTP/1.1\r\nContent-Length: 4\r\n\r\nab")
+    head_r, head_w = await connect(port)
+    head_w.write(b"POST /?n=1 HTTP/1.1\r\nContent-")
     await short_r.readuntil(b"0;\r\n")
     await long_r.readuntil(b"0;\r\n")
-    assert server.in_flight == 2 and server.connections == 3
+    assert server.in_flight == 2 and server.connections == 5
     stopping = asyncio.create_task(server.shutdown(0.6))
-    assert await at_eof(idle_r, 0.3)  # the idle connection is closed at once
+    assert await at_eof(idle_r, 0.3)  # the idle connection is closed at once, and one still sending its head
+    assert await at_eof(head_r, 0.3)
+    upload_w.write(b"cd")  # a body being uploaded is let finish, and answered
+    status, headers, body = await read_response(upload_r)
+    assert status == 200 and body == b"0;" and headers["connection"] == "close"
     rest = await asyncio.wait_for(short_r.read(), 5)  # the short stream finishes cleanly, then closes
     assert rest.endswith(b"9;\r\n0\r\n\r\n")
     rest = await asyncio.wait_for(long_r.read(), 5)  # the long one is cut when the timeout ends
@@ -520,7 +528,7 @@ async def shutdown_drains():
     assert server.connections == 0
     with pytest.raises(OSError):
         await connect(port)
-    for w in (idle_w, short_w, long_w):
+    for w in (idle_w, short_w, long_w, upload_w, head_w):
         w.close()
 
 
