@@ -1137,7 +1137,13 @@ cdef uint8_t _TOK1[256]      # code point < 256 -> 1 when it is a word-token cha
 cdef uint64_t _W1LEN[128]    # first folded character -> bit L set when a keyword word of length L starts with it
 cdef uint64_t _W2LEN[27 * 27]  # same for the first two letters (a-z -> 1..26; one-letter words: 0)
 cdef uint8_t _AZ[128]        # ASCII letter -> 1..26 (either case), else 0
-cdef uint32_t _W3LEN[27 * 27 * 27]  # first two letters and the last one -> bit L set for length L
+DEF W3_BITS = 15
+DEF W3_WORDS = 512   # (1 << W3_BITS) / 64
+cdef uint64_t _W3[W3_WORDS]   # bit set: some keyword word has these first two
+                                          # letters, last letter and length (a 4 KB filter)
+
+cdef inline uint64_t _w3_bit(uint64_t f3, uint64_t L) noexcept nogil:
+    return (((f3 << 5) | L) * 0x9E3779B97F4A7C15ULL) >> (64 - W3_BITS)
 cdef int _MAX_WORD_LEN = 0   # longest word of any keyword phrase
 # non-ASCII token character -> the ASCII character fold_word makes of it (0: not ASCII)
 cdef uint8_t _WF[WF_LIMIT]
@@ -1206,7 +1212,8 @@ DEF B_ICD = 60
 DEF B_HEALTH = 61
 DEF B_MARK = 62
 DEF B_LABEL = 63
-DEF PT_SIZE = 8192
+DEF PT_BITS = 11   # small tables stay in cache: 538 phrases and prefixes today
+DEF PT_SIZE = 1 << PT_BITS
 cdef uint64_t _PT_KEY[PT_SIZE]    # 0 empty
 cdef uint64_t _PT_MASK[PT_SIZE]
 cdef uint64_t _ALL_MASK = 0        # union of every phrase's mask
@@ -1217,7 +1224,7 @@ cdef inline uint64_t _pkey(uint64_t key, int32_t wid, int k) noexcept nogil:
 
 cdef inline int64_t _phrase(uint64_t key) noexcept nogil:
     """Index of ``key`` in the phrase table (it is a phrase or a prefix of one), or -1."""
-    cdef uint64_t k = (key * 11400714819323198485ULL) >> 51
+    cdef uint64_t k = (key * 11400714819323198485ULL) >> (64 - PT_BITS)
     while _PT_KEY[k]:
         if _PT_KEY[k] == key:
             return <int64_t>k
@@ -1261,13 +1268,15 @@ def _init_words():
     for i in range(128):
         _AZ[i] = (ord(chr(i).lower()) - 96) if chr(i).isascii() and chr(i).isalpha() else 0
     assert _MAX_WORD_LEN < 32
-    for i in range(27 * 27 * 27):
-        _W3LEN[i] = 0
+    assert W3_WORDS * 64 == 1 << W3_BITS
+    for i in range(W3_WORDS):
+        _W3[i] = 0
     for w in words:
         _W1LEN[ord(w[0])] |= 1 << len(w)
         if w.isalpha() and w.isascii():
-            _W3LEN[((ord(w[0]) - 96) * 27 + (ord(w[1]) - 96 if len(w) > 1 else 0)) * 27
-                   + ord(w[-1]) - 96] |= 1 << len(w)
+            b = _w3_bit(((ord(w[0]) - 96) * 27 + (ord(w[1]) - 96 if len(w) > 1 else 0)) * 27
+                        + ord(w[-1]) - 96, len(w))
+            _W3[b >> 6] |= 1ULL << (b & 63)
         if "a" <= w[0] <= "z" and (len(w) == 1 or "a" <= w[1] <= "z"):
             _W2LEN[(ord(w[0]) - 96) * 27 + (ord(w[1]) - 96 if len(w) > 1 else 0)] |= 1 << len(w)
     assert len(words) < 1023 and all(w.isascii() and 0 < len(w) <= MAX_WORD for w in words)
@@ -1314,6 +1323,7 @@ def _init_words():
         _PT_KEY[i] = 0
         _PT_MASK[i] = 0
     _ALL_MASK = 0
+    assert len({" ".join(ph.split(" ")[:k]) for ph in tables for k in range(1, 7)}) < PT_SIZE // 2
     for ph, mask in tables.items():
         ws = ph.split(" ")
         assert len(ws) <= 6
@@ -1324,7 +1334,7 @@ def _init_words():
         _ALL_MASK |= mask
 
 cdef void _pt_insert(uint64_t key, uint64_t mask):
-    cdef uint64_t k = (key * 11400714819323198485ULL) >> 51
+    cdef uint64_t k = (key * 11400714819323198485ULL) >> (64 - PT_BITS)
     while _PT_KEY[k] and _PT_KEY[k] != key:
         k = (k + 1) & (PT_SIZE - 1)
     _PT_KEY[k] = key
@@ -1342,7 +1352,8 @@ cdef int _NDET = 0
 cdef int _PHONE, _EMAIL, _IP, _API_KEY, _JWT_I, _PK, _PASSWORD, _MARKING, _HEALTH_I
 cdef int _MAX_CHUNKS, _MAX_COMPACT
 
-DEF LT_SIZE = 4096
+DEF LT_BITS = 10   # 249 layouts and prefixes today
+DEF LT_SIZE = 1 << LT_BITS
 cdef uint64_t _LT_KEY[LT_SIZE]     # layout (chunk lengths, 6 bits each) or a proper prefix of one
 cdef int32_t _LT_OFF[LT_SIZE]
 cdef int32_t _LT_N[LT_SIZE]        # detectors of that exact layout (0: only a prefix)
@@ -1352,7 +1363,7 @@ cdef inline uint64_t _lkey(uint64_t key, int length, int k) noexcept nogil:
     return key | (<uint64_t>length << (6 * k))
 
 cdef inline int64_t _layout(uint64_t key) noexcept nogil:
-    cdef uint64_t k = (key * 11400714819323198485ULL) >> 52
+    cdef uint64_t k = (key * 11400714819323198485ULL) >> (64 - LT_BITS)
     while _LT_KEY[k]:
         if _LT_KEY[k] == key:
             return <int64_t>k
@@ -1398,7 +1409,7 @@ def _init_detectors():
         key = 0
         for k, L in enumerate(lengths):
             key |= L << (6 * k)
-        h = ((key * 11400714819323198485) & 0xFFFFFFFFFFFFFFFF) >> 52
+        h = ((key * 11400714819323198485) & 0xFFFFFFFFFFFFFFFF) >> (64 - LT_BITS)
         while _LT_KEY[h]:
             h = (h + 1) & (LT_SIZE - 1)
         _LT_KEY[h] = key
@@ -1619,31 +1630,22 @@ cdef bint _context(const uchar_t* s, State* S, uint64_t bit, Py_ssize_t p) noexc
 
 cdef uint64_t _context_mask(const uchar_t* s, State* S, Py_ssize_t p) noexcept nogil:
     """The union of the masks of every phrase within the CONTEXT_WINDOW characters before ``p``:
-    ``_context(bit)`` is ``_context_mask & bit``, computed once for all detectors of a window."""
-    cdef Py_ssize_t lo, hi, a, b, mid, t, u
+    ``_context(bit)`` is ``_context_mask & bit``, computed once for all detectors of a window.
+    The lexer calls it at p with the tokens found so far, the last of them at most a run past
+    p: the tokens in question are the last few, found walking back."""
+    cdef Py_ssize_t lo, hi, t, u
     cdef int k
     cdef uint64_t key, acc = 0
     cdef int64_t h
     cdef Tok* toks = S.toks
-    a = 0
-    b = S.ntok
-    while a < b:
-        mid = (a + b) >> 1
-        if toks[mid].s < p - 40:
-            a = mid + 1
-        else:
-            b = mid
-    lo = a
-    b = S.ntok
-    while a < b:
-        mid = (a + b) >> 1
-        if toks[mid].s < p:
-            a = mid + 1
-        else:
-            b = mid
-    hi = a - 1
+    hi = S.ntok - 1
+    while hi >= 0 and toks[hi].s >= p:   # last token starting before p
+        hi -= 1
     if hi >= 0 and toks[hi].e > p:
         hi -= 1
+    lo = hi + 1
+    while lo > 0 and toks[lo - 1].s >= p - 40:   # first token starting at or after p - 40
+        lo -= 1
     for t in range(lo, hi + 1):
         key = 0
         u = t
@@ -2032,6 +2034,7 @@ DEF K_NN = 8     # Ñ or ñ
 DEF K_SP = 16    # @ : = -
 DEF K_X = 32     # x (a phone extension between digits starts a chunk: 0100x1736)
 cdef uint8_t _K1[256]
+cdef uint8_t _UPC[256]   # chunk character -> its compact form (upper case; Ñ and ñ -> 0xD1)
 
 def _init_k1():
     cdef int i
@@ -2051,6 +2054,7 @@ def _init_k1():
         if c == "x":
             v |= K_X
         _K1[i] = v
+        _UPC[i] = ord(c.upper()) if "a" <= c <= "z" else (0xD1 if c in "Ññ" else i)
 
 _init_k1()
 
@@ -2175,7 +2179,8 @@ cdef inline int _word1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t 
     cdef uint32_t f3 = (_AZ[c] * 27 + _AZ[c1]) * 27 + _AZ[s[j - 1]]
     cdef int32_t wid = -1
     # a keyword word with these first two letters, this last one and this length
-    if L < 32 and (_W3LEN[f3] >> L) & 1:
+    cdef uint64_t b = _w3_bit(f3, <uint64_t>L)
+    if L < 32 and (_W3[b >> 6] >> (b & 63)) & 1:
         wid = _word_id_ascii(s, m, i, L)
     if wid >= 0:
         if _push_token(s, i, j, wid, L == 1 and c <= 90, S, prev_kept) < 0:
@@ -2363,9 +2368,10 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
     cdef int total, k, L, d, chosen, fallback, mode, q, nd
     cdef uint64_t key
     cdef int64_t h
-    cdef bint plus, paren, all_digits, has_digit, upper4, needs, same, loose_tail, ws, have_ctx
+    cdef bint plus, paren, all_digits, needs, same, loose_tail, ws, have_ctx
     cdef uint64_t ctxm = 0
     cdef uint32_t c
+    cdef uint8_t andk = K_DG, u
     have_ctx = False
     plus = cs > 0 and s[cs - 1] == 43 and (cs == 1 or not _isalnum(s[cs - 2]))
     paren = cs > 0 and s[cs - 1] == 40 and ce < m and s[ce] == 41
@@ -2406,28 +2412,23 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
         h = _layout(key)
         if h < 0 and not plus:
             break
+        # the compact value, upper case (chunk characters are all below 256: tables)
+        if total == 0:
+            same = True
+            cb[0] = _UPC[s[js]]
         for x in range(js, je):
             c = s[x]
-            if c < 128:
-                if not (_CLS[c] & C_DIGIT):
-                    all_digits = False
-                cb[total] = <uint8_t>(c - 32 if (_CLS[c] & C_LOWER) else c)
-            else:
-                all_digits = False
-                cb[total] = 0xD1
+            andk &= _K1[c]
+            u = _UPC[c]
+            cb[total] = u
+            same = same and u == cb[0]
             if plain != NULL:
-                c = plain[x]
-                rb[total] = <uint8_t>(c - 32 if c < 128 and (_CLS[c] & C_LOWER) else
-                                      (c if c < 128 else 0xD1))
-                if rb[total] != cb[total]:
+                rb[total] = _UPC[plain[x]]
+                if rb[total] != u:
                     rawdiff = True
             total += 1
+        all_digits = (andk & K_DG) != 0
         # one character repeated ("111.111.111-11") is never a value: skip this window
-        same = True
-        for x in range(1, total):
-            if cb[x] != cb[0]:
-                same = False
-                break
         if same:
             if h < 0 and not (plus and all_digits):
                 break
@@ -2446,29 +2447,26 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
         chosen = fallback = -1
         for q in range(_LT_N[h]):
             d = _LT_DETS[_LT_OFF[h] + q]
-            if d == _PHONE:
+            if d == _PHONE:   # (the window is not one repeated character: see above)
                 if not (all_digits and 8 <= total <= 15):
-                    continue
-                same = True
-                for x in range(1, total):
-                    if cb[x] != cb[0]:
-                        same = False
-                        break
-                if same:
                     continue
                 needs = not paren
             else:
-                if not _DV[d](cb, total) and not (rawdiff and _DV[d](rb, total)):
-                    continue
                 mode = _DCTX[d]
                 needs = mode == 1 or (mode == 2 and j == i) or loose_tail
             if _ALL_MASK & (1ULL << d):
                 if not have_ctx:
                     ctxm = _context_mask(s, S, cs)
                     have_ctx = True
-                if ctxm & (1ULL << d):
-                    chosen = d
-                    break
+            # a detector that needs context it does not have can be neither the choice nor the
+            # fallback: its validator need not run
+            if needs and not (ctxm & (1ULL << d)):
+                continue
+            if d != _PHONE and not _DV[d](cb, total) and not (rawdiff and _DV[d](rb, total)):
+                continue
+            if ctxm & (1ULL << d):
+                chosen = d
+                break
             if fallback < 0 and not needs:
                 fallback = d
         if chosen < 0:
@@ -2672,6 +2670,7 @@ cdef extern from "Python.h":
     PyObject* PyLong_FromSsize_t(Py_ssize_t)
     void Py_INCREF(PyObject*)
     void Py_DECREF(PyObject*)
+    void PyObject_GC_UnTrack(PyObject*)
 
 
 from cpython.list cimport PyList_New
@@ -2710,6 +2709,9 @@ cdef list _findings(State* S, Py_ssize_t k, const int32_t* offs):
         if lo == NULL or hi == NULL:
             Py_DECREF(f)   # a tuple's dealloc skips NULL items
             raise MemoryError()
+        # strings, ints and None cannot form a cycle: the collector need not visit the tuple
+        # (it would untrack it at its first pass anyway, as it does every such tuple)
+        PyObject_GC_UnTrack(f)
         PyList_SET_ITEM(res, i, f)
     return res
 
