@@ -230,6 +230,9 @@ class Response:
         self.close = close
 
 
+_ANSWERED = StreamWriter(None, None, False, False, False)  # Request._stream once the handler is done
+_ANSWERED.ended = True
+
 Handler = Callable[[Request], Awaitable[Response | None]]
 ErrorResponder = Callable[[Request | None, int, str, str], Response]
 
@@ -576,6 +579,10 @@ class _Connection(asyncio.Protocol):
         except ConnectionResetError:
             keep = False
         finally:
+            out = req._stream
+            if out is not None:
+                out.ended = True  # a writer kept past the handler's end can write nothing more
+            req._stream = _ANSWERED  # nor can a late stream() write into the next answer
             self._finished(keep)
 
     def _write(self, req: Request, resp: Response, fallback: bool = True) -> bool:

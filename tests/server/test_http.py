@@ -736,6 +736,37 @@ async def a_failing_error_responder_still_answers():
         await server.shutdown(1)
 
 
+async def nothing_is_written_after_the_handler_is_done():
+    late = []
+    kept = []
+
+    async def later(req):
+        await asyncio.sleep(0.05)
+        for attempt in (lambda: req.stream(200, []), lambda: kept[0].write(b"late")):
+            try:
+                await attempt()
+            except RuntimeError:
+                late.append("refused")
+
+    async def handler(req):
+        if req.path == "/first":
+            kept.append(await req.stream(200, []))
+            await kept[0].write(b"first")
+            asyncio.get_running_loop().create_task(later(req))
+            return None
+        await asyncio.sleep(0.1)  # the late writes happen while this answer is pending
+        return Response(200, b"second")
+
+    async with serving(handler) as (_, port):
+        r, w = await connect(port)
+        w.write(b"GET /first HTTP/1.1\r\n\r\nGET /second HTTP/1.1\r\n\r\n")
+        assert (await read_response(r))[2] == b"first"
+        status, _, body = await read_response(r)
+        assert status == 200 and body == b"second"
+        w.close()
+    assert late == ["refused", "refused"]
+
+
 SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_in_order, chunked_request_body,
              expect_100_continue, body_too_large_declared_and_streamed, stalled_body_is_408, slow_head_closed,
              idle_keep_alive_closed, head_too_large_is_431, malformed_is_400, streaming_chunked,
@@ -744,7 +775,7 @@ SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_
              bad_handler_results_are_500, pipelined_continue_waits_for_the_answer_before_it,
              head_request_streams_no_body, pipelined_big_answers_wait_for_a_reader,
              a_client_that_reads_nothing_is_let_go, trailers_are_dropped_and_bounded,
-             a_failing_error_responder_still_answers]
+             a_failing_error_responder_still_answers, nothing_is_written_after_the_handler_is_done]
 
 
 def run(loop: str, coro) -> None:
