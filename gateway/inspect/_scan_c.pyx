@@ -930,22 +930,29 @@ def _init_n1():
 _init_n1()
 
 
-cdef int _norm_needed1(const Py_UCS1* s, Py_ssize_t n) noexcept nogil:
-    """0: nothing changes; bit 0: a digit next to O/l/I (without which no homoglyph run
-    exists); bit 1: a byte that normalization folds or drops. 8 bytes at a time."""
-    cdef Py_ssize_t i = 0
-    cdef uint64_t x, carry = 0
-    cdef int acc = 0
+cdef int _fold1(const Py_UCS1* src, Py_ssize_t n, Py_UCS1* out) noexcept nogil:
+    """Step 0 for 1-byte text but for homoglyphs: 0 when no byte folds (the text is its own
+    fold), 1 when ``out`` holds the folded copy, 2 when a byte is dropped (the caller uses
+    _normalize). Only bytes >= 0x80 can fold: they are found 8 at a time."""
+    cdef Py_ssize_t i = 0, k
+    cdef uint64_t mm
+    cdef uint8_t f
+    cdef int rc = 0
     while i < n:
-        x = sob_load8(s + i) if i + 8 <= n else sob_load_tail(s + i, n - i)
-        if (x & HIGHS) and not (acc & 2) and _sw_folds(x):
-            acc |= 2
-        if _sw_pairs(x, &carry):
-            acc |= 1
-        if acc == 3:
-            break
+        mm = (sob_load8(src + i) if i + 8 <= n else sob_load_tail(src + i, n - i)) & HIGHS
+        while mm:
+            k = i + sob_byte(mm)
+            mm &= mm - 1
+            f = _FOLD[src[k]]
+            if f == DROP:
+                return 2
+            if f:
+                if rc == 0:
+                    memcpy(out, src, n)
+                    rc = 1
+                out[k] = f
         i += 8
-    return acc
+    return rc
 
 
 cdef Py_ssize_t _normalize1(const Py_UCS1* src, Py_ssize_t n, Py_UCS1* out,
@@ -1457,6 +1464,7 @@ cdef struct State:
     bint g_url
     bint g_pass
     bint g_ip6
+    bint check_homo     # the homoglyph step is left to the lexer (1-byte text, see _scan1)
 
 cdef int _grow(void** p, Py_ssize_t* cap, size_t item) noexcept nogil:
     cdef Py_ssize_t n = cap[0] * 2 + 64
@@ -2153,12 +2161,13 @@ cdef inline int _chunk_run(const uchar_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssiz
 
 
 DEF K_TOK = 64   # word-token character
-cdef uint8_t _L1[256]   # _K1 plus K_TOK
+DEF K_HG = 128   # O, l or I (homoglyphs of digits)
+cdef uint8_t _L1[256]   # _K1 plus K_TOK and K_HG
 
 def _init_l1():
     cdef int i
     for i in range(256):
-        _L1[i] = _K1[i] | (K_TOK if _TOK1[i] else 0)
+        _L1[i] = _K1[i] | (K_TOK if _TOK1[i] else 0) | (K_HG if chr(i) in "OlI" else 0)
 
 _init_l1()
 
@@ -2198,11 +2207,36 @@ cdef inline int _word1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t 
     return 0
 
 
+cdef bint _homoglyph_change(const uchar_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+    """Whether the homoglyph step of normalization changes the run s[i:j] (a maximal run of
+    0-9 O l I in it holds an ASCII digit and one of O l I, and touches no letter). Such runs
+    lie inside one run of the lexer: its ends are neither digits nor letters."""
+    cdef Py_ssize_t x = i, a
+    cdef bint digit, homo
+    while x < j:
+        if not _homo_run_char(s[x]):
+            x += 1
+            continue
+        a = x
+        digit = homo = False
+        while x < j and _homo_run_char(s[x]):
+            if s[x] <= 57:
+                digit = True
+            else:
+                homo = True
+            x += 1
+        if digit and homo and (a == 0 or not _is_alpha(s[a - 1])) and \
+                (x == m or not _is_alpha(s[x])):
+            return True
+    return False
+
+
 cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* nip6,
               Py_ssize_t* capip6) noexcept nogil:
     """Words, chunks, anchors and special characters in one pass: a run of word or chunk
     characters made only of letters [A-Za-zÑñ] is one token and one chunk; other runs are
-    split into their token and chunk sub-runs."""
+    split into their token and chunk sub-runs. Returns 0, -1 without memory, or -2 when
+    ``S.check_homo`` is set and the homoglyph step would change the text."""
     cdef Py_ssize_t i = 0, j, x, y, icd_next = 0, ip6_done = -1
     cdef uint32_t c
     cdef uint8_t k, orb, andb, o2, a2
@@ -2277,6 +2311,8 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
             orb |= k
             andb &= k
             j += 1
+        if S.check_homo and (orb & K_DG) and (orb & K_HG) and _homoglyph_change(s, m, i, j):
+            return -2   # the homoglyph step changes this run: see _scan1
         if (andb & K_CH) and (andb & K_TOK):
             # letters only: one token and one chunk. The first-letter/length filter of
             # _add_token, inlined: most words are no keyword word.
@@ -2480,12 +2516,45 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
 
 cdef int _scan_buf(const uchar_t* s, const uchar_t* plain, Py_ssize_t m, State* S, Span** ip6,
                    Py_ssize_t* nip6, Py_ssize_t* capip6) noexcept nogil:
+    cdef int rc
     S.plain = plain
-    if _lex(s, m, S, ip6, nip6, capip6) < 0:   # steps 1 and 2, and the anchors and specials
-        return -1
+    rc = _lex(s, m, S, ip6, nip6, capip6)   # steps 1 and 2, and the anchors and specials
+    if rc < 0:
+        return rc
     if _terms(s, m, S) < 0:
         return -1
     return 0
+
+
+cdef int _scan1(const Py_UCS1* data, Py_ssize_t n, Py_UCS1* out, State* S, Span** ip6,
+                Py_ssize_t* nip6, Py_ssize_t* capip6, int32_t** offs, Py_UCS1** plain,
+                const Py_UCS1** norm, Py_ssize_t* mp) noexcept nogil:
+    """_scan_buf for 1-byte text with its normalization: a copy only when a byte folds (the
+    text itself otherwise), and the homoglyph step left to the lexer, which stops at a run the
+    step would change (rare); the text is then normalized in full and scanned again. Sets
+    ``norm``, ``mp`` (its length) and, as _normalize does, ``offs`` and ``plain``."""
+    cdef int rc = _fold1(data, n, out)
+    cdef Py_ssize_t m = n
+    norm[0] = data if rc == 0 else out
+    mp[0] = n
+    if rc != 2:
+        S.check_homo = True
+        rc = _scan_buf(norm[0], <const Py_UCS1*>NULL, n, S, ip6, nip6, capip6)
+        S.check_homo = False
+        if rc != -2:
+            return rc
+        # start again on the fully normalized text
+        S.ntok = S.ncand = 0
+        S.g_secret = S.g_jwt = S.g_pk = S.g_url = S.g_pass = S.g_ip6 = False
+        nip6[0] = 0
+        m = _normalize1(data, n, out, plain, 3)
+    if rc == 2 or m == -2:
+        m = _normalize(data, n, out, offs, plain)
+    if m < 0:
+        return -1
+    norm[0] = out
+    mp[0] = m
+    return _scan_buf(<const Py_UCS1*>out, <const Py_UCS1*>plain[0], m, S, ip6, nip6, capip6)
 
 
 # ---- step 7: overlaps
@@ -2763,15 +2832,8 @@ def scan(str text):
         norm = out
         with nogil:
             if kind == 1:
-                rc = _norm_needed1(<Py_UCS1*>data, n)
-                if rc:
-                    m = _normalize1(<Py_UCS1*>data, n, <Py_UCS1*>out, <Py_UCS1**>&plain, rc)
-                    if m == -2:
-                        m = _normalize(<Py_UCS1*>data, n, <Py_UCS1*>out, &offs, <Py_UCS1**>&plain)
-                else:   # the normalized text is the text itself
-                    norm = data
-                    m = n
-                rc = -1 if m < 0 else _scan_buf(<Py_UCS1*>norm, <Py_UCS1*>plain, m, &S, &ip6, &nip6, &capip6)
+                rc = _scan1(<const Py_UCS1*>data, n, <Py_UCS1*>out, &S, &ip6, &nip6, &capip6, &offs,
+                            <Py_UCS1**>&plain, <const Py_UCS1**>&norm, &m)
             elif kind == 2:
                 m = _normalize(<Py_UCS2*>data, n, <Py_UCS2*>out, &offs, <Py_UCS2**>&plain)
                 rc = -1 if m < 0 else _scan_buf(<Py_UCS2*>out, <Py_UCS2*>plain, m, &S, &ip6, &nip6, &capip6)
@@ -2850,16 +2912,21 @@ def _stage_times(str text):
     memset(&S, 0, sizeof(State))
     times = {}
     t0 = perf_counter()
-    m = n
-    rc = _norm_needed1(data, n)
-    if rc:
+    rc = _fold1(data, n, out)
+    if rc == 1:
         norm = out
-        m = _normalize1(data, n, out, &plain, rc)
-        if m == -2:
-            m = _normalize(data, n, out, &offs, &plain)
     t1 = perf_counter(); times["normalize"] = t1 - t0
-    S.plain = plain
-    _lex(norm, m, &S, &ip6, &nip6, &capip6)
+    S.check_homo = True
+    rc = _lex(norm, n, &S, &ip6, &nip6, &capip6) if rc != 2 else -2
+    S.check_homo = False
+    m = n
+    if rc == -2:   # the rare path of _scan1: full normalization, lexed again
+        S.ntok = S.ncand = 0
+        nip6 = 0
+        m = _normalize(data, n, out, &offs, &plain)
+        norm = out
+        S.plain = plain
+        _lex(norm, m, &S, &ip6, &nip6, &capip6)
     t2 = perf_counter(); times["words+chunks+windows+anchors+specials"] = t2 - t1
     _terms(norm, m, &S)
     t3 = perf_counter(); times["terms"] = t3 - t2

@@ -122,3 +122,14 @@ def test_long_chains_of_overlapping_candidates():
        st.sampled_from(["", " ", ".", "-", "/", "@"]))
 def test_dense_overlaps(parts, sep):
     _same(sep.join(parts))
+
+
+@pytest.mark.parametrize("tail", ["CPF 529.982.247-2O", "O1234567", "l23.456.789-09", "I0I", "añO 1l0",
+                                  "x2O", "GB47IAUC41", "1O1 \u00aa", "\u00b2l", "l\u00b2", "12\u00ad34"])
+def test_homoglyph_runs_late_in_the_text(tail):
+    # the lexer meets a digit/O/l/I run only after it has found tokens, candidates and gates:
+    # when the homoglyph step changes it, everything found so far is dropped and found again
+    head = ("password=hunter2! sk-" + "a" * 40 + " ana.silva@gov.br 192.168.0.1 2001:db8::1 "
+            "CPF 529.982.247-25 paciente com diabetes TOP SECRET CID E11.9 ")
+    for text in (head + tail, head * 20 + tail, tail + " " + head, head + tail + " " + head):
+        _same(text)
