@@ -662,8 +662,8 @@ class _Connection(asyncio.Protocol):
         transport.close()
         if transport.get_write_buffer_size():
             self.lingering = True
-            self.linger_until = now = self.loop.time() + self.server.body_timeout
-            self._arm(now)
+            self.linger_until = self.loop.time() + self.server.body_timeout
+            self._arm(self.linger_until)
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         """Answer an error (after the request being handled, if any), then close."""
@@ -745,7 +745,7 @@ class _Connection(asyncio.Protocol):
         if self.busy or self.lingering:
             self.transport.abort()  # a client that stopped reading our answer, or the end of lingering
         elif self.state != _BODY:
-            self.transport.close()  # a slow or absent head, or an idle keep-alive
+            self._close()  # a slow or absent head, or an idle keep-alive
         else:
             self._refuse(408, "request_timeout", "the request body stalled")
 
