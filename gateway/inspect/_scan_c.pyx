@@ -1149,8 +1149,10 @@ DEF W3_WORDS = 512   # (1 << W3_BITS) / 64
 cdef uint64_t _W3[W3_WORDS]   # bit set: some keyword word has these first two
                                           # letters, last letter and length (a 4 KB filter)
 
-cdef inline uint64_t _w3_bit(uint64_t f3, uint64_t L) noexcept nogil:
-    return (((f3 << 5) | L) * 0x9E3779B97F4A7C15ULL) >> (64 - W3_BITS)
+cdef inline uint64_t _w3_bit(uint64_t c0, uint64_t c1, uint64_t z, uint64_t L) noexcept nogil:
+    """Bit of the filter for a word of length L with first letters c0 c1 (c1 = 0 for one letter)
+    and last letter z, all lower case."""
+    return ((c0 | (c1 << 8) | (z << 16) | (L << 24)) * 0x9E3779B97F4A7C15ULL) >> (64 - W3_BITS)
 cdef int _MAX_WORD_LEN = 0   # longest word of any keyword phrase
 # non-ASCII token character -> the ASCII character fold_word makes of it (0: not ASCII)
 cdef uint8_t _WF[WF_LIMIT]
@@ -1274,15 +1276,14 @@ def _init_words():
         _W2LEN[i] = 0
     for i in range(128):
         _AZ[i] = (ord(chr(i).lower()) - 96) if chr(i).isascii() and chr(i).isalpha() else 0
-    assert _MAX_WORD_LEN < 32
+    assert _MAX_WORD_LEN <= 16   # _word_id_ascii packs a word into two 64-bit keys
     assert W3_WORDS * 64 == 1 << W3_BITS
     for i in range(W3_WORDS):
         _W3[i] = 0
     for w in words:
         _W1LEN[ord(w[0])] |= 1 << len(w)
         if w.isalpha() and w.isascii():
-            b = _w3_bit(((ord(w[0]) - 96) * 27 + (ord(w[1]) - 96 if len(w) > 1 else 0)) * 27
-                        + ord(w[-1]) - 96, len(w))
+            b = _w3_bit(ord(w[0]), ord(w[1]) if len(w) > 1 else 0, ord(w[-1]), len(w))
             _W3[b >> 6] |= 1ULL << (b & 63)
         if "a" <= w[0] <= "z" and (len(w) == 1 or "a" <= w[1] <= "z"):
             _W2LEN[(ord(w[0]) - 96) * 27 + (ord(w[1]) - 96 if len(w) > 1 else 0)] |= 1 << len(w)
@@ -2185,11 +2186,10 @@ cdef inline int _word1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t 
     cdef Py_ssize_t L = j - i
     cdef uint32_t c = s[i]
     cdef uint32_t c1 = s[i + 1] if L > 1 else 0
-    cdef uint32_t f3 = (_AZ[c] * 27 + _AZ[c1]) * 27 + _AZ[s[j - 1]]
     cdef int32_t wid = -1
     # a keyword word with these first two letters, this last one and this length
-    cdef uint64_t b = _w3_bit(f3, <uint64_t>L)
-    if L < 32 and (_W3[b >> 6] >> (b & 63)) & 1:
+    cdef uint64_t b = _w3_bit(c | 0x20, c1, s[j - 1] | 0x20, <uint64_t>L)
+    if L <= 16 and (_W3[b >> 6] >> (b & 63)) & 1:
         wid = _word_id_ascii(s, m, i, L)
     if wid >= 0:
         if _push_token(s, i, j, wid, L == 1 and c <= 90, S, prev_kept) < 0:
@@ -2198,7 +2198,7 @@ cdef inline int _word1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t 
         prev_kept[0] = False
     # of the anchor rules, a capital or letter followed by letters can start only the secret
     # and JWT prefixes (ICD-10 needs digits)
-    if i + 1 < m and s[i + 1] < 128 and _PREFIX_TWO[c * 128 + s[i + 1]] and (
+    if (c1 or (i + 1 < m and s[i + 1] < 128)) and _PREFIX_TWO[c * 128 + s[i + 1]] and (
             i == 0 or not _c(s[i - 1], C_SECB)):
         _secret_gate(s, m, i, S)
     if L == 1 and 65 <= c <= 90:   # one capital: a chunk that may start a window
@@ -2385,8 +2385,15 @@ cdef inline Py_ssize_t _chunk_end(const uchar_t* s, Py_ssize_t m, Py_ssize_t a) 
     """End of the chunk starting at a: the end of the [0-9A-Za-zÑñ] run, or the next x between
     two ASCII digits (a phone extension starts a chunk)."""
     cdef Py_ssize_t x = a + 1
-    while x < m and _chunkch(s[x]):
-        if s[x] == 120 and x + 1 < m and _c(s[x - 1], C_DIGIT) and _c(s[x + 1], C_DIGIT):
+    cdef uint32_t c
+    while x < m:
+        c = s[x]
+        if uchar_t is Py_UCS1:
+            if not (_K1[c] & K_CH):
+                break
+        elif not _chunkch(c):
+            break
+        if c == 120 and x + 1 < m and _c(s[x - 1], C_DIGIT) and _c(s[x + 1], C_DIGIT):
             return x
         x += 1
     return x
@@ -2407,7 +2414,7 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
     cdef bint plus, paren, all_digits, needs, same, loose_tail, ws, have_ctx
     cdef uint64_t ctxm = 0
     cdef uint32_t c
-    cdef uint8_t andk = K_DG, u
+    cdef uint8_t andk = K_DG, u, cb0 = 0, diff = 0
     have_ctx = False
     plus = cs > 0 and s[cs - 1] == 43 and (cs == 1 or not _isalnum(s[cs - 2]))
     paren = cs > 0 and s[cs - 1] == 40 and ce < m and s[ce] == 41
@@ -2450,14 +2457,13 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
             break
         # the compact value, upper case (chunk characters are all below 256: tables)
         if total == 0:
-            same = True
-            cb[0] = _UPC[s[js]]
+            cb0 = _UPC[s[js]]
         for x in range(js, je):
             c = s[x]
             andk &= _K1[c]
             u = _UPC[c]
             cb[total] = u
-            same = same and u == cb[0]
+            diff |= u ^ cb0
             if plain != NULL:
                 rb[total] = _UPC[plain[x]]
                 if rb[total] != u:
@@ -2465,7 +2471,7 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
             total += 1
         all_digits = (andk & K_DG) != 0
         # one character repeated ("111.111.111-11") is never a value: skip this window
-        if same:
+        if diff == 0:
             if h < 0 and not (plus and all_digits):
                 break
             continue
