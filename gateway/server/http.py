@@ -60,6 +60,8 @@ LINGER_SECONDS = 2.0
 this long, so the client reads the error instead of a reset (a close with unread input sends RST)."""
 LINGER_BYTES = 1 << 20
 """…or until this many bytes were discarded, whichever comes first."""
+MAX_HEADERS = 256
+"""Most header fields in one request (431 beyond); SDK clients send about 20."""
 WRITE_HIGH_WATER = 64 * 1024
 """Unsent response bytes at which ``StreamWriter.write`` waits for the client to read."""
 
@@ -478,7 +480,10 @@ class _Connection(asyncio.Protocol):
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.raw_headers.append((name, value))
+        raw = self.raw_headers
+        raw.append((name, value))
+        if len(raw) > MAX_HEADERS:  # each one is a Python call: bound the work a 64 KB head can cause
+            raise _Refuse(431, "headers_too_large", "too many request headers")
 
     def on_headers_complete(self) -> None:
         parser = self.parser

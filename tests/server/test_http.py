@@ -289,6 +289,12 @@ async def head_too_large_is_431():
         status, _, _ = await read_response(r)
         assert status == 431
         w.close()
+    async with serving() as (_, port):  # and their number, however small they are
+        for count, expected in ((256, 200), (257, 431)):
+            r, w = await connect(port)
+            w.write(b"GET / HTTP/1.1\r\n" + b"a: b\r\n" * count + b"\r\n")
+            assert (await read_response(r))[0] == expected, count
+            w.close()
 
 
 async def malformed_is_400():
