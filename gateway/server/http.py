@@ -477,7 +477,13 @@ class _Connection(asyncio.Protocol):
         self.raw_headers = []
 
     def on_url(self, url: bytes) -> None:
-        self.url += url
+        u = self.url
+        if not u:
+            self.url = url
+        elif type(u) is bytes:  # the request line spans reads: grow in place, not quadratically
+            self.url = bytearray(u) + url
+        else:
+            u += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         raw = self.raw_headers
@@ -491,6 +497,8 @@ class _Connection(asyncio.Protocol):
         raw = self.raw_headers
         self.raw_headers = []  # trailers, if any, land here and are dropped: never request headers
         url = self.url
+        if type(url) is not bytes:
+            url = bytes(url)
         if b"#" in url:  # a fragment is never sent by a browser; drop it if a client does
             url = url.partition(b"#")[0]
         path, _, query = url.partition(b"?")
