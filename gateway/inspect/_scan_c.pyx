@@ -2693,18 +2693,30 @@ cdef Py_ssize_t _resolve(State* S, uint8_t* used) noexcept nogil:
         else:
             qsort(&c[i], j - i, sizeof(Cand), _cmp_cand)
         acc = i
-        for x in range(i, j):
-            free_span = True
-            for y in range(c[x].s, c[x].e):
-                if used[y]:
-                    free_span = False
-                    break
-            if free_span:
-                memset(used + c[x].s, 1, c[x].e - c[x].s)
-                c[acc] = c[x]
-                acc += 1
-        for x in range(i, acc):
-            memset(used + c[x].s, 0, c[x].e - c[x].s)
+        if j - i <= SMALL_CLUSTER:
+            # against the winners so far (a per-character map would cost a cache miss or two)
+            for x in range(i, j):
+                free_span = True
+                for y in range(i, acc):
+                    if c[x].s < c[y].e and c[y].s < c[x].e:
+                        free_span = False
+                        break
+                if free_span:
+                    c[acc] = c[x]
+                    acc += 1
+        else:
+            for x in range(i, j):
+                free_span = True
+                for y in range(c[x].s, c[x].e):
+                    if used[y]:
+                        free_span = False
+                        break
+                if free_span:
+                    memset(used + c[x].s, 1, c[x].e - c[x].s)
+                    c[acc] = c[x]
+                    acc += 1
+            for x in range(i, acc):
+                memset(used + c[x].s, 0, c[x].e - c[x].s)
         # the winners by start (they do not overlap, so their starts differ)
         if acc - i <= SMALL_CLUSTER:
             for x in range(i + 1, acc):
