@@ -30,9 +30,12 @@ class Breaker:
         """May a request be sent now (closed or half-open)?"""
         return self.state != OPEN
 
-    def success(self) -> None:
+    def success(self) -> bool:
+        """Record a success; True when the circuit was open or half-open (it is closed now)."""
+        was_open = self._opened_at is not None
         self._count = 0
         self._opened_at = None
+        return was_open
 
     def failure(self) -> None:
         self._count += 1

@@ -39,8 +39,8 @@ class Target:
                 self.auth_headers = [(b"authorization", b"Bearer " + key.encode())]
 
     def success(self) -> None:
-        self.breaker.success()
-        self.gauge.set(self.breaker.state)
+        if self.breaker.success():  # the gauge changes only when the circuit closes (once, not per request)
+            self.gauge.set(self.breaker.state)
 
     def failure(self) -> None:
         self.breaker.failure()
