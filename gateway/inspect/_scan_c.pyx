@@ -744,7 +744,7 @@ def check(str name, str value):
 
 from cpython.unicode cimport PyUnicode_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int16_t, int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc
 from libc.string cimport memcpy
 
@@ -880,12 +880,19 @@ cdef extern from *:
     #else
     static inline int sob_byte(uint64_t m) { return __builtin_ctzll(m) >> 3; }
     #endif
+    static inline void sob_store8(unsigned char* p, uint64_t x) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        x = __builtin_bswap64(x);
+    #endif
+        memcpy(p, &x, 8);
+    }
     #define SOB_ONES 0x0101010101010101ULL
     #define SOB_HIGHS 0x8080808080808080ULL
     """
     const uint64_t ONES "SOB_ONES"      # 0x01 in every byte
     const uint64_t HIGHS "SOB_HIGHS"    # 0x80 in every byte
     uint64_t sob_load8(const uint8_t* p) noexcept nogil
+    void sob_store8(uint8_t* p, uint64_t x) noexcept nogil
     uint64_t sob_load_tail(const uint8_t* p, Py_ssize_t k) noexcept nogil
     int sob_byte(uint64_t m) noexcept nogil   # index of the lowest byte set in a non-zero mask
 
@@ -1366,6 +1373,8 @@ cdef uint64_t _LT_KEY[LT_SIZE]     # layout (chunk lengths, 6 bits each) or a pr
 cdef int32_t _LT_OFF[LT_SIZE]
 cdef int32_t _LT_N[LT_SIZE]        # detectors of that exact layout (0: only a prefix)
 cdef int32_t _LT_DETS[4096]
+cdef int16_t _LT_D1[64]        # slot of the layout (L), or -1: direct, for the first chunk
+cdef int16_t _LT_D2[64 * 64]   # slot of the layout (L0, L1), or -1: direct, for the second
 
 cdef inline uint64_t _lkey(uint64_t key, int length, int k) noexcept nogil:
     return key | (<uint64_t>length << (6 * k))
@@ -1412,6 +1421,10 @@ def _init_detectors():
         for k in range(1, len(lengths)):
             prefixes.add(lengths[:k])
     assert len(prefixes | set(_D.LAYOUTS)) < LT_SIZE // 2
+    for i in range(64):
+        _LT_D1[i] = -1
+    for i in range(64 * 64):
+        _LT_D2[i] = -1
     for lengths in sorted(prefixes | set(_D.LAYOUTS)):
         ds = _D.LAYOUTS.get(lengths, ())
         key = 0
@@ -1421,6 +1434,10 @@ def _init_detectors():
         while _LT_KEY[h]:
             h = (h + 1) & (LT_SIZE - 1)
         _LT_KEY[h] = key
+        if len(lengths) == 1:
+            _LT_D1[key] = h
+        elif len(lengths) == 2:
+            _LT_D2[key] = h
         _LT_OFF[h] = n
         _LT_N[h] = len(ds)
         for d in ds:
@@ -2384,8 +2401,21 @@ cdef int _add_chunk(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t a, Py_s
 cdef inline Py_ssize_t _chunk_end(const uchar_t* s, Py_ssize_t m, Py_ssize_t a) noexcept nogil:
     """End of the chunk starting at a: the end of the [0-9A-Za-zÑñ] run, or the next x between
     two ASCII digits (a phone extension starts a chunk)."""
-    cdef Py_ssize_t x = a + 1
+    cdef Py_ssize_t x = a + 1, k
     cdef uint32_t c
+    cdef uint64_t x64, y, stop
+    if uchar_t is Py_UCS1:
+        # 8 at a time: the first byte that is no ASCII letter or digit ends the chunk, unless it
+        # is Ñ/ñ or an x came before it (the loop below decides those)
+        x64 = _load_le(s, x, m)
+        y = x64 & ~HIGHS
+        stop = ~((_sw_range(y, 48, 57) | _sw_range(y, 65, 90) | _sw_range(y, 97, 122))
+                 & ~(x64 & HIGHS)) & HIGHS
+        if stop:
+            k = sob_byte(stop)
+            if not (_sw_eq(y, 120) & ~(x64 & HIGHS) & ((1ULL << (8 * k)) - 1)) and \
+                    (x + k >= m or (s[x + k] != 0xD1 and s[x + k] != 0xF1)):
+                return x + k
     while x < m:
         c = s[x]
         if uchar_t is Py_UCS1:
@@ -2414,7 +2444,9 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
     cdef bint plus, paren, all_digits, needs, same, loose_tail, ws, have_ctx
     cdef uint64_t ctxm = 0
     cdef uint32_t c
-    cdef uint8_t andk = K_DG, u, cb0 = 0, diff = 0
+    cdef uint8_t andk = K_DG, u, cb0 = 0
+    cdef uint64_t diff = 0, x64, bm
+    cdef Py_ssize_t nb
     have_ctx = False
     plus = cs > 0 and s[cs - 1] == 43 and (cs == 1 or not _isalnum(s[cs - 2]))
     paren = cs > 0 and s[cs - 1] == 40 and ce < m and s[ce] == 41
@@ -2452,13 +2484,32 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
         # no layout starts with these chunk lengths: no longer window can match either
         key = _lkey(key, L, k)
         k += 1
-        h = _layout(key)
+        # (L <= _MAX_COMPACT < 64: the first two levels are direct tables)
+        h = _LT_D1[L] if k == 1 else (_LT_D2[key] if k == 2 else _layout(key))
         if h < 0 and not plus:
             break
         # the compact value, upper case (chunk characters are all below 256: tables)
         if total == 0:
             cb0 = _UPC[s[js]]
-        for x in range(js, je):
+        x = js
+        if uchar_t is Py_UCS1:
+            if plain == NULL:
+                # 8 at a time while they are ASCII (Ñ and ñ, above 0x7F, go one by one below)
+                while x < je:
+                    x64 = _load_le(s, x, m)
+                    nb = je - x if je - x < 8 else 8
+                    bm = ~0ULL if nb == 8 else (1ULL << (8 * nb)) - 1
+                    if x64 & HIGHS & bm:
+                        break
+                    x64 &= bm
+                    x64 -= _sw_range(x64, 97, 122) >> 2        # lower case -> upper case
+                    if (_sw_range(x64, 48, 57) ^ HIGHS) & bm:  # a byte that is no digit
+                        andk = 0
+                    diff |= (x64 ^ (cb0 * ONES)) & bm
+                    sob_store8(cb + total, x64)   # (cb has room for 8 past the longest value)
+                    total += nb
+                    x += nb
+        while x < je:
             c = s[x]
             andk &= _K1[c]
             u = _UPC[c]
@@ -2469,6 +2520,7 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
                 if rb[total] != u:
                     rawdiff = True
             total += 1
+            x += 1
         all_digits = (andk & K_DG) != 0
         # one character repeated ("111.111.111-11") is never a value: skip this window
         if diff == 0:
