@@ -1289,9 +1289,8 @@ def _init_words():
         _W3[i] = 0
     for w in words:
         _W1LEN[ord(w[0])] |= 1 << len(w)
-        if w.isalpha() and w.isascii():
-            b = _w3_bit(ord(w[0]), ord(w[1]) if len(w) > 1 else 0, ord(w[-1]), len(w))
-            _W3[b >> 6] |= 1ULL << (b & 63)
+        b = _w3_bit(ord(w[0]), ord(w[1]) if len(w) > 1 else 0, ord(w[-1]), len(w))
+        _W3[b >> 6] |= 1ULL << (b & 63)
         if "a" <= w[0] <= "z" and (len(w) == 1 or "a" <= w[1] <= "z"):
             _W2LEN[(ord(w[0]) - 96) * 27 + (ord(w[1]) - 96 if len(w) > 1 else 0)] |= 1 << len(w)
     assert len(words) < 1023 and all(w.isascii() and 0 < len(w) <= MAX_WORD for w in words)
@@ -1511,6 +1510,13 @@ cdef inline bint _tokch_fast(uint32_t c) noexcept nogil:
     return Py_UNICODE_ISALNUM(c) and not Py_UNICODE_ISDECIMAL(c)
 
 
+cdef inline uint32_t _fold_ch(uint32_t c) noexcept nogil:
+    """The ASCII letter fold_word makes of the token character c, or 0 when it makes none."""
+    if c < 128:
+        return c | 0x20
+    return _WF[c] if c < WF_LIMIT else 0
+
+
 cdef int _add_token(const uchar_t* s, Py_ssize_t i, Py_ssize_t j, State* S,
                     bint* prev_kept) noexcept nogil:
     """Word token s[i:j]: kept when it is a word of some keyword phrase (the others can neither
@@ -1525,13 +1531,13 @@ cdef int _add_token(const uchar_t* s, Py_ssize_t i, Py_ssize_t j, State* S,
     cdef bint poison, cased, lower
     cdef int32_t wid = -1
     cdef Tok* tk
-    c = s[i]
-    if c < 128:
-        f = <uint8_t>(c | 0x20)
-    else:
-        f = _WF[c] if c < WF_LIMIT else 0
-    # cheap filter: some keyword word has this first letter and this length
-    if j - i <= _MAX_WORD_LEN and f < 128 and (_W1LEN[f] >> (j - i)) & 1:
+    cdef uint32_t f0 = _fold_ch(s[i])
+    cdef uint32_t f1 = _fold_ch(s[i + 1]) if j - i > 1 else 0
+    cdef uint32_t z = _fold_ch(s[j - 1])
+    cdef uint64_t b = _w3_bit(f0, f1, z, <uint64_t>(j - i))
+    # cheap filter: some keyword word has these first two letters, last letter and length
+    # (a letter folding to no ASCII letter is in no keyword word)
+    if j - i <= _MAX_WORD_LEN and f0 and z and (j - i == 1 or f1) and (_W3[b >> 6] >> (b & 63)) & 1:
         wl = 0
         h = FNV0
         poison = cased = lower = False
