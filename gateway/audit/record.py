@@ -128,7 +128,7 @@ def _code(value: Any) -> str | None:
     """A string the gateway itself produced (endpoint, level, decision id): checked for shape only."""
     if value is None:
         return None
-    if value in _CODES:  # endpoints, levels, jurisdictions: a handful, on every request
+    if type(value) is str and value in _CODES:  # endpoints, levels, jurisdictions: a handful, on every request
         return value
     s = str(value)
     if not _CODE.match(s):
