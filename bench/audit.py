@@ -24,6 +24,17 @@ the engine's Decision, the routed upstream, the findings of the Cython inspector
    two totals.
 
 The acceptance bar is auditing < 5 % of gateway throughput.
+
+Shared machines make CPU-time differences noisy (±20 % between identical rounds). For a deterministic
+comparison, ``--arm none|append|record --requests N`` sends N chat requests (16 concurrent clients,
+after 64 to warm up) through the Harness with one audit stage and exits; run it under cachegrind for
+two values of N, and the difference divided by the difference in N is instructions and cache misses
+per request::
+
+    for n in 48 208; do valgrind --tool=cachegrind --cache-sim=yes --cachegrind-out-file=/dev/null \
+        .venv/bin/python bench/audit.py --arm record --requests $n 2>&1 | grep -E "I +refs|I1 +misses|D1 +misses"; done
+
+(valgrind hides SHA-NI, so SHA-256 counts several times its real share there.)
 """
 
 from __future__ import annotations
@@ -318,6 +329,47 @@ async def gateway_cpu(n: int, repeat: int, concurrency: int = 16) -> dict[str, f
     return res
 
 
+async def one_arm(arm: str, n: int) -> None:
+    """``n`` chat requests from 16 concurrent clients through the Harness with one audit stage (see the
+    module docstring: for cachegrind)."""
+    import aiohttp
+    import orjson
+
+    from gateway.server import proxy
+    from gateway.testing.harness import Harness
+
+    real_build = proxy.build_record
+    with tempfile.TemporaryDirectory(prefix="soberana-bench-arm-") as d:
+        async with Harness(d) as h:
+            state = h.holder.current
+            log = state.audit
+
+            class Via:
+                def append(self, ex) -> None:
+                    log.record(ex, state.ring)
+
+                def __getattr__(self, name):
+                    return getattr(log, name)
+
+            if arm == "none":
+                proxy.build_record, state.audit = (lambda ex, ring: {}), NoopSink()
+            elif arm == "record":
+                proxy.build_record, state.audit = (lambda ex, ring: ex), Via()
+            hdr = {"Authorization": f"Bearer {h.keys['br']}", "Content-Type": "application/json"}
+            body = orjson.dumps({"model": "llama-3.3-70b", "messages": [
+                {"role": "user", "content": TEXT1 + " " + TEXT2}]})
+            async with aiohttp.ClientSession() as s:
+                async def client(k: int) -> None:
+                    for _ in range(k):
+                        async with s.post(h.url + "/v1/chat/completions", data=body, headers=hdr) as r:
+                            await r.read()
+                            assert r.status == 200, r.status
+
+                await asyncio.gather(*(client(4) for _ in range(16)))
+                await asyncio.gather(*(client(n // 16) for _ in range(16)))
+            proxy.build_record, state.audit = real_build, log
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=20000)
@@ -325,7 +377,13 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--gateway-requests", type=int, default=1000,
                     help="requests per arm through a real gateway on loopback (0 skips it)")
+    ap.add_argument("--arm", choices=("none", "append", "record"),
+                    help="only send --requests requests through the gateway with this audit stage (for cachegrind)")
+    ap.add_argument("--requests", type=int, default=160)
     args = ap.parse_args()
+    if args.arm:
+        asyncio.run(one_arm(args.arm, args.requests))
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="soberana-bench-audit-"))
     ring = init_keys(tmp / "keys")
     n = args.records
