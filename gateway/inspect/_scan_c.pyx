@@ -2314,7 +2314,9 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
                     while j < m and 48 <= s[j] <= 57:
                         j += 1
                 if j == m or not (_L1[s[j]] & (K_CH | K_TOK)):
-                    if (i == 0 or s[i - 1] != 46) and _ipv4(s, m, i, S) < 0:
+                    # an IPv4 address starts with 1-3 digits and a dot
+                    if j - i <= 3 and j < m and s[j] == 46 and (i == 0 or s[i - 1] != 46) and \
+                            _ipv4(s, m, i, S) < 0:
                         return -1
                     if _window(s, m, S, i, j) < 0:
                         return -1
