@@ -1132,12 +1132,6 @@ cdef inline bint _isalnum(uint32_t c) noexcept nogil:
         return (_CLS[c] & C_ALNUM) != 0
     return Py_UNICODE_ISALNUM(c)
 
-cdef inline bint _tokch(uint32_t c) noexcept nogil:
-    """A character of a word token: isalnum(), not isdecimal(), not '_'."""
-    if c < 128:
-        return (_CLS[c] & (C_LOWER | C_UPPER)) != 0
-    return Py_UNICODE_ISALNUM(c) and not Py_UNICODE_ISDECIMAL(c)
-
 cdef inline bint _chunkch(uint32_t c) noexcept nogil:
     if c < 128:
         return (_CLS[c] & C_ALNUM) != 0
@@ -1148,9 +1142,6 @@ cdef inline bint _chunkch(uint32_t c) noexcept nogil:
 DEF WF_LIMIT = 0x30000
 DEF MAX_WORD = 40
 cdef uint8_t _TOK1[256]      # code point < 256 -> 1 when it is a word-token character
-cdef uint64_t _W1LEN[128]    # first folded character -> bit L set when a keyword word of length L starts with it
-cdef uint64_t _W2LEN[27 * 27]  # same for the first two letters (a-z -> 1..26; one-letter words: 0)
-cdef uint8_t _AZ[128]        # ASCII letter -> 1..26 (either case), else 0
 DEF W3_BITS = 15
 DEF W3_WORDS = 512   # (1 << W3_BITS) / 64
 cdef uint64_t _W3[W3_WORDS]   # bit set: some keyword word has these first two
@@ -1277,22 +1268,13 @@ def _init_words():
     words = sorted({w for ph in tables for w in ph.split(" ")})
     _MAX_WORD_LEN = max(len(w) for w in words)
     assert _MAX_WORD_LEN < 64
-    for i in range(128):
-        _W1LEN[i] = 0
-    for i in range(27 * 27):
-        _W2LEN[i] = 0
-    for i in range(128):
-        _AZ[i] = (ord(chr(i).lower()) - 96) if chr(i).isascii() and chr(i).isalpha() else 0
     assert _MAX_WORD_LEN <= 16   # _word_id_ascii packs a word into two 64-bit keys
     assert W3_WORDS * 64 == 1 << W3_BITS
     for i in range(W3_WORDS):
         _W3[i] = 0
     for w in words:
-        _W1LEN[ord(w[0])] |= 1 << len(w)
         b = _w3_bit(ord(w[0]), ord(w[1]) if len(w) > 1 else 0, ord(w[-1]), len(w))
         _W3[b >> 6] |= 1ULL << (b & 63)
-        if "a" <= w[0] <= "z" and (len(w) == 1 or "a" <= w[1] <= "z"):
-            _W2LEN[(ord(w[0]) - 96) * 27 + (ord(w[1]) - 96 if len(w) > 1 else 0)] |= 1 << len(w)
     assert len(words) < 1023 and all(w.isascii() and 0 < len(w) <= MAX_WORD for w in words)
     for i in range(WT_SIZE):
         _WT_ID[i] = -1
@@ -1504,12 +1486,6 @@ cdef int _cand(State* S, int32_t s, int32_t e, int d) noexcept nogil:
 
 # ---- step 1: words
 
-cdef inline bint _tokch_fast(uint32_t c) noexcept nogil:
-    if c < 256:
-        return _TOK1[c]
-    return Py_UNICODE_ISALNUM(c) and not Py_UNICODE_ISDECIMAL(c)
-
-
 cdef inline uint32_t _fold_ch(uint32_t c) noexcept nogil:
     """The ASCII letter fold_word makes of the token character c, or 0 when it makes none."""
     if c < 128:
@@ -1592,23 +1568,6 @@ cdef inline int _push_token(const uchar_t* s, Py_ssize_t i, Py_ssize_t j, int32_
     tk.joined = False
     S.ntok += 1
     prev_kept[0] = True
-    return 0
-
-
-cdef int _tokens(const uchar_t* s, Py_ssize_t m, State* S) noexcept nogil:
-    """Word tokens (runs of isalnum() and not isdecimal() and not '_') of the whole text."""
-    cdef Py_ssize_t i = 0, j
-    cdef bint prev_kept = False
-    while i < m:
-        if not _tokch_fast(s[i]):
-            i += 1
-            continue
-        j = i + 1
-        while j < m and _tokch_fast(s[j]):
-            j += 1
-        if _add_token(s, i, j, S, &prev_kept) < 0:
-            return -1
-        i = j
     return 0
 
 
@@ -2111,45 +2070,6 @@ cdef inline int _anchor(const uchar_t* s, Py_ssize_t m, Py_ssize_t x, State* S,
     return 0
 
 
-cdef int _chunks(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* nip6,
-                 Py_ssize_t* capip6) noexcept nogil:
-    """Chunks ([0-9A-Za-zÑñ] runs) with their flags, the anchor rules at their starts, and the
-    special characters between them (see _special)."""
-    cdef Py_ssize_t i = 0, j, x, a, icd_next = 0, ip6_done = -1
-    cdef uint32_t c
-    cdef uint8_t t, orb, andb
-    cdef int flags
-    while i < m:
-        c = s[i]
-        if uchar_t is Py_UCS1:
-            t = _K1[c]
-        else:
-            t = _K1[c] if c < 256 else 0
-        if not (t & K_CH):
-            if t & K_SP:
-                if _special(s, m, i, S, ip6, nip6, capip6, &ip6_done) < 0:
-                    return -1
-            i += 1
-            continue
-        j = i + 1
-        orb = andb = t
-        while j < m:
-            c = s[j]
-            if uchar_t is Py_UCS1:
-                t = _K1[c]
-            else:
-                t = _K1[c] if c < 256 else 0
-            if not (t & K_CH):
-                break
-            orb |= t
-            andb &= t
-            j += 1
-        if _chunk_run(s, m, i, j, S, &icd_next, orb, andb) < 0:
-            return -1
-        i = j
-    return 0
-
-
 cdef inline int _chunk_run(const uchar_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t j, State* S,
                     Py_ssize_t* icd_next, uint8_t orb, uint8_t andb) noexcept nogil:
     """The chunk s[i:j] (or the chunks an x between digits splits it into), with its flags and
@@ -2264,7 +2184,7 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
     cdef uint32_t c
     cdef uint8_t k, orb, andb, o2, a2
     cdef uint64_t x64, low
-    cdef bint prev_kept = False, kw
+    cdef bint prev_kept = False
     while i < m:
         c = s[i]
         if uchar_t is Py_UCS1:
@@ -2339,20 +2259,9 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
         if S.check_homo and (orb & K_DG) and (orb & K_HG) and _homoglyph_change(s, m, i, j):
             return -2   # the homoglyph step changes this run: see _scan1
         if (andb & K_CH) and (andb & K_TOK):
-            # letters only: one token and one chunk. The first-letter/length filter of
-            # _add_token, inlined: most words are no keyword word.
-            c = s[i]
-            if c >= 128 or s[i + 1] >= 128 if j - i > 1 else c >= 128:
-                kw = True   # non-ASCII letters: the general path decides
-            elif j - i > _MAX_WORD_LEN:
-                kw = False
-            else:   # the first two letters and the length of some keyword word
-                kw = ((_W2LEN[_AZ[c] * 27 + (_AZ[s[i + 1]] if j - i > 1 else 0)] >> (j - i)) & 1) != 0
-            if kw:
-                if _add_token(s, i, j, S, &prev_kept) < 0:
-                    return -1
-            else:
-                prev_kept = False
+            # letters only: one token and one chunk
+            if _add_token(s, i, j, S, &prev_kept) < 0:
+                return -1
             if _chunk_run(s, m, i, j, S, &icd_next, orb, andb) < 0:
                 return -1
         else:
@@ -2446,10 +2355,10 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
     cdef uint8_t cb[72]
     cdef uint8_t rb[72]
     cdef bint rawdiff
-    cdef int total, k, L, d, chosen, fallback, mode, q, nd
+    cdef int total, k, L, d, chosen, fallback, mode, q
     cdef uint64_t key
     cdef int64_t h
-    cdef bint plus, paren, all_digits, needs, same, loose_tail, ws, have_ctx
+    cdef bint plus, paren, all_digits, needs, loose_tail, ws, have_ctx
     cdef uint64_t ctxm = 0
     cdef uint32_t c
     cdef uint8_t andk = K_DG, u, cb0 = 0
