@@ -34,8 +34,13 @@ VALUES = ["529.982.247-25", "52998224725", "11.222.333/0001-81", "12.ABC.345/01D
           "4111 1111 1111 1111", "GB82 WEST 1234 5698 7654 32", "+55 11 91234-5678", "(11) 3456-7890",
           "(+57) 320 715 60 67", "555-0100x1736", "192.168.0.1", "2001:db8::1", "ana.silva@gov.br",
           "j_doe+tag@mail.example.org", "password=hunter2!", "sk-" + "a" * 40, "CID E11.9",
-          "TOP SECRET", "HIV positivo", "câncer de mama", "Ñandú 12.345.678", "123871965 5"]
-WORDS = ["CPF", "cpf", "CNPJ", "RG", "cartão", "SUS", "CURP", "RFC", "RUT", "CUIT", "SSN", "IBAN",
+          "TOP SECRET", "HIV positivo", "câncer de mama", "Ñandú 12.345.678", "123871965 5",
+          # lower-case and mixed-case compact values, x and Ñ inside chunks, chunks over 8 bytes
+          "12.abc.345/01de-35", "boxw310820hnerxn09", "gb82 west 1234 5698 7654 32", "12x34x56",
+          "ABCÑ123456", "GODÑ561231GR8", "GB82WEST12345698765432", "4111111111111111",
+          "v-11470283-4", "+57 320 715 60 67", "1.2.3.4.5", "01.02.03.04"]
+WORDS = ["CPF", "cpf", "Cpf", "CNPJ", "RG", "cartão", "CARTÃO", "SUS", "CURP", "RFC", "RUT", "CUIT", "SSN", "IBAN",
+         "título", "número", "Número", "nº", "ñandú", "São",
          "tel", "telefone", "teléfono", "paciente", "patient", "card", "de", "da", "del", "y", "en",
          "secreto", "reservada", "diagnóstico", "contato", "email", "senha", "sit", "dolore",
          "consectetur", "a", "o", "e", "I", "O", "l", "x", "s", "sk", "ey", "eyJ", "A", "AKIA"]
