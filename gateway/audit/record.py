@@ -124,6 +124,12 @@ def _clean(value: Any, ring: KeyRing) -> str | None:
     return "fp:" + fingerprint(ring, s)
 
 
+def client_string(value: Any, ring: KeyRing) -> str | None:
+    """A string the client chose (an ``X-Request-Id``, a JWT subject) as the gateway may repeat it in
+    logs, records, traces and headers: itself when it is judged safe, else ``fp:<fingerprint>``."""
+    return _clean(value, ring)
+
+
 def _code(value: Any) -> str | None:
     """A string the gateway itself produced (endpoint, level, decision id): checked for shape only."""
     if value is None:

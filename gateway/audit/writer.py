@@ -198,7 +198,15 @@ class AuditLog:
             return self._successor._flush()
         lines = []
         for t, obj, ring in pending:
-            lines.append((t, obj if ring is None else build_record(obj, ring)))
+            if ring is None:
+                lines.append((t, obj))
+                continue
+            try:
+                lines.append((t, build_record(obj, ring)))
+            except Exception as e:  # one bad record must not lose the others of this turn (type only: no values)
+                self._appended -= 1
+                log.error("building the audit record failed for request %s: %s",
+                          getattr(obj, "request_id", "?"), type(e).__name__)
         lock = self._lock
         lock.acquire()  # (not ``with``: the context manager costs more)
         try:

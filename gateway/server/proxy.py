@@ -17,7 +17,7 @@ import orjson
 
 from gateway import metrics
 from gateway.app import State
-from gateway.audit.record import build_record
+from gateway.audit.record import build_record, client_string
 from gateway.audit.writer import AuditUnavailable
 from gateway.auth.authenticator import AuthError
 from gateway.dialects import ENDPOINTS, extract_segments, request_model, request_stream, write_segments
@@ -288,7 +288,11 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
 
 async def handle(request: Request, state: State) -> Response | None:
     """A proxied endpoint (SPEC section 5)."""
-    ex = Exchange(request.headers.get("x-request-id") or os.urandom(16).hex(), request.path, ENDPOINTS[request.path])
+    rid = request.headers.get("x-request-id")
+    # a client's id is repeated in logs, records, traces and the answer: a value that looks personal
+    # (a CPF, an e-mail) goes on as its fingerprint
+    rid = client_string(rid, state.ring) if rid else os.urandom(16).hex()
+    ex = Exchange(rid, request.path, ENDPOINTS[request.path])
     if state.tracing.enabled:
         ex.traceparent = request.headers.get("traceparent")
         ex.marks.append(("start", time.time_ns()))
@@ -320,8 +324,11 @@ def _finish(state: State, ex: Exchange) -> None:
                      route.cfg.residency if route is not None else "-", ex.outcome).inc()
     record = None
     try:
-        record = build_record(ex, state.ring)
-        state.audit.append(record)
+        if traced:  # tracing reads the record's cleaned strings
+            record = build_record(ex, state.ring)
+            state.audit.append(record)
+        else:  # built and chained with the other records of this turn of the event loop
+            state.audit.record(ex, state.ring)
     except AuditUnavailable:
         log.critical("audit record for request %s could not be queued", ex.request_id)
     except Exception as e:

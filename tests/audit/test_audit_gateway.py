@@ -21,7 +21,8 @@ def chat(model: str, text: str) -> bytes:
     return orjson.dumps({"model": model, "messages": [{"role": "user", "content": text}]})
 
 
-async def test_records_match_the_responses_and_hold_no_values(tmp_path):
+async def test_records_match_the_responses_and_hold_no_values(tmp_path, caplog):
+    caplog.set_level("DEBUG")
     async with Harness(tmp_path) as h:
         seen = []
         async with aiohttp.ClientSession() as s:
@@ -33,6 +34,7 @@ async def test_records_match_the_responses_and_hold_no_values(tmp_path):
             async with s.post(h.url + "/v1/chat/completions", data=chat("gpt-4o-mini", TEXT),
                               headers={"Authorization": "Bearer wrong-key", "X-Request-Id": CPF}) as r:
                 assert r.status == 401
+                assert r.headers["X-Request-Id"].startswith("fp:")  # not echoed, nor logged, as it came
         files = h.audit_files()
     assert len(files) == 1
     rep = verify_file(files[0], load_public_keys(tmp_path / "keys"))
@@ -49,6 +51,7 @@ async def test_records_match_the_responses_and_hold_no_values(tmp_path):
         assert rec["bytes_in"] > 0 and rec["decision"]["policy_revision"]
         if scan(TEXT):  # with the detectors in place the CPF is recorded, as a fingerprint
             assert "br.cpf" in [f["detector"] for f in rec["findings"]]
+    assert "52998224725" not in caplog.text.replace(".", "").replace("-", "")
     rejected = recs[2]
     assert rejected["outcome"] == "rejected" and rejected["principal"] is None
     assert rejected["request_id"].startswith("fp:")  # the client's X-Request-Id was a CPF
