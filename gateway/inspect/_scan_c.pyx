@@ -2184,7 +2184,7 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
     cdef uint32_t c
     cdef uint8_t k, orb, andb, o2, a2
     cdef uint64_t x64, low
-    cdef bint prev_kept = False
+    cdef bint prev_kept = False, word
     while i < m:
         c = s[i]
         if uchar_t is Py_UCS1:
@@ -2201,22 +2201,32 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
         orb = andb = k
         if uchar_t is Py_UCS1:
             if c < 128 and (k & K_TOK):
-                # the common word: an ASCII letter, then lower-case ASCII letters (8 at a time)
-                while j + 8 <= m:
-                    x64 = sob_load8(s + j)
-                    low = _sw_range(x64 & ~HIGHS, 97, 122) & ~(x64 & HIGHS)
-                    if low != HIGHS:
-                        j += sob_byte(~low & HIGHS)
+                # the common word: an ASCII letter, then lower-case ASCII letters (8 at a time);
+                # the next one, after one space, is taken here too
+                while True:
+                    while j + 8 <= m:
+                        x64 = sob_load8(s + j)
+                        low = _sw_range(x64 & ~HIGHS, 97, 122) & ~(x64 & HIGHS)
+                        if low != HIGHS:
+                            j += sob_byte(~low & HIGHS)
+                            break
+                        j += 8
+                    else:
+                        while j < m and 97 <= s[j] <= 122:
+                            j += 1
+                    word = j == m or not (_L1[s[j]] & (K_CH | K_TOK))
+                    if not word:
                         break
-                    j += 8
-                else:
-                    while j < m and 97 <= s[j] <= 122:
-                        j += 1
-                if j == m or not (_L1[s[j]] & (K_CH | K_TOK)):
                     if _word1(s, m, i, j, S, &prev_kept) < 0:
                         return -1
+                    if not (j + 1 < m and s[j] == 32 and s[j + 1] < 128 and (_L1[s[j + 1]] & K_TOK)):
+                        break
+                    i = j + 1
+                    j = i + 1
+                if word:
                     i = j
                     continue
+                orb = andb = _L1[s[i]]
                 for x in range(i + 1, j):   # the run goes on: its classes so far
                     orb |= _L1[s[x]]
                     andb &= _L1[s[x]]
