@@ -123,10 +123,9 @@ def build_handler(holder: StateHolder):
     routes[("GET", "/v1/models")] = proxy.list_models
     routes.update(ops.ROUTES)
 
-    async def dispatch(request):
-        route = routes.get((request.method, request.path))
-        if route is None:
-            return proxy.not_found(request)
-        return await route(request, holder.current)
+    def dispatch(request):
+        # returns the handler's coroutine rather than awaiting it: one frame less on every resume
+        route = routes.get((request.method, request.path), proxy.not_found)
+        return route(request, holder.current)
 
     return dispatch

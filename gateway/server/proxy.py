@@ -61,7 +61,7 @@ def _dialect_of_request(request: Request) -> str:
     return "anthropic" if "x-api-key" in request.headers or "anthropic-version" in request.headers else "openai"
 
 
-def not_found(request: Request) -> Response:
+async def not_found(request: Request, state: State) -> Response:
     """Any path that is not a proxied or ops endpoint: nothing uninspected passes."""
     return _error(_dialect_of_request(request), 404, "not_found", "no such endpoint")
 
@@ -124,10 +124,13 @@ def _split(actions: list[str], per: list[list[Finding]]) -> list[list[str]]:
 def _upstream_body(state: State, ex: Exchange, decision, target, attempt: int) -> tuple[str, bytes]:
     """The body to send to the chosen upstream: transformed, model renamed, translated if needed."""
     route = decision.route
-    actions = _split(decision.actions, ex.findings)
-    changed = any(a != "allow" for acts in actions for a in acts)
-    if any(a == "block" for acts in actions for a in acts):
-        raise Reject(403, "policy_blocked", "blocked by policy")  # decide() never routes a block; defence in depth
+    if decision.actions:
+        actions = _split(decision.actions, ex.findings)
+        changed = any(a != "allow" for acts in actions for a in acts)
+        if any(a == "block" for acts in actions for a in acts):
+            raise Reject(403, "policy_blocked", "blocked by policy")  # decide() never routes a block; defence in depth
+    else:  # nothing found: nothing to change
+        changed = False
     if not changed and route.model == ex.model and target.cfg.dialect == ex.dialect:
         return ex.endpoint, ex.body  # nothing to change: forward the caller's bytes as they are
     payload = orjson.loads(ex.body) if attempt else ex.payload
