@@ -1821,7 +1821,13 @@ cdef Py_ssize_t _icd10(const uchar_t* s, Py_ssize_t m, Py_ssize_t p, State* S) n
 
 DEF MAX_PREFIX = 64
 cdef uint8_t _PREFIX_FIRST[128]   # 1: some secret prefix (or eyJ) starts with this character
-cdef uint8_t _PREFIX_TWO[128 * 128]   # 1: some secret prefix (or eyJ) starts with these two
+cdef uint64_t _PREFIX_TWO[256]   # 128 x 128 bits: some secret prefix (or eyJ) starts with
+                                 # these two ASCII characters (2 KB: stays in cache)
+
+cdef inline bint _prefix_two(uint32_t a, uint32_t b) noexcept nogil:
+    """Whether some secret prefix (or eyJ) starts with the ASCII characters a, b."""
+    cdef uint32_t k = a * 128 + b
+    return (_PREFIX_TWO[k >> 6] >> (k & 63)) & 1
 cdef int _NPREFIX = 0
 cdef char _PREFIX[MAX_PREFIX][32]
 cdef int _PREFIX_LEN[MAX_PREFIX]
@@ -1832,13 +1838,15 @@ def _init_prefixes():
     for i in range(128):
         _PREFIX_FIRST[i] = 0
     for i in range(128 * 128):
-        _PREFIX_TWO[i] = 0
+        _PREFIX_TWO[i // 64] = 0
     _PREFIX_FIRST[ord("e")] = 1
-    _PREFIX_TWO[ord("e") * 128 + ord("y")] = 1
+    k = ord("e") * 128 + ord("y")
+    _PREFIX_TWO[k // 64] |= 1ULL << (k % 64)
     for prefix, _, _, _ in _D.SECRET_PATTERNS:
         assert len(prefix) >= 2 and prefix.isascii()
         _PREFIX_FIRST[ord(prefix[0])] = 1
-        _PREFIX_TWO[ord(prefix[0]) * 128 + ord(prefix[1])] = 1
+        k = ord(prefix[0]) * 128 + ord(prefix[1])
+        _PREFIX_TWO[k // 64] |= 1ULL << (k % 64)
         b = prefix.encode("ascii")
         # a prefix must start with [A-Za-z0-9]: the look-behind then makes it an anchor
         assert b[:1].isalnum() and len(b) < 32 and _NPREFIX < MAX_PREFIX
@@ -1854,7 +1862,7 @@ _init_prefixes()
 
 cdef void _secret_gate(const uchar_t* s, Py_ssize_t m, Py_ssize_t p, State* S) noexcept nogil:
     cdef int k
-    if p + 1 >= m or s[p + 1] >= 128 or not _PREFIX_TWO[s[p] * 128 + s[p + 1]]:
+    if p + 1 >= m or s[p + 1] >= 128 or not _prefix_two(s[p], s[p + 1]):
         return
     if s[p] == 101 and _starts_with(s, m, p, b"eyJ", 3):
         S.g_jwt = True
@@ -2141,7 +2149,7 @@ cdef inline int _word1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t 
         prev_kept[0] = False
     # of the anchor rules, a capital or letter followed by letters can start only the secret
     # and JWT prefixes (ICD-10 needs digits)
-    if (c1 or (i + 1 < m and s[i + 1] < 128)) and _PREFIX_TWO[c * 128 + s[i + 1]] and (
+    if (c1 or (i + 1 < m and s[i + 1] < 128)) and _prefix_two(c, s[i + 1]) and (
             i == 0 or not _c(s[i - 1], C_SECB)):
         _secret_gate(s, m, i, S)
     if L == 1 and 65 <= c <= 90:   # one capital: a chunk that may start a window
