@@ -1,0 +1,522 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The audit record line, compiled: the same bytes as ``build_record`` + ``chain.seal``, cheaper.
+
+``gateway.audit.record`` is the reference; this module is its twin for the writer's hot path. The
+Python path builds a dict of dicts and lets orjson sort and serialize it; here the canonical JSON
+(sorted keys, no spaces, orjson's escaping) is written straight into a C buffer in key order, so a
+record costs no dicts and no sort. Two steps, split where the writer's lock is:
+
+- ``prepare(ex, ring)`` (outside the lock): the record of ``ex`` as canonical JSON, in three pieces
+  around the members the chain adds (``prev`` between ``outcome`` and ``principal``; ``seq`` and
+  ``ts`` between ``request_id`` and ``upstream``), or None when anything is unusual (an odd type, a
+  float where an int was expected, a value the reference would turn into an incomplete record): the
+  caller then takes the Python path, which is the specification.
+- ``seal(parts, seq, ts, prev)`` (under the lock): the stored line, ``"hash"`` last, newline ended.
+
+What the record needs judged (client strings that may be personal data, principals, codes) is asked
+of the reference's own functions and memos, so both paths judge alike; only the frequent cases
+(a remembered safe string, the gateway's own request ids, ASCII normalization) are done here.
+"""
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy
+from libc.stdio cimport snprintf
+
+import hashlib
+
+import orjson
+
+from gateway.audit import record as _ref
+from gateway.auth.principal import Principal
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object)
+
+cdef object _OUTCOMES = _ref.OUTCOMES
+cdef dict _SAFE = _ref._SAFE      # the reference's memos, shared: one judgement for both paths
+cdef dict _CODES = _ref._CODES
+cdef object _ref_clean = _ref._clean
+cdef object _ref_code = _ref._code
+cdef object _ref_normalized = _ref._normalized
+cdef object _ref_principal = _ref._principal
+cdef dict _REF_PRINCIPALS = _ref._PRINCIPALS
+cdef object _dumps = orjson.dumps
+cdef object _chain_sha256 = hashlib.sha256  # OpenSSL (SHA-NI where the CPU has it) for the long line
+cdef object _hmac_sha256 = _ref._hmac_sha256
+
+cdef dict _KINDS = {}        # detector -> normalization kind (the reference's _kind)
+cdef dict _PRINCIPAL_JSON = {}  # Principal -> its canonical JSON, for callers judged wholly safe
+cdef Py_ssize_t _MAX_MEMO = _ref._SAFE_MAX
+cdef object _ring = None     # the last ring and its fingerprint pads (one identity check per value)
+cdef object _inner = None
+cdef object _outer = None
+
+cdef const char* _HEX = b"0123456789abcdef"
+
+
+class Unusual(Exception):
+    """Raised inside the encoder for anything left to the Python path (never escapes ``prepare``)."""
+
+
+# ------------------------------------------------------------------------------------- the buffer
+
+cdef struct Buf:
+    char* p
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int _grow(Buf* b, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t cap = b.cap * 2
+    cdef char* p
+    if cap < b.n + extra:
+        cap = b.n + extra + 256
+    p = <char*>realloc(b.p, cap)
+    if p == NULL:
+        raise MemoryError()
+    b.p, b.cap = p, cap
+    return 0
+
+
+cdef inline int _put(Buf* b, const char* s, Py_ssize_t n) except -1:
+    if b.n + n > b.cap:
+        _grow(b, n)
+    memcpy(b.p + b.n, s, n)
+    b.n += n
+    return 0
+
+
+cdef int _str(Buf* b, object s) except -1:
+    """``s`` (exactly a str) as orjson writes it: UTF-8, with ``"``, ``\\`` and controls escaped.
+    A lone surrogate raises (orjson refuses it too: the reference records it as invalid)."""
+    cdef Py_ssize_t n, i, start = 0
+    cdef const char* u
+    cdef unsigned char c
+    cdef char esc[6]
+    if type(s) is not str:
+        raise Unusual()
+    u = PyUnicode_AsUTF8AndSize(s, &n)
+    if b.n + n + 2 > b.cap:
+        _grow(b, n + 2)
+    b.p[b.n] = b'"'
+    b.n += 1
+    for i in range(n):
+        c = <unsigned char>u[i]
+        if c >= 0x20 and c != 0x22 and c != 0x5C:
+            continue
+        _put(b, u + start, i - start)
+        start = i + 1
+        if c == 0x22:
+            _put(b, b'\\"', 2)
+        elif c == 0x5C:
+            _put(b, b'\\\\', 2)
+        elif c == 0x08:
+            _put(b, b'\\b', 2)
+        elif c == 0x09:
+            _put(b, b'\\t', 2)
+        elif c == 0x0A:
+            _put(b, b'\\n', 2)
+        elif c == 0x0C:
+            _put(b, b'\\f', 2)
+        elif c == 0x0D:
+            _put(b, b'\\r', 2)
+        else:
+            esc[0], esc[1], esc[2], esc[3] = b'\\', b'u', b'0', b'0'
+            esc[4], esc[5] = _HEX[c >> 4], _HEX[c & 15]
+            _put(b, esc, 6)
+    _put(b, u + start, n - start)
+    _put(b, b'"', 1)
+    return 0
+
+
+cdef int _int(Buf* b, object v) except -1:
+    cdef char tmp[24]
+    cdef long long x
+    if type(v) is not int or not (-(1 << 62) < v < (1 << 62)):  # orjson's range is wider; rare: Python path
+        raise Unusual()
+    x = v
+    _put(b, tmp, snprintf(tmp, 24, b"%lld", x))
+    return 0
+
+
+cdef int _value(Buf* b, object v, int depth=0) except -1:
+    """A JSON value of the plain types orjson and this encoder agree on; anything else is Unusual."""
+    cdef type t = type(v)
+    cdef bytes raw
+    if v is None:
+        _put(b, b"null", 4)
+    elif t is str:
+        _str(b, v)
+    elif t is bool:
+        if v:
+            _put(b, b"true", 4)
+        else:
+            _put(b, b"false", 5)
+    elif t is int:
+        _int(b, v)
+    elif t is float:  # orjson's shortest form differs from repr (0.00001 vs 1e-05): ask orjson
+        raw = _dumps(v)
+        _put(b, PyBytes_AS_STRING(raw), len(raw))
+    elif (t is list or t is tuple) and depth < 4:
+        _put(b, b"[", 1)
+        for i, x in enumerate(v):
+            if i:
+                _put(b, b",", 1)
+            _value(b, x, depth + 1)
+        _put(b, b"]", 1)
+    elif t is dict and depth < 4:
+        keys = list(v)
+        for k in keys:
+            if type(k) is not str:  # orjson refuses them: the reference's record is invalid_record
+                raise Unusual()
+        keys.sort()  # code point order is UTF-8 byte order, orjson's OPT_SORT_KEYS
+        _put(b, b"{", 1)
+        for i, k in enumerate(keys):
+            if i:
+                _put(b, b",", 1)
+            _str(b, k)
+            _put(b, b":", 1)
+            _value(b, v[k], depth + 1)
+        _put(b, b"}", 1)
+    else:
+        raise Unusual()
+    return 0
+
+
+# ------------------------------------------------------------------------------ the judged strings
+
+cdef object _clean(object v, object ring):
+    if v is None:
+        return None
+    if type(v) is str and v in _SAFE:
+        return v
+    return _ref_clean(v, ring)
+
+
+cdef object _code(object v):
+    if v is None:
+        return None
+    if type(v) is str and v in _CODES:
+        return v
+    return _ref_code(v)
+
+
+cdef bint _our_id(object v):
+    """32 lowercase hex: an id the gateway made (the reference's first ``_OUR_ID`` form)."""
+    cdef Py_ssize_t n, i
+    cdef const char* u
+    cdef char c
+    if type(v) is not str or not PyUnicode_IS_ASCII(v):
+        return False
+    u = PyUnicode_AsUTF8AndSize(v, &n)
+    if n != 32:
+        return False
+    for i in range(32):
+        c = u[i]
+        if not (b'0' <= c <= b'9' or b'a' <= c <= b'f'):
+            return False
+    return True
+
+
+cdef int _principal(Buf* b, object p, object ring) except -1:
+    if p is None:
+        _put(b, b"null", 4)
+        return 0
+    cdef bytes cached = None
+    if type(p) is Principal:
+        cached = _PRINCIPAL_JSON.get(p)
+        if cached is not None:
+            _put(b, PyBytes_AS_STRING(cached), len(cached))
+            return 0
+    out = _ref_principal(p, ring)
+    if type(out) is not dict:
+        raise Unusual()
+    cdef Py_ssize_t start = b.n
+    _put(b, b'{"agency":', 10)
+    _value(b, out["agency"])
+    _put(b, b',"jurisdiction":', 16)
+    _value(b, out["jurisdiction"])
+    _put(b, b',"sub":', 7)
+    _value(b, out["sub"])
+    _put(b, b"}", 1)
+    # Remembered exactly when the reference remembered it: every string of it was judged safe.
+    if type(p) is Principal and p in _REF_PRINCIPALS:
+        if len(_PRINCIPAL_JSON) >= _MAX_MEMO:
+            _PRINCIPAL_JSON.clear()
+        _PRINCIPAL_JSON[p] = PyBytes_FromStringAndSize(b.p + start, b.n - start)
+    return 0
+
+
+# --------------------------------------------------------------------------------------- findings
+
+cdef enum:
+    _ID = 0
+    _EXACT = 1
+    _FOLDED = 2
+    _TEXT = 3
+
+
+cdef bytes _normalized(str det, str value):
+    """The reference's ``_normalized``: ASCII identifiers, e-mails and secrets here; text (a regex)
+    and non-ASCII values (NFKC) by the reference."""
+    cdef Py_ssize_t n, i, j, lo, hi
+    cdef const char* u
+    cdef unsigned char c
+    cdef bytes out
+    cdef char* o
+    if not PyUnicode_IS_ASCII(value):
+        return _ref_normalized(det, value)
+    kind = _KINDS.get(det)
+    if kind is None:
+        kind = _ref._kind(det)
+        if len(_KINDS) < 1024:
+            _KINDS[det] = kind
+    cdef int k = kind
+    u = PyUnicode_AsUTF8AndSize(value, &n)
+    if k == _ID:  # letters and digits only, upper-cased
+        out = PyBytes_FromStringAndSize(NULL, n)
+        o = PyBytes_AS_STRING(out)
+        j = 0
+        for i in range(n):
+            c = <unsigned char>u[i]
+            if b'0' <= c <= b'9' or b'A' <= c <= b'Z':
+                o[j] = c
+                j += 1
+            elif b'a' <= c <= b'z':
+                o[j] = c - 32
+                j += 1
+        return out[:j] if j != n else out
+    if k == _FOLDED:  # str.strip() (ASCII whitespace: \t\n\v\f\r, \x1c-\x1f, space), lower-cased
+        lo, hi = 0, n
+        while lo < hi and (u[lo] == 32 or 9 <= u[lo] <= 13 or 28 <= u[lo] <= 31):
+            lo += 1
+        while hi > lo and (u[hi - 1] == 32 or 9 <= u[hi - 1] <= 13 or 28 <= u[hi - 1] <= 31):
+            hi -= 1
+        out = PyBytes_FromStringAndSize(NULL, hi - lo)
+        o = PyBytes_AS_STRING(out)
+        for i in range(lo, hi):
+            c = <unsigned char>u[i]
+            o[i - lo] = c + 32 if b'A' <= c <= b'Z' else c
+        return out
+    if k == _EXACT:
+        return PyBytes_FromStringAndSize(u, n)
+    return _ref_normalized(det, value)
+
+
+cdef str _fingerprint(object ring, bytes data):
+    global _ring, _inner, _outer
+    if ring is not _ring:
+        _inner, _outer = _ref._pads(ring.hmac_key("fingerprint"))
+        _ring = ring
+    i = _inner.copy()
+    i.update(data)
+    o = _outer.copy()
+    o.update(i.digest())
+    return o.hexdigest()[:32]
+
+
+cdef int _findings(Buf* b, object ex, object ring) except -1:
+    """The reference's ``_findings``: per detector in order of first appearance, its count and the
+    fingerprints of its distinct normalized values."""
+    cdef dict counts = {}
+    cdef dict values = {}
+    cdef Py_ssize_t i = 0, n, start, end, tl
+    cdef bint first
+    segments = ex.segments or ()
+    n = len(segments)
+    for found in (ex.findings or ()):
+        if found:
+            text = getattr(segments[i], "text", None) if i < n else None
+            if type(text) is not str:
+                text = None
+            for f in found:
+                if not isinstance(f, tuple) or len(f) != 5:
+                    raise Unusual()
+                det, st, en = f[0], f[3], f[4]
+                if type(det) is not str or type(st) is not int or type(en) is not int:
+                    raise Unusual()
+                c = counts.get(det)
+                if c is None:
+                    counts[det] = 1
+                    vals = values[det] = {}
+                else:
+                    counts[det] = c + 1
+                    vals = values[det]
+                if text is not None:
+                    start, end, tl = st, en, len(text)
+                    if 0 <= start < end <= tl:
+                        vals[_normalized(det, text[start:end])] = None
+        i += 1
+    _put(b, b"[", 1)
+    first = True
+    for det, c in counts.items():
+        if not first:
+            _put(b, b",", 1)
+        first = False
+        _put(b, b'{"count":', 9)
+        _int(b, c)
+        _put(b, b',"detector":', 12)
+        _str(b, det)
+        _put(b, b',"fingerprints":[', 17)
+        vfirst = True
+        for v in values[det]:
+            if not vfirst:
+                _put(b, b",", 1)
+            vfirst = False
+            _str(b, _fingerprint(ring, v))
+        _put(b, b"]}", 2)
+    _put(b, b"]", 1)
+    return 0
+
+
+# ------------------------------------------------------------------------------ decision, upstream
+
+cdef int _decision(Buf* b, object d) except -1:
+    if d is None:
+        _put(b, b"null", 4)
+        return 0
+    route = getattr(d, "route", None)
+    actions = getattr(d, "by_detector", None) or {}
+    rules = getattr(d, "rules", None) or []
+    if type(actions) is not dict or (type(rules) is not list and type(rules) is not tuple):
+        raise Unusual()
+    _put(b, b'{"actions":', 11)
+    _value(b, actions)
+    _put(b, b',"destination":', 15)
+    _value(b, getattr(d, "destination", None))
+    _put(b, b',"policy_revision":', 19)
+    _value(b, getattr(d, "policy_revision", None))
+    _put(b, b',"residency":', 13)
+    _value(b, getattr(route, "residency", None))
+    _put(b, b',"route":', 9)
+    _value(b, getattr(route, "upstream", None))
+    _put(b, b',"rules":', 9)
+    _value(b, rules)
+    _put(b, b"}", 1)
+    return 0
+
+
+cdef int _upstream(Buf* b, object ex) except -1:
+    r = ex.route
+    status = ex.upstream_status
+    if r is None and status is None:
+        _put(b, b"null", 4)
+        return 0
+    cfg = getattr(r, "cfg", r)
+    latency = ex.upstream_latency_ms
+    _put(b, b'{"latency_ms":', 14)
+    _value(b, round(float(latency), 3) if latency is not None else None)
+    _put(b, b',"name":', 8)
+    _value(b, getattr(cfg, "name", None))
+    _put(b, b',"residency":', 13)
+    _value(b, getattr(cfg, "residency", None))
+    _put(b, b',"status":', 10)
+    _value(b, status)
+    _put(b, b"}", 1)
+    return 0
+
+
+# ------------------------------------------------------------------------------------- the record
+
+cdef int _record(Buf* b, object ex, object ring, Py_ssize_t* cut) except -1:
+    """Members in orjson's sorted order; ``cut[0]``/``cut[1]`` mark where ``prev`` and ``seq``/``ts``
+    go."""
+    d = ex.decision
+    outcome = ex.outcome
+    outcome = outcome if outcome in _OUTCOMES else "rejected"
+    rid = ex.request_id
+    rid = rid if _our_id(rid) else _clean(rid, ring)
+    error = ex.error
+    leaks = getattr(ex, "leaks", 0)
+    _put(b, b'{"bytes_in":', 12)
+    _int(b, int(ex.bytes_in or 0))
+    _put(b, b',"bytes_out":', 13)
+    _int(b, int(ex.bytes_out or 0))
+    _put(b, b',"decision":', 12)
+    _decision(b, d)
+    _put(b, b',"decision_id":', 15)
+    _value(b, _code(getattr(d, "decision_id", None)))
+    _put(b, b',"endpoint":', 12)
+    _value(b, _code(ex.endpoint))
+    if error is not None:
+        _put(b, b',"error":', 9)
+        _value(b, _clean(error, ring))
+    _put(b, b',"findings":', 12)
+    _findings(b, ex, ring)
+    if leaks:
+        _put(b, b',"leaks":', 9)
+        _int(b, int(leaks))
+    _put(b, b',"level":', 9)
+    _value(b, _code(ex.level))
+    _put(b, b',"model":', 9)
+    _value(b, _clean(ex.model, ring))
+    _put(b, b',"outcome":', 11)
+    _value(b, outcome)
+    _put(b, b',', 1)
+    cut[0] = b.n
+    _put(b, b'"principal":', 12)
+    _principal(b, ex.principal, ring)
+    _put(b, b',"request_id":', 14)
+    _value(b, rid)
+    _put(b, b',', 1)
+    cut[1] = b.n
+    _put(b, b'"upstream":', 11)
+    _upstream(b, ex)
+    _put(b, b"}", 1)
+    return 0
+
+
+def prepare(ex, ring):
+    """The record of ``ex`` as ``(before_prev, before_seq, rest)``: canonical JSON pieces that
+    ``seal`` completes; None when the reference (``build_record``) must build it. Never raises."""
+    cdef Buf b
+    cdef Py_ssize_t cut[2]
+    b.p = <char*>malloc(1024)
+    if b.p == NULL:
+        return None
+    b.n, b.cap = 0, 1024
+    try:
+        _record(&b, ex, ring, cut)
+        return (PyBytes_FromStringAndSize(b.p, cut[0]),
+                PyBytes_FromStringAndSize(b.p + cut[0], cut[1] - cut[0]),
+                PyBytes_FromStringAndSize(b.p + cut[1], b.n - cut[1]))
+    except Exception:  # anything unusual: the reference decides (and logs) what the record says
+        return None
+    finally:
+        free(b.p)
+
+
+def seal(tuple parts, seq, str ts, str prev):
+    """The stored line of a prepared record chained at ``seq`` after ``prev``: exactly
+    ``chain.seal`` of the reference's record with ``seq``, ``ts`` and ``prev`` added. Returns
+    ``(line, hash)``."""
+    cdef bytes a = parts[0], m = parts[1], z = parts[2]
+    cdef Buf b
+    b.p = <char*>malloc(len(a) + len(m) + len(z) + 256)
+    if b.p == NULL:
+        raise MemoryError()
+    b.n, b.cap = 0, len(a) + len(m) + len(z) + 256
+    try:
+        _put(&b, a, len(a))
+        _put(&b, b'"prev":', 7)
+        _str(&b, prev)
+        _put(&b, b",", 1)
+        _put(&b, m, len(m))
+        _put(&b, b'"seq":', 6)
+        _int(&b, seq)
+        _put(&b, b',"ts":', 6)
+        _str(&b, ts)
+        _put(&b, b",", 1)
+        _put(&b, z, len(z))
+        body = PyBytes_FromStringAndSize(b.p, b.n)
+        h = _chain_sha256(body).hexdigest()
+        hb = h.encode()
+        b.n -= 1  # the closing brace: "hash" goes last
+        _put(&b, b',"hash":"', 9)
+        _put(&b, hb, 64)
+        _put(&b, b'"}\n', 3)
+        return PyBytes_FromStringAndSize(b.p, b.n), h
+    finally:
+        free(b.p)
