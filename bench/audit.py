@@ -50,6 +50,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gateway.audit import writer  # noqa: E402
 from gateway.audit.record import build_record  # noqa: E402
 from gateway.audit.verify import verify_file  # noqa: E402
 from gateway.audit.writer import AuditLog  # noqa: E402
@@ -91,10 +92,18 @@ def exchange(i: int) -> Exchange:
 
 
 class NoopSink:
+    """Takes records and drops them; ``record(ex)`` builds the record first when given ``build``."""
     healthy, lag = True, 0
+
+    def __init__(self, build=None):
+        self.build = build
 
     def append(self, record: dict) -> None:
         pass
+
+    def record(self, ex, ring=None) -> None:
+        if self.build is not None:
+            self.build(ex, ring)
 
     async def start(self) -> None:
         pass
@@ -158,11 +167,15 @@ def captured_exchange() -> Exchange:
     from gateway.server import proxy
     from gateway.testing.harness import Harness
 
-    real_build, seen = proxy.build_record, []
+    real_build, real_record, seen = proxy.build_record, AuditLog.record, []
 
     def capture(ex, ring):
         seen.append(ex)
         return real_build(ex, ring)
+
+    def capture_record(self, ex, ring=None):  # the proxy's usual call (build_record only with tracing)
+        seen.append(ex)
+        return real_record(self, ex, ring)
 
     async def run() -> None:
         with tempfile.TemporaryDirectory(prefix="soberana-bench-capture-") as d:
@@ -170,14 +183,14 @@ def captured_exchange() -> Exchange:
                 hdr = {"Authorization": f"Bearer {h.keys['br']}", "Content-Type": "application/json"}
                 body = orjson.dumps({"model": "llama-3.3-70b", "messages": [
                     {"role": "user", "content": TEXT1 + " " + TEXT2}]})
-                proxy.build_record = capture
+                proxy.build_record, AuditLog.record = capture, capture_record
                 try:
                     async with aiohttp.ClientSession() as s:
                         async with s.post(h.url + "/v1/chat/completions", data=body, headers=hdr) as r:
                             await r.read()
                             assert r.status == 200, r.status
                 finally:
-                    proxy.build_record = real_build
+                    proxy.build_record, AuditLog.record = real_build, real_record
 
     asyncio.run(run())
     ex = seen[-1]
@@ -225,7 +238,7 @@ async def gateway_cpu(n: int, repeat: int, concurrency: int = 16) -> dict[str, f
 
     real_build = proxy.build_record
     out: dict[str, list[float]] = {"none": [], "noop": [], "audit": [], "never": [], "record": []}
-    inside = {"append": [], "record": []}
+    inside = {"append": [], "record": [], "record-py": []}
     acc = [0.0, 0]  # loop CPU seconds measured in the audit stage, timed intervals
     flushes = [0, 0]  # deferred flushes that chained something, records they chained
     tt = time.thread_time
@@ -251,27 +264,16 @@ async def gateway_cpu(n: int, repeat: int, concurrency: int = 16) -> dict[str, f
         return wrapper
 
     class Via:
-        """The proxy calls ``state.audit.append(build_record(ex, ring))``; with ``build_record``
-        replaced by the identity this calls ``log.record(ex, ring)`` instead (the recommended proxy
-        change), optionally timed."""
+        """What the proxy calls, ``record(ex, ring)``: either the log's own, or (``append``) the
+        traced path's ``append(build_record(ex, ring))``; optionally timed."""
 
-        def __init__(self, log, ring, time_it=False):
-            self.log, self.ring = log, ring
-            self.record = timed(log.record) if time_it else log.record
-
-        def append(self, ex) -> None:
-            self.record(ex, self.ring)
+        def __init__(self, log, ring, time_it=False, append=False):
+            self.log = log
+            f = (lambda ex, ring: log.append(real_build(ex, ring))) if append else log.record
+            self.record = timed(f) if time_it else f
 
         def __getattr__(self, name):
             return getattr(self.log, name)
-
-    class TimedAppend:
-        def __init__(self, log):
-            self.log, self.append = log, timed(log.append)
-
-        def __getattr__(self, name):
-            return getattr(self.log, name)
-
     with tempfile.TemporaryDirectory(prefix="soberana-bench-gw-") as d:
         async with Harness(d) as h:
             state = h.holder.current
@@ -284,16 +286,17 @@ async def gateway_cpu(n: int, repeat: int, concurrency: int = 16) -> dict[str, f
             hdr = {"Authorization": f"Bearer {h.keys['br']}", "Content-Type": "application/json"}
             body = orjson.dumps({"model": "llama-3.3-70b", "messages": [
                 {"role": "user", "content": TEXT1 + " " + TEXT2}]})
-            identity = lambda ex, ring: ex  # noqa: E731
             arms = {
-                "none": (lambda ex, ring: {}, NoopSink()),
-                "noop": (real_build, NoopSink()),
-                "audit": (real_build, real_log),
-                "never": (real_build, logs["never"]),
-                "record": (identity, Via(logs["record"], state.ring)),
-                "inside:append": (timed(real_build), TimedAppend(logs["never"])),
-                "inside:record": (identity, Via(logs["record"], state.ring, time_it=True)),
+                "none": (real_build, NoopSink()),
+                "noop": (real_build, NoopSink(real_build)),
+                "audit": (real_build, Via(real_log, state.ring, append=True)),
+                "never": (real_build, Via(logs["never"], state.ring, append=True)),
+                "record": (real_build, logs["record"]),
+                "inside:append": (real_build, Via(logs["never"], state.ring, time_it=True, append=True)),
+                "inside:record": (real_build, Via(logs["record"], state.ring, time_it=True)),
+                "inside:record-py": (real_build, Via(logs["record"], state.ring, time_it=True)),
             }
+            compiled = writer._c
             async with aiohttp.ClientSession() as s:
                 async def client(k: int) -> None:
                     for _ in range(k):
@@ -310,6 +313,7 @@ async def gateway_cpu(n: int, repeat: int, concurrency: int = 16) -> dict[str, f
                 for _ in range(repeat):
                     for arm, (build, sink) in arms.items():
                         proxy.build_record, state.audit = build, sink
+                        writer._c = None if arm.endswith("-py") else compiled  # -py: the reference encoder
                         acc[:] = [0.0, 0]
                         cpu = await burst(n)
                         for lg in logs.values():
@@ -319,13 +323,15 @@ async def gateway_cpu(n: int, repeat: int, concurrency: int = 16) -> dict[str, f
                         else:
                             out[arm].append(cpu)
             proxy.build_record, state.audit = real_build, real_log
+            writer._c = compiled
             for lg in logs.values():
                 await lg.close()
     res = {k: min(v) for k, v in out.items()}
     res["batch"] = flushes[1] / max(1, flushes[0])
     for k, lg in logs.items():  # each log served its timed and its untimed rounds
-        res["writer:" + k] = lg.writer_cpu_s / (n * repeat * 2) * 1e6
-        res["inside:" + k if k == "record" else "inside:append"] = min(inside["record" if k == "record" else "append"])
+        res["writer:" + k] = lg.writer_cpu_s / (n * repeat * (3 if k == "record" else 2)) * 1e6
+    for k, v in inside.items():
+        res["inside:" + k] = min(v)
     return res
 
 
@@ -344,17 +350,17 @@ async def one_arm(arm: str, n: int) -> None:
             state = h.holder.current
             log = state.audit
 
-            class Via:
-                def append(self, ex) -> None:
-                    log.record(ex, state.ring)
+            class Appending:
+                def record(self, ex, ring) -> None:
+                    log.append(real_build(ex, ring))
 
                 def __getattr__(self, name):
                     return getattr(log, name)
 
             if arm == "none":
-                proxy.build_record, state.audit = (lambda ex, ring: {}), NoopSink()
-            elif arm == "record":
-                proxy.build_record, state.audit = (lambda ex, ring: ex), Via()
+                state.audit = NoopSink()
+            elif arm == "append":
+                state.audit = Appending()
             hdr = {"Authorization": f"Bearer {h.keys['br']}", "Content-Type": "application/json"}
             body = orjson.dumps({"model": "llama-3.3-70b", "messages": [
                 {"role": "user", "content": TEXT1 + " " + TEXT2}]})
@@ -367,7 +373,7 @@ async def one_arm(arm: str, n: int) -> None:
 
                 await asyncio.gather(*(client(4) for _ in range(16)))
                 await asyncio.gather(*(client(n // 16) for _ in range(16)))
-            proxy.build_record, state.audit = real_build, log
+            state.audit = log
 
 
 def main() -> int:
@@ -397,8 +403,13 @@ def main() -> int:
     for name, make in sinks:
         runs = [asyncio.run(throughput(make(r), ring, n)) for r in range(args.repeat)]
         rows.append((name, *max(runs, key=lambda x: x[0])))
-    runs = [asyncio.run(throughput(log("batch", f"v{r}"), ring, n, via_record=True)) for r in range(args.repeat)]
-    rows.append(("AuditLog fsync=batch, record(ex)", *max(runs, key=lambda x: x[0])))
+    compiled = writer._c
+    for enc in ("compiled", "reference") if compiled is not None else ("reference",):
+        writer._c = compiled if enc == "compiled" else None
+        runs = [asyncio.run(throughput(log("batch", f"v{enc}{r}"), ring, n, via_record=True))
+                for r in range(args.repeat)]
+        rows.append((f"AuditLog fsync=batch, record(ex), {enc}", *max(runs, key=lambda x: x[0])))
+    writer._c = compiled
     if args.gateway_requests:
         real = captured_exchange()
         n_found = sum(len(f) for f in real.findings)
@@ -406,6 +417,12 @@ def main() -> int:
                            ("real Exchange, AuditLog batch", lambda r: log("batch", f"x{r}"))]:
             runs = [asyncio.run(throughput(make(r), ring, n, lambda i: real)) for r in range(args.repeat)]
             rows.append((f"{name} ({n_found} findings)", *max(runs, key=lambda x: x[0])))
+        for enc in ("compiled", "reference") if compiled is not None else ("reference",):
+            writer._c = compiled if enc == "compiled" else None
+            runs = [asyncio.run(throughput(log("batch", f"y{enc}{r}"), ring, n, lambda i: real, via_record=True))
+                    for r in range(args.repeat)]
+            rows.append((f"real Exchange, record(ex), {enc}", *max(runs, key=lambda x: x[0])))
+        writer._c = compiled
     # the mock gateway: no audit at all, records built but dropped, records written; interleaved so
     # that the machine's noise hits every arm alike; best of --repeat
     m = max(1000, n // 10)
@@ -444,11 +461,13 @@ def main() -> int:
             print(f"| {label:48} | {cpu[k]:14.0f} | {cpu[k] / cpu['none'] - 1:16.1%} |")
         print("\naudit stage measured inside the gateway (loop CPU of build/append/record and the deferred "
               f"flush, plus the writer thread), per request; {cpu['batch']:.1f} records chained per flush:\n")
-        print(f"| {'proxy calls':32} | {'loop µs':>8} | {'writer µs':>9} | {'total µs':>8} | {'of none':>8} |")
-        print(f"|{'-' * 34}|{'-' * 10}|{'-' * 11}|{'-' * 10}|{'-' * 10}|")
-        for k, label in (("append", "append(build_record(ex, ring))"), ("record", "record(ex, ring)")):
+        print(f"| {'proxy calls':40} | {'loop µs':>8} | {'writer µs':>9} | {'total µs':>8} | {'of none':>8} |")
+        print(f"|{'-' * 42}|{'-' * 10}|{'-' * 11}|{'-' * 10}|{'-' * 10}|")
+        for k, label in (("append", "append(build_record(ex, ring))"),
+                         ("record", f"record(ex, ring), {writer.IMPLEMENTATION} encoder"),
+                         ("record-py", "record(ex, ring), reference encoder")):
             loop_us, writer_us = cpu["inside:" + k], cpu["writer:" + ("never" if k == "append" else "record")]
-            print(f"| {label:32} | {loop_us:8.1f} | {writer_us:9.1f} | {loop_us + writer_us:8.1f} | "
+            print(f"| {label:40} | {loop_us:8.1f} | {writer_us:9.1f} | {loop_us + writer_us:8.1f} | "
                   f"{(loop_us + writer_us) / cpu['none']:8.1%} |")
     t0 = time.perf_counter()
     files = sorted(tmp.glob("t0-batch/*.jsonl"))
