@@ -21,7 +21,8 @@ of the reference's own functions and memos, so both paths judge alike; only the 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdio cimport snprintf
 
 import hashlib
@@ -49,9 +50,9 @@ cdef object _hmac_sha256 = _ref._hmac_sha256
 cdef dict _KINDS = {}        # detector -> normalization kind (the reference's _kind)
 cdef dict _PRINCIPAL_JSON = {}  # Principal -> its canonical JSON, for callers judged wholly safe
 cdef Py_ssize_t _MAX_MEMO = _ref._SAFE_MAX
-cdef object _ring = None     # the last ring and its fingerprint pads (one identity check per value)
-cdef object _inner = None
-cdef object _outer = None
+cdef object _ring = None     # the last ring; its HMAC pad states below (one identity check per value)
+cdef uint32_t _inner[8]
+cdef uint32_t _outer[8]
 
 cdef const char* _HEX = b"0123456789abcdef"
 
@@ -305,16 +306,113 @@ cdef bytes _normalized(str det, str value):
     return _ref_normalized(det, value)
 
 
-cdef str _fingerprint(object ring, bytes data):
-    global _ring, _inner, _outer
+# SHA-256 (FIPS 180-4) in C for the fingerprints: an HMAC of a short value is two compressions after
+# the kept pad states, and doing them here costs no Python objects (the reference's copy/update/
+# digest/hexdigest calls are most of its cost). The long chain line is hashed by OpenSSL instead.
+
+cdef uint32_t _K[64]
+for _i, _v in enumerate((
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2)):
+    _K[_i] = _v
+cdef uint32_t _IV[8]
+for _i, _v in enumerate((0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                         0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)):
+    _IV[_i] = _v
+
+
+cdef inline uint32_t _rotr(uint32_t x, int n) noexcept nogil:
+    return (x >> n) | (x << (32 - n))
+
+
+cdef void _compress(uint32_t* h, const uint8_t* blk) noexcept nogil:
+    cdef uint32_t w[64]
+    cdef uint32_t a, b, c, d, e, f, g, k, t1, t2
+    cdef int i
+    for i in range(16):
+        w[i] = (<uint32_t>blk[4 * i] << 24) | (<uint32_t>blk[4 * i + 1] << 16) \
+            | (<uint32_t>blk[4 * i + 2] << 8) | <uint32_t>blk[4 * i + 3]
+    for i in range(16, 64):
+        w[i] = w[i - 16] + (_rotr(w[i - 15], 7) ^ _rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)) \
+            + w[i - 7] + (_rotr(w[i - 2], 17) ^ _rotr(w[i - 2], 19) ^ (w[i - 2] >> 10))
+    a, b, c, d, e, f, g, k = h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
+    for i in range(64):
+        t1 = k + (_rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)) + ((e & f) ^ (~e & g)) + _K[i] + w[i]
+        t2 = (_rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))
+        k, g, f, e, d, c, b, a = g, f, e, d + t1, c, b, a, t1 + t2
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d
+    h[4] += e; h[5] += f; h[6] += g; h[7] += k
+
+
+cdef void _finish(uint32_t* h, const uint8_t* data, Py_ssize_t n, uint8_t* out) noexcept nogil:
+    """Absorb ``data`` after one 64-byte block already in ``h`` (an HMAC pad), pad, write the digest."""
+    cdef uint8_t blk[64]
+    cdef Py_ssize_t i = 0, rem
+    cdef uint64_t bits = (<uint64_t>(64 + n)) * 8
+    cdef int j
+    while n - i >= 64:
+        _compress(h, data + i)
+        i += 64
+    rem = n - i
+    memcpy(blk, data + i, rem)
+    blk[rem] = 0x80
+    if rem >= 56:
+        memset(blk + rem + 1, 0, 63 - rem)
+        _compress(h, blk)
+        memset(blk, 0, 56)
+    else:
+        memset(blk + rem + 1, 0, 55 - rem)
+    for j in range(8):
+        blk[63 - j] = <uint8_t>(bits >> (8 * j))
+    _compress(h, blk)
+    for j in range(8):
+        out[4 * j], out[4 * j + 1] = <uint8_t>(h[j] >> 24), <uint8_t>(h[j] >> 16)
+        out[4 * j + 2], out[4 * j + 3] = <uint8_t>(h[j] >> 8), <uint8_t>h[j]
+
+
+cdef int _pads(object ring) except -1:
+    """The SHA-256 states after HMAC's inner and outer key blocks of the ring's fingerprint key."""
+    global _ring
+    cdef bytes key = ring.hmac_key("fingerprint")
+    cdef uint8_t blk[64]
+    cdef Py_ssize_t i
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    for i in range(64):
+        blk[i] = (<uint8_t>key[i] if i < len(key) else 0) ^ 0x36
+    memcpy(_inner, _IV, 32)
+    _compress(_inner, blk)
+    for i in range(64):
+        blk[i] ^= 0x36 ^ 0x5C
+    memcpy(_outer, _IV, 32)
+    _compress(_outer, blk)
+    _ring = ring
+    return 0
+
+
+cdef int _fingerprint(Buf* b, object ring, bytes data) except -1:
+    """``"<32 hex>"``: the first 16 bytes of HMAC-SHA256(fingerprint key, data), as the reference."""
+    cdef uint32_t h[8]
+    cdef uint8_t d[32]
+    cdef char out[34]
+    cdef int j
     if ring is not _ring:
-        _inner, _outer = _ref._pads(ring.hmac_key("fingerprint"))
-        _ring = ring
-    i = _inner.copy()
-    i.update(data)
-    o = _outer.copy()
-    o.update(i.digest())
-    return o.hexdigest()[:32]
+        _pads(ring)
+    memcpy(h, _inner, 32)
+    _finish(h, <const uint8_t*>PyBytes_AS_STRING(data), len(data), d)
+    memcpy(h, _outer, 32)
+    _finish(h, d, 32, d)
+    out[0] = out[33] = b'"'
+    for j in range(16):
+        out[1 + 2 * j], out[2 + 2 * j] = _HEX[d[j] >> 4], _HEX[d[j] & 15]
+    _put(b, out, 34)
+    return 0
 
 
 cdef int _findings(Buf* b, object ex, object ring) except -1:
@@ -365,7 +463,7 @@ cdef int _findings(Buf* b, object ex, object ring) except -1:
             if not vfirst:
                 _put(b, b",", 1)
             vfirst = False
-            _str(b, _fingerprint(ring, v))
+            _fingerprint(b, ring, v)
         _put(b, b"]}", 2)
     _put(b, b"]", 1)
     return 0

@@ -215,3 +215,16 @@ async def test_files_written_through_the_compiled_path_verify(tmp_path):
     assert p.returncode == 0 and ": OK:" in p.stdout, p.stdout + p.stderr
     records = [orjson.loads(x) for x in raw.splitlines() if b'"findings"' in x]
     assert len(records) == 11 and all(math.isfinite(r["seq"]) for r in records)
+
+
+def test_fingerprints_of_every_padding_length_match(ring, tmp_path):
+    # SHA-256 padding edges: values of 0-130 bytes, around 55/56 and 64 (one or two more blocks).
+    r, c = _pair(ring, tmp_path)
+    for n in range(1, 131):
+        text = "k" * n + " Ñ" * (n % 3)
+        ex = exchange(n)
+        ex.segments = [Segment(("messages", 0, "content"), text, "message")]
+        ex.findings = [[Finding("secret.api_key", "credentials", None, 0, len(text)),
+                        Finding("intl.email", "contact", None, 0, n)]]
+        a, b, compiled = _both(r, c, ex, ring)
+        assert compiled and a == b
