@@ -23,7 +23,6 @@ from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.stdio cimport snprintf
 
 import hashlib
 
@@ -133,12 +132,25 @@ cdef int _str(Buf* b, object s) except -1:
 
 
 cdef int _int(Buf* b, object v) except -1:
+    """An int in decimal (by hand: snprintf's format parsing costs more than the digits)."""
     cdef char tmp[24]
     cdef long long x
-    if type(v) is not int or not (-(1 << 62) < v < (1 << 62)):  # orjson's range is wider; rare: Python path
+    cdef unsigned long long u
+    cdef int i = 24
+    if type(v) is not int:
         raise Unusual()
-    x = v
-    _put(b, tmp, snprintf(tmp, 24, b"%lld", x))
+    x = v  # OverflowError beyond 64 bits: the Python path (orjson takes up to 2**64 - 1)
+    u = <unsigned long long>(-x) if x < 0 else <unsigned long long>x
+    while True:
+        i -= 1
+        tmp[i] = <char>(48 + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    if x < 0:
+        i -= 1
+        tmp[i] = b'-'
+    _put(b, tmp + i, 24 - i)
     return 0
 
 
