@@ -34,7 +34,8 @@ per request::
     for n in 48 208; do valgrind --tool=cachegrind --cache-sim=yes --cachegrind-out-file=/dev/null \
         .venv/bin/python bench/audit.py --arm record --requests $n 2>&1 | grep -E "I +refs|I1 +misses|D1 +misses"; done
 
-(valgrind hides SHA-NI, so SHA-256 counts several times its real share there.)
+(valgrind hides SHA-NI, so SHA-256 counts several times its real share there.) ``--reference-encoder``
+runs the record arm with the Python encoder (build_record + seal) where the compiled one is built.
 """
 
 from __future__ import annotations
@@ -386,7 +387,11 @@ def main() -> int:
     ap.add_argument("--arm", choices=("none", "append", "record"),
                     help="only send --requests requests through the gateway with this audit stage (for cachegrind)")
     ap.add_argument("--requests", type=int, default=160)
+    ap.add_argument("--reference-encoder", action="store_true",
+                    help="with --arm record: the Python record encoder even where the compiled one is built")
     args = ap.parse_args()
+    if args.reference_encoder:
+        writer._c = None
     if args.arm:
         asyncio.run(one_arm(args.arm, args.requests))
         return 0
