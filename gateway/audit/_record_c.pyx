@@ -15,7 +15,8 @@ record costs no dicts and no sort. Two steps, split where the writer's lock is:
 
 What the record needs judged (client strings that may be personal data, principals, codes) is asked
 of the reference's own functions and memos, so both paths judge alike; only the frequent cases
-(a remembered safe string, the gateway's own request ids, ASCII normalization) are done here.
+(a remembered safe string, the gateway's own request ids, ASCII normalization) are done here, and
+the fingerprints (HMAC-SHA256 from kept pad states, in C).
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
@@ -44,7 +45,6 @@ cdef object _ref_principal = _ref._principal
 cdef dict _REF_PRINCIPALS = _ref._PRINCIPALS
 cdef object _dumps = orjson.dumps
 cdef object _chain_sha256 = hashlib.sha256  # OpenSSL (SHA-NI where the CPU has it) for the long line
-cdef object _hmac_sha256 = _ref._hmac_sha256
 
 cdef dict _KINDS = {}        # detector -> normalization kind (the reference's _kind)
 cdef dict _PRINCIPAL_JSON = {}  # Principal -> its canonical JSON, for callers judged wholly safe
