@@ -138,3 +138,25 @@ def test_homoglyph_runs_late_in_the_text(tail):
             "CPF 529.982.247-25 paciente com diabetes TOP SECRET CID E11.9 ")
     for text in (head + tail, head * 20 + tail, tail + " " + head, head + tail + " " + head):
         _same(text)
+
+
+CHUNK_GAPS = [" ", ".", "-", "/", " - ", "  ", ") ", "    ", ", ", "", "\n", "x"]
+
+
+@settings(SETTINGS, max_examples=300)
+@given(st.lists(st.tuples(st.text(alphabet="0123456789ABCxñÑ", min_size=1, max_size=12),
+                          st.sampled_from(CHUNK_GAPS)), min_size=1, max_size=25),
+       st.sampled_from(["", "CPF ", "tel ", "+", "(", "RUT: ", "Tarjeta "]))
+def test_windows_of_consecutive_chunks(parts, lead):
+    """Consecutive windows share the chunks the one before found (the chunk cache): runs of
+    chunks with join gaps, gaps too long to join, x splits and Ñ inside chunks."""
+    _same(lead + "".join(a + g for a, g in parts))
+
+
+@pytest.mark.parametrize("text", [
+    "12.345.678/0001-95 11.222.333/0001-81", "4111 1111 1111 1111 1111 1111 1111 1111",
+    "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16", "529.982.247-25.529.982.247-25",
+    "55 11 91234 5678 55 11 91234 5678", "2O.123.456-7 20.123.456-7", "12x34x56x78x90 1234"])
+def test_chunk_runs_longer_than_a_window(text):
+    _same(text)
+    _same("CPF " + text)
