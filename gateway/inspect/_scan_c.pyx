@@ -2799,6 +2799,8 @@ cdef extern from "Python.h":
     void Py_INCREF(PyObject*)
     void Py_DECREF(PyObject*)
     void PyObject_GC_UnTrack(PyObject*)
+    int PyGC_Disable()
+    int PyGC_Enable()
 
 
 from cpython.list cimport PyList_New
@@ -2806,15 +2808,31 @@ from cpython.list cimport PyList_New
 
 cdef list _findings(State* S, Py_ssize_t k, const int32_t* offs):
     """Finding objects for the winners S.cands[0:k] (offsets mapped back through ``offs``)."""
+    cdef list res = PyList_New(k)
+    cdef PyTypeObject* finding = <PyTypeObject*>Finding
+    # Each allocation of a collector-type object counts towards a young-generation collection
+    # (one per 700): thousands of Findings would start several, each walking the young objects,
+    # while none of them ever enters that generation (untracked below). With the collector off
+    # for the loop, the count carries over and the next allocation after it starts just one.
+    # (The GIL is held throughout, so no other thread sees the collector off.)
+    cdef int gc_was = PyGC_Disable()
+    try:
+        _make_findings(S, k, offs, res, finding)
+    finally:
+        if gc_was:
+            PyGC_Enable()
+    return res
+
+
+cdef int _make_findings(State* S, Py_ssize_t k, const int32_t* offs, list res,
+                        PyTypeObject* finding) except -1:
     cdef Py_ssize_t i, x
     cdef Py_ssize_t a, b
-    cdef list res = PyList_New(k)
     cdef tuple det
     cdef PyObject* f
     cdef PyObject* item
     cdef PyObject* lo
     cdef PyObject* hi
-    cdef PyTypeObject* finding = <PyTypeObject*>Finding
     for i in range(k):
         det = <tuple>_DET_OUT[S.cands[i].d]
         if offs == NULL:
@@ -2841,7 +2859,7 @@ cdef list _findings(State* S, Py_ssize_t k, const int32_t* offs):
         # (it would untrack it at its first pass anyway, as it does every such tuple)
         PyObject_GC_UnTrack(f)
         PyList_SET_ITEM(res, i, f)
-    return res
+    return 0
 
 
 def scan(str text):

@@ -160,3 +160,21 @@ def test_windows_of_consecutive_chunks(parts, lead):
 def test_chunk_runs_longer_than_a_window(text):
     _same(text)
     _same("CPF " + text)
+
+
+def test_many_findings_leave_the_collector_as_it_was():
+    """Findings are made with the collector off (more than one young-generation collection's
+    worth here); it is on again afterwards, and stays off when the caller had turned it off."""
+    import gc
+
+    text = " ".join(["CPF 529.982.247-25", "ana.silva@gov.br", "4111 1111 1111 1111"] * 300)
+    assert gc.isenabled()
+    got = _scan_c.scan(text)
+    assert len(got) == 900 and got == _scan_py.scan(text)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert _scan_c.scan(text) == got
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
