@@ -23,6 +23,9 @@ the engine's Decision, the routed upstream, the findings of the Cython inspector
    loop, plus the writer thread), which the machine's noise disturbs far less than a difference of
    two totals.
 
+``record(ex)`` rows appear twice where the compiled record encoder (gateway/audit/_record_c.pyx) is
+built: ``compiled`` and ``reference`` (the Python ``build_record`` + ``chain.seal``, same bytes).
+
 The acceptance bar is auditing < 5 % of gateway throughput.
 
 Shared machines make CPU-time differences noisy (±20 % between identical rounds). For a deterministic
