@@ -178,3 +178,29 @@ def test_many_findings_leave_the_collector_as_it_was():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+NEUTRAL_GAPS = [" ", ", ", ". ", "; ", "! ", "?\n", " (", ") ", "\" ", "  \t", "...", " $", "#", "",
+                "\u00a0", "\u00bf", "\u00ab ", " - ", "-", ": ", "@", "=", " +", "'", "’ "]
+
+
+@settings(SETTINGS, max_examples=300)
+@given(st.lists(st.tuples(st.sampled_from(WORDS + VALUES[:12] + ["abcdefghijklmnop", "abcdefghijklmnopq",
+                                                                   "abcdefghijklmno", "x" * 33]),
+                          st.sampled_from(NEUTRAL_GAPS)), min_size=1, max_size=20))
+def test_words_after_gaps_that_start_nothing(parts):
+    """The common-word path steps over gaps of bytes that start nothing to the next word; a gap
+    byte that does start something (- @ = :), a digit, a capital or a non-ASCII letter after it
+    hands the text back to the outer loop."""
+    _same("".join(w + g for w, g in parts))
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 15, 16, 17, 31, 32, 33])
+@pytest.mark.parametrize("lead", ["", "a", "ab " * 5, "x" * 14 + " "])
+def test_runs_around_sixteen_bytes(n, lead):
+    """Lower-case and digit runs are measured 16 bytes at a time: runs of every length around
+    16 and 32, ending at the end of the text or just before a letter, digit or Ñ."""
+    for run in ("a" * n, "9" * n, "4111111111111111"[: min(n, 16)]):
+        for tail in ("", " ", "Z", "1", "é", "Ñ", " CPF 529.982.247-25", "-x", "@gov.br"):
+            _same(lead + run + tail)
+            _same("cpf " + lead + run + tail)
