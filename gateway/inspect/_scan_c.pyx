@@ -1394,6 +1394,7 @@ DEF LT_SIZE = 1 << LT_BITS
 cdef uint64_t _LT_KEY[LT_SIZE]     # layout (chunk lengths, 6 bits each) or a proper prefix of one
 cdef int32_t _LT_OFF[LT_SIZE]
 cdef int32_t _LT_N[LT_SIZE]        # detectors of that exact layout (0: only a prefix)
+cdef uint8_t _LT_MORE[LT_SIZE]     # 1: a proper prefix of some layout (a longer window may match)
 cdef int32_t _LT_DETS[4096]
 cdef int16_t _LT_D1[64]        # slot of the layout (L), or -1: direct, for the first chunk
 cdef int16_t _LT_D2[64 * 64]   # slot of the layout (L0, L1), or -1: direct, for the second
@@ -1462,6 +1463,7 @@ def _init_detectors():
             _LT_D2[key] = h
         _LT_OFF[h] = n
         _LT_N[h] = len(ds)
+        _LT_MORE[h] = lengths in prefixes
         for d in ds:
             _LT_DETS[n] = d
             n += 1
@@ -2451,6 +2453,10 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
     for j in range(i, i + _MAX_CHUNKS):
         loose_tail = False
         if j > i:
+            # no layout goes on from these chunk lengths: the next chunk need not be found
+            # (h >= 0 here unless plus: a window without one stops at the first miss)
+            if not plus and not _LT_MORE[h]:
+                break
             if cc + j < S.cc_n:
                 js = S.cc_s[cc + j]
                 je = S.cc_e[cc + j]

@@ -156,7 +156,10 @@ def test_windows_of_consecutive_chunks(parts, lead):
 @pytest.mark.parametrize("text", [
     "12.345.678/0001-95 11.222.333/0001-81", "4111 1111 1111 1111 1111 1111 1111 1111",
     "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16", "529.982.247-25.529.982.247-25",
-    "55 11 91234 5678 55 11 91234 5678", "2O.123.456-7 20.123.456-7", "12x34x56x78x90 1234"])
+    "55 11 91234 5678 55 11 91234 5678", "2O.123.456-7 20.123.456-7", "12x34x56x78x90 1234",
+    # windows that end because no layout goes on from their chunk lengths, before a next chunk
+    "52998224725 1 2", "BOXW310820HNERXN09 12 AB", "GB82WEST12345698765432 99", "+52998224725 1",
+    "+55 11 91234 5678 9", "(11) 3456-7890 12", "536-22-5435-12-3"])
 def test_chunk_runs_longer_than_a_window(text):
     _same(text)
     _same("CPF " + text)
