@@ -2347,7 +2347,13 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
                     o2 |= k
                     a2 &= k
                     y += 1
-                if _chunk_run(s, m, x, y, S, &icd_next, o2, a2) < 0:
+                if not (o2 & (K_DG | K_UP | K_NN | K_X)):
+                    # lower-case ASCII letters (a word's part before or after an accented
+                    # letter: "informa" of "informação"): no window, and of the anchor rules
+                    # only the secret gates
+                    if _PREFIX_FIRST[s[x]] and _anchor(s, m, x, S, &icd_next) < 0:
+                        return -1
+                elif _chunk_run(s, m, x, y, S, &icd_next, o2, a2) < 0:
                     return -1
                 x = y
         i = j

@@ -207,3 +207,15 @@ def test_runs_around_sixteen_bytes(n, lead):
         for tail in ("", " ", "Z", "1", "é", "Ñ", " CPF 529.982.247-25", "-x", "@gov.br"):
             _same(lead + run + tail)
             _same("cpf " + lead + run + tail)
+
+
+@settings(SETTINGS, max_examples=300)
+@given(st.lists(st.sampled_from(["a", "sk", "sk-", "eyJ", "ey", "ghp_", "xox", "akia", "informa", "ção",
+                                 "é", "ã", "ç", "ü", "ñ", "x", "1", "12", " ", "-", "_", "Z",
+                                 "a" * 20, "proj-" + "b" * 30, "AKIA" + "C" * 16]),
+                min_size=1, max_size=16))
+def test_accented_words_with_lower_case_parts(parts):
+    """Runs that mix ASCII and accented letters are split into chunks; a chunk of lower-case
+    ASCII letters only opens no window and takes only the secret gates (sk-, eyJ, ...)."""
+    _same("".join(parts))
+    _same("token " + "".join(parts) + " fim")
