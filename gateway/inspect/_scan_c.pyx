@@ -917,6 +917,18 @@ cdef extern from *:
         while (j < m && s[j] >= lo && s[j] <= hi) j++;
         return j;
     }
+    /* The bytes >= 0x80 of SOB_WIDE bytes at p as a mask, and the index of its lowest one. */
+    #if defined(__SSE2__) && defined(__GNUC__)
+    #define SOB_WIDE 16
+    static inline uint64_t sob_highs(const unsigned char* p) {
+        return (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i*)p));
+    }
+    static inline int sob_pos(uint64_t m) { return __builtin_ctzll(m); }
+    #else
+    #define SOB_WIDE 8
+    static inline uint64_t sob_highs(const unsigned char* p) { return sob_load8(p) & SOB_HIGHS; }
+    static inline int sob_pos(uint64_t m) { return sob_byte(m); }
+    #endif
     """
     const uint64_t ONES "SOB_ONES"      # 0x01 in every byte
     const uint64_t HIGHS "SOB_HIGHS"    # 0x80 in every byte
@@ -925,6 +937,9 @@ cdef extern from *:
     uint64_t sob_load_tail(const uint8_t* p, Py_ssize_t k) noexcept nogil
     int sob_byte(uint64_t m) noexcept nogil   # index of the lowest byte set in a non-zero mask
     Py_ssize_t sob_run_end(const uint8_t* s, Py_ssize_t j, Py_ssize_t m, uint8_t lo, uint8_t hi) noexcept nogil
+    const Py_ssize_t SOB_WIDE           # bytes sob_highs looks at: 16 with SSE2, else 8
+    uint64_t sob_highs(const uint8_t* p) noexcept nogil
+    int sob_pos(uint64_t m) noexcept nogil
 
 
 cdef inline uint64_t _sw_range(uint64_t y, uint64_t lo, uint64_t hi) noexcept nogil:
@@ -970,15 +985,21 @@ _init_n1()
 cdef int _fold1(const Py_UCS1* src, Py_ssize_t n, Py_UCS1* out) noexcept nogil:
     """Step 0 for 1-byte text but for homoglyphs: 0 when no byte folds (the text is its own
     fold), 1 when ``out`` holds the folded copy, 2 when a byte is dropped (the caller uses
-    _normalize). Only bytes >= 0x80 can fold: they are found 8 at a time."""
+    _normalize). Only bytes >= 0x80 can fold: they are found 16 (or 8) at a time."""
     cdef Py_ssize_t i = 0, k
     cdef uint64_t mm
     cdef uint8_t f
     cdef int rc = 0
     while i < n:
-        mm = (sob_load8(src + i) if i + 8 <= n else sob_load_tail(src + i, n - i)) & HIGHS
+        if i + SOB_WIDE <= n:
+            mm = sob_highs(src + i)
+        else:   # the last bytes: a mask made one by one
+            mm = 0
+            for k in range(n - i):
+                if src[i + k] >= 0x80:
+                    mm |= 1ULL << (k if SOB_WIDE == 16 else 8 * k + 7)
         while mm:
-            k = i + sob_byte(mm)
+            k = i + sob_pos(mm)
             mm &= mm - 1
             f = _FOLD[src[k]]
             if f == DROP:
@@ -988,7 +1009,7 @@ cdef int _fold1(const Py_UCS1* src, Py_ssize_t n, Py_UCS1* out) noexcept nogil:
                     memcpy(out, src, n)
                     rc = 1
                 out[k] = f
-        i += 8
+        i += SOB_WIDE
     return rc
 
 

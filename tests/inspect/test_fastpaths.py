@@ -219,3 +219,14 @@ def test_accented_words_with_lower_case_parts(parts):
     ASCII letters only opens no window and takes only the secret gates (sk-, eyJ, ...)."""
     _same("".join(parts))
     _same("token " + "".join(parts) + " fim")
+
+
+@pytest.mark.parametrize("size", [1, 8, 15, 16, 17, 31, 32, 33, 40])
+@pytest.mark.parametrize("byte", ["\u00a0", "\u00b2", "\u00ad", "é", "\u00aa"])
+def test_folded_bytes_at_every_place_of_a_block(size, byte):
+    """Bytes >= 0x80 are found 16 at a time (8 without SSE2) and the last bytes one by one: a
+    folded, dropped or kept byte at each place of texts around those sizes."""
+    base = "CPF 529.982.247-25 e 4111111111111111 x" * 2
+    for at in range(size):
+        text = (base[:at] + byte + base[at:])[:size + 1]
+        _same(text)
