@@ -1402,7 +1402,6 @@ _init_words()
 # ---- detector tables
 
 DEF MAX_DET = 64
-DEF CC_MAX = 64   # chunks of windows the scan state keeps (>= 2 * MAX_CHUNKS)
 cdef validator_t _DV[MAX_DET]
 cdef int _DCTX[MAX_DET]     # 0 none, 1 always, 2 compact
 cdef int _DTIER[MAX_DET]
@@ -1457,7 +1456,7 @@ def _init_detectors():
     _API_KEY, _JWT_I, _PK = I["secret.api_key"], I["secret.jwt"], I["secret.private_key"]
     _PASSWORD, _MARKING, _HEALTH_I = I["secret.password"], I["gov.marking"], I["health.term"]
     _MAX_CHUNKS, _MAX_COMPACT = _D.MAX_CHUNKS, _D.MAX_COMPACT
-    assert _MAX_CHUNKS <= 10 and _MAX_COMPACT < 64 and 2 * _MAX_CHUNKS <= CC_MAX
+    assert _MAX_CHUNKS <= 10 and _MAX_COMPACT < 64
     for i in range(LT_SIZE):
         _LT_KEY[i] = 0
     prefixes = set()
@@ -1528,14 +1527,6 @@ cdef struct State:
     bint g_pass
     bint g_ip6
     bint check_homo     # the homoglyph step is left to the lexer (1-byte text, see _scan1)
-    # chunks of the last window (_window): consecutive windows start at its second chunk, third..
-    # and share the chunk boundaries found after it instead of finding them again in the text
-    int32_t cc_s[CC_MAX]
-    int32_t cc_e[CC_MAX]
-    uint8_t cc_ws[CC_MAX]  # the gap before the chunk is whitespace only
-    int cc_b            # the window's chunks are cc_*[cc_b:cc_n]
-    int cc_n
-    bint cc_last        # no chunk follows the last one cached
 
 cdef int _grow(void** p, Py_ssize_t* cap, size_t item) noexcept nogil:
     cdef Py_ssize_t n = cap[0] * 2 + 64
@@ -2266,7 +2257,6 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
     cdef uint32_t c
     cdef uint8_t k, orb, andb, o2, a2
     cdef bint prev_kept = False, word
-    S.cc_n = S.cc_b = 0
     while i < m:
         c = s[i]
         if uchar_t is Py_UCS1:
@@ -2433,7 +2423,7 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
     """Step 2 for the chunk s[cs:ce] (it holds an ASCII digit or is 1-4 upper-case letters): the
     windows it starts. Called by _lex as soon as it finds the chunk, while the text around it is
     in cache; the following chunks are found in the text, the context in the tokens before it."""
-    cdef Py_ssize_t i = 0, j, x, g, js, je, cc
+    cdef Py_ssize_t i = 0, j, x, g, js, je
     cdef const uchar_t* plain = <const uchar_t*>S.plain
     cdef uint8_t cb[72]
     cdef uint8_t rb[72]
@@ -2457,26 +2447,6 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
     rawdiff = False
     js = cs
     je = ce
-    # the chunks after this one: the last window's when this chunk is one of its chunks
-    # (they depend only on the text after it), else none yet
-    q = S.cc_b + 1
-    while q < S.cc_n and S.cc_s[q] != cs:
-        q += 1
-    if q < S.cc_n and S.cc_e[q] == ce:
-        S.cc_b = q
-        if q + _MAX_CHUNKS > CC_MAX:   # room for this window's chunks: to the front (rare)
-            S.cc_n -= q
-            memmove(S.cc_s, S.cc_s + q, S.cc_n * sizeof(int32_t))
-            memmove(S.cc_e, S.cc_e + q, S.cc_n * sizeof(int32_t))
-            memmove(S.cc_ws, S.cc_ws + q, S.cc_n)
-            S.cc_b = 0
-    else:
-        S.cc_s[0] = <int32_t>cs
-        S.cc_e[0] = <int32_t>ce
-        S.cc_b = 0
-        S.cc_n = 1
-        S.cc_last = False
-    cc = S.cc_b - i   # chunk j of this window is cc_*[cc + j]
     for j in range(i, i + _MAX_CHUNKS):
         loose_tail = False
         if j > i:
@@ -2484,34 +2454,22 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
             # (h >= 0 here unless plus: a window without one stops at the first miss)
             if not plus and not _LT_MORE[h]:
                 break
-            if cc + j < S.cc_n:
-                js = S.cc_s[cc + j]
-                je = S.cc_e[cc + j]
-                ws = S.cc_ws[cc + j]
-            elif S.cc_last:
-                break
+            # the next chunk, found in the text (only chunks that may start a window are
+            # stored): right at je after an x split, or after a gap of 1-3 join characters
+            g = je
+            ws = False
+            if g < m and _chunkch(s[g]):
+                pass   # an empty gap (x-split chunks) is joined, not whitespace
             else:
-                # the next chunk, found in the text (only chunks that may start a window are
-                # stored): right at je after an x split, or after a gap of 1-3 join characters
-                g = je
-                ws = False
-                if g < m and _chunkch(s[g]):
-                    pass   # an empty gap (x-split chunks) is joined, not whitespace
-                else:
-                    ws = True
-                    while g < m and g - je <= 3 and _c(s[g], C_JOIN):
-                        if not (s[g] == 32 or s[g] == 9 or s[g] == 10 or s[g] == 13):
-                            ws = False
-                        g += 1
-                    if g - je > 3 or g >= m or not _chunkch(s[g]):
-                        S.cc_last = True
-                        break
-                js = g
-                je = _chunk_end(s, m, js)
-                S.cc_s[S.cc_n] = <int32_t>js
-                S.cc_e[S.cc_n] = <int32_t>je
-                S.cc_ws[S.cc_n] = ws
-                S.cc_n += 1
+                ws = True
+                while g < m and g - je <= 3 and _c(s[g], C_JOIN):
+                    if not (s[g] == 32 or s[g] == 9 or s[g] == 10 or s[g] == 13):
+                        ws = False
+                    g += 1
+                if g - je > 3 or g >= m or not _chunkch(s[g]):
+                    break
+            js = g
+            je = _chunk_end(s, m, js)
             # "123871965 5": a lone last character after whitespace needs context
             loose_tail = j == i + 1 and je - js == 1 and ws
         L = je - js

@@ -148,8 +148,8 @@ CHUNK_GAPS = [" ", ".", "-", "/", " - ", "  ", ") ", "    ", ", ", "", "\n", "x"
                           st.sampled_from(CHUNK_GAPS)), min_size=1, max_size=25),
        st.sampled_from(["", "CPF ", "tel ", "+", "(", "RUT: ", "Tarjeta "]))
 def test_windows_of_consecutive_chunks(parts, lead):
-    """Consecutive windows share the chunks the one before found (the chunk cache): runs of
-    chunks with join gaps, gaps too long to join, x splits and Ñ inside chunks."""
+    """Windows over runs of chunks: join gaps, gaps too long to join, x splits, Ñ inside
+    chunks, and windows that stop early because no layout goes on from their chunk lengths."""
     _same(lead + "".join(a + g for a, g in parts))
 
 
