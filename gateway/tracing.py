@@ -40,7 +40,6 @@ _CODE = re.compile(r"[A-Za-z0-9_.:/-]{1,64}\Z")
 # Without the audit record, a client's string is kept only when it is a short identifier with no '@'
 # and no run of 6+ digits (e-mails, national ids, cards, phones), in which the detectors find nothing.
 _LONG_NUMBER = re.compile(r"[0-9](?:[ .\-/]?[0-9]){5,}")
-_SAFE: dict[str, None] = {}  # strings judged safe (model names, agencies repeat); never a sensitive one
 _CLIENT_KEYS = ("soberana.request_id", "gen_ai.request.model", "soberana.error", "soberana.principal.sub",
                 "soberana.principal.agency", "soberana.principal.jurisdiction")
 
@@ -114,23 +113,13 @@ def trace_ids(ex: Any, sample_ratio: float) -> TraceIds:
 
 
 def _clean(value: Any) -> str | None:
-    if not isinstance(value, str):
+    """A client-chosen string kept on a span only if the audit would keep it as it is (and without any
+    6-digit run: spans leave the gateway's own records, so they are stricter)."""
+    if not isinstance(value, str) or _LONG_NUMBER.search(value):
         return None
-    if value in _SAFE:
-        return value
-    if not _CODE.match(value) or "@" in value or _LONG_NUMBER.search(value):
-        return None
-    try:
-        from gateway.inspect import scan
+    from gateway.audit.record import judged_safe
 
-        if scan(value):
-            return None
-    except Exception:  # an inspector failure must not let a value through
-        return None
-    if len(_SAFE) >= 1024:
-        _SAFE.clear()
-    _SAFE[value] = None
-    return value
+    return value if judged_safe(value) else None
 
 
 _CODES: dict[str, None] = {}  # strings that passed _code: endpoints, outcomes, rule ids repeat

@@ -124,6 +124,12 @@ def _clean(value: Any, ring: KeyRing) -> str | None:
     return "fp:" + fingerprint(ring, s)
 
 
+def judged_safe(value: str) -> bool:
+    """Whether a client-chosen string may be repeated as it is: an id-like shape, no e-mail, no long
+    number, nothing the detectors find (judgements are cached)."""
+    return value in _SAFE or (bool(_CODE.match(value)) and _judged_safe(value))
+
+
 def client_string(value: Any, ring: KeyRing) -> str | None:
     """A string the client chose (an ``X-Request-Id``, a JWT subject) as the gateway may repeat it in
     logs, records, traces and headers: itself when it is judged safe, else ``fp:<fingerprint>``."""
