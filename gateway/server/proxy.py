@@ -335,7 +335,7 @@ async def handle(request: Request, state: State) -> Response | None:
 
 
 def _finish(state: State, ex: Exchange) -> None:
-    traced = state.tracing.enabled
+    traced = state.tracing.enabled and bool(ex.marks)  # a request the server refused has no stages to trace
     if traced:
         ex.marks.append(("done", time.time_ns()))
     route = ex.route

@@ -105,3 +105,20 @@ async def test_ops_endpoints(gw):
             assert r.status == 200
             explained = orjson.dumps(await r.json()).decode()
         assert "br.cpf" in explained and "123.456.789-09" not in explained
+
+
+async def test_a_body_refused_by_the_server_is_audited_and_limits_follow_a_reload(gw):
+    big = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "' + b"a" * 30000 + b'"}]}'
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions", headers=auth(gw), data=big) as r:
+            assert r.status == 200  # under the 65536 limit the gateway started with
+        text = gw.config_path.read_text()
+        gw.config_path.write_text(text.replace("max_body_bytes: 65536", "max_body_bytes: 20000"))
+        ok, _ = await gw.holder.reload()
+        assert ok
+        async with s.post(gw.url + "/v1/chat/completions", headers=auth(gw), data=big) as r:
+            assert r.status == 413  # the reloaded limit applies from the next request
+    await asyncio.sleep(0.1)  # records are chained at the end of the loop's turn
+    recs = [orjson.loads(x) for f in gw.audit_files() for x in f.read_bytes().splitlines() if b'"request_id"' in x]
+    assert [r["outcome"] for r in recs][-2:] == ["forwarded", "rejected"]
+    assert recs[-1]["error"] == "payload_too_large" and recs[-1]["endpoint"] == "/v1/chat/completions"
