@@ -152,6 +152,23 @@ def _request_blockers(policies: PolicySet, pols: list[Policy], residency: str, l
 
 
 def _evaluate(policies: PolicySet, pols: list[Policy], findings: Sequence, residency: str, lvl: int) -> _Eval:
+    """The candidate's evaluation, memoized per PolicySet: it depends only on the policies, the
+    residency, the level and each finding's (detector, category, country) — most requests repeat one
+    of a few such shapes (no findings at all, above all). Callers must not mutate the lists."""
+    key = (tuple(p.jurisdiction for p in pols), residency, lvl,
+           tuple((f.detector, f.category, f.country) for f in findings))
+    memo = policies.eval_memo
+    ev = memo.get(key)
+    if ev is None:
+        ev = _evaluate_uncached(policies, pols, findings, residency, lvl)
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = ev
+    return ev
+
+
+def _evaluate_uncached(policies: PolicySet, pols: list[Policy], findings: Sequence, residency: str,
+                       lvl: int) -> _Eval:
     blockers = _request_blockers(policies, pols, residency, lvl)
     actions: list[str] = []
     finding_rules: list[list[str]] = []
@@ -228,11 +245,11 @@ def decide(policies: PolicySet, principal, findings: Sequence, candidates: Seque
         outcome=outcome,
         route=route,
         destination=destination_class(policies, pols[0], route.residency) if route else None,
-        actions=ev.actions,
+        actions=list(ev.actions),  # copies: the evaluation is shared through the memo
         by_detector=by_detector,
         rules=_unique([r for ids in ev.finding_rules for r in ids] + blocked_by),
         blocked_by=blocked_by,
         policy_revision=policies.revision,
         applied=applied,
-        finding_rules=ev.finding_rules,
+        finding_rules=[list(ids) for ids in ev.finding_rules],
     )

@@ -62,6 +62,8 @@ class PolicySet:
         self._builtin: dict[str, Policy] = {}
         self.memo: dict[tuple, tuple[str, str]] = {}
         """The engine's cache of (jurisdiction, finding, residency, level) -> (action, rule id)."""
+        self.eval_memo: dict[tuple, tuple] = {}
+        """The engine's per-candidate evaluations (see ``engine._evaluate``)."""
 
     def policy(self, jurisdiction: str) -> Policy:
         """The policy of ``jurisdiction``: its file, or the protective built-in default when it has none."""

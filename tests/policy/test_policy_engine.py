@@ -157,3 +157,27 @@ def test_subject_country_without_a_file_brings_the_default_too():
 
 def test_finding_without_country_brings_only_the_callers_policy():
     assert decide(PS, who("MX"), [EMAIL, HEALTH], [BR]).applied == ["MX"]
+
+
+def test_memoized_evaluations_are_not_shared_with_the_caller():
+    # the per-candidate evaluation is memoized per PolicySet; a caller changing its Decision's lists
+    # (or a later decision) must not change what the next request with the same shape gets
+    ps = load_policies(BUNDLED)
+    first = decide(ps, who("BR"), [CPF, KEY], [US])
+    first.actions[0] = "allow"
+    first.finding_rules[0].append("forged")
+    again = decide(ps, who("BR"), [CPF, KEY], [US])
+    assert again.actions == ["pseudonymize", "redact"]
+    assert again.finding_rules == [["br.identifiers"], ["br.credentials"]]
+    assert len(ps.eval_memo) == 1  # the second decision came from the memo
+
+
+def test_memo_keys_on_each_findings_country_and_the_level():
+    ps = load_policies(BUNDLED)
+    mx_caller_cpf = decide(ps, who("MX"), [CPF], [US, BR])
+    other_country = Finding("br.cpf", "national_id", "MX", 4, 18)  # same detector, another subject country
+    assert decide(ps, who("MX"), [other_country], [US, BR]).applied == ["MX"]
+    assert mx_caller_cpf.applied == ["MX", "BR"]
+    assert decide(ps, who("BR"), [], [US, BR]).route == US  # memoized at level internal ...
+    secret = decide(ps, who("BR"), [], [US, BR], level="secret")  # ... must not answer for secret
+    assert (secret.route, secret.blocked_by) == (BR, ["br.restricted"])
