@@ -152,6 +152,9 @@ class RateLimiter:
 
     def __init__(self, cfg: RateLimit, backend: Backend, *, window: float = WINDOW_S):
         self.cfg, self.backend, self.window = cfg, backend, window
+        self.enabled = bool(cfg.requests_per_minute or cfg.tokens_per_minute
+                            or cfg.key_requests_per_minute or cfg.key_tokens_per_minute)
+        """Any limit set; without one the data path skips ``check`` (and its estimate) altogether."""
 
     @classmethod
     def from_config(cls, cfg: RateLimit) -> RateLimiter:
@@ -167,11 +170,6 @@ class RateLimiter:
         from gateway.plugins import rate_limit_backend
 
         return cls(cfg, rate_limit_backend(cfg.backend)(cfg))
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.cfg.requests_per_minute or self.cfg.tokens_per_minute
-                    or self.cfg.key_requests_per_minute or self.cfg.key_tokens_per_minute)
 
     async def check(self, principal: Principal, tokens: int = 0) -> float | None:
         """Charge one request with ``tokens`` estimated tokens. None = go on; else the Retry-After seconds."""

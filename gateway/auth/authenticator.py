@@ -86,14 +86,21 @@ class Authenticator:
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller's Principal; raises AuthError (logged with its reason, without the credential)."""
         try:
-            return await self._authenticate(headers)
+            if self.mode == "none":
+                return self.dev
+            credential, is_jwt = self._credential(headers)
+            if is_jwt:
+                return await self.jwt.verify(credential)
+            principal = self.api_keys.match(credential)
+            if principal is None:
+                raise AuthError("unknown api key")
+            return principal
         except AuthError as e:
             log.info("unauthorized: %s", e)
             raise
 
-    async def _authenticate(self, headers: Mapping[str, str]) -> Principal:
-        if self.mode == "none":
-            return self.dev
+    def _credential(self, headers: Mapping[str, str]) -> tuple[str, bool]:
+        """The presented credential, and whether it goes to the JWT verifier (else to the key table)."""
         authz = _one_header(headers, "authorization")
         xkey = _one_header(headers, "x-api-key")
         if authz is not None and xkey is not None:
@@ -103,14 +110,8 @@ class Authenticator:
         raw = authz if authz is not None else xkey
         if len(raw) > _MAX_HEADER_CHARS:
             raise AuthError("credential too large")
-        if authz is not None:
-            credential = _bearer(authz)
-            # A JWT's header is JSON, so its base64url starts with "ey"; API keys go to the key table.
-            if self.jwt is not None and credential.startswith("ey") and "." in credential:
-                return await self.jwt.verify(credential)
-        else:
-            credential = xkey.strip()
-        principal = self.api_keys.match(credential)
-        if principal is None:
-            raise AuthError("unknown api key")
-        return principal
+        if authz is None:
+            return xkey.strip(), False
+        credential = _bearer(authz)
+        # A JWT's header is JSON, so its base64url starts with "ey"; API keys go to the key table.
+        return credential, self.jwt is not None and credential.startswith("ey") and "." in credential

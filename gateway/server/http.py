@@ -78,28 +78,39 @@ _IDLE, _HEAD, _BODY = 0, 1, 2
 
 
 class Headers:
-    """Request headers as they arrived: raw (name, value) bytes, decoded (latin-1) only when asked."""
+    """Request headers as they arrived: raw (name, value) bytes, decoded (latin-1) only when asked.
 
-    __slots__ = ("_raw",)
+    The first lookup indexes them by lower-case name (a handful of headers, one pass); every later
+    lookup is a dict access. The data path asks for six to eight headers per request."""
+
+    __slots__ = ("_raw", "_index")
 
     def __init__(self, raw: list[tuple[bytes, bytes]]):
         self._raw = raw
+        self._index: dict[str, list[str]] | None = None
+
+    def _build(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for k, v in self._raw:
+            name = k.decode("latin-1").lower()
+            values = index.get(name)
+            if values is None:
+                index[name] = [v.decode("latin-1")]
+            else:
+                values.append(v.decode("latin-1"))
+        self._index = index
+        return index
 
     def get(self, name: str, default=None) -> str | None:
         """The first value of ``name`` (case-insensitive), or ``default``."""
-        key = name.lower().encode("latin-1")
-        n = len(key)
-        for k, v in self._raw:
-            if len(k) == n and k.lower() == key:
-                return v.decode("latin-1")
-        return default
+        values = (self._index or self._build()).get(name.lower())
+        return values[0] if values else default
 
     def getall(self, name: str, default=None) -> list[str]:
         """Every value of ``name`` (case-insensitive) in arrival order; ``default`` if none (as aiohttp's)."""
-        key = name.lower().encode("latin-1")
-        out = [v.decode("latin-1") for k, v in self._raw if k.lower() == key]
-        if out:
-            return out
+        values = (self._index or self._build()).get(name.lower())
+        if values:
+            return list(values)
         if default is None:
             raise KeyError(name)
         return default
@@ -107,8 +118,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = name.lower().encode("latin-1")
-        return any(k.lower() == key for k, _ in self._raw)
+        return name.lower() in (self._index or self._build())
 
     def items(self) -> list[tuple[str, str]]:
         """(lower-case name, value) pairs in arrival order."""

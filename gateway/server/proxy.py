@@ -383,9 +383,11 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     except Exception:  # any other shape surprise: a clear 400, never a crash
         raise Reject(400, "invalid_request", "unsupported request shape") from None
     # one charge per request, with its token estimate (requests and tokens per agency and per key)
-    retry = await state.limiter.check(ex.principal, estimate_tokens(ex.body, ex.payload))
-    if retry is not None:
-        raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": str(max(1, int(retry + 0.999)))})
+    limiter = state.limiter
+    if limiter.enabled:
+        retry = await limiter.check(ex.principal, estimate_tokens(ex.body, ex.payload))
+        if retry is not None:
+            raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": str(max(1, int(retry + 0.999)))})
     ex.model = request_model(ex.payload)
     ex.stream = request_stream(ex.payload)
     ex.level = _level(request)
