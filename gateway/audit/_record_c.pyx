@@ -20,15 +20,18 @@ the fingerprints (HMAC-SHA256 from kept pad states, in C).
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from cpython.bytearray cimport PyByteArray_Resize, PyByteArray_AS_STRING
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_FromStringAndSize
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.math cimport nearbyint
 
 import hashlib
 
 import orjson
 
+from gateway.audit import chain as _chain
 from gateway.audit import record as _ref
 from gateway.auth.principal import Principal
 
@@ -88,10 +91,32 @@ cdef inline int _put(Buf* b, const char* s, Py_ssize_t n) except -1:
     return 0
 
 
+cdef inline Py_ssize_t _plain(const char* u, Py_ssize_t n) noexcept nogil:
+    """How many leading bytes of ``u`` JSON takes as they are (no control, ``"`` or ``\\``), eight at
+    a time: most strings have none, and then the whole string is one copy."""
+    cdef Py_ssize_t i = 0
+    cdef uint64_t v, x
+    cdef uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL
+    while i + 8 <= n:
+        memcpy(&v, u + i, 8)
+        # a byte < 0x20, == 0x22 or == 0x5C sets its high bit here (a false alarm only after a real one)
+        x = ((v - 0x2020202020202020ULL) & ~v) \
+            | (((v ^ 0x2222222222222222ULL) - ones) & ~(v ^ 0x2222222222222222ULL)) \
+            | (((v ^ 0x5C5C5C5C5C5C5C5CULL) - ones) & ~(v ^ 0x5C5C5C5C5C5C5C5CULL))
+        if x & highs:
+            break
+        i += 8
+    while i < n:
+        if <unsigned char>u[i] < 0x20 or u[i] == 0x22 or u[i] == 0x5C:
+            break
+        i += 1
+    return i
+
+
 cdef int _str(Buf* b, object s) except -1:
     """``s`` (exactly a str) as orjson writes it: UTF-8, with ``"``, ``\\`` and controls escaped.
     A lone surrogate raises (orjson refuses it too: the reference records it as invalid)."""
-    cdef Py_ssize_t n, i, start = 0
+    cdef Py_ssize_t n, i, start
     cdef const char* u
     cdef unsigned char c
     cdef char esc[6]
@@ -102,7 +127,14 @@ cdef int _str(Buf* b, object s) except -1:
         _grow(b, n + 2)
     b.p[b.n] = b'"'
     b.n += 1
-    for i in range(n):
+    start = _plain(u, n)
+    if start == n:  # the common case: nothing to escape
+        memcpy(b.p + b.n, u, n)
+        b.p[b.n + n] = b'"'
+        b.n += n + 1
+        return 0
+    _put(b, u, start)
+    for i in range(start, n):
         c = <unsigned char>u[i]
         if c >= 0x20 and c != 0x22 and c != 0x5C:
             continue
@@ -133,13 +165,15 @@ cdef int _str(Buf* b, object s) except -1:
 
 cdef int _int(Buf* b, object v) except -1:
     """An int in decimal (by hand: snprintf's format parsing costs more than the digits)."""
-    cdef char tmp[24]
-    cdef long long x
-    cdef unsigned long long u
-    cdef int i = 24
     if type(v) is not int:
         raise Unusual()
-    x = v  # OverflowError beyond 64 bits: the Python path (orjson takes up to 2**64 - 1)
+    return _cint(b, v)  # OverflowError beyond 64 bits: the Python path (orjson takes up to 2**64 - 1)
+
+
+cdef int _cint(Buf* b, long long x) except -1:
+    cdef char tmp[24]
+    cdef unsigned long long u
+    cdef int i = 24
     u = <unsigned long long>(-x) if x < 0 else <unsigned long long>x
     while True:
         i -= 1
@@ -211,9 +245,28 @@ cdef object _clean(object v, object ring):
 cdef object _code(object v):
     if v is None:
         return None
-    if type(v) is str and v in _CODES:
+    if type(v) is str and (v in _CODES or _code_shape(v)):
         return v
     return _ref_code(v)
+
+
+cdef bint _code_shape(str v):
+    """What the reference's ``_CODE`` accepts: 1 to 64 of ``[A-Za-z0-9_.:/-]`` (the per-request
+    decision ids, which its memo leaves out, are checked here instead of by a regex)."""
+    cdef Py_ssize_t n, i
+    cdef const char* u
+    cdef char c
+    if not PyUnicode_IS_ASCII(v):
+        return False
+    u = PyUnicode_AsUTF8AndSize(v, &n)
+    if n < 1 or n > 64:
+        return False
+    for i in range(n):
+        c = u[i]
+        if not (b'0' <= c <= b'9' or b'a' <= c <= b'z' or b'A' <= c <= b'Z' or c == b'_' or c == b'.'
+                or c == b':' or c == b'/' or c == b'-'):
+            return False
+    return True
 
 
 cdef bint _our_id(object v):
@@ -322,6 +375,69 @@ cdef bytes _normalized(str det, str value):
 # the kept pad states, and doing them here costs no Python objects (the reference's copy/update/
 # digest/hexdigest calls are most of its cost). The long chain line is hashed by OpenSSL instead.
 
+cdef extern from *:
+    """
+    /* SHA-256 blocks with the x86 SHA extensions (SHA-NI) where the CPU has them: ~10x the portable
+       rounds below. Compiled for that target per function, chosen at import by CPUID. */
+    #include <stdint.h>
+    #include <stddef.h>
+    #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    #include <immintrin.h>
+    #include <cpuid.h>
+    static int soberana_sha_ni(void) {
+        unsigned int a, b, c, d;
+        if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+        if (!(c & (1u << 9)) || !(c & (1u << 19))) return 0;   /* SSSE3, SSE4.1 */
+        if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+        return (b >> 29) & 1;                                  /* SHA */
+    }
+    __attribute__((target("sha,sse4.1,ssse3")))
+    static void soberana_sha256_ni(uint32_t *state, const uint8_t *data, size_t blocks, const uint32_t *k) {
+        const __m128i mask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+        __m128i t = _mm_loadu_si128((const __m128i *)state);
+        __m128i s1 = _mm_loadu_si128((const __m128i *)(state + 4));
+        __m128i s0, abef, cdgh, m, w[4];
+        int g;
+        t = _mm_shuffle_epi32(t, 0xB1);            /* CDAB */
+        s1 = _mm_shuffle_epi32(s1, 0x1B);          /* EFGH */
+        s0 = _mm_alignr_epi8(t, s1, 8);            /* ABEF */
+        s1 = _mm_blend_epi16(s1, t, 0xF0);         /* CDGH */
+        while (blocks--) {
+            abef = s0; cdgh = s1;
+            for (g = 0; g < 16; g++) {
+                if (g < 4) {
+                    w[g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16 * g)), mask);
+                } else {  /* W[4g..4g+3] from the four words before */
+                    __m128i x = _mm_sha256msg1_epu32(w[g & 3], w[(g + 1) & 3]);
+                    x = _mm_add_epi32(x, _mm_alignr_epi8(w[(g + 3) & 3], w[(g + 2) & 3], 4));
+                    w[g & 3] = _mm_sha256msg2_epu32(x, w[(g + 3) & 3]);
+                }
+                m = _mm_add_epi32(w[g & 3], _mm_loadu_si128((const __m128i *)(k + 4 * g)));
+                s1 = _mm_sha256rnds2_epu32(s1, s0, m);
+                s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(m, 0x0E));
+            }
+            s0 = _mm_add_epi32(s0, abef);
+            s1 = _mm_add_epi32(s1, cdgh);
+            data += 64;
+        }
+        t = _mm_shuffle_epi32(s0, 0x1B);           /* FEBA */
+        s1 = _mm_shuffle_epi32(s1, 0xB1);          /* DCHG */
+        s0 = _mm_blend_epi16(t, s1, 0xF0);         /* DCBA */
+        s1 = _mm_alignr_epi8(s1, t, 8);            /* HGFE */
+        _mm_storeu_si128((__m128i *)state, s0);
+        _mm_storeu_si128((__m128i *)(state + 4), s1);
+    }
+    #else
+    static int soberana_sha_ni(void) { return 0; }
+    static void soberana_sha256_ni(uint32_t *state, const uint8_t *data, size_t blocks, const uint32_t *k) {
+        (void)state; (void)data; (void)blocks; (void)k;
+    }
+    #endif
+    """
+    int soberana_sha_ni() nogil
+    void soberana_sha256_ni(uint32_t* state, const uint8_t* data, size_t blocks, const uint32_t* k) nogil
+
+
 cdef uint32_t _K[64]
 for _i, _v in enumerate((
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -362,27 +478,37 @@ cdef void _compress(uint32_t* h, const uint8_t* blk) noexcept nogil:
     h[4] += e; h[5] += f; h[6] += g; h[7] += k
 
 
-cdef void _finish(uint32_t* h, const uint8_t* data, Py_ssize_t n, uint8_t* out) noexcept nogil:
-    """Absorb ``data`` after one 64-byte block already in ``h`` (an HMAC pad), pad, write the digest."""
-    cdef uint8_t blk[64]
-    cdef Py_ssize_t i = 0, rem
-    cdef uint64_t bits = (<uint64_t>(64 + n)) * 8
-    cdef int j
-    while n - i >= 64:
-        _compress(h, data + i)
-        i += 64
-    rem = n - i
-    memcpy(blk, data + i, rem)
+cdef bint _use_ni = soberana_sha_ni()
+"""Whether SHA-256 runs on the CPU's SHA extensions (the portable rounds above otherwise)."""
+
+
+cdef inline void _blocks(uint32_t* h, const uint8_t* data, Py_ssize_t n) noexcept nogil:
+    """Compress ``n`` 64-byte blocks into ``h``."""
+    cdef Py_ssize_t i
+    if _use_ni:
+        soberana_sha256_ni(h, data, n, _K)
+        return
+    for i in range(n):
+        _compress(h, data + 64 * i)
+
+
+cdef void _finish(uint32_t* h, const uint8_t* data, Py_ssize_t n, uint8_t* out,
+                  Py_ssize_t before=64) noexcept nogil:
+    """Absorb ``data`` after the ``before`` bytes already in ``h`` (one 64-byte HMAC pad, or none
+    from the IV), pad, write the digest."""
+    cdef uint8_t blk[128]
+    cdef Py_ssize_t full = n // 64, rem = n % 64
+    cdef uint64_t bits = (<uint64_t>(before + n)) * 8
+    cdef int j, last
+    if full:
+        _blocks(h, data, full)
+    memcpy(blk, data + 64 * full, rem)
     blk[rem] = 0x80
-    if rem >= 56:
-        memset(blk + rem + 1, 0, 63 - rem)
-        _compress(h, blk)
-        memset(blk, 0, 56)
-    else:
-        memset(blk + rem + 1, 0, 55 - rem)
+    last = 128 if rem >= 56 else 64  # the length takes one more block when it does not fit
+    memset(blk + rem + 1, 0, last - rem - 1)
     for j in range(8):
-        blk[63 - j] = <uint8_t>(bits >> (8 * j))
-    _compress(h, blk)
+        blk[last - 1 - j] = <uint8_t>(bits >> (8 * j))
+    _blocks(h, blk, last // 64)
     for j in range(8):
         out[4 * j], out[4 * j + 1] = <uint8_t>(h[j] >> 24), <uint8_t>(h[j] >> 16)
         out[4 * j + 2], out[4 * j + 3] = <uint8_t>(h[j] >> 8), <uint8_t>h[j]
@@ -530,9 +656,10 @@ cdef int _upstream(Buf* b, object ex) except -1:
 
 # ------------------------------------------------------------------------------------- the record
 
-cdef int _record(Buf* b, object ex, object ring, Py_ssize_t* cut) except -1:
+cdef int _record(Buf* b, object ex, object ring, Py_ssize_t* cut, const char* head=NULL,
+                 long long seq=0, const char* ts=NULL) except -1:
     """Members in orjson's sorted order; ``cut[0]``/``cut[1]`` mark where ``prev`` and ``seq``/``ts``
-    go."""
+    go, and with ``head`` (64 hex) they are written there: ``ts`` is the 24 bytes of ``iso_ts``."""
     d = ex.decision
     outcome = ex.outcome
     outcome = outcome if outcome in _OUTCOMES else "rejected"
@@ -566,12 +693,22 @@ cdef int _record(Buf* b, object ex, object ring, Py_ssize_t* cut) except -1:
     _value(b, outcome)
     _put(b, b',', 1)
     cut[0] = b.n
+    if head != NULL:
+        _put(b, b'"prev":"', 8)
+        _put(b, head, 64)
+        _put(b, b'",', 2)
     _put(b, b'"principal":', 12)
     _principal(b, ex.principal, ring)
     _put(b, b',"request_id":', 14)
     _value(b, rid)
     _put(b, b',', 1)
     cut[1] = b.n
+    if head != NULL:
+        _put(b, b'"seq":', 6)
+        _cint(b, seq)
+        _put(b, b',"ts":"', 7)
+        _put(b, ts, 24)
+        _put(b, b'",', 2)
     _put(b, b'"upstream":', 11)
     _upstream(b, ex)
     _put(b, b"}", 1)
@@ -630,3 +767,115 @@ def seal(tuple parts, seq, str ts, str prev):
         return PyBytes_FromStringAndSize(b.p, b.n), h
     finally:
         free(b.p)
+
+
+# --------------------------------------------------------------------------------------- the chain
+
+cdef long long _ts_sec = -1  # the whole second of the last timestamp, and its text (chain.iso_ts's)
+cdef char _ts_text[24]
+
+
+cdef int _iso_ts(double t, char* out) except -1:
+    """``chain.iso_ts(t)`` into ``out`` (24 bytes): the reference's rounding, its text per second."""
+    global _ts_sec
+    cdef long long sec = <long long>t
+    cdef long long us = <long long>nearbyint((t - <double>sec) * 1e6)  # round half to even, as round()
+    cdef bytes text
+    if us >= 1000000:
+        sec, us = sec + 1, us - 1000000
+    if sec != _ts_sec:
+        text = _chain.iso_ts(float(sec)).encode()  # once a second: the reference formats the date
+        if len(text) != 24:
+            raise Unusual()
+        memcpy(_ts_text, PyBytes_AS_STRING(text), 24)
+        _ts_sec = sec
+    memcpy(out, _ts_text, 19)
+    us //= 1000
+    out[19], out[20], out[21], out[22], out[23] = b'.', <char>(48 + us // 100), <char>(48 + us // 10 % 10), \
+        <char>(48 + us % 10), b'Z'
+    return 0
+
+
+def chain(list items, Py_ssize_t i, bytearray out, long long seq, str head, Py_ssize_t room):
+    """Chain ``items[i:]`` (``(time, Exchange, ring)`` from ``AuditLog.record``) from ``seq`` after
+    ``head``: each record's stored line, as ``build_record`` + ``chain.seal`` write it, appended to
+    ``out``. Stops after ``room`` records (a checkpoint is due), at the end, or before an item that
+    is not such a triple or that the encoder leaves to the reference (the caller seals that one and
+    calls again). Returns ``(next i, next seq, head)``: one call and one append per group, and no
+    Python object per record."""
+    cdef Buf b
+    cdef Py_ssize_t n = len(items), start, done = 0, at
+    cdef Py_ssize_t cut[2]
+    cdef char h[64]
+    cdef char ts[24]
+    cdef uint32_t st[8]
+    cdef uint8_t d[32]
+    cdef const char* hp
+    cdef Py_ssize_t hn
+    cdef int j
+    if not PyUnicode_IS_ASCII(head):
+        raise ValueError("chain head is not 64 hex")
+    hp = PyUnicode_AsUTF8AndSize(head, &hn)
+    if hn != 64:
+        raise ValueError("chain head is not 64 hex")
+    memcpy(h, hp, 64)
+    b.cap = 1200 * min(max(n - i, 1), 64)
+    b.p = <char*>malloc(b.cap)
+    if b.p == NULL:
+        raise MemoryError()
+    b.n = 0
+    try:
+        while i < n and done < room:
+            item = items[i]
+            if type(item) is not tuple or len(<tuple>item) != 3:
+                break
+            t, ex, ring = <tuple>item
+            if ring is None or type(t) is not float:
+                break
+            start = b.n
+            try:
+                _iso_ts(t, ts)
+                _record(&b, ex, ring, cut, h, seq, ts)
+            except Exception:  # the reference decides (and logs) what this record says
+                b.n = start
+                break
+            memcpy(st, _IV, 32)
+            _finish(st, <const uint8_t*>b.p + start, b.n - start, d, 0)
+            b.n -= 1  # the closing brace: "hash" goes last
+            for j in range(32):
+                h[2 * j], h[2 * j + 1] = _HEX[d[j] >> 4], _HEX[d[j] & 15]
+            _put(&b, b',"hash":"', 9)
+            _put(&b, h, 64)
+            _put(&b, b'"}\n', 3)
+            seq += 1
+            i += 1
+            done += 1
+        if b.n:
+            at = len(out)
+            PyByteArray_Resize(out, at + b.n)
+            memcpy(PyByteArray_AS_STRING(out) + at, b.p, b.n)
+    finally:
+        free(b.p)
+    return i, seq, PyUnicode_FromStringAndSize(h, 64)
+
+
+def sha256_hex(data, bint portable=False):
+    """Hex SHA-256 of ``data`` (bytes) as ``chain`` computes it: SHA-NI where the CPU has it, or with
+    ``portable`` the C rounds (for tests against hashlib)."""
+    global _use_ni
+    cdef uint32_t st[8]
+    cdef uint8_t d[32]
+    cdef bytes raw = bytes(data)
+    cdef bint was = _use_ni
+    if portable:
+        _use_ni = False
+    try:
+        memcpy(st, _IV, 32)
+        _finish(st, <const uint8_t*>PyBytes_AS_STRING(raw), len(raw), d, 0)
+    finally:
+        _use_ni = was
+    return PyBytes_FromStringAndSize(<char*>d, 32).hex()
+
+
+SHA_NI = bool(_use_ni)
+"""Whether this CPU's SHA extensions hash the chain and the fingerprints."""

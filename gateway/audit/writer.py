@@ -164,6 +164,11 @@ class AuditLog:
         together with the others of this turn of the event loop (see ``_flush``). Keeps a reference to
         ``ex`` until then, so the Exchange must not change after this call. Raises
         ``AuditUnavailable`` exactly when ``append`` would."""
+        if self._successor is None and self._healthy and not self._closed and self._flush_soon \
+                and self._appended - self._done - self._dropped < self.max_queue:
+            self._pending.append((time.time(), ex, ring or self.ring))  # the common case, inline
+            self._appended += 1
+            return
         self._enqueue((time.time(), ex, ring or self.ring))
 
     def append(self, record: dict) -> None:
@@ -207,45 +212,66 @@ class AuditLog:
             self._appended -= len(pending)
             self._successor._appended += len(pending)
             return self._successor._flush()
-        lines = []
-        prepare = _c.prepare if _c is not None else None
-        for t, obj, ring in pending:
-            if ring is None:
-                lines.append((t, obj))
-                continue
-            if prepare is not None:
-                parts = prepare(obj, ring)  # canonical JSON pieces, or None: the reference builds it
-                if parts is not None:
-                    lines.append((t, parts))
-                    continue
-            try:
-                lines.append((t, build_record(obj, ring)))
-            except Exception as e:  # one bad record must not lose the others of this turn (type only: no values)
-                self._appended -= 1
-                log.error("building the audit record failed for request %s: %s",
-                          getattr(obj, "request_id", "?"), type(e).__name__)
         lock = self._lock
         lock.acquire()  # (not ``with``: the context manager costs more)
         try:
             if not self._healthy:  # the sink failed after these were accepted: lost, like any in flight
-                self._dropped += len(lines)
+                self._dropped += len(pending)
                 return
-            every = self.cfg.checkpoint_every
-            buf, out = self._buf, self._out
-            for t, rec in lines:
-                line = self._seal_record(t, rec)
-                buf += line
-                if out is not None:
-                    out.append(line)
-                if every > 0 and self._since_cp >= every:
-                    buf += self._checkpoint(False)
-            self._buf_records += len(lines)
+            self._chain(pending)
             wake = self._idle
             self._idle = False
         finally:
             lock.release()
         if wake:
             self._wake.set()  # only when the thread sleeps with nothing to do: once per group, not per record
+
+    def _chain(self, pending: list[tuple]) -> None:
+        """Chain ``pending`` onto the buffer (under the lock), with a checkpoint every
+        ``checkpoint_every`` records. The compiled encoder takes runs of ``record(ex)`` items in one
+        call each; what it leaves (an ``append``ed dict, an Exchange it finds unusual) is built and
+        sealed by the reference, one at a time."""
+        every = self.cfg.checkpoint_every
+        buf, out = self._buf, self._out
+        chain_c = _c.chain if _c is not None else None
+        i, n = 0, len(pending)
+        while i < n:
+            if chain_c is not None:
+                room = max(1, every - self._since_cp) if every > 0 else n
+                at = len(buf)
+                try:
+                    j, self._seq, self._head = chain_c(pending, i, buf, self._seq, self._head, room)
+                except Exception as e:  # (out of memory): the rest of this group takes the reference
+                    log.error("compiled audit chaining failed (%s); using the reference", type(e).__name__)
+                    chain_c, j = None, i
+                if j > i:
+                    k = j - i
+                    self._epoch_records += k
+                    self._since_cp += k
+                    self._buf_records += k
+                    if out is not None:
+                        out.extend(bytes(buf[at:]).splitlines(keepends=True))
+                    if every > 0 and self._since_cp >= every:
+                        buf += self._checkpoint(False)
+                    i = j
+                    continue
+            t, rec, ring = pending[i]  # what the compiled encoder left (or all, without it)
+            i += 1
+            if ring is not None:
+                try:
+                    rec = build_record(rec, ring)
+                except Exception as e:  # one bad record must not lose the others (type only: no values)
+                    self._appended -= 1
+                    log.error("building the audit record failed for request %s: %s",
+                              getattr(rec, "request_id", "?"), type(e).__name__)
+                    continue
+            line = self._seal_record(t, rec)
+            buf += line
+            self._buf_records += 1
+            if out is not None:
+                out.append(line)
+            if every > 0 and self._since_cp >= every:
+                buf += self._checkpoint(False)
 
     async def start(self) -> None:
         """Open the file (creating folder and file), recover it after a crash, write the epoch line
