@@ -23,7 +23,14 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.bytearray cimport PyByteArray_Resize, PyByteArray_AS_STRING
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_FromStringAndSize
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
+from cpython.ref cimport PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM
+from cpython.dict cimport PyDict_Next, PyDict_GetItem
+from cpython.mem cimport PyMem_Free
+from libc.math cimport fabs
+from libc.string cimport strlen
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.math cimport nearbyint
 
@@ -37,6 +44,11 @@ from gateway.auth.principal import Principal
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object)
+    int PyUnicode_KIND(object)
+    void* PyUnicode_DATA(object)
+    int PyUnicode_1BYTE_KIND
+    int PyUnicode_Compare(object, object) except? -1
+    char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
 
 cdef object _OUTCOMES = _ref.OUTCOMES
 cdef dict _SAFE = _ref._SAFE      # the reference's memos, shared: one judgement for both paths
@@ -208,11 +220,13 @@ cdef int _value(Buf* b, object v, int depth=0) except -1:
         _put(b, PyBytes_AS_STRING(raw), len(raw))
     elif (t is list or t is tuple) and depth < 4:
         _put(b, b"[", 1)
-        for i, x in enumerate(v):
+        for i in range(len(v)):
             if i:
                 _put(b, b",", 1)
-            _value(b, x, depth + 1)
+            _value(b, <object>(PyList_GET_ITEM(v, i) if t is list else PyTuple_GET_ITEM(v, i)), depth + 1)
         _put(b, b"]", 1)
+    elif t is dict and depth < 4 and len(<dict>v) <= 8:
+        _small_dict(b, <dict>v, depth)
     elif t is dict and depth < 4:
         keys = list(v)
         for k in keys:
@@ -229,6 +243,56 @@ cdef int _value(Buf* b, object v, int depth=0) except -1:
         _put(b, b"}", 1)
     else:
         raise Unusual()
+    return 0
+
+
+cdef int _small_dict(Buf* b, dict v, int depth) except -1:
+    """A dict of up to 8 members (the decision's actions): keys sorted in place in a C array by
+    insertion (code point order, as orjson's OPT_SORT_KEYS), no list and no sort call."""
+    cdef PyObject* keys[8]
+    cdef PyObject* key
+    cdef PyObject* val
+    cdef Py_ssize_t pos = 0, n = 0, i, j
+    while PyDict_Next(v, &pos, &key, &val):
+        if type(<object>key) is not str:  # orjson refuses them: the reference's record is invalid_record
+            raise Unusual()
+        j = n
+        while j > 0 and PyUnicode_Compare(<object>keys[j - 1], <object>key) > 0:
+            keys[j] = keys[j - 1]
+            j -= 1
+        keys[j] = key
+        n += 1
+    _put(b, b"{", 1)
+    for i in range(n):  # (the dict is not changed meanwhile: the loop runs no Python code)
+        if i:
+            _put(b, b",", 1)
+        _str(b, <object>keys[i])
+        _put(b, b":", 1)
+        _value(b, <object>PyDict_GetItem(v, <object>keys[i]), depth + 1)
+    _put(b, b"}", 1)
+    return 0
+
+
+cdef int _latency(Buf* b, object latency) except -1:
+    """``round(float(latency), 3)`` as orjson writes it: for a finite float below 1e9 the correctly
+    rounded 3-decimal text with its trailing zeros dropped (a decimal of at most 12 significant
+    digits is its own shortest form); anything else as the reference computes it."""
+    cdef double x
+    cdef char* txt
+    cdef Py_ssize_t n
+    if type(latency) is float:
+        x = latency
+        if fabs(x) < 1e9:  # (false for nan)
+            txt = PyOS_double_to_string(x, b'f', 3, 0, NULL)
+            n = strlen(txt)
+            while txt[n - 1] == b'0' and txt[n - 2] != b'.':
+                n -= 1
+            try:
+                _put(b, txt, n)
+            finally:
+                PyMem_Free(txt)
+            return 0
+    _value(b, round(float(latency), 3) if latency is not None else None)
     return 0
 
 
@@ -536,6 +600,10 @@ cdef int _pads(object ring) except -1:
 
 cdef int _fingerprint(Buf* b, object ring, bytes data) except -1:
     """``"<32 hex>"``: the first 16 bytes of HMAC-SHA256(fingerprint key, data), as the reference."""
+    return _fingerprint_raw(b, ring, <const uint8_t*>PyBytes_AS_STRING(data), len(data))
+
+
+cdef int _fingerprint_raw(Buf* b, object ring, const uint8_t* data, Py_ssize_t n) except -1:
     cdef uint32_t h[8]
     cdef uint8_t d[32]
     cdef char out[34]
@@ -543,7 +611,7 @@ cdef int _fingerprint(Buf* b, object ring, bytes data) except -1:
     if ring is not _ring:
         _pads(ring)
     memcpy(h, _inner, 32)
-    _finish(h, <const uint8_t*>PyBytes_AS_STRING(data), len(data), d)
+    _finish(h, data, n, d)
     memcpy(h, _outer, 32)
     _finish(h, d, 32, d)
     out[0] = out[33] = b'"'
@@ -553,9 +621,158 @@ cdef int _fingerprint(Buf* b, object ring, bytes data) except -1:
     return 0
 
 
+cdef enum:
+    _MAX_DETS = 16     # more detectors or values in one record than these: the dict version below
+    _MAX_VALS = 64
+    _VAL_BYTES = 4096
+
+
+cdef struct _Det:
+    PyObject* name     # borrowed from a Finding of the Exchange, which outlives the call
+    Py_ssize_t count
+    int kind
+
+
+cdef struct _Val:
+    int det
+    Py_ssize_t off, n  # the normalized bytes, in the value buffer
+
+
 cdef int _findings(Buf* b, object ex, object ring) except -1:
     """The reference's ``_findings``: per detector in order of first appearance, its count and the
-    fingerprints of its distinct normalized values."""
+    fingerprints of its distinct normalized values. Kept in C arrays (no dict, no slice and no bytes
+    per finding when the text is ASCII); an unusually large record takes ``_findings_dicts``."""
+    cdef _Det dets[_MAX_DETS]
+    cdef _Val vals[_MAX_VALS]
+    cdef char vb[_VAL_BYTES]
+    cdef Py_ssize_t nd = 0, nv = 0, used = 0, i = 0, n, start, end, tl, k, j, m, at
+    cdef const char* u
+    cdef unsigned char c
+    cdef bint ascii, first, vfirst
+    cdef bytes norm
+    cdef str det
+    segments = ex.segments or ()
+    n = len(segments)
+    for found in (ex.findings or ()):
+        if found:
+            text = getattr(segments[i], "text", None) if i < n else None
+            if type(text) is not str:
+                text = None
+            else:  # one byte a character (ASCII or Latin-1, as most PT/ES text): values read in place
+                ascii = PyUnicode_IS_ASCII(text)
+                u = <const char*>PyUnicode_DATA(text) if PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND else NULL
+                tl = len(<str>text)
+            for f in found:
+                if not isinstance(f, tuple) or PyTuple_GET_SIZE(f) != 5:
+                    raise Unusual()
+                o_det, o_st, o_en = <object>PyTuple_GET_ITEM(f, 0), <object>PyTuple_GET_ITEM(f, 3), \
+                    <object>PyTuple_GET_ITEM(f, 4)
+                if type(o_det) is not str or type(o_st) is not int or type(o_en) is not int:
+                    raise Unusual()
+                det = <str>o_det
+                k = 0
+                while k < nd and dets[k].name != <PyObject*>det and <str>dets[k].name != det:
+                    k += 1
+                if k == nd:
+                    if nd == _MAX_DETS:
+                        return _findings_dicts(b, ex, ring)
+                    kind = _KINDS.get(det)
+                    if kind is None:
+                        kind = _ref._kind(det)
+                        if len(_KINDS) < 1024:
+                            _KINDS[det] = kind
+                    dets[k].name, dets[k].count, dets[k].kind = <PyObject*>det, 0, kind
+                    nd += 1
+                dets[k].count += 1
+                if text is None:
+                    continue
+                start, end = o_st, o_en
+                if not (0 <= start < end <= tl):
+                    continue
+                if nv == _MAX_VALS:
+                    return _findings_dicts(b, ex, ring)
+                at = used
+                m = end - start
+                if u != NULL and dets[k].kind != _TEXT and (ascii or _plain_ascii(u + start, m)):
+                    if used + m > _VAL_BYTES:
+                        return _findings_dicts(b, ex, ring)
+                    used += _ascii_normalized(dets[k].kind, u + start, m, vb + used)
+                else:  # text kinds and non-ASCII text: the reference's normalization
+                    norm = _normalized(det, text[start:end])
+                    m = len(norm)
+                    if used + m > _VAL_BYTES:
+                        return _findings_dicts(b, ex, ring)
+                    memcpy(vb + used, PyBytes_AS_STRING(norm), m)
+                    used += m
+                for j in range(nv):  # distinct values only (a few per detector)
+                    if vals[j].det == k and vals[j].n == used - at and memcmp(vb + vals[j].off, vb + at, used - at) == 0:
+                        used = at
+                        break
+                else:
+                    vals[nv].det, vals[nv].off, vals[nv].n = k, at, used - at
+                    nv += 1
+        i += 1
+    _put(b, b"[", 1)
+    for k in range(nd):
+        if k:
+            _put(b, b",", 1)
+        _put(b, b'{"count":', 9)
+        _cint(b, dets[k].count)
+        _put(b, b',"detector":', 12)
+        _str(b, <object>dets[k].name)
+        _put(b, b',"fingerprints":[', 17)
+        vfirst = True
+        for j in range(nv):
+            if vals[j].det != k:
+                continue
+            if not vfirst:
+                _put(b, b",", 1)
+            vfirst = False
+            _fingerprint_raw(b, ring, <const uint8_t*>vb + vals[j].off, vals[j].n)
+        _put(b, b"]}", 2)
+    _put(b, b"]", 1)
+    return 0
+
+
+cdef inline bint _plain_ascii(const char* u, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if <unsigned char>u[i] >= 0x80:
+            return False
+    return True
+
+
+cdef Py_ssize_t _ascii_normalized(int kind, const char* u, Py_ssize_t n, char* o) noexcept nogil:
+    """``_normalized`` of an ASCII value of an identifier, folded or exact kind, written to ``o``
+    (at most ``n`` bytes); returns its length."""
+    cdef Py_ssize_t i, j = 0, lo = 0, hi = n
+    cdef unsigned char c
+    if kind == _ID:  # letters and digits only, upper-cased
+        for i in range(n):
+            c = <unsigned char>u[i]
+            if b'0' <= c <= b'9' or b'A' <= c <= b'Z':
+                o[j] = c
+                j += 1
+            elif b'a' <= c <= b'z':
+                o[j] = c - 32
+                j += 1
+        return j
+    if kind == _FOLDED:  # str.strip() (ASCII whitespace: \t\n\v\f\r, \x1c-\x1f, space), lower-cased
+        while lo < hi and (u[lo] == 32 or 9 <= u[lo] <= 13 or 28 <= u[lo] <= 31):
+            lo += 1
+        while hi > lo and (u[hi - 1] == 32 or 9 <= u[hi - 1] <= 13 or 28 <= u[hi - 1] <= 31):
+            hi -= 1
+        for i in range(lo, hi):
+            c = <unsigned char>u[i]
+            o[i - lo] = c + 32 if b'A' <= c <= b'Z' else c
+        return hi - lo
+    memcpy(o, u, n)  # exact
+    return n
+
+
+cdef int _findings_dicts(Buf* b, object ex, object ring) except -1:
+    """``_findings`` with dicts, for records with more detectors, values or value bytes than its
+    arrays hold."""
     cdef dict counts = {}
     cdef dict values = {}
     cdef Py_ssize_t i = 0, n, start, end, tl
@@ -643,7 +860,7 @@ cdef int _upstream(Buf* b, object ex) except -1:
     cfg = getattr(r, "cfg", r)
     latency = ex.upstream_latency_ms
     _put(b, b'{"latency_ms":', 14)
-    _value(b, round(float(latency), 3) if latency is not None else None)
+    _latency(b, latency)
     _put(b, b',"name":', 8)
     _value(b, getattr(cfg, "name", None))
     _put(b, b',"residency":', 13)
