@@ -120,6 +120,7 @@ class AuditLog:
         self._stopping: str | None = None  # "close" or "hand_over", set by the loop
         self._pending: list[tuple] = []  # (time, record or Exchange, ring or None) not yet chained
         self._flush_soon = False  # a _flush is scheduled on the loop
+        self._turn_room = 0  # records record() may still queue this turn without the checks of _enqueue
         self._loop: asyncio.AbstractEventLoop | None = None
         self._appended = 0  # written only by the loop thread (accepted)
         self._dropped = 0   # written only by the loop thread (accepted, then lost to a failure)
@@ -164,9 +165,9 @@ class AuditLog:
         together with the others of this turn of the event loop (see ``_flush``). Keeps a reference to
         ``ex`` until then, so the Exchange must not change after this call. Raises
         ``AuditUnavailable`` exactly when ``append`` would."""
-        if self._successor is None and self._healthy and not self._closed and self._flush_soon \
-                and self._appended - self._done - self._dropped < self.max_queue:
-            self._pending.append((time.time(), ex, ring or self.ring))  # the common case, inline
+        if self._turn_room > 0 and self._healthy:  # _enqueue's checks, made once per turn
+            self._turn_room -= 1
+            self._pending.append((time.time(), ex, ring or self.ring))
             self._appended += 1
             return
         self._enqueue((time.time(), ex, ring or self.ring))
@@ -189,6 +190,9 @@ class AuditLog:
         self._appended += 1
         if not self._flush_soon:
             self._flush_soon = True
+            # until the flush: no successor, not closed (both reset this), healthy (checked per
+            # record), and this much room under max_queue
+            self._turn_room = self.max_queue - (self._appended - self._done - self._dropped)
             try:
                 self._loop.call_soon(self._flush)
             except (AttributeError, RuntimeError):  # no loop (or a closed one): chain it now
@@ -202,6 +206,7 @@ class AuditLog:
         times what the same work costs back to back. Deferring it to the end of the loop's turn
         batches the records of every request that finished in that turn."""
         self._flush_soon = False
+        self._turn_room = 0
         pending = self._pending
         if not pending:
             return
@@ -307,7 +312,7 @@ class AuditLog:
                 prev._dropped += prev._buf_records  # (not lost: counted by this log from now on)
                 prev._buf, prev._buf_records, prev._healthy = bytearray(), 0, False
                 prev.error = "handed over"
-                prev._successor = self
+                prev._successor, prev._turn_room = self, 0
                 self._healthy = True
         else:
             await loop.run_in_executor(None, self._open)
@@ -323,6 +328,7 @@ class AuditLog:
         if self._closed:
             return
         self._flush()  # what was accepted is chained before the closing checkpoint ...
+        self._turn_room = 0
         self._closed = True  # ... and from now on appends are refused, never silently dropped
         if self._thread is None:
             return

@@ -207,3 +207,26 @@ async def test_close_chains_and_writes_everything_recorded_in_the_same_turn(tmp_
     await log.close()  # no turn of the loop in between: close itself must chain them
     rep = verify_file(log.path, load_public_keys(keydir))
     assert rep.ok and rep.closed and rep.records == 95 and rep.checkpoints == 10
+
+
+async def test_queue_bound_and_health_hold_within_one_turn_of_record_calls(tmp_path, ring, keydir):
+    """record() checks the bound once per turn of the loop and then counts down; it must refuse
+    exactly where the per-record checks would."""
+    log = AuditLog(Audit(), ring, directory=tmp_path)
+    log.max_queue = 3
+    await log.start()
+    for i in range(3):
+        log.record(exchange(i), ring)  # one turn: no await in between
+    with pytest.raises(writer.AuditUnavailable, match="behind"):
+        log.record(exchange(3), ring)
+    await log.close()
+    assert verify_file(log.path, load_public_keys(keydir)).records == 3
+
+    sick = AuditLog(Audit(), ring, directory=tmp_path / "sick")
+    await sick.start()
+    sick.record(exchange(0), ring)
+    sick._healthy, sick.error = False, "EIO"  # as the writer thread's _fail leaves it, mid-turn
+    with pytest.raises(writer.AuditUnavailable, match="EIO"):
+        sick.record(exchange(1), ring)
+    sick._healthy = True
+    await sick.close()
