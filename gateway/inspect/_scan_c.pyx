@@ -1565,6 +1565,17 @@ cdef inline uint32_t _fold_ch(uint32_t c) noexcept nogil:
     return _WF[c] if c < WF_LIMIT else 0
 
 
+cdef uint8_t _CASE1[256]   # code point < 256 -> 1 lower or title case, 2 upper case
+
+def _init_case1():
+    cdef Py_UCS4 c
+    for c in range(256):
+        _CASE1[c] = 1 if (Py_UNICODE_ISLOWER(c) or Py_UNICODE_ISTITLE(c)) else \
+            (2 if Py_UNICODE_ISUPPER(c) else 0)
+
+_init_case1()
+
+
 cdef int _add_token(const uchar_t* s, Py_ssize_t i, Py_ssize_t j, State* S,
                     bint* prev_kept) noexcept nogil:
     """Word token s[i:j]: kept when it is a word of some keyword phrase (the others can neither
@@ -1598,7 +1609,12 @@ cdef int _add_token(const uchar_t* s, Py_ssize_t i, Py_ssize_t j, State* S,
                     lower = True
                 f = <uint8_t>(c | 0x20)
             else:
-                if Py_UNICODE_ISLOWER(c) or Py_UNICODE_ISTITLE(c):
+                if c < 256:   # Latin-1: the same answers from a table (no call per letter)
+                    if _CASE1[c] & 1:
+                        lower = True
+                    elif _CASE1[c] & 2:
+                        cased = True
+                elif Py_UNICODE_ISLOWER(c) or Py_UNICODE_ISTITLE(c):
                     lower = True
                 elif Py_UNICODE_ISUPPER(c):
                     cased = True
@@ -2342,6 +2358,11 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
                 return -1
         else:
             x = i
+            if andb & K_TOK:
+                # letters only, some of them no chunk character (an accented word): one token
+                if _add_token(s, i, j, S, &prev_kept) < 0:
+                    return -1
+                x = j
             while x < j:
                 if not (_lcls(s[x]) & K_TOK):
                     x += 1
