@@ -230,3 +230,89 @@ def test_folded_bytes_at_every_place_of_a_block(size, byte):
     for at in range(size):
         text = (base[:at] + byte + base[at:])[:size + 1]
         _same(text)
+
+
+# ---- block edges, every length, every Latin-1 code point, 2- and 4-byte strings
+
+EDGE_ITEMS = ["529.982.247-25", "ana.silva@gov.br", "sk-" + "a" * 40, "4111 1111 1111 1111",
+              "cartão 4111111111111111", "CPF 52998224725", "192.168.0.1", "2001:db8::1",
+              "password=hunter2!", "BOXW310820HNERXN09", "TOP SECRET"]
+
+
+@pytest.mark.parametrize("edge", [15, 16, 17, 63, 64, 65, 127, 128, 129])
+@pytest.mark.parametrize("item", EDGE_ITEMS)
+def test_values_straddling_block_edges(edge, item):
+    """Runs are measured 16 (or 8) bytes at a time and bytes >= 0x80 found 16 at a time: a value
+    whose every character in turn sits on a 16/64/128-byte edge, after ASCII prose, after a
+    word running into the edge, and after accented letters."""
+    for k in range(len(item) + 1):   # the edge falls right before item[k]
+        pad = edge - k
+        if pad < 0:
+            continue
+        for filler in ("x" * pad, ("ab " * 50)[:pad], "é" * pad, ("CPF " * 40)[:pad]):
+            _same(filler + item + " fim")
+
+
+@pytest.mark.parametrize("edge", [16, 32, 64, 128])
+@pytest.mark.parametrize("char", ["é", "\u00a0", "\u00ad", "Ñ", "\u00b2", "\u0100", "\U0001F600"])
+def test_non_ascii_next_to_block_edges(edge, char):
+    base = "CPF 529.982.247-25 paciente ana.silva@gov.br 4111 1111 1111 1111 cartão " * 4
+    for at in (edge - 2, edge - 1, edge, edge + 1):
+        _same(base[:at] + char + base[at:])
+        _same(base[:at] + char)
+
+
+def test_every_length_up_to_130():
+    rng = random.Random(11)
+    alphabet = "0123456789 .-/@:=abcxyzABCÑñéO\u00a0\u00ad"
+    src = "CPF 529.982.247-25 ana.silva@gov.br +55 11 91234-5678 TOP SECRET sk-" + "k" * 40
+    for n in range(131):
+        _same(src[:n])
+        _same(src[len(src) - n:])
+        _same("".join(rng.choice(alphabet) for _ in range(n)))
+
+
+@pytest.mark.parametrize("cp", range(256))
+def test_every_latin1_code_point_in_context(cp):
+    ch = chr(cp)
+    for text in (ch, ch * 3, "CPF" + ch + "529.982.247-25", "529" + ch + "982.247-25",
+                 "ana" + ch + "silva@gov.br", "cart" + ch + "o 4111 1111 1111 1111",
+                 ch + "sk-" + "a" * 40, "CID E11" + ch + "9", "A" + ch + "IDS", ch + "AIDS " + ch):
+        _same(text)
+
+
+# Words of keyword phrases with accented letters in every case: the token's case (a
+# HEALTH_UPPER term counts only in capitals) comes from a table for Latin-1 letters.
+ACCENTED_WORDS = ["ÁIDS", "áids", "Áids", "AÍDS", "TÁRV", "tárv", "ÁVC", "ávc",
+                  # only a Latin-1 lower-case letter makes these no capitals-only term
+                  "AíDS", "áVC", "TáRV", "CARTÃO", "Cartão",
+                  "cartÃo", "TÍTULO", "Título", "NÚMERO", "número", "CÉDULA", "cédula", "ÑANDÚ",
+                  "São", "ß", "ÿ", "ÀÉÎÕÜ", "àéîõü", "Ç", "ç", "ÆON", "ðð", "Þorn"]
+
+
+@pytest.mark.parametrize("word", ACCENTED_WORDS)
+def test_accented_keyword_words_in_every_case(word):
+    for text in (word, word + " 529.982.247-25", "paciente com " + word,
+                 "diagnóstico de " + word + " confirmado", word + " positivo", "CID " + word + " E11",
+                 word + " " + word.upper() + " " + word.lower()):
+        _same(text)
+
+
+WIDE = ["\u0100", "\u2019", "\uff10", "\uff11", "\U0001F600", "\U0001D7CE", "\u01c5", "\u0130",
+        "\u200b", "\u2011", "\u00b5"]
+
+
+@pytest.mark.parametrize("wide", WIDE)
+def test_the_same_values_in_two_and_four_byte_strings(wide):
+    """The same values in UCS-2 and UCS-4 strings (one wide character makes the whole string
+    wide): fullwidth and mathematical digits fold, titlecase letters, zero-width characters."""
+    for value in VALUES[:20]:
+        for text in (wide + " " + value, value + wide, "CPF " + value.replace(".", wide, 1),
+                     value[:3] + wide + value[3:]):
+            _same(text)
+
+
+@SETTINGS
+@given(st.lists(st.one_of(piece, st.sampled_from(WIDE)), min_size=1, max_size=30))
+def test_wide_string_pieces(parts):
+    _same("".join(parts))
