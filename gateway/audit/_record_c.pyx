@@ -4,19 +4,23 @@
 ``gateway.audit.record`` is the reference; this module is its twin for the writer's hot path. The
 Python path builds a dict of dicts and lets orjson sort and serialize it; here the canonical JSON
 (sorted keys, no spaces, orjson's escaping) is written straight into a C buffer in key order, so a
-record costs no dicts and no sort. Two steps, split where the writer's lock is:
+record costs no dicts and no sort. The writer calls ``chain(items, i, out, seq, head, room)``: a
+turn's records, each written with its ``seq``, ``ts`` and ``prev`` in place and hashed where it
+lies, appended to the writer's buffer in one go; it stops before anything it leaves to the reference
+(a record it finds unusual, an appended dict) and where a checkpoint is due. The same encoder in two
+steps, for tests and callers that seal elsewhere:
 
-- ``prepare(ex, ring)`` (outside the lock): the record of ``ex`` as canonical JSON, in three pieces
+- ``prepare(ex, ring)``: the record of ``ex`` as canonical JSON, in three pieces
   around the members the chain adds (``prev`` between ``outcome`` and ``principal``; ``seq`` and
   ``ts`` between ``request_id`` and ``upstream``), or None when anything is unusual (an odd type, a
   float where an int was expected, a value the reference would turn into an incomplete record): the
   caller then takes the Python path, which is the specification.
-- ``seal(parts, seq, ts, prev)`` (under the lock): the stored line, ``"hash"`` last, newline ended.
+- ``seal(parts, seq, ts, prev)``: the stored line, ``"hash"`` last, newline ended.
 
 What the record needs judged (client strings that may be personal data, principals, codes) is asked
 of the reference's own functions and memos, so both paths judge alike; only the frequent cases
 (a remembered safe string, the gateway's own request ids, ASCII normalization) are done here, and
-the fingerprints (HMAC-SHA256 from kept pad states, in C).
+the fingerprints (HMAC-SHA256 from kept pad states) and the chain hash, in C.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING

@@ -1,8 +1,12 @@
 """The audit writer: one hash-chained file per worker; the disk work happens off the event loop.
 
-``append`` chains the record at once, on the loop (``seq``, ``ts``, ``prev``, ``hash``: one
-serialization and one SHA-256, a few µs) and adds the sealed line to a buffer; it never blocks on the
-disk. A background thread wakes when a record arrives while it sleeps (an event set only then, not per
+``record(ex)`` (the proxy's call) and ``append(record)`` only queue; at the end of the loop's turn
+``_flush`` chains the turn's records together, on the loop (``seq``, ``ts``, ``prev``, ``hash``)
+and adds the sealed lines to a buffer; nothing blocks on the disk. With the compiled encoder
+(``_record_c.chain``) a run of ``record(ex)`` items is one C call that writes every line straight
+into the buffer (no Python object per record; SHA-256 on the CPU's SHA extensions where it has
+them); the reference (``build_record`` + ``chain.seal``) seals what it leaves, one at a time. A
+background thread wakes when records arrive while it sleeps (an event set only then, not per
 record), lets more gather for ``_GROUP_WINDOW_S``, takes the whole buffer and writes it with one
 ``write``, then syncs per policy:
 
