@@ -33,7 +33,13 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM
 from cpython.dict cimport PyDict_Next, PyDict_GetItem
 from cpython.mem cimport PyMem_Free
-from libc.math cimport fabs
+from libc.math cimport fabs, signbit
+
+cdef extern from "<math.h>":
+    long double nearbyintl(long double) nogil
+
+cdef extern from "<float.h>":
+    int LDBL_MANT_DIG
 from libc.string cimport strlen
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.math cimport nearbyint
@@ -280,13 +286,40 @@ cdef int _small_dict(Buf* b, dict v, int depth) except -1:
 cdef int _latency(Buf* b, object latency) except -1:
     """``round(float(latency), 3)`` as orjson writes it: for a finite float below 1e9 the correctly
     rounded 3-decimal text with its trailing zeros dropped (a decimal of at most 12 significant
-    digits is its own shortest form); anything else as the reference computes it."""
+    digits is its own shortest form); anything else as the reference computes it. Where ``long
+    double`` has a 64-bit mantissa, ``x * 1000`` is exact in it (53 + 7 bits) and rounding it to an
+    integer, half to even, is that correct rounding without a decimal conversion."""
     cdef double x
+    cdef long double y
+    cdef unsigned long long q
+    cdef char tmp[32]
+    cdef int i = 32, digits = 3
     cdef char* txt
     cdef Py_ssize_t n
     if type(latency) is float:
         x = latency
         if fabs(x) < 1e9:  # (false for nan)
+            if LDBL_MANT_DIG >= 64:
+                y = nearbyintl(<long double>fabs(x) * 1000.0)
+                q = <unsigned long long>y
+                while digits > 1 and q % 10 == 0:  # trailing zeros go, one decimal stays
+                    q //= 10
+                    digits -= 1
+                while True:
+                    i -= 1
+                    tmp[i] = <char>(48 + q % 10)
+                    q //= 10
+                    digits -= 1
+                    if digits == 0:
+                        i -= 1
+                        tmp[i] = b'.'
+                    if digits < 0 and q == 0:
+                        break
+                if signbit(x):
+                    i -= 1
+                    tmp[i] = b'-'
+                _put(b, tmp + i, 32 - i)
+                return 0
             txt = PyOS_double_to_string(x, b'f', 3, 0, NULL)
             n = strlen(txt)
             while txt[n - 1] == b'0' and txt[n - 2] != b'.':
@@ -381,6 +414,64 @@ cdef int _principal(Buf* b, object p, object ring) except -1:
             _PRINCIPAL_JSON.clear()
         _PRINCIPAL_JSON[p] = PyBytes_FromStringAndSize(b.p + start, b.n - start)
     return 0
+
+
+# ------------------------------------------------------------------------------ the Exchange's slots
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+
+from gateway.exchange import Exchange as _Exchange_cls
+
+cdef object _Exchange = _Exchange_cls
+cdef tuple _EX_NAMES = ("request_id", "endpoint", "principal", "model", "level", "segments", "findings", "decision", "route", "upstream_status", "upstream_latency_ms", "outcome", "bytes_in", "bytes_out", "error")
+cdef Py_ssize_t _EX_OFF[15]
+
+
+cdef int _ex_offsets() except -1:
+    """Where ``Exchange`` keeps each slot the record reads (its member descriptors say): read in place,
+    a slot costs a load instead of a type lookup and a descriptor call."""
+    cdef int k
+    for k, name in enumerate(_EX_NAMES):
+        descr = _Exchange.__dict__[name]
+        if type(descr).__name__ != "member_descriptor":
+            raise TypeError(name)
+        _EX_OFF[k] = (<PyMemberDescrObject*>descr).d_member.offset
+    return 0
+
+
+_ex_offsets()
+
+
+cdef enum:
+    _X_REQUEST_ID = 0
+    _X_ENDPOINT = 1
+    _X_PRINCIPAL = 2
+    _X_MODEL = 3
+    _X_LEVEL = 4
+    _X_SEGMENTS = 5
+    _X_FINDINGS = 6
+    _X_DECISION = 7
+    _X_ROUTE = 8
+    _X_UPSTREAM_STATUS = 9
+    _X_UPSTREAM_LATENCY_MS = 10
+    _X_OUTCOME = 11
+    _X_BYTES_IN = 12
+    _X_BYTES_OUT = 13
+    _X_ERROR = 14
+
+
+cdef inline object _ex(object ex, int k):
+    """``getattr(ex, _EX_NAMES[k])``, from the slot itself when ``ex`` is exactly an Exchange."""
+    cdef PyObject* v
+    if type(ex) is _Exchange:
+        v = (<PyObject**>((<char*><PyObject*>ex) + _EX_OFF[k]))[0]
+        if v != NULL:
+            return <object>v
+    return getattr(ex, <str>_EX_NAMES[k])
 
 
 # --------------------------------------------------------------------------------------- findings
@@ -655,9 +746,9 @@ cdef int _findings(Buf* b, object ex, object ring) except -1:
     cdef bint ascii, first, vfirst
     cdef bytes norm
     cdef str det
-    segments = ex.segments or ()
+    segments = _ex(ex, _X_SEGMENTS) or ()
     n = len(segments)
-    for found in (ex.findings or ()):
+    for found in (_ex(ex, _X_FINDINGS) or ()):
         if found:
             text = getattr(segments[i], "text", None) if i < n else None
             if type(text) is not str:
@@ -856,13 +947,13 @@ cdef int _decision(Buf* b, object d) except -1:
 
 
 cdef int _upstream(Buf* b, object ex) except -1:
-    r = ex.route
-    status = ex.upstream_status
+    r = _ex(ex, _X_ROUTE)
+    status = _ex(ex, _X_UPSTREAM_STATUS)
     if r is None and status is None:
         _put(b, b"null", 4)
         return 0
     cfg = getattr(r, "cfg", r)
-    latency = ex.upstream_latency_ms
+    latency = _ex(ex, _X_UPSTREAM_LATENCY_MS)
     _put(b, b'{"latency_ms":', 14)
     _latency(b, latency)
     _put(b, b',"name":', 8)
@@ -881,23 +972,23 @@ cdef int _record(Buf* b, object ex, object ring, Py_ssize_t* cut, const char* he
                  long long seq=0, const char* ts=NULL) except -1:
     """Members in orjson's sorted order; ``cut[0]``/``cut[1]`` mark where ``prev`` and ``seq``/``ts``
     go, and with ``head`` (64 hex) they are written there: ``ts`` is the 24 bytes of ``iso_ts``."""
-    d = ex.decision
-    outcome = ex.outcome
+    d = _ex(ex, _X_DECISION)
+    outcome = _ex(ex, _X_OUTCOME)
     outcome = outcome if outcome in _OUTCOMES else "rejected"
-    rid = ex.request_id
+    rid = _ex(ex, _X_REQUEST_ID)
     rid = rid if _our_id(rid) else _clean(rid, ring)
-    error = ex.error
+    error = _ex(ex, _X_ERROR)
     leaks = getattr(ex, "leaks", 0)
     _put(b, b'{"bytes_in":', 12)
-    _int(b, int(ex.bytes_in or 0))
+    _int(b, int(_ex(ex, _X_BYTES_IN) or 0))
     _put(b, b',"bytes_out":', 13)
-    _int(b, int(ex.bytes_out or 0))
+    _int(b, int(_ex(ex, _X_BYTES_OUT) or 0))
     _put(b, b',"decision":', 12)
     _decision(b, d)
     _put(b, b',"decision_id":', 15)
     _value(b, _code(getattr(d, "decision_id", None)))
     _put(b, b',"endpoint":', 12)
-    _value(b, _code(ex.endpoint))
+    _value(b, _code(_ex(ex, _X_ENDPOINT)))
     if error is not None:
         _put(b, b',"error":', 9)
         _value(b, _clean(error, ring))
@@ -907,9 +998,9 @@ cdef int _record(Buf* b, object ex, object ring, Py_ssize_t* cut, const char* he
         _put(b, b',"leaks":', 9)
         _int(b, int(leaks))
     _put(b, b',"level":', 9)
-    _value(b, _code(ex.level))
+    _value(b, _code(_ex(ex, _X_LEVEL)))
     _put(b, b',"model":', 9)
-    _value(b, _clean(ex.model, ring))
+    _value(b, _clean(_ex(ex, _X_MODEL), ring))
     _put(b, b',"outcome":', 11)
     _value(b, outcome)
     _put(b, b',', 1)
@@ -919,7 +1010,7 @@ cdef int _record(Buf* b, object ex, object ring, Py_ssize_t* cut, const char* he
         _put(b, head, 64)
         _put(b, b'",', 2)
     _put(b, b'"principal":', 12)
-    _principal(b, ex.principal, ring)
+    _principal(b, _ex(ex, _X_PRINCIPAL), ring)
     _put(b, b',"request_id":', 14)
     _value(b, rid)
     _put(b, b',', 1)

@@ -230,3 +230,32 @@ async def test_queue_bound_and_health_hold_within_one_turn_of_record_calls(tmp_p
         sick.record(exchange(1), ring)
     sick._healthy = True
     await sick.close()
+
+
+def test_latency_text_matches_orjson_of_round_at_ties_and_every_magnitude(ring):
+    # The encoder writes round(latency, 3) itself (no decimal conversion); orjson of the rounded
+    # float is the specification. Exact ties (k/16, k/2000 where representable) round half to even.
+    import random
+
+    rnd = random.Random(8)
+    values = [0.0, -0.0, 0.0005, 0.0015, 0.0625, 0.1875, 2.5e-4, 999999999.9994, 999999999.9996, 41.7, 1e-9,
+              -0.0004, -12.3455, 123456.0005]
+    values += [k / 16 for k in range(-40, 40)] + [k / 2000 for k in range(-50, 50)]
+    values += [rnd.uniform(0, 10.0 ** e) * rnd.choice((1, -1)) for e in range(-6, 10) for _ in range(150)]
+    ex = exchange(1)
+    for x in values:
+        ex.upstream_latency_ms = x
+        want = orjson.dumps(round(float(x), 3))
+        got = C.prepare(ex, ring)[2]
+        assert b'"latency_ms":' + want + b"," in got, (x, want, got)
+
+
+def test_an_exchange_with_an_unset_slot_takes_the_reference(ring, tmp_path):
+    ex = exchange(1)
+    del ex.model  # the reference's record is incomplete (and says so); the compiled one must not guess
+    items = [(T0, exchange(0), ring), (T0 + 1, ex, ring), (T0 + 2, exchange(2), ring)]
+    assert C.chain(items, 1, bytearray(), 1, chain.GENESIS, 100)[0] == 1
+    a = _chained(items, ring, tmp_path / "a", compiled=False)
+    b = _chained(items, ring, tmp_path / "b", compiled=True)
+    _assert_same(a, b)
+    assert b"audit_record_incomplete" in bytes(b._buf)
