@@ -2246,6 +2246,59 @@ cdef inline int _word1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t 
     return 0
 
 
+cdef Py_ssize_t _accented1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t j,
+                          State* S, Py_ssize_t* icd_next, bint* prev_kept) noexcept nogil:
+    """A word of ASCII letters and accented letters in 1-byte text, s[i:j] being an ASCII letter
+    and lower-case ASCII letters and s[j] a byte >= 0x80: what _lex's general path does with it
+    (one token; of the chunks, its runs of ASCII letters, only the first can start a window),
+    without looking at every byte's classes again. Returns the word's end, 0 when the run has
+    another shape (a digit, a capital after the first letter, Ñ or ñ: the general path takes
+    it), -1 without memory."""
+    cdef Py_ssize_t y = j, x
+    cdef uint32_t c
+    cdef uint8_t k, o2, a2
+    # the shape: accented letters (word characters that are no chunk characters) and runs of
+    # lower-case ASCII letters, up to a byte that is neither a word nor a chunk character
+    while y < m:
+        c = s[y]
+        k = _L1[c]
+        if c >= 128:
+            if (k & (K_CH | K_TOK)) == K_TOK:
+                y += 1
+                continue
+            if k & (K_CH | K_TOK):
+                return 0    # Ñ or ñ: a chunk character
+            break
+        if 97 <= c <= 122:
+            y = sob_run_end(s, y + 1, m, 97, 122)
+            continue
+        if k & (K_CH | K_TOK):
+            return 0        # a capital or a digit
+        break
+    if _add_token(s, i, y, S, prev_kept) < 0:
+        return -1
+    # the chunk s[i:j]: a window only when it is one capital ("Ação"); the anchor rules at its
+    # start (at a lower-case letter only the secret gates, as for every later chunk)
+    if 65 <= s[i] <= 90:
+        o2 = a2 = _L1[s[i]]
+        for x in range(i + 1, j):
+            o2 |= _L1[s[x]]
+            a2 &= _L1[s[x]]
+        if _chunk_run(s, m, i, j, S, icd_next, o2, a2) < 0:
+            return -1
+    elif _PREFIX_FIRST[s[i]] and _anchor(s, m, i, S, icd_next) < 0:
+        return -1
+    x = j
+    while x < y:
+        if s[x] >= 128:
+            x += 1
+            continue
+        if _PREFIX_FIRST[s[x]] and _anchor(s, m, x, S, icd_next) < 0:
+            return -1
+        x = sob_run_end(s, x + 1, y, 97, 122)
+    return y
+
+
 cdef bint _homoglyph_change(const uchar_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t j) noexcept nogil:
     """Whether the homoglyph step of normalization changes the run s[i:j] (a maximal run of
     0-9 O l I in it holds an ASCII digit and one of O l I, and touches no letter). Such runs
@@ -2317,6 +2370,14 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
                 if word:
                     i = j
                     continue
+                if s[j] >= 128:
+                    # an accented word ("comisión", "Câmara", "informação")
+                    x = _accented1(s, m, i, j, S, &icd_next, &prev_kept)
+                    if x < 0:
+                        return -1
+                    if x > 0:
+                        i = x
+                        continue
                 orb = andb = _L1[s[i]]
                 for x in range(i + 1, j):   # the run goes on: its classes so far
                     orb |= _L1[s[x]]
