@@ -2510,6 +2510,24 @@ cdef inline Py_ssize_t _chunk_end(const uchar_t* s, Py_ssize_t m, Py_ssize_t a) 
     return x
 
 
+# code point < 256 -> 0 no join character, 1 a join character, 3 a join character that is
+# whitespace (the gap between a window's chunks, in 1-byte text)
+cdef uint8_t _GAP1[256]
+# n (0-8) -> the mask of the low n bytes of a 64-bit word
+cdef uint64_t _BYTES_MASK[9]
+
+def _init_gap1():
+    cdef int i
+    for i in range(256):
+        _GAP1[i] = 0
+        if i < 128 and (_CLS[i] & C_JOIN):
+            _GAP1[i] = 3 if chr(i) in " \t\n\r" else 1
+    for i in range(9):
+        _BYTES_MASK[i] = ~0ULL if i == 8 else (1ULL << (8 * i)) - 1
+
+_init_gap1()
+
+
 cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssize_t ce) noexcept nogil:
     """Step 2 for the chunk s[cs:ce] (it holds an ASCII digit or is 1-4 upper-case letters): the
     windows it starts. Called by _lex as soon as it finds the chunk, while the text around it is
@@ -2553,12 +2571,19 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
                 pass   # an empty gap (x-split chunks) is joined, not whitespace
             else:
                 ws = True
-                while g < m and g - je <= 3 and _c(s[g], C_JOIN):
-                    if not (s[g] == 32 or s[g] == 9 or s[g] == 10 or s[g] == 13):
-                        ws = False
-                    g += 1
-                if g - je > 3 or g >= m or not _chunkch(s[g]):
-                    break
+                if uchar_t is Py_UCS1:
+                    while g < m and g - je <= 3 and _GAP1[s[g]]:
+                        ws &= _GAP1[s[g]] >> 1
+                        g += 1
+                    if g - je > 3 or g >= m or not (_K1[s[g]] & K_CH):
+                        break
+                else:
+                    while g < m and g - je <= 3 and _c(s[g], C_JOIN):
+                        if not (s[g] == 32 or s[g] == 9 or s[g] == 10 or s[g] == 13):
+                            ws = False
+                        g += 1
+                    if g - je > 3 or g >= m or not _chunkch(s[g]):
+                        break
             js = g
             je = _chunk_end(s, m, js)
             # "123871965 5": a lone last character after whitespace needs context
@@ -2583,7 +2608,7 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
                 while x < je:
                     x64 = _load_le(s, x, m)
                     nb = je - x if je - x < 8 else 8
-                    bm = ~0ULL if nb == 8 else (1ULL << (8 * nb)) - 1
+                    bm = _BYTES_MASK[nb]
                     if x64 & HIGHS & bm:
                         break
                     x64 &= bm
