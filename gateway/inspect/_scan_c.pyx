@@ -1427,6 +1427,11 @@ cdef uint8_t _LT_MORE[LT_SIZE]     # 1: a proper prefix of some layout (a longer
 cdef int32_t _LT_DETS[4096]
 cdef int16_t _LT_D1[64]        # slot of the layout (L), or -1: direct, for the first chunk
 cdef int16_t _LT_D2[64 * 64]   # slot of the layout (L0, L1), or -1: direct, for the second
+# the slot's detectors as bit sets (bit d): all of them, and those whose context is ``always``
+# or ``compact`` (the phone is in neither: it needs context unless in parentheses)
+cdef uint64_t _LT_DMASK[LT_SIZE]
+cdef uint64_t _LT_ALW[LT_SIZE]
+cdef uint64_t _LT_CMP[LT_SIZE]
 
 cdef inline uint64_t _lkey(uint64_t key, int length, int k) noexcept nogil:
     return key | (<uint64_t>length << (6 * k))
@@ -1492,6 +1497,13 @@ def _init_detectors():
             _LT_D2[key] = h
         _LT_OFF[h] = n
         _LT_N[h] = len(ds)
+        _LT_DMASK[h] = _LT_ALW[h] = _LT_CMP[h] = 0
+        for d in ds:
+            _LT_DMASK[h] |= 1ULL << d
+            if d != _PHONE and _DCTX[d] == 1:
+                _LT_ALW[h] |= 1ULL << d
+            if d != _PHONE and _DCTX[d] == 2:
+                _LT_CMP[h] |= 1ULL << d
         _LT_MORE[h] = lengths in prefixes
         for d in ds:
             _LT_DETS[n] = d
@@ -2544,7 +2556,7 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
     cdef uint64_t ctxm = 0
     cdef uint32_t c
     cdef uint8_t andk = K_DG, u, cb0 = 0
-    cdef uint64_t diff = 0, x64, bm
+    cdef uint64_t diff = 0, x64, bm, free
     cdef Py_ssize_t nb
     have_ctx = False
     plus = cs > 0 and s[cs - 1] == 43 and (cs == 1 or not _isalnum(s[cs - 2]))
@@ -2648,6 +2660,19 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
             break
         if _LT_N[h] == 0:
             continue
+        # the detectors that may be taken without a context word; when there are none and no
+        # phrase before the window is the context of any of them, the loop below finds nothing
+        free = 0
+        if not loose_tail:
+            free = _LT_DMASK[h] & ~((1ULL << _PHONE) | _LT_ALW[h] | (_LT_CMP[h] if j == i else 0))
+        if paren and all_digits and 8 <= total <= 15:
+            free |= _LT_DMASK[h] & (1ULL << _PHONE)
+        if not free:
+            if not have_ctx:
+                ctxm = _context_mask(s, S, cs)
+                have_ctx = True
+            if not (ctxm & _LT_DMASK[h]):
+                continue
         chosen = fallback = -1
         for q in range(_LT_N[h]):
             d = _LT_DETS[_LT_OFF[h] + q]
