@@ -2373,6 +2373,11 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
                         break
                     if _word1(s, m, i, j, S, &prev_kept) < 0:
                         return -1
+                    if j + 1 < m and s[j] == 32 and 97 <= s[j + 1] <= 122:
+                        # the most common gap: one space, then a lower-case word
+                        i = j + 1
+                        j = i + 1
+                        continue
                     while j < m and _L1[s[j]] == 0:
                         j += 1
                     if not (j < m and s[j] < 128 and (_L1[s[j]] & K_TOK)):
