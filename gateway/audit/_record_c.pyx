@@ -563,7 +563,8 @@ cdef extern from *:
         s1 = _mm_blend_epi16(s1, t, 0xF0);         /* CDGH */
         while (blocks--) {
             abef = s0; cdgh = s1;
-            for (g = 0; g < 16; g++) {
+            #pragma GCC unroll 16
+            for (g = 0; g < 16; g++) {  /* unrolled: the four message words stay in registers */
                 if (g < 4) {
                     w[g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16 * g)), mask);
                 } else {  /* W[4g..4g+3] from the four words before */
