@@ -23,7 +23,7 @@ the engine's Decision, the routed upstream, the findings of the Cython inspector
    flush on the loop, less the timing's own overhead measured in place, plus the writer thread),
    which the machine's noise disturbs far less than a difference of two totals.
 
-In tables 2 and 3 every round runs every arm back to back, in a rotating order, and an arm's cost is
+In tables 2 and 3 every round runs every arm back to back, in a shuffled order, and an arm's cost is
 the median over rounds of its difference to that round's "none": a noisy neighbour's burst moves one
 round, not the verdict.
 
@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import sys
 import tempfile
@@ -345,9 +346,9 @@ async def gateway_cpu(n: int, repeat: int, concurrency: int = 16) -> dict[str, f
                 paired: dict[str, list[float]] = {k: [] for k in out}
                 for rnd in range(repeat):
                     names = list(arms)
-                    k0 = rnd % len(names)
+                    random.Random(rnd).shuffle(names)  # no arm always follows the same one (a writer's tail)
                     per_round: dict[str, float] = {}
-                    for arm in names[k0:] + names[:k0]:  # a rotating order: no arm always follows another
+                    for arm in names:
                         build, sink = arms[arm]
                         proxy.build_record, state.audit = build, sink
                         writer._c = None if arm.endswith("-py") else compiled  # -py: the reference encoder
@@ -479,7 +480,7 @@ def main() -> int:
             rows.append((f"real Exchange, record(ex), {enc}", *max(runs, key=lambda x: x[0])))
         writer._c = compiled
     # the mock gateway: no audit at all, records built but dropped, records written. The machine's
-    # noise comes and goes within seconds, so each round runs every arm back to back (in a rotating
+    # noise comes and goes within seconds, so each round runs every arm back to back (in a shuffled
     # order) and an arm's cost is the median over rounds of its rate against that round's "none".
     m = max(1000, n // 10)
     work = calibrate(args.request_us)
@@ -489,7 +490,9 @@ def main() -> int:
     mock_rounds = 2 * args.repeat + 1
     for r in range(mock_rounds):
         got = {}
-        for k in keys[r % 4:] + keys[:r % 4]:
+        order = keys[:]
+        random.Random(r).shuffle(order)
+        for k in order:
             if k == "none":
                 got[k] = asyncio.run(gateway_rate(None, ring, m, work))
             elif k == "noop":
