@@ -487,7 +487,7 @@ def main() -> int:
     keys = ["none", "noop", "audit", "record"]
     arms: dict[str, list[float]] = {k: [] for k in keys}
     ratio: dict[str, list[float]] = {k: [] for k in keys}
-    mock_rounds = 2 * args.repeat + 1
+    mock_rounds = 4 * args.repeat + 3
     for r in range(mock_rounds):
         got = {}
         order = keys[:]
