@@ -2563,7 +2563,7 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
     cdef uint8_t cb[72]
     cdef uint8_t rb[72]
     cdef bint rawdiff
-    cdef int total, k, L, d, chosen, fallback, mode, q
+    cdef int total, k, L, d, chosen, fallback, q
     cdef uint64_t key
     cdef int64_t h
     cdef bint plus, paren, all_digits, needs, loose_tail, ws, have_ctx
@@ -2690,13 +2690,10 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
         chosen = fallback = -1
         for q in range(_LT_N[h]):
             d = _LT_DETS[_LT_OFF[h] + q]
-            if d == _PHONE:   # (the window is not one repeated character: see above)
-                if not (all_digits and 8 <= total <= 15):
-                    continue
-                needs = not paren
-            else:
-                mode = _DCTX[d]
-                needs = mode == 1 or (mode == 2 and j == i) or loose_tail
+            # (the window is not one repeated character: see above)
+            if d == _PHONE and not (all_digits and 8 <= total <= 15):
+                continue
+            needs = not ((free >> d) & 1)
             if _ALL_MASK & (1ULL << d):
                 if not have_ctx:
                     ctxm = _context_mask(s, S, cs)
