@@ -486,11 +486,9 @@ cdef enum:
 cdef bytes _normalized(str det, str value):
     """The reference's ``_normalized``: ASCII identifiers, e-mails and secrets here; text (a regex)
     and non-ASCII values (NFKC) by the reference."""
-    cdef Py_ssize_t n, i, j, lo, hi
+    cdef Py_ssize_t n, j
     cdef const char* u
-    cdef unsigned char c
     cdef bytes out
-    cdef char* o
     if not PyUnicode_IS_ASCII(value):
         return _ref_normalized(det, value)
     kind = _KINDS.get(det)
@@ -499,35 +497,12 @@ cdef bytes _normalized(str det, str value):
         if len(_KINDS) < 1024:
             _KINDS[det] = kind
     cdef int k = kind
+    if k == _TEXT:
+        return _ref_normalized(det, value)
     u = PyUnicode_AsUTF8AndSize(value, &n)
-    if k == _ID:  # letters and digits only, upper-cased
-        out = PyBytes_FromStringAndSize(NULL, n)
-        o = PyBytes_AS_STRING(out)
-        j = 0
-        for i in range(n):
-            c = <unsigned char>u[i]
-            if b'0' <= c <= b'9' or b'A' <= c <= b'Z':
-                o[j] = c
-                j += 1
-            elif b'a' <= c <= b'z':
-                o[j] = c - 32
-                j += 1
-        return out[:j] if j != n else out
-    if k == _FOLDED:  # str.strip() (ASCII whitespace: \t\n\v\f\r, \x1c-\x1f, space), lower-cased
-        lo, hi = 0, n
-        while lo < hi and (u[lo] == 32 or 9 <= u[lo] <= 13 or 28 <= u[lo] <= 31):
-            lo += 1
-        while hi > lo and (u[hi - 1] == 32 or 9 <= u[hi - 1] <= 13 or 28 <= u[hi - 1] <= 31):
-            hi -= 1
-        out = PyBytes_FromStringAndSize(NULL, hi - lo)
-        o = PyBytes_AS_STRING(out)
-        for i in range(lo, hi):
-            c = <unsigned char>u[i]
-            o[i - lo] = c + 32 if b'A' <= c <= b'Z' else c
-        return out
-    if k == _EXACT:
-        return PyBytes_FromStringAndSize(u, n)
-    return _ref_normalized(det, value)
+    out = PyBytes_FromStringAndSize(NULL, n)  # the normalized value is never longer
+    j = _ascii_normalized(k, u, n, PyBytes_AS_STRING(out))
+    return out[:j] if j != n else out
 
 
 # SHA-256 (FIPS 180-4) in C for the fingerprints: an HMAC of a short value is two compressions after
