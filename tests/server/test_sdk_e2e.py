@@ -146,3 +146,19 @@ async def test_stream_broken_midway_ends_with_error_event_not_a_normal_end(gw):
     with pytest.raises(openai.APIError):
         async for _ in stream:
             pass
+
+
+async def test_rate_limit_through_the_gateway_in_each_callers_dialect(tmp_path):
+    # the gateway skips the limiter when no limit is set: with one set, it must still charge and refuse
+    async with Harness(tmp_path, extra_config="rate_limit: {key_requests_per_minute: 2}\n") as h:
+        msgs = [{"role": "user", "content": "Olá"}]
+        for _ in range(2):
+            await oai(h).chat.completions.create(model="llama-3.3-70b", messages=msgs)
+        with pytest.raises(openai.RateLimitError) as e:
+            await oai(h).chat.completions.create(model="llama-3.3-70b", messages=msgs)
+        assert e.value.code == "rate_limited" and int(e.value.response.headers["Retry-After"]) >= 1
+        with pytest.raises(anthropic.RateLimitError):  # another key of the same caller table: its own budget
+            for _ in range(3):
+                await ant(h, "mx").messages.create(model="claude-sonnet-4", max_tokens=16, messages=msgs)
+        # refused requests were never forwarded: two reached the in-country stub, two the foreign one
+        assert (len(h.received("BR")), len(h.received("US"))) == (2, 2)
