@@ -345,3 +345,31 @@ def test_accented_words(first, parts, end, lead):
 def test_accented_word_then_value(word, after):
     for text in (word + after, "RUT " + word + after, word + " " + word + after):
         _same(text)
+
+
+# The context of consecutive windows is reused while the phrases before them are the same tokens:
+# context words that leave the 40 characters before a later chunk of the same number, or a new
+# word between two numbers, must change it; so must the restart on fully normalized text.
+CONTEXT_WORDS = ["CPF", "RUT", "SSN", "tel", "cartão", "número de", "cédula", "RG", "DNI", "NIT",
+                 "nº", "sit amet", "e", "CURP"]
+
+
+@settings(SETTINGS, max_examples=300)
+@given(st.lists(st.tuples(st.sampled_from(CONTEXT_WORDS + [""]),
+                          st.sampled_from([" ", "  ", ": ", " " * 12, " x" * 9 + " ", "\n"]),
+                          st.lists(st.text(alphabet="0123456789", min_size=1, max_size=9),
+                                   min_size=1, max_size=9),
+                          st.sampled_from([" ", ".", "-", "/", ". "])),
+                min_size=1, max_size=6),
+       st.sampled_from(["", "l", "O", "\u00ad"]))
+def test_context_of_consecutive_windows(parts, homo):
+    text = " ".join(word + gap + sep.join(chunks) for word, gap, chunks, sep in parts)
+    _same(text)
+    _same(text + " " + homo + "23.456.789-0")   # a homoglyph late: the text is lexed again
+
+
+@pytest.mark.parametrize("pad", range(30, 46))
+def test_context_word_leaving_the_window_inside_a_number(pad):
+    # CPF ends exactly before, at or after the 40 characters before each chunk's start
+    _same("CPF" + " " * pad + "529 982 247 25 111 444 777 35")
+    _same("RUT" + " " * pad + "1 2 3 4 5 6 7 8 9 12.531.909-2")
