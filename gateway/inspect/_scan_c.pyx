@@ -1562,11 +1562,6 @@ cdef struct State:
     bint g_pass
     bint g_ip6
     bint check_homo     # the homoglyph step is left to the lexer (1-byte text, see _scan1)
-    # the last _context_mask: its token range and result (consecutive chunks of one number have
-    # the same phrases before them; _lex resets it, since tokens are found again after a restart)
-    Py_ssize_t ctx_lo
-    Py_ssize_t ctx_hi
-    uint64_t ctx_acc
 
 cdef int _grow(void** p, Py_ssize_t* cap, size_t item) noexcept nogil:
     cdef Py_ssize_t n = cap[0] * 2 + 64
@@ -1756,10 +1751,6 @@ cdef uint64_t _context_mask(const uchar_t* s, State* S, Py_ssize_t p) noexcept n
     lo = hi + 1
     while lo > 0 and toks[lo - 1].s >= p - 40:   # first token starting at or after p - 40
         lo -= 1
-    # the phrases of toks[lo:hi + 1] depend on those tokens only (a token's ``joined`` is final
-    # once the next one is there): the same range as the last call gives the same mask
-    if lo == S.ctx_lo and hi == S.ctx_hi:
-        return S.ctx_acc
     for t in range(lo, hi + 1):
         key = 0
         u = t
@@ -1774,9 +1765,6 @@ cdef uint64_t _context_mask(const uchar_t* s, State* S, Py_ssize_t p) noexcept n
             if u >= hi or k >= 6 or not toks[u].joined:
                 break
             u += 1
-    S.ctx_lo = lo
-    S.ctx_hi = hi
-    S.ctx_acc = acc
     return acc
 
 
@@ -2373,7 +2361,6 @@ cdef int _lex(const uchar_t* s, Py_ssize_t m, State* S, Span** ip6, Py_ssize_t* 
     cdef uint32_t c
     cdef uint8_t k, orb, andb, o2, a2
     cdef bint prev_kept = False, word
-    S.ctx_lo, S.ctx_hi, S.ctx_acc = 0, -1, 0   # (no tokens: no phrases)
     while i < m:
         c = s[i]
         if uchar_t is Py_UCS1:

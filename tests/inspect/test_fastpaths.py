@@ -347,9 +347,9 @@ def test_accented_word_then_value(word, after):
         _same(text)
 
 
-# The context of consecutive windows is reused while the phrases before them are the same tokens:
-# context words that leave the 40 characters before a later chunk of the same number, or a new
-# word between two numbers, must change it; so must the restart on fully normalized text.
+# The context of each window of a number: context words that leave the 40 characters before a
+# later chunk of the same number, or a new word between two numbers, change it; so does the
+# restart on fully normalized text. (These caught a context mask wrongly kept between windows.)
 CONTEXT_WORDS = ["CPF", "RUT", "SSN", "tel", "cartão", "número de", "cédula", "RG", "DNI", "NIT",
                  "nº", "sit amet", "e", "CURP"]
 
