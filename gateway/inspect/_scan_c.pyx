@@ -1130,6 +1130,18 @@ def normalize(str text):
 #   Tried and dropped: walking 64-byte blocks by bit masks of their classes (ctz to each run and
 #   special character; SSE2 to classify): as fast as the byte walk at best, since the masks cost
 #   ~1.5 instructions a byte and each word still needs its own filter and gates;
+# - a second pass (Nov 2026) timed each change against the build before it in one process,
+#   alternately (both builds loaded side by side; callgrind's branch simulation did not predict
+#   the machine's): the windows are ~40% of the wall time (all windows off: 0.60 of it), 82% of
+#   them go on to a second chunk (prose words after a number are chunks too), and a few % of the
+#   time is in the validators the windows run, more than their instructions suggest (their
+#   branches miss: the card check now reads its issuer prefixes once and doubles Luhn digits
+#   from a table, ~1.5% of the scan). Tried and dropped: keeping the last context mask for the
+#   same token range (consecutive chunks of one number: few hits, 2.5-3% slower); one test for
+#   "repeated character or prefix only" instead of two branches (fewer simulated misses, no
+#   gain); stepping the one space after a word without a branch instead of the fast path above
+#   (2-4% slower); the IBAN check without a division per character (slower, by code layout
+#   alone: changes under ~2% are within what moving code around does);
 # - Findings are made with the collector off: one young-generation collection after the scan
 #   instead of one per 700 Findings during it;
 # - normalization copies 1-byte text only when a byte folds; the homoglyph step is checked by the
