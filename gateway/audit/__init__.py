@@ -8,10 +8,10 @@ request, signed checkpoints, never a raw value.
   raise ``AuditUnavailable`` when the sink fails, and the server then refuses to forward; the
   records of one turn of the event loop are built and chained together at its end), ``healthy``,
   ``lag``, ``await close()`` (closing checkpoint);
-- ``_record_c`` (compiled, when built): ``prepare(ex, ring)`` and ``seal(parts, seq, ts, prev)``, the
-  stored line of ``record(ex, ring)`` byte for byte as ``build_record`` + ``chain.seal`` make it, a few
-  times cheaper; ``writer.IMPLEMENTATION`` says which is in use, ``SOBERANA_NO_EXTENSIONS=1`` selects
-  the reference;
+- ``_record_c`` (compiled, when built): ``chain(items, i, out, seq, head, room)``, the stored lines
+  of a turn's ``record(ex, ring)`` items byte for byte as ``build_record`` + ``chain.seal`` make them,
+  several times cheaper; ``writer.IMPLEMENTATION`` says which is in use, ``SOBERANA_NO_EXTENSIONS=1``
+  selects the reference;
 - ``chain``: line hashing, epochs, checkpoint signatures (Ed25519, key id in each checkpoint);
 - ``verify.verify_file(path, keys=None, live=False) -> Report``;
 - ``query.query(paths, Filter(...))``, ``export.export(records, "ocsf"|"ecs")``;

@@ -7,15 +7,9 @@ Python path builds a dict of dicts and lets orjson sort and serialize it; here t
 record costs no dicts and no sort. The writer calls ``chain(items, i, out, seq, head, room)``: a
 turn's records, each written with its ``seq``, ``ts`` and ``prev`` in place and hashed where it
 lies, appended to the writer's buffer in one go; it stops before anything it leaves to the reference
-(a record it finds unusual, an appended dict) and where a checkpoint is due. The same encoder in two
-steps, for tests and callers that seal elsewhere:
-
-- ``prepare(ex, ring)``: the record of ``ex`` as canonical JSON, in three pieces
-  around the members the chain adds (``prev`` between ``outcome`` and ``principal``; ``seq`` and
-  ``ts`` between ``request_id`` and ``upstream``), or None when anything is unusual (an odd type, a
-  float where an int was expected, a value the reference would turn into an incomplete record): the
-  caller then takes the Python path, which is the specification.
-- ``seal(parts, seq, ts, prev)``: the stored line, ``"hash"`` last, newline ended.
+(a record it finds unusual — an odd type, a float where an int was expected, a value the reference
+would turn into an incomplete record — or an appended dict) and where a checkpoint is due; the
+caller takes the Python path for that one, which is the specification.
 
 What the record needs judged (client strings that may be personal data, principals, codes) is asked
 of the reference's own functions and memos, so both paths judge alike; only the frequent cases
@@ -69,7 +63,6 @@ cdef object _ref_normalized = _ref._normalized
 cdef object _ref_principal = _ref._principal
 cdef dict _REF_PRINCIPALS = _ref._PRINCIPALS
 cdef object _dumps = orjson.dumps
-cdef object _chain_sha256 = hashlib.sha256  # OpenSSL (SHA-NI where the CPU has it) for the long line
 
 cdef dict _KINDS = {}        # detector -> normalization kind (the reference's _kind)
 cdef dict _PRINCIPAL_JSON = {}  # Principal -> its canonical JSON, for callers judged wholly safe
@@ -82,7 +75,7 @@ cdef const char* _HEX = b"0123456789abcdef"
 
 
 class Unusual(Exception):
-    """Raised inside the encoder for anything left to the Python path (never escapes ``prepare``)."""
+    """Raised inside the encoder for anything left to the Python path (never escapes ``chain``)."""
 
 
 # ------------------------------------------------------------------------------------- the buffer
@@ -944,10 +937,9 @@ cdef int _upstream(Buf* b, object ex) except -1:
 
 # ------------------------------------------------------------------------------------- the record
 
-cdef int _record(Buf* b, object ex, object ring, Py_ssize_t* cut, const char* head=NULL,
-                 long long seq=0, const char* ts=NULL) except -1:
-    """Members in orjson's sorted order; ``cut[0]``/``cut[1]`` mark where ``prev`` and ``seq``/``ts``
-    go, and with ``head`` (64 hex) they are written there: ``ts`` is the 24 bytes of ``iso_ts``."""
+cdef int _record(Buf* b, object ex, object ring, const char* head, long long seq, const char* ts) except -1:
+    """The record of ``ex`` chained at ``seq`` after ``head`` (64 hex), members in orjson's sorted
+    order, without its closing ``"hash"``: ``ts`` is the 24 bytes of ``iso_ts``."""
     d = _ex(ex, _X_DECISION)
     outcome = _ex(ex, _X_OUTCOME)
     outcome = outcome if outcome in _OUTCOMES else "rejected"
@@ -979,82 +971,22 @@ cdef int _record(Buf* b, object ex, object ring, Py_ssize_t* cut, const char* he
     _value(b, _clean(_ex(ex, _X_MODEL), ring))
     _put(b, b',"outcome":', 11)
     _value(b, outcome)
-    _put(b, b',', 1)
-    cut[0] = b.n
-    if head != NULL:
-        _put(b, b'"prev":"', 8)
-        _put(b, head, 64)
-        _put(b, b'",', 2)
+    _put(b, b',"prev":"', 9)
+    _put(b, head, 64)
+    _put(b, b'",', 2)
     _put(b, b'"principal":', 12)
     _principal(b, _ex(ex, _X_PRINCIPAL), ring)
     _put(b, b',"request_id":', 14)
     _value(b, rid)
-    _put(b, b',', 1)
-    cut[1] = b.n
-    if head != NULL:
-        _put(b, b'"seq":', 6)
-        _cint(b, seq)
-        _put(b, b',"ts":"', 7)
-        _put(b, ts, 24)
-        _put(b, b'",', 2)
+    _put(b, b',"seq":', 7)
+    _cint(b, seq)
+    _put(b, b',"ts":"', 7)
+    _put(b, ts, 24)
+    _put(b, b'",', 2)
     _put(b, b'"upstream":', 11)
     _upstream(b, ex)
     _put(b, b"}", 1)
     return 0
-
-
-def prepare(ex, ring):
-    """The record of ``ex`` as ``(before_prev, before_seq, rest)``: canonical JSON pieces that
-    ``seal`` completes; None when the reference (``build_record``) must build it. Never raises."""
-    cdef Buf b
-    cdef Py_ssize_t cut[2]
-    b.p = <char*>malloc(1024)
-    if b.p == NULL:
-        return None
-    b.n, b.cap = 0, 1024
-    try:
-        _record(&b, ex, ring, cut)
-        return (PyBytes_FromStringAndSize(b.p, cut[0]),
-                PyBytes_FromStringAndSize(b.p + cut[0], cut[1] - cut[0]),
-                PyBytes_FromStringAndSize(b.p + cut[1], b.n - cut[1]))
-    except Exception:  # anything unusual: the reference decides (and logs) what the record says
-        return None
-    finally:
-        free(b.p)
-
-
-def seal(tuple parts, seq, str ts, str prev):
-    """The stored line of a prepared record chained at ``seq`` after ``prev``: exactly
-    ``chain.seal`` of the reference's record with ``seq``, ``ts`` and ``prev`` added. Returns
-    ``(line, hash)``."""
-    cdef bytes a = parts[0], m = parts[1], z = parts[2]
-    cdef Buf b
-    b.p = <char*>malloc(len(a) + len(m) + len(z) + 256)
-    if b.p == NULL:
-        raise MemoryError()
-    b.n, b.cap = 0, len(a) + len(m) + len(z) + 256
-    try:
-        _put(&b, a, len(a))
-        _put(&b, b'"prev":', 7)
-        _str(&b, prev)
-        _put(&b, b",", 1)
-        _put(&b, m, len(m))
-        _put(&b, b'"seq":', 6)
-        _int(&b, seq)
-        _put(&b, b',"ts":', 6)
-        _str(&b, ts)
-        _put(&b, b",", 1)
-        _put(&b, z, len(z))
-        body = PyBytes_FromStringAndSize(b.p, b.n)
-        h = _chain_sha256(body).hexdigest()
-        hb = h.encode()
-        b.n -= 1  # the closing brace: "hash" goes last
-        _put(&b, b',"hash":"', 9)
-        _put(&b, hb, 64)
-        _put(&b, b'"}\n', 3)
-        return PyBytes_FromStringAndSize(b.p, b.n), h
-    finally:
-        free(b.p)
 
 
 # --------------------------------------------------------------------------------------- the chain
@@ -1093,7 +1025,6 @@ def chain(list items, Py_ssize_t i, bytearray out, long long seq, str head, Py_s
     Python object per record."""
     cdef Buf b
     cdef Py_ssize_t n = len(items), start, done = 0, at
-    cdef Py_ssize_t cut[2]
     cdef char h[64]
     cdef char ts[24]
     cdef uint32_t st[8]
@@ -1123,7 +1054,7 @@ def chain(list items, Py_ssize_t i, bytearray out, long long seq, str head, Py_s
             start = b.n
             try:
                 _iso_ts(t, ts)
-                _record(&b, ex, ring, cut, h, seq, ts)
+                _record(&b, ex, ring, h, seq, ts)
             except Exception:  # the reference decides (and logs) what this record says
                 b.n = start
                 break

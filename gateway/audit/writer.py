@@ -383,13 +383,7 @@ class AuditLog:
         self._checkpoints += 1
         return line
 
-    def _seal_record(self, t: float, rec: dict | tuple) -> bytes:
-        if type(rec) is tuple:  # prepared by the compiled encoder
-            line, self._head = _c.seal(rec, self._seq, chain.iso_ts(t), self._head)
-            self._seq += 1
-            self._epoch_records += 1
-            self._since_cp += 1
-            return line
+    def _seal_record(self, t: float, rec: dict) -> bytes:
         rec["seq"], rec["ts"], rec["prev"] = self._seq, chain.iso_ts(t), self._head
         try:
             line = chain.seal(rec)

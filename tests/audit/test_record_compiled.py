@@ -67,8 +67,8 @@ def test_no_extensions_switch_gives_the_reference():
 
 @pytest.fixture(autouse=True)
 def compiled_writer(monkeypatch):
-    """The writer seals prepared records with the compiled module even where the reference was
-    selected (SOBERANA_NO_EXTENSIONS=1): the comparison needs both, whichever is in use."""
+    """The writer chains records with the compiled module even where the reference was selected
+    (SOBERANA_NO_EXTENSIONS=1): the comparison needs both, whichever is in use."""
     monkeypatch.setattr(writer, "_c", C)
 
 
@@ -78,12 +78,17 @@ def _pair(ring, tmp_path):
             AuditLog(Audit(checkpoint_every=0), ring, directory=tmp_path, worker=2))
 
 
+def _taken(ex, ring, t=1764201600.123456) -> bool:
+    """Whether the compiled encoder chains ``ex`` itself (rather than leaving it to the reference)."""
+    return C.chain([(t, ex, ring)], 0, bytearray(), 0, "0" * 64, 1)[0] == 1
+
+
 def _both(ref_log, c_log, ex, ring, t=1764201600.123456):
-    """(reference line, compiled line, whether the compiled encoder took it)."""
+    """(reference line, the line the writer chains with the compiled encoder, whether it took it)."""
     a = ref_log._seal_record(t, build_record(ex, ring))
-    parts = C.prepare(ex, ring)
-    b = c_log._seal_record(t, parts if parts is not None else build_record(ex, ring))
-    return a, b, parts is not None
+    c_log._buf = bytearray()
+    c_log._chain([(t, ex, ring)])
+    return a, bytes(c_log._buf), _taken(ex, ring, t)
 
 
 @pytest.mark.parametrize("outcome", OUTCOMES)
@@ -128,7 +133,7 @@ def test_unusual_values_fall_back_and_still_match(ring, tmp_path):
     for ex in cases:
         a, b, _ = _both(r, c, ex, ring)
         assert a == b
-    assert C.prepare(cases[0], ring) is None
+    assert not _taken(cases[0], ring)
 
 
 # Detectors of every normalization kind (identifiers, folded, exact secrets, text), plus unknown ones.
