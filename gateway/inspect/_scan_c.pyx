@@ -2571,37 +2571,96 @@ def _init_gap1():
 _init_gap1()
 
 
+cdef struct Fill:
+    # a window's compact value, built up to its chunk ``built`` (lazily: see _window)
+    int built
+    int filled       # its length so far
+    uint8_t andk     # K_DG while every character is an ASCII digit
+    uint8_t cb0      # its first character
+    uint64_t diff    # nonzero once a character differs from the first
+    bint rawdiff     # the text before the homoglyph step gives another value
+
+
+cdef inline void _fill(const uchar_t* s, Py_ssize_t m, const uchar_t* plain, uint8_t* cb,
+                       uint8_t* rb, const Py_ssize_t* ks, const Py_ssize_t* ke, int k,
+                       Fill* F) noexcept nogil:
+    """The compact value of the window's chunks ks/ke[F.built:k], upper case, appended to cb
+    (and the text's before the homoglyph step to rb); chunk characters are all below 256."""
+    cdef Py_ssize_t x, je, nb
+    cdef uint64_t x64, bm
+    cdef uint32_t c
+    cdef uint8_t u
+    while F.built < k:
+        x = ks[F.built]
+        je = ke[F.built]
+        F.built += 1
+        if F.filled == 0:
+            F.cb0 = _UPC[s[x]]
+        if uchar_t is Py_UCS1:
+            if plain == NULL:
+                # 8 at a time while they are ASCII (Ñ and ñ, above 0x7F, go one by one below)
+                while x < je:
+                    x64 = _load_le(s, x, m)
+                    nb = je - x if je - x < 8 else 8
+                    bm = _BYTES_MASK[nb]
+                    if x64 & HIGHS & bm:
+                        break
+                    x64 &= bm
+                    x64 -= _sw_range(x64, 97, 122) >> 2        # lower case -> upper case
+                    if (_sw_range(x64, 48, 57) ^ HIGHS) & bm:  # a byte that is no digit
+                        F.andk = 0
+                    F.diff |= (x64 ^ (F.cb0 * ONES)) & bm
+                    sob_store8(cb + F.filled, x64)   # (cb has room for 8 past the longest value)
+                    F.filled += nb
+                    x += nb
+        while x < je:
+            c = s[x]
+            F.andk &= _K1[c]
+            u = _UPC[c]
+            cb[F.filled] = u
+            F.diff |= u ^ F.cb0
+            if plain != NULL:
+                rb[F.filled] = _UPC[plain[x]]
+                if rb[F.filled] != u:
+                    F.rawdiff = True
+            F.filled += 1
+            x += 1
+
+
 cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssize_t ce) noexcept nogil:
     """Step 2 for the chunk s[cs:ce] (it holds an ASCII digit or is 1-4 upper-case letters): the
     windows it starts. Called by _lex as soon as it finds the chunk, while the text around it is
-    in cache; the following chunks are found in the text, the context in the tokens before it."""
-    cdef Py_ssize_t i = 0, j, x, g, js, je
+    in cache; the following chunks are found in the text, the context in the tokens before it.
+    A window's compact value is built only when a detector may take it: most windows stop on a
+    layout prefix without detectors, or on detectors whose context is absent, and never need it."""
+    cdef Py_ssize_t j, g, js, je
     cdef const uchar_t* plain = <const uchar_t*>S.plain
     cdef uint8_t cb[72]
     cdef uint8_t rb[72]
-    cdef bint rawdiff
+    cdef Py_ssize_t ks[10]   # the window's chunks so far: s[ks[q]:ke[q]] (_MAX_CHUNKS <= 10)
+    cdef Py_ssize_t ke[10]
+    cdef Fill F
     cdef int total, k, L, d, chosen, fallback, q
     cdef uint64_t key
     cdef int64_t h
     cdef bint plus, paren, all_digits, needs, loose_tail, ws, have_ctx
     cdef uint64_t ctxm = 0
-    cdef uint32_t c
-    cdef uint8_t andk = K_DG, u, cb0 = 0
-    cdef uint64_t diff = 0, x64, bm, free
-    cdef Py_ssize_t nb
+    cdef uint64_t free
     have_ctx = False
     plus = cs > 0 and s[cs - 1] == 43 and (cs == 1 or not _isalnum(s[cs - 2]))
     paren = cs > 0 and s[cs - 1] == 40 and ce < m and s[ce] == 41
     total = 0
     k = 0
     key = 0
-    all_digits = True
-    rawdiff = False
+    F.built = F.filled = 0
+    F.andk = K_DG
+    F.diff = 0
+    F.rawdiff = False
     js = cs
     je = ce
-    for j in range(i, i + _MAX_CHUNKS):
+    for j in range(_MAX_CHUNKS):
         loose_tail = False
-        if j > i:
+        if j > 0:
             # no layout goes on from these chunk lengths: the next chunk need not be found
             # (h >= 0 here unless plus: a window without one stops at the first miss)
             if not plus and not _LT_MORE[h]:
@@ -2630,63 +2689,34 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
             js = g
             je = _chunk_end(s, m, js)
             # "123871965 5": a lone last character after whitespace needs context
-            loose_tail = j == i + 1 and je - js == 1 and ws
+            loose_tail = j == 1 and je - js == 1 and ws
         L = je - js
         if total + L > _MAX_COMPACT:
             break
         # no layout starts with these chunk lengths: no longer window can match either
         key = _lkey(key, L, k)
+        ks[k] = js
+        ke[k] = je
         k += 1
+        total += L
         # (L <= _MAX_COMPACT < 64: the first two levels are direct tables)
         h = _LT_D1[L] if k == 1 else (_LT_D2[key] if k == 2 else _layout(key))
-        if h < 0 and not plus:
-            break
-        # the compact value, upper case (chunk characters are all below 256: tables)
-        if total == 0:
-            cb0 = _UPC[s[js]]
-        x = js
-        if uchar_t is Py_UCS1:
-            if plain == NULL:
-                # 8 at a time while they are ASCII (Ñ and ñ, above 0x7F, go one by one below)
-                while x < je:
-                    x64 = _load_le(s, x, m)
-                    nb = je - x if je - x < 8 else 8
-                    bm = _BYTES_MASK[nb]
-                    if x64 & HIGHS & bm:
-                        break
-                    x64 &= bm
-                    x64 -= _sw_range(x64, 97, 122) >> 2        # lower case -> upper case
-                    if (_sw_range(x64, 48, 57) ^ HIGHS) & bm:  # a byte that is no digit
-                        andk = 0
-                    diff |= (x64 ^ (cb0 * ONES)) & bm
-                    sob_store8(cb + total, x64)   # (cb has room for 8 past the longest value)
-                    total += nb
-                    x += nb
-        while x < je:
-            c = s[x]
-            andk &= _K1[c]
-            u = _UPC[c]
-            cb[total] = u
-            diff |= u ^ cb0
-            if plain != NULL:
-                rb[total] = _UPC[plain[x]]
-                if rb[total] != u:
-                    rawdiff = True
-            total += 1
-            x += 1
-        all_digits = (andk & K_DG) != 0
-        # one character repeated ("111.111.111-11") is never a value: skip this window
-        if diff == 0:
-            if h < 0 and not (plus and all_digits):
-                break
-            continue
-        if plus and all_digits:
-            if 8 <= total <= 15 and cb[0] != 48:
-                # from the "(" when one is right before the "+": (+57) 320 715 60 67
-                if _cand(S, <int32_t>(cs - 2 if cs > 1 and s[cs - 2] == 40 else cs - 1),
-                         je, _PHONE) < 0:
-                    return -1
-            continue
+        if plus:
+            # after a "+": the value decides at once whether the phone rule takes the window
+            _fill(s, m, plain, cb, rb, ks, ke, k, &F)
+            all_digits = (F.andk & K_DG) != 0
+            # one character repeated ("111.111.111-11") is never a value: skip this window
+            if F.diff == 0:
+                if h < 0 and not all_digits:
+                    break
+                continue
+            if all_digits:
+                if 8 <= total <= 15 and cb[0] != 48:
+                    # from the "(" when one is right before the "+": (+57) 320 715 60 67
+                    if _cand(S, <int32_t>(cs - 2 if cs > 1 and s[cs - 2] == 40 else cs - 1),
+                             je, _PHONE) < 0:
+                        return -1
+                continue
         if h < 0:
             break
         if _LT_N[h] == 0:
@@ -2695,15 +2725,22 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
         # phrase before the window is the context of any of them, the loop below finds nothing
         free = 0
         if not loose_tail:
-            free = _LT_DMASK[h] & ~((1ULL << _PHONE) | _LT_ALW[h] | (_LT_CMP[h] if j == i else 0))
-        if paren and all_digits and 8 <= total <= 15:
-            free |= _LT_DMASK[h] & (1ULL << _PHONE)
+            free = _LT_DMASK[h] & ~((1ULL << _PHONE) | _LT_ALW[h] | (_LT_CMP[h] if j == 0 else 0))
+        if paren and 8 <= total <= 15:
+            _fill(s, m, plain, cb, rb, ks, ke, k, &F)
+            if F.andk & K_DG:
+                free |= _LT_DMASK[h] & (1ULL << _PHONE)
         if not free:
             if not have_ctx:
                 ctxm = _context_mask(s, S, cs)
                 have_ctx = True
             if not (ctxm & _LT_DMASK[h]):
                 continue
+        _fill(s, m, plain, cb, rb, ks, ke, k, &F)
+        all_digits = (F.andk & K_DG) != 0
+        # one character repeated ("111.111.111-11") is never a value: skip this window
+        if F.diff == 0:
+            continue
         chosen = fallback = -1
         for q in range(_LT_N[h]):
             d = _LT_DETS[_LT_OFF[h] + q]
@@ -2719,7 +2756,7 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
             # fallback: its validator need not run
             if needs and not (ctxm & (1ULL << d)):
                 continue
-            if d != _PHONE and not _DV[d](cb, total) and not (rawdiff and _DV[d](rb, total)):
+            if d != _PHONE and not _DV[d](cb, total) and not (F.rawdiff and _DV[d](rb, total)):
                 continue
             if ctxm & (1ULL << d):
                 chosen = d
