@@ -2727,9 +2727,8 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
         if not loose_tail:
             free = _LT_DMASK[h] & ~((1ULL << _PHONE) | _LT_ALW[h] | (_LT_CMP[h] if j == 0 else 0))
         if paren and 8 <= total <= 15:
-            _fill(s, m, plain, cb, rb, ks, ke, k, &F)
-            if F.andk & K_DG:
-                free |= _LT_DMASK[h] & (1ULL << _PHONE)
+            # (the loop below takes the phone only when every character is a digit)
+            free |= _LT_DMASK[h] & (1ULL << _PHONE)
         if not free:
             if not have_ctx:
                 ctxm = _context_mask(s, S, cs)
