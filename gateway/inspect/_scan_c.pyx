@@ -1127,8 +1127,8 @@ def normalize(str text):
 #   MB, ~25k end on a layout prefix without detectors and ~12k on absent context: paired timing
 #   5% faster); a memo of the chunk after each chunk end, so that the window at the next chunk
 #   need not find it again, was tried on top of that and gained nothing (median of paired runs);
-# - measured (callgrind, one scan of bench/scan.py's 1 MB corpus, Nov 2026): ~42 instructions
-#   per character, ~40% in the windows (a digit run costs 200-1100 instructions: each chunk
+# - measured (callgrind, one scan of bench/scan.py's 1 MB corpus, Nov 2026): ~41 instructions
+#   per character, ~37% in the windows (a digit run costs 200-1100 instructions: each chunk
 #   starts windows over the next ones, each layout prefix runs its detectors) and ~38% in _lex
 #   (an ASCII word ~60: the filter hash, the secret gate, the walk); on prose alone ~17.
 #   Tried and dropped: walking 64-byte blocks by bit masks of their classes (ctz to each run and
