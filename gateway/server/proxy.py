@@ -16,7 +16,7 @@ import time
 
 import orjson
 
-from gateway import metrics
+from gateway import fastjson, metrics
 from gateway.app import State
 from gateway.audit.record import build_record, client_string
 from gateway.audit.writer import AuditUnavailable
@@ -145,7 +145,7 @@ def _upstream_body(state: State, ex: Exchange, decision, target, attempt: int) -
         changed = False
     if not changed and route.model == ex.model and target.cfg.dialect == ex.dialect:
         return ex.endpoint, ex.body  # nothing to change: forward the caller's bytes as they are
-    payload = orjson.loads(ex.body) if attempt else ex.payload
+    new = None
     if changed:
         ex.pmap = PlaceholderMap()
         texts = [s.text for s in ex.segments]
@@ -153,8 +153,24 @@ def _upstream_body(state: State, ex: Exchange, decision, target, attempt: int) -
             if seg.kind == "uninspectable" and any(a != "allow" for a in acts):
                 raise Reject(403, "policy_blocked", "content the gateway cannot inspect may not go to this destination")
         new = apply(texts, ex.findings, actions, state.ring, ex.principal.jurisdiction, ex.pmap)
+    payload = fastjson.loads(ex.body) if attempt else ex.payload  # (the first try's was written into)
+    try:
+        return _build_body(ex, payload, new, actions if changed else None, route, target)
+    except orjson.JSONEncodeError:
+        # an int beyond 64 bits, exact in fastjson's parse: redo from orjson's parse, the specification
+        # (a float there), which fails the same way if it was not that; the actions are counted once
+        return _build_body(ex, fastjson.exact_loads(ex.body), new, None, route, target)
+
+
+def _build_body(ex: Exchange, payload: dict, new: list[str] | None, count: list | None, route,
+                target) -> tuple[str, bytes]:
+    """``payload`` (parsed from ``ex.body``) with the transformed texts ``new`` written back, the
+    model renamed and translated for ``target``, serialised; the ``count`` actions counted in metrics
+    once the texts are in place."""
+    if new is not None:
         write_segments(payload, ex.segments, new)
-        for acts in actions:
+    if count is not None:
+        for acts in count:
             for a in acts:
                 metrics.action(a).inc()
     payload["model"] = route.model
@@ -205,26 +221,42 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
         ex.outcome = "forwarded"
         return Response(status, raw, route_headers)
     try:
-        answer = orjson.loads(raw)
+        answer = fastjson.loads(raw)
     except orjson.JSONDecodeError:
         raise Reject(502, "upstream_error", "upstream answered with a body that is not JSON") from None
     translated = target.cfg.dialect != ex.dialect
-    if translated:
-        answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model)
     pmap = ex.pmap
+    results: list[str] = []  # what fix answered, in order: a redo replays them (leaks counted once)
+    pos = 0
     changed = False
 
     def fix(text: str, kind: str) -> str:
-        nonlocal changed
-        new = restore_text(text, pmap, allow_urls=False) if pmap is not None and kind == "text" else text
-        new = _leak_check(state, ex, new)
+        nonlocal pos, changed
+        if pos < len(results):  # a redo: the same texts come in the same order
+            new = results[pos]
+        else:
+            new = restore_text(text, pmap, allow_urls=False) if pmap is not None and kind == "text" else text
+            new = _leak_check(state, ex, new)
+            results.append(new)
+        pos += 1
         changed = changed or new != text
         return new
 
-    map_answer_texts(ex.dialect, ex.endpoint, answer, fix)
+    def render(answer) -> bytes:
+        if translated:
+            answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model)
+        map_answer_texts(ex.dialect, ex.endpoint, answer, fix)
+        # nothing restored or redacted: the upstream's own bytes go back as they are (no re-serialization)
+        return orjson.dumps(answer) if changed or translated else raw
+
+    try:
+        body = render(answer)
+    except orjson.JSONEncodeError:
+        # an int beyond 64 bits, exact in fastjson's parse: redo from orjson's parse, the specification
+        # (a float there), which fails the same way if it was not that
+        pos, changed = 0, False
+        body = render(fastjson.exact_loads(raw))
     ex.outcome = "forwarded"
-    # nothing restored or redacted: the upstream's own bytes go back as they are (no re-serialization)
-    body = orjson.dumps(answer) if changed or translated else raw
     ex.bytes_out = len(body)
     return Response(status, body, route_headers)
 
@@ -370,7 +402,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     ex.body = request.body  # read whole, under the body size and idle limits, by the server
     ex.bytes_in = len(ex.body)
     try:
-        ex.payload = orjson.loads(ex.body)
+        ex.payload = fastjson.loads(ex.body)  # orjson's verdict, msgspec's speed (see gateway.fastjson)
     except orjson.JSONDecodeError:
         raise Reject(400, "invalid_request", "the request body is not valid JSON") from None
     if not isinstance(ex.payload, dict):
