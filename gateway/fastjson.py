@@ -51,7 +51,9 @@ def loads(data: bytes):
     """``orjson.loads(data)`` (``data`` is ``bytes``), but for integers beyond 64 bits (exact ints
     here, see the module docstring). Raises ``orjson.JSONDecodeError`` exactly when ``orjson.loads``
     does."""
-    if b"00" in data[::_STRIDE].translate(_DIGITS):  # maybe a number of 309 digits or more
+    # maybe a number of 309 digits or more (find, not ``in``: ``bytes in bytes`` formats and discards
+    # a TypeError first, ~1.8k instructions)
+    if data[::_STRIDE].translate(_DIGITS).find(b"00") >= 0:
         return orjson.loads(data)
     try:
         return _decode(data)

@@ -509,7 +509,9 @@ class _Connection(asyncio.Protocol):
         url = self.url
         if type(url) is not bytes:
             url = bytes(url)
-        if b"#" in url:  # a fragment is never sent by a browser; drop it if a client does
+        # (find, not ``in``: ``bytes in bytes`` first tries the needle as an int and formats a
+        # TypeError it then discards, ~1.8k instructions a test)
+        if url.find(b"#") >= 0:  # a fragment is never sent by a browser; drop it if a client does
             url = url.partition(b"#")[0]
         path, _, query = url.partition(b"?")
         version = parser.get_http_version()
