@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from gateway.dialects.errors import DialectError
 from gateway.dialects.segments import Segment
 from gateway.fastjson import INT_MAX, INT_MIN
@@ -13,6 +15,11 @@ _TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "ref
 _SYSTEM_ROLES = ("system", "developer")
 _SCHEMA_TEXT_KEYS = ("description", "title")
 _SCHEMA_VALUE_KEYS = ("enum", "examples", "default", "const")
+
+
+_segment = partial(tuple.__new__, Segment)
+"""``Segment(*fields)`` from a ``(path, text, kind)`` tuple, without the named tuple's ``__new__``
+(Python code: a frame per segment)."""
 
 
 def where(path: tuple) -> str:
@@ -79,6 +86,14 @@ def chat(payload: dict) -> list[Segment]:
     msgs = payload.get("messages")
     _need(isinstance(msgs, list), ("messages",), "a list of messages")
     for i, m in enumerate(msgs):
+        if type(m) is dict and len(m) == 2:
+            # the usual message, {"role": str, "content": str}: what the general path below makes of
+            # it (one segment), without its checks for the fields it does not have
+            role, content = m.get("role"), m.get("content")
+            if type(role) is str and type(content) is str:
+                kind = "system" if role in _SYSTEM_ROLES else "tool_result" if role in ("tool", "function") else "message"
+                out.append(_segment((("messages", i, "content"), content, kind)))
+                continue
         p = ("messages", i)
         _need(isinstance(m, dict) and isinstance(m.get("role"), str), p, "a message object with a role")
         role = m["role"]
