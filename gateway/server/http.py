@@ -77,6 +77,13 @@ _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HE
 _IDLE, _HEAD, _BODY = 0, 1, 2
 
 
+_NAMES: dict[bytes, str] = {}
+"""Raw header name -> its decoded, lower-case form: clients send the same few names on every request,
+and a dict look-up costs a fraction of a decode and a lower (whose codec-name handling dominates)."""
+_NAMES_MAX = 512
+"""Names beyond this many distinct ones are decoded each time (a client inventing names cannot grow it)."""
+
+
 class Headers:
     """Request headers as they arrived: raw (name, value) bytes, decoded (latin-1) only when asked.
 
@@ -91,8 +98,13 @@ class Headers:
 
     def _build(self) -> dict[str, list[str]]:
         index: dict[str, list[str]] = {}
+        names = _NAMES
         for k, v in self._raw:
-            name = k.decode("latin-1").lower()
+            name = names.get(k)
+            if name is None:
+                name = k.decode("latin-1").lower()
+                if len(names) < _NAMES_MAX:
+                    names[k] = name
             values = index.get(name)
             if values is None:
                 index[name] = [v.decode("latin-1")]

@@ -448,8 +448,10 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     tried: set[str] = set()
     registry = state.registry
     for attempt in range(MAX_ATTEMPTS):
+        # (the first try has tried none: the registry's own check, one call less per candidate)
         decision = decide(state.policies, ex.principal, flat, candidates, ex.level,
-                          healthy=lambda n: n not in tried and registry.healthy(n), decision_id=ex.request_id)
+                          healthy=(lambda n: n not in tried and registry.healthy(n)) if tried else registry.healthy,
+                          decision_id=ex.request_id)
         ex.decision = decision
         if traced:
             marks.append(("decide", time.time_ns()))
