@@ -50,6 +50,8 @@ class Exchange:
         """routing: the upstream actually used."""
         self.upstream_status: int | None = None
         self.upstream_latency_ms: float | None = None
+        """routing: milliseconds to the upstream's response headers, unrounded (the audit record rounds
+        it to the microsecond)."""
         self.outcome = "rejected"
         """forwarded | blocked | upstream_error | client_abort | rejected."""
         self.bytes_in = 0

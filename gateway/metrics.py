@@ -8,6 +8,7 @@ sum over all of them (prometheus-client's multiprocess mode).
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from functools import lru_cache
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -62,6 +63,50 @@ def leak(detector: str):
 def action(name: str):
     """ACTIONS for one action."""
     return ACTIONS.labels(name)
+
+
+# The data path counts through the value cells themselves: ``Counter.inc()``, ``Gauge.set()`` and
+# ``Histogram.observe()`` check on every call that the metric is a child (true for these, checked
+# once here), that the amount is valid and whether there is an exemplar (never), then update the same
+# cells. Same cells, same exposition (in multiprocess mode too); three to five Python calls fewer each.
+@lru_cache(maxsize=1024)
+def request_inc(endpoint: str, route: str, residency: str, outcome: str):
+    """``requests(...).inc`` as its cell's ``inc``: call it with 1."""
+    child = requests(endpoint, route, residency, outcome)
+    child._raise_if_not_observable()
+    return child._value.inc
+
+
+class Observer:
+    """``histogram.observe(amount)`` for the data path, for a histogram child with no exemplars.
+
+    prometheus-client's ``observe`` checks observability and walks the bucket bounds in Python on
+    every call; this finds the bucket with ``bisect`` and increments the same value cells (the sum
+    and the first bucket whose bound is >= amount), so the exposition is the same."""
+
+    __slots__ = ("_bounds", "_buckets", "_sum", "histogram")
+
+    def __init__(self, histogram: Histogram):
+        histogram._raise_if_not_observable()  # a parent with labels has no cells of its own
+        self.histogram = histogram
+        self._bounds = tuple(histogram._upper_bounds)
+        self._buckets = tuple(histogram._buckets)
+        self._sum = histogram._sum
+
+    def observe(self, amount: float) -> None:
+        self._sum.inc(amount)
+        i = bisect_left(self._bounds, amount)
+        # the guard keeps observe's behaviour for NaN (no bucket; bisect would answer 0)
+        if i < len(self._bounds) and amount <= self._bounds[i]:
+            self._buckets[i].inc(1)
+
+
+OVERHEAD_OBSERVER = Observer(OVERHEAD)
+
+
+AUDIT_LAG._raise_if_not_observable()  # (and its multiprocess_mode, livesum, is not mostrecent)
+set_audit_lag = AUDIT_LAG._value.set
+"""``AUDIT_LAG.set``, as its cell's ``set``: call it with a float."""
 
 
 def exposition() -> bytes:

@@ -119,8 +119,16 @@ def _clean(value: Any, ring: KeyRing) -> str | None:
     if value is None:
         return None
     s = value if type(value) is str else str(value)
-    if s in _SAFE or (_CODE.match(s) and (not _NEEDS_A_LOOK.search(s) or _OUR_ID.match(s) or _judged_safe(s))):
+    if s in _SAFE:
         return s
+    if _CODE.match(s):
+        if not _NEEDS_A_LOOK.search(s):
+            # safe as it is (no digit, no @); remembered when the stricter judgement agrees, so that
+            # the compiled encoder finds it in _SAFE next time (a model name: on every record)
+            _judged_safe(s)
+            return s
+        if _OUR_ID.match(s) or _judged_safe(s):
+            return s
     return "fp:" + fingerprint(ring, s)
 
 

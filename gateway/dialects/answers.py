@@ -100,9 +100,11 @@ def map_answer_texts(dialect: str, endpoint: str, answer: dict, fn: Callable[[st
             for part in content:
                 if isinstance(part, dict):
                     _map_key(part, "text", "text", fn)
-        else:
-            _map_key(msg, "content", "text", fn)
-        _map_key(msg, "refusal", "text", fn)
+        elif isinstance(content, str) and content:  # _map_key(msg, "content", ...), inline: most answers' one text
+            msg["content"] = fn(content, "text")
+        refusal = msg.get("refusal")
+        if isinstance(refusal, str) and refusal:  # (_map_key, inline)
+            msg["refusal"] = fn(refusal, "text")
         if isinstance(msg.get("audio"), dict):
             _map_key(msg["audio"], "transcript", "text", fn)
         for call in msg.get("tool_calls") or ():

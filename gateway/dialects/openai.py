@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from gateway.dialects.errors import DialectError
 from gateway.dialects.segments import Segment
+from gateway.fastjson import INT_MAX, INT_MIN
 
 # Content parts that carry no text the gateway can read (images, audio, files, and anything unknown:
 # fail closed, an unknown part is reported as uninspectable rather than skipped).
@@ -12,6 +15,11 @@ _TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "ref
 _SYSTEM_ROLES = ("system", "developer")
 _SCHEMA_TEXT_KEYS = ("description", "title")
 _SCHEMA_VALUE_KEYS = ("enum", "examples", "default", "const")
+
+
+_segment = partial(tuple.__new__, Segment)
+"""``Segment(*fields)`` from a ``(path, text, kind)`` tuple, without the named tuple's ``__new__``
+(Python code: a frame per segment)."""
 
 
 def where(path: tuple) -> str:
@@ -78,6 +86,14 @@ def chat(payload: dict) -> list[Segment]:
     msgs = payload.get("messages")
     _need(isinstance(msgs, list), ("messages",), "a list of messages")
     for i, m in enumerate(msgs):
+        if type(m) is dict and len(m) == 2:
+            # the usual message, {"role": str, "content": str}: what the general path below makes of
+            # it (one segment), without its checks for the fields it does not have
+            role, content = m.get("role"), m.get("content")
+            if type(role) is str and type(content) is str:
+                kind = "system" if role in _SYSTEM_ROLES else "tool_result" if role in ("tool", "function") else "message"
+                out.append(_segment((("messages", i, "content"), content, kind)))
+                continue
         p = ("messages", i)
         _need(isinstance(m, dict) and isinstance(m.get("role"), str), p, "a message object with a role")
         role = m["role"]
@@ -127,19 +143,25 @@ def chat(payload: dict) -> list[Segment]:
     return out
 
 
+def _token(x) -> bool:
+    """A token id: an int (not a bool) that orjson.loads could produce — the body is parsed by
+    ``gateway.fastjson``, whose ints beyond 64 bits orjson would have made floats."""
+    return isinstance(x, int) and not isinstance(x, bool) and INT_MIN <= x <= INT_MAX
+
+
 def _prompt_list(value, path: tuple, kind: str, out: list[Segment], what: str) -> None:
     """A completions prompt / embeddings input: str, list of str, token array, or list of token arrays."""
     if isinstance(value, str):
         out.append(Segment(path, value, kind))
         return
     _need(isinstance(value, list), path, what)
-    if value and all(isinstance(x, int) and not isinstance(x, bool) for x in value):
+    if value and all(_token(x) for x in value):
         out.append(Segment(path, "", "uninspectable"))  # one token array: the gateway cannot read tokens
         return
     for i, x in enumerate(value):
         if isinstance(x, str):
             out.append(Segment(path + (i,), x, kind))
-        elif isinstance(x, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in x):
+        elif isinstance(x, list) and all(_token(t) for t in x):
             out.append(Segment(path + (i,), "", "uninspectable"))
         else:
             _need(False, path + (i,), "a string or a token array")

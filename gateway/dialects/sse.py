@@ -81,7 +81,7 @@ class SSEParser:
             if buf.startswith(_BOM):
                 pos = 3
         n = len(buf)
-        if b"\r" not in buf:
+        if buf.find(b"\r") < 0:  # (find: ``bytes in bytes`` formats and discards a TypeError first)
             # the common case, LF-only framing: find whole events with bytes.find (C speed), not line by line
             while pos < n:
                 if buf[pos] == 10:  # an empty line: the event ends here
@@ -146,7 +146,7 @@ class SSEParser:
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
         elif name == b"id":
-            if b"\0" not in value:
+            if value.find(b"\0") < 0:
                 self._id = value.decode("utf-8", "replace")
         elif name == b"retry":
             if value.isdigit():

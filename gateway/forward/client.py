@@ -452,7 +452,8 @@ class UpstreamPool:
             parts.append(b"\r\n")
         head = b"".join(parts)
         # one C-speed pass instead of three per header: any extra CR/LF/NUL came from a name or value
-        if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:
+        # (find, not ``in``: ``bytes in bytes`` formats and discards a TypeError first, ~1.8k instructions)
+        if head.count(b"\n") != lines or head.count(b"\r") != lines or head.find(b"\0") >= 0:
             bad = next((k for k, v in headers if any(c in k + v for c in b"\r\n\0")), b"?")
             raise ValueError(f"header {bad[:40].decode('latin-1')!r} holds a line break")  # never echo the value
         return head

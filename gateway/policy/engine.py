@@ -199,6 +199,68 @@ def decide(policies: PolicySet, principal, findings: Sequence, candidates: Seque
 
     ``level`` outside the known levels is read as the highest (``secret``): fail closed.
     """
+    if not findings:  # most requests: the same Decision, without the per-finding work
+        return _decide_clean(policies, principal.jurisdiction, candidates, _LEVEL.get(level, _TOP_LEVEL),
+                             healthy, decision_id)
+    return _decide(policies, principal, findings, candidates, level, healthy, decision_id)
+
+
+def _decide_clean(policies: PolicySet, caller: str, candidates: Sequence[Candidate], lvl: int,
+                  healthy: Callable[[str], bool], decision_id: str | None) -> Decision:
+    """``_decide`` for a request without findings, step for step: only the caller's policy applies,
+    there are no actions, per-finding rules or detectors, and each candidate's evaluation reduces to
+    its request-wide blockers (memoized per PolicySet, caller, residency and level)."""
+    memo = policies.clean_memo
+    blocked_by: list[str] = []
+    route = None
+    fallback = False  # a compliant candidate that is not healthy
+    for cand in candidates:
+        residency = cand.residency
+        if not residency:
+            blocked_by.append(UNKNOWN_RESIDENCY)
+            continue
+        key = (caller, residency, lvl)
+        blockers = memo.get(key)
+        if blockers is None:
+            blockers = _evaluate(policies, [policies.policy(caller)], (), residency, lvl).blockers
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            memo[key] = blockers
+        if blockers:
+            blocked_by.extend(blockers)
+            continue
+        if healthy(cand.upstream):
+            route = cand
+            break
+        fallback = True
+    if route is not None:
+        outcome = "route"
+    elif fallback:
+        outcome = "unavailable"
+    else:
+        outcome = "blocked"
+        if not candidates:
+            blocked_by.append(NO_CANDIDATES)
+    if blocked_by:
+        blocked_by = _unique(blocked_by)
+    return Decision(
+        decision_id=decision_id or uuid.uuid4().hex,
+        outcome=outcome,
+        route=route,
+        destination=destination_class(policies, policies.policy(caller), route.residency) if route else None,
+        actions=[],
+        by_detector={},
+        rules=list(blocked_by),
+        blocked_by=blocked_by,
+        policy_revision=policies.revision,
+        applied=[caller],
+        finding_rules=[],
+    )
+
+
+def _decide(policies: PolicySet, principal, findings: Sequence, candidates: Sequence[Candidate],
+            level: str, healthy: Callable[[str], bool], decision_id: str | None) -> Decision:
+    """``decide`` in general (any findings)."""
     lvl = _LEVEL.get(level, _TOP_LEVEL)
     caller = principal.jurisdiction
     applied = [caller] + sorted({f.country for f in findings if f.country and f.country != caller})

@@ -64,6 +64,9 @@ class PolicySet:
         """The engine's cache of (jurisdiction, finding, residency, level) -> (action, rule id)."""
         self.eval_memo: dict[tuple, tuple] = {}
         """The engine's per-candidate evaluations (see ``engine._evaluate``)."""
+        self.clean_memo: dict[tuple[str, str, int], list[str]] = {}
+        """The engine's request-wide blockers of (caller, residency, level), for requests without
+        findings (see ``engine._decide_clean``)."""
 
     def policy(self, jurisdiction: str) -> Policy:
         """The policy of ``jurisdiction``: its file, or the protective built-in default when it has none."""

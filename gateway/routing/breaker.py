@@ -27,8 +27,9 @@ class Breaker:
         return HALF_OPEN if self._clock() - self._opened_at >= self.reset_s else OPEN
 
     def available(self) -> bool:
-        """May a request be sent now (closed or half-open)?"""
-        return self.state != OPEN
+        """May a request be sent now (closed or half-open)? (``state != OPEN``, without the property call.)"""
+        opened = self._opened_at
+        return opened is None or self._clock() - opened >= self.reset_s
 
     def success(self) -> bool:
         """Record a success; True when the circuit was open or half-open (it is closed now)."""

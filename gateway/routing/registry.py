@@ -8,7 +8,7 @@ import os
 
 from gateway.config import Config, Upstream
 from gateway.forward.client import UpstreamError, UpstreamPool
-from gateway.metrics import CIRCUIT, UPSTREAM_LATENCY
+from gateway.metrics import CIRCUIT, UPSTREAM_LATENCY, Observer
 from gateway.policy import Candidate
 from gateway.routing.breaker import Breaker
 from gateway.yamlfile import ConfigError
@@ -19,7 +19,7 @@ log = logging.getLogger("soberana.routing")
 class Target:
     """One configured upstream at run time."""
 
-    __slots__ = ("cfg", "pool", "breaker", "auth_headers", "gauge", "latency")
+    __slots__ = ("cfg", "pool", "breaker", "auth_headers", "gauge", "latency", "latency_observer")
 
     def __init__(self, cfg: Upstream, pool: UpstreamPool, source: str):
         self.cfg = cfg
@@ -27,6 +27,7 @@ class Target:
         self.breaker = Breaker(cfg.breaker_failures, cfg.breaker_reset_s)
         self.gauge = CIRCUIT.labels(cfg.name)
         self.latency = UPSTREAM_LATENCY.labels(cfg.name)
+        self.latency_observer = Observer(self.latency)  # latency.observe, cheaper (the data path's)
         self.auth_headers: list[tuple[bytes, bytes]] = []
         if cfg.api_key_env:
             key = os.environ.get(cfg.api_key_env)

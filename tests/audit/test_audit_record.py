@@ -160,3 +160,20 @@ def test_a_remembered_principal_is_a_copy_and_a_sensitive_one_is_not_remembered(
     rec = build_record(exchange(22, sub=EMAIL), ring)
     assert rec["principal"]["sub"].startswith("fp:")
     assert not any(EMAIL in (p.sub, p.agency) for p in record._PRINCIPALS)
+
+
+def test_clean_remembers_plain_codes_without_changing_any_judgement(tmp_path):
+    # _clean returns a code without digits or @ as it is; it now also remembers it (so the compiled
+    # encoder finds it) but only when judged_safe's stricter judgement agrees: a health term stays
+    # out of the memo, and both functions answer as before
+    from gateway.audit import record as R
+
+    from gateway.keys import init_keys
+
+    ring = init_keys(tmp_path)
+    R._SAFE.clear()
+    assert R._clean("stub-model", ring) == "stub-model" and "stub-model" in R._SAFE
+    assert R._clean("portador-de-hiv", ring) == "portador-de-hiv" and "portador-de-hiv" not in R._SAFE
+    assert R.judged_safe("stub-model") and not R.judged_safe("portador-de-hiv")
+    assert R.client_string("portador-de-hiv", ring) == "portador-de-hiv"  # (_clean's lenient rule, as before)
+    assert "portador-de-hiv" not in R._SAFE

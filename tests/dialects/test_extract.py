@@ -186,3 +186,24 @@ def test_unknown_endpoint_and_request_fields():
     assert request_model({"model": 5}) is None and request_model({}) is None
     assert request_stream({"stream": True}) is True
     assert request_stream({"stream": "yes"}) is False and request_stream({}) is False
+
+
+def test_chat_plain_messages_fast_path_equals_the_general_path():
+    # {"role", "content"} messages take a shortcut in openai.chat; a third key the extractor ignores
+    # ("name") sends the same message down the general path: both must give the same segments or error
+    from gateway.dialects import DialectError, extract_segments
+
+    roles = ["user", "system", "developer", "assistant", "tool", "function", "", 3, None]
+    contents = ["oi", "", None, 5, ["x"], [{"type": "text", "text": "a"}], {"a": 1}]
+    for role in roles:
+        for content in contents:
+            fast = [{"role": role, "content": content}, {"content": content, "role": role}]
+            slow = [dict(m, name="n") for m in fast]
+
+            def run(msgs):
+                try:
+                    return extract_segments("/v1/chat/completions", {"model": "m", "messages": msgs})
+                except DialectError as e:
+                    return ("error", str(e), e.code, e.status)
+
+            assert run(fast) == run(slow), (role, content)
