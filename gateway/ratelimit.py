@@ -29,7 +29,6 @@ from typing import NamedTuple, Protocol
 
 from gateway.auth.principal import Principal
 from gateway.config import RateLimit
-from gateway.fastjson import INT_MAX
 from gateway.yamlfile import ConfigError
 
 log = logging.getLogger("soberana.ratelimit")
@@ -89,8 +88,7 @@ def estimate_tokens(body: bytes, payload: dict) -> int:
     out = 0
     for f in _OUTPUT_FIELDS:
         v = payload.get(f)
-        # (beyond INT_MAX it is an int only from gateway.fastjson; orjson gives a float: no estimate)
-        if isinstance(v, int) and not isinstance(v, bool) and 0 < v <= INT_MAX:
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             out = v
             break
     return len(body) // 4 + out

@@ -6,7 +6,6 @@ from functools import partial
 
 from gateway.dialects.errors import DialectError
 from gateway.dialects.segments import Segment
-from gateway.fastjson import INT_MAX, INT_MIN
 
 # Content parts that carry no text the gateway can read (images, audio, files, and anything unknown:
 # fail closed, an unknown part is reported as uninspectable rather than skipped).
@@ -143,25 +142,19 @@ def chat(payload: dict) -> list[Segment]:
     return out
 
 
-def _token(x) -> bool:
-    """A token id: an int (not a bool) that orjson.loads could produce — the body is parsed by
-    ``gateway.fastjson``, whose ints beyond 64 bits orjson would have made floats."""
-    return isinstance(x, int) and not isinstance(x, bool) and INT_MIN <= x <= INT_MAX
-
-
 def _prompt_list(value, path: tuple, kind: str, out: list[Segment], what: str) -> None:
     """A completions prompt / embeddings input: str, list of str, token array, or list of token arrays."""
     if isinstance(value, str):
         out.append(Segment(path, value, kind))
         return
     _need(isinstance(value, list), path, what)
-    if value and all(_token(x) for x in value):
+    if value and all(isinstance(x, int) and not isinstance(x, bool) for x in value):
         out.append(Segment(path, "", "uninspectable"))  # one token array: the gateway cannot read tokens
         return
     for i, x in enumerate(value):
         if isinstance(x, str):
             out.append(Segment(path + (i,), x, kind))
-        elif isinstance(x, list) and all(_token(t) for t in x):
+        elif isinstance(x, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in x):
             out.append(Segment(path + (i,), "", "uninspectable"))
         else:
             _need(False, path + (i,), "a string or a token array")

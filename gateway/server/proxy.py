@@ -145,7 +145,7 @@ def _upstream_body(state: State, ex: Exchange, decision, target, attempt: int) -
         changed = False
     if not changed and route.model == ex.model and target.cfg.dialect == ex.dialect:
         return ex.endpoint, ex.body  # nothing to change: forward the caller's bytes as they are
-    new = None
+    payload = fastjson.loads(ex.body) if attempt else ex.payload  # (the first try's was written into)
     if changed:
         ex.pmap = PlaceholderMap()
         texts = [s.text for s in ex.segments]
@@ -153,24 +153,8 @@ def _upstream_body(state: State, ex: Exchange, decision, target, attempt: int) -
             if seg.kind == "uninspectable" and any(a != "allow" for a in acts):
                 raise Reject(403, "policy_blocked", "content the gateway cannot inspect may not go to this destination")
         new = apply(texts, ex.findings, actions, state.ring, ex.principal.jurisdiction, ex.pmap)
-    payload = fastjson.loads(ex.body) if attempt else ex.payload  # (the first try's was written into)
-    try:
-        return _build_body(ex, payload, new, actions if changed else None, route, target)
-    except orjson.JSONEncodeError:
-        # an int beyond 64 bits, exact in fastjson's parse: redo from orjson's parse, the specification
-        # (a float there), which fails the same way if it was not that; the actions are counted once
-        return _build_body(ex, fastjson.exact_loads(ex.body), new, None, route, target)
-
-
-def _build_body(ex: Exchange, payload: dict, new: list[str] | None, count: list | None, route,
-                target) -> tuple[str, bytes]:
-    """``payload`` (parsed from ``ex.body``) with the transformed texts ``new`` written back, the
-    model renamed and translated for ``target``, serialised; the ``count`` actions counted in metrics
-    once the texts are in place."""
-    if new is not None:
         write_segments(payload, ex.segments, new)
-    if count is not None:
-        for acts in count:
+        for acts in actions:
             for a in acts:
                 metrics.action(a).inc()
     payload["model"] = route.model
@@ -225,38 +209,22 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
     except orjson.JSONDecodeError:
         raise Reject(502, "upstream_error", "upstream answered with a body that is not JSON") from None
     translated = target.cfg.dialect != ex.dialect
+    if translated:
+        answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model)
     pmap = ex.pmap
-    results: list[str] = []  # what fix answered, in order: a redo replays them (leaks counted once)
-    pos = 0
     changed = False
 
     def fix(text: str, kind: str) -> str:
-        nonlocal pos, changed
-        if pos < len(results):  # a redo: the same texts come in the same order
-            new = results[pos]
-        else:
-            new = restore_text(text, pmap, allow_urls=False) if pmap is not None and kind == "text" else text
-            new = _leak_check(state, ex, new)
-            results.append(new)
-        pos += 1
+        nonlocal changed
+        new = restore_text(text, pmap, allow_urls=False) if pmap is not None and kind == "text" else text
+        new = _leak_check(state, ex, new)
         changed = changed or new != text
         return new
 
-    def render(answer) -> bytes:
-        if translated:
-            answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model)
-        map_answer_texts(ex.dialect, ex.endpoint, answer, fix)
-        # nothing restored or redacted: the upstream's own bytes go back as they are (no re-serialization)
-        return orjson.dumps(answer) if changed or translated else raw
-
-    try:
-        body = render(answer)
-    except orjson.JSONEncodeError:
-        # an int beyond 64 bits, exact in fastjson's parse: redo from orjson's parse, the specification
-        # (a float there), which fails the same way if it was not that
-        pos, changed = 0, False
-        body = render(fastjson.exact_loads(raw))
+    map_answer_texts(ex.dialect, ex.endpoint, answer, fix)
     ex.outcome = "forwarded"
+    # nothing restored or redacted: the upstream's own bytes go back as they are (no re-serialization)
+    body = orjson.dumps(answer) if changed or translated else raw
     ex.bytes_out = len(body)
     return Response(status, body, route_headers)
 
