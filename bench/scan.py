@@ -1,6 +1,6 @@
 """Inspection throughput: the compiled core and the pure-Python reference beside `re` baselines.
 
-    .venv/bin/python bench/scan.py [--mb 4] [--repeat 5] [--seed 7] [--core-only]
+    .venv/bin/python bench/scan.py [--mb 4] [--repeat 9] [--seed 7] [--core-only]
 
 Builds a deterministic mixed Spanish/Portuguese/English corpus with personal data (Faker, seeded):
 prose paragraphs interleaved with sentences that carry CPFs, CNPJs, CURPs, RFCs, RUTs, CUITs, SSNs,
@@ -110,7 +110,8 @@ def paired_ratio(times: list[float], base: list[float], nbytes: int, base_bytes:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=4.0, help="corpus size in UTF-8 megabytes")
-    ap.add_argument("--repeat", type=int, default=5, help="runs per implementation (best is kept)")
+    ap.add_argument("--repeat", type=int, default=9,
+                    help="rounds: runs of each implementation (the best, and the median of paired ratios)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--slow-mb", type=float, default=0.5,
                     help="the slow rows (reference, big alternation) run on this prefix only")
