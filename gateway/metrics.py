@@ -84,11 +84,10 @@ class Observer:
     every call; this finds the bucket with ``bisect`` and increments the same value cells (the sum
     and the first bucket whose bound is >= amount), so the exposition is the same."""
 
-    __slots__ = ("_bounds", "_buckets", "_sum", "histogram")
+    __slots__ = ("_bounds", "_buckets", "_sum")
 
     def __init__(self, histogram: Histogram):
         histogram._raise_if_not_observable()  # a parent with labels has no cells of its own
-        self.histogram = histogram
         self._bounds = tuple(histogram._upper_bounds)
         self._buckets = tuple(histogram._buckets)
         self._sum = histogram._sum

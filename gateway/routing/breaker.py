@@ -24,10 +24,10 @@ class Breaker:
     def state(self) -> int:
         if self._opened_at is None:
             return CLOSED
-        return HALF_OPEN if self._clock() - self._opened_at >= self.reset_s else OPEN
+        return HALF_OPEN if self.available() else OPEN
 
     def available(self) -> bool:
-        """May a request be sent now (closed or half-open)? (``state != OPEN``, without the property call.)"""
+        """May a request be sent now (closed or half-open, that is ``state != OPEN``)?"""
         opened = self._opened_at
         return opened is None or self._clock() - opened >= self.reset_s
 

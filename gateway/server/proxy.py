@@ -469,7 +469,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
         # the audit encoders write it rounded to the microsecond (round(x, 3), which is idempotent):
         # rounding here too cost a float-to-decimal conversion per request and changed nothing
         ex.upstream_latency_ms = waited * 1000
-        target.latency_observer.observe(waited)
+        target.latency.observe(waited)
         if resp.status >= 500:
             target.failure()
             tried.add(target.cfg.name)
