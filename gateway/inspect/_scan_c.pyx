@@ -1448,31 +1448,22 @@ cdef int _NDET = 0
 cdef int _PHONE, _EMAIL, _IP, _API_KEY, _JWT_I, _PK, _PASSWORD, _MARKING, _HEALTH_I
 cdef int _MAX_CHUNKS, _MAX_COMPACT
 
-DEF LT_BITS = 10   # 249 layouts and prefixes today
-DEF LT_SIZE = 1 << LT_BITS
-cdef uint64_t _LT_KEY[LT_SIZE]     # layout (chunk lengths, 6 bits each) or a proper prefix of one
+DEF LT_SIZE = 512   # layouts and their prefixes (249 today), a dead node and the root
+DEF LT_ROWS = 128   # nodes a window may go on from (80 prefixes today, the root, the dead node)
+# The layouts as a trie over chunk lengths: node 0 is dead (no layout starts with the window's
+# chunk lengths), node 1 the root (no chunk yet); the nodes a window may go on from are
+# numbered first, each with a row of 64 successors, one per chunk length (a length over
+# MAX_COMPACT < 64 never reaches the table). One load per window step, no key, no hash probe.
+cdef uint16_t _LT_NEXT[LT_ROWS * 64]
 cdef int32_t _LT_OFF[LT_SIZE]
 cdef int32_t _LT_N[LT_SIZE]        # detectors of that exact layout (0: only a prefix)
 cdef uint8_t _LT_MORE[LT_SIZE]     # 1: a proper prefix of some layout (a longer window may match)
 cdef int32_t _LT_DETS[4096]
-cdef int16_t _LT_D1[64]        # slot of the layout (L), or -1: direct, for the first chunk
-cdef int16_t _LT_D2[64 * 64]   # slot of the layout (L0, L1), or -1: direct, for the second
-# the slot's detectors as bit sets (bit d): all of them, and those whose context is ``always``
+# the node's detectors as bit sets (bit d): all of them, and those whose context is ``always``
 # or ``compact`` (the phone is in neither: it needs context unless in parentheses)
 cdef uint64_t _LT_DMASK[LT_SIZE]
 cdef uint64_t _LT_ALW[LT_SIZE]
 cdef uint64_t _LT_CMP[LT_SIZE]
-
-cdef inline uint64_t _lkey(uint64_t key, int length, int k) noexcept nogil:
-    return key | (<uint64_t>length << (6 * k))
-
-cdef inline int64_t _layout(uint64_t key) noexcept nogil:
-    cdef uint64_t k = (key * 11400714819323198485ULL) >> (64 - LT_BITS)
-    while _LT_KEY[k]:
-        if _LT_KEY[k] == key:
-            return <int64_t>k
-        k = (k + 1) & (LT_SIZE - 1)
-    return -1
 
 _DET_OUT = []   # detector index -> (id, category, country)
 
@@ -1501,40 +1492,34 @@ def _init_detectors():
     _PASSWORD, _MARKING, _HEALTH_I = I["secret.password"], I["gov.marking"], I["health.term"]
     _MAX_CHUNKS, _MAX_COMPACT = _D.MAX_CHUNKS, _D.MAX_COMPACT
     assert _MAX_CHUNKS <= 10 and _MAX_COMPACT < 64
-    for i in range(LT_SIZE):
-        _LT_KEY[i] = 0
     prefixes = set()
     for lengths in _D.LAYOUTS:
         for k in range(1, len(lengths)):
             prefixes.add(lengths[:k])
-    assert len(prefixes | set(_D.LAYOUTS)) < LT_SIZE // 2
-    for i in range(64):
-        _LT_D1[i] = -1
-    for i in range(64 * 64):
-        _LT_D2[i] = -1
-    for lengths in sorted(prefixes | set(_D.LAYOUTS)):
-        ds = _D.LAYOUTS.get(lengths, ())
-        key = 0
-        for k, L in enumerate(lengths):
-            key |= L << (6 * k)
-        h = ((key * 11400714819323198485) & 0xFFFFFFFFFFFFFFFF) >> (64 - LT_BITS)
-        while _LT_KEY[h]:
-            h = (h + 1) & (LT_SIZE - 1)
-        _LT_KEY[h] = key
-        if len(lengths) == 1:
-            _LT_D1[key] = h
-        elif len(lengths) == 2:
-            _LT_D2[key] = h
-        _LT_OFF[h] = n
-        _LT_N[h] = len(ds)
-        _LT_DMASK[h] = _LT_ALW[h] = _LT_CMP[h] = 0
+    # dead, root, then the proper prefixes (they have rows), then the layouts that are no prefix
+    order = [None, ()] + sorted(prefixes) + sorted(set(_D.LAYOUTS) - prefixes)
+    node = {lengths: i for i, lengths in enumerate(order)}
+    assert len(prefixes) + 2 <= LT_ROWS and len(order) <= LT_SIZE
+    for i in range(LT_ROWS * 64):
+        _LT_NEXT[i] = 0
+    for i, lengths in enumerate(order):
+        if lengths is None:
+            ds = ()
+        else:
+            ds = _D.LAYOUTS.get(lengths, ())
+            if lengths:
+                # (no negative indices: this module is compiled with wraparound off)
+                _LT_NEXT[node[lengths[:len(lengths) - 1]] * 64 + lengths[len(lengths) - 1]] = i
+        _LT_OFF[i] = n
+        _LT_N[i] = len(ds)
+        _LT_DMASK[i] = _LT_ALW[i] = _LT_CMP[i] = 0
         for d in ds:
-            _LT_DMASK[h] |= 1ULL << d
+            _LT_DMASK[i] |= 1ULL << d
             if d != _PHONE and _DCTX[d] == 1:
-                _LT_ALW[h] |= 1ULL << d
+                _LT_ALW[i] |= 1ULL << d
             if d != _PHONE and _DCTX[d] == 2:
-                _LT_CMP[h] |= 1ULL << d
-        _LT_MORE[h] = lengths in prefixes
+                _LT_CMP[i] |= 1ULL << d
+        _LT_MORE[i] = lengths == () or lengths in prefixes
         for d in ds:
             _LT_DETS[n] = d
             n += 1
@@ -2645,8 +2630,7 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
     cdef Py_ssize_t ke[10]
     cdef Fill F
     cdef int total, k, L, d, chosen, fallback, q
-    cdef uint64_t key
-    cdef int64_t h
+    cdef Py_ssize_t h = 1   # the trie node of the window's chunk lengths (1: the root)
     cdef bint plus, paren, all_digits, needs, loose_tail, ws, have_ctx
     cdef uint64_t ctxm = 0
     cdef uint64_t free
@@ -2655,7 +2639,6 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
     paren = cs > 0 and s[cs - 1] == 40 and ce < m and s[ce] == 41
     total = 0
     k = 0
-    key = 0
     F.built = F.filled = 0
     F.andk = K_DG
     F.diff = 0
@@ -2666,9 +2649,11 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
         loose_tail = False
         if j > 0:
             # no layout goes on from these chunk lengths: the next chunk need not be found
-            # (h >= 0 here unless plus: a window without one stops at the first miss)
-            if not plus and not _LT_MORE[h]:
-                break
+            # (a window after a "+" goes on, on the dead node, for the phone rule)
+            if not _LT_MORE[h]:
+                if not plus:
+                    break
+                h = 0
             # the next chunk, found in the text (only chunks that may start a window are
             # stored): right at je after an x split, or after a gap of 1-3 join characters
             g = je
@@ -2697,21 +2682,20 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
         L = je - js
         if total + L > _MAX_COMPACT:
             break
-        # no layout starts with these chunk lengths: no longer window can match either
-        key = _lkey(key, L, k)
         ks[k] = js
         ke[k] = je
         k += 1
         total += L
-        # (L <= _MAX_COMPACT < 64: the first two levels are direct tables)
-        h = _LT_D1[L] if k == 1 else (_LT_D2[key] if k == 2 else _layout(key))
+        # (L <= _MAX_COMPACT < 64; 0: no layout starts with these chunk lengths, and no longer
+        # window can match either)
+        h = _LT_NEXT[(h << 6) | L]
         if plus:
             # after a "+": the value decides at once whether the phone rule takes the window
             _fill(s, m, plain, cb, rb, ks, ke, k, &F)
             all_digits = (F.andk & K_DG) != 0
             # one character repeated ("111.111.111-11") is never a value: skip this window
             if F.diff == 0:
-                if h < 0 and not all_digits:
+                if h == 0 and not all_digits:
                     break
                 continue
             if all_digits:
@@ -2721,7 +2705,7 @@ cdef int _window(const uchar_t* s, Py_ssize_t m, State* S, Py_ssize_t cs, Py_ssi
                              je, _PHONE) < 0:
                         return -1
                 continue
-        if h < 0:
+        if h == 0:
             break
         if _LT_N[h] == 0:
             continue

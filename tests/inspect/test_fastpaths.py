@@ -373,3 +373,30 @@ def test_context_word_leaving_the_window_inside_a_number(pad):
     # CPF ends exactly before, at or after the 40 characters before each chunk's start
     _same("CPF" + " " * pad + "529 982 247 25 111 444 777 35")
     _same("RUT" + " " * pad + "1 2 3 4 5 6 7 8 9 12.531.909-2")
+
+
+def _layout_texts(seed: int) -> list[str]:
+    """Runs of chunks shaped like every layout of the detector table (and its prefixes, and one
+    chunk past it), after a "+", a "(", a context word or nothing: the layout trie's every node,
+    the dead node a window after a "+" goes on from, and windows up to MAX_COMPACT and past it."""
+    from gateway.inspect.detectors import LAYOUTS, MAX_COMPACT
+    rnd = random.Random(seed)
+    texts = []
+    for lengths in sorted(LAYOUTS):
+        for lead in ["", "+", "(", "CPF ", "tel ", "RUT "]:
+            alphabet = "0123456789" if rnd.random() < 0.7 else "0123456789ABCDEFGHXYZÑ"
+            parts = ["".join(rnd.choice(alphabet) for _ in range(n)) for n in lengths]
+            more = rnd.choice(["", "1", "12", "123456", "x" * 3, "9" * (MAX_COMPACT - sum(lengths) + 1)])
+            if more:
+                parts.append(more)
+            gaps = [rnd.choice([" ", ".", "-", "/", " - ", "\n", ") "]) for _ in parts]
+            text = lead + "".join(p + g for p, g in zip(parts, gaps))
+            texts.append(text.rstrip() if rnd.random() < 0.5 else text)
+    return texts
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_layout_shape(seed):
+    for text in _layout_texts(seed):
+        _same(text)
+        _same("número " + text + " fim")
