@@ -1252,6 +1252,20 @@ cdef inline uint64_t _w3_bit(uint64_t c0, uint64_t c1, uint64_t z, uint64_t L) n
     and last letter z, all lower case."""
     return ((c0 | (c1 << 8) | (z << 16) | (L << 24)) * 0x9E3779B97F4A7C15ULL) >> (64 - W3_BITS)
 cdef int _MAX_WORD_LEN = 0   # longest word of any keyword phrase
+
+# The fast word path's filter and secret-prefix gate in one row per first two letters: row
+# ((c0 << 5) ^ c1) & 1023 (the same for either case of the ASCII letter c0 and, for letters
+# c1, one row per pair) has bit (z + 41 L) & 63 set when some keyword word of length L >= 2
+# starts with c0 c1 (lower case) and ends with z. It lets through about as few words as _W3
+# (in the bench corpus 12k of 111k words of 2+ letters, _W3 11k) for fewer instructions, and
+# _T2P answers with the same row whether a secret prefix may start with c0 c1 (8 KB + 1 KB).
+DEF T2_ROWS = 1024
+cdef uint64_t _T2[T2_ROWS]
+cdef uint8_t _T2P[T2_ROWS]   # 1: some secret prefix (or eyJ) has a first two characters of
+                             # this row (exact answer: _prefix_two)
+
+cdef inline uint32_t _t2_row(uint32_t c0, uint32_t c1) noexcept nogil:
+    return ((c0 << 5) ^ c1) & (T2_ROWS - 1)
 # non-ASCII token character -> the ASCII character fold_word makes of it (0: not ASCII)
 cdef uint8_t _WF[WF_LIMIT]
 
@@ -1372,9 +1386,13 @@ def _init_words():
     assert W3_WORDS * 64 == 1 << W3_BITS
     for i in range(W3_WORDS):
         _W3[i] = 0
+    for i in range(T2_ROWS):
+        _T2[i] = 0
     for w in words:
         b = _w3_bit(ord(w[0]), ord(w[1]) if len(w) > 1 else 0, ord(w[-1]), len(w))
         _W3[b >> 6] |= 1ULL << (b & 63)
+        if len(w) > 1:
+            _T2[_t2_row(ord(w[0]), ord(w[1]))] |= 1ULL << ((ord(w[-1]) + 41 * len(w)) & 63)
     assert len(words) < 1023 and all(w.isascii() and 0 < len(w) <= MAX_WORD for w in words)
     for i in range(WT_SIZE):
         _WT_ID[i] = -1
@@ -1954,14 +1972,18 @@ def _init_prefixes():
         _PREFIX_FIRST[i] = 0
     for i in range(128 * 128):
         _PREFIX_TWO[i // 64] = 0
+    for i in range(T2_ROWS):
+        _T2P[i] = 0
     _PREFIX_FIRST[ord("e")] = 1
     k = ord("e") * 128 + ord("y")
     _PREFIX_TWO[k // 64] |= 1ULL << (k % 64)
+    _T2P[_t2_row(ord("e"), ord("y"))] = 1
     for prefix, _, _, _ in _D.SECRET_PATTERNS:
         assert len(prefix) >= 2 and prefix.isascii()
         _PREFIX_FIRST[ord(prefix[0])] = 1
         k = ord(prefix[0]) * 128 + ord(prefix[1])
         _PREFIX_TWO[k // 64] |= 1ULL << (k % 64)
+        _T2P[_t2_row(ord(prefix[0]), ord(prefix[1]))] = 1
         b = prefix.encode("ascii")
         # a prefix must start with [A-Za-z0-9]: the look-behind then makes it an anchor
         assert b[:1].isalnum() and len(b) < 32 and _NPREFIX < MAX_PREFIX
@@ -2251,10 +2273,28 @@ cdef inline int _word1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t 
     What _lex's letters-only path does, for the words most text is made of."""
     cdef Py_ssize_t L = j - i
     cdef uint32_t c = s[i]
-    cdef uint32_t c1 = s[i + 1] if L > 1 else 0
+    cdef uint32_t c1, r
     cdef int32_t wid = -1
+    cdef uint64_t b
+    if L > 1:
+        # two letters or more (c1 and the last one lower case): one row of _T2 says whether
+        # some keyword word starts like this with this length and last letter, _T2P whether
+        # some secret prefix may start here
+        c1 = s[i + 1]
+        r = _t2_row(c, c1)
+        if (_T2[r] >> ((s[j - 1] + 41 * <uint64_t>L) & 63)) & 1 and L <= 16:
+            wid = _word_id_ascii(s, m, i, L)
+        if wid >= 0:
+            if _push_token(s, i, j, wid, False, S, prev_kept) < 0:
+                return -1
+        else:
+            prev_kept[0] = False
+        if _T2P[r] and _prefix_two(c, c1) and (i == 0 or not _c(s[i - 1], C_SECB)):
+            _secret_gate(s, m, i, S)
+        return 0
+    c1 = 0
     # a keyword word with these first two letters, this last one and this length
-    cdef uint64_t b = _w3_bit(c | 0x20, c1, s[j - 1] | 0x20, <uint64_t>L)
+    b = _w3_bit(c | 0x20, c1, s[j - 1] | 0x20, <uint64_t>L)
     if L <= 16 and (_W3[b >> 6] >> (b & 63)) & 1:
         wid = _word_id_ascii(s, m, i, L)
     if wid >= 0:

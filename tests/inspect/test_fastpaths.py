@@ -400,3 +400,58 @@ def test_every_layout_shape(seed):
     for text in _layout_texts(seed):
         _same(text)
         _same("número " + text + " fim")
+
+
+def _catalogue_phrases() -> list[str]:
+    from gateway.inspect import detectors, keywords
+    phrases = {p for d in detectors.DETECTORS for p in keywords.CONTEXT.get(d.id, ())}
+    for table in (keywords.ICD10_CONTEXT, keywords.HEALTH_TERMS, keywords.MARKINGS,
+                  keywords.MARKING_LABELS):
+        phrases.update(table)
+    return sorted(phrases)
+
+
+PHRASES = _catalogue_phrases()
+
+
+def _word_forms(word: str) -> list[str]:
+    """The word as the text may have it (lower case, a capital first, all capitals) and the near
+    misses a word filter must still reject: its last letter changed, a letter more or less."""
+    forms = [word, word.capitalize(), word.upper()]
+    if word.isalpha() and len(word) > 1:
+        z = chr((ord(word[-1]) - 97 + 1) % 26 + 97) if word[-1].islower() else "a"
+        forms += [word[:-1] + z, word[:-1], word + word[-1], word[0] + word]
+    return forms
+
+
+@pytest.mark.parametrize("phrase", PHRASES)
+def test_every_catalogue_phrase_and_its_near_misses(phrase):
+    """Every word of every keyword phrase of the catalogue (the words the lexer's filters are
+    built from), in every case and with its near misses, alone, at the text's end, as a phrase
+    before a value and with a secret prefix right after it."""
+    words = phrase.split(" ")
+    for k, word in enumerate(words):
+        for form in _word_forms(word):
+            p = " ".join(words[:k] + [form] + words[k + 1:])
+            for text in (form, "x " + form, p + " 529.982.247-25", p + ": 12.531.909-2",
+                         p + " positivo", form + "sk-" + "a" * 40, form + " ghp_" + "b" * 36,
+                         form + "." + p):
+                _same(text)
+
+
+# Accented forms of catalogue words (the catalogue holds them folded): the accented path folds
+# them before its word filter.
+ACCENTED_CATALOGUE = ["saúde", "Saúde", "SAÚDE", "diagnóstico", "Diagnóstico", "número", "Número",
+                      "título", "cédula", "teléfono", "Teléfono", "cartão", "Cartão", "câncer",
+                      "informação", "situación", "información", "república", "líder", "María",
+                      "nº", "Nº", "númeró", "saúdes", "saúd", "diagnósticos", "diagnóstica",
+                      "éxito", "Árbol", "aé", "aéb", "até", "já", "sé", "ação", "Ação", "Ü",
+                      "cámara" + "a" * 14, "informaçãoinformação", "téléphonenumberx"]
+
+
+@pytest.mark.parametrize("word", ACCENTED_CATALOGUE)
+def test_accented_catalogue_words(word):
+    for text in (word, word + " 529.982.247-25", "x " + word, word + " de 12.531.909-2",
+                 "histórico de " + word + " 536-22-5435", word + "sk-" + "a" * 40,
+                 word + " ghp_" + "b" * 36, word + "\u00a0" + word + "." + word):
+        _same(text)
