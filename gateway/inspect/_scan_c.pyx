@@ -3128,6 +3128,10 @@ def scan(str text):
         _SCRATCH_BUSY = mine = True
         S = _SCRATCH
         S.ntok = S.ncand = 0
+        # the gates of the last scan (kept with its buffers) are not this text's: left set, every
+        # later scan would run the reference's credential rules (and no test could see a gate the
+        # lexer missed)
+        S.g_secret = S.g_jwt = S.g_pk = S.g_url = S.g_pass = S.g_ip6 = False
         if _SCRATCH_OUT_CAP < (n + 1) * kind:
             PyMem_Free(_SCRATCH_OUT)
             _SCRATCH_OUT = PyMem_Malloc((n + 1) * kind)

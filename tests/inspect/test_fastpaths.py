@@ -455,3 +455,27 @@ def test_accented_catalogue_words(word):
                  "histórico de " + word + " 536-22-5435", word + "sk-" + "a" * 40,
                  word + " ghp_" + "b" * 36, word + "\u00a0" + word + "." + word):
         _same(text)
+
+
+@pytest.mark.parametrize("gate", ["token sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+                                  "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl",
+                                  "password=hunter2!", "https://user:pw@example.org",
+                                  "-----BEGIN PRIVATE KEY-----"])
+def test_a_scan_does_not_keep_the_last_scans_gates(gate, monkeypatch):
+    """The scratch state a scan keeps for the next one (its buffers) holds no gate: a text with
+    no credential prefix runs no credential rule, whatever the text scanned before it."""
+    calls = []
+    real = _scan_py._credentials
+
+    def counted(*args):
+        calls.append(args)
+        return real(*args)
+
+    clean = "O relatório trimestral da secretaria, CPF 529.982.247-25."
+    expected = _scan_py.scan(gate), _scan_py.scan(clean)
+    monkeypatch.setattr(_scan_py, "_credentials", counted)   # what the compiled core calls
+    assert _scan_c.scan(gate) == expected[0]
+    assert calls, "the gate itself runs the credential rules"
+    calls.clear()
+    assert _scan_c.scan(clean) == expected[1]
+    assert not calls
