@@ -2324,6 +2324,7 @@ cdef Py_ssize_t _accented1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssiz
     cdef Py_ssize_t y = j, x
     cdef uint32_t c
     cdef uint8_t k, o2, a2
+    cdef uint64_t b
     # the shape: accented letters (word characters that are no chunk characters) and runs of
     # lower-case ASCII letters, up to a byte that is neither a word nor a chunk character
     while y < m:
@@ -2337,15 +2338,29 @@ cdef Py_ssize_t _accented1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssiz
                 return 0    # Ñ or ñ: a chunk character
             break
         if 97 <= c <= 122:
+            # lower-case ASCII letters after an accented one: a chunk whose only anchor rules
+            # are the secret gates (what _anchor does there: the look-behind holds after a
+            # byte >= 0x80). The gates only set flags: when the general path takes the word
+            # after all, it sets the same ones again.
+            if _PREFIX_FIRST[c] and y + 1 < m and s[y + 1] < 128 and _prefix_two(c, s[y + 1]):
+                _secret_gate(s, m, y, S)
             y = sob_run_end(s, y + 1, m, 97, 122)
             continue
         if k & (K_CH | K_TOK):
             return 0        # a capital or a digit
         break
-    if _add_token(s, i, y, S, prev_kept) < 0:
-        return -1
+    # _add_token's filter first, here: most accented words are no keyword word
+    # (f0 is an ASCII letter; s[i + 1] and s[y - 1] are lower-case ASCII or accented letters)
+    c = _fold_ch(s[y - 1])
+    b = _w3_bit(s[i] | 0x20, _fold_ch(s[i + 1]), c, <uint64_t>(y - i))
+    if y - i <= _MAX_WORD_LEN and c and _fold_ch(s[i + 1]) and (_W3[b >> 6] >> (b & 63)) & 1:
+        if _add_token(s, i, y, S, prev_kept) < 0:
+            return -1
+    else:
+        prev_kept[0] = False
     # the chunk s[i:j]: a window only when it is one capital ("Ação"); the anchor rules at its
-    # start (at a lower-case letter only the secret gates, as for every later chunk)
+    # start (at a lower-case letter only the secret gates, as for every later chunk: _anchor
+    # calls _secret_gate, which looks no further unless the next byte is ASCII and _prefix_two)
     if 65 <= s[i] <= 90:
         o2 = a2 = _L1[s[i]]
         for x in range(i + 1, j):
@@ -2353,16 +2368,9 @@ cdef Py_ssize_t _accented1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssiz
             a2 &= _L1[s[x]]
         if _chunk_run(s, m, i, j, S, icd_next, o2, a2) < 0:
             return -1
-    elif _PREFIX_FIRST[s[i]] and _anchor(s, m, i, S, icd_next) < 0:
+    elif _PREFIX_FIRST[s[i]] and s[i + 1] < 128 and _prefix_two(s[i], s[i + 1]) and \
+            _anchor(s, m, i, S, icd_next) < 0:
         return -1
-    x = j
-    while x < y:
-        if s[x] >= 128:
-            x += 1
-            continue
-        if _PREFIX_FIRST[s[x]] and _anchor(s, m, x, S, icd_next) < 0:
-            return -1
-        x = sob_run_end(s, x + 1, y, 97, 122)
     return y
 
 

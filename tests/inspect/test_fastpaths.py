@@ -479,3 +479,23 @@ def test_a_scan_does_not_keep_the_last_scans_gates(gate, monkeypatch):
     calls.clear()
     assert _scan_c.scan(clean) == expected[1]
     assert not calls
+
+
+# The accented-word path checks the secret gates of its later lower-case runs during its walk of
+# the word, before it knows the word's shape: words it hands back to the general path after
+# such a gate (a capital, a digit or Ñ/ñ later in the word) and gates at the text's end.
+# (keys the reference finds on their own: a run of one letter is no key)
+SECRET_TAILS = ["sk-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z", "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+                "ghp_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb3d", "gho_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb3d",
+                "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl",
+                "xoxb-1234567890-abcdefghij", "sk_live_Ab3dEf6hIj9kLm2nOp5qRs8t",
+                "rk_test_Ab3dEf6hIj9kLm2nOp5qRs8t", "sk", "s", "ey", "eyJ", "gh", "xox", "sk_"]
+
+
+@pytest.mark.parametrize("head", ["ação", "é", "Ação", "informação", "saúde", "aé", "sé", "Cé"])
+@pytest.mark.parametrize("tail", SECRET_TAILS)
+@pytest.mark.parametrize("after", ["", "A", "1", "ñ", "Ñ", "é", " ", "-x", "ção"])
+def test_secret_prefix_after_an_accented_letter(head, tail, after):
+    for text in (head + tail + after, "x " + head + tail + after + " CPF 529.982.247-25",
+                 head + tail[:2] + after):
+        _same(text)
