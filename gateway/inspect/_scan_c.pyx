@@ -1620,6 +1620,42 @@ def _init_case1():
 
 _init_case1()
 
+cdef uint8_t _FOLD1[256]   # code point < 256 -> _fold_ch (the ASCII letter fold_word makes, or 0)
+
+def _init_fold1b():
+    cdef int c
+    for c in range(256):
+        _FOLD1[c] = _fold_ch(c)
+
+_init_fold1b()
+
+
+cdef inline int32_t _word_id1(const Py_UCS1* s, Py_ssize_t i, Py_ssize_t j, bint* upper) noexcept nogil:
+    """_add_token's folding and word lookup for the 1-byte word token s[i:j] of 2 to 16 letters
+    (_MAX_WORD_LEN at most), by tables: each letter's fold and case, the folded word packed into
+    two 64-bit keys and looked up as _word_id_ascii does. Sets ``upper`` as _add_token's ``cased
+    and not lower`` (when the word is found)."""
+    cdef uint8_t buf[16]
+    cdef uint8_t f, cs = 0
+    cdef Py_ssize_t x
+    cdef uint64_t k1, k2, h
+    memset(buf, 0, 16)
+    for x in range(i, j):
+        f = _FOLD1[s[x]]
+        if f == 0:
+            return -1   # a letter folding to no ASCII letter is in no keyword word
+        cs |= _CASE1[s[x]]
+        buf[x - i] = f
+    k1 = sob_load8(buf)
+    k2 = sob_load8(buf + 8)
+    h = _wk_hash(k1, k2, <uint64_t>(j - i))
+    while _WK_LEN[h]:
+        if _WK_1[h] == k1 and _WK_2[h] == k2 and _WK_LEN[h] == j - i:
+            upper[0] = cs == 2
+            return _WK_ID[h]
+        h = (h + 1) & (WK_SIZE - 1)
+    return -1
+
 
 cdef int _add_token(const uchar_t* s, Py_ssize_t i, Py_ssize_t j, State* S,
                     bint* prev_kept) noexcept nogil:
@@ -2325,6 +2361,8 @@ cdef Py_ssize_t _accented1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssiz
     cdef uint32_t c
     cdef uint8_t k, o2, a2
     cdef uint64_t b
+    cdef int32_t wid
+    cdef bint upper = False
     # the shape: accented letters (word characters that are no chunk characters) and runs of
     # lower-case ASCII letters, up to a byte that is neither a word nor a chunk character
     while y < m:
@@ -2353,8 +2391,11 @@ cdef Py_ssize_t _accented1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssiz
     # (f0 is an ASCII letter; s[i + 1] and s[y - 1] are lower-case ASCII or accented letters)
     c = _fold_ch(s[y - 1])
     b = _w3_bit(s[i] | 0x20, _fold_ch(s[i + 1]), c, <uint64_t>(y - i))
+    wid = -1
     if y - i <= _MAX_WORD_LEN and c and _fold_ch(s[i + 1]) and (_W3[b >> 6] >> (b & 63)) & 1:
-        if _add_token(s, i, y, S, prev_kept) < 0:
+        wid = _word_id1(s, i, y, &upper)
+    if wid >= 0:
+        if _push_token(s, i, y, wid, upper, S, prev_kept) < 0:
             return -1
     else:
         prev_kept[0] = False
