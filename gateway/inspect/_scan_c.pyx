@@ -1252,6 +1252,20 @@ cdef inline uint64_t _w3_bit(uint64_t c0, uint64_t c1, uint64_t z, uint64_t L) n
     and last letter z, all lower case."""
     return ((c0 | (c1 << 8) | (z << 16) | (L << 24)) * 0x9E3779B97F4A7C15ULL) >> (64 - W3_BITS)
 cdef int _MAX_WORD_LEN = 0   # longest word of any keyword phrase
+
+# The fast word path's filter and secret-prefix gate in one row per first two letters: row
+# ((c0 << 5) ^ c1) & 1023 (the same for either case of the ASCII letter c0 and, for letters
+# c1, one row per pair) has bit (z + 41 L) & 63 set when some keyword word of length L >= 2
+# starts with c0 c1 (lower case) and ends with z. It lets through about as few words as _W3
+# (in the bench corpus 12k of 111k words of 2+ letters, _W3 11k) for fewer instructions, and
+# _T2P answers with the same row whether a secret prefix may start with c0 c1 (8 KB + 1 KB).
+DEF T2_ROWS = 1024
+cdef uint64_t _T2[T2_ROWS]
+cdef uint8_t _T2P[T2_ROWS]   # 1: some secret prefix (or eyJ) has a first two characters of
+                             # this row (exact answer: _prefix_two)
+
+cdef inline uint32_t _t2_row(uint32_t c0, uint32_t c1) noexcept nogil:
+    return ((c0 << 5) ^ c1) & (T2_ROWS - 1)
 # non-ASCII token character -> the ASCII character fold_word makes of it (0: not ASCII)
 cdef uint8_t _WF[WF_LIMIT]
 
@@ -1372,9 +1386,13 @@ def _init_words():
     assert W3_WORDS * 64 == 1 << W3_BITS
     for i in range(W3_WORDS):
         _W3[i] = 0
+    for i in range(T2_ROWS):
+        _T2[i] = 0
     for w in words:
         b = _w3_bit(ord(w[0]), ord(w[1]) if len(w) > 1 else 0, ord(w[-1]), len(w))
         _W3[b >> 6] |= 1ULL << (b & 63)
+        if len(w) > 1:
+            _T2[_t2_row(ord(w[0]), ord(w[1]))] |= 1ULL << ((ord(w[-1]) + 41 * len(w)) & 63)
     assert len(words) < 1023 and all(w.isascii() and 0 < len(w) <= MAX_WORD for w in words)
     for i in range(WT_SIZE):
         _WT_ID[i] = -1
@@ -1601,6 +1619,42 @@ def _init_case1():
             (2 if Py_UNICODE_ISUPPER(c) else 0)
 
 _init_case1()
+
+cdef uint8_t _FOLD1[256]   # code point < 256 -> _fold_ch (the ASCII letter fold_word makes, or 0)
+
+def _init_fold1b():
+    cdef int c
+    for c in range(256):
+        _FOLD1[c] = _fold_ch(c)
+
+_init_fold1b()
+
+
+cdef inline int32_t _word_id1(const Py_UCS1* s, Py_ssize_t i, Py_ssize_t j, bint* upper) noexcept nogil:
+    """_add_token's folding and word lookup for the 1-byte word token s[i:j] of 2 to 16 letters
+    (_MAX_WORD_LEN at most), by tables: each letter's fold and case, the folded word packed into
+    two 64-bit keys and looked up as _word_id_ascii does. Sets ``upper`` as _add_token's ``cased
+    and not lower`` (when the word is found)."""
+    cdef uint8_t buf[16]
+    cdef uint8_t f, cs = 0
+    cdef Py_ssize_t x
+    cdef uint64_t k1, k2, h
+    memset(buf, 0, 16)
+    for x in range(i, j):
+        f = _FOLD1[s[x]]
+        if f == 0:
+            return -1   # a letter folding to no ASCII letter is in no keyword word
+        cs |= _CASE1[s[x]]
+        buf[x - i] = f
+    k1 = sob_load8(buf)
+    k2 = sob_load8(buf + 8)
+    h = _wk_hash(k1, k2, <uint64_t>(j - i))
+    while _WK_LEN[h]:
+        if _WK_1[h] == k1 and _WK_2[h] == k2 and _WK_LEN[h] == j - i:
+            upper[0] = cs == 2
+            return _WK_ID[h]
+        h = (h + 1) & (WK_SIZE - 1)
+    return -1
 
 
 cdef int _add_token(const uchar_t* s, Py_ssize_t i, Py_ssize_t j, State* S,
@@ -1954,14 +2008,18 @@ def _init_prefixes():
         _PREFIX_FIRST[i] = 0
     for i in range(128 * 128):
         _PREFIX_TWO[i // 64] = 0
+    for i in range(T2_ROWS):
+        _T2P[i] = 0
     _PREFIX_FIRST[ord("e")] = 1
     k = ord("e") * 128 + ord("y")
     _PREFIX_TWO[k // 64] |= 1ULL << (k % 64)
+    _T2P[_t2_row(ord("e"), ord("y"))] = 1
     for prefix, _, _, _ in _D.SECRET_PATTERNS:
         assert len(prefix) >= 2 and prefix.isascii()
         _PREFIX_FIRST[ord(prefix[0])] = 1
         k = ord(prefix[0]) * 128 + ord(prefix[1])
         _PREFIX_TWO[k // 64] |= 1ULL << (k % 64)
+        _T2P[_t2_row(ord(prefix[0]), ord(prefix[1]))] = 1
         b = prefix.encode("ascii")
         # a prefix must start with [A-Za-z0-9]: the look-behind then makes it an anchor
         assert b[:1].isalnum() and len(b) < 32 and _NPREFIX < MAX_PREFIX
@@ -2251,10 +2309,28 @@ cdef inline int _word1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t 
     What _lex's letters-only path does, for the words most text is made of."""
     cdef Py_ssize_t L = j - i
     cdef uint32_t c = s[i]
-    cdef uint32_t c1 = s[i + 1] if L > 1 else 0
+    cdef uint32_t c1, r
     cdef int32_t wid = -1
+    cdef uint64_t b
+    if L > 1:
+        # two letters or more (c1 and the last one lower case): one row of _T2 says whether
+        # some keyword word starts like this with this length and last letter, _T2P whether
+        # some secret prefix may start here
+        c1 = s[i + 1]
+        r = _t2_row(c, c1)
+        if (_T2[r] >> ((s[j - 1] + 41 * <uint64_t>L) & 63)) & 1 and L <= 16:
+            wid = _word_id_ascii(s, m, i, L)
+        if wid >= 0:
+            if _push_token(s, i, j, wid, False, S, prev_kept) < 0:
+                return -1
+        else:
+            prev_kept[0] = False
+        if _T2P[r] and _prefix_two(c, c1) and (i == 0 or not _c(s[i - 1], C_SECB)):
+            _secret_gate(s, m, i, S)
+        return 0
+    c1 = 0
     # a keyword word with these first two letters, this last one and this length
-    cdef uint64_t b = _w3_bit(c | 0x20, c1, s[j - 1] | 0x20, <uint64_t>L)
+    b = _w3_bit(c | 0x20, c1, s[j - 1] | 0x20, <uint64_t>L)
     if L <= 16 and (_W3[b >> 6] >> (b & 63)) & 1:
         wid = _word_id_ascii(s, m, i, L)
     if wid >= 0:
@@ -2284,6 +2360,9 @@ cdef Py_ssize_t _accented1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssiz
     cdef Py_ssize_t y = j, x
     cdef uint32_t c
     cdef uint8_t k, o2, a2
+    cdef uint64_t b
+    cdef int32_t wid
+    cdef bint upper = False
     # the shape: accented letters (word characters that are no chunk characters) and runs of
     # lower-case ASCII letters, up to a byte that is neither a word nor a chunk character
     while y < m:
@@ -2297,15 +2376,32 @@ cdef Py_ssize_t _accented1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssiz
                 return 0    # Ñ or ñ: a chunk character
             break
         if 97 <= c <= 122:
+            # lower-case ASCII letters after an accented one: a chunk whose only anchor rules
+            # are the secret gates (what _anchor does there: the look-behind holds after a
+            # byte >= 0x80). The gates only set flags: when the general path takes the word
+            # after all, it sets the same ones again.
+            if _PREFIX_FIRST[c] and y + 1 < m and s[y + 1] < 128 and _prefix_two(c, s[y + 1]):
+                _secret_gate(s, m, y, S)
             y = sob_run_end(s, y + 1, m, 97, 122)
             continue
         if k & (K_CH | K_TOK):
             return 0        # a capital or a digit
         break
-    if _add_token(s, i, y, S, prev_kept) < 0:
-        return -1
+    # _add_token's filter first, here: most accented words are no keyword word
+    # (f0 is an ASCII letter; s[i + 1] and s[y - 1] are lower-case ASCII or accented letters)
+    c = _fold_ch(s[y - 1])
+    b = _w3_bit(s[i] | 0x20, _fold_ch(s[i + 1]), c, <uint64_t>(y - i))
+    wid = -1
+    if y - i <= _MAX_WORD_LEN and c and _fold_ch(s[i + 1]) and (_W3[b >> 6] >> (b & 63)) & 1:
+        wid = _word_id1(s, i, y, &upper)
+    if wid >= 0:
+        if _push_token(s, i, y, wid, upper, S, prev_kept) < 0:
+            return -1
+    else:
+        prev_kept[0] = False
     # the chunk s[i:j]: a window only when it is one capital ("Ação"); the anchor rules at its
-    # start (at a lower-case letter only the secret gates, as for every later chunk)
+    # start (at a lower-case letter only the secret gates, as for every later chunk: _anchor
+    # calls _secret_gate, which looks no further unless the next byte is ASCII and _prefix_two)
     if 65 <= s[i] <= 90:
         o2 = a2 = _L1[s[i]]
         for x in range(i + 1, j):
@@ -2313,16 +2409,9 @@ cdef Py_ssize_t _accented1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssiz
             a2 &= _L1[s[x]]
         if _chunk_run(s, m, i, j, S, icd_next, o2, a2) < 0:
             return -1
-    elif _PREFIX_FIRST[s[i]] and _anchor(s, m, i, S, icd_next) < 0:
+    elif _PREFIX_FIRST[s[i]] and s[i + 1] < 128 and _prefix_two(s[i], s[i + 1]) and \
+            _anchor(s, m, i, S, icd_next) < 0:
         return -1
-    x = j
-    while x < y:
-        if s[x] >= 128:
-            x += 1
-            continue
-        if _PREFIX_FIRST[s[x]] and _anchor(s, m, x, S, icd_next) < 0:
-            return -1
-        x = sob_run_end(s, x + 1, y, 97, 122)
     return y
 
 
@@ -3088,6 +3177,10 @@ def scan(str text):
         _SCRATCH_BUSY = mine = True
         S = _SCRATCH
         S.ntok = S.ncand = 0
+        # the gates of the last scan (kept with its buffers) are not this text's: left set, every
+        # later scan would run the reference's credential rules (and no test could see a gate the
+        # lexer missed)
+        S.g_secret = S.g_jwt = S.g_pk = S.g_url = S.g_pass = S.g_ip6 = False
         if _SCRATCH_OUT_CAP < (n + 1) * kind:
             PyMem_Free(_SCRATCH_OUT)
             _SCRATCH_OUT = PyMem_Malloc((n + 1) * kind)

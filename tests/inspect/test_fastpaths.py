@@ -400,3 +400,129 @@ def test_every_layout_shape(seed):
     for text in _layout_texts(seed):
         _same(text)
         _same("número " + text + " fim")
+
+
+def _catalogue_phrases() -> list[str]:
+    from gateway.inspect import detectors, keywords
+    phrases = {p for d in detectors.DETECTORS for p in keywords.CONTEXT.get(d.id, ())}
+    for table in (keywords.ICD10_CONTEXT, keywords.HEALTH_TERMS, keywords.MARKINGS,
+                  keywords.MARKING_LABELS):
+        phrases.update(table)
+    return sorted(phrases)
+
+
+PHRASES = _catalogue_phrases()
+
+
+def _word_forms(word: str) -> list[str]:
+    """The word as the text may have it (lower case, a capital first, all capitals) and the near
+    misses a word filter must still reject: its last letter changed, a letter more or less."""
+    forms = [word, word.capitalize(), word.upper()]
+    if word.isalpha() and len(word) > 1:
+        z = chr((ord(word[-1]) - 97 + 1) % 26 + 97) if word[-1].islower() else "a"
+        forms += [word[:-1] + z, word[:-1], word + word[-1], word[0] + word]
+    return forms
+
+
+@pytest.mark.parametrize("phrase", PHRASES)
+def test_every_catalogue_phrase_and_its_near_misses(phrase):
+    """Every word of every keyword phrase of the catalogue (the words the lexer's filters are
+    built from), in every case and with its near misses, alone, at the text's end, as a phrase
+    before a value and with a secret prefix right after it."""
+    words = phrase.split(" ")
+    for k, word in enumerate(words):
+        for form in _word_forms(word):
+            p = " ".join(words[:k] + [form] + words[k + 1:])
+            for text in (form, "x " + form, p + " 529.982.247-25", p + ": 12.531.909-2",
+                         p + " positivo", form + "sk-" + "a" * 40, form + " ghp_" + "b" * 36,
+                         form + "." + p):
+                _same(text)
+
+
+# Accented forms of catalogue words (the catalogue holds them folded): the accented path folds
+# them before its word filter.
+ACCENTED_CATALOGUE = ["saúde", "Saúde", "SAÚDE", "diagnóstico", "Diagnóstico", "número", "Número",
+                      "título", "cédula", "teléfono", "Teléfono", "cartão", "Cartão", "câncer",
+                      "informação", "situación", "información", "república", "líder", "María",
+                      "nº", "Nº", "númeró", "saúdes", "saúd", "diagnósticos", "diagnóstica",
+                      "éxito", "Árbol", "aé", "aéb", "até", "já", "sé", "ação", "Ação", "Ü",
+                      "cámara" + "a" * 14, "informaçãoinformação", "téléphonenumberx"]
+
+
+@pytest.mark.parametrize("word", ACCENTED_CATALOGUE)
+def test_accented_catalogue_words(word):
+    for text in (word, word + " 529.982.247-25", "x " + word, word + " de 12.531.909-2",
+                 "histórico de " + word + " 536-22-5435", word + "sk-" + "a" * 40,
+                 word + " ghp_" + "b" * 36, word + "\u00a0" + word + "." + word):
+        _same(text)
+
+
+@pytest.mark.parametrize("gate", ["token sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+                                  "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl",
+                                  "password=hunter2!", "https://user:pw@example.org",
+                                  "-----BEGIN PRIVATE KEY-----"])
+def test_a_scan_does_not_keep_the_last_scans_gates(gate, monkeypatch):
+    """The scratch state a scan keeps for the next one (its buffers) holds no gate: a text with
+    no credential prefix runs no credential rule, whatever the text scanned before it."""
+    calls = []
+    real = _scan_py._credentials
+
+    def counted(*args):
+        calls.append(args)
+        return real(*args)
+
+    clean = "O relatório trimestral da secretaria, CPF 529.982.247-25."
+    expected = _scan_py.scan(gate), _scan_py.scan(clean)
+    monkeypatch.setattr(_scan_py, "_credentials", counted)   # what the compiled core calls
+    assert _scan_c.scan(gate) == expected[0]
+    assert calls, "the gate itself runs the credential rules"
+    calls.clear()
+    assert _scan_c.scan(clean) == expected[1]
+    assert not calls
+
+
+# The accented-word path checks the secret gates of its later lower-case runs during its walk of
+# the word, before it knows the word's shape: words it hands back to the general path after
+# such a gate (a capital, a digit or Ñ/ñ later in the word) and gates at the text's end.
+# (keys the reference finds on their own: a run of one letter is no key)
+SECRET_TAILS = ["sk-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z", "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+                "ghp_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb3d", "gho_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb3d",
+                "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl",
+                "xoxb-1234567890-abcdefghij", "sk_live_Ab3dEf6hIj9kLm2nOp5qRs8t",
+                "rk_test_Ab3dEf6hIj9kLm2nOp5qRs8t", "sk", "s", "ey", "eyJ", "gh", "xox", "sk_"]
+
+
+@pytest.mark.parametrize("head", ["ação", "é", "Ação", "informação", "saúde", "aé", "sé", "Cé"])
+@pytest.mark.parametrize("tail", SECRET_TAILS)
+@pytest.mark.parametrize("after", ["", "A", "1", "ñ", "Ñ", "é", " ", "-x", "ção"])
+def test_secret_prefix_after_an_accented_letter(head, tail, after):
+    for text in (head + tail + after, "x " + head + tail + after + " CPF 529.982.247-25",
+                 head + tail[:2] + after):
+        _same(text)
+
+
+ACUTE = {"a": "á", "e": "é", "i": "í", "o": "ó", "u": "ú", "c": "ç", "n": "ñ"}
+
+
+def _accented_forms(word: str) -> list[str]:
+    """The word with one letter accented (a vowel acute, c cedilla, n tilde; "ao" as "ão"), each
+    place in turn: forms the catalogue holds folded, as the text would have them."""
+    forms = [word[:k] + ACUTE[ch] + word[k + 1:] for k, ch in enumerate(word) if ch in ACUTE]
+    forms += [word[:k] + "ã" + word[k + 1:] for k in range(len(word) - 1) if word[k:k + 2] == "ao"]
+    return forms
+
+
+@pytest.mark.parametrize("phrase", PHRASES)
+def test_catalogue_phrases_with_accented_letters(phrase):
+    """Every word of every catalogue phrase with an accented letter at each place, in the phrase
+    before values that need a context and alone: the accented path's filter, folding and lookup
+    find exactly the words the reference finds."""
+    words = phrase.split(" ")
+    for k, word in enumerate(words):
+        for form in _accented_forms(word):
+            for first in (form, form[:1].upper() + form[1:]):
+                p = " ".join(words[:k] + [first] + words[k + 1:])
+                _same(p)
+                for value in ("12345678901", "898 0012 3456 7890", "12.345.678-9", "1234-5678",
+                              "536-22-5435", "529.982.247-25"):
+                    _same(p + " " + value)
