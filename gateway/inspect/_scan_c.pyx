@@ -1115,9 +1115,14 @@ def normalize(str text):
 #   run of digits, are found 16 bytes at a time (SSE2; 8 with SWAR elsewhere) and handled without
 #   the general path, which also hands the gap after a word (spaces, punctuation) to the next
 #   word itself (one space before a lower-case word, the most common gap, without a loop); a
-#   word is looked up only when a 4 KB filter on its first two letters, last letter and length
-#   passes; words of ASCII and accented letters (about 1 word in 13 of Spanish and Portuguese
-#   prose, ~300 instructions each on the general path) have a path of their own;
+#   word of 2+ letters is looked up only when its row of _T2 (one per first two letters) has
+#   the bit of its last letter and length, and the same row's _T2P says whether a secret prefix
+#   may start there (one load for both: ~59 instructions per ASCII word, ~80 with a multiply
+#   hash filter and a separate prefix table; paired timing 6% faster on the bench corpus, 16%
+#   on prose); words of ASCII and accented letters (about 1 word in 13 of Spanish and
+#   Portuguese prose) have a path of their own that filters before any call and folds and
+#   looks up by tables (~70 instructions plus the walk, ~210 through _add_token: the gateway's
+#   accented chat body 26 -> 19.5 instructions per character);
 # - a window stops as soon as no layout goes on from its chunk lengths, before it looks for the
 #   next chunk (a chunk list shared between consecutive windows saved nothing on top of that and
 #   cost a branch the predictor misses: branch mispredictions, ~0.5 per character, are about as
@@ -1127,10 +1132,19 @@ def normalize(str text):
 #   MB, ~25k end on a layout prefix without detectors and ~12k on absent context: paired timing
 #   5% faster); a memo of the chunk after each chunk end, so that the window at the next chunk
 #   need not find it again, was tried on top of that and gained nothing (median of paired runs);
-# - measured (callgrind, one scan of bench/scan.py's 1 MB corpus, Nov 2026): ~41 instructions
-#   per character, ~37% in the windows (a digit run costs 200-1100 instructions: each chunk
-#   starts windows over the next ones, each layout prefix runs its detectors) and ~38% in _lex
-#   (an ASCII word ~60: the filter hash, the secret gate, the walk); on prose alone ~17.
+#   the layouts are a trie over chunk lengths, one table load per step (paired timing 5% faster
+#   than a key, two direct tables and a hash probe, for 1.5% fewer instructions: the branches
+#   that depend on the data count more than instructions here). Tried and dropped (Nov 2026):
+#   the lexer handing each chunk to the windows still open (5-6% slower: a call per chunk, the
+#   window state in memory), or collecting each run of joined chunks and evaluating its windows
+#   in one loop (7% slower: a run must keep MAX_CHUNKS-1 chunks past a number, and candidates
+#   out of start order cost _resolve three times as much); next chunks found 16 bytes at a time
+#   (2.4% fewer instructions, slower);
+# - measured (callgrind, one scan of bench/scan.py's 1 MB corpus, Nov 2026): ~36 instructions
+#   per character (41 before the trie and the word rows), ~40% in the windows (a digit run costs
+#   200-1100 instructions: each chunk starts windows over the next ones, each layout prefix runs
+#   its detectors; finding the next chunks is ~8% of the scan) and ~33% in _lex; on prose alone
+#   ~13 (17 before).
 #   Tried and dropped: walking 64-byte blocks by bit masks of their classes (ctz to each run and
 #   special character; SSE2 to classify): as fast as the byte walk at best, since the masks cost
 #   ~1.5 instructions a byte and each word still needs its own filter and gates;
