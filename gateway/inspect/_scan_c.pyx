@@ -1300,6 +1300,16 @@ cdef inline uint64_t _load_le(const uint8_t* s, Py_ssize_t i, Py_ssize_t m) noex
     """Bytes s[i:i+8] as a little-endian word, zeros past m."""
     return sob_load8(s + i) if i + 8 <= m else sob_load_tail(s + i, m - i)
 
+cdef inline int32_t _wk_find(uint64_t k1, uint64_t k2, Py_ssize_t L) noexcept nogil:
+    """Word id of the folded word of length L packed little-endian into k1 (letters 0-7) and k2
+    (letters 8-15, zero-padded), or -1."""
+    cdef uint64_t h = _wk_hash(k1, k2, <uint64_t>L)
+    while _WK_LEN[h]:
+        if _WK_1[h] == k1 and _WK_2[h] == k2 and _WK_LEN[h] == L:
+            return _WK_ID[h]
+        h = (h + 1) & (WK_SIZE - 1)
+    return -1
+
 cdef inline int32_t _word_id_ascii(const uint8_t* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t L) noexcept nogil:
     """Word id of the ASCII letters s[i:i+L] (L <= 16; the first may be a capital, the others are
     lower case), or -1."""
@@ -1310,12 +1320,7 @@ cdef inline int32_t _word_id_ascii(const uint8_t* s, Py_ssize_t m, Py_ssize_t i,
         k2 = _load_le(s, i + 8, m)
         if L < 16:
             k2 &= (1ULL << (8 * (L - 8))) - 1
-    h = _wk_hash(k1, k2, <uint64_t>L)
-    while _WK_LEN[h]:
-        if _WK_1[h] == k1 and _WK_2[h] == k2 and _WK_LEN[h] == L:
-            return _WK_ID[h]
-        h = (h + 1) & (WK_SIZE - 1)
-    return -1
+    return _wk_find(k1, k2, L)
 cdef uint64_t _WT_HASH[WT_SIZE]
 cdef int32_t _WT_ID[WT_SIZE]      # -1 empty
 cdef char _WT_POOL[16384]
@@ -1634,14 +1639,14 @@ def _init_case1():
 
 _init_case1()
 
-cdef uint8_t _FOLD1[256]   # code point < 256 -> _fold_ch (the ASCII letter fold_word makes, or 0)
+cdef uint8_t _WORD_FOLD1[256]   # code point < 256 -> _fold_ch (the ASCII letter fold_word makes, or 0)
 
-def _init_fold1b():
+def _init_word_fold1():
     cdef int c
     for c in range(256):
-        _FOLD1[c] = _fold_ch(c)
+        _WORD_FOLD1[c] = _fold_ch(c)
 
-_init_fold1b()
+_init_word_fold1()
 
 
 cdef inline int32_t _word_id1(const Py_UCS1* s, Py_ssize_t i, Py_ssize_t j, bint* upper) noexcept nogil:
@@ -1652,23 +1657,15 @@ cdef inline int32_t _word_id1(const Py_UCS1* s, Py_ssize_t i, Py_ssize_t j, bint
     cdef uint8_t buf[16]
     cdef uint8_t f, cs = 0
     cdef Py_ssize_t x
-    cdef uint64_t k1, k2, h
     memset(buf, 0, 16)
     for x in range(i, j):
-        f = _FOLD1[s[x]]
+        f = _WORD_FOLD1[s[x]]
         if f == 0:
             return -1   # a letter folding to no ASCII letter is in no keyword word
         cs |= _CASE1[s[x]]
         buf[x - i] = f
-    k1 = sob_load8(buf)
-    k2 = sob_load8(buf + 8)
-    h = _wk_hash(k1, k2, <uint64_t>(j - i))
-    while _WK_LEN[h]:
-        if _WK_1[h] == k1 and _WK_2[h] == k2 and _WK_LEN[h] == j - i:
-            upper[0] = cs == 2
-            return _WK_ID[h]
-        h = (h + 1) & (WK_SIZE - 1)
-    return -1
+    upper[0] = cs == 2
+    return _wk_find(sob_load8(buf), sob_load8(buf + 8), j - i)
 
 
 cdef int _add_token(const uchar_t* s, Py_ssize_t i, Py_ssize_t j, State* S,
@@ -2342,22 +2339,21 @@ cdef inline int _word1(const Py_UCS1* s, Py_ssize_t m, Py_ssize_t i, Py_ssize_t 
         if _T2P[r] and _prefix_two(c, c1) and (i == 0 or not _c(s[i - 1], C_SECB)):
             _secret_gate(s, m, i, S)
         return 0
-    c1 = 0
-    # a keyword word with these first two letters, this last one and this length
-    b = _w3_bit(c | 0x20, c1, s[j - 1] | 0x20, <uint64_t>L)
-    if L <= 16 and (_W3[b >> 6] >> (b & 63)) & 1:
-        wid = _word_id_ascii(s, m, i, L)
+    # one letter: a keyword word of this letter (the _W3 filter keeps one-letter words too)
+    b = _w3_bit(c | 0x20, 0, c | 0x20, 1)
+    if (_W3[b >> 6] >> (b & 63)) & 1:
+        wid = _word_id_ascii(s, m, i, 1)
     if wid >= 0:
-        if _push_token(s, i, j, wid, L == 1 and c <= 90, S, prev_kept) < 0:
+        if _push_token(s, i, j, wid, c <= 90, S, prev_kept) < 0:
             return -1
     else:
         prev_kept[0] = False
-    # of the anchor rules, a capital or letter followed by letters can start only the secret
-    # and JWT prefixes (ICD-10 needs digits)
-    if (c1 or (i + 1 < m and s[i + 1] < 128)) and _prefix_two(c, s[i + 1]) and (
+    # of the anchor rules, a letter can start only the secret and JWT prefixes (ICD-10 needs
+    # digits), here with the character after it
+    if i + 1 < m and s[i + 1] < 128 and _prefix_two(c, s[i + 1]) and (
             i == 0 or not _c(s[i - 1], C_SECB)):
         _secret_gate(s, m, i, S)
-    if L == 1 and 65 <= c <= 90:   # one capital: a chunk that may start a window
+    if 65 <= c <= 90:   # one capital: a chunk that may start a window
         if _window(s, m, S, i, j) < 0:
             return -1
     return 0
