@@ -1,8 +1,9 @@
 """Instructions per proxied request, counted by callgrind: a figure the machine's noise cannot move.
 
-    .venv/bin/python bench/instructions.py [--requests 1000] [--only nginx,relay,gateway]
+    .venv/bin/python bench/instructions.py [--requests 1000] [--only nginx,relay,scan-relay,gateway]
 
-Each proxy (the same ones as bench/proxy.py: nginx `proxy_pass`, the relay floor, the gateway) runs
+Each proxy (the same ones as bench/proxy.py: nginx `proxy_pass`, the relay floor, the relay that also
+inspects the request and the answer — the floor under any inspecting gateway —, the gateway) runs
 under `valgrind --tool=callgrind` in front of `soberana stub` (not instrumented). After a warm-up the
 counters are zeroed, --requests POSTs of the 4 KB chat body go through on 4 keep-alive connections,
 and the counters are dumped: user-space instructions of the proxy process per request, every thread
@@ -98,9 +99,9 @@ http {{
 }}
 """)
         return [NGINX, "-p", str(tmp), "-c", str(conf)]
-    if what == "relay":
+    if what in ("relay", "scan-relay"):
         return [PY, str(Path(__file__).with_name("proxy.py")), "--relay", stub, "--relay-port", str(port),
-                "--relay-client", "pool"]
+                "--relay-client", "pool" if what == "relay" else "scan"]
     subprocess.run([PY, "-m", "gateway", "keys", "init", str(tmp / "keys")], check=True, capture_output=True)
     return [PY, "-m", "gateway", "serve", "-c", str(gateway_config(tmp, stub, port, "api_key"))]
 
@@ -164,7 +165,7 @@ def count(what: str, tmp: Path, stub: str, body: bytes, n: int, procs: Procs) ->
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--requests", type=int, default=1000)
-    ap.add_argument("--only", default="nginx,relay,gateway")
+    ap.add_argument("--only", default="nginx,relay,scan-relay,gateway")
     args = ap.parse_args()
     if not shutil.which("valgrind"):
         print("bench/instructions.py needs valgrind", file=sys.stderr)

@@ -7,6 +7,9 @@ In one run, against one fast upstream (the `soberana stub` model, its own proces
            (gateway.forward.client) and nothing else: the floor under the gateway; `raw-relay` is a
            bare asyncio+httptools protocol with the same client, `session` aiohttp's server with
            aiohttp.ClientSession (optional rows, see --only)
+  scan-relay  the relay plus the inspection no inspecting gateway can skip: the request parsed and its
+           texts scanned, the answer parsed and its texts scanned (the gateway's own functions), and
+           nothing else (no auth, policy, audit, metrics): the floor under any gateway that inspects
   gateway  `soberana serve -c <generated config>` (one worker), auth api_key (or none), one upstream
 
 Load: `wrk` with a Lua script for the POST when installed, else a bounded asyncio load generator in a
@@ -14,6 +17,18 @@ separate process (this file with --loadgen). A 4 KB chat body without sensitive 
 one with a CPF and an e-mail, so the gateway also pseudonymizes and restores). Throughput at
 --connections (default 32); latency percentiles at 1 connection. Targets: gateway ≥ 70% of nginx
 req/s, added median latency < 0.3 ms.
+
+While it runs, the bench holds /dev/cpu_dma_latency at 0 when it may (root; the standard latency
+tuning that cyclictest and tuned's latency-performance profile apply): idle CPUs poll instead of
+halting. On a virtual machine a halted vCPU is woken through the hypervisor, and at 1 connection every
+hop of a request waits on such a wake-up, so without the hold the host's own scheduling sets most of
+the latency figures (medians that double from one minute to the next). Every path runs under the
+same setting; --allow-idle measures without it.
+
+Every path is started first and stays up; then --rounds rounds each measure every path in turn
+(throughput, then latency), so a slow spell of the host lands on all paths alike. A ratio to nginx
+and an added latency (path's median minus direct's) are computed within each round; the table shows
+their median over the rounds, and their range.
 
     .venv/bin/python bench/proxy.py                      # all paths, 10 s each
     .venv/bin/python bench/proxy.py --duration 5 --only direct,gateway --auth none
@@ -247,27 +262,45 @@ def relay_main(upstream: str, port: int, client: str) -> None:
     uvloop.install()
     if client == "raw":
         asyncio.run(raw_relay(upstream, port))
-    elif client == "pool":
-        asyncio.run(server_relay(upstream, port))
+    elif client in ("pool", "scan"):
+        asyncio.run(server_relay(upstream, port, client == "scan"))
     else:
         web.run_app(app_factory(), host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-async def server_relay(upstream: str, port: int) -> None:
+async def server_relay(upstream: str, port: int, inspect: bool = False) -> None:
     """The gateway's own HTTP server (gateway.server.http) + the pooled client, nothing else: the floor
-    under the gateway's data path."""
+    under the gateway's data path. With ``inspect``, also what the gateway does to inspect a request and
+    its answer, with its own functions (gateway.server.proxy's JSON path): the floor under any gateway
+    that inspects."""
+    from gateway import fastjson
+    from gateway.dialects import ENDPOINTS, extract_segments
+    from gateway.dialects.answers import map_answer_texts
     from gateway.forward.client import UpstreamPool
+    from gateway.inspect import scan
     from gateway.server.http import HttpServer, Response
+    from gateway.transform.leaks import scan_answer
 
     pool = UpstreamPool(upstream + "/v1")
     headers = [(b"content-type", b"application/json")]
+    found = [0]
+
+    def leak_scan(text: str, kind: str) -> str:
+        found[0] += len(scan_answer(text, set()))
+        return text
 
     async def relay(request):
         if request.path == "/-/healthz":
             return Response(200, b"ok", content_type="text/plain")
+        if inspect:
+            for seg in extract_segments(request.path, fastjson.loads(request.body)):
+                if seg.text:
+                    found[0] += len(scan(seg.text))
         resp = await pool.request("POST", request.path[3:], headers, request.body)
         data = await resp.read()
         resp.release()
+        if inspect and resp.status == 200:
+            map_answer_texts(ENDPOINTS[request.path], request.path, fastjson.loads(data), leak_scan)
         return Response(resp.status, data)
 
     server = HttpServer(relay, error_response=lambda req, status, code, msg: Response(status, code.encode()),
@@ -437,58 +470,127 @@ async def _loadgen(url: str, body: bytes, auth: bool, connections: int, duration
 
 
 # --- the run ---------------------------------------------------------------------------------------------
-def measure(name: str, url: str, body_file: Path, auth: bool, args, tmp: Path, proxy_pid: int | None) -> dict:
-    """Throughput at ``--connections``, latency at 1 connection, and the proxy's CPU per request
-    (process tree, user+system: steadier than req/s when load generator, proxy and upstream share cores)."""
+def hold_cpus_awake() -> int | None:
+    """Ask the kernel to keep idle CPUs polling (PM QoS: a 0 µs wake-up latency bound) for as long as the
+    returned descriptor stays open; None when this process may not (not root, no such device)."""
+    try:
+        fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+    except OSError:
+        return None
+    try:
+        os.write(fd, (0).to_bytes(4, sys.byteorder))
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+class Target:
+    """A path under test: where the load goes, and the process tree whose CPU is the proxy's."""
+
+    def __init__(self, name: str, url: str, auth: bool, pid: int | None):
+        self.name, self.url, self.auth, self.pid = name, url, auth, pid
+        self.rounds: list[dict] = []
+
+
+def measure(t: Target, body_file: Path, args, tmp: Path, duration: float, latency_duration: float,
+            profile: str | None = None) -> dict:
+    """One round of ``t``: throughput at ``--connections``, latency at 1 connection, and the proxy's CPU
+    per request (process tree, user+system: steadier than req/s when load generator, proxy and upstream
+    share cores)."""
     use_wrk = shutil.which("wrk") and not args.python_load
-    run = (lambda c, d: run_wrk(url, body_file, auth, c, d, tmp)) if use_wrk else \
-          (lambda c, d: run_pyload(url, body_file, auth, c, d))
-    run(args.connections, 1.0)  # warm-up: connections, caches, the upstream pool
-    cpu0 = cpu_seconds(proxy_pid)
-    tput = run(args.connections, args.duration)
-    cpu = cpu_seconds(proxy_pid) - cpu0
-    lat = run(1, args.latency_duration)
-    res = {"path": name, "rps": tput["rps"], "p50": lat["p50"], "p99": lat["p99"],
-           "cpu_us": cpu / tput["requests"] * 1e6 if proxy_pid and tput["requests"] else None,
-           "errors": tput["non2xx"] + lat["non2xx"], "socket": tput["socket_errors"] or lat["socket_errors"]}
-    cpu_text = f"   proxy CPU {res['cpu_us']:.0f} µs/req" if res["cpu_us"] is not None else ""
-    print(f"  {name:8} {res['rps']:9.0f} req/s   p50 {res['p50']:.3f} ms   p99 {res['p99']:.3f} ms{cpu_text}"
+    run = (lambda c, d: run_wrk(t.url, body_file, t.auth, c, d, tmp)) if use_wrk else \
+          (lambda c, d: run_pyload(t.url, body_file, t.auth, c, d))
+    spy = None
+    if profile:
+        spy_bin = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
+        fmt = {".txt": "raw", ".json": "speedscope"}.get(Path(profile).suffix, "flamegraph")
+        spy = subprocess.Popen([spy_bin, "record", "-o", profile, "-f", fmt, "-r", "250", "--gil", "-p", str(t.pid),
+                                "-d", str(int(duration) + 1), "--nonblocking"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cpu0 = cpu_seconds(t.pid)
+    tput = run(args.connections, duration)
+    cpu = cpu_seconds(t.pid) - cpu0
+    if spy is not None:
+        spy.wait()
+        print(f"  profile  {profile}", file=sys.stderr)
+    lat = run(1, latency_duration)
+    res = {"rps": tput["rps"], "p50": lat["p50"], "p99": lat["p99"], "cpu_s": cpu if t.pid else None,
+           "requests": tput["requests"], "errors": tput["non2xx"] + lat["non2xx"],
+           "socket": tput["socket_errors"] or lat["socket_errors"]}
+    cpu_text = f"   proxy CPU {cpu / tput['requests'] * 1e6:.0f} µs/req" if t.pid and tput["requests"] else ""
+    print(f"  {t.name:10} {res['rps']:9.0f} req/s   p50 {res['p50']:.3f} ms   p99 {res['p99']:.3f} ms{cpu_text}"
           + (f"   non-2xx {res['errors']}" if res["errors"] else ""), file=sys.stderr, flush=True)
+    t.rounds.append(res)
     return res
 
 
-def table(rows: list[dict]) -> str:
-    base = {r["path"]: r for r in rows}
-    nginx = base.get("nginx")
-    direct = base.get("direct")
-    lines = ["| path | req/s | ratio to nginx | median @1 conn | p99 @1 conn | added median | proxy CPU/req |",
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def summarize(targets: list[Target]) -> list[dict]:
+    """Per path: medians over the rounds, and the within-round ratio to nginx and added latency
+    (median and range over the rounds)."""
+    by = {t.name: t for t in targets}
+    nginx, direct = by.get("nginx"), by.get("direct")
+    rows = []
+    for t in targets:
+        rs = t.rounds
+        requests = sum(r["requests"] for r in rs)
+        row = {"path": t.name, "rps": _median([r["rps"] for r in rs]), "p50": _median([r["p50"] for r in rs]),
+               "p99": _median([r["p99"] for r in rs]), "errors": sum(r["errors"] for r in rs),
+               "cpu_us": sum(r["cpu_s"] for r in rs) / requests * 1e6 if t.pid and requests else None,
+               "ratio": None, "added": None}
+        if nginx is not None:
+            ratios = [r["rps"] / n["rps"] for r, n in zip(rs, nginx.rounds)]
+            row["ratio"] = (_median(ratios), min(ratios), max(ratios))
+        if direct is not None and t is not direct:
+            added = [r["p50"] - d["p50"] for r, d in zip(rs, direct.rounds)]
+            row["added"] = (_median(added), min(added), max(added))
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict], rounds: int) -> str:
+    lines = [f"| path | req/s | ratio to nginx (range over {rounds} rounds) | median @1 conn | p99 @1 conn | "
+             "added median (range) | proxy CPU/req |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = f"{r['rps'] / nginx['rps']:.2f}" if nginx else "—"
-        added = f"{r['p50'] - direct['p50']:+.3f} ms" if direct and r is not direct else "—"
+        ratio = f"{r['ratio'][0]:.2f} ({r['ratio'][1]:.2f}–{r['ratio'][2]:.2f})" if r["ratio"] else "—"
+        added = f"{r['added'][0]:+.3f} ms ({r['added'][1]:+.3f} … {r['added'][2]:+.3f})" if r["added"] else "—"
         flag = f" ({r['errors']} non-2xx!)" if r["errors"] else ""
         cpu = f"{r['cpu_us']:.0f} µs" if r["cpu_us"] is not None else "—"
-        lines.append(f"| {r['path']}{flag} | {r['rps']:,.0f} | {ratio} | {r['p50']:.3f} ms | {r['p99']:.3f} ms | {added} | {cpu} |")
+        lines.append(f"| {r['path']}{flag} | {r['rps']:,.0f} | {ratio} | {r['p50']:.3f} ms | {r['p99']:.3f} ms "
+                     f"| {added} | {cpu} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--duration", type=float, default=10.0, help="seconds of throughput load per path")
-    ap.add_argument("--latency-duration", type=float, default=5.0, help="seconds at 1 connection per path")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds of throughput load per path, over all rounds")
+    ap.add_argument("--latency-duration", type=float, default=5.0,
+                    help="seconds at 1 connection per path, over all rounds")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds; each measures every path in turn "
+                                                          "(wrk measures whole seconds: at least 1 s each)")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--body-size", type=int, default=4096)
     ap.add_argument("--pii", action="store_true", help="put a CPF and an e-mail in the body (pseudonymize path)")
     ap.add_argument("--auth", choices=["api_key", "none"], default="api_key")
     ap.add_argument("--workers", type=int, default=1, help="`soberana serve --workers` for the gateway")
-    ap.add_argument("--only", default="direct,nginx,raw-relay,relay,gateway",
+    ap.add_argument("--only", default="direct,nginx,raw-relay,relay,scan-relay,gateway",
                     help="comma-separated subset of direct, nginx, raw-relay (bare asyncio server + the pooled "
-                         "client), relay (the gateway's HTTP server + the pooled client), session (bare aiohttp + "
+                         "client), relay (the gateway's HTTP server + the pooled client), scan-relay (relay + "
+                         "the request's and the answer's inspection), session (bare aiohttp + "
                          "aiohttp.ClientSession), gateway")
     ap.add_argument("--python-load", action="store_true", help="use the asyncio load generator even if wrk exists")
-    ap.add_argument("--profile", metavar="FILE", help="record the gateway with py-spy during the throughput run "
-                                                       "(.svg flame graph, .txt collapsed stacks, .json speedscope); "
-                                                       "only the thread holding the GIL is sampled")
+    ap.add_argument("--allow-idle", action="store_true",
+                    help="let idle CPUs halt (do not hold /dev/cpu_dma_latency at 0; see the module docstring)")
+    ap.add_argument("--profile", metavar="FILE", help="record the gateway with py-spy during its first throughput "
+                                                       "round (.svg flame graph, .txt collapsed stacks, .json "
+                                                       "speedscope); only the thread holding the GIL is sampled")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, configs)")
     # the load-generator subprocess
     ap.add_argument("--loadgen", metavar="URL", help=argparse.SUPPRESS)
@@ -496,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--auth-header", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--relay", metavar="UPSTREAM", help=argparse.SUPPRESS)
     ap.add_argument("--relay-port", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--relay-client", choices=["pool", "session", "raw"], help=argparse.SUPPRESS)
+    ap.add_argument("--relay-client", choices=["pool", "scan", "session", "raw"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.relay:
@@ -514,23 +616,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     only = set(args.only.split(","))
+    rounds = max(1, args.rounds)
+    duration = max(1.0, args.duration / rounds)
+    latency_duration = max(1.0, args.latency_duration / rounds)
     tmp = Path(tempfile.mkdtemp(prefix="soberana-bench-"))
     procs = Procs()
     body = chat_body(args.body_size, args.pii)
     body_file = tmp / "body.json"
     body_file.write_bytes(body)
     tool = "wrk" if shutil.which("wrk") and not args.python_load else "python asyncio load generator"
-    print(f"bench/proxy.py: {os.cpu_count()} CPUs, body {len(body)} bytes{' with PII' if args.pii else ''}, "
-          f"{args.connections} connections × {args.duration:g} s, latency at 1 connection × "
-          f"{args.latency_duration:g} s, load by {tool}, auth {args.auth}, gateway workers {args.workers}",
+    awake = None if args.allow_idle else hold_cpus_awake()
+    idle = "idle CPUs poll (/dev/cpu_dma_latency held at 0)" if awake is not None else "idle CPUs may halt"
+    print(f"bench/proxy.py: {os.cpu_count()} CPUs, {idle}, body {len(body)} bytes{' with PII' if args.pii else ''}, "
+          f"{rounds} rounds of {args.connections} connections × {duration:g} s and 1 connection × "
+          f"{latency_duration:g} s per path, load by {tool}, auth {args.auth}, gateway workers {args.workers}",
           file=sys.stderr)
-    rows = []
+    targets: list[Target] = []
     try:
         stub, _ = start_stub(procs, tmp)
         status, answer = post(stub + "/v1/chat/completions", body, False)
         assert status == 200 and b"You said" in answer, "the stub answers"
         if "direct" in only:
-            rows.append(measure("direct", stub + "/v1/chat/completions", body_file, False, args, tmp, None))
+            targets.append(Target("direct", stub + "/v1/chat/completions", False, None))
         if "nginx" in only:
             url = start_nginx(procs, tmp, stub)
             if url is None:
@@ -538,22 +645,19 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 status, answer = post(url + "/v1/chat/completions", body, False)
                 assert status == 200 and b"You said" in answer, f"nginx forwards ({status})"
-                rows.append(measure("nginx", url + "/v1/chat/completions", body_file, False, args, tmp,
-                                    procs.procs[-1].pid))
-                procs.stop(procs.procs[-1])
-        for client, name in (("raw", "raw-relay"), ("pool", "relay"), ("session", "session")):
+                targets.append(Target("nginx", url + "/v1/chat/completions", False, procs.procs[-1].pid))
+        for client, name in (("raw", "raw-relay"), ("pool", "relay"), ("scan", "scan-relay"), ("session", "session")):
             if name in only:
                 url = start_relay(procs, tmp, stub, client)
-                rows.append(measure(name, url + "/v1/chat/completions", body_file, False, args, tmp,
-                                    procs.procs[-1].pid))
-                procs.stop(procs.procs[-1])
+                status, answer = post(url + "/v1/chat/completions", body, False)
+                assert status == 200 and b"You said" in answer, f"{name} forwards ({status})"
+                targets.append(Target(name, url + "/v1/chat/completions", False, procs.procs[-1].pid))
         if "gateway" in only:
             try:
                 url, gw = start_gateway(procs, tmp, stub, args.auth, args.workers)
             except RuntimeError as e:
                 log = (tmp / "gateway.log").read_text(errors="replace").strip().splitlines()[-15:]
                 print(f"  gateway  did not start ({e}):\n    " + "\n    ".join(log), file=sys.stderr)
-                print(table(rows))
                 return 1
             auth = args.auth == "api_key"
             status, answer = post(url + "/v1/chat/completions", body, auth)
@@ -561,29 +665,34 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  gateway  answered {status}: {answer[:300]!r}; see {tmp}/gateway.log", file=sys.stderr)
                 args.keep = True
                 return 1
-            spy = None
-            if args.profile:
-                spy_bin = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
-                fmt = {".txt": "raw", ".json": "speedscope"}.get(Path(args.profile).suffix, "flamegraph")
-                spy = subprocess.Popen([spy_bin, "record", "-o", args.profile, "-f", fmt, "-r", "250", "--gil", "-p", str(gw.pid),
-                                        "-d", str(int(args.duration) + 1), "--nonblocking"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            rows.append(measure("gateway", url + "/v1/chat/completions", body_file, auth, args, tmp, gw.pid))
-            if spy is not None:
-                spy.wait()
-                print(f"  profile  {args.profile}", file=sys.stderr)
+            targets.append(Target("gateway", url + "/v1/chat/completions", auth, gw.pid))
+        for t in targets:  # warm-up: connections, caches, the upstream pools
+            (run_wrk(t.url, body_file, t.auth, args.connections, 1.0, tmp) if tool == "wrk" else
+             run_pyload(t.url, body_file, t.auth, args.connections, 1.0))
+        for i in range(rounds):
+            print(f" round {i + 1}/{rounds}", file=sys.stderr)
+            for t in targets:
+                profile = args.profile if args.profile and i == 0 and t.name == "gateway" else None
+                measure(t, body_file, args, tmp, duration, latency_duration, profile)
     finally:
         procs.stop_all()
+        if awake is not None:
+            os.close(awake)
         if args.keep:
             print(f"  kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(table(rows))
-    g, n, d = (next((r for r in rows if r["path"] == p), None) for p in ("gateway", "nginx", "direct"))
-    if g and n:
-        print(f"\ngateway throughput {g['rps'] / n['rps']:.0%} of nginx (target ≥ 70%)")
-    if g and d:
-        print(f"gateway added median latency {g['p50'] - d['p50']:.3f} ms at 1 connection (target < 0.3 ms)")
+    rows = summarize(targets)
+    print(f"\n{idle}")
+    print(table(rows, rounds))
+    for r in rows:
+        if r["path"] in ("gateway", "scan-relay") and r["ratio"]:
+            med, lo, hi = r["ratio"]
+            print(f"\n{r['path']} throughput {med:.0%} of nginx ({lo:.0%}–{hi:.0%}; target for the gateway ≥ 70%)")
+        if r["path"] in ("gateway", "scan-relay") and r["added"]:
+            med, lo, hi = r["added"]
+            print(f"{r['path']} added median latency {med:.3f} ms at 1 connection ({lo:.3f}–{hi:.3f}; "
+                  "target for the gateway < 0.3 ms)")
     return 0
 
 
