@@ -30,7 +30,7 @@ Every path is started first and stays up; then --rounds rounds each measure ever
 and an added latency (path's median minus direct's) are computed within each round; the table shows
 their median over the rounds, and their range.
 
-    .venv/bin/python bench/proxy.py                      # all paths, 10 s each
+    .venv/bin/python bench/proxy.py                      # all paths, 5 rounds: 10 s of load and 5 s at 1 connection each
     .venv/bin/python bench/proxy.py --duration 5 --only direct,gateway --auth none
     .venv/bin/python bench/proxy.py --profile /tmp/gw.svg    # py-spy flame graph of the gateway under load
 """
