@@ -13,7 +13,9 @@ import aiohttp
 import orjson
 import pytest
 
+from gateway import metrics
 from gateway.logs import JsonFormatter
+from gateway.testing import stub
 from gateway.testing.harness import Harness
 
 CPF = "529.982.247-25"
@@ -118,3 +120,52 @@ async def test_no_value_a_caller_puts_outside_the_messages_is_repeated(tmp_path,
     assert not found(records), [line for line in records.splitlines() if found(line)]
     assert not found(exposition)
     assert not found(logs.getvalue()), [line for line in logs.getvalue().splitlines() if found(line)]
+
+
+OTHER_CPF = "111.444.777-35"  # a valid CPF the caller never sent
+
+
+def _echoing_upstream(status: int, seen: list, as_json: bool):
+    """The stub's answer replaced by a ``status`` error that quotes the request back (as real upstreams'
+    validation errors do), names a value of someone else, and sets a header holding values; as a JSON
+    error object or as plain text."""
+
+    def answer(self, req):
+        sent = orjson.loads(req.body)
+        seen.append(sent)
+        message = f"invalid request {orjson.dumps(sent['messages']).decode()}; see {OTHER_CPF}"
+        body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None,
+                                       "code": "invalid_value"}}) if as_json else message.encode()
+        ctype = "application/json" if as_json else "text/plain; charset=utf-8"
+        self.transport.write(f"HTTP/1.1 {status} Bad Request\r\ncontent-type: {ctype}\r\n"
+                             f"content-length: {len(body)}\r\nx-echo: {CPF} {OTHER_CPF}\r\n\r\n".encode() + body)
+
+    return answer
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+async def test_an_upstream_error_body_is_restored_and_leak_checked_like_an_answer(tmp_path, logs, monkeypatch, as_json):
+    seen: list[dict] = []
+    monkeypatch.setattr(stub._StubProtocol, "_answer", _echoing_upstream(400, seen, as_json))
+    text = f"meu CPF {CPF}, e-mail {EMAIL}"
+    leaks_before = metrics.leak("br.cpf")._value.get()  # (the metrics are the process's, shared by tests)
+    async with Harness(tmp_path) as h:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(h.url + "/v1/chat/completions", data=chat(messages=[{"role": "user", "content": text}]),
+                              headers={"Authorization": f"Bearer {h.keys['br']}"}) as r:
+                raw = await r.read()
+                headers = r.headers.copy()
+        files = h.audit_files()
+    assert r.status == 400 and headers["X-Soberana-Route"] == "foreign-openai"
+    assert seen[0]["messages"][0]["content"] == "meu CPF [CPF_1], e-mail [EMAIL_1]"  # pseudonymized abroad
+    # the caller's own values come back restored, as in an answer; no placeholder is left
+    message = orjson.loads(raw)["error"]["message"] if as_json else raw.decode()
+    assert CPF in message and EMAIL in message and "[CPF_1]" not in message and "[EMAIL_1]" not in message
+    # someone else's CPF in the upstream's error counts as a leak, like one in an answer
+    assert metrics.leak("br.cpf")._value.get() == leaks_before + 1
+    records = [orjson.loads(x) for f in files for x in f.read_bytes().splitlines() if b'"request_id"' in x]
+    assert records[-1]["leaks"] == 1 and records[-1]["upstream"]["status"] == 400
+    # the upstream's own headers are not relayed, and nothing of it is logged or recorded
+    assert "x-echo" not in {k.lower() for k in headers}
+    assert not found(logs.getvalue()) and OTHER_CPF not in logs.getvalue()
+    assert not found(orjson.dumps(records).decode()) and OTHER_CPF not in orjson.dumps(records).decode()
