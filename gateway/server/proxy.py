@@ -282,7 +282,14 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
         inner = StreamRestorer(pmap) if pmap is not None and kind == "text" else None
         return _LeakTap(inner, seen)
 
-    rewriter = StreamRewriter(ex.dialect, ex.endpoint, make_filter)
+    def on_error(text: str) -> str:
+        # an error event is whole (no placeholder split across events), and is scanned with the rest,
+        # on lines of its own (glued to its neighbours, a CPF followed by "server_error" is no CPF)
+        out = restore_text(text, pmap, allow_urls=False) if pmap is not None else text
+        seen.append(f"\n{out}\n")
+        return out
+
+    rewriter = StreamRewriter(ex.dialect, ex.endpoint, make_filter, on_error)
     metrics.STREAMS.inc()
     ex.outcome = "forwarded"
     try:

@@ -169,3 +169,41 @@ async def test_an_upstream_error_body_is_restored_and_leak_checked_like_an_answe
     assert "x-echo" not in {k.lower() for k in headers}
     assert not found(logs.getvalue()) and OTHER_CPF not in logs.getvalue()
     assert not found(orjson.dumps(records).decode()) and OTHER_CPF not in orjson.dumps(records).decode()
+
+
+def _stream_then_error(seen: list):
+    """The stub's answer replaced by a stream whose second event is the upstream's error, quoting the
+    request back and naming someone else's CPF (as a provider's moderation error may)."""
+
+    def answer(self, req):
+        sent = orjson.loads(req.body)
+        seen.append(sent)
+        chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                 "choices": [{"index": 0, "delta": {"content": "ok "}}]}
+        error = {"error": {"message": f"rejected {orjson.dumps(sent['messages']).decode()}; see {OTHER_CPF}",
+                           "type": "server_error"}}
+        body = b"data: " + orjson.dumps(chunk) + b"\n\nevent: error\ndata: " + orjson.dumps(error) + b"\n\n"
+        self.transport.write(f"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                             f"content-length: {len(body)}\r\n\r\n".encode() + body)
+
+    return answer
+
+
+async def test_an_upstream_error_event_in_a_stream_is_restored_and_leak_checked(tmp_path, logs, monkeypatch):
+    seen: list[dict] = []
+    monkeypatch.setattr(stub._StubProtocol, "_answer", _stream_then_error(seen))
+    leaks_before = metrics.leak("br.cpf")._value.get()
+    async with Harness(tmp_path) as h:
+        async with aiohttp.ClientSession() as s:
+            body = chat(messages=[{"role": "user", "content": f"meu CPF {CPF}"}], stream=True)
+            async with s.post(h.url + "/v1/chat/completions", data=body,
+                              headers={"Authorization": f"Bearer {h.keys['br']}"}) as r:
+                text = await r.text()
+        files = h.audit_files()
+    assert r.status == 200 and seen[0]["messages"][0]["content"] == "meu CPF [CPF_1]"
+    error = [line for line in text.splitlines() if line.startswith("data: ") and '"error"' in line]
+    assert len(error) == 1 and CPF in error[0] and "[CPF_1]" not in error[0]  # restored, as the answer
+    assert metrics.leak("br.cpf")._value.get() == leaks_before + 1  # someone else's CPF is counted
+    records = [orjson.loads(x) for f in files for x in f.read_bytes().splitlines() if b'"request_id"' in x]
+    assert records[-1]["leaks"] == 1
+    assert not found(logs.getvalue()) and OTHER_CPF not in logs.getvalue()
