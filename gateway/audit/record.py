@@ -22,13 +22,17 @@ log = logging.getLogger("soberana.audit")
 OUTCOMES = ("forwarded", "blocked", "upstream_error", "client_abort", "rejected")
 
 # Strings copied into the record come partly from the client (X-Request-Id, the model name, the JWT
-# subject). One that is not a plain identifier, or that looks like personal data (an e-mail, a long
-# number such as a CPF or a card, anything the detectors flag), is replaced by its fingerprint: the
-# record still joins on it, and the value never reaches the log.
+# subject). One that is not a plain identifier, or that looks like personal data or a credential (an
+# e-mail, a long number such as a CPF or a card, a key-like run of mixed-case letters and digits,
+# anything the detectors flag), is replaced by its fingerprint: the record still joins on it, and the
+# value never reaches the log.
 _CODE = re.compile(r"[A-Za-z0-9_.:/-]{1,64}\Z")
-_NEEDS_A_LOOK = re.compile(r"[0-9@]")
 _OUR_ID = re.compile(r"[0-9a-f]{32}\Z|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _LONG_NUMBER = re.compile(r"[0-9](?:[ .\-/]?[0-9]){8,}")  # 9+ digits: CPF, SSN, SIN, cards, phones
+# A run of 24+ letters and digits in both cases: the body of an API key or token (sk-proj-…, ghp_…,
+# AIza…), which the detectors may miss once it is glued to other text ("gpt-sk-proj-…"). Model names,
+# our hex ids, UUIDs and ULIDs have no such run.
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9]{24,}")
 # Strings already judged safe (model names, subjects, agencies repeat on every request). Only safe
 # strings are remembered: a sensitive one never outlives its request.
 _SAFE: dict[str, None] = {}
@@ -122,12 +126,10 @@ def _clean(value: Any, ring: KeyRing) -> str | None:
     if s in _SAFE:
         return s
     if _CODE.match(s):
-        if not _NEEDS_A_LOOK.search(s):
-            # safe as it is (no digit, no @); remembered when the stricter judgement agrees, so that
-            # the compiled encoder finds it in _SAFE next time (a model name: on every record)
-            _judged_safe(s)
-            return s
         if _OUR_ID.match(s) or _judged_safe(s):
+            # remembered by _judged_safe, so that the compiled encoder finds it in _SAFE next time (a
+            # model name: on every record). A string without digit or @ is judged too: a health term
+            # ("portador-de-hiv") or a key of letters only is personal data or a credential all the same
             return s
     return "fp:" + fingerprint(ring, s)
 
@@ -168,8 +170,17 @@ def _request_id(value: Any, ring: KeyRing) -> str | None:
     return _clean(value, ring)
 
 
+def _mixed_case_run(s: str) -> bool:
+    """Whether ``s`` holds a token-like run (``_TOKEN_RUN``) with both upper- and lowercase letters."""
+    for m in _TOKEN_RUN.finditer(s):
+        run = m.group()
+        if not run.isupper() and not run.islower() and not run.isdigit():
+            return True
+    return False
+
+
 def _judged_safe(s: str) -> bool:
-    if "@" in s or _LONG_NUMBER.search(s):
+    if "@" in s or _LONG_NUMBER.search(s) or _mixed_case_run(s):
         return False
     try:
         from gateway.inspect import scan

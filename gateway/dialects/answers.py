@@ -120,6 +120,13 @@ def _emit(obj: dict, ev: SSEEvent | None = None, event: str | None = None) -> by
     return format_event(orjson.dumps(obj).decode(), event)
 
 
+def _is_error(ev: SSEEvent, obj: dict) -> bool:
+    """Whether an event is an upstream's error: ``event: error``, Anthropic's and the Responses API's
+    ``type`` (``error``, ``response.failed``), or an OpenAI chunk that is ``{"error": ...}``."""
+    return ev.event == "error" or obj.get("type") in ("error", "response.failed") or \
+        ("error" in obj and "choices" not in obj)
+
+
 class StreamRewriter:
     """Rewrites an SSE answer stream of one dialect/endpoint through per-channel text filters.
 
@@ -127,9 +134,13 @@ class StreamRewriter:
     ``tool_arguments``. Feed upstream bytes, send what comes out; call ``finish`` at upstream EOF.
     """
 
-    def __init__(self, dialect: str, endpoint: str, make_filter: Callable[[str], TextFilter]):
+    def __init__(self, dialect: str, endpoint: str, make_filter: Callable[[str], TextFilter],
+                 on_error: Callable[[str], str] | None = None):
         self._parser = SSEParser()
         self._make = make_filter
+        # an upstream's error event carries no model text, but its message may quote the request:
+        # ``on_error`` is applied to each of its strings (None: it goes on as it came)
+        self._on_error = on_error
         self._chan: dict = {}     # channel key -> its open filter
         self._acc: dict = {}      # Responses: channel key -> filtered pieces sent so far
         self._final: dict = {}    # Responses: channel key -> filtered full text once closed
@@ -169,6 +180,9 @@ class StreamRewriter:
             return b""  # fail closed: data we cannot read could carry unfiltered text
         if not isinstance(obj, dict):
             return b""
+        if self._on_error is not None and _is_error(ev, obj):
+            fixed = _leaves(obj, self._on_error)
+            return ev.raw if fixed == obj else _emit(fixed, ev)
         return self._handle(ev, obj)
 
     def _text(self, key, kind: str, text: str) -> str:

@@ -28,6 +28,21 @@ def _json(obj) -> str:
     return orjson.dumps(obj).decode()
 
 
+# Part and block types of either dialect, by name. The ``type`` of a part is the caller's string: an
+# error message names it only when it is one of these, never a string the caller made up (it could
+# be a CPF or a key, and error messages never quote request values).
+_KNOWN_TYPES = frozenset({
+    "text", "input_text", "output_text", "refusal", "image", "image_url", "input_image", "input_audio",
+    "audio", "file", "input_file", "document", "tool_use", "tool_result", "server_tool_use",
+    "web_search_tool_result", "search_result", "thinking", "redacted_thinking", "container_upload",
+})
+
+
+def _type_name(typ) -> str:
+    """A part's ``type`` as an error message may show it: a known type's name, else a placeholder."""
+    return typ if isinstance(typ, str) and typ in _KNOWN_TYPES else "an unsupported type"
+
+
 def _loads_object(text: str, where: str) -> dict:
     if not text:
         return {}
@@ -65,7 +80,7 @@ def _a_block_to_part(b: dict, where: str) -> dict:
         if src.get("type") == "base64":
             return {"type": "file", "file": {"filename": b.get("title") or "document.pdf",
                                              "file_data": f"data:{src.get('media_type')};base64,{src.get('data')}"}}
-    raise DialectError(f"{where} ({typ}) has no equivalent in the OpenAI dialect")
+    raise DialectError(f"{where} ({_type_name(typ)}) has no equivalent in the OpenAI dialect")
 
 
 def _anthropic_to_openai(payload: dict) -> dict:
@@ -84,7 +99,8 @@ def _anthropic_to_openai(payload: dict) -> dict:
         if role == "assistant":
             for j, b in enumerate(content):
                 if b.get("type") not in ("text", "tool_use", "thinking", "redacted_thinking"):
-                    raise DialectError(f"messages[{i}].content[{j}] ({b.get('type')}) has no equivalent in the OpenAI dialect")
+                    raise DialectError(f"messages[{i}].content[{j}] ({_type_name(b.get('type'))}) has no equivalent "
+                                      "in the OpenAI dialect")
             text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
             calls = [{"id": b.get("id"), "type": "function",
                       "function": {"name": b.get("name"), "arguments": _json(b.get("input", {}))}}
@@ -171,7 +187,7 @@ def _o_part_to_block(p, where: str) -> dict:
         if data.startswith("data:") and ";base64," in data:
             media, b64 = data[5:].split(";base64,", 1)
             return {"type": "document", "source": {"type": "base64", "media_type": media, "data": b64}}
-    raise DialectError(f"{where} ({typ}) has no equivalent in the Anthropic dialect")
+    raise DialectError(f"{where} ({_type_name(typ)}) has no equivalent in the Anthropic dialect")
 
 
 def _blocks_of(content, where: str) -> list:

@@ -22,7 +22,7 @@ from gateway.audit.record import build_record, client_string
 from gateway.audit.writer import AuditUnavailable
 from gateway.auth.authenticator import AuthError
 from gateway.dialects import ENDPOINTS, extract_segments, request_model, request_stream, write_segments
-from gateway.dialects.answers import StreamRewriter, map_answer_texts
+from gateway.dialects.answers import StreamRewriter, _leaves, map_answer_texts
 from gateway.dialects.errors import DialectError, error_body, stream_error_event
 from gateway.dialects.translate import StreamTranslator, translate_request, translate_response
 from gateway.exchange import Exchange
@@ -195,6 +195,27 @@ def _leak_check(state: State, ex: Exchange, text: str) -> str:
     return apply([text], [leaks], [acts], state.ring, ex.principal.jurisdiction, PlaceholderMap())[0]
 
 
+def _upstream_error_body(state: State, ex: Exchange, raw: bytes) -> bytes:
+    """An upstream's 4xx body, relayed to a caller of its own dialect, treated as an answer: upstreams
+    quote the request back in error messages (placeholders are restored) and may name values the
+    caller never sent (the leak check counts them and applies the caller's policy). Its shape is the
+    upstream's, so every string is treated, whatever the field; a body that is not JSON, as text."""
+    pmap = ex.pmap
+
+    def fix(text: str) -> str:
+        new = restore_text(text, pmap, allow_urls=False) if pmap is not None else text
+        return _leak_check(state, ex, new)
+
+    try:
+        body = fastjson.loads(raw)
+    except orjson.JSONDecodeError:
+        text = raw.decode("utf-8", "replace")
+        new = fix(text)
+        return raw if new == text else new.encode()
+    new = _leaves(body, fix)  # every string value; keys are the upstream's field names
+    return raw if new == body else orjson.dumps(new)  # unchanged: the upstream's own bytes
+
+
 async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: list) -> Response:
     raw = await resp.read()
     resp.release()
@@ -202,6 +223,8 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
     if status >= 400:
         if target.cfg.dialect != ex.dialect:
             raw = error_body(ex.dialect, status, "upstream_error", f"upstream answered {status}")
+        else:
+            raw = _upstream_error_body(state, ex, raw)
         ex.outcome = "forwarded"
         return Response(status, raw, route_headers)
     try:
@@ -259,7 +282,14 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
         inner = StreamRestorer(pmap) if pmap is not None and kind == "text" else None
         return _LeakTap(inner, seen)
 
-    rewriter = StreamRewriter(ex.dialect, ex.endpoint, make_filter)
+    def on_error(text: str) -> str:
+        # an error event is whole (no placeholder split across events), and is scanned with the rest,
+        # on lines of its own (glued to its neighbours, a CPF followed by "server_error" is no CPF)
+        out = restore_text(text, pmap, allow_urls=False) if pmap is not None else text
+        seen.append(f"\n{out}\n")
+        return out
+
+    rewriter = StreamRewriter(ex.dialect, ex.endpoint, make_filter, on_error)
     metrics.STREAMS.inc()
     ex.outcome = "forwarded"
     try:

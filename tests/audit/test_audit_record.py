@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from audit_helpers import CPF, CPF_DIGITS, EMAIL, RAW_VALUES, exchange
@@ -162,10 +163,10 @@ def test_a_remembered_principal_is_a_copy_and_a_sensitive_one_is_not_remembered(
     assert not any(EMAIL in (p.sub, p.agency) for p in record._PRINCIPALS)
 
 
-def test_clean_remembers_plain_codes_without_changing_any_judgement(tmp_path):
-    # _clean returns a code without digits or @ as it is; it now also remembers it (so the compiled
-    # encoder finds it) but only when judged_safe's stricter judgement agrees: a health term stays
-    # out of the memo, and both functions answer as before
+def test_clean_remembers_plain_codes_and_agrees_with_judged_safe(tmp_path):
+    # _clean returns a code it judged safe and remembers it (so the compiled encoder finds it); a code
+    # without digits or @ is judged too (it once skipped the judgement): a health term is fingerprinted
+    # and stays out of the memo
     from gateway.audit import record as R
 
     from gateway.keys import init_keys
@@ -173,7 +174,29 @@ def test_clean_remembers_plain_codes_without_changing_any_judgement(tmp_path):
     ring = init_keys(tmp_path)
     R._SAFE.clear()
     assert R._clean("stub-model", ring) == "stub-model" and "stub-model" in R._SAFE
-    assert R._clean("portador-de-hiv", ring) == "portador-de-hiv" and "portador-de-hiv" not in R._SAFE
+    assert R._clean("portador-de-hiv", ring).startswith("fp:") and "portador-de-hiv" not in R._SAFE
     assert R.judged_safe("stub-model") and not R.judged_safe("portador-de-hiv")
-    assert R.client_string("portador-de-hiv", ring) == "portador-de-hiv"  # (_clean's lenient rule, as before)
+    assert R.client_string("portador-de-hiv", ring).startswith("fp:")
     assert "portador-de-hiv" not in R._SAFE
+
+
+@pytest.mark.parametrize("model", [
+    "portador-de-hiv",                                      # a health term: no digit, no @
+    "sk-proj-mPIhsgJDoEUiogCPAFchHQEbwFjXeJizZeldAMtw",     # an API key of letters only
+    "gpt-sk-proj-dxGsiuvn2l3GT1AOkGrb20jGNfijAaTCvf982suO",  # a key glued to a model-like prefix
+    "ghp_dxGsiuvn2l3GT1AOkGrb20jGNfijAaTCvf9",              # a GitHub token, which no detector names
+])
+def test_a_model_name_that_is_a_credential_or_health_term_is_fingerprinted(model):
+    # the model name is the client's string: an unknown one is recorded (404) as the client wrote it,
+    # and the record's strings also become the trace's attributes
+    ring = KeyRing.ephemeral()
+    ex = exchange(30)
+    ex.model = ex.request_id = model
+    rec = build_record(ex, ring)
+    assert rec["model"].startswith("fp:") and rec["request_id"].startswith("fp:"), rec
+    assert model not in str(rec)
+    # identifiers without such a run stay readable (ULIDs are one case, UUIDs and our ids lowercase)
+    for ok in ("claude-3-5-sonnet-20240620", "meta-llama/Llama-3.3-70B-Instruct-Turbo", "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+               "00ub0oNGTSWTBKOLGLNR"):
+        ex.model = ok
+        assert build_record(ex, ring)["model"] == ok

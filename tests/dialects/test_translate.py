@@ -254,3 +254,24 @@ def test_empty_text_parts_are_not_sent_to_anthropic():
                                                                "function": {"name": "f", "arguments": ""}}]}]})
     assert out["messages"][0]["content"] == [{"type": "text", "text": "oi"}]
     assert out["messages"][1]["content"] == [{"type": "tool_use", "id": "c1", "name": "f", "input": {}}]
+
+
+@pytest.mark.parametrize("typ", ["529.982.247-25", "ana.lima@fazenda.gov.br",
+                                 "sk-proj-Tq4Zr8Wb1Nc5Vd3Hj6Kp0Ys9fQ2xLm7Tq4Zr8Wb1Nc5V"])
+def test_an_untranslatable_part_type_is_not_quoted_in_the_error(typ):
+    # the part's type is the caller's string: the message names known types only (it reaches the caller)
+    cases = [
+        ("openai", "anthropic", "/v1/chat/completions",
+         {"messages": [{"role": "user", "content": [{"type": typ}]}]}),
+        ("anthropic", "openai", "/v1/messages", {"messages": [{"role": "user", "content": [{"type": typ}]}]}),
+        ("anthropic", "openai", "/v1/messages", {"messages": [{"role": "assistant", "content": [{"type": typ}]}]}),
+    ]
+    for src, dst, endpoint, body in cases:
+        with pytest.raises(DialectError) as e:
+            translate_request(src, dst, endpoint, body)
+        assert typ not in str(e.value) and "529" not in str(e.value) and "lima" not in str(e.value)
+        assert str(e.value).startswith("messages[0].content[0] (an unsupported type) has no equivalent")
+    with pytest.raises(DialectError) as e:  # a known type is still named, to help the caller
+        translate_request("openai", "anthropic", "/v1/chat/completions", {"messages": [{"role": "user", "content": [
+            {"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}]}]})
+    assert "(input_audio)" in str(e.value)
