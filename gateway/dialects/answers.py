@@ -26,14 +26,14 @@ class TextFilter(Protocol):
         """At the channel's end: whatever was held back."""
 
 
-def _leaves(obj, fn: Callable[[str], str]):
+def map_leaves(obj, fn: Callable[[str], str]):
     """``obj`` with ``fn`` applied to every string leaf (dict keys untouched)."""
     if isinstance(obj, str):
         return fn(obj)
     if isinstance(obj, dict):
-        return {k: _leaves(v, fn) for k, v in obj.items()}
+        return {k: map_leaves(v, fn) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_leaves(v, fn) for v in obj]
+        return [map_leaves(v, fn) for v in obj]
     return obj
 
 
@@ -79,7 +79,7 @@ def map_answer_texts(dialect: str, endpoint: str, answer: dict, fn: Callable[[st
             elif typ == "thinking":
                 _map_key(block, "thinking", "text", fn)
             elif typ in ("tool_use", "server_tool_use") and "input" in block:
-                block["input"] = _leaves(block["input"], lambda s: fn(s, "tool_arguments"))
+                block["input"] = map_leaves(block["input"], lambda s: fn(s, "tool_arguments"))
         return
     if endpoint == "/v1/responses":
         for item in answer.get("output") or ():
@@ -181,7 +181,7 @@ class StreamRewriter:
         if not isinstance(obj, dict):
             return b""
         if self._on_error is not None and _is_error(ev, obj):
-            fixed = _leaves(obj, self._on_error)
+            fixed = map_leaves(obj, self._on_error)
             return ev.raw if fixed == obj else _emit(fixed, ev)
         return self._handle(ev, obj)
 
@@ -488,7 +488,7 @@ class StreamRewriter:
                     event="content_block_delta")
                 inp = block.get("input")
                 if inp:  # an input given whole at the start (server tools): filter its strings
-                    new = _leaves(inp, lambda s: self._full(None, "tool_arguments", s, False))
+                    new = map_leaves(inp, lambda s: self._full(None, "tool_arguments", s, False))
                     if new != inp:
                         block["input"] = new
                         return _emit(obj, ev)

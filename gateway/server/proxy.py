@@ -22,7 +22,7 @@ from gateway.audit.record import build_record, client_string
 from gateway.audit.writer import AuditUnavailable
 from gateway.auth.authenticator import AuthError
 from gateway.dialects import ENDPOINTS, extract_segments, request_model, request_stream, write_segments
-from gateway.dialects.answers import StreamRewriter, _leaves, map_answer_texts
+from gateway.dialects.answers import StreamRewriter, map_answer_texts, map_leaves
 from gateway.dialects.errors import DialectError, error_body, stream_error_event
 from gateway.dialects.translate import StreamTranslator, translate_request, translate_response
 from gateway.exchange import Exchange
@@ -212,7 +212,7 @@ def _upstream_error_body(state: State, ex: Exchange, raw: bytes) -> bytes:
         text = raw.decode("utf-8", "replace")
         new = fix(text)
         return raw if new == text else new.encode()
-    new = _leaves(body, fix)  # every string value; keys are the upstream's field names
+    new = map_leaves(body, fix)  # every string value; keys are the upstream's field names
     return raw if new == body else orjson.dumps(new)  # unchanged: the upstream's own bytes
 
 
