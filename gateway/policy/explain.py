@@ -123,7 +123,9 @@ def explain_request(config, policies: PolicySet, principal, endpoint: str, paylo
     if model is None:
         out["error"] = "the request names no model"
     elif model not in config.models:
-        out["error"] = f"unknown model {model!r}: no upstream is configured for it"
+        # (not quoted: error messages never repeat a request value; the "model" field above shows it
+        # to the caller who sent it)
+        out["error"] = "unknown model: no upstream is configured for it"
     return out
 
 

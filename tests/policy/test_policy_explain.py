@@ -104,7 +104,8 @@ def test_content_the_gateway_cannot_read_stays_home(config_file):
 def test_unknown_model_and_blocked_requests_are_explained(config_file):
     x = explain(config_file, {"model": "nope", "messages": []})
     assert "unknown model" in x["error"] and x["decision"]["outcome"] == "blocked"
-    assert "error       unknown model 'nope'" in render_text(x)
+    assert "error       unknown model: no upstream" in render_text(x)
+    assert "nope" not in x["error"]
 
 
 def test_mask():
