@@ -125,10 +125,16 @@ class StreamRewriter:
 
     ``make_filter(kind)`` is called once per channel, on its first text; ``kind`` is ``text`` or
     ``tool_arguments``. Feed upstream bytes, send what comes out; call ``finish`` at upstream EOF.
+    ``ending`` then tells whether the stream ended the way its dialect ends one.
     """
 
     def __init__(self, dialect: str, endpoint: str, make_filter: Callable[[str], TextFilter]):
         self._parser = SSEParser()
+        self.ending: str | None = None
+        """``"normal"`` once the dialect's normal ending passed (``[DONE]``, a ``finish_reason``,
+        ``message_stop``, ``response.completed``/``incomplete``/``failed``), ``"error"`` once an error
+        event passed, else None: a stream that stops with None was cut short, however cleanly the
+        connection closed (the relay must then end it with an error event, SPEC section 5)."""
         self._make = make_filter
         self._chan: dict = {}     # channel key -> its open filter
         self._acc: dict = {}      # Responses: channel key -> filtered pieces sent so far
@@ -162,6 +168,7 @@ class StreamRewriter:
             return ev.raw
         data = ev.data
         if data.strip() == "[DONE]":
+            self.ending = self.ending or "normal"
             return self._close_all() + ev.raw
         try:
             obj = orjson.loads(data)
@@ -169,6 +176,9 @@ class StreamRewriter:
             return b""  # fail closed: data we cannot read could carry unfiltered text
         if not isinstance(obj, dict):
             return b""
+        if ev.event == "error" or obj.get("type") == "error" or (obj.get("error") is not None and "choices" not in obj):
+            # the dialect's own error ending (an upstream's, or a translator's): the caller is told
+            self.ending = "error"
         return self._handle(ev, obj)
 
     def _text(self, key, kind: str, text: str) -> str:
@@ -242,6 +252,8 @@ class StreamRewriter:
                         if out != t:
                             fn["arguments"], changed = out, True
             if choice.get("finish_reason") is not None:
+                # a finish_reason with only [DONE] missing is a normal end (as StreamTranslator has it)
+                self.ending = self.ending or "normal"
                 # the remainder goes into this chunk when the channel has text here, else in a chunk before
                 keys = [key for key in self._chan if key[0] == idx]
                 here = [key for key in keys if key in in_chunk]
@@ -310,6 +322,8 @@ class StreamRewriter:
 
     def _responses(self, ev: SSEEvent, obj: dict) -> bytes:
         typ = obj.get("type") or ev.event
+        if typ in ("response.completed", "response.incomplete", "response.failed"):
+            self.ending = self.ending or "normal"  # a Responses stream has no [DONE]: these end it
         if typ in self._R_DELTAS:
             tag, kind = self._R_DELTAS[typ]
             key = self._rkey(tag, obj)
@@ -499,5 +513,7 @@ class StreamRewriter:
                     return _emit(obj, ev)
             return ev.raw
         if typ in ("message_stop", "message_delta"):
+            if typ == "message_stop":
+                self.ending = self.ending or "normal"
             return (self._close_all() if typ == "message_stop" else b"") + ev.raw
         return ev.raw

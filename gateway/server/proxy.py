@@ -278,12 +278,22 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
                 ex.bytes_out += len(data)
                 await out.write(data)
             resp.release()
+            if rewriter.ending is None:
+                # the body ended cleanly (last chunk, or EOF of an unframed body) but the stream did not:
+                # still a failure the caller must see, never a fake normal ending (SPEC section 5)
+                await _stream_failed(out, ex, target, "ended before its end")
+            elif rewriter.ending == "error":  # the upstream (or the translator) said so in the stream itself
+                ex.outcome, ex.error = "upstream_error", "upstream_error"
         except UpstreamError as e:
             resp.release()
-            target.failure()
-            ex.outcome, ex.error = "upstream_error", "upstream_error"
-            log.warning("stream from %s broke: %s", target.cfg.name, e.kind)
-            await out.write(stream_error_event(ex.dialect, "upstream_error", "the upstream stream ended abnormally"))
+            if rewriter.ending is None:
+                await _stream_failed(out, ex, target, e.kind)
+            elif rewriter.ending == "error":
+                ex.outcome, ex.error = "upstream_error", "upstream_error"
+            else:
+                # the caller already has the whole answer and its normal ending: an error event after it
+                # would make the Anthropic SDK raise on a complete message
+                log.info("stream from %s broke after its end: %s", target.cfg.name, e.kind)
         await out.end()
     except ConnectionResetError:
         resp.release()  # the caller went away: stop reading the upstream, keep nothing
@@ -299,6 +309,14 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
             ex.leaks += len(leaks)
             for f in leaks:
                 metrics.leak(f.detector).inc()
+
+
+async def _stream_failed(out, ex: Exchange, target, why: str) -> None:
+    """End a started stream with the caller's error event, and record the upstream's failure."""
+    target.failure()
+    ex.outcome, ex.error = "upstream_error", "upstream_error"
+    log.warning("stream from %s broke: %s", target.cfg.name, why)
+    await out.write(stream_error_event(ex.dialect, "upstream_error", "the upstream stream ended abnormally"))
 
 
 async def handle(request: Request, state: State) -> Response | None:

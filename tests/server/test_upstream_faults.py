@@ -1,0 +1,231 @@
+"""The gateway in front of an upstream that misbehaves byte by byte: a raw asyncio server on loopback
+stands in for both stub upstreams of the harness. Whatever the upstream does, the caller gets an error
+in its own dialect (a 502, or the stream's error event — never a fake normal ending), the audit record
+says ``upstream_error``, and the next request through the same pool works."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+import aiohttp
+import orjson
+import pytest
+
+import gateway.testing.stub as stub_module
+from gateway.testing.harness import Harness
+
+
+# --- the upstream ----------------------------------------------------------------------------------------
+def chat_events(finish: bool = True) -> list[bytes]:
+    """An OpenAI chat stream; without ``finish``, cut before the finish_reason chunk and [DONE]."""
+    def chunk(delta: dict, reason=None) -> bytes:
+        return b"data: " + orjson.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                                         "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]}) + b"\n\n"
+    out = [chunk({"role": "assistant", "content": ""}), chunk({"content": "um"}), chunk({"content": " dois"})]
+    return out + [chunk({}, "stop"), b"data: [DONE]\n\n"] if finish else out
+
+
+def message_events(finish: bool = True) -> list[bytes]:
+    """An Anthropic Messages stream; without ``finish``, cut before message_delta and message_stop."""
+    def ev(obj: dict) -> bytes:
+        return b"event: " + obj["type"].encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
+    out = [ev({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+                                                     "content": [], "stop_reason": None, "stop_sequence": None,
+                                                     "usage": {"input_tokens": 1, "output_tokens": 0}}}),
+           ev({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+           ev({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "um dois"}}),
+           ev({"type": "content_block_stop", "index": 0})]
+    return out + [ev({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                      "usage": {"output_tokens": 2}}), ev({"type": "message_stop"})] if finish else out
+
+
+def answer(path: bytes, stream: bool, finish: bool = True) -> bytes:
+    """A whole answer body in the dialect of the request ``path``."""
+    anthropic = path.endswith(b"/messages")
+    if stream:
+        return b"".join(message_events(finish) if anthropic else chat_events(finish))
+    if anthropic:
+        return orjson.dumps({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+                             "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+                             "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}})
+    return orjson.dumps({"id": "c1", "object": "chat.completion", "created": 0, "model": "m",
+                         "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                      "finish_reason": "stop"}]})
+
+
+def head(stream: bool, framing: bytes) -> bytes:
+    ctype = b"text/event-stream" if stream else b"application/json"
+    return b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype + b"\r\n" + framing + b"\r\n"
+
+
+def chunked(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def rst(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset instead of a FIN."""
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+class FaultUpstream:
+    """Answers every request properly (keep-alive, chunked SSE or Content-Length JSON) except the next
+    one after ``fault`` is set: ``fault(writer, path, stream)`` writes what it likes and returns
+    whether the connection stays open."""
+
+    def __init__(self):
+        self.fault = None
+        self.connections = 0
+        self.requests = 0
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        try:
+            while True:
+                lines = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+                length = next(int(v) for k, _, v in (x.partition(b":") for x in lines[1:]) if k.lower() == b"content-length")
+                stream = bool(orjson.loads(await reader.readexactly(length)).get("stream"))
+                path = lines[0].split(b" ")[1]
+                self.requests += 1
+                fault, self.fault = self.fault, None
+                if fault is not None:
+                    if not await fault(writer, path, stream):
+                        return
+                    continue
+                body = answer(path, stream)
+                if stream:
+                    writer.write(head(True, b"Transfer-Encoding: chunked\r\n") + chunked(body) + b"0\r\n\r\n")
+                else:
+                    writer.write(head(False, b"Content-Length: %d\r\n" % len(body)) + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def start(self) -> "FaultUpstream":
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def close(self) -> None:
+        self._server.close()
+        for w in self._writers:
+            w.transport.abort()
+
+
+@pytest.fixture
+async def gw(tmp_path, monkeypatch):
+    """The harness's gateway with ``gw.upstream`` (a FaultUpstream) in place of both stubs."""
+    upstream = await FaultUpstream().start()
+
+    async def start_stub(host, port, residency, record=None):
+        return upstream
+
+    monkeypatch.setattr(stub_module, "start_stub", start_stub)
+    async with Harness(tmp_path, limits={"upstream_timeout_s": 0.5}) as h:
+        h.upstream = upstream
+        yield h
+    await upstream.close()
+
+
+# --- the caller --------------------------------------------------------------------------------------------
+# (caller dialect, model): gpt-4o goes to an OpenAI-dialect upstream, claude-sonnet-4 first to an
+# Anthropic-dialect one; crossed, the gateway translates
+SAME = [("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4")]
+CROSSED = [("openai", "claude-sonnet-4"), ("anthropic", "gpt-4o")]
+
+
+async def call(h: Harness, dialect: str, model: str, stream: bool) -> tuple[int, "CIMultiDict", bytes]:
+    """One request in ``dialect``: status, headers and the whole body as received (a cut body too)."""
+    if dialect == "anthropic":
+        url, headers = h.url + "/v1/messages", {"x-api-key": h.keys["br"], "anthropic-version": "2023-06-01"}
+    else:
+        url, headers = h.url + "/v1/chat/completions", {"Authorization": f"Bearer {h.keys['br']}"}
+    body = {"model": model, "max_tokens": 16, "stream": stream, "messages": [{"role": "user", "content": "olá"}]}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as r:
+            data = b""
+            try:
+                async for piece in r.content.iter_any():
+                    data += piece
+            except aiohttp.ClientPayloadError:
+                pass
+            return r.status, r.headers.copy(), data
+
+
+async def outcome(h: Harness, request_id: str) -> str:
+    """The audit record's outcome for ``request_id`` (records are written at the end of a loop turn)."""
+    for _ in range(50):
+        for f in h.audit_files():
+            for line in f.read_bytes().splitlines():
+                if request_id.encode() in line:
+                    return orjson.loads(line)["outcome"]
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no audit record for {request_id}")
+
+
+async def still_works(h: Harness, dialect: str, model: str, stream: bool) -> None:
+    """A normal request right after the fault: the pool was not poisoned."""
+    status, headers, data = await call(h, dialect, model, stream)
+    assert status == 200, data
+    if stream:
+        assert data.endswith(b"data: [DONE]\n\n" if dialect == "openai" else b'data: {"type":"message_stop"}\n\n')
+    else:
+        assert orjson.loads(data)
+    assert await outcome(h, headers["X-Request-Id"]) == "forwarded"
+
+
+def ends_with_error_event(dialect: str, data: bytes) -> bool:
+    last = data.rstrip(b"\n").rsplit(b"\n\n", 1)[-1]
+    if not last.startswith(b"event: error\ndata: "):
+        return False
+    err = orjson.loads(last.split(b"data: ", 1)[1])
+    return (err["error"]["code"] == "upstream_error") and (err["type"] == "error")
+
+
+# --- streams that stop before their end ----------------------------------------------------------------------
+@pytest.mark.parametrize("dialect,model", SAME + CROSSED)
+@pytest.mark.parametrize("framing", ["chunked", "until-eof"])
+async def test_a_stream_cut_cleanly_before_its_end_ends_with_the_error_event(gw, dialect, model, framing):
+    async def cut(writer, path, stream):
+        body = answer(path, stream, finish=False)  # no finish_reason/[DONE], no message_stop
+        if framing == "chunked":  # the HTTP body is complete (last chunk and all): only the stream is cut
+            writer.write(head(True, b"Transfer-Encoding: chunked\r\n") + chunked(body) + b"0\r\n\r\n")
+            await writer.drain()
+            return True
+        writer.write(head(True, b"Connection: close\r\n") + body)  # a body framed by EOF, then a clean FIN
+        await writer.drain()
+        return False
+
+    gw.upstream.fault = cut
+    status, headers, data = await call(gw, dialect, model, True)
+    assert status == 200 and ends_with_error_event(dialect, data), data[-300:]
+    assert b"[DONE]" not in data and b"message_stop" not in data, "no made-up normal ending"
+    assert await outcome(gw, headers["X-Request-Id"]) == "upstream_error"
+    await still_works(gw, dialect, model, True)
+
+
+@pytest.mark.parametrize("dialect,model", SAME)
+async def test_a_connection_that_breaks_after_the_streams_end_adds_no_error_event(gw, dialect, model):
+    async def complete_then_reset(writer, path, stream):
+        # the whole stream, its normal ending included, but never the last chunk of the HTTP body
+        writer.write(head(True, b"Transfer-Encoding: chunked\r\n") + chunked(answer(path, stream)))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        rst(writer)
+        return False
+
+    gw.upstream.fault = complete_then_reset
+    status, headers, data = await call(gw, dialect, model, True)
+    assert status == 200 and b"event: error" not in data, "the Anthropic SDK would raise on a whole answer"
+    assert data.endswith(b"data: [DONE]\n\n" if dialect == "openai" else b'data: {"type":"message_stop"}\n\n')
+    assert await outcome(gw, headers["X-Request-Id"]) == "forwarded"
+    await still_works(gw, dialect, model, True)
