@@ -176,6 +176,8 @@ async def still_works(h: Harness, dialect: str, model: str, stream: bool) -> Non
     """A normal request right after the fault: the pool was not poisoned."""
     status, headers, data = await call(h, dialect, model, stream)
     assert status == 200, data
+    # the model's first upstream, not a fallback to the next candidate
+    assert headers["X-Soberana-Route"] == ("foreign-anthropic" if model.startswith("claude") else "foreign-openai")
     if stream:
         assert data.endswith(b"data: [DONE]\n\n" if dialect == "openai" else b'data: {"type":"message_stop"}\n\n')
     else:
@@ -229,3 +231,22 @@ async def test_a_connection_that_breaks_after_the_streams_end_adds_no_error_even
     assert data.endswith(b"data: [DONE]\n\n" if dialect == "openai" else b'data: {"type":"message_stop"}\n\n')
     assert await outcome(gw, headers["X-Request-Id"]) == "forwarded"
     await still_works(gw, dialect, model, True)
+
+
+# --- framing ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dialect,model", SAME)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_bytes_past_the_content_length_do_not_reach_the_caller_or_the_next_request(gw, dialect, model, stream):
+    async def too_long(writer, path, s):
+        body = answer(path, s)
+        # a well-framed answer, then the start of another one in the same segment
+        writer.write(head(s, b"Content-Length: %d\r\n" % len(body)) + body + b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n")
+        await writer.drain()
+        return True
+
+    gw.upstream.fault = too_long
+    status, headers, data = await call(gw, dialect, model, stream)
+    assert status == 200
+    assert data.endswith(b"[DONE]\n\n" if dialect == "openai" else b'{"type":"message_stop"}\n\n') if stream else orjson.loads(data)
+    assert await outcome(gw, headers["X-Request-Id"]) == "forwarded"
+    await still_works(gw, dialect, model, stream)  # was a 503: the pooled connection's parser sat mid-answer
