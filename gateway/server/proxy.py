@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import time
+from typing import NoReturn
 
 import orjson
 
@@ -432,6 +433,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
         raise Reject(503, "audit_unavailable", "the audit log cannot be written; nothing is forwarded")
 
     tried: set[str] = set()
+    reached = False  # some upstream may have received the request (it broke or timed out after it was sent)
     registry = state.registry
     for attempt in range(MAX_ATTEMPTS):
         # (the first try has tried none: the registry's own check, one call less per candidate)
@@ -445,6 +447,8 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
             rules = ", ".join(decision.blocked_by) or "policy"
             raise Reject(403, "policy_blocked", f"blocked by policy rule {rules}")
         if decision.outcome != "route":
+            if tried:  # the compliant upstreams left were all tried, and failed: that is the answer
+                _exhausted(ex, reached)
             raise Reject(503, "no_compliant_upstream", "no compliant upstream is available for this request")
         target = registry.targets[decision.route.upstream]
         try:
@@ -480,6 +484,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
                 marks.append(("upstream_headers", time.time_ns()))
             target.failure()
             tried.add(target.cfg.name)
+            reached = reached or e.kind != "connect"
             log.warning("upstream %s unreachable (%s), trying the next compliant one", target.cfg.name, e.kind)
             continue
         ex.upstream_status = resp.status
@@ -507,9 +512,22 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
             target.failure()
             ex.outcome = "upstream_error"
             raise Reject(502, "upstream_error", "the upstream connection failed") from None
+    _exhausted(ex, reached)
+
+
+def _exhausted(ex: Exchange, reached: bool) -> NoReturn:
+    """Every compliant upstream tried has failed: raise the caller's answer.
+
+    A 502 ``upstream_error`` when one of them received the request (it answered 5xx, or broke or
+    timed out after the request was sent), a 503 ``no_compliant_upstream`` when none could be reached;
+    the audit says ``upstream_error`` either way. (Raised where the next decision found no candidate
+    left, too: that used to answer 503 with the outcome ``rejected``, as if nothing had been tried.)
+    """
     ex.outcome = "upstream_error"
     if ex.upstream_status is not None:
         raise Reject(502, "upstream_error", f"the upstream answered {ex.upstream_status}")
+    if reached:
+        raise Reject(502, "upstream_error", "the upstream failed before answering")
     raise Reject(503, "no_compliant_upstream", "no compliant upstream is reachable for this request")
 
 

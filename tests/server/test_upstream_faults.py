@@ -250,3 +250,36 @@ async def test_bytes_past_the_content_length_do_not_reach_the_caller_or_the_next
     assert data.endswith(b"[DONE]\n\n" if dialect == "openai" else b'{"type":"message_stop"}\n\n') if stream else orjson.loads(data)
     assert await outcome(gw, headers["X-Request-Id"]) == "forwarded"
     await still_works(gw, dialect, model, stream)  # was a 503: the pooled connection's parser sat mid-answer
+
+
+# --- no answer -------------------------------------------------------------------------------------------------
+async def hang(writer, path, stream):
+    await asyncio.sleep(2)  # past upstream_timeout_s (0.5 s here)
+    return False
+
+
+async def reset_before_answering(writer, path, stream):
+    rst(writer)
+    return False
+
+
+async def answer_500(writer, path, stream):
+    body = b'{"error": {"message": "overloaded", "type": "server_error"}}'
+    writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
+                 % (len(body), body))
+    await writer.drain()
+    return True
+
+
+@pytest.mark.parametrize("dialect", ["openai", "anthropic"])
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("fault", [hang, reset_before_answering, answer_500])
+async def test_the_only_compliant_upstream_failing_after_the_request_went_out_is_a_502(gw, dialect, stream, fault):
+    # gpt-4o has one upstream: no fallback hides the failure (a crossed dialect for Anthropic callers)
+    gw.upstream.fault = fault
+    status, headers, data = await call(gw, dialect, "gpt-4o", stream)
+    assert status == 502, data  # was a 503 no_compliant_upstream, as if no upstream had been tried
+    err = orjson.loads(data)
+    assert err["error"]["code"] == "upstream_error" and (err.get("type") == "error") == (dialect == "anthropic")
+    assert await outcome(gw, headers["X-Request-Id"]) == "upstream_error"  # was "rejected"
+    await still_works(gw, dialect, "gpt-4o", stream)
