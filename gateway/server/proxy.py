@@ -209,9 +209,16 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
         answer = fastjson.loads(raw)
     except orjson.JSONDecodeError:
         raise Reject(502, "upstream_error", "upstream answered with a body that is not JSON") from None
+    if not isinstance(answer, dict):  # every dialect answers with an object; anything else is no answer
+        raise Reject(502, "upstream_error", "upstream answered with JSON that is not an object")
     translated = target.cfg.dialect != ex.dialect
     if translated:
-        answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model)
+        try:
+            answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model)
+        except Exception as e:
+            # a shape the upstream's dialect does not have: its failure, not a 500 of the gateway's own
+            log.warning("answer from %s could not be translated: %s", target.cfg.name, type(e).__name__)
+            raise Reject(502, "upstream_error", "upstream answered with a body of an unexpected shape") from None
     pmap = ex.pmap
     changed = False
 
@@ -295,6 +302,13 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
                 # the caller already has the whole answer and its normal ending: an error event after it
                 # would make the Anthropic SDK raise on a complete message
                 log.info("stream from %s broke after its end: %s", target.cfg.name, e.kind)
+        except ConnectionResetError:
+            raise  # the caller's, below
+        except Exception as e:
+            # an event the translator or the rewriter could not take (a shape the dialect does not have):
+            # the upstream's failure, told like any other, not a stream cut without its error event
+            resp.release()
+            await _stream_failed(out, ex, target, type(e).__name__)
         await out.end()
     except ConnectionResetError:
         resp.release()  # the caller went away: stop reading the upstream, keep nothing
@@ -504,7 +518,9 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
             continue
         target.success()
         ctype = resp.header(b"content-type") or b""
-        if ex.stream and resp.status < 400 and ctype.startswith(b"text/event-stream"):
+        # (a 204 or 304 has no body: relayed as a stream, it would go out with one, and the caller's
+        # connection would read the chunked framing as the start of its next response)
+        if ex.stream and 200 <= resp.status < 300 and resp.status != 204 and ctype.startswith(b"text/event-stream"):
             return await _relay_stream(request, ex, resp, target, route_headers)
         try:
             return await _relay_json(state, ex, resp, target, route_headers)

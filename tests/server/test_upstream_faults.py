@@ -283,3 +283,46 @@ async def test_the_only_compliant_upstream_failing_after_the_request_went_out_is
     assert err["error"]["code"] == "upstream_error" and (err.get("type") == "error") == (dialect == "anthropic")
     assert await outcome(gw, headers["X-Request-Id"]) == "upstream_error"  # was "rejected"
     await still_works(gw, dialect, "gpt-4o", stream)
+
+
+# --- answers of a shape no dialect has ----------------------------------------------------------------------
+def answering(body: bytes, status: bytes = b"200 OK"):
+    """A fault that answers ``body`` (SSE or JSON as asked) with ``status``, keeping the connection."""
+    async def fault(writer, path, stream):
+        ctype = b"text/event-stream" if stream else b"application/json"
+        writer.write(b"HTTP/1.1 %b\r\nContent-Type: %b\r\nContent-Length: %d\r\n\r\n%b" % (status, ctype, len(body), body))
+        await writer.drain()
+        return True
+    return fault
+
+
+@pytest.mark.parametrize("dialect,model", SAME + CROSSED)
+@pytest.mark.parametrize("body", [b"[1, 2]", b'{"choices": "none", "content": 5}'])
+async def test_a_json_answer_of_an_unexpected_shape_is_a_502_not_a_crash(gw, dialect, model, body):
+    if body.startswith(b"{") and (dialect, model) in SAME:
+        pytest.skip("an object relayed in the caller's own dialect goes on as it came")
+    gw.upstream.fault = answering(body)
+    status, headers, data = await call(gw, dialect, model, False)
+    assert status == 502 and orjson.loads(data)["error"]["code"] == "upstream_error", data  # was 200 or a 500
+    assert await outcome(gw, headers["X-Request-Id"]) == "upstream_error"
+    await still_works(gw, dialect, model, False)
+
+
+@pytest.mark.parametrize("dialect,model", CROSSED)
+async def test_a_streamed_event_the_translator_cannot_read_ends_the_stream_with_the_error_event(gw, dialect, model):
+    odd = (b'event: message_start\ndata: {"type": "message_start", "message": "not an object"}\n\n' if model.startswith("claude")
+           else b'data: {"choices": [{"index": 0, "delta": "not an object"}]}\n\n')
+    gw.upstream.fault = answering(odd)
+    status, headers, data = await call(gw, dialect, model, True)
+    assert status == 200 and ends_with_error_event(dialect, data), data  # was a cut stream, audited as forwarded
+    assert await outcome(gw, headers["X-Request-Id"]) == "upstream_error"
+    await still_works(gw, dialect, model, True)
+
+
+@pytest.mark.parametrize("dialect,model", SAME)
+async def test_a_204_labelled_as_a_stream_is_not_relayed_with_a_body(gw, dialect, model):
+    gw.upstream.fault = answering(b"", b"204 No Content")
+    status, headers, data = await call(gw, dialect, model, True)  # (aiohttp refuses a 204 that has a body)
+    assert status == 502 and orjson.loads(data)["error"]["code"] == "upstream_error"
+    assert await outcome(gw, headers["X-Request-Id"]) == "upstream_error"
+    await still_works(gw, dialect, model, True)
