@@ -326,3 +326,29 @@ async def test_a_204_labelled_as_a_stream_is_not_relayed_with_a_body(gw, dialect
     assert status == 502 and orjson.loads(data)["error"]["code"] == "upstream_error"
     assert await outcome(gw, headers["X-Request-Id"]) == "upstream_error"
     await still_works(gw, dialect, model, True)
+
+
+# --- an event without end ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dialect,model", SAME + CROSSED)
+async def test_an_event_that_never_ends_is_cut_at_the_bound_with_the_error_event(gw, dialect, model, monkeypatch):
+    monkeypatch.setattr("gateway.dialects.sse.MAX_EVENT_BYTES", 65536)  # (8 MiB in production)
+
+    let_go = []
+
+    async def endless_line(writer, path, stream):
+        writer.write(head(True, b"Transfer-Encoding: chunked\r\n") + chunked(answer(path, True, finish=False)[:200]))
+        try:
+            for _ in range(256):  # 4 MiB of one line, never a line break (more than loopback buffers hold)
+                writer.write(chunked(b"data: " + b"x" * 16384))
+                await writer.drain()
+        except ConnectionError:
+            let_go.append(True)  # the gateway let go at the bound, before the upstream was done
+        return False
+
+    gw.upstream.fault = endless_line
+    status, headers, data = await call(gw, dialect, model, True)
+    assert status == 200 and ends_with_error_event(dialect, data), data[-300:]
+    assert len(data) < 65536 and b"xxxx" not in data, "an unfinished event never reaches the caller"
+    assert let_go, "the gateway kept reading (and holding) the event past the bound"
+    assert await outcome(gw, headers["X-Request-Id"]) == "upstream_error"
+    await still_works(gw, dialect, model, True)
