@@ -124,7 +124,7 @@ def _is_error(ev: SSEEvent, obj: dict) -> bool:
     """Whether an event is an upstream's error: ``event: error``, Anthropic's and the Responses API's
     ``type`` (``error``, ``response.failed``), or an OpenAI chunk that is ``{"error": ...}``."""
     return ev.event == "error" or obj.get("type") in ("error", "response.failed") or \
-        ("error" in obj and "choices" not in obj)
+        (obj.get("error") is not None and "choices" not in obj)
 
 
 class StreamRewriter:
@@ -132,11 +132,17 @@ class StreamRewriter:
 
     ``make_filter(kind)`` is called once per channel, on its first text; ``kind`` is ``text`` or
     ``tool_arguments``. Feed upstream bytes, send what comes out; call ``finish`` at upstream EOF.
+    ``ending`` then tells whether the stream ended the way its dialect ends one.
     """
 
     def __init__(self, dialect: str, endpoint: str, make_filter: Callable[[str], TextFilter],
                  on_error: Callable[[str], str] | None = None):
         self._parser = SSEParser()
+        self.ending: str | None = None
+        """``"normal"`` once the dialect's normal ending passed (``[DONE]``, a ``finish_reason``,
+        ``message_stop``, ``response.completed``/``incomplete``), ``"error"`` once an error event
+        (``response.failed`` included) passed, else None: a stream that stops with None was cut short, however cleanly the
+        connection closed (the relay must then end it with an error event, SPEC section 5)."""
         self._make = make_filter
         # an upstream's error event carries no model text, but its message may quote the request:
         # ``on_error`` is applied to each of its strings (None: it goes on as it came)
@@ -173,6 +179,7 @@ class StreamRewriter:
             return ev.raw
         data = ev.data
         if data.strip() == "[DONE]":
+            self.ending = self.ending or "normal"
             return self._close_all() + ev.raw
         try:
             obj = orjson.loads(data)
@@ -180,9 +187,12 @@ class StreamRewriter:
             return b""  # fail closed: data we cannot read could carry unfiltered text
         if not isinstance(obj, dict):
             return b""
-        if self._on_error is not None and _is_error(ev, obj):
-            fixed = map_leaves(obj, self._on_error)
-            return ev.raw if fixed == obj else _emit(fixed, ev)
+        if _is_error(ev, obj):
+            # the dialect's own error ending (an upstream's, or a translator's): the caller is told
+            self.ending = "error"
+            if self._on_error is not None:
+                fixed = map_leaves(obj, self._on_error)
+                return ev.raw if fixed == obj else _emit(fixed, ev)
         return self._handle(ev, obj)
 
     def _text(self, key, kind: str, text: str) -> str:
@@ -256,6 +266,8 @@ class StreamRewriter:
                         if out != t:
                             fn["arguments"], changed = out, True
             if choice.get("finish_reason") is not None:
+                # a finish_reason with only [DONE] missing is a normal end (as StreamTranslator has it)
+                self.ending = self.ending or "normal"
                 # the remainder goes into this chunk when the channel has text here, else in a chunk before
                 keys = [key for key in self._chan if key[0] == idx]
                 here = [key for key in keys if key in in_chunk]
@@ -324,6 +336,8 @@ class StreamRewriter:
 
     def _responses(self, ev: SSEEvent, obj: dict) -> bytes:
         typ = obj.get("type") or ev.event
+        if typ in ("response.completed", "response.incomplete", "response.failed"):
+            self.ending = self.ending or "normal"  # a Responses stream has no [DONE]: these end it
         if typ in self._R_DELTAS:
             tag, kind = self._R_DELTAS[typ]
             key = self._rkey(tag, obj)
@@ -513,5 +527,7 @@ class StreamRewriter:
                     return _emit(obj, ev)
             return ev.raw
         if typ in ("message_stop", "message_delta"):
+            if typ == "message_stop":
+                self.ending = self.ending or "normal"
             return (self._close_all() if typ == "message_stop" else b"") + ev.raw
         return ev.raw

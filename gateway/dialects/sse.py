@@ -12,6 +12,16 @@ import re
 _EOL = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
 
+MAX_EVENT_BYTES = 8 * 1024 * 1024
+"""The most an unfinished event may hold. Without a bound, an upstream that never ends its event (or
+its line) made the gateway keep it all, and rescan it on every chunk: 20 MB took seven seconds of a
+worker's event loop. The largest real events (a Responses ``response.completed`` with its whole
+output, a partial image) stay well below it."""
+
+
+class SSEEventTooLarge(ValueError):
+    """An event grew past ``MAX_EVENT_BYTES`` before its end (the message holds no stream bytes)."""
+
 
 class SSEEvent:
     """One event block of a stream, as framed by a blank line."""
@@ -104,6 +114,7 @@ class SSEParser:
                 start = pos
             self._buf = buf[start:]
             self._pos = pos - start
+            self._bounded()
             return out
         while True:
             m = _EOL.search(buf, pos)
@@ -120,7 +131,13 @@ class SSEParser:
                 start = pos
         self._buf = buf[start:]
         self._pos = pos - start
+        self._bounded()
         return out
+
+    def _bounded(self) -> None:
+        if len(self._buf) > MAX_EVENT_BYTES:
+            self._buf, self._pos = b"", 0  # (and nothing of it is kept)
+            raise SSEEventTooLarge(f"an event grew past {MAX_EVENT_BYTES} bytes before its end")
 
     def finish(self) -> list[SSEEvent]:
         """At end of stream: an unterminated last block, if any, as an event (its raw bytes as they came)."""

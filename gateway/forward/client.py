@@ -66,6 +66,10 @@ class _Retry(Exception):
     """Internal: the reused connection died before any response byte; send again on a fresh one."""
 
 
+class _Surplus(Exception):
+    """Internal: raised in a parser callback to stop parsing bytes that follow a complete response."""
+
+
 class _Conn(asyncio.Protocol):
     """One keep-alive connection and the response currently arriving on it."""
 
@@ -128,6 +132,10 @@ class _Conn(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamError("protocol", f"{self.pool.origin} switched protocols unexpectedly"))
+        except httptools.HttpParserCallbackError:  # (only on_message_begin raises: _Surplus)
+            # the response is whole and stays readable; the connection that said more is not reused
+            self.keep_alive = False
+            self.transport.abort()
         except httptools.HttpParserError:
             self._fail(UpstreamError("protocol", f"{self.pool.origin} sent a response that is not valid HTTP/1.1"))
 
@@ -157,6 +165,13 @@ class _Conn(asyncio.Protocol):
         self._wake()
 
     # --- httptools callbacks ----------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # bytes past the end of the response, in the same read: llhttp would parse them as the next
+            # response and overwrite this one's status, headers and body (and, left half-parsed in a
+            # pooled connection, fail the next request): stop here
+            raise _Surplus()
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
 

@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import time
+from typing import NoReturn
 
 import orjson
 
@@ -231,9 +232,16 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
         answer = fastjson.loads(raw)
     except orjson.JSONDecodeError:
         raise Reject(502, "upstream_error", "upstream answered with a body that is not JSON") from None
+    if not isinstance(answer, dict):  # every dialect answers with an object; anything else is no answer
+        raise Reject(502, "upstream_error", "upstream answered with JSON that is not an object")
     translated = target.cfg.dialect != ex.dialect
     if translated:
-        answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model)
+        try:
+            answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model)
+        except Exception as e:
+            # a shape the upstream's dialect does not have: its failure, not a 500 of the gateway's own
+            log.warning("answer from %s could not be translated: %s", target.cfg.name, type(e).__name__)
+            raise Reject(502, "upstream_error", "upstream answered with a body of an unexpected shape") from None
     pmap = ex.pmap
     changed = False
 
@@ -308,12 +316,29 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
                 ex.bytes_out += len(data)
                 await out.write(data)
             resp.release()
+            if rewriter.ending is None:
+                # the body ended cleanly (last chunk, or EOF of an unframed body) but the stream did not:
+                # still a failure the caller must see, never a fake normal ending (SPEC section 5)
+                await _stream_failed(out, ex, target, "ended before its end")
+            elif rewriter.ending == "error":  # the upstream (or the translator) said so in the stream itself
+                ex.outcome, ex.error = "upstream_error", "upstream_error"
         except UpstreamError as e:
             resp.release()
-            target.failure()
-            ex.outcome, ex.error = "upstream_error", "upstream_error"
-            log.warning("stream from %s broke: %s", target.cfg.name, e.kind)
-            await out.write(stream_error_event(ex.dialect, "upstream_error", "the upstream stream ended abnormally"))
+            if rewriter.ending is None:
+                await _stream_failed(out, ex, target, e.kind)
+            elif rewriter.ending == "error":
+                ex.outcome, ex.error = "upstream_error", "upstream_error"
+            else:
+                # the caller already has the whole answer and its normal ending: an error event after it
+                # would make the Anthropic SDK raise on a complete message
+                log.info("stream from %s broke after its end: %s", target.cfg.name, e.kind)
+        except ConnectionResetError:
+            raise  # the caller's, below
+        except Exception as e:
+            # an event the translator or the rewriter could not take (a shape the dialect does not have):
+            # the upstream's failure, told like any other, not a stream cut without its error event
+            resp.release()
+            await _stream_failed(out, ex, target, type(e).__name__)
         await out.end()
     except ConnectionResetError:
         resp.release()  # the caller went away: stop reading the upstream, keep nothing
@@ -329,6 +354,14 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
             ex.leaks += len(leaks)
             for f in leaks:
                 metrics.leak(f.detector).inc()
+
+
+async def _stream_failed(out, ex: Exchange, target, why: str) -> None:
+    """End a started stream with the caller's error event, and record the upstream's failure."""
+    target.failure()
+    ex.outcome, ex.error = "upstream_error", "upstream_error"
+    log.warning("stream from %s broke: %s", target.cfg.name, why)
+    await out.write(stream_error_event(ex.dialect, "upstream_error", "the upstream stream ended abnormally"))
 
 
 async def handle(request: Request, state: State) -> Response | None:
@@ -444,6 +477,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
         raise Reject(503, "audit_unavailable", "the audit log cannot be written; nothing is forwarded")
 
     tried: set[str] = set()
+    reached = False  # some upstream may have received the request (it broke or timed out after it was sent)
     registry = state.registry
     for attempt in range(MAX_ATTEMPTS):
         # (the first try has tried none: the registry's own check, one call less per candidate)
@@ -457,6 +491,8 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
             rules = ", ".join(decision.blocked_by) or "policy"
             raise Reject(403, "policy_blocked", f"blocked by policy rule {rules}")
         if decision.outcome != "route":
+            if tried:  # the compliant upstreams left were all tried, and failed: that is the answer
+                _exhausted(ex, reached)
             raise Reject(503, "no_compliant_upstream", "no compliant upstream is available for this request")
         target = registry.targets[decision.route.upstream]
         try:
@@ -492,6 +528,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
                 marks.append(("upstream_headers", time.time_ns()))
             target.failure()
             tried.add(target.cfg.name)
+            reached = reached or e.kind != "connect"
             log.warning("upstream %s unreachable (%s), trying the next compliant one", target.cfg.name, e.kind)
             continue
         ex.upstream_status = resp.status
@@ -511,7 +548,9 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
             continue
         target.success()
         ctype = resp.header(b"content-type") or b""
-        if ex.stream and resp.status < 400 and ctype.startswith(b"text/event-stream"):
+        # (a 204 or 304 has no body: relayed as a stream, it would go out with one, and the caller's
+        # connection would read the chunked framing as the start of its next response)
+        if ex.stream and 200 <= resp.status < 300 and resp.status != 204 and ctype.startswith(b"text/event-stream"):
             return await _relay_stream(request, ex, resp, target, route_headers)
         try:
             return await _relay_json(state, ex, resp, target, route_headers)
@@ -519,9 +558,22 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
             target.failure()
             ex.outcome = "upstream_error"
             raise Reject(502, "upstream_error", "the upstream connection failed") from None
+    _exhausted(ex, reached)
+
+
+def _exhausted(ex: Exchange, reached: bool) -> NoReturn:
+    """Every compliant upstream tried has failed: raise the caller's answer.
+
+    A 502 ``upstream_error`` when one of them received the request (it answered 5xx, or broke or
+    timed out after the request was sent), a 503 ``no_compliant_upstream`` when none could be reached;
+    the audit says ``upstream_error`` either way. (Raised where the next decision found no candidate
+    left, too: that used to answer 503 with the outcome ``rejected``, as if nothing had been tried.)
+    """
     ex.outcome = "upstream_error"
     if ex.upstream_status is not None:
         raise Reject(502, "upstream_error", f"the upstream answered {ex.upstream_status}")
+    if reached:
+        raise Reject(502, "upstream_error", "the upstream failed before answering")
     raise Reject(503, "no_compliant_upstream", "no compliant upstream is reachable for this request")
 
 

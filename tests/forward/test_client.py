@@ -197,6 +197,33 @@ async def test_body_until_eof_when_the_response_has_no_length():
         await pool.close()
 
 
+@pytest.mark.parametrize("extra", [b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n",  # a head whose body is to come
+                                   b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nbad",  # a whole answer
+                                   b"GARBAGE"])
+async def test_bytes_after_the_announced_length_neither_change_the_answer_nor_poison_the_pool(extra):
+    async def handler(srv, reader, writer):
+        while True:
+            await read_request(reader)
+            srv.requests += 1
+            # more than Content-Length says, in the same segment as the answer
+            writer.write(b"HTTP/1.1 201 Created\r\nX-First: 1\r\nContent-Length: 2\r\n\r\nok" + (extra if srv.requests == 1 else b""))
+            await writer.drain()
+
+    async with RawServer(handler) as srv:
+        pool = UpstreamPool(srv.url, read_timeout=0.5)
+        resp = await pool.request("POST", "/", [], b"{}")
+        assert await resp.read() == b"ok"
+        assert (resp.status, [k for k, _ in resp.headers]) == (201, [b"x-first", b"content-length"])
+        resp.release()
+        await asyncio.sleep(0)
+        assert pool.stats["open"] == 0, "a connection that said more than it was asked is not reused"
+        resp = await pool.request("POST", "/", [], b"{}")  # on a fresh connection, not the poisoned one
+        assert resp.status == 201 and await resp.read() == b"ok"
+        resp.release()
+        assert (srv.connections, srv.requests) == (2, 2)
+        await pool.close()
+
+
 async def test_releasing_an_unread_body_closes_the_connection():
     async def handler(srv, reader, writer):
         while True:
