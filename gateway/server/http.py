@@ -335,6 +335,20 @@ class _Refuse(Exception):
 _MALFORMED = (400, "invalid_request", "malformed HTTP request")
 
 
+def _check_transfer_coding(value: bytes, version: str) -> None:
+    """Refuse a request Transfer-Encoding other than one plain ``chunked`` (llhttp has already refused
+    one where chunked is missing, repeated or not last).
+
+    HTTP/1.0 has no transfer codings: RFC 9112 6.1 says such a message's framing is faulty, and a
+    front end that reads it as 1.0 frames it differently (400). Another coding before chunked
+    (``gzip, chunked``) would leave the body still encoded once de-chunked: the handler would inspect
+    and forward bytes it cannot read, so it is refused as RFC 9112 6.1 advises (501)."""
+    if version != "1.1":
+        raise _Refuse(*_MALFORMED)
+    if value.strip().lower() != b"chunked":
+        raise _Refuse(501, "not_implemented", "transfer coding not supported")
+
+
 # --- the connection -----------------------------------------------------------------------------------
 class _Connection(asyncio.Protocol):
     """One client connection: parse requests, run the handler for one at a time, answer in order."""
@@ -546,6 +560,8 @@ class _Connection(asyncio.Protocol):
                 declared = int(v)  # llhttp accepts digits only, and one value
             elif n == 6 and k.lower() == b"expect":
                 expect = v
+            elif n == 17 and k.lower() == b"transfer-encoding":
+                _check_transfer_coding(v, version)
         if declared is not None and declared > server.max_body_bytes:
             raise _Refuse(413, "payload_too_large", "request body too large")
         if expect is not None and expect.lower() == b"100-continue" and version == "1.1":

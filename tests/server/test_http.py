@@ -773,6 +773,39 @@ async def nothing_is_written_after_the_handler_is_done():
     assert late == ["refused", "refused"]
 
 
+async def transfer_codings_other_than_chunked_are_refused():
+    calls = []
+
+    async def handler(req):
+        calls.append(req.path)
+        return await echo(req)
+
+    refused = [
+        # HTTP/1.0 has no chunked coding (RFC 9112 6.1): a 1.0 front end would take the body for the next request
+        (b"POST /a HTTP/1.0\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+         b"3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n", 400, "invalid_request"),
+        # de-chunked, the body would still be gzip: not what the handler inspects and forwards
+        (b"POST /b HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501,
+         "not_implemented"),
+        (b"POST /c HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+         501, "not_implemented"),
+    ]
+    async with serving(handler) as (_, port):
+        for raw, expected, code in refused:
+            r, w = await connect(port)
+            w.write(raw)
+            status, headers, body = await read_response(r)
+            assert (status, error_code(body), headers["connection"]) == (expected, code, "close"), raw
+            assert await at_eof(r), raw
+            w.close()
+        r, w = await connect(port)  # chunked itself, in any case and with blanks around it, is fine
+        w.write(b"POST /d HTTP/1.1\r\nTransfer-Encoding:  Chunked \r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        status, _, body = await read_response(r)
+        assert status == 200 and orjson.loads(body)["body"] == "abc"
+        w.close()
+    assert calls == ["/d"]
+
+
 SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_in_order, chunked_request_body,
              expect_100_continue, body_too_large_declared_and_streamed, stalled_body_is_408, slow_head_closed,
              idle_keep_alive_closed, head_too_large_is_431, malformed_is_400, streaming_chunked,
@@ -781,7 +814,8 @@ SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_
              bad_handler_results_are_500, pipelined_continue_waits_for_the_answer_before_it,
              head_request_streams_no_body, pipelined_big_answers_wait_for_a_reader,
              a_client_that_reads_nothing_is_let_go, trailers_are_dropped_and_bounded,
-             a_failing_error_responder_still_answers, nothing_is_written_after_the_handler_is_done]
+             a_failing_error_responder_still_answers, nothing_is_written_after_the_handler_is_done,
+             transfer_codings_other_than_chunked_are_refused]
 
 
 def run(loop: str, coro) -> None:
