@@ -356,7 +356,7 @@ class _Connection(asyncio.Protocol):
     __slots__ = ("server", "loop", "transport", "parser", "peer", "state", "busy", "queue", "req", "incoming", "url",
                  "raw_headers", "parts", "size", "wire", "head_start", "last_body", "idle_since", "fresh",
                  "timer", "timer_at", "reading_paused", "write_paused", "waiter", "closed", "lingering",
-                 "linger_until", "discarded", "continue_pending", "paused_since", "task")
+                 "linger_until", "discarded", "continue_pending", "paused_since", "task", "carried")
 
     def __init__(self, server: "HttpServer"):
         self.server = server
@@ -374,6 +374,7 @@ class _Connection(asyncio.Protocol):
         self.parts: list[bytes] = []
         self.size = 0
         self.wire = 0
+        self.carried = False  # the request being read began in the read that ended the one before it
         self.head_start = 0.0
         self.last_body = 0.0
         self.idle_since = 0.0
@@ -416,8 +417,10 @@ class _Connection(asyncio.Protocol):
             if self.discarded > LINGER_BYTES:
                 self.transport.close()
             return
-        if self.state == _IDLE and not self.busy:
-            self.head_start = self.loop.time()
+        if self.state == _IDLE:
+            self.carried = False  # the next request begins in this read: ``wire`` counts all of it
+            if not self.busy:
+                self.head_start = self.loop.time()
         self.wire += len(data)  # bytes of the current request, framing included (roughly, when pipelined)
         try:
             self.parser.feed_data(data)
@@ -548,7 +551,9 @@ class _Connection(asyncio.Protocol):
         self.state = _BODY
         self.parts = []
         self.size = 0
-        if self.wire > server.max_head_bytes and self._head_size(raw) > server.max_head_bytes:
+        # a pipelined request whose head began in the read that ended the one before it is not all in
+        # ``wire`` (reset at that request's end, not at this one's first byte): measure it
+        if (self.wire > server.max_head_bytes or self.carried) and self._head_size(raw) > server.max_head_bytes:
             raise _Refuse(431, "headers_too_large", "request head too large")
         if parser.should_upgrade() or (version != "1.1" and version != "1.0"):  # llhttp lets 0.9 and 2.0 by
             raise _Refuse(*_MALFORMED)
@@ -588,6 +593,7 @@ class _Connection(asyncio.Protocol):
             self.parts = []
         self.state = _IDLE
         self.wire = 0
+        self.carried = True  # until the next read shows the next request began there
         if self.busy:
             self.queue.append(req)
         else:

@@ -806,6 +806,22 @@ async def transfer_codings_other_than_chunked_are_refused():
     assert calls == ["/d"]
 
 
+async def a_pipelined_head_is_bounded_too():
+    big = b"GET /big HTTP/1.1\r\nX-Big: " + b"a" * 60000
+    async with serving(max_head_bytes=4096) as (_, port):
+        for rest in (None, b"\r\n\r\n"):  # the big head whole in the read that ends the first request, or not
+            r, w = await connect(port)
+            w.write(b"GET /first HTTP/1.1\r\n\r\n" + big + (b"\r\n\r\n" if rest is None else b""))
+            if rest is not None:
+                await asyncio.sleep(0.05)
+                w.write(rest)
+            assert (await read_response(r))[0] == 200
+            status, _, body = await read_response(r)
+            assert status == 431 and error_code(body) == "headers_too_large", rest
+            assert await at_eof(r)
+            w.close()
+
+
 SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_in_order, chunked_request_body,
              expect_100_continue, body_too_large_declared_and_streamed, stalled_body_is_408, slow_head_closed,
              idle_keep_alive_closed, head_too_large_is_431, malformed_is_400, streaming_chunked,
@@ -815,7 +831,7 @@ SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_
              head_request_streams_no_body, pipelined_big_answers_wait_for_a_reader,
              a_client_that_reads_nothing_is_let_go, trailers_are_dropped_and_bounded,
              a_failing_error_responder_still_answers, nothing_is_written_after_the_handler_is_done,
-             transfer_codings_other_than_chunked_are_refused]
+             transfer_codings_other_than_chunked_are_refused, a_pipelined_head_is_bounded_too]
 
 
 def run(loop: str, coro) -> None:
