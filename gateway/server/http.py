@@ -443,7 +443,7 @@ class _Connection(asyncio.Protocol):
         server = self.server
         if state == _HEAD:
             if self.wire > server.max_head_bytes:
-                self._refuse(431, "headers_too_large", "request head too large")
+                self._refuse(*self._head_too_large())
                 return
             if not self.busy:
                 self._arm(self.head_start + server.header_timeout)
@@ -554,7 +554,7 @@ class _Connection(asyncio.Protocol):
         # a pipelined request whose head began in the read that ended the one before it is not all in
         # ``wire`` (reset at that request's end, not at this one's first byte): measure it
         if (self.wire > server.max_head_bytes or self.carried) and self._head_size(raw) > server.max_head_bytes:
-            raise _Refuse(431, "headers_too_large", "request head too large")
+            raise _Refuse(*self._head_too_large())
         if parser.should_upgrade() or (version != "1.1" and version != "1.0"):  # llhttp lets 0.9 and 2.0 by
             raise _Refuse(*_MALFORMED)
         declared = None
@@ -577,6 +577,13 @@ class _Connection(asyncio.Protocol):
 
     def _head_size(self, raw: list[tuple[bytes, bytes]]) -> int:
         return len(self.url) + 16 + sum(len(k) + len(v) + 4 for k, v in raw)
+
+    def _head_too_large(self) -> tuple[int, str, str]:
+        """The refusal of a head over ``max_head_bytes``: 414 when the request target alone is (RFC 9112
+        section 3 requires 414 for a target longer than the server parses), 431 otherwise."""
+        if len(self.url) > self.server.max_head_bytes:
+            return 414, "uri_too_long", "request target too long"
+        return 431, "headers_too_large", "request head too large"
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
