@@ -559,6 +559,7 @@ class _Connection(asyncio.Protocol):
             raise _Refuse(*_MALFORMED)
         declared = None
         expect = None
+        hosts = 0
         for k, v in raw:
             n = len(k)
             if n == 14 and k.lower() == b"content-length":
@@ -567,6 +568,10 @@ class _Connection(asyncio.Protocol):
                 expect = v
             elif n == 17 and k.lower() == b"transfer-encoding":
                 _check_transfer_coding(v, version)
+            elif n == 4 and k.lower() == b"host":
+                hosts += 1
+        if hosts > 1:  # RFC 9112 3.2: which one names the target is ambiguous, so the request is refused
+            raise _Refuse(*_MALFORMED)
         if declared is not None and declared > server.max_body_bytes:
             raise _Refuse(413, "payload_too_large", "request body too large")
         if expect is not None and expect.lower() == b"100-continue" and version == "1.1":

@@ -826,6 +826,16 @@ async def a_pipelined_head_is_bounded_too():
             w.close()
 
 
+async def a_repeated_host_is_400():
+    async with serving() as (_, port):
+        r, w = await connect(port)
+        w.write(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")
+        status, _, body = await read_response(r)
+        assert status == 400 and error_code(body) == "invalid_request"
+        assert await at_eof(r)
+        w.close()
+
+
 SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_in_order, chunked_request_body,
              expect_100_continue, body_too_large_declared_and_streamed, stalled_body_is_408, slow_head_closed,
              idle_keep_alive_closed, head_too_large_is_431_or_414, malformed_is_400, streaming_chunked,
@@ -835,7 +845,7 @@ SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_
              head_request_streams_no_body, pipelined_big_answers_wait_for_a_reader,
              a_client_that_reads_nothing_is_let_go, trailers_are_dropped_and_bounded,
              a_failing_error_responder_still_answers, nothing_is_written_after_the_handler_is_done,
-             transfer_codings_other_than_chunked_are_refused, a_pipelined_head_is_bounded_too]
+             transfer_codings_other_than_chunked_are_refused, a_pipelined_head_is_bounded_too, a_repeated_host_is_400]
 
 
 def run(loop: str, coro) -> None:
