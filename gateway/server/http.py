@@ -335,6 +335,26 @@ class _Refuse(Exception):
 _MALFORMED = (400, "invalid_request", "malformed HTTP request")
 
 
+def _origin_form(url: bytes) -> bytes:
+    """The path and query of an absolute-form request target (``http://host/v1/x?y`` -> ``/v1/x?y``).
+
+    RFC 9112 3.2.2: a server must accept the absolute form (clients send it through a proxy
+    setting), and the handler routes on the path. Only http and https name a resource here, and a
+    user name or password in the target is refused (RFC 9110 4.2.4): it belongs in no request line."""
+    scheme, sep, rest = url.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        raise _Refuse(*_MALFORMED)
+    end = len(rest)
+    for c in b"/?":
+        i = rest.find(c)
+        if 0 <= i < end:
+            end = i
+    authority, target = rest[:end], rest[end:]
+    if not authority or authority.find(b"@") >= 0:
+        raise _Refuse(*_MALFORMED)
+    return target if target[:1] == b"/" else b"/" + target
+
+
 def _check_transfer_coding(value: bytes, version: str) -> None:
     """Refuse a request Transfer-Encoding other than one plain ``chunked`` (llhttp has already refused
     one where chunked is missing, repeated or not last).
@@ -542,6 +562,8 @@ class _Connection(asyncio.Protocol):
         # TypeError it then discards, ~1.8k instructions a test)
         if url.find(b"#") >= 0:  # a fragment is never sent by a browser; drop it if a client does
             url = url.partition(b"#")[0]
+        if url[0] != 47 and url != b"*":  # not "/…": the absolute form (llhttp has refused anything else)
+            url = _origin_form(url)
         path, _, query = url.partition(b"?")
         version = parser.get_http_version()
         method = parser.get_method()

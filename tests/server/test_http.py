@@ -836,6 +836,23 @@ async def a_repeated_host_is_400():
         w.close()
 
 
+async def absolute_form_targets_route_on_their_path():
+    async with serving() as (_, port):
+        r, w = await connect(port)
+        for target, path, query in ((b"http://gw.example:8080/v1/x?a=1", "/v1/x", "a=1"),
+                                    (b"HTTPS://gw.example", "/", ""), (b"http://gw.example?b", "/", "b")):
+            w.write(b"GET %s HTTP/1.1\r\nHost: gw.example\r\n\r\n" % target)
+            status, _, body = await read_response(r)
+            got = orjson.loads(body)
+            assert status == 200 and (got["path"], got["query"]) == (path, query), target
+        w.close()
+        for target in (b"ftp://gw.example/v1/x", b"http://user:pw@gw.example/v1/x"):
+            r, w = await connect(port)
+            w.write(b"GET %s HTTP/1.1\r\nHost: gw.example\r\n\r\n" % target)
+            assert (await read_response(r))[0] == 400, target
+            w.close()
+
+
 SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_in_order, chunked_request_body,
              expect_100_continue, body_too_large_declared_and_streamed, stalled_body_is_408, slow_head_closed,
              idle_keep_alive_closed, head_too_large_is_431_or_414, malformed_is_400, streaming_chunked,
@@ -845,7 +862,8 @@ SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_
              head_request_streams_no_body, pipelined_big_answers_wait_for_a_reader,
              a_client_that_reads_nothing_is_let_go, trailers_are_dropped_and_bounded,
              a_failing_error_responder_still_answers, nothing_is_written_after_the_handler_is_done,
-             transfer_codings_other_than_chunked_are_refused, a_pipelined_head_is_bounded_too, a_repeated_host_is_400]
+             transfer_codings_other_than_chunked_are_refused, a_pipelined_head_is_bounded_too, a_repeated_host_is_400,
+             absolute_form_targets_route_on_their_path]
 
 
 def run(loop: str, coro) -> None:
