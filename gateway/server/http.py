@@ -628,6 +628,7 @@ class _Connection(asyncio.Protocol):
         self.state = _IDLE
         self.wire = 0
         self.carried = True  # until the next read shows the next request began there
+        self.continue_pending = False  # its body has all arrived: there is nothing left to invite
         if self.busy:
             self.queue.append(req)
         else:

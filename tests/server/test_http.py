@@ -853,6 +853,32 @@ async def absolute_form_targets_route_on_their_path():
             w.close()
 
 
+async def continue_is_sent_only_to_the_request_that_asked():
+    gate = asyncio.Event()
+
+    async def handler(req):
+        if req.path == "/first":
+            await gate.wait()
+        return await echo(req)
+
+    async with serving(handler) as (_, port):
+        r, w = await connect(port)
+        # /second asks for 100 Continue but sends its body at once; /third (HTTP/1.0) asks for nothing
+        w.write(b"GET /first HTTP/1.1\r\n\r\n"
+                b"POST /second HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi"
+                b"POST /third HTTP/1.0\r\nContent-Length: 2\r\n\r\nh")
+        await asyncio.sleep(0.05)
+        gate.set()
+        for path in ("/first", "/second"):
+            status, _, body = await read_response(r)
+            assert status == 200 and orjson.loads(body)["path"] == path
+        await asyncio.sleep(0.05)
+        w.write(b"o")
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200 "), head  # never a 1xx to an HTTP/1.0 client (RFC 9110 15.2)
+        w.close()
+
+
 SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_in_order, chunked_request_body,
              expect_100_continue, body_too_large_declared_and_streamed, stalled_body_is_408, slow_head_closed,
              idle_keep_alive_closed, head_too_large_is_431_or_414, malformed_is_400, streaming_chunked,
@@ -863,7 +889,7 @@ SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_
              a_client_that_reads_nothing_is_let_go, trailers_are_dropped_and_bounded,
              a_failing_error_responder_still_answers, nothing_is_written_after_the_handler_is_done,
              transfer_codings_other_than_chunked_are_refused, a_pipelined_head_is_bounded_too, a_repeated_host_is_400,
-             absolute_form_targets_route_on_their_path]
+             absolute_form_targets_route_on_their_path, continue_is_sent_only_to_the_request_that_asked]
 
 
 def run(loop: str, coro) -> None:
