@@ -21,9 +21,10 @@ calling the handler, because the gateway inspects the whole body anyway.
 
 Limits a hostile client cannot get around (each answered through ``error_response`` in the caller's
 dialect, then the connection closes): a body over ``max_body_bytes`` (413, at once when declared), a
-head over ``max_head_bytes`` (431), a head not complete within ``header_timeout`` of its first byte
-(the connection is closed: slowloris), no body byte for ``body_timeout`` (408), malformed HTTP or an
-upgrade request (400). Idle keep-alive connections close after ``keepalive_timeout``. A client that
+head over ``max_head_bytes`` (431; 414 when the request target alone is), a head not complete within
+``header_timeout`` of its first byte (the connection is closed: slowloris), no body byte for
+``body_timeout`` (408), malformed or ambiguous HTTP or an upgrade request (400), a transfer coding
+other than chunked (501). Idle keep-alive connections close after ``keepalive_timeout``. A client that
 reads nothing of an answer for ``body_timeout`` is disconnected (a blocked ``StreamWriter.write``
 then raises ConnectionResetError), so a stalled reader holds neither memory nor an upstream forever.
 
@@ -892,7 +893,7 @@ class HttpServer:
         self.handler = handler
         """Called once per request, one at a time per connection."""
         self.error_response = error_response
-        """Builds the error responses the server itself sends (400, 408, 413, 431, 500)."""
+        """Builds the error responses the server itself sends (400, 408, 413, 414, 431, 500, 501)."""
         self.max_body_bytes = max_body_bytes
         """Largest request body, counted as it arrives (413)."""
         self.header_timeout = header_timeout
@@ -903,7 +904,7 @@ class HttpServer:
         self.keepalive_timeout = keepalive_timeout
         """Seconds an idle keep-alive connection stays open."""
         self.max_head_bytes = max_head_bytes
-        """Largest request line plus headers (431)."""
+        """Largest request line plus headers (431; 414 for a request target over it on its own)."""
         self.closing = False
         """True once shutdown began: responses say Connection: close, new connections are refused."""
         self._in_flight = 0
