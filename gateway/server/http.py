@@ -21,9 +21,10 @@ calling the handler, because the gateway inspects the whole body anyway.
 
 Limits a hostile client cannot get around (each answered through ``error_response`` in the caller's
 dialect, then the connection closes): a body over ``max_body_bytes`` (413, at once when declared), a
-head over ``max_head_bytes`` (431), a head not complete within ``header_timeout`` of its first byte
-(the connection is closed: slowloris), no body byte for ``body_timeout`` (408), malformed HTTP or an
-upgrade request (400). Idle keep-alive connections close after ``keepalive_timeout``. A client that
+head over ``max_head_bytes`` (431; 414 when the request target alone is), a head not complete within
+``header_timeout`` of its first byte (the connection is closed: slowloris), no body byte for
+``body_timeout`` (408), malformed or ambiguous HTTP or an upgrade request (400), a transfer coding
+other than chunked (501). Idle keep-alive connections close after ``keepalive_timeout``. A client that
 reads nothing of an answer for ``body_timeout`` is disconnected (a blocked ``StreamWriter.write``
 then raises ConnectionResetError), so a stalled reader holds neither memory nor an upstream forever.
 
@@ -335,6 +336,40 @@ class _Refuse(Exception):
 _MALFORMED = (400, "invalid_request", "malformed HTTP request")
 
 
+def _origin_form(url: bytes) -> bytes:
+    """The path and query of an absolute-form request target (``http://host/v1/x?y`` -> ``/v1/x?y``).
+
+    RFC 9112 3.2.2: a server must accept the absolute form (clients send it through a proxy
+    setting), and the handler routes on the path. Only http and https name a resource here, and a
+    user name or password in the target is refused (RFC 9110 4.2.4): it belongs in no request line."""
+    scheme, sep, rest = url.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        raise _Refuse(*_MALFORMED)
+    end = len(rest)
+    for c in b"/?":
+        i = rest.find(c)
+        if 0 <= i < end:
+            end = i
+    authority, target = rest[:end], rest[end:]
+    if not authority or authority.find(b"@") >= 0:
+        raise _Refuse(*_MALFORMED)
+    return target if target[:1] == b"/" else b"/" + target
+
+
+def _check_transfer_coding(value: bytes, version: str) -> None:
+    """Refuse a request Transfer-Encoding other than one plain ``chunked`` (llhttp has already refused
+    one where chunked is missing, repeated or not last).
+
+    HTTP/1.0 has no transfer codings: RFC 9112 6.1 says such a message's framing is faulty, and a
+    front end that reads it as 1.0 frames it differently (400). Another coding before chunked
+    (``gzip, chunked``) would leave the body still encoded once de-chunked: the handler would inspect
+    and forward bytes it cannot read, so it is refused as RFC 9112 6.1 advises (501)."""
+    if version != "1.1":
+        raise _Refuse(*_MALFORMED)
+    if value.strip().lower() != b"chunked":
+        raise _Refuse(501, "not_implemented", "transfer coding not supported")
+
+
 # --- the connection -----------------------------------------------------------------------------------
 class _Connection(asyncio.Protocol):
     """One client connection: parse requests, run the handler for one at a time, answer in order."""
@@ -342,7 +377,7 @@ class _Connection(asyncio.Protocol):
     __slots__ = ("server", "loop", "transport", "parser", "peer", "state", "busy", "queue", "req", "incoming", "url",
                  "raw_headers", "parts", "size", "wire", "head_start", "last_body", "idle_since", "fresh",
                  "timer", "timer_at", "reading_paused", "write_paused", "waiter", "closed", "lingering",
-                 "linger_until", "discarded", "continue_pending", "paused_since", "task")
+                 "linger_until", "discarded", "continue_pending", "paused_since", "task", "carried")
 
     def __init__(self, server: "HttpServer"):
         self.server = server
@@ -360,6 +395,7 @@ class _Connection(asyncio.Protocol):
         self.parts: list[bytes] = []
         self.size = 0
         self.wire = 0
+        self.carried = False  # the request being read began in the read that ended the one before it
         self.head_start = 0.0
         self.last_body = 0.0
         self.idle_since = 0.0
@@ -402,8 +438,10 @@ class _Connection(asyncio.Protocol):
             if self.discarded > LINGER_BYTES:
                 self.transport.close()
             return
-        if self.state == _IDLE and not self.busy:
-            self.head_start = self.loop.time()
+        if self.state == _IDLE:
+            self.carried = False  # the next request begins in this read: ``wire`` counts all of it
+            if not self.busy:
+                self.head_start = self.loop.time()
         self.wire += len(data)  # bytes of the current request, framing included (roughly, when pipelined)
         try:
             self.parser.feed_data(data)
@@ -426,7 +464,7 @@ class _Connection(asyncio.Protocol):
         server = self.server
         if state == _HEAD:
             if self.wire > server.max_head_bytes:
-                self._refuse(431, "headers_too_large", "request head too large")
+                self._refuse(*self._head_too_large())
                 return
             if not self.busy:
                 self._arm(self.head_start + server.header_timeout)
@@ -525,6 +563,8 @@ class _Connection(asyncio.Protocol):
         # TypeError it then discards, ~1.8k instructions a test)
         if url.find(b"#") >= 0:  # a fragment is never sent by a browser; drop it if a client does
             url = url.partition(b"#")[0]
+        if url[0] != 47 and url != b"*":  # not "/…": the absolute form (llhttp has refused anything else)
+            url = _origin_form(url)
         path, _, query = url.partition(b"?")
         version = parser.get_http_version()
         method = parser.get_method()
@@ -534,18 +574,27 @@ class _Connection(asyncio.Protocol):
         self.state = _BODY
         self.parts = []
         self.size = 0
-        if self.wire > server.max_head_bytes and self._head_size(raw) > server.max_head_bytes:
-            raise _Refuse(431, "headers_too_large", "request head too large")
+        # a pipelined request whose head began in the read that ended the one before it is not all in
+        # ``wire`` (reset at that request's end, not at this one's first byte): measure it
+        if (self.wire > server.max_head_bytes or self.carried) and self._head_size(raw) > server.max_head_bytes:
+            raise _Refuse(*self._head_too_large())
         if parser.should_upgrade() or (version != "1.1" and version != "1.0"):  # llhttp lets 0.9 and 2.0 by
             raise _Refuse(*_MALFORMED)
         declared = None
         expect = None
+        hosts = 0
         for k, v in raw:
             n = len(k)
             if n == 14 and k.lower() == b"content-length":
                 declared = int(v)  # llhttp accepts digits only, and one value
             elif n == 6 and k.lower() == b"expect":
                 expect = v
+            elif n == 17 and k.lower() == b"transfer-encoding":
+                _check_transfer_coding(v, version)
+            elif n == 4 and k.lower() == b"host":
+                hosts += 1
+        if hosts > 1:  # RFC 9112 3.2: which one names the target is ambiguous, so the request is refused
+            raise _Refuse(*_MALFORMED)
         if declared is not None and declared > server.max_body_bytes:
             raise _Refuse(413, "payload_too_large", "request body too large")
         if expect is not None and expect.lower() == b"100-continue" and version == "1.1":
@@ -556,6 +605,13 @@ class _Connection(asyncio.Protocol):
 
     def _head_size(self, raw: list[tuple[bytes, bytes]]) -> int:
         return len(self.url) + 16 + sum(len(k) + len(v) + 4 for k, v in raw)
+
+    def _head_too_large(self) -> tuple[int, str, str]:
+        """The refusal of a head over ``max_head_bytes``: 414 when the request target alone is (RFC 9112
+        section 3 requires 414 for a target longer than the server parses), 431 otherwise."""
+        if len(self.url) > self.server.max_head_bytes:
+            return 414, "uri_too_long", "request target too long"
+        return 431, "headers_too_large", "request head too large"
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -572,6 +628,8 @@ class _Connection(asyncio.Protocol):
             self.parts = []
         self.state = _IDLE
         self.wire = 0
+        self.carried = True  # until the next read shows the next request began there
+        self.continue_pending = False  # its body has all arrived: there is nothing left to invite
         if self.busy:
             self.queue.append(req)
         else:
@@ -835,7 +893,7 @@ class HttpServer:
         self.handler = handler
         """Called once per request, one at a time per connection."""
         self.error_response = error_response
-        """Builds the error responses the server itself sends (400, 408, 413, 431, 500)."""
+        """Builds the error responses the server itself sends (400, 408, 413, 414, 431, 500, 501)."""
         self.max_body_bytes = max_body_bytes
         """Largest request body, counted as it arrives (413)."""
         self.header_timeout = header_timeout
@@ -846,7 +904,7 @@ class HttpServer:
         self.keepalive_timeout = keepalive_timeout
         """Seconds an idle keep-alive connection stays open."""
         self.max_head_bytes = max_head_bytes
-        """Largest request line plus headers (431)."""
+        """Largest request line plus headers (431; 414 for a request target over it on its own)."""
         self.closing = False
         """True once shutdown began: responses say Connection: close, new connections are refused."""
         self._in_flight = 0

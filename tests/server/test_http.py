@@ -275,15 +275,19 @@ async def idle_keep_alive_closed():
         w.close()
 
 
-async def head_too_large_is_431():
+async def head_too_large_is_431_or_414():
+    # a request target too long on its own is 414 (RFC 9112 section 3), any other head too large 431
+    shapes = ((b"GET / HTTP/1.1\r\nX-Big: ", b"\r\n\r\n", 431, "headers_too_large"),
+              (b"GET /", b" HTTP/1.1\r\n\r\n", 414, "uri_too_long"))
     async with serving(max_head_bytes=4096) as (_, port):
-        for complete in (True, False):
-            r, w = await connect(port)
-            w.write(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 8000 + (b"\r\n\r\n" if complete else b""))
-            status, _, body = await read_response(r)
-            assert status == 431 and error_code(body) == "headers_too_large", complete
-            assert await at_eof(r)
-            w.close()
+        for start, end, expected, code in shapes:
+            for complete in (True, False):
+                r, w = await connect(port)
+                w.write(start + b"a" * 8000 + (end if complete else b""))
+                status, _, body = await read_response(r)
+                assert status == expected and error_code(body) == code, (start, complete)
+                assert await at_eof(r)
+                w.close()
         r, w = await connect(port)  # many small headers count too
         w.write(b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 40) for i in range(200)) + b"\r\n")
         status, _, _ = await read_response(r)
@@ -773,15 +777,119 @@ async def nothing_is_written_after_the_handler_is_done():
     assert late == ["refused", "refused"]
 
 
+async def transfer_codings_other_than_chunked_are_refused():
+    calls = []
+
+    async def handler(req):
+        calls.append(req.path)
+        return await echo(req)
+
+    refused = [
+        # HTTP/1.0 has no chunked coding (RFC 9112 6.1): a 1.0 front end would take the body for the next request
+        (b"POST /a HTTP/1.0\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
+         b"3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n", 400, "invalid_request"),
+        # de-chunked, the body would still be gzip: not what the handler inspects and forwards
+        (b"POST /b HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501,
+         "not_implemented"),
+        (b"POST /c HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+         501, "not_implemented"),
+    ]
+    async with serving(handler) as (_, port):
+        for raw, expected, code in refused:
+            r, w = await connect(port)
+            w.write(raw)
+            status, headers, body = await read_response(r)
+            assert (status, error_code(body), headers["connection"]) == (expected, code, "close"), raw
+            assert await at_eof(r), raw
+            w.close()
+        r, w = await connect(port)  # chunked itself, in any case and with blanks around it, is fine
+        w.write(b"POST /d HTTP/1.1\r\nTransfer-Encoding:  Chunked \r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        status, _, body = await read_response(r)
+        assert status == 200 and orjson.loads(body)["body"] == "abc"
+        w.close()
+    assert calls == ["/d"]
+
+
+async def a_pipelined_head_is_bounded_too():
+    big = b"GET /big HTTP/1.1\r\nX-Big: " + b"a" * 60000
+    async with serving(max_head_bytes=4096) as (_, port):
+        for rest in (None, b"\r\n\r\n"):  # the big head whole in the read that ends the first request, or not
+            r, w = await connect(port)
+            w.write(b"GET /first HTTP/1.1\r\n\r\n" + big + (b"\r\n\r\n" if rest is None else b""))
+            if rest is not None:
+                await asyncio.sleep(0.05)
+                w.write(rest)
+            assert (await read_response(r))[0] == 200
+            status, _, body = await read_response(r)
+            assert status == 431 and error_code(body) == "headers_too_large", rest
+            assert await at_eof(r)
+            w.close()
+
+
+async def a_repeated_host_is_400():
+    async with serving() as (_, port):
+        r, w = await connect(port)
+        w.write(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")
+        status, _, body = await read_response(r)
+        assert status == 400 and error_code(body) == "invalid_request"
+        assert await at_eof(r)
+        w.close()
+
+
+async def absolute_form_targets_route_on_their_path():
+    async with serving() as (_, port):
+        r, w = await connect(port)
+        for target, path, query in ((b"http://gw.example:8080/v1/x?a=1", "/v1/x", "a=1"),
+                                    (b"HTTPS://gw.example", "/", ""), (b"http://gw.example?b", "/", "b")):
+            w.write(b"GET %s HTTP/1.1\r\nHost: gw.example\r\n\r\n" % target)
+            status, _, body = await read_response(r)
+            got = orjson.loads(body)
+            assert status == 200 and (got["path"], got["query"]) == (path, query), target
+        w.close()
+        for target in (b"ftp://gw.example/v1/x", b"http://user:pw@gw.example/v1/x"):
+            r, w = await connect(port)
+            w.write(b"GET %s HTTP/1.1\r\nHost: gw.example\r\n\r\n" % target)
+            assert (await read_response(r))[0] == 400, target
+            w.close()
+
+
+async def continue_is_sent_only_to_the_request_that_asked():
+    gate = asyncio.Event()
+
+    async def handler(req):
+        if req.path == "/first":
+            await gate.wait()
+        return await echo(req)
+
+    async with serving(handler) as (_, port):
+        r, w = await connect(port)
+        # /second asks for 100 Continue but sends its body at once; /third (HTTP/1.0) asks for nothing
+        w.write(b"GET /first HTTP/1.1\r\n\r\n"
+                b"POST /second HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi"
+                b"POST /third HTTP/1.0\r\nContent-Length: 2\r\n\r\nh")
+        await asyncio.sleep(0.05)
+        gate.set()
+        for path in ("/first", "/second"):
+            status, _, body = await read_response(r)
+            assert status == 200 and orjson.loads(body)["path"] == path
+        await asyncio.sleep(0.05)
+        w.write(b"o")
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200 "), head  # never a 1xx to an HTTP/1.0 client (RFC 9110 15.2)
+        w.close()
+
+
 SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_in_order, chunked_request_body,
              expect_100_continue, body_too_large_declared_and_streamed, stalled_body_is_408, slow_head_closed,
-             idle_keep_alive_closed, head_too_large_is_431, malformed_is_400, streaming_chunked,
+             idle_keep_alive_closed, head_too_large_is_431_or_414, malformed_is_400, streaming_chunked,
              stream_handler_failing_midway_truncates, backpressure_bounds_the_buffer, disconnect_mid_stream,
              shutdown_drains, header_injection_refused, date_and_server_headers, limits_swapped_at_runtime,
              bad_handler_results_are_500, pipelined_continue_waits_for_the_answer_before_it,
              head_request_streams_no_body, pipelined_big_answers_wait_for_a_reader,
              a_client_that_reads_nothing_is_let_go, trailers_are_dropped_and_bounded,
-             a_failing_error_responder_still_answers, nothing_is_written_after_the_handler_is_done]
+             a_failing_error_responder_still_answers, nothing_is_written_after_the_handler_is_done,
+             transfer_codings_other_than_chunked_are_refused, a_pipelined_head_is_bounded_too, a_repeated_host_is_400,
+             absolute_form_targets_route_on_their_path, continue_is_sent_only_to_the_request_that_asked]
 
 
 def run(loop: str, coro) -> None:
