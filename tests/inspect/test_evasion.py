@@ -116,3 +116,17 @@ def test_context_words_in_decomposed_form(scan_impl, word):
 def test_health_terms_and_markings_in_decomposed_form(scan_impl):
     text = "diagno\u0301stico: diabe\u0301tico; SECRE\u0301TO"
     assert [f.detector for f in scan_impl(text)] == ["health.term", "gov.marking"]
+
+
+@pytest.mark.xfail(strict=True, reason="REFERENCE.md lists base64/hex/URL-encoded values among the "
+                   "evasion forms; neither implementation decodes them yet")
+@pytest.mark.parametrize("encoded", [
+    "NTI5Ljk4Mi4yNDctMjU=",               # base64 of the printed CPF
+    "NTI5OTgyMjQ3MjU=",                   # base64 of the compact CPF
+    "3532392e3938322e3234372d3235",       # hex of the printed CPF
+    "529%2E982%2E247%2D25",               # URL-encoded separators
+    "%35%32%39%2E%39%38%32%2E%32%34%37%2D%32%35",  # URL-encoded throughout
+])
+def test_encoded_values(scan_impl, encoded):
+    text = f"CPF {encoded} fim"
+    assert [f.detector for f in scan_impl(text)] == ["br.cpf"]
