@@ -766,6 +766,8 @@ ctypedef fused uchar_t:
 
 DEF FOLD_LIMIT = 0x20000
 DEF DROP = 0xFF
+DEF DROP_LO = 0xE0000   # tag characters and variation selectors: invisible, above the table
+DEF DROP_HI = 0xE0FFF
 
 # code point -> 0 (kept), DROP (invisible: dropped) or the ASCII character it reads as.
 cdef uint8_t _FOLD[FOLD_LIMIT]
@@ -779,7 +781,10 @@ def _init_fold():
         if cp < FOLD_LIMIT:
             _FOLD[cp] = ord(c)
     for c in N.INVISIBLE:
-        _FOLD[ord(c)] = DROP
+        if ord(c) < FOLD_LIMIT:
+            _FOLD[ord(c)] = DROP
+        else:  # above the table only the tag characters and variation selectors _normalize drops
+            assert DROP_LO <= ord(c) <= DROP_HI, "invisible character above the fold table: update the core"
     assert N.HOMOGLYPHS == {"O": "0", "l": "1", "I": "1"}, "homoglyph table changed: update the core"
 
 _init_fold()
@@ -810,8 +815,11 @@ cdef Py_ssize_t _normalize(const uchar_t* src, Py_ssize_t n, uchar_t* out,
     cdef int32_t* offsets = NULL
     for i in range(n):
         c = src[i]
-        if c >= 0x80 and c < FOLD_LIMIT:
-            f = _FOLD[c]
+        if c >= 0x80:
+            if c < FOLD_LIMIT:
+                f = _FOLD[c]
+            else:
+                f = DROP if DROP_LO <= c <= DROP_HI else 0
             if f == DROP:
                 if offsets == NULL:
                     offsets = <int32_t*>malloc((n + 1) * sizeof(int32_t))

@@ -8,8 +8,10 @@ what the caller sent, invisible characters and all.
 
 Rules, applied to each original character ``c`` in order (first match wins):
 
-1. ``c`` in :data:`INVISIBLE` (zero-width space/non-joiner/joiner, word joiner, BOM, soft hyphen,
-   LRM/RLM) is dropped.
+1. ``c`` in :data:`INVISIBLE` (every Default_Ignorable_Code_Point of Unicode: zero-width space,
+   non-joiner and joiner, word joiner, BOM, soft hyphen, bidi marks, embeddings and isolates,
+   invisible operators, variation selectors, Hangul fillers, tag characters, ...; and every
+   combining mark, general category Mn or Me) is dropped.
 2. ``c`` in :data:`LINE_BREAKS` becomes ``"\\n"``; ``c`` in :data:`DASHES` becomes ``"-"``.
 3. ``c`` non-ASCII whose NFKC form is one printable ASCII character or a space becomes that
    character (full-width digits and letters, mathematical digits, superscripts, no-break, thin and
@@ -27,8 +29,28 @@ from __future__ import annotations
 
 import unicodedata
 
-INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f")
-"""Characters dropped before matching: they may sit inside a value and stay inside its span."""
+_DEFAULT_IGNORABLE = (
+    # Unicode DerivedCoreProperties.txt, Default_Ignorable_Code_Point: what renders as nothing
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)
+
+
+def _build_invisible() -> frozenset[str]:
+    # Default-ignorable characters, and combining marks: an accent typed apart (NFD "Ce\u0301dula"),
+    # or an underline, strike-through, keycap or circle drawn over a digit, is not part of the value
+    out = {chr(cp) for lo, hi in _DEFAULT_IGNORABLE for cp in range(lo, hi + 1)}
+    for cp in range(0x300, 0x20000):
+        if unicodedata.category(chr(cp)) in ("Mn", "Me"):
+            out.add(chr(cp))
+    return frozenset(out)
+
+
+INVISIBLE = _build_invisible()
+"""Characters dropped before matching: they may sit inside a value and stay inside its span. All of
+them are below U+20000 except the tag characters and variation selectors of U+E0000..U+E0FFF."""
 
 LINE_BREAKS = frozenset("\u2028\u2029\u0085")
 """Unicode line separators read as ``\\n``."""

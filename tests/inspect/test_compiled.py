@@ -278,7 +278,8 @@ def test_invalid_examples_are_rejected(name, value):
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
-@given(st.text(max_size=200) | st.text(alphabet="0123456789OlI .-\u00ad\u200b\u00aa\u00b2\uff11é", max_size=60))
+@given(st.text(max_size=200) | st.text(alphabet="0123456789OlI .-\u00ad\u200b\u00aa\u00b2\uff11é", max_size=60)
+       | st.text(alphabet="0123456789Ol .-\u202a\u2066\u0301\u20e3\ufe0f\U000e0020\U000e0101\U000e1000", max_size=60))
 def test_c_normalization_matches_the_reference(text):
     from gateway.inspect.normalize import normalize
     assert _scan_c.normalize(text) == normalize(text)

@@ -79,3 +79,54 @@ def test_native_digits_are_not_folded(scan_impl):
 def test_a_run_of_letters_alone_is_not_read_as_digits(scan_impl):
     # "OOOl" has no digit: it stays letters, so this CNPJ is not there
     assert scan_impl("CNPJ 11.222.333/OOOl-81") == []
+
+
+# Zero-width characters beyond the usual four: every Default_Ignorable_Code_Point of Unicode
+# (bidi embeddings and isolates, the Arabic letter mark, invisible operators, the Mongolian vowel
+# separator, the grapheme joiner, variation selectors, Hangul fillers, tag characters) renders as
+# nothing, so a value with them between its digits reads as the plain value.
+@pytest.mark.parametrize("invisible", [
+    "\u202a", "\u202e", "\u2066", "\u2069", "\u061c", "\u2062", "\u2064", "\u180e", "\u034f",
+    "\ufe0f", "\u3164", "\u115f", "\uffa0", "\U000e0020", "\U000e0101", "\U0001d173",
+])
+def test_other_zero_width_characters_between_digits(scan_impl, invisible):
+    value = invisible.join("529.982.247-25")
+    text = f"CPF {value} fim"
+    fs = scan_impl(text)
+    assert [f.detector for f in fs] == ["br.cpf"], repr(invisible)
+    assert text[fs[0].start:fs[0].end] == value.rstrip(invisible)
+
+
+@pytest.mark.parametrize("mark", ["\u0332", "\u0336", "\u0301", "\u20e3", "\u20dd"])
+def test_combining_marks_on_digits(scan_impl, mark):
+    # underlined, struck-through, accented, keycap (5️⃣ is 5 + U+FE0F + U+20E3) and circled digits
+    value = "".join(c + mark if c.isdigit() else c for c in "529.982.247-25")
+    text = f"CPF {value} fim"
+    fs = scan_impl(text)
+    assert [f.detector for f in fs] == ["br.cpf"], repr(mark)
+    assert text[fs[0].start:fs[0].end] == value[:-1]  # the last digit's mark stays outside
+
+
+@pytest.mark.parametrize("word", ["Ce\u0301dula", "CE\u0301DULA", "ce\u0301dula de identidad"])
+def test_context_words_in_decomposed_form(scan_impl, word):
+    # NFD text (macOS, some keyboards) writes é as e + U+0301: still the word "cedula"
+    assert [f.detector for f in scan_impl(f"{word} 1234567")] == ["co.cc"]
+
+
+def test_health_terms_and_markings_in_decomposed_form(scan_impl):
+    text = "diagno\u0301stico: diabe\u0301tico; SECRE\u0301TO"
+    assert [f.detector for f in scan_impl(text)] == ["health.term", "gov.marking"]
+
+
+@pytest.mark.xfail(strict=True, reason="REFERENCE.md lists base64/hex/URL-encoded values among the "
+                   "evasion forms; neither implementation decodes them yet")
+@pytest.mark.parametrize("encoded", [
+    "NTI5Ljk4Mi4yNDctMjU=",               # base64 of the printed CPF
+    "NTI5OTgyMjQ3MjU=",                   # base64 of the compact CPF
+    "3532392e3938322e3234372d3235",       # hex of the printed CPF
+    "529%2E982%2E247%2D25",               # URL-encoded separators
+    "%35%32%39%2E%39%38%32%2E%32%34%37%2D%32%35",  # URL-encoded throughout
+])
+def test_encoded_values(scan_impl, encoded):
+    text = f"CPF {encoded} fim"
+    assert [f.detector for f in scan_impl(text)] == ["br.cpf"]
