@@ -319,10 +319,25 @@ class JwksCache:
         async with self._session.get(self.url, allow_redirects=False) as resp:
             if resp.status != 200:
                 raise ValueError(f"status {resp.status}")
-            body = await resp.content.read(_MAX_JWKS_BYTES + 1)
-            if len(body) > _MAX_JWKS_BYTES:
-                raise ValueError("JWKS too large")
+            body = await _read_bounded(resp.content, _MAX_JWKS_BYTES)
         return parse_jwks(orjson.loads(body))
+
+
+async def _read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """The whole body, or ValueError once it passes ``limit`` bytes.
+
+    ``StreamReader.read(n)`` returns as soon as SOME bytes are buffered (one TCP segment or TLS
+    record), not n bytes: a single call truncated any JWKS that arrived in more than one piece, and
+    the truncated JSON failed every refresh, so auth failed closed for good. Read until EOF instead.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise ValueError("JWKS too large")
+    return b"".join(chunks)
 
 
 class JwtVerifier:

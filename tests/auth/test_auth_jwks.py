@@ -38,14 +38,33 @@ class Idp:
         self.fetches = 0
         self.down = False
         self.hold: asyncio.Event | None = None  # while set to an unset Event, fetches hang
+        self.piece: int | None = None  # when set, the body goes out in pieces of this many bytes
+        self.body: bytes | None = None  # when set, sent instead of the JWKS (garbage, huge documents)
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         self.fetches += 1
         if self.hold is not None:
             await self.hold.wait()
         if self.down:
             return web.Response(status=503, text="maintenance")
-        return web.json_response({"keys": self.jwks})
+        body = self.body if self.body is not None else json.dumps({"keys": self.jwks}).encode()
+        if self.piece is None:
+            return web.Response(body=body, content_type="application/json")
+        return await self._in_pieces(request, body)
+
+    async def _in_pieces(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        """The way a real network delivers a document: several segments, a moment apart."""
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        try:
+            for i in range(0, len(body), self.piece):
+                await resp.write(body[i:i + self.piece])
+                await asyncio.sleep(0.005)
+            await resp.write_eof()
+        except ConnectionError:  # the client stopped reading (a document over the limit)
+            pass
+        return resp
 
     def publish(self, *entries: tuple[str, object]) -> None:
         self.jwks = [jwk(kid, key) for kid, key in entries]
@@ -234,6 +253,31 @@ async def test_jwk_alg_pin_is_respected(idp, clock, keys):
     try:
         assert await reason(auth, mint(keys.rsa, "RS256", kid="k1")) == "unknown signing key"
         assert (await auth.authenticate(bearer(mint(keys.rsa, "RS512", kid="k1")))).agency == "receita"
+    finally:
+        await auth.close()
+
+
+async def test_a_jwks_arriving_in_several_pieces_is_read_whole(idp, clock, keys):
+    # Three RSA keys are ~1.3 kB; sent 200 bytes at a time, the client sees several reads. One
+    # ``read(n)`` returned only the first piece: the refresh failed on truncated JSON, for good.
+    idp.publish(("r1", keys.rsa), ("r2", keys.other), ("e1", keys.ec))
+    idp.piece = 200
+    auth = await started(idp.url, clock)
+    try:
+        assert (await auth.authenticate(bearer(mint(keys.ec, "ES256", kid="e1")))).agency == "receita"
+        assert idp.fetches == 1
+    finally:
+        await auth.close()
+
+
+async def test_a_jwks_over_one_mib_is_refused_even_in_pieces(idp, clock, keys):
+    idp.publish(("r1", keys.rsa))
+    doc = json.loads(json.dumps({"keys": idp.jwks}))
+    doc["padding"] = "x" * (1 << 20)  # valid JSON, a good key, but past the size bound
+    idp.body, idp.piece = json.dumps(doc).encode(), 64 * 1024
+    auth = await started(idp.url, clock)
+    try:
+        assert await reason(auth, mint(keys.rsa, "RS256", kid="r1")) == "signing keys unavailable"
     finally:
         await auth.close()
 
