@@ -120,23 +120,34 @@ def parse_jwks(doc: Any) -> list[KeyEntry]:
         raise ValueError("not a JWKS document")
     out = []
     for jwk in doc["keys"]:
-        if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig" or "d" in jwk:
-            continue
-        kid, alg = jwk.get("kid"), jwk.get("alg")
-        if kid is not None and not (isinstance(kid, str) and _plain_kid(kid)):
-            continue
-        if alg is not None and alg not in ASYMMETRIC_ALGORITHMS:
-            continue
-        parser = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}.get(jwk.get("kty"))
-        if parser is None:  # "oct" (HMAC) keys in particular: never usable
+        if not (isinstance(jwk, dict) and _for_verifying(jwk)):
             continue
         try:
-            key = parser.from_jwk(jwk)
+            key = _JWK_PARSERS[jwk["kty"]].from_jwk(jwk)
         except Exception:  # a malformed entry must not hide the good ones
             continue
         if any(key_fits(a, key) for a in ASYMMETRIC_ALGORITHMS):
-            out.append(KeyEntry(kid, key, alg))
+            out.append(KeyEntry(jwk.get("kid"), key, jwk.get("alg")))
     return out
+
+
+_JWK_PARSERS = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}
+"""Asymmetric key types only: "oct" (HMAC) keys in particular are never usable."""
+
+
+def _for_verifying(jwk: dict) -> bool:
+    """Whether the JWK's own metadata (``use``, ``kid``, ``alg``, ``kty``) lets it verify
+    a signature here. Private keys (``d``) are refused: a JWKS leaking one is broken, not trusted."""
+    if jwk.get("use", "sig") != "sig" or "d" in jwk:
+        return False
+    kid, alg, kty = jwk.get("kid"), jwk.get("alg"), jwk.get("kty")
+    if kid is not None and not (isinstance(kid, str) and _plain_kid(kid)):
+        return False
+    # Type first, then the set/dict lookup: a list or object `alg` or `kty` raised TypeError
+    # (unhashable) out of parse_jwks, and one odd entry threw away the whole key set.
+    if alg is not None and not (isinstance(alg, str) and alg in ASYMMETRIC_ALGORITHMS):
+        return False
+    return isinstance(kty, str) and kty in _JWK_PARSERS
 
 
 def _plain_kid(kid: str) -> bool:

@@ -282,6 +282,19 @@ async def test_a_jwks_over_one_mib_is_refused_even_in_pieces(idp, clock, keys):
         await auth.close()
 
 
+@pytest.mark.parametrize("odd", [{"kty": ["RSA"]}, {"kty": {"RSA": 1}}, {"kty": "RSA", "alg": ["RS256"]},
+                                 {"kty": "EC", "alg": {"name": "ES256"}}, {"kty": "RSA", "kid": ["k1"]}, ["RSA"], None])
+async def test_an_odd_jwks_entry_does_not_hide_the_good_ones(idp, clock, keys, odd):
+    # A list or object where a string belongs made parse_jwks raise TypeError (unhashable), so the
+    # whole refresh failed: one entry the IdP added for another consumer took every key away.
+    idp.jwks = [odd, jwk("k1", keys.rsa), odd]
+    auth = await started(idp.url, clock)
+    try:
+        assert (await auth.authenticate(bearer(mint(keys.rsa, "RS256", kid="k1")))).agency == "receita"
+    finally:
+        await auth.close()
+
+
 def test_jwks_url_must_be_https_off_loopback():
     cfg = JwtAuth(issuer=ISSUER, audience=AUDIENCE, jwks_url="http://idp.example.gov/jwks.json")
     with pytest.raises(ConfigError, match="jwks_url"):
