@@ -136,9 +136,14 @@ _JWK_PARSERS = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}
 
 
 def _for_verifying(jwk: dict) -> bool:
-    """Whether the JWK's own metadata (``use``, ``kid``, ``alg``, ``kty``) lets it verify
+    """Whether the JWK's own metadata (``use``, ``key_ops``, ``kid``, ``alg``, ``kty``) lets it verify
     a signature here. Private keys (``d``) are refused: a JWKS leaking one is broken, not trusted."""
     if jwk.get("use", "sig") != "sig" or "d" in jwk:
+        return False
+    ops = jwk.get("key_ops")
+    # RFC 7517 §4.3: key_ops lists what the key is for; one without "verify" (an encryption key
+    # published in the same set, say) must not verify signatures. It used to be ignored.
+    if ops is not None and not (isinstance(ops, list) and "verify" in ops):
         return False
     kid, alg, kty = jwk.get("kid"), jwk.get("alg"), jwk.get("kty")
     if kid is not None and not (isinstance(kid, str) and _plain_kid(kid)):

@@ -295,6 +295,23 @@ async def test_an_odd_jwks_entry_does_not_hide_the_good_ones(idp, clock, keys, o
         await auth.close()
 
 
+async def test_jwk_key_ops_without_verify_is_never_used(idp, clock, keys):
+    # RFC 7517 §4.3: key_ops says what a key is for. An encryption key published beside the signing
+    # keys, with no `use`, was taken for verifying signatures because key_ops was ignored.
+    idp.jwks = [jwk("enc", keys.rsa) | {"key_ops": ["encrypt", "wrapKey"]},
+                jwk("str", keys.ec) | {"key_ops": "verify"},  # must be an array
+                jwk("ok", keys.ed) | {"key_ops": ["verify"]}]
+    for entry in idp.jwks:
+        entry.pop("use")
+    auth = await started(idp.url, clock)
+    try:
+        assert await reason(auth, mint(keys.rsa, "RS256", kid="enc")) == "unknown signing key"
+        assert await reason(auth, mint(keys.ec, "ES256", kid="str")) == "unknown signing key"
+        assert (await auth.authenticate(bearer(mint(keys.ed, "EdDSA", kid="ok")))).agency == "receita"
+    finally:
+        await auth.close()
+
+
 def test_jwks_url_must_be_https_off_loopback():
     cfg = JwtAuth(issuer=ISSUER, audience=AUDIENCE, jwks_url="http://idp.example.gov/jwks.json")
     with pytest.raises(ConfigError, match="jwks_url"):
