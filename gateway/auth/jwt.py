@@ -370,6 +370,7 @@ class JwtVerifier:
             raise ConfigError("<config>", None, "auth.jwt", "needs public_keys or jwks_url")
         if not 512 <= cfg.max_token_bytes <= 65536:
             raise ConfigError("<config>", None, "auth.jwt.max_token_bytes", "must be 512..65536")
+        _check_jwks_timings(cfg)
         self.cfg = cfg
         self.algorithms = frozenset(cfg.algorithms)
         self.static = load_pem_keys(cfg.public_keys, base_dir)
@@ -415,6 +416,15 @@ class JwtVerifier:
         check_claims(claims, issuer=self.cfg.issuer, audience=self.cfg.audience, leeway=self.cfg.leeway_s,
                      now=time.time())
         return principal_from_claims(claims, self.cfg.claims)
+
+
+def _check_jwks_timings(cfg: JwtAuth) -> None:
+    """The JWKS cache's periods must be positive (the loader checks this too; a JwtAuth built in code
+    skips msgspec's constraints). A cooldown of 0 let every made-up kid fetch the JWKS, hammering the
+    IdP; a negative max-stale silently rejected every JWT."""
+    for name in ("jwks_cooldown_s", "jwks_refresh_s", "jwks_max_stale_s"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError("<config>", None, f"auth.jwt.{name}", "must be at least 1 (seconds)")
 
 
 def _verifies(verifier: Any, signed: bytes, key: Any, signature: bytes) -> bool:

@@ -149,6 +149,10 @@ def test_auth_config_errors_name_file_line_and_field(entry, field):
     ("{issuer: i, audience: a, public_keys: [k.pem], algorithms: [RS256, HS256]}", "auth.jwt.algorithms[1]"),
     ("{issuer: i, audience: a, public_keys: [k.pem], algorithms: [none]}", "auth.jwt.algorithms[0]"),
     ("{issuer: i, audience: a, public_keys: [k.pem], leeway_s: 3600}", "auth.jwt.leeway_s"),
+    # a cooldown of 0 lets every made-up kid fetch the JWKS; a negative max-stale rejects every JWT
+    ("{issuer: i, audience: a, jwks_url: 'https://i/j', jwks_cooldown_s: 0}", "auth.jwt.jwks_cooldown_s"),
+    ("{issuer: i, audience: a, jwks_url: 'https://i/j', jwks_refresh_s: -5}", "auth.jwt.jwks_refresh_s"),
+    ("{issuer: i, audience: a, jwks_url: 'https://i/j', jwks_max_stale_s: -1}", "auth.jwt.jwks_max_stale_s"),
 ])
 def test_jwt_config_refuses_weak_settings_at_load(jwt_yaml, field):
     with pytest.raises(ConfigError) as e:

@@ -318,3 +318,14 @@ def test_jwks_url_must_be_https_off_loopback():
         Authenticator(Auth(mode="jwt", jwt=cfg), default_jurisdiction="BR", base_dir=".")
     ok = JwtAuth(issuer=ISSUER, audience=AUDIENCE, jwks_url="https://idp.example.gov/jwks.json")
     Authenticator(Auth(mode="jwt", jwt=ok), default_jurisdiction="BR", base_dir=".")
+
+
+@pytest.mark.parametrize("field", ["jwks_cooldown_s", "jwks_refresh_s", "jwks_max_stale_s"])
+@pytest.mark.parametrize("value", [0, -60])
+def test_jwks_periods_built_in_code_must_be_positive(field, value):
+    # msgspec checks its constraints only when decoding YAML; a JwtAuth built in code (tests, embedders)
+    # skipped them. With a cooldown of 0 a flood of made-up kids fetched the JWKS once per request.
+    cfg = JwtAuth(issuer=ISSUER, audience=AUDIENCE, jwks_url="https://idp.example.gov/jwks.json", **{field: value})
+    with pytest.raises(ConfigError) as e:
+        Authenticator(Auth(mode="jwt", jwt=cfg), default_jurisdiction="BR", base_dir=".")
+    assert e.value.field == f"auth.jwt.{field}"
