@@ -160,6 +160,16 @@ def test_jwt_config_refuses_weak_settings_at_load(jwt_yaml, field):
     assert (e.value.line, e.value.field) == (3, field)
 
 
+async def test_a_non_ascii_key_matches_as_utf8_whatever_decoded_the_header():
+    key = "sbr-chave-ação-9f8e7d"
+    auth = make(Auth(mode="api_key", api_keys=[ApiKey(id="u", sha256=hash_key(key), jurisdiction="BR", agency="r")]))
+    # the gateway's server hands over latin-1 text (one char per byte); aiohttp and tests, real text
+    for seen in (key.encode().decode("latin-1"), key):
+        assert (await auth.authenticate({"x-api-key": seen})).key_id == "u"
+        assert (await auth.authenticate({"authorization": f"Bearer {seen}"})).key_id == "u"
+    assert await reason(auth, {"x-api-key": key.replace("ç", "c")}) == "unknown api key"
+
+
 async def test_rejections_never_log_the_key(caplog):
     caplog.set_level(logging.INFO, logger="soberana.auth")
     wrong = TAX_KEY[:-1] + "Z"
