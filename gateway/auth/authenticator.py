@@ -87,10 +87,13 @@ class Authenticator:
         if cfg.mode == "none":
             log.warning("auth.mode none: every request is the development principal; never use in production")
 
-    async def start(self) -> None:
-        """Open the JWKS session and fetch the keys once (an unreachable IdP is logged, not raised)."""
+    async def start(self, previous: Authenticator | None = None) -> None:
+        """Open the JWKS session and fetch the keys once (an unreachable IdP is logged, not raised).
+
+        On a reload, ``previous`` is the authenticator being replaced: its cached JWKS keeps serving
+        if this fetch fails (see ``JwksCache.adopt``)."""
         if self.jwt is not None:
-            await self.jwt.start()
+            await self.jwt.start(previous.jwt if previous is not None else None)
 
     async def close(self) -> None:
         """Stop a background JWKS refresh and close the session."""

@@ -273,6 +273,14 @@ class JwksCache:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         await self._refresh()
 
+    def adopt(self, previous: JwksCache) -> None:
+        """Start from the keys of the cache this one replaces (a config reload), when it reads the same
+        URL on the same clock: they keep serving, up to ``max_stale_s`` from when they were fetched,
+        if this cache's own first fetch fails. A reload during an IdP outage used to start empty and
+        reject every JWT until the IdP was back."""
+        if previous.url == self.url and previous.clock is self.clock and previous.fetched_at is not None:
+            self.entries, self.fetched_at = previous.entries, previous.fetched_at
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -382,8 +390,11 @@ class JwtVerifier:
             self.jwks = JwksCache(cfg.jwks_url, cooldown_s=cfg.jwks_cooldown_s, max_stale_s=cfg.jwks_max_stale_s,
                                   refresh_s=cfg.jwks_refresh_s, clock=clock)
 
-    async def start(self) -> None:
+    async def start(self, previous: JwtVerifier | None = None) -> None:
+        """Fetch the JWKS; ``previous`` (the verifier a reload replaces) lends its keys meanwhile."""
         if self.jwks is not None:
+            if previous is not None and previous.jwks is not None:
+                self.jwks.adopt(previous.jwks)
             await self.jwks.start()
 
     async def close(self) -> None:

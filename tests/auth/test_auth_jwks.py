@@ -93,11 +93,12 @@ def clock():
     return Clock()
 
 
-async def started(url: str, clock: Clock, **over) -> Authenticator:
+async def started(url: str, clock: Clock, previous: Authenticator | None = None, **over) -> Authenticator:
+    """A JWKS authenticator, started (in place of ``previous`` on a reload)."""
     cfg = JwtAuth(issuer=ISSUER, audience=AUDIENCE, jwks_url=url, jwks_cooldown_s=COOLDOWN,
                   jwks_refresh_s=REFRESH, jwks_max_stale_s=MAX_STALE, **over)
     auth = Authenticator(Auth(mode="jwt", jwt=cfg), default_jurisdiction="BR", base_dir=".", clock=clock)
-    await auth.start()
+    await auth.start(previous)
     return auth
 
 
@@ -310,6 +311,39 @@ async def test_jwk_key_ops_without_verify_is_never_used(idp, clock, keys):
         assert (await auth.authenticate(bearer(mint(keys.ed, "EdDSA", kid="ok")))).agency == "receita"
     finally:
         await auth.close()
+
+
+async def test_a_reloaded_authenticator_keeps_the_cached_keys_through_an_outage(idp, clock, keys):
+    # A reload builds a new authenticator. Started during an IdP outage, it had no keys at all and
+    # rejected every JWT, though the one it replaced could serve for up to max-stale.
+    idp.publish(("k1", keys.rsa))
+    old = await started(idp.url, clock)
+    token = mint(keys.rsa, "RS256", kid="k1")
+    idp.down = True
+    clock.t += REFRESH
+    new = await started(idp.url, clock, previous=old)
+    await old.close()
+    try:
+        assert idp.fetches == 2  # the new one still asked the IdP first
+        assert (await new.authenticate(bearer(token))).agency == "receita"
+        clock.t += MAX_STALE - REFRESH + 1  # max-stale counts from the keys' own fetch, not the reload
+        assert await reason(new, token) == "signing keys too stale"
+    finally:
+        await new.close()
+
+
+async def test_a_reload_to_another_jwks_url_starts_from_nothing(idp, clock, keys):
+    idp.publish(("k1", keys.rsa))
+    old = await started(idp.url, clock)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there
+    new = await started(f"http://127.0.0.1:{port}/jwks.json", clock, previous=old)
+    await old.close()
+    try:
+        assert await reason(new, mint(keys.rsa, "RS256", kid="k1")) == "signing keys unavailable"
+    finally:
+        await new.close()
 
 
 def test_jwks_url_must_be_https_off_loopback():
