@@ -74,7 +74,7 @@ class StateHolder:
         await self._start_parts(self.current, None)
 
     async def _start_parts(self, s: State, old: State | None) -> None:
-        await s.auth.start()
+        await s.auth.start(old.auth if old is not None else None)
         if old is None or s.audit is not old.audit:
             await s.audit.start()
         s.registry.start()

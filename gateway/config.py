@@ -64,12 +64,12 @@ class JwtAuth(_Strict, kw_only=True):
     """Clock skew tolerated on exp/nbf/iat."""
     max_token_bytes: Annotated[int, msgspec.Meta(ge=512, le=65536)] = 8192
     """Largest accepted token; bigger ones are rejected before any parsing."""
-    jwks_cooldown_s: int = 60
-    """Least time between two JWKS fetches, whatever triggers them (unknown kids cannot hammer the IdP)."""
-    jwks_refresh_s: int = 300
-    """Age after which the cached JWKS is refetched on the next JWT (so removed keys stop working)."""
-    jwks_max_stale_s: int = 86400
-    """How long the last good JWKS keeps serving through an outage before auth fails closed."""
+    jwks_cooldown_s: Annotated[int, msgspec.Meta(ge=1)] = 60
+    """Least time between two JWKS fetches, whatever triggers them (unknown kids cannot hammer the IdP); at least 1."""
+    jwks_refresh_s: Annotated[int, msgspec.Meta(ge=1)] = 300
+    """Age after which the cached JWKS is refetched on the next JWT (so removed keys stop working); at least 1."""
+    jwks_max_stale_s: Annotated[int, msgspec.Meta(ge=1)] = 86400
+    """How long the last good JWKS keeps serving through an outage before auth fails closed; at least 1."""
 
 
 class ApiKey(_Strict, kw_only=True):

@@ -55,6 +55,20 @@ def _bearer(value: str) -> str:
     return token
 
 
+def _as_sent(value: str) -> str:
+    """A header value as the text the client meant, for hashing like ``hash_key`` does (UTF-8).
+
+    The gateway's server decodes header bytes as latin-1 (one char per byte, RFC 9110 obs-text), so a
+    UTF-8 key such as ``chave-ação`` arrived as ``chave-aÃ§Ã£o`` and its digest never matched the
+    configured one. Bytes that are valid UTF-8 are read as UTF-8; anything else (pure ASCII, text that
+    is already decoded, bytes that are not UTF-8) is left as it is.
+    """
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
 class Authenticator:
     """Authenticates requests per ``auth`` config. ``start()``/``close()`` manage the JWKS session."""
 
@@ -73,10 +87,13 @@ class Authenticator:
         if cfg.mode == "none":
             log.warning("auth.mode none: every request is the development principal; never use in production")
 
-    async def start(self) -> None:
-        """Open the JWKS session and fetch the keys once (an unreachable IdP is logged, not raised)."""
+    async def start(self, previous: Authenticator | None = None) -> None:
+        """Open the JWKS session and fetch the keys once (an unreachable IdP is logged, not raised).
+
+        On a reload, ``previous`` is the authenticator being replaced: its cached JWKS keeps serving
+        if this fetch fails (see ``JwksCache.adopt``)."""
         if self.jwt is not None:
-            await self.jwt.start()
+            await self.jwt.start(previous.jwt if previous is not None else None)
 
     async def close(self) -> None:
         """Stop a background JWKS refresh and close the session."""
@@ -91,7 +108,7 @@ class Authenticator:
             credential, is_jwt = self._credential(headers)
             if is_jwt:
                 return await self.jwt.verify(credential)
-            principal = self.api_keys.match(credential)
+            principal = self.api_keys.match(_as_sent(credential))
             if principal is None:
                 raise AuthError("unknown api key")
             return principal

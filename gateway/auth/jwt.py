@@ -120,23 +120,39 @@ def parse_jwks(doc: Any) -> list[KeyEntry]:
         raise ValueError("not a JWKS document")
     out = []
     for jwk in doc["keys"]:
-        if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig" or "d" in jwk:
-            continue
-        kid, alg = jwk.get("kid"), jwk.get("alg")
-        if kid is not None and not (isinstance(kid, str) and _plain_kid(kid)):
-            continue
-        if alg is not None and alg not in ASYMMETRIC_ALGORITHMS:
-            continue
-        parser = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}.get(jwk.get("kty"))
-        if parser is None:  # "oct" (HMAC) keys in particular: never usable
+        if not (isinstance(jwk, dict) and _for_verifying(jwk)):
             continue
         try:
-            key = parser.from_jwk(jwk)
+            key = _JWK_PARSERS[jwk["kty"]].from_jwk(jwk)
         except Exception:  # a malformed entry must not hide the good ones
             continue
         if any(key_fits(a, key) for a in ASYMMETRIC_ALGORITHMS):
-            out.append(KeyEntry(kid, key, alg))
+            out.append(KeyEntry(jwk.get("kid"), key, jwk.get("alg")))
     return out
+
+
+_JWK_PARSERS = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}
+"""Asymmetric key types only: "oct" (HMAC) keys in particular are never usable."""
+
+
+def _for_verifying(jwk: dict) -> bool:
+    """Whether the JWK's own metadata (``use``, ``key_ops``, ``kid``, ``alg``, ``kty``) lets it verify
+    a signature here. Private keys (``d``) are refused: a JWKS leaking one is broken, not trusted."""
+    if jwk.get("use", "sig") != "sig" or "d" in jwk:
+        return False
+    ops = jwk.get("key_ops")
+    # RFC 7517 §4.3: key_ops lists what the key is for; one without "verify" (an encryption key
+    # published in the same set, say) must not verify signatures. It used to be ignored.
+    if ops is not None and not (isinstance(ops, list) and "verify" in ops):
+        return False
+    kid, alg, kty = jwk.get("kid"), jwk.get("alg"), jwk.get("kty")
+    if kid is not None and not (isinstance(kid, str) and _plain_kid(kid)):
+        return False
+    # Type first, then the set/dict lookup: a list or object `alg` or `kty` raised TypeError
+    # (unhashable) out of parse_jwks, and one odd entry threw away the whole key set.
+    if alg is not None and not (isinstance(alg, str) and alg in ASYMMETRIC_ALGORITHMS):
+        return False
+    return isinstance(kty, str) and kty in _JWK_PARSERS
 
 
 def _plain_kid(kid: str) -> bool:
@@ -257,6 +273,14 @@ class JwksCache:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         await self._refresh()
 
+    def adopt(self, previous: JwksCache) -> None:
+        """Start from the keys of the cache this one replaces (a config reload), when it reads the same
+        URL on the same clock: they keep serving, up to ``max_stale_s`` from when they were fetched,
+        if this cache's own first fetch fails. A reload during an IdP outage used to start empty and
+        reject every JWT until the IdP was back."""
+        if previous.url == self.url and previous.clock is self.clock and previous.fetched_at is not None:
+            self.entries, self.fetched_at = previous.entries, previous.fetched_at
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -319,10 +343,25 @@ class JwksCache:
         async with self._session.get(self.url, allow_redirects=False) as resp:
             if resp.status != 200:
                 raise ValueError(f"status {resp.status}")
-            body = await resp.content.read(_MAX_JWKS_BYTES + 1)
-            if len(body) > _MAX_JWKS_BYTES:
-                raise ValueError("JWKS too large")
+            body = await _read_bounded(resp.content, _MAX_JWKS_BYTES)
         return parse_jwks(orjson.loads(body))
+
+
+async def _read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """The whole body, or ValueError once it passes ``limit`` bytes.
+
+    ``StreamReader.read(n)`` returns as soon as SOME bytes are buffered (one TCP segment or TLS
+    record), not n bytes: a single call truncated any JWKS that arrived in more than one piece, and
+    the truncated JSON failed every refresh, so auth failed closed for good. Read until EOF instead.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise ValueError("JWKS too large")
+    return b"".join(chunks)
 
 
 class JwtVerifier:
@@ -339,6 +378,7 @@ class JwtVerifier:
             raise ConfigError("<config>", None, "auth.jwt", "needs public_keys or jwks_url")
         if not 512 <= cfg.max_token_bytes <= 65536:
             raise ConfigError("<config>", None, "auth.jwt.max_token_bytes", "must be 512..65536")
+        _check_jwks_timings(cfg)
         self.cfg = cfg
         self.algorithms = frozenset(cfg.algorithms)
         self.static = load_pem_keys(cfg.public_keys, base_dir)
@@ -350,8 +390,11 @@ class JwtVerifier:
             self.jwks = JwksCache(cfg.jwks_url, cooldown_s=cfg.jwks_cooldown_s, max_stale_s=cfg.jwks_max_stale_s,
                                   refresh_s=cfg.jwks_refresh_s, clock=clock)
 
-    async def start(self) -> None:
+    async def start(self, previous: JwtVerifier | None = None) -> None:
+        """Fetch the JWKS; ``previous`` (the verifier a reload replaces) lends its keys meanwhile."""
         if self.jwks is not None:
+            if previous is not None and previous.jwks is not None:
+                self.jwks.adopt(previous.jwks)
             await self.jwks.start()
 
     async def close(self) -> None:
@@ -384,6 +427,15 @@ class JwtVerifier:
         check_claims(claims, issuer=self.cfg.issuer, audience=self.cfg.audience, leeway=self.cfg.leeway_s,
                      now=time.time())
         return principal_from_claims(claims, self.cfg.claims)
+
+
+def _check_jwks_timings(cfg: JwtAuth) -> None:
+    """The JWKS cache's periods must be positive (the loader checks this too; a JwtAuth built in code
+    skips msgspec's constraints). A cooldown of 0 let every made-up kid fetch the JWKS, hammering the
+    IdP; a negative max-stale silently rejected every JWT."""
+    for name in ("jwks_cooldown_s", "jwks_refresh_s", "jwks_max_stale_s"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError("<config>", None, f"auth.jwt.{name}", "must be at least 1 (seconds)")
 
 
 def _verifies(verifier: Any, signed: bytes, key: Any, signature: bytes) -> bool:

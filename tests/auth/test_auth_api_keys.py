@@ -149,11 +149,25 @@ def test_auth_config_errors_name_file_line_and_field(entry, field):
     ("{issuer: i, audience: a, public_keys: [k.pem], algorithms: [RS256, HS256]}", "auth.jwt.algorithms[1]"),
     ("{issuer: i, audience: a, public_keys: [k.pem], algorithms: [none]}", "auth.jwt.algorithms[0]"),
     ("{issuer: i, audience: a, public_keys: [k.pem], leeway_s: 3600}", "auth.jwt.leeway_s"),
+    # a cooldown of 0 lets every made-up kid fetch the JWKS; a negative max-stale rejects every JWT
+    ("{issuer: i, audience: a, jwks_url: 'https://i/j', jwks_cooldown_s: 0}", "auth.jwt.jwks_cooldown_s"),
+    ("{issuer: i, audience: a, jwks_url: 'https://i/j', jwks_refresh_s: -5}", "auth.jwt.jwks_refresh_s"),
+    ("{issuer: i, audience: a, jwks_url: 'https://i/j', jwks_max_stale_s: -1}", "auth.jwt.jwks_max_stale_s"),
 ])
 def test_jwt_config_refuses_weak_settings_at_load(jwt_yaml, field):
     with pytest.raises(ConfigError) as e:
         config_from_text(f"auth:\n  mode: jwt\n  jwt: {jwt_yaml}\n", "gw.yaml")
     assert (e.value.line, e.value.field) == (3, field)
+
+
+async def test_a_non_ascii_key_matches_as_utf8_whatever_decoded_the_header():
+    key = "sbr-chave-ação-9f8e7d"
+    auth = make(Auth(mode="api_key", api_keys=[ApiKey(id="u", sha256=hash_key(key), jurisdiction="BR", agency="r")]))
+    # the gateway's server hands over latin-1 text (one char per byte); aiohttp and tests, real text
+    for seen in (key.encode().decode("latin-1"), key):
+        assert (await auth.authenticate({"x-api-key": seen})).key_id == "u"
+        assert (await auth.authenticate({"authorization": f"Bearer {seen}"})).key_id == "u"
+    assert await reason(auth, {"x-api-key": key.replace("ç", "c")}) == "unknown api key"
 
 
 async def test_rejections_never_log_the_key(caplog):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import json
 import jwt
 import openai
 import pytest
@@ -58,3 +59,30 @@ async def test_bad_tokens_are_refused_with_401_and_reach_nothing(gw):
             await ask(gw, tok)
         assert e.value.body["code"] == "unauthorized"
     assert len(gw.received("US")) + len(gw.received("BR")) == before
+
+
+async def test_a_reload_during_an_idp_outage_keeps_the_cached_jwks(tmp_path, aiohttp_server):
+    # The JWKS cache serves its last good keys through an outage (up to jwks_max_stale_s). A reload
+    # built a new, empty cache whose first fetch failed, so every JWT got 401 until the IdP was back.
+    from aiohttp import web
+    from jwt.algorithms import RSAAlgorithm
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks = {"keys": [{**json.loads(RSAAlgorithm.to_jwk(key.public_key())), "kid": "idp", "use": "sig"}]}
+    idp = {"down": False}
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(status=503) if idp["down"] else web.json_response(jwks)
+
+    app = web.Application()
+    app.router.add_get("/jwks.json", serve)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    cfg = (f"{{issuer: 'https://idp.gov.example', audience: soberana, algorithms: [RS256], "
+           f"jwks_url: 'http://127.0.0.1:{server.port}/jwks.json'}}")
+    async with Harness(tmp_path, jwt=cfg) as h:
+        h.idp_key = key
+        assert (await ask(h, token(h, "AR"))).choices
+        idp["down"] = True
+        ok, message = await h.holder.reload()
+        assert ok, message
+        assert (await ask(h, token(h, "AR"))).choices  # still the keys fetched before the outage
