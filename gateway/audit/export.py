@@ -94,6 +94,9 @@ def to_ecs(rec: dict) -> dict:
     u = rec.get("upstream") or {}
     outcome = rec.get("outcome")
     latency = u.get("latency_ms")
+    # round, not int: latency_ms holds whole microseconds, but as a binary float 1.001 * 1e6 is
+    # 1000999.99…, which int() would cut to a nanosecond short
+    duration = round(latency * 1_000_000) if isinstance(latency, (int, float)) else None
     etype = "access" if outcome == "forwarded" else "denied" if outcome in ("blocked", "rejected") else "error"
     return _drop_none({
         "@timestamp": rec.get("ts"),
@@ -101,7 +104,7 @@ def to_ecs(rec: dict) -> dict:
         "event": {"kind": "event", "category": ["web", "api"], "type": [etype], "action": outcome,
                   "outcome": "success" if outcome == "forwarded" else "failure", "id": rec.get("request_id"),
                   "dataset": "soberana.audit", "module": "soberana", "sequence": rec.get("seq"),
-                  "duration": int(latency * 1_000_000) if isinstance(latency, (int, float)) else None},
+                  "duration": duration},
         "user": {"id": p.get("sub")},
         "organization": {"name": p.get("agency")},
         "url": {"path": rec.get("endpoint")},

@@ -129,3 +129,11 @@ def test_export_every_record_serializes(audit_file):
     for fmt in ("ocsf", "ecs"):
         docs = [orjson.loads(orjson.dumps(d)) for d in export(iter_records([audit_file]), fmt)]
         assert len(docs) == 5
+
+
+def test_ecs_duration_is_the_latency_to_the_nanosecond():
+    """``latency_ms`` has three decimals (whole microseconds); as a binary float ``1.001 * 1e6`` is
+    1000999.99…, and the ECS duration must still be 1001000 ns, not a nanosecond short."""
+    for ms in (1.001, 1.003, 12.345, 99.999, 0.001, 3.0):
+        doc = to_ecs({"ts": "2026-11-26T10:00:00.000Z", "outcome": "forwarded", "upstream": {"latency_ms": ms}})
+        assert doc["event"]["duration"] == int(f"{ms:.3f}".replace(".", "")) * 1000, ms
