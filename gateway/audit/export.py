@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-from gateway.audit.query import record_time
+from gateway.audit.query import member, record_time
 
 OCSF_VERSION = "1.1.0"
 _PRODUCT = {"name": "Soberana", "vendor_name": "Soberana", "feature": {"name": "audit"}}
@@ -57,9 +57,7 @@ def _soberana(rec: dict) -> dict:
 
 def to_ocsf(rec: dict) -> dict:
     """One audit record as an OCSF API Activity event."""
-    p = rec.get("principal") or {}
-    d = rec.get("decision") or {}
-    u = rec.get("upstream") or {}
+    p, d, u = member(rec, "principal"), member(rec, "decision"), member(rec, "upstream")
     outcome = rec.get("outcome")
     activity = 2 if rec.get("endpoint") == "/v1/models" else 1
     severity = 3 if outcome == "blocked" else 2 if (rec.get("findings") or outcome != "forwarded") else 1
@@ -89,11 +87,12 @@ def to_ocsf(rec: dict) -> dict:
 
 def to_ecs(rec: dict) -> dict:
     """One audit record as an Elastic Common Schema document."""
-    p = rec.get("principal") or {}
-    d = rec.get("decision") or {}
-    u = rec.get("upstream") or {}
+    p, d, u = member(rec, "principal"), member(rec, "decision"), member(rec, "upstream")
     outcome = rec.get("outcome")
     latency = u.get("latency_ms")
+    # round, not int: latency_ms holds whole microseconds, but as a binary float 1.001 * 1e6 is
+    # 1000999.99…, which int() would cut to a nanosecond short
+    duration = round(latency * 1_000_000) if isinstance(latency, (int, float)) else None
     etype = "access" if outcome == "forwarded" else "denied" if outcome in ("blocked", "rejected") else "error"
     return _drop_none({
         "@timestamp": rec.get("ts"),
@@ -101,7 +100,7 @@ def to_ecs(rec: dict) -> dict:
         "event": {"kind": "event", "category": ["web", "api"], "type": [etype], "action": outcome,
                   "outcome": "success" if outcome == "forwarded" else "failure", "id": rec.get("request_id"),
                   "dataset": "soberana.audit", "module": "soberana", "sequence": rec.get("seq"),
-                  "duration": int(latency * 1_000_000) if isinstance(latency, (int, float)) else None},
+                  "duration": duration},
         "user": {"id": p.get("sub")},
         "organization": {"name": p.get("agency")},
         "url": {"path": rec.get("endpoint")},

@@ -59,6 +59,19 @@ def iter_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[dict]:
                     yield rec
 
 
+def member(rec: dict, key: str) -> dict:
+    """``rec[key]`` when it is an object, else ``{}``. Query and export do not verify: a damaged or
+    hand-made line may hold any JSON there, and one such line must not end a query or an export."""
+    v = rec.get(key)
+    return v if isinstance(v, dict) else {}
+
+
+def findings_of(rec: dict) -> list[dict]:
+    """The record's findings that are objects (see ``member`` for why not trust the shape)."""
+    v = rec.get("findings")
+    return [f for f in v if isinstance(f, dict)] if isinstance(v, list) else []
+
+
 @dataclass(frozen=True)
 class Filter:
     """Conditions a record must all meet; ``None`` means any. ``detector`` ending in ``.`` or ``*``
@@ -80,15 +93,15 @@ class Filter:
             t = record_time(rec)
             if t is None or (self.since is not None and t < self.since) or (self.until is not None and t > self.until):
                 return False
-        principal = rec.get("principal") or {}
+        principal = member(rec, "principal")
         if self.principal is not None and principal.get("sub") != self.principal:
             return False
         if self.agency is not None and principal.get("agency") != self.agency:
             return False
         if self.outcome is not None and rec.get("outcome") != self.outcome:
             return False
-        decision = rec.get("decision") or {}
-        upstream = rec.get("upstream") or {}
+        decision = member(rec, "decision")
+        upstream = member(rec, "upstream")
         if self.route is not None and self.route not in (decision.get("route"), upstream.get("name")):
             return False
         if self.residency is not None and self.residency.upper() not in (decision.get("residency"), upstream.get("residency")):
@@ -96,7 +109,7 @@ class Filter:
         if self.detector is not None:
             want = self.detector.rstrip("*")
             prefix = want != self.detector or want.endswith(".")
-            names = [f.get("detector", "") for f in rec.get("findings") or []]
+            names = [n for f in findings_of(rec) if isinstance(n := f.get("detector"), str)]
             if not any(n.startswith(want) if prefix else n == want for n in names):
                 return False
         return True
@@ -112,10 +125,8 @@ _COLUMNS = ("ts", "seq", "principal", "agency", "endpoint", "model", "findings",
 
 
 def _row(rec: dict) -> list[str]:
-    p = rec.get("principal") or {}
-    d = rec.get("decision") or {}
-    u = rec.get("upstream") or {}
-    findings = ",".join(f"{f.get('detector')}:{f.get('count')}" for f in rec.get("findings") or []) or "-"
+    p, d, u = member(rec, "principal"), member(rec, "decision"), member(rec, "upstream")
+    findings = ",".join(f"{f.get('detector')}:{f.get('count')}" for f in findings_of(rec)) or "-"
     vals = [rec.get("ts"), rec.get("seq"), p.get("sub"), p.get("agency"), rec.get("endpoint"), rec.get("model"),
             findings, d.get("route") or u.get("name"), d.get("residency") or u.get("residency"), rec.get("outcome"),
             u.get("status")]

@@ -5,7 +5,8 @@ the chain — after that nothing can be vouched for. The reasons it reports:
 
 - ``changed``    — a line is not what was written (bad JSON, not canonical, or its hash does not match);
 - ``forged``     — a line was rewritten with a recomputed hash (the next line links elsewhere), a
-                   checkpoint does not verify or names an unknown key, or lines follow a closed file;
+                   checkpoint does not verify or names an unknown key, lines follow a closed file, or a
+                   file named ``audit-w<N>.jsonl`` holds the chain of another worker;
 - ``missing``    — sequence numbers are skipped (lines removed);
 - ``reordered``  — lines are out of order;
 - ``duplicated`` — a line appears twice;
@@ -17,6 +18,7 @@ the chain — after that nothing can be vouched for. The reasons it reports:
 from __future__ import annotations
 
 import os
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple
@@ -29,6 +31,7 @@ from gateway.audit import chain
 REASONS = ("changed", "forged", "missing", "reordered", "duplicated", "truncated", "gap")
 _LOOKAHEAD = 64
 _RECENT = 4096
+_WORKER_FILE = re.compile(r"audit-w([0-9]+)\.jsonl\Z")  # the writer's file_name(worker)
 
 
 class Problem(NamedTuple):
@@ -105,11 +108,21 @@ def verify_file(path: str | os.PathLike[str], keys: dict[str, Ed25519PublicKey] 
     (no closing checkpoint, possibly a partial last line)."""
     rep = Report(str(path), signatures_checked=keys is not None)
     with open(path, "rb") as f:
-        _walk(_Lines(f), rep, keys, live)
+        _walk(_Lines(f), rep, keys, live, _file_worker(path))
     return rep
 
 
-def _walk(lines: _Lines, rep: Report, keys, live: bool) -> None:
+def _file_worker(path: str | os.PathLike[str]) -> int | None:
+    """The worker whose chain a file is by its name (``audit-w<N>.jsonl``, as the writer names it), or
+    None for any other name (an archive, a copy): then the file is only its own chain.
+
+    Why: every link and signature of a worker's intact file still holds when it is copied over another
+    worker's file, which would silently lose that worker's records; the epochs say whose chain it is."""
+    m = _WORKER_FILE.match(os.path.basename(os.fspath(path)))
+    return int(m.group(1)) if m else None
+
+
+def _walk(lines: _Lines, rep: Report, keys, live: bool, worker: int | None = None) -> None:
     expected_seq, expected_prev = 1, chain.GENESIS
     last: dict | None = None
     epoch_id = None
@@ -168,6 +181,11 @@ def _walk(lines: _Lines, rep: Report, keys, live: bool) -> None:
             ep = obj["epoch"] if isinstance(obj["epoch"], dict) else {}
             rep.epochs += 1
             epoch_id = ep.get("id")
+            if worker is not None and ep.get("worker") != worker:
+                other = ep.get("worker")
+                whose = f"worker {other}" if type(other) is int else "no worker"
+                fail(seq, "forged", f"epoch {epoch_id} is the chain of {whose}, but this is the file of worker {worker}")
+                return
             unclean = (last is not None and not after_close) or ep.get("reason") == "recovered"
             if unclean:
                 fail(seq, "gap", f"epoch {epoch_id} began after an unclean stop (no closing checkpoint before it): "

@@ -169,6 +169,8 @@ class AuditLog:
         self._unsynced = False
         self._last_sync = time.monotonic()
         self._checkpoints = 0
+        self._committed_checkpoints = 0
+        """``_checkpoints`` when the last buffer was written (and, under ``fsync: batch``, synced)."""
         self._last_link_check = 0.0
         self.writer_cpu_s = 0.0
         """CPU seconds the writer thread used (set when it ends; for benchmarks)."""
@@ -333,7 +335,7 @@ class AuditLog:
                     raise AuditUnavailable(f"audit file {self.path} failed during the hand-over ({prev.error})")
                 self._fd, prev._fd = prev._fd, -1
                 for name in ("_seq", "_head", "_epoch", "_epoch_records", "_since_cp", "_last_cp", "_unsynced",
-                             "_last_sync", "_buf", "_buf_records"):
+                             "_last_sync", "_buf", "_buf_records", "_checkpoints", "_committed_checkpoints"):
                     setattr(self, name, getattr(prev, name))
                 if self._out is not None and prev._out is not None:
                     self._out = prev._out
@@ -529,9 +531,12 @@ class AuditLog:
             closing = stopping == "close"
             with self._lock:
                 now = time.monotonic()
-                checkpoints = self._checkpoints
                 if closing or (self._since_cp and now - self._last_cp >= self.cfg.checkpoint_seconds):
                     self._buf += self._checkpoint(closing)
+                # Counted after the timed one: the loop chains a checkpoint every checkpoint_every
+                # records into the buffer too, and ``fsync: batch`` owes each of them a sync (comparing
+                # with the count before the timed checkpoint missed every one of those).
+                checkpoints = self._checkpoints
                 buf, n, out = self._buf, self._buf_records, self._out
                 self._buf, self._buf_records = bytearray(), 0
                 if out is not None:
@@ -539,7 +544,8 @@ class AuditLog:
                 if closing:  # nothing may be chained after the closing checkpoint
                     self._healthy = False
             try:
-                self._commit(buf, out, now, force=closing or self._checkpoints != checkpoints)
+                self._commit(buf, out, now, force=closing or checkpoints != self._committed_checkpoints)
+                self._committed_checkpoints = checkpoints
             except Exception as e:  # noqa: BLE001 — any failure of the sink fails closed
                 with self._lock:
                     self._fail(e)

@@ -129,3 +129,30 @@ def test_export_every_record_serializes(audit_file):
     for fmt in ("ocsf", "ecs"):
         docs = [orjson.loads(orjson.dumps(d)) for d in export(iter_records([audit_file]), fmt)]
         assert len(docs) == 5
+
+
+def test_ecs_duration_is_the_latency_to_the_nanosecond():
+    """``latency_ms`` has three decimals (whole microseconds); as a binary float ``1.001 * 1e6`` is
+    1000999.99…, and the ECS duration must still be 1001000 ns, not a nanosecond short."""
+    for ms in (1.001, 1.003, 12.345, 99.999, 0.001, 3.0):
+        doc = to_ecs({"ts": "2026-11-26T10:00:00.000Z", "outcome": "forwarded", "upstream": {"latency_ms": ms}})
+        assert doc["event"]["duration"] == int(f"{ms:.3f}".replace(".", "")) * 1000, ms
+
+
+def test_a_record_of_an_odd_shape_neither_stops_a_query_nor_an_export(audit_file, tmp_path):
+    """Query and export do not verify (that is ``audit verify``'s job) and skip what is not JSON; a line
+    that is JSON but whose members have other types (a damaged or hand-made file) must not end the
+    security team's query or SIEM export at that line with a traceback."""
+    odd = {"seq": 99, "ts": 5, "principal": "x", "findings": ["a", {"detector": 7}], "upstream": [1],
+           "decision": 7, "outcome": 3}
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(audit_file.read_bytes() + orjson.dumps(odd) + b"\n")
+    assert len(list(query([path], Filter()))) == len(CASES) + 1
+    for flt in (Filter(principal="ana"), Filter(agency="sat"), Filter(route="br-sovereign"), Filter(residency="br"),
+                Filter(detector="br."), Filter(detector="br.cpf"), Filter(outcome="forwarded"), Filter(since=0.0)):
+        assert 99 not in [r["seq"] for r in query([path], flt)], flt
+    assert "99" in format_table(query([path], Filter()))
+    for fmt in ("ocsf", "ecs"):
+        docs = list(export(iter_records([path]), fmt))
+        assert len(docs) == len(CASES) + 1
+        orjson.dumps(docs[-1])

@@ -260,3 +260,27 @@ def test_any_combination_of_edits_is_caught(sample, tmp_path, edits):
         return
     rep = check(tmp_path, tampered, keys)
     assert [p for p in rep.problems if p.reason != "gap"], edits
+
+
+def test_another_workers_file_put_in_place_of_a_workers_file_is_forged(tmp_path):
+    """Each worker keeps its own chain file, ``audit-w<N>.jsonl``, whose epochs name worker N. A copy of
+    worker 1's intact file put in place of worker 0's (worker 0's records gone, worker 1's twice) holds
+    every link and signature, so only the file's name gives it away."""
+    ring = init_keys(tmp_path / "keys")
+    keys = load_public_keys(tmp_path / "keys")
+
+    async def go():
+        return (await write_log(tmp_path / "audit", ring, 4, worker=0),
+                await write_log(tmp_path / "audit", ring, 4, worker=1))
+
+    w0, w1 = asyncio.run(go())
+    assert verify_file(w0, keys).ok and verify_file(w1, keys).ok
+    swapped = tmp_path / "swapped" / "audit-w0.jsonl"
+    swapped.parent.mkdir()
+    swapped.write_bytes(w1.read_bytes())
+    bad = first(verify_file(swapped, keys))
+    assert (bad.seq, bad.reason) == (1, "forged") and "worker 1" in bad.detail and "worker 0" in bad.detail
+    # under a name of its own (an archive, a copy for the auditor) a file is its chain alone
+    archived = tmp_path / "swapped" / "audit-w1.2026-11-26.jsonl"
+    archived.write_bytes(w1.read_bytes())
+    assert verify_file(archived, keys).ok

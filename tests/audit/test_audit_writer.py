@@ -440,3 +440,31 @@ async def test_record_before_start_and_after_close_is_refused(tmp_path, ring):
     with pytest.raises(AuditUnavailable):
         log.record(exchange(2), ring)
     assert [o["request_id"] for o in lines(log.path) if "request_id" in o] == ["req-00001"]
+
+
+@pytest.mark.parametrize("via", ["append", "record"])
+async def test_batch_fsync_syncs_at_every_checkpoint(tmp_path, ring, keydir, monkeypatch, via):
+    """``fsync: batch`` syncs "at every checkpoint": also at the checkpoints that the loop chains
+    every ``checkpoint_every`` records, not only at the timed and the closing ones."""
+    from gateway.audit import writer
+    monkeypatch.setattr(writer, "_BATCH_FSYNC_S", 3600.0)  # no once-a-second sync to hide a missing one
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    log = AuditLog(Audit(checkpoint_every=2, checkpoint_seconds=3600, fsync="batch"), ring, directory=tmp_path)
+    await log.start()
+    fd = log._fd
+    synced.clear()
+
+    def add(i):
+        log.append(build_record(exchange(i), ring)) if via == "append" else log.record(exchange(i), ring)
+
+    add(0)
+    await eventually(lambda: log.lag == 0)
+    assert fd not in synced  # a record alone waits for the batch sync
+    add(1)  # completes a checkpoint
+    await eventually(lambda: log.lag == 0)
+    assert b'"checkpoint"' in log.path.read_bytes()
+    assert fd in synced, "the checkpoint was written but not synced"
+    await log.close()
+    assert verify_file(log.path, load_public_keys(keydir)).ok
