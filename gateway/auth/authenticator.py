@@ -63,6 +63,8 @@ def _as_sent(value: str) -> str:
     configured one. Bytes that are valid UTF-8 are read as UTF-8; anything else (pure ASCII, text that
     is already decoded, bytes that are not UTF-8) is left as it is.
     """
+    if value.isascii():  # nearly every key: the same text either way, and no two conversions per request
+        return value
     try:
         return value.encode("latin-1").decode("utf-8")
     except UnicodeError:
