@@ -29,6 +29,7 @@ from gateway.dialects.translate import StreamTranslator, translate_request, tran
 from gateway.exchange import Exchange
 from gateway.forward.client import UpstreamError
 from gateway.inspect import Finding, scan
+from gateway.inspect.escapes import scan_text
 from gateway.policy import Candidate, decide
 from gateway.ratelimit import estimate_tokens
 from gateway.server.http import Request, Response
@@ -119,7 +120,8 @@ def _inspect(ex: Exchange) -> list[Finding]:
         if seg.kind == "uninspectable":
             found = [Finding("intl.uninspectable", "uninspectable", None, 0, 0)]
         else:
-            found = scan(seg.text) if seg.text else []
+            # (JSON escapes read as separators: a CPF after a "\n" in tool arguments is found)
+            found = scan_text(scan, seg.text) if seg.text else []
         per.append(found)
         flat.extend(found)
     ex.findings = per
