@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import orjson
 
-from gateway.transform.pseudonymize import PlaceholderMap
+from gateway.transform.pseudonymize import PLACEHOLDER_INNER, PlaceholderMap
 
 SLACK = 8
 """Extra characters a partial placeholder may hold for spacing drift (``[ CPF _ 1 ]``)."""
@@ -35,7 +35,7 @@ WORD_CAP = 4096
 FOLD_AT = 16384
 """Released characters noted before the URL context is brought up to date (bounds its memory)."""
 
-_INNER = r"[A-Za-z0-9_:.=\- \t\u00a0\u202f]"
+_INNER = PLACEHOLDER_INNER  # (one grammar with PlaceholderMap.reserve)
 
 
 @lru_cache(maxsize=64)

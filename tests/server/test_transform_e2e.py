@@ -60,3 +60,12 @@ async def test_an_anthropic_tool_use_input_with_a_line_break_before_an_email_is_
     sent = gw.received("US")[-1]["body"]
     assert sent["messages"][1]["content"][0]["input"] == {"e": "x\n[EMAIL_1]"}
     assert MAIL not in json.dumps(sent)
+
+
+@pytest.mark.parametrize("forged", ["[CPF.1]", "[CPF:1]", "[cpf=1]", "[CPF\u00a01]", "[CPF_1]", "[ cpf 1 ]"])
+async def test_a_placeholder_the_caller_wrote_is_echoed_as_written_not_restored(gw, forged):
+    answer = await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[
+        {"role": "user", "content": f"referência {forged}; CPF {CPF}"}])
+    sent = gw.received("US")[-1]["body"]["messages"][0]["content"]
+    assert CPF not in sent and "[CPF_2]" in sent  # [CPF_1] was the caller's own: never handed out
+    assert answer.choices[0].message.content.endswith(f"referência {forged}; CPF {CPF}")
