@@ -118,8 +118,9 @@ class StreamRestorer:
                 out.append(m.group(0) if value is None else value)
                 pos = m.end()
                 continue
-            rest = text[i + 1:]
-            if len(rest) < self._limit and _PARTIAL.match(rest) and self.pmap.could_start(rest, SLACK):
+            # judged in place, and the rest copied only when it is short: slicing it for every "[" made a
+            # whole answer full of "[(" or "[[" (a code block's nested lists) quadratic in its length
+            if n - i - 1 < self._limit and _PARTIAL.match(text, i + 1) and self.pmap.could_start(text[i + 1:], SLACK):
                 self._held = text[i:]  # could still become a placeholder: wait for the next piece
                 if len(self._held) > self.held_max:
                     self.held_max = len(self._held)
