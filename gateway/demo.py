@@ -74,6 +74,7 @@ def _findings(h: Harness, scenario: dict):
     from gateway.auth import Principal
     from gateway.dialects import extract_segments
     from gateway.inspect import scan
+    from gateway.inspect.escapes import scan_text
     from gateway.policy import decide
 
     state = h.holder.current
@@ -81,7 +82,7 @@ def _findings(h: Harness, scenario: dict):
     principal = Principal(sub=f"{scenario['caller']}-key", agency=agency, jurisdiction=jur)
     found = []
     for seg in extract_segments(scenario["endpoint"], scenario["body"]):
-        for f in scan(seg.text):
+        for f in scan_text(scan, seg.text):  # as the proxy inspects it
             found.append((seg.where, f))
     flat = [f for _, f in found]
     d = decide(state.policies, principal, flat, state.registry.models[scenario["body"]["model"]], "internal",

@@ -19,6 +19,7 @@ import sys
 from typing import Iterator
 
 from gateway.inspect import scan
+from gateway.inspect.escapes import scan_text
 
 
 def scan_command(args) -> int:
@@ -36,7 +37,7 @@ def scan_command(args) -> int:
     country = args.country.upper() if getattr(args, "country", None) else None
     out = sys.stdout
     for path, text in texts_of(data):
-        for f in scan(text):
+        for f in scan_text(scan, text):  # as the proxy inspects it
             if country and f.country != country:
                 continue
             if args.format == "json":

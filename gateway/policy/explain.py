@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.dialects import extract_segments
+from gateway.inspect.escapes import scan_text
 from gateway.inspect.findings import Finding
 from gateway.policy.engine import Candidate, decide, destination_class
 from gateway.policy.load import PolicySet
@@ -65,7 +66,7 @@ def explain_request(config, policies: PolicySet, principal, endpoint: str, paylo
         if seg.kind == "uninspectable":
             found.append((seg, Finding("intl.uninspectable", "uninspectable", None, 0, 0)))
             continue
-        for f in scan(seg.text) if seg.text else []:
+        for f in scan_text(scan, seg.text) if seg.text else []:  # as the proxy inspects it
             found.append((seg, f))
     flat = [f for _, f in found]
     candidates = _candidates(config, model) if model else []

@@ -29,6 +29,7 @@ from gateway.dialects.translate import StreamTranslator, translate_request, tran
 from gateway.exchange import Exchange
 from gateway.forward.client import UpstreamError
 from gateway.inspect import Finding, scan
+from gateway.inspect.escapes import scan_text
 from gateway.policy import Candidate, decide
 from gateway.ratelimit import estimate_tokens
 from gateway.server.http import Request, Response
@@ -119,7 +120,8 @@ def _inspect(ex: Exchange) -> list[Finding]:
         if seg.kind == "uninspectable":
             found = [Finding("intl.uninspectable", "uninspectable", None, 0, 0)]
         else:
-            found = scan(seg.text) if seg.text else []
+            # (JSON escapes read as separators: a CPF after a "\n" in tool arguments is found)
+            found = scan_text(scan, seg.text) if seg.text else []
         per.append(found)
         flat.extend(found)
     ex.findings = per
@@ -260,30 +262,52 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
     return Response(status, body, route_headers)
 
 
+class _LeakWindow:
+    """The start of a streamed answer (every channel, in the order released), kept for the leak scan.
+
+    Its size is counted as it grows: summing the pieces on every delta made a stream of many small
+    deltas quadratic (20 000 two-character deltas cost 10 s of the event loop)."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+
+    def add(self, text: str, always: bool = False) -> None:
+        """Keep ``text`` while the window is not full (``always``: whatever its fill)."""
+        if always or self.size < LEAK_WINDOW:
+            self.parts.append(text)
+            self.size += len(text)
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
 class _LeakTap:
     """A stream channel's text filter: restore placeholders, keep a window of the answer for the leak scan."""
 
     __slots__ = ("inner", "seen")
 
-    def __init__(self, inner, seen: list[str]):
+    def __init__(self, inner, seen: _LeakWindow):
         self.inner, self.seen = inner, seen
 
     def feed(self, text: str) -> str:
         out = self.inner.feed(text) if self.inner else text
-        if out and sum(map(len, self.seen)) < LEAK_WINDOW:
-            self.seen.append(out)
+        if out:
+            self.seen.add(out)
         return out
 
     def flush(self) -> str:
         out = self.inner.flush() if self.inner else ""
         if out:
-            self.seen.append(out)
+            self.seen.add(out, always=True)
         return out
 
 
 async def _relay_stream(request: Request, ex: Exchange, resp, target, route_headers: list) -> None:
     translator = StreamTranslator(ex.dialect, target.cfg.dialect, ex.model) if target.cfg.dialect != ex.dialect else None
-    seen: list[str] = []
+    seen = _LeakWindow()
     pmap = ex.pmap
 
     def make_filter(kind: str):
@@ -294,7 +318,7 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
         # an error event is whole (no placeholder split across events), and is scanned with the rest,
         # on lines of its own (glued to its neighbours, a CPF followed by "server_error" is no CPF)
         out = restore_text(text, pmap, allow_urls=False) if pmap is not None else text
-        seen.append(f"\n{out}\n")
+        seen.add(f"\n{out}\n", always=True)
         return out
 
     rewriter = StreamRewriter(ex.dialect, ex.endpoint, make_filter, on_error)
@@ -349,8 +373,8 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
         raise
     finally:
         metrics.STREAMS.dec()
-        if seen:
-            leaks = scan_answer("".join(seen), ex.extra.get("sent", set()))
+        if seen.parts:
+            leaks = scan_answer(seen.text(), ex.extra.get("sent", set()))
             ex.leaks += len(leaks)
             for f in leaks:
                 metrics.leak(f.detector).inc()

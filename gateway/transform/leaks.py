@@ -7,6 +7,7 @@ injection pulled in. The server counts these and applies the caller's own policy
 from __future__ import annotations
 
 from gateway.inspect import scan
+from gateway.inspect.escapes import scan_text
 from gateway.inspect.findings import Finding
 from gateway.transform.pseudonymize import normalize_value
 
@@ -23,7 +24,9 @@ def scan_answer(text: str, sent: set[str] | frozenset[str]) -> list[Finding]:
     """Findings in an answer ``text`` whose normalized value is not among ``sent`` (see ``sent_values``)."""
     if not text:
         return []
-    found = scan(text)
+    # (JSON escapes read as separators: tool-call arguments are JSON text, and a redaction must not
+    # swallow the "n" of a "\n" and leave a broken escape behind)
+    found = scan_text(scan, text)
     if not found:  # most answers: no comprehension (a function call of its own) to filter nothing
         return found
     return [f for f in found if normalize_value(f.detector, text[f.start:f.end]) not in sent]

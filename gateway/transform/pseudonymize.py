@@ -20,7 +20,13 @@ from gateway.transform.tokens import label_for
 
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 _SPACES = re.compile(r"\s+")
-_EXISTING = re.compile(r"\[([A-Za-z0-9_ \t-]{1,40})\]")
+PLACEHOLDER_INNER = r"[A-Za-z0-9_:.=\- \t\u00a0\u202f]"
+"""A character the restorer accepts between a placeholder's brackets (the drift it tolerates:
+``[cpf.1]``, ``[CPF\u00a01]``, ``[ENC:BR.k1:…]``)."""
+# ``reserve`` takes from the caller's text exactly what the restorer would restore, of any length: a
+# narrower pattern left ``[CPF.1]`` or ``[CPF\u00a01]`` in a prompt unreserved, so its echo in the
+# answer turned into the value behind this request's ``[CPF_1]``.
+_EXISTING = re.compile(r"\[(" + PLACEHOLDER_INNER + r"+)\]")
 _KID_SO_FAR = re.compile(r"\s*[A-Za-z0-9._-]{0,50}\s*\Z")
 _ENC_KEY = re.compile(r"\s*[Ee][Nn][Cc]\s*:[^:]*:\s*([A-Za-z0-9_-]+)\s*\Z")
 

@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import orjson
 
-from gateway.transform.pseudonymize import PlaceholderMap
+from gateway.transform.pseudonymize import PLACEHOLDER_INNER, PlaceholderMap
 
 SLACK = 8
 """Extra characters a partial placeholder may hold for spacing drift (``[ CPF _ 1 ]``)."""
@@ -35,7 +35,7 @@ WORD_CAP = 4096
 FOLD_AT = 16384
 """Released characters noted before the URL context is brought up to date (bounds its memory)."""
 
-_INNER = r"[A-Za-z0-9_:.=\- \t\u00a0\u202f]"
+_INNER = PLACEHOLDER_INNER  # (one grammar with PlaceholderMap.reserve)
 
 
 @lru_cache(maxsize=64)
@@ -118,8 +118,9 @@ class StreamRestorer:
                 out.append(m.group(0) if value is None else value)
                 pos = m.end()
                 continue
-            rest = text[i + 1:]
-            if len(rest) < self._limit and _PARTIAL.match(rest) and self.pmap.could_start(rest, SLACK):
+            # judged in place, and the rest copied only when it is short: slicing it for every "[" made a
+            # whole answer full of "[(" or "[[" (a code block's nested lists) quadratic in its length
+            if n - i - 1 < self._limit and _PARTIAL.match(text, i + 1) and self.pmap.could_start(text[i + 1:], SLACK):
                 self._held = text[i:]  # could still become a placeholder: wait for the next piece
                 if len(self._held) > self.held_max:
                     self.held_max = len(self._held)

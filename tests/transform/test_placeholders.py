@@ -74,3 +74,16 @@ def test_enc_tokens_are_only_restorable_when_recorded():
 ])
 def test_normalize_value(detector, a, b):
     assert normalize_value(detector, a) == normalize_value(detector, b)
+
+
+@pytest.mark.parametrize("forged", ["[CPF.1]", "[CPF:1]", "[cpf=1]", "[CPF\u00a01]", "[CPF\u202f1]", "[\tCPF-1\t]",
+                                    "[" + " " * 45 + "CPF_1]"])
+def test_every_spelling_the_restorer_takes_is_reserved(forged):
+    # the restorer takes these as [CPF_1]: if the caller wrote one, [CPF_1] is not handed out
+    from gateway.transform.restore import restore_text
+
+    pm = PlaceholderMap()
+    pm.record("[ENC:BR.k1:" + "A" * 60 + "]", "x")  # a long token: the restorer then takes long drifts too
+    pm.reserve(f"ref {forged} e CPF 529.982.247-25")
+    assert pm.placeholder("br.cpf", "529.982.247-25") == "[CPF_2]"
+    assert restore_text(f"eco {forged}", pm) == f"eco {forged}"

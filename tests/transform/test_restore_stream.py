@@ -249,3 +249,25 @@ def test_streaming_equals_whole_text_on_noisy_answers(text, cuts, allow_urls):
     out, r = stream(pieces, allow_urls=allow_urls)
     assert "".join(out) == restore_text(text, PM, allow_urls=allow_urls)
     assert r.held_max <= PM.max_len + SLACK
+
+
+class _CountingStr(str):
+    """A str that counts the characters its slices copy."""
+
+    copied = 0
+
+    def __getitem__(self, key):
+        out = str.__getitem__(self, key)
+        if isinstance(key, slice):
+            _CountingStr.copied += len(out)
+        return out
+
+
+@pytest.mark.parametrize("unit", ["[(", "[[1, 2], ", "[\n", "[" * 3 + "x"])
+def test_work_is_linear_in_an_answer_full_of_brackets(unit):
+    # a whole answer (a code block of nested lists) is restored in one feed: each "[" that cannot start a
+    # placeholder must not copy the rest of the answer (that was quadratic: 800 kB of "[(" took 7 s)
+    text = _CountingStr(unit * 20000)
+    _CountingStr.copied = 0
+    assert restore_text(text, PM) == str(text)
+    assert _CountingStr.copied <= 3 * len(text)

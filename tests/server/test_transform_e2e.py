@@ -1,0 +1,71 @@
+"""What the upstream sees and what the caller gets back, through the gateway in front of the stubs:
+JSON text segments (tool arguments, tool results) and placeholders the caller wrote itself."""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import openai
+import pytest
+
+from gateway.testing.harness import Harness
+
+CPF = "529.982.247-25"
+MAIL = "ana.souza@exemplo.com.br"
+
+
+@pytest.fixture
+async def gw(tmp_path):
+    async with Harness(tmp_path) as h:
+        yield h
+
+
+def oai(h: Harness) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=h.url + "/v1", api_key=h.keys["br"], max_retries=0)
+
+
+def _raw_digits_in(body) -> bool:
+    return "982.247" in json.dumps(body) or "98224725" in json.dumps(body)
+
+
+async def test_a_cpf_after_a_json_escape_in_tool_calls_never_reaches_the_foreign_model(gw):
+    msgs = [{"role": "user", "content": "busque o cadastro"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {
+                "name": "busca", "arguments": json.dumps({"nota": f"linha 1\n{CPF}"})}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": json.dumps({"resultado": f"ok\t{CPF}"})},
+            {"role": "user", "content": "e agora?"}]
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=msgs)
+    sent = gw.received("US")[-1]["body"]
+    assert not _raw_digits_in(sent)
+    assert json.loads(sent["messages"][1]["tool_calls"][0]["function"]["arguments"]) == {"nota": "linha 1\n[CPF_1]"}
+    assert json.loads(sent["messages"][2]["content"]) == {"resultado": "ok\t[CPF_1]"}
+
+
+async def test_a_cpf_after_a_json_escape_in_responses_inputs_never_reaches_the_foreign_model(gw):
+    inp = [{"type": "function_call", "call_id": "c1", "name": "busca", "arguments": json.dumps({"q": f"\n{CPF}"})},
+           {"type": "function_call_output", "call_id": "c1", "output": json.dumps({"r": f"\\{CPF}"})},
+           {"role": "user", "content": "resuma"}]
+    await oai(gw).responses.create(model="gpt-4o-mini", input=inp)
+    assert not _raw_digits_in(gw.received("US")[-1]["body"])
+
+
+async def test_an_anthropic_tool_use_input_with_a_line_break_before_an_email_is_pseudonymized(gw):
+    client = anthropic.AsyncAnthropic(base_url=gw.url, api_key=gw.keys["br"], max_retries=0)
+    await client.messages.create(model="claude-sonnet-4", max_tokens=50, messages=[
+        {"role": "user", "content": "oi"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {"e": f"x\n{MAIL}"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}])
+    # (this was a 400: the e-mail took the "n" of "\n", and its placeholder left "\[" in the JSON)
+    sent = gw.received("US")[-1]["body"]
+    assert sent["messages"][1]["content"][0]["input"] == {"e": "x\n[EMAIL_1]"}
+    assert MAIL not in json.dumps(sent)
+
+
+@pytest.mark.parametrize("forged", ["[CPF.1]", "[CPF:1]", "[cpf=1]", "[CPF\u00a01]", "[CPF_1]", "[ cpf 1 ]"])
+async def test_a_placeholder_the_caller_wrote_is_echoed_as_written_not_restored(gw, forged):
+    answer = await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[
+        {"role": "user", "content": f"referência {forged}; CPF {CPF}"}])
+    sent = gw.received("US")[-1]["body"]["messages"][0]["content"]
+    assert CPF not in sent and "[CPF_2]" in sent  # [CPF_1] was the caller's own: never handed out
+    assert answer.choices[0].message.content.endswith(f"referência {forged}; CPF {CPF}")
