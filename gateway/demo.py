@@ -74,16 +74,15 @@ def _findings(h: Harness, scenario: dict):
     from gateway.auth import Principal
     from gateway.dialects import extract_segments
     from gateway.inspect import scan
-    from gateway.inspect.escapes import scan_text
+    from gateway.inspect.texts import scan_texts
     from gateway.policy import decide
 
     state = h.holder.current
     jur, agency = CALLERS[scenario["caller"]]
     principal = Principal(sub=f"{scenario['caller']}-key", agency=agency, jurisdiction=jur)
-    found = []
-    for seg in extract_segments(scenario["endpoint"], scenario["body"]):
-        for f in scan_text(scan, seg.text):  # as the proxy inspects it
-            found.append((seg.where, f))
+    segments = extract_segments(scenario["endpoint"], scenario["body"])
+    per, _ = scan_texts([seg.text for seg in segments], scan)  # as the proxy inspects them
+    found = [(seg.where, f) for seg, fs in zip(segments, per) for f in fs]
     flat = [f for _, f in found]
     d = decide(state.policies, principal, flat, state.registry.models[scenario["body"]["model"]], "internal",
                healthy=state.registry.healthy)

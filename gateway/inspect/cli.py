@@ -3,7 +3,9 @@
 Reads plain text or a JSON API request body (from a file or standard input) and prints what the
 inspector finds. A body that parses as a JSON object is inspected the way the gateway inspects it:
 the segments of its dialect (``gateway.dialects.extract_segments``, the endpoint guessed from the
-body's shape); a JSON value that no dialect takes is walked and every string in it is inspected.
+body's shape); a JSON value that no dialect takes is walked and every string in it is inspected. The
+texts are inspected together, as the gateway does: a value split across two of them is found in
+both (``gateway.inspect.texts``).
 Anything else is inspected as one text.
 
 Output, one line per finding: ``text`` prints ``[path:]start-end  detector  category  country
@@ -19,7 +21,7 @@ import sys
 from typing import Iterator
 
 from gateway.inspect import scan
-from gateway.inspect.escapes import scan_text
+from gateway.inspect.texts import scan_texts
 
 
 def scan_command(args) -> int:
@@ -36,8 +38,10 @@ def scan_command(args) -> int:
         return 2
     country = args.country.upper() if getattr(args, "country", None) else None
     out = sys.stdout
-    for path, text in texts_of(data):
-        for f in scan_text(scan, text):  # as the proxy inspects it
+    pairs = list(texts_of(data))
+    per, _ = scan_texts([text for _, text in pairs], scan)  # as the proxy inspects them
+    for (path, text), found in zip(pairs, per):
+        for f in found:
             if country and f.country != country:
                 continue
             if args.format == "json":

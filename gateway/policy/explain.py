@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.dialects import extract_segments
-from gateway.inspect.escapes import scan_text
 from gateway.inspect.findings import Finding
+from gateway.inspect.texts import scan_texts
 from gateway.policy.engine import Candidate, decide, destination_class
 from gateway.policy.load import PolicySet
 
@@ -62,12 +62,13 @@ def explain_request(config, policies: PolicySet, principal, endpoint: str, paylo
         from gateway.inspect import scan
     model = payload.get("model") if isinstance(payload.get("model"), str) else None
     found: list[tuple[Any, Finding]] = []
-    for seg in extract_segments(endpoint, payload):
+    segments = extract_segments(endpoint, payload)
+    per, _ = scan_texts([s.text if s.kind != "uninspectable" else "" for s in segments], scan)  # as the proxy does
+    for seg, fs in zip(segments, per):
         if seg.kind == "uninspectable":
             found.append((seg, Finding("intl.uninspectable", "uninspectable", None, 0, 0)))
             continue
-        for f in scan_text(scan, seg.text) if seg.text else []:  # as the proxy inspects it
-            found.append((seg, f))
+        found.extend((seg, f) for f in fs)
     flat = [f for _, f in found]
     candidates = _candidates(config, model) if model else []
     d = decide(policies, principal, flat, candidates, level)

@@ -29,7 +29,7 @@ from gateway.dialects.translate import StreamTranslator, translate_request, tran
 from gateway.exchange import Exchange
 from gateway.forward.client import UpstreamError
 from gateway.inspect import Finding, scan
-from gateway.inspect.escapes import scan_text
+from gateway.inspect.texts import scan_texts
 from gateway.policy import Candidate, decide
 from gateway.ratelimit import estimate_tokens
 from gateway.server.http import Request, Response
@@ -113,16 +113,17 @@ def _level(request: Request) -> str:
 
 
 def _inspect(ex: Exchange) -> list[Finding]:
-    """Findings per segment (in ex.findings) and the flat list the policy engine decides on."""
+    """Findings per segment (in ex.findings) and the flat list the policy engine decides on. JSON
+    escapes read as separators, values split across segments found in each (``scan_texts``; their
+    whole values are kept in ``ex.extra["split"]`` for the answer's leak check)."""
+    segments = ex.segments
+    per, split = scan_texts([s.text if s.kind != "uninspectable" else "" for s in segments], scan)
+    if split:
+        ex.extra["split"] = split
     flat: list[Finding] = []
-    per: list[list[Finding]] = []
-    for seg in ex.segments:
+    for seg, found in zip(segments, per):
         if seg.kind == "uninspectable":
-            found = [Finding("intl.uninspectable", "uninspectable", None, 0, 0)]
-        else:
-            # (JSON escapes read as separators: a CPF after a "\n" in tool arguments is found)
-            found = scan_text(scan, seg.text) if seg.text else []
-        per.append(found)
+            found.append(Finding("intl.uninspectable", "uninspectable", None, 0, 0))
         flat.extend(found)
     ex.findings = per
     return flat
@@ -496,7 +497,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     if flat:
         for f in flat:
             metrics.finding(f.detector).inc()
-        ex.extra["sent"] = sent_values([s.text for s in ex.segments], ex.findings)
+        ex.extra["sent"] = sent_values([s.text for s in ex.segments], ex.findings, ex.extra.get("split", ()))
     if not state.audit.healthy:
         raise Reject(503, "audit_unavailable", "the audit log cannot be written; nothing is forwarded")
 

@@ -14,10 +14,14 @@ from gateway.transform.pseudonymize import normalize_value
 __all__ = ["normalize_value", "scan_answer", "sent_values"]
 
 
-def sent_values(texts, findings) -> set[str]:
-    """The normalized values of a request's findings (``texts[i]`` with ``findings[i]``), for ``scan_answer``."""
-    return {normalize_value(f.detector, t[f.start:f.end]) for t, found in zip(texts, findings) for f in found
+def sent_values(texts, findings, split=()) -> set[str]:
+    """The normalized values of a request's findings (``texts[i]`` with ``findings[i]``), for
+    ``scan_answer``; ``split`` adds the values found across texts (``(detector, value)``, from
+    ``gateway.inspect.texts.scan_texts``), whose pieces alone are not what the answer may repeat."""
+    sent = {normalize_value(f.detector, t[f.start:f.end]) for t, found in zip(texts, findings) for f in found
             if f.end > f.start}
+    sent.update(normalize_value(detector, value) for detector, value in split)
+    return sent
 
 
 def scan_answer(text: str, sent: set[str] | frozenset[str]) -> list[Finding]:
