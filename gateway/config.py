@@ -160,6 +160,9 @@ class Limits(_Strict, kw_only=True):
     """Longest wait for each read from an upstream (a stream may last longer as long as bytes flow)."""
     upstream_connect_timeout_s: float = 10.0
     """Deadline to open a connection to an upstream."""
+    max_answer_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 256 * 1024 * 1024
+    """Largest JSON answer taken from an upstream (it is read whole, to be inspected and restored);
+    past it the caller gets 502 `upstream_error`. Streamed answers are bounded per event instead."""
 
 
 class RateLimit(_Strict, kw_only=True):

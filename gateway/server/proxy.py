@@ -221,7 +221,8 @@ def _upstream_error_body(state: State, ex: Exchange, raw: bytes) -> bytes:
 
 
 async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: list) -> Response:
-    raw = await resp.read()
+    # read whole (it is inspected and restored): bounded, or a hostile upstream could fill the memory
+    raw = await resp.read(state.config.limits.max_answer_bytes)
     resp.release()
     status = resp.status
     if status >= 400:
@@ -566,7 +567,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
             target.failure()
             tried.add(target.cfg.name)
             try:
-                await resp.read()
+                await resp.read(cfg.limits.max_answer_bytes)  # (read to keep the connection, not to keep)
             except UpstreamError:
                 pass
             resp.release()

@@ -122,3 +122,17 @@ async def test_a_body_refused_by_the_server_is_audited_and_limits_follow_a_reloa
     recs = [orjson.loads(x) for f in gw.audit_files() for x in f.read_bytes().splitlines() if b'"request_id"' in x]
     assert [r["outcome"] for r in recs][-2:] == ["forwarded", "rejected"]
     assert recs[-1]["error"] == "payload_too_large" and recs[-1]["endpoint"] == "/v1/chat/completions"
+
+
+async def test_a_json_answer_over_max_answer_bytes_is_a_502_and_the_next_request_is_served(tmp_path):
+    async with Harness(tmp_path, limits={"max_answer_bytes": 4096}) as h:
+        async with aiohttp.ClientSession() as s:
+            for size, status in ((8000, 502), (100, 200)):  # the stub quotes the message in its answer
+                body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "a" * size}]}
+                async with s.post(h.url + "/v1/chat/completions", headers=auth(h), json=body) as r:
+                    assert r.status == status
+                    if status == 502:
+                        assert (await r.json())["error"]["code"] == "upstream_error"
+        await asyncio.sleep(0.1)  # records are chained at the end of the loop's turn
+        recs = [orjson.loads(x) for f in h.audit_files() for x in f.read_bytes().splitlines() if b'"request_id"' in x]
+        assert [r["outcome"] for r in recs] == ["upstream_error", "forwarded"]
