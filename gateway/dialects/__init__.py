@@ -40,7 +40,29 @@ def extract_segments(endpoint: str, payload: dict) -> list[Segment]:
         raise DialectError(f"unknown endpoint {endpoint}", "not_found", 404)
     if not isinstance(payload, dict):
         raise DialectError("the request body must be a JSON object")
-    return fn(payload)
+    out = fn(payload)
+    _caller_fields(payload, out)
+    return out
+
+
+_CALLER_FIELDS = ("user", "safety_identifier", "prompt_cache_key")
+"""Top-level strings of either dialect that name the caller's end user or session."""
+
+
+def _caller_fields(payload: dict, out: list[Segment]) -> None:
+    """Strings sent beside the prompt that reach the provider all the same: OpenAI's ``user``,
+    ``safety_identifier`` and ``prompt_cache_key``, and the values of ``metadata`` (Anthropic's
+    ``metadata.user_id``). Applications fill them with an e-mail or a national id as often as with
+    an opaque id, so they are inspected and transformed like any text (kind ``other``)."""
+    for key in _CALLER_FIELDS:
+        v = payload.get(key)
+        if type(v) is str and v:
+            out.append(Segment((key,), v, "other"))
+    md = payload.get("metadata")
+    if type(md) is dict:
+        for k, v in md.items():
+            if type(v) is str and v:
+                out.append(Segment(("metadata", k), v, "other"))
 
 
 def write_segments(payload: dict, segments: list[Segment], new_texts: list[str]) -> None:

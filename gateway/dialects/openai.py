@@ -98,6 +98,8 @@ def chat(payload: dict) -> list[Segment]:
         role = m["role"]
         kind = "system" if role in _SYSTEM_ROLES else "tool_result" if role in ("tool", "function") else "message"
         _parts(m.get("content"), p + ("content",), kind, out)
+        if type(m.get("name")) is str and m["name"]:  # a participant's name: the model reads it too
+            out.append(Segment(p + ("name",), m["name"], "other"))
         if isinstance(m.get("refusal"), str):
             out.append(Segment(p + ("refusal",), m["refusal"], kind))
         calls = m.get("tool_calls")

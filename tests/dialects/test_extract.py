@@ -190,7 +190,7 @@ def test_unknown_endpoint_and_request_fields():
 
 def test_chat_plain_messages_fast_path_equals_the_general_path():
     # {"role", "content"} messages take a shortcut in openai.chat; a third key the extractor ignores
-    # ("name") sends the same message down the general path: both must give the same segments or error
+    # sends the same message down the general path: both must give the same segments or error
     from gateway.dialects import DialectError, extract_segments
 
     roles = ["user", "system", "developer", "assistant", "tool", "function", "", 3, None]
@@ -198,7 +198,7 @@ def test_chat_plain_messages_fast_path_equals_the_general_path():
     for role in roles:
         for content in contents:
             fast = [{"role": role, "content": content}, {"content": content, "role": role}]
-            slow = [dict(m, name="n") for m in fast]
+            slow = [dict(m, x_unknown="n") for m in fast]
 
             def run(msgs):
                 try:
@@ -207,3 +207,23 @@ def test_chat_plain_messages_fast_path_equals_the_general_path():
                     return ("error", str(e), e.code, e.status)
 
             assert run(fast) == run(slow), (role, content)
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages"])
+def test_end_user_ids_and_metadata_are_inspected_in_every_dialect(endpoint):
+    body = {"model": "m", "messages": [{"role": "user", "content": "oi"}], "input": "oi",
+            "user": "ana@example.org", "safety_identifier": "529.982.247-25", "prompt_cache_key": "k",
+            "metadata": {"user_id": "ana@example.org", "n": 3, "empty": ""}}
+    segs = extract_segments(endpoint, body)
+    assert [(s.where, s.kind, s.text) for s in segs if s.kind == "other"] == [
+        ("user", "other", "ana@example.org"), ("safety_identifier", "other", "529.982.247-25"),
+        ("prompt_cache_key", "other", "k"), ("metadata.user_id", "other", "ana@example.org")]
+    new = [("[EMAIL_1]" if s.text == "ana@example.org" else s.text) for s in segs]
+    write_segments(body, segs, new)
+    assert body["user"] == body["metadata"]["user_id"] == "[EMAIL_1]"
+
+
+def test_a_chat_participant_name_is_inspected():
+    segs = extract_segments("/v1/chat/completions", {"model": "m", "messages": [
+        {"role": "user", "name": "52998224725", "content": "oi"}]})
+    assert table(segs) == [("messages[0].content", "message"), ("messages[0].name", "other")]

@@ -162,3 +162,17 @@ async def test_rate_limit_through_the_gateway_in_each_callers_dialect(tmp_path):
                 await ant(h, "mx").messages.create(model="claude-sonnet-4", max_tokens=16, messages=msgs)
         # refused requests were never forwarded: two reached the in-country stub, two the foreign one
         assert (len(h.received("BR")), len(h.received("US"))) == (2, 2)
+
+
+async def test_end_user_ids_reach_the_foreign_model_only_as_placeholders(gw):
+    # applications often fill the end-user id with an e-mail or a national id
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", user=EMAIL, safety_identifier=CPF,
+                                          messages=[{"role": "user", "name": "ana", "content": "oi"}])
+    sent = gw.received("US")[-1]["body"]
+    assert EMAIL not in str(sent) and CPF not in str(sent)
+    assert sent["user"] == "[EMAIL_1]" and sent["safety_identifier"] == "[CPF_1]"
+    assert sent["messages"][0]["name"] == "ana"
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=32, metadata={"user_id": EMAIL},
+                                  messages=[{"role": "user", "content": "oi"}])
+    sent = gw.received("US")[-1]["body"]
+    assert EMAIL not in str(sent) and sent["metadata"]["user_id"] == "[EMAIL_1]"
