@@ -140,6 +140,8 @@ def _split(actions: list[str], per: list[list[Finding]]) -> list[list[str]]:
 def _upstream_body(state: State, ex: Exchange, decision, target, attempt: int) -> tuple[str, bytes]:
     """The body to send to the chosen upstream: transformed, model renamed, translated if needed."""
     route = decision.route
+    # this try's placeholders only: a retry whose upstream gets the values as they are restores nothing
+    ex.pmap = None
     if decision.actions:
         actions = _split(decision.actions, ex.findings)
         changed = any(a != "allow" for acts in actions for a in acts)
