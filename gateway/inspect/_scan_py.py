@@ -81,7 +81,27 @@ before its first token or after its last one is ``_`` or ``isalnum()`` (``CLIENT
 ``HIV2``). ICD-10 codes: ``(?<![0-9A-Za-z])[A-TV-Z][0-9]{2}(?:\\.[0-9A-Z]{1,4})?(?![0-9A-Za-z])`` (the extension is taken only if that maximal run after the
 dot has 1-4 characters) with ``ICD10_CONTEXT`` holding at its start.
 
-**7. Overlaps.** All candidates are sorted by ``(tier, -(ne - ns), ns, detector priority)`` and
+**7. Encoded values** (base64, hex, URL encoding; REFERENCE.md's evasion forms). *Sites* are: each
+``%`` followed by two ASCII hex digits; and each maximal run of ``[0-9A-Za-z]`` of 12 or more
+characters that has *hex shape* (even length, at least 14, all hex digits, and each character at an
+even offset in ``2``-``7``, the first nibble of a printable ASCII byte; in ``2``-``3`` when the run
+is all digits and shorter than 20, as card numbers are) or holds a lower-case letter and an upper-case letter after its first character, or
+is followed by ``=`` and holds two of lower case, upper case and digits (a base64 look: words,
+capitalized words, user names such as ``christopher03``, digit runs, IBANs and CURPs are no sites). At a ``%`` site, the *run* is the maximal run of
+``[0-9A-Za-z%._~/-]`` around it, decoded as URL encoding (UTF-8, bad bytes replaced). At an
+alphanumeric site, a hex-shaped run is decoded as hex when every byte is printable ASCII or
+``\t\n\r``; otherwise (or if it is not hex-shaped), as base64: first the maximal
+``[0-9A-Za-z+/]`` run around it with up to two ``=`` after it, then the site with the ``=`` right
+after it; a base64 text needs a valid length and padding and must decode to UTF-8 that is all
+printable or whitespace. Sites are taken in order of position; a site inside the last run looked at
+is skipped; runs over ``_ENC_MAX_LEN`` characters are not decoded, and after ``_ENC_MAX_RUNS`` runs decoded the step stops (a hostile body cannot make inspection
+slow). The decoded text, after the
+``CONTEXT_WINDOW`` characters of ``norm`` before the run (so that a keyword before the run is
+context), is scanned by steps 0-6 and 8 (decoded text is never decoded again); each of its findings
+that ends inside the decoded part is a candidate of its detector spanning the whole run. Runs are
+found in ``norm``; they are decoded from the text before the homoglyph step (same positions).
+
+**8. Overlaps.** All candidates are sorted by ``(tier, -(ne - ns), ns, detector priority)`` and
 accepted greedily unless they overlap one already accepted: credentials beat everything, then the
 longer span, then the earlier one, then the detector listed first in ``DETECTORS``. Findings are
 returned sorted by start.
@@ -89,9 +109,12 @@ returned sorted by start.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bisect
 import ipaddress
 import re
+from urllib.parse import unquote
 
 from gateway.inspect.detectors import DETECTORS, INDEX, LAYOUTS, MAX_CHUNKS, MAX_COMPACT, SECRET_PATTERNS
 from gateway.inspect.findings import Finding
@@ -130,6 +153,19 @@ _SECRETS = tuple(
                         + (str(hi) if hi else "") + "}(?![" + body + "])"))
     for prefix, body, lo, hi in SECRET_PATTERNS)
 
+_ENC_SITE_MIN = 12     # an alphanumeric run this long may be base64 or hex
+_HEX_MIN = 14          # 7 bytes: shorter hex holds no identifier worth the decoding
+_HEX_DIGITS_MIN = 20   # hex of digits alone this long may hold letters too (longer than cards)
+_ENC_MAX_LEN = 4096    # longer runs (images, attachments) are not decoded: bounded work per run
+_ENC_MAX_RUNS = 32     # runs decoded per text: bounded work per scan
+_ALNUM_RUN = re.compile(r"[0-9A-Za-z]{%d,}" % _ENC_SITE_MIN)
+_PCT_SITE = re.compile(r"%[0-9A-Fa-f]{2}")
+# runs of URL-encoded text and of base64: their ends found by regex (C speed: a long hostile run
+# costs little), the start by the last character outside the run
+_URL_RUN = (re.compile(r"(?s).*[^0-9A-Za-z%._~/-]"), re.compile(r"[0-9A-Za-z%._~/-]*"))
+_B64_RUN = (re.compile(r"(?s).*[^0-9A-Za-z+/]"), re.compile(r"[0-9A-Za-z+/]*"))
+_PRINTABLE_BYTES = frozenset(range(0x20, 0x7F)) | {9, 10, 13}
+
 _CONTEXT_SETS = tuple(frozenset(CONTEXT.get(d.id, ())) for d in DETECTORS)
 _VALIDATE = tuple(VALIDATORS.get(d.validator) if d.validator else None for d in DETECTORS)
 _HEALTH = frozenset(HEALTH_TERMS)
@@ -153,6 +189,16 @@ _TIER = tuple(d.tier for d in DETECTORS)
 
 def scan(text: str) -> list[Finding]:
     """Findings in ``text``, sorted by start, not overlapping; offsets index the original text."""
+    return _scan(text, True)
+
+
+def scan_decoded(text: str) -> list[Finding]:
+    """``scan`` without step 7: what a decoded run is scanned with (decoded text is not decoded
+    again, so nesting cannot multiply the work)."""
+    return _scan(text, False)
+
+
+def _scan(text: str, encoded: bool) -> list[Finding]:
     if not text:
         return []
     norm, plain, off = normalize_both(text)
@@ -164,6 +210,10 @@ def scan(text: str) -> list[Finding]:
     _ips(norm, cands)
     _credentials(norm, cands)
     _terms(norm, words, cands)
+    if encoded:
+        sites = encoded_sites(norm)
+        if sites:
+            encoded_values(norm, plain if plain != norm else None, cands, sites, scan_decoded)
     return _resolve(cands, off)
 
 
@@ -429,6 +479,126 @@ def _terms(norm: str, words: _Words, cands: list) -> None:
         for m in _ICD10.finditer(norm):
             if words.context(_ICD_CONTEXT, m.start()):
                 cands.append((m.start(), m.end(), _HEALTH_I))
+
+
+def enc_site(run: str, padded: bool) -> bool:
+    """Whether an alphanumeric run of ``_ENC_SITE_MIN`` or more characters (``padded``: an ``=``
+    right after it) is a site of step 7: hex-shaped, or a base64 look (a lower-case letter and an
+    upper-case one after the first character; or, padded, two of lower case, upper case and
+    digits). The compiled core's lexer applies the same rule to hand the run over."""
+    n = len(run)
+    if n >= _HEX_MIN and n % 2 == 0 and all(c in _HEX for c in run):
+        # printable ASCII has a first nibble of 2-7; a card number (up to 19 digits) would
+        # often pass that, so digits alone under _HEX_DIGITS_MIN must read as digits and
+        # punctuation (first nibbles 2-3)
+        top = "23" if run.isdigit() and n < _HEX_DIGITS_MIN else "234567"
+        if all(run[k] in top for k in range(0, n, 2)):
+            return True
+    lower = upper = digit = later_upper = False
+    for k, c in enumerate(run):
+        if "a" <= c <= "z":
+            lower = True
+        elif c <= "9":
+            digit = True
+        else:
+            upper = True
+            later_upper = later_upper or k > 0
+    # words, capitalized words, user names ("christopher03"), IBANs and CURPs are no sites
+    return (lower and later_upper) or (padded and lower + upper + digit >= 2)
+
+
+def encoded_sites(norm: str) -> list[tuple[int, int]]:
+    """The sites of step 7 in ``norm``, as ``(start, end)``, sorted."""
+    sites = []
+    if "%" in norm:
+        sites = [m.span() for m in _PCT_SITE.finditer(norm)]
+    sites += [m.span() for m in _ALNUM_RUN.finditer(norm)
+              if enc_site(m.group(), m.end() < len(norm) and norm[m.end()] == "=")]
+    sites.sort()
+    return sites
+
+
+def encoded_values(norm: str, plain: str | None, cands: list, sites, inner) -> None:
+    """Step 7: candidates for the values hidden in the encoded runs at ``sites`` (sorted
+    ``(start, end)`` pairs of ``norm``; the compiled core passes the ones its lexer found).
+    ``inner`` scans a decoded text (steps 0-6 and 8)."""
+    src = norm if plain is None else plain
+    done = 0    # end of the last run decoded: its sites are inside it
+    budget = _ENC_MAX_RUNS
+    for s, e in sites:
+        if budget == 0:
+            break
+        if s < done:
+            continue
+        if norm[s] == "%":
+            a, b = _run_around(norm, s, e, _URL_RUN)
+            decoded = unquote(src[a:b]) if b - a <= _ENC_MAX_LEN else None
+            budget -= decoded is not None
+        else:
+            a, b, decoded, tries = _alnum_decode(norm, src, s, e)
+            budget -= tries > 0
+        done = max(done, b)
+        if decoded:
+            _decoded_findings(norm, a, b, decoded, cands, inner)
+
+
+def _run_around(norm: str, s: int, e: int, run) -> tuple[int, int]:
+    """The maximal run (``_URL_RUN`` or ``_B64_RUN``) holding ``norm[s:e]``; its start is looked
+    for ``_ENC_MAX_LEN + 1`` characters back at most (a run that long is not decoded)."""
+    lo = max(0, s - _ENC_MAX_LEN - 1)
+    m = run[0].match(norm, lo, s)
+    return (m.end() if m else lo), run[1].match(norm, e).end()
+
+
+def _alnum_decode(norm: str, src: str, s: int, e: int) -> tuple[int, int, str | None, int]:
+    """``(a, b, decoded, tries)`` for the alphanumeric site ``[s, e)``: the run decoded (None when no
+    reading decodes) and how many readings were tried."""
+    if e - s > _ENC_MAX_LEN:
+        return s, e, None, 0
+    run = src[s:e]
+    if e - s >= _HEX_MIN and (e - s) % 2 == 0 and all(c in _HEX for c in run):
+        raw = bytes.fromhex(run)
+        if all(b in _PRINTABLE_BYTES for b in raw):
+            return s, e, raw.decode("ascii"), 1
+    a, b = _run_around(norm, s, e, _B64_RUN)
+    tries = 0
+    # the whole base64 run first; then the site alone, for a value at the end of a path
+    # ("/users/NTI5OTgyMjQ3MjU=") or after a "+" or "/"
+    for x, y in ((a, b), (s, e)) if (a, b) != (s, e) else ((s, e),):
+        if y - x > _ENC_MAX_LEN:
+            continue
+        pad = 0
+        while pad < 2 and y + pad < len(norm) and norm[y + pad] == "=":
+            pad += 1
+        tries += 1
+        decoded = _b64(src[x:y], pad)
+        if decoded is not None:
+            return x, y + pad, decoded, tries
+    return s, e, None, tries
+
+
+def _b64(body: str, pad: int) -> str | None:
+    """The base64 text ``body`` (followed by ``pad`` ``=``) decoded, when its length and padding
+    are valid and it decodes to UTF-8 that is all printable or whitespace; else None."""
+    if len(body) % 4 == 1 or (pad and (len(body) + pad) % 4):
+        return None
+    try:
+        raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+        text = raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    if not all(c.isprintable() or c in "\t\n\r" for c in text):
+        return None
+    return text
+
+
+def _decoded_findings(norm: str, a: int, b: int, decoded: str, cands: list, inner) -> None:
+    """Candidates spanning the run ``[a, b)`` for the findings of its decoded text, scanned after
+    the context before the run."""
+    before = norm[max(0, a - CONTEXT_WINDOW):a]
+    for f in inner(before + decoded):
+        if f.end > len(before):
+            cands.append((a, b, INDEX[f.detector]))
 
 
 def _free_end(norm: str, e: int, n: int) -> bool:

@@ -10,6 +10,7 @@ inspector is never graded by its own arithmetic.
 
 from __future__ import annotations
 
+import base64
 import random
 from typing import Callable
 
@@ -247,7 +248,7 @@ def sample(detector: str, rng: random.Random) -> tuple[str, str]:
 
 FULLWIDTH = {str(d): chr(0xFF10 + d) for d in range(10)}
 EVASIONS = ("fullwidth", "zero_width", "soft_hyphen", "nbsp", "thin_space", "line_break",
-            "spaces", "homoglyph", "math_digits")
+            "spaces", "homoglyph", "math_digits", "base64", "hex", "url")
 """Names of the evasion forms :func:`evade` applies."""
 
 
@@ -255,6 +256,15 @@ def evade(value: str, form: str, rng: random.Random) -> str:
     """``value`` disguised by one evasion form (the inspector must still find it)."""
     if form == "fullwidth":
         return "".join(FULLWIDTH.get(c, c) for c in value)
+    if form == "base64":
+        return base64.b64encode(value.encode()).decode()
+    if form == "hex":
+        h = value.encode().hex()
+        return h.upper() if rng.random() < .5 else h
+    if form == "url":  # some characters (at least one, and every space: a URL holds none) as %XX
+        spots = {rng.randrange(len(value))} | {i for i, c in enumerate(value) if c == " " or rng.random() < .4}
+        return "".join((f"%{ord(c):02X}" if rng.random() < .5 else f"%{ord(c):02x}") if i in spots else c
+                       for i, c in enumerate(value))
     if form == "math_digits":  # MATHEMATICAL BOLD DIGITs, NFKC-folded to ASCII
         return "".join(chr(0x1D7CE + int(c)) if c in DIG else c for c in value)
     if form in ("zero_width", "soft_hyphen"):

@@ -118,8 +118,8 @@ def test_health_terms_and_markings_in_decomposed_form(scan_impl):
     assert [f.detector for f in scan_impl(text)] == ["health.term", "gov.marking"]
 
 
-@pytest.mark.xfail(strict=True, reason="REFERENCE.md lists base64/hex/URL-encoded values among the "
-                   "evasion forms; neither implementation decodes them yet")
+# REFERENCE.md lists base64-, hex- and URL-encoded values among the evasion forms: the run is
+# decoded and the finding spans the whole encoded run, with the text before it as context.
 @pytest.mark.parametrize("encoded", [
     "NTI5Ljk4Mi4yNDctMjU=",               # base64 of the printed CPF
     "NTI5OTgyMjQ3MjU=",                   # base64 of the compact CPF
@@ -129,4 +129,73 @@ def test_health_terms_and_markings_in_decomposed_form(scan_impl):
 ])
 def test_encoded_values(scan_impl, encoded):
     text = f"CPF {encoded} fim"
-    assert [f.detector for f in scan_impl(text)] == ["br.cpf"]
+    fs = scan_impl(text)
+    assert [f.detector for f in fs] == ["br.cpf"]
+    assert text[fs[0].start:fs[0].end] == encoded
+
+
+@pytest.mark.parametrize("text, value", [
+    ("mail ana%40example.gov.br ok", "ana%40example.gov.br"),                     # URL-encoded @
+    ("GET /users/NTI5OTgyMjQ3MjU= cpf", "NTI5OTgyMjQ3MjU="),                       # end of a path
+    ("cpf=NTI5OTgyMjQ3MjU", "NTI5OTgyMjQ3MjU"),                                    # padding dropped
+    ("CPF 3532393938323234373235 fim", "3532393938323234373235"),                  # hex of digits only
+    ("CPF 3532392E3938322E3234372D3235 fim", "3532392E3938322E3234372D3235"),      # upper-case hex
+    ("q=cpf+529%2E982%2E247%2D25&x=1", "529%2E982%2E247%2D25"),                    # in a query string
+    ("CPF：\u200bNTI5OTgyMjQ3MjU= fim", "NTI5OTgyMjQ3MjU="),                        # 2-byte text
+    ("CPF 😀 %35%32%39%39%38%32%32%34%37%32%35", "%35%32%39%39%38%32%32%34%37%32%35"),  # 4-byte text
+])
+def test_more_encoded_values(scan_impl, text, value):
+    fs = scan_impl(text)
+    assert [text[f.start:f.end] for f in fs] == [value]
+
+
+def test_encoded_values_keep_check_digits(scan_impl):
+    # a CPF with a wrong check digit stays unreported once decoded, in every encoding
+    import base64
+    for enc in (base64.b64encode(b"529.982.247-26").decode(), b"529.982.247-26".hex(),
+                "529%2E982%2E247%2D26"):
+        assert scan_impl(f"CPF {enc} fim") == [], enc
+
+
+@pytest.mark.parametrize("text", [
+    "id 123e4567-e89b-12d3-a456-426614174000 ok",                                   # UUID
+    "request 9f8b7c6d-1a2b-4c3d-8e9f-0a1b2c3d4e5f failed",
+    "sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 ok",     # SHA-256 hex
+    "sha256 " + "ab" * 32,
+    "50% de 200 e 12%a mais",                                                       # plain percent signs
+    "GET https://example.org/busca?q=ola%20mundo&page=2 HTTP/1.1",                  # %20, no value
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+    "token " + "Zm9vYmFyYmF6cXV4cXV1eA" + "ZWxsbw==",                                # base64 of plain words
+    "CamelCaseIdentifierName and AnotherLongWord42 in code",
+    "RESPONSABILIDADE INTERNACIONAL",
+    "Ciberseguridad e internacionalização",
+])
+def test_encoded_look_alikes_are_not_reported(scan_impl, text):
+    assert scan_impl(text) == []
+
+
+def test_random_base64_and_hex_are_not_reported(scan_impl):
+    import base64
+    rng = random.Random(21)
+    for _ in range(200):
+        raw = bytes(rng.randrange(256) for _ in range(rng.randrange(9, 120)))
+        for enc in (base64.b64encode(raw).decode(), raw.hex(), "".join(f"%{b:02X}" for b in raw)):
+            assert scan_impl(f"CPF {enc} fim") == [], enc
+
+
+def test_encoded_values_are_bounded(scan_impl):
+    # runs over the length bound are not decoded, and a text decodes a bounded number of runs
+    from gateway.inspect import _scan_py
+    import base64
+    enc = base64.b64encode(b"529.982.247-25").decode()
+    long_run = base64.b64encode(b"CPF 529.982.247-25 " * 400).decode()
+    assert len(long_run) > _scan_py._ENC_MAX_LEN
+    assert scan_impl(f"CPF {long_run}") == []
+    many = " ".join(["CPF " + enc] * (_scan_py._ENC_MAX_RUNS + 5))
+    assert len(scan_impl(many)) == _scan_py._ENC_MAX_RUNS
+
+
+def test_decoded_text_is_not_decoded_again(scan_impl):
+    import base64
+    twice = base64.b64encode(base64.b64encode(b"529.982.247-25")).decode()
+    assert scan_impl(f"CPF {twice} fim") == []

@@ -77,6 +77,10 @@ def test_long_runs_are_handled(scan_impl):
     "-----BEGIN " + "A " * 5000 + "\n" + "-----BEGIN " * 500,
     "1:" * 10000,                               # a long IPv6-like run
     "CPF " * 5000 + "5" * 9,                    # many context words
+    "%41" * 20000,                              # one long URL-encoded run
+    "%41 " * 20000,                             # many URL-encoded sites
+    "Ab1/" * 20000 + "=",                       # one long base64 run of many sites
+    "NTI5OTgyMjQ3MjU= " * 5000,                 # many base64 sites (32 decoded)
 ])
 def test_pathological_inputs_stay_linear(scan_impl, text):
     # no timing assertion: a quadratic scan of these would not finish within the test run
