@@ -839,6 +839,69 @@ async def a_repeated_host_is_400():
         w.close()
 
 
+def _calls_recorder(calls: list[str]):
+    """An echo handler that also notes each path it was called for."""
+    async def handler(req):
+        calls.append(req.path)
+        return await echo(req)
+    return handler
+
+
+async def assert_refused_and_closed(r: asyncio.StreamReader) -> None:
+    """The next answer is a 400 ``invalid_request`` given once the head was read, then the server closes."""
+    status, headers, body = await read_response(r)
+    assert (status, error_code(body), headers["connection"]) == (400, "invalid_request", "close")
+    assert orjson.loads(body)["error"]["parsed"]  # refused for what the head says, not as unparsable
+    assert await at_eof(r)
+
+
+async def an_http_1_1_request_without_host_is_400():
+    # RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request that lacks Host
+    calls = []
+    async with serving(_calls_recorder(calls)) as (_, port):
+        r, w = await connect(port)
+        w.write(b"GET /nohost HTTP/1.1\r\nX-Test: t\r\n\r\n")
+        await assert_refused_and_closed(r)
+        w.close()
+    assert calls == []
+
+
+async def host_is_required_of_http_1_1_only():
+    # HTTP/1.0 made Host optional: such a request is answered, and the connection kept; the same
+    # request as HTTP/1.1 on that connection is refused
+    calls = []
+    async with serving(_calls_recorder(calls)) as (_, port):
+        r, w = await connect(port)
+        w.write(b"GET /nohost HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        status, headers, body = await read_response(r)
+        assert status == 200 and orjson.loads(body)["version"] == "1.0"
+        assert headers["connection"] == "keep-alive"
+        w.write(b"GET /nohost HTTP/1.1\r\n\r\n")
+        await assert_refused_and_closed(r)
+        w.close()
+    assert calls == ["/nohost"]
+
+
+async def a_pipelined_request_without_host_is_400_after_the_one_before():
+    calls = []
+    gate = asyncio.Event()
+
+    async def handler(req):
+        await gate.wait()  # still busy with /good when the Host-less head is parsed
+        return await _calls_recorder(calls)(req)
+
+    async with serving(handler) as (_, port):
+        r, w = await connect(port)
+        w.write(b"GET /good HTTP/1.1\r\nHost: x\r\n\r\nGET /nohost HTTP/1.1\r\nX-Test: t\r\n\r\n")
+        await asyncio.sleep(0.1)
+        gate.set()
+        status, _, body = await read_response(r)
+        assert status == 200 and orjson.loads(body)["path"] == "/good"
+        await assert_refused_and_closed(r)
+        w.close()
+    assert calls == ["/good"]
+
+
 async def absolute_form_targets_route_on_their_path():
     async with serving() as (_, port):
         r, w = await connect(port)
@@ -892,6 +955,8 @@ SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_
              a_client_that_reads_nothing_is_let_go, trailers_are_dropped_and_bounded,
              a_failing_error_responder_still_answers, nothing_is_written_after_the_handler_is_done,
              transfer_codings_other_than_chunked_are_refused, a_pipelined_head_is_bounded_too, a_repeated_host_is_400,
+             an_http_1_1_request_without_host_is_400, host_is_required_of_http_1_1_only,
+             a_pipelined_request_without_host_is_400_after_the_one_before,
              absolute_form_targets_route_on_their_path, continue_is_sent_only_to_the_request_that_asked]
 
 

@@ -164,6 +164,7 @@ _BAD = [  # (request, status): each one must be refused, and nothing after it re
     (b"GET / HTTP/2.0\r\n\r\n", 400),
     (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n", 400),  # no Host, which HTTP/1.1 requires (RFC 9112 3.2)
     (b"GET ftp://h/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     (b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 400),
     (b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 400),
