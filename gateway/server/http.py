@@ -23,10 +23,11 @@ Limits a hostile client cannot get around (each answered through ``error_respons
 dialect, then the connection closes): a body over ``max_body_bytes`` (413, at once when declared), a
 head over ``max_head_bytes`` (431; 414 when the request target alone is), a head not complete within
 ``header_timeout`` of its first byte (the connection is closed: slowloris), no body byte for
-``body_timeout`` (408), malformed or ambiguous HTTP or an upgrade request (400), a transfer coding
-other than chunked (501). Idle keep-alive connections close after ``keepalive_timeout``. A client that
-reads nothing of an answer for ``body_timeout`` is disconnected (a blocked ``StreamWriter.write``
-then raises ConnectionResetError), so a stalled reader holds neither memory nor an upstream forever.
+``body_timeout`` (408), malformed or ambiguous HTTP, an HTTP/1.1 request without a Host header or an
+upgrade request (400), a transfer coding other than chunked (501). Idle keep-alive connections close
+after ``keepalive_timeout``. A client that reads nothing of an answer for ``body_timeout`` is
+disconnected (a blocked ``StreamWriter.write`` then raises ConnectionResetError), so a stalled reader
+holds neither memory nor an upstream forever.
 
 Client disconnects never cancel a handler: ``request.disconnected`` turns True and stream writes
 raise, so the gateway still finishes its audit record. Handler failures are logged by exception type
@@ -594,6 +595,11 @@ class _Connection(asyncio.Protocol):
             elif n == 4 and k.lower() == b"host":
                 hosts += 1
         if hosts > 1:  # RFC 9112 3.2: which one names the target is ambiguous, so the request is refused
+            raise _Refuse(*_MALFORMED)
+        # RFC 9112 3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
+        # request message that lacks a Host header field". HTTP/1.0 made Host optional, so a 1.0
+        # request without one is still answered.
+        if not hosts and version == "1.1":
             raise _Refuse(*_MALFORMED)
         if declared is not None and declared > server.max_body_bytes:
             raise _Refuse(413, "payload_too_large", "request body too large")

@@ -166,7 +166,7 @@ async def pipelining_in_order():
 
     async with serving(handler) as (_, port):
         r, w = await connect(port)
-        w.write(b"".join(b"POST /%d HTTP/1.1\r\nContent-Length: 1\r\n\r\n%d" % (i, i) for i in range(3)))
+        w.write(b"".join(b"POST /%d HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n%d" % (i, i) for i in range(3)))
         for i in range(3):
             status, _, body = await read_response(r)
             assert status == 200 and orjson.loads(body)["path"] == f"/{i}" and orjson.loads(body)["body"] == str(i)
@@ -177,7 +177,7 @@ async def pipelining_in_order():
 async def chunked_request_body():
     async with serving() as (_, port):
         r, w = await connect(port)
-        w.write(b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        w.write(b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
         await asyncio.sleep(0.05)
         w.write(b"6\r\n world\r\n0\r\n\r\n")
         status, _, body = await read_response(r)
@@ -188,14 +188,14 @@ async def chunked_request_body():
 async def expect_100_continue():
     async with serving(max_body_bytes=100) as (_, port):
         r, w = await connect(port)
-        w.write(b"POST /e HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        w.write(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
         assert await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5) == b"HTTP/1.1 100 Continue\r\n\r\n"
         w.write(b"hello")
         status, _, body = await read_response(r)
         assert status == 200 and orjson.loads(body)["body"] == "hello"
         w.close()
         r, w = await connect(port)  # over the limit: refused, never invited
-        w.write(b"POST /e HTTP/1.1\r\nContent-Length: 500\r\nExpect: 100-continue\r\n\r\n")
+        w.write(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\nExpect: 100-continue\r\n\r\n")
         status, headers, body = await read_response(r)
         assert status == 413 and error_code(body) == "payload_too_large" and headers["connection"] == "close"
         w.close()
@@ -210,13 +210,13 @@ async def body_too_large_declared_and_streamed():
 
     async with serving(handler, max_body_bytes=1000) as (_, port):
         r, w = await connect(port)  # declared: refused before any body byte is sent
-        w.write(b"POST /d HTTP/1.1\r\nContent-Length: 1001\r\n\r\n")
+        w.write(b"POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n")
         status, headers, body = await read_response(r)
         assert status == 413 and error_code(body) == "payload_too_large" and orjson.loads(body)["error"]["parsed"]
         assert await at_eof(r)
         w.close()
         r, w = await connect(port)  # chunked: counted as it arrives
-        w.write(b"POST /s HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        w.write(b"POST /s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
         for _ in range(3):
             w.write(b"190\r\n" + b"x" * 400 + b"\r\n")
         status, _, body = await read_response(r)
@@ -233,13 +233,13 @@ async def body_too_large_declared_and_streamed():
 async def stalled_body_is_408():
     async with serving(body_timeout=0.4) as (_, port):
         r, w = await connect(port)
-        w.write(b"POST /slow HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"a\":")
+        w.write(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\":")
         status, headers, body = await read_response(r)
         assert status == 408 and error_code(body) == "request_timeout" and headers["connection"] == "close"
         assert await at_eof(r)
         w.close()
         r, w = await connect(port)  # a body that keeps flowing is not cut, however long in total
-        w.write(b"POST /trickle HTTP/1.1\r\nContent-Length: 6\r\n\r\n")
+        w.write(b"POST /trickle HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
         for c in b"abcdef":  # 0.6 s in all, never 0.4 s without a byte
             await asyncio.sleep(0.1)
             w.write(bytes([c]))
@@ -264,7 +264,7 @@ async def slow_head_closed():
 async def idle_keep_alive_closed():
     async with serving(keepalive_timeout=0.3, header_timeout=5) as (server, port):
         r, w = await connect(port)
-        w.write(b"GET / HTTP/1.1\r\n\r\n")
+        w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, _ = await read_response(r)
         assert status == 200 and "connection" not in headers
         loop = asyncio.get_running_loop()
@@ -277,8 +277,8 @@ async def idle_keep_alive_closed():
 
 async def head_too_large_is_431_or_414():
     # a request target too long on its own is 414 (RFC 9112 section 3), any other head too large 431
-    shapes = ((b"GET / HTTP/1.1\r\nX-Big: ", b"\r\n\r\n", 431, "headers_too_large"),
-              (b"GET /", b" HTTP/1.1\r\n\r\n", 414, "uri_too_long"))
+    shapes = ((b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ", b"\r\n\r\n", 431, "headers_too_large"),
+              (b"GET /", b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"))
     async with serving(max_head_bytes=4096) as (_, port):
         for start, end, expected, code in shapes:
             for complete in (True, False):
@@ -289,14 +289,15 @@ async def head_too_large_is_431_or_414():
                 assert await at_eof(r)
                 w.close()
         r, w = await connect(port)  # many small headers count too
-        w.write(b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 40) for i in range(200)) + b"\r\n")
+        w.write(b"GET / HTTP/1.1\r\nHost: x\r\n"
+                + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 40) for i in range(200)) + b"\r\n")
         status, _, _ = await read_response(r)
         assert status == 431
         w.close()
     async with serving() as (_, port):  # and their number, however small they are
-        for count, expected in ((256, 200), (257, 431)):
+        for count, expected in ((255, 200), (256, 431)):  # with Host: 256 and 257 fields (MAX_HEADERS)
             r, w = await connect(port)
-            w.write(b"GET / HTTP/1.1\r\n" + b"a: b\r\n" * count + b"\r\n")
+            w.write(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"a: b\r\n" * count + b"\r\n")
             assert (await read_response(r))[0] == expected, count
             w.close()
 
@@ -304,18 +305,18 @@ async def head_too_large_is_431_or_414():
 async def malformed_is_400():
     bad = [
         b"HELLO\r\n\r\n",
-        b"FROB / HTTP/1.1\r\n\r\n",
-        b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n",
-        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-        b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        b"FROB / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
         b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
-        b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
         b"GET / HTTP/2.0\r\n\r\n",
         b"GET / HTTP/0.9\r\n\r\n",
-        b"GET / HTTP/1.1\r\nX-A: b\r\n folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n folded\r\n\r\n",
         b"GET / HTTP/1.1\nHost: x\n\n",
-        b"GET / HTTP/1.1\r\nX-A: a\x00b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
     ]
     calls = []
 
@@ -342,10 +343,10 @@ async def handler_exception_is_500(caplog):
     async with serving(handler) as (_, port):
         r, w = await connect(port)
         body = orjson.dumps({"card": SECRET})
-        w.write(b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        w.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         status, _, out = await read_response(r)
         assert status == 500 and error_code(out) == "internal_error" and SECRET.encode() not in out
-        w.write(b"GET / HTTP/1.1\r\n\r\n")  # the connection still serves
+        w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # the connection still serves
         status, _, _ = await read_response(r)
         assert status == 500
         w.close()
@@ -366,7 +367,7 @@ async def handler_exception_is_500(caplog):
 
     async with serving(streams) as (_, port):  # a client that leaves is not a handler failure
         r, w = await connect(port)
-        w.write(b"GET / HTTP/1.1\r\n\r\n")
+        w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         await r.readuntil(b"x\r\n")
         w.close()
         await asyncio.wait_for(gone.wait(), 5)
@@ -392,7 +393,7 @@ async def streaming_chunked():
                 assert resp.headers["Transfer-Encoding"] == "chunked"
                 assert await resp.read() == b"data: one\n\ndata: two\n\n"
         r, w = await connect(port)
-        w.write(b"GET /stream HTTP/1.1\r\n\r\n")
+        w.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await r.readuntil(b"\r\n\r\n")
         assert b"Transfer-Encoding: chunked\r\n" in head and b"Content-Length" not in head
         rest = await asyncio.wait_for(r.readuntil(b"0\r\n\r\n"), 5)
@@ -412,7 +413,7 @@ async def stream_handler_failing_midway_truncates():
 
     async with serving(handler) as (_, port):
         r, w = await connect(port)
-        w.write(b"GET / HTTP/1.1\r\n\r\n")
+        w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         await r.readuntil(b"\r\n\r\n")
         rest = await asyncio.wait_for(r.read(), 5)
         assert rest == b"7\r\npartial\r\n"  # closed without the terminating chunk: never a fake clean end
@@ -441,7 +442,7 @@ async def backpressure_bounds_the_buffer():
 
     async with serving(handler, body_timeout=30) as (_, port):
         r, w = await connect(port)
-        w.write(b"GET / HTTP/1.1\r\n\r\n")
+        w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         last = -1
         while written != last:  # the handler stops advancing once the client does not read
             last = written
@@ -479,7 +480,7 @@ async def disconnect_mid_stream():
 
     async with serving(handler) as (server, port):
         r, w = await connect(port)
-        w.write(b"GET / HTTP/1.1\r\n\r\n")
+        w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         await r.readuntil(b"first\r\n")
         w.close()
         await asyncio.wait_for(finished.wait(), 5)
@@ -487,7 +488,7 @@ async def disconnect_mid_stream():
         finished.clear()
         server.handler = waits  # swapped at runtime, as a config reload does
         r, w = await connect(port)
-        w.write(b"GET / HTTP/1.1\r\n\r\n")
+        w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         await asyncio.sleep(0.05)
         w.close()
         await asyncio.wait_for(finished.wait(), 5)
@@ -513,16 +514,16 @@ async def shutdown_drains():
                         keepalive_timeout=60)
     port = await server.start("127.0.0.1", 0)
     idle_r, idle_w = await connect(port)
-    idle_w.write(b"GET /?n=1 HTTP/1.1\r\n\r\n")
+    idle_w.write(b"GET /?n=1 HTTP/1.1\r\nHost: x\r\n\r\n")
     await read_response(idle_r)  # now idle on keep-alive
     short_r, short_w = await connect(port)
-    short_w.write(b"GET /?n=10 HTTP/1.1\r\n\r\n")
+    short_w.write(b"GET /?n=10 HTTP/1.1\r\nHost: x\r\n\r\n")
     long_r, long_w = await connect(port)
-    long_w.write(b"GET /?n=1000 HTTP/1.1\r\n\r\n")
+    long_w.write(b"GET /?n=1000 HTTP/1.1\r\nHost: x\r\n\r\n")
     upload_r, upload_w = await connect(port)
-    upload_w.write(b"POST /?n=1 HTTP/1.1\r\nContent-Length: 4\r\n\r\nab")
+    upload_w.write(b"POST /?n=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
     head_r, head_w = await connect(port)
-    head_w.write(b"POST /?n=1 HTTP/1.1\r\nContent-")
+    head_w.write(b"POST /?n=1 HTTP/1.1\r\nHost: x\r\nContent-")
     await short_r.readuntil(b"0;\r\n")
     await long_r.readuntil(b"0;\r\n")
     assert server.in_flight == 2 and server.connections == 5
@@ -561,10 +562,10 @@ async def header_injection_refused():
     async with serving(handler) as (_, port):
         r, w = await connect(port)
         for path in (b"/value", b"/name", b"/nul", b"/framing", b"/stream"):
-            w.write(b"GET %s HTTP/1.1\r\n\r\n" % path)
+            w.write(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path)
             status, headers, body = await read_response(r)
             assert status == 500 and "set-cookie" not in headers and error_code(body) == "internal_error", path
-        w.write(b"GET /ok HTTP/1.1\r\n\r\n")
+        w.write(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, _ = await read_response(r)
         assert status == 200 and headers["x-ok"] == "fine"
         w.close()
@@ -573,7 +574,7 @@ async def header_injection_refused():
 async def date_and_server_headers():
     async with serving() as (_, port):
         r, w = await connect(port)
-        w.write(b"HEAD / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        w.write(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)  # HEAD: the length, no body
         assert b"Content-Length: " in head and b"Content-Length: 0" not in head
         status, headers, body = await read_response(r)
@@ -585,12 +586,12 @@ async def date_and_server_headers():
 async def limits_swapped_at_runtime():
     async with serving(max_body_bytes=10) as (server, port):
         r, w = await connect(port)
-        w.write(b"POST / HTTP/1.1\r\nContent-Length: 20\r\n\r\n" + b"a" * 20)
+        w.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n" + b"a" * 20)
         assert (await read_response(r))[0] == 413
         w.close()
         server.max_body_bytes = 100
         r, w = await connect(port)
-        w.write(b"POST / HTTP/1.1\r\nContent-Length: 20\r\n\r\n" + b"a" * 20)
+        w.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n" + b"a" * 20)
         assert (await read_response(r))[0] == 200
         w.close()
 
@@ -609,10 +610,10 @@ async def bad_handler_results_are_500():
     async with serving(handler) as (_, port):
         r, w = await connect(port)
         for path in (b"/none", b"/type", b"/dict"):
-            w.write(b"GET %s HTTP/1.1\r\n\r\n" % path)
+            w.write(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path)
             status, _, body = await read_response(r)
             assert status == 500 and error_code(body) == "internal_error", path
-        w.write(b"GET /both HTTP/1.1\r\n\r\n")  # a stream had begun: cut, not completed
+        w.write(b"GET /both HTTP/1.1\r\nHost: x\r\n\r\n")  # a stream had begun: cut, not completed
         await r.readuntil(b"\r\n\r\n")
         assert await asyncio.wait_for(r.read(), 5) == b""
         w.close()
@@ -632,7 +633,8 @@ async def pipelined_continue_waits_for_the_answer_before_it():
 
     async with serving(handler) as (_, port):
         r, w = await connect(port)
-        w.write(b"GET /first HTTP/1.1\r\n\r\nPOST /second HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+        w.write(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
         await asyncio.sleep(0.1)
         gate.set()
         status, _, body = await read_response(r)  # the stream is whole: no 100 Continue inside it
@@ -652,7 +654,7 @@ async def head_request_streams_no_body():
 
     async with serving(handler) as (_, port):
         r, w = await connect(port)
-        w.write(b"HEAD / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        w.write(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
         assert head.startswith(b"HTTP/1.1 200") and b"Transfer-Encoding: chunked" in head
         status, _, body = await read_response(r)  # the next response follows the head directly
@@ -671,7 +673,7 @@ async def pipelined_big_answers_wait_for_a_reader():
 
     async with serving(handler) as (server, port):
         r, w = await connect(port)
-        w.write(b"GET / HTTP/1.1\r\n\r\n" * 200)
+        w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 200)
         last = -1
         while answered != last:
             last = answered
@@ -698,9 +700,9 @@ async def a_client_that_reads_nothing_is_let_go():
 
     async with serving(handler, body_timeout=0.3) as (server, port):
         r, w = await connect(port)
-        w.write(b"GET /stream HTTP/1.1\r\n\r\n")
+        w.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
         r2, w2 = await connect(port)
-        w2.write(b"GET /close HTTP/1.1\r\n\r\n")
+        w2.write(b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5
         while (server.connections or not outcome) and loop.time() < deadline:
@@ -719,12 +721,12 @@ async def trailers_are_dropped_and_bounded():
 
     async with serving(handler, max_body_bytes=1000, max_head_bytes=4096) as (_, port):
         r, w = await connect(port)
-        w.write(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-Test: t\r\n\r\n"
+        w.write(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-Test: t\r\n\r\n"
                 b"3\r\nabc\r\n0\r\nAuthorization: Bearer smuggled\r\n\r\n")
         status, _, _ = await read_response(r)
         assert status == 200
-        assert seen == [(b"abc", None, [("transfer-encoding", "chunked"), ("x-test", "t")])]
-        w.write(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: ")
+        assert seen == [(b"abc", None, [("host", "x"), ("transfer-encoding", "chunked"), ("x-test", "t")])]
+        w.write(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: ")
         for _ in range(10):  # a trailer that never ends is not buffered without bound
             w.write(b"a" * 1000)
         status, _, body = await read_response(r)
@@ -739,7 +741,7 @@ async def a_failing_error_responder_still_answers():
         server = HttpServer(echo, error_response=responder, max_body_bytes=10, header_timeout=5, body_timeout=5)
         port = await server.start("127.0.0.1", 0)
         r, w = await connect(port)
-        w.write(b"BREW / HTTP/1.1\r\n\r\n")
+        w.write(b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, body = await read_response(r)
         assert status == 400 and body == b"" and headers["connection"] == "close"
         w.close()
@@ -769,7 +771,7 @@ async def nothing_is_written_after_the_handler_is_done():
 
     async with serving(handler) as (_, port):
         r, w = await connect(port)
-        w.write(b"GET /first HTTP/1.1\r\n\r\nGET /second HTTP/1.1\r\n\r\n")
+        w.write(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await read_response(r))[2] == b"first"
         status, _, body = await read_response(r)
         assert status == 200 and body == b"second"
@@ -787,11 +789,12 @@ async def transfer_codings_other_than_chunked_are_refused():
     refused = [
         # HTTP/1.0 has no chunked coding (RFC 9112 6.1): a 1.0 front end would take the body for the next request
         (b"POST /a HTTP/1.0\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
-         b"3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n", 400, "invalid_request"),
+         b"3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", 400, "invalid_request"),
         # de-chunked, the body would still be gzip: not what the handler inspects and forwards
-        (b"POST /b HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501,
+        (b"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501,
          "not_implemented"),
-        (b"POST /c HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        (b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"3\r\nabc\r\n0\r\n\r\n",
          501, "not_implemented"),
     ]
     async with serving(handler) as (_, port):
@@ -803,7 +806,7 @@ async def transfer_codings_other_than_chunked_are_refused():
             assert await at_eof(r), raw
             w.close()
         r, w = await connect(port)  # chunked itself, in any case and with blanks around it, is fine
-        w.write(b"POST /d HTTP/1.1\r\nTransfer-Encoding:  Chunked \r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        w.write(b"POST /d HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:  Chunked \r\n\r\n3\r\nabc\r\n0\r\n\r\n")
         status, _, body = await read_response(r)
         assert status == 200 and orjson.loads(body)["body"] == "abc"
         w.close()
@@ -811,11 +814,11 @@ async def transfer_codings_other_than_chunked_are_refused():
 
 
 async def a_pipelined_head_is_bounded_too():
-    big = b"GET /big HTTP/1.1\r\nX-Big: " + b"a" * 60000
+    big = b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 60000
     async with serving(max_head_bytes=4096) as (_, port):
         for rest in (None, b"\r\n\r\n"):  # the big head whole in the read that ends the first request, or not
             r, w = await connect(port)
-            w.write(b"GET /first HTTP/1.1\r\n\r\n" + big + (b"\r\n\r\n" if rest is None else b""))
+            w.write(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n" + big + (b"\r\n\r\n" if rest is None else b""))
             if rest is not None:
                 await asyncio.sleep(0.05)
                 w.write(rest)
@@ -834,6 +837,69 @@ async def a_repeated_host_is_400():
         assert status == 400 and error_code(body) == "invalid_request"
         assert await at_eof(r)
         w.close()
+
+
+def _calls_recorder(calls: list[str]):
+    """An echo handler that also notes each path it was called for."""
+    async def handler(req):
+        calls.append(req.path)
+        return await echo(req)
+    return handler
+
+
+async def assert_refused_and_closed(r: asyncio.StreamReader) -> None:
+    """The next answer is a 400 ``invalid_request`` given once the head was read, then the server closes."""
+    status, headers, body = await read_response(r)
+    assert (status, error_code(body), headers["connection"]) == (400, "invalid_request", "close")
+    assert orjson.loads(body)["error"]["parsed"]  # refused for what the head says, not as unparsable
+    assert await at_eof(r)
+
+
+async def an_http_1_1_request_without_host_is_400():
+    # RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request that lacks Host
+    calls = []
+    async with serving(_calls_recorder(calls)) as (_, port):
+        r, w = await connect(port)
+        w.write(b"GET /nohost HTTP/1.1\r\nX-Test: t\r\n\r\n")
+        await assert_refused_and_closed(r)
+        w.close()
+    assert calls == []
+
+
+async def host_is_required_of_http_1_1_only():
+    # HTTP/1.0 made Host optional: such a request is answered, and the connection kept; the same
+    # request as HTTP/1.1 on that connection is refused
+    calls = []
+    async with serving(_calls_recorder(calls)) as (_, port):
+        r, w = await connect(port)
+        w.write(b"GET /nohost HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        status, headers, body = await read_response(r)
+        assert status == 200 and orjson.loads(body)["version"] == "1.0"
+        assert headers["connection"] == "keep-alive"
+        w.write(b"GET /nohost HTTP/1.1\r\n\r\n")
+        await assert_refused_and_closed(r)
+        w.close()
+    assert calls == ["/nohost"]
+
+
+async def a_pipelined_request_without_host_is_400_after_the_one_before():
+    calls = []
+    gate = asyncio.Event()
+
+    async def handler(req):
+        await gate.wait()  # still busy with /good when the Host-less head is parsed
+        return await _calls_recorder(calls)(req)
+
+    async with serving(handler) as (_, port):
+        r, w = await connect(port)
+        w.write(b"GET /good HTTP/1.1\r\nHost: x\r\n\r\nGET /nohost HTTP/1.1\r\nX-Test: t\r\n\r\n")
+        await asyncio.sleep(0.1)
+        gate.set()
+        status, _, body = await read_response(r)
+        assert status == 200 and orjson.loads(body)["path"] == "/good"
+        await assert_refused_and_closed(r)
+        w.close()
+    assert calls == ["/good"]
 
 
 async def absolute_form_targets_route_on_their_path():
@@ -864,8 +930,8 @@ async def continue_is_sent_only_to_the_request_that_asked():
     async with serving(handler) as (_, port):
         r, w = await connect(port)
         # /second asks for 100 Continue but sends its body at once; /third (HTTP/1.0) asks for nothing
-        w.write(b"GET /first HTTP/1.1\r\n\r\n"
-                b"POST /second HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi"
+        w.write(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi"
                 b"POST /third HTTP/1.0\r\nContent-Length: 2\r\n\r\nh")
         await asyncio.sleep(0.05)
         gate.set()
@@ -889,6 +955,8 @@ SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_
              a_client_that_reads_nothing_is_let_go, trailers_are_dropped_and_bounded,
              a_failing_error_responder_still_answers, nothing_is_written_after_the_handler_is_done,
              transfer_codings_other_than_chunked_are_refused, a_pipelined_head_is_bounded_too, a_repeated_host_is_400,
+             an_http_1_1_request_without_host_is_400, host_is_required_of_http_1_1_only,
+             a_pipelined_request_without_host_is_400_after_the_one_before,
              absolute_form_targets_route_on_their_path, continue_is_sent_only_to_the_request_that_asked]
 
 
@@ -933,7 +1001,7 @@ def test_query_param_decoding():
 
         async with serving(handler) as (_, port):
             r, w = await connect(port)
-            w.write(b"GET /p%20q?a=x%20y&b=1+2&a=second#frag HTTP/1.1\r\n\r\n")
+            w.write(b"GET /p%20q?a=x%20y&b=1+2&a=second#frag HTTP/1.1\r\nHost: x\r\n\r\n")
             status, headers, body = await read_response(r)
             assert status == 204 and body == b"" and "content-length" not in headers
             w.close()
@@ -983,10 +1051,10 @@ class _Transport(asyncio.Transport):
 def _pipelined() -> tuple[bytes, list[bytes]]:
     """Requests of every framing, and the bodies the handler must see, in order."""
     reqs = [b"GET /a?x=1 HTTP/1.1\r\nHost: h\r\nX-Test: one\r\n\r\n",
-            b"POST /b HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world",
-            b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-            b"POST /d HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-            b"GET /e HTTP/1.1\r\nX-Test: two\r\n\r\n"]
+            b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world",
+            b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            b"POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            b"GET /e HTTP/1.1\r\nHost: x\r\nX-Test: two\r\n\r\n"]
     return b"".join(reqs), [b"", b"hello world", b"abcde", b"", b""]
 
 

@@ -2,8 +2,9 @@
 
 Each example is a keep-alive connection carrying well-formed requests of every framing (Content-Length
 with leading zeros, chunked with upper- or lower-case hex, zero-padded sizes, chunk extensions and
-trailers, Expect: 100-continue, HEAD, HTTP/1.0 keep-alive, origin-, absolute- and asterisk-form
-targets), optionally ended by one request the server must refuse and by a request smuggled after it.
+trailers, Expect: 100-continue, HEAD, HTTP/1.0 keep-alive with or without Host (only 1.1 requires it),
+origin-, absolute- and asterisk-form targets), optionally ended by one request the server must refuse
+and by a request smuggled after it.
 The stream is cut at random points into separate writes. The answers must be exactly framed, one per
 request and in order, a refusal must carry the expected status and end the connection, and nothing
 after it may be answered; the server must close every connection by itself (no hang).
@@ -112,7 +113,9 @@ def _request(draw, n: int, last: bool) -> tuple[bytes, dict]:
     if not body and draw(st.booleans()):
         framing = "none"
     expect = version == "1.1" and draw(st.booleans())
-    headers = [(draw(st.sampled_from([b"Host", b"host", b"HOST"])), b"h.example"), (b"X-N", b"%d" % n)]
+    headers = [(b"X-N", b"%d" % n)]
+    if version == "1.1" or draw(st.booleans()):  # exactly one Host: HTTP/1.1 requires it, 1.0 does not
+        headers.append((draw(st.sampled_from([b"Host", b"host", b"HOST"])), b"h.example"))
     headers += draw(st.lists(st.tuples(st.sampled_from([b"X-A", b"x-b", b"Accept", b"User-Agent"]), _VALUE),
                              max_size=5))
     if expect:
@@ -134,37 +137,43 @@ def _request(draw, n: int, last: bool) -> tuple[bytes, dict]:
 
 
 _BAD = [  # (request, status): each one must be refused, and nothing after it read as a request
-    (b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),
-    (b"POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc", 400),
-    (b"POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc", 400),
-    (b"POST / HTTP/1.1\r\nContent-Length: 3 3\r\n\r\nabc", 400),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+     400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3 3\r\n\r\nabc", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"3\r\nabc\r\n0\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501),
     (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n0\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b c\r\nabc\r\n0\r\n\r\n", 400),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX: a\r\n folded\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nX-A: b\r\n folded\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+     400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b c\r\nabc\r\n0\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX: a\r\n folded\r\n\r\n",
+     400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n folded\r\n\r\n", 400),
     (b"GET / HTTP/1.1\nHost: x\n\n", 400),
-    (b"GET / HTTP/1.1\r\nX-A: a\x00b\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nX-A : b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-A : b\r\n\r\n", 400),
     (b"GET / HTTP/0.9\r\n\r\n", 400),
     (b"GET / HTTP/2.0\r\n\r\n", 400),
     (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
-    (b"GET ftp://h/ HTTP/1.1\r\n\r\n", 400),
-    (b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n", 400),  # no Host, which HTTP/1.1 requires (RFC 9112 3.2)
+    (b"GET ftp://h/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 400),
     (b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 400),
-    (b"GET /" + b"a" * (MAX_HEAD + 10) + b" HTTP/1.1\r\n\r\n", 414),
-    (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * (MAX_HEAD + 10) + b"\r\n\r\n", 431),
-    (b"GET / HTTP/1.1\r\n" + b"a: b\r\n" * 257 + b"\r\n", 431),
-    (b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1) + b"x" * (MAX_BODY + 1), 413),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + (b"100\r\n" + b"x" * 256 + b"\r\n") * 5, 413),
+    (b"GET /" + b"a" * (MAX_HEAD + 10) + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (MAX_HEAD + 10) + b"\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"a: b\r\n" * 256 + b"\r\n", 431),  # 257 fields, one over MAX_HEADERS
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1) + b"x" * (MAX_BODY + 1), 413),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + (b"100\r\n" + b"x" * 256 + b"\r\n") * 5,
+     413),
 ]
 
 
