@@ -10,6 +10,8 @@ How a decision is made (SPEC section 7):
    the finding's category), ``prohibited`` (receives nothing) or ``foreign``.
 3. Within a policy, every rule that matches a finding proposes the action for that class; the
    strictest wins (the first such rule in file order names it); no match -> the policy's ``default``.
+   A rule with ``min_level`` only adds strictness to what the other rules (or the default) give, so
+   raising a request's level never relaxes a decision.
    Across policies the strictest action wins; every policy that proposed it is named.
 4. Candidates are walked in order; the first one where no action is ``block`` and which is healthy is
    the route. Nothing blocked but nothing healthy -> ``unavailable``; everything blocked -> ``blocked``.
@@ -121,14 +123,24 @@ def _rule_action(policies: PolicySet, policy: Policy, detector: str, category: s
     if cls == "prohibited":
         out = ("block", policy.jurisdiction.lower() + ".prohibited")
     else:
-        best: str | None = None
-        rid = ""
-        for rule in policy.rules:
+        # (action, rule id, file position): the strictest rule that matches at every level, else the
+        # default; and the strictest of the rules gated by ``min_level``. A gated rule only ever adds
+        # strictness (raising a request's level must never relax what happens to its data): without
+        # this, a permissive rule that starts to match at ``confidential`` overrode a stricter default
+        base = gated = None
+        for n, rule in enumerate(policy.rules):
             if _matches(rule, detector, category, country, lvl):
                 a = getattr(rule, cls)
-                if best is None or _RANK[a] > _RANK[best]:
-                    best, rid = a, rule.id
-        out = (best, rid) if best is not None else (getattr(policy.default, cls), policy.jurisdiction.lower() + ".default")
+                if _min_level(rule):
+                    if gated is None or _RANK[a] > _RANK[gated[0]]:
+                        gated = (a, rule.id, n)
+                elif base is None or _RANK[a] > _RANK[base[0]]:
+                    base = (a, rule.id, n)
+        if base is None:
+            base = (getattr(policy.default, cls), policy.jurisdiction.lower() + ".default", len(policy.rules))
+        if gated is not None and (_RANK[gated[0]], -gated[2]) > (_RANK[base[0]], -base[2]):
+            base = gated  # (on a tie the rule first in file order names it, a rule before the default)
+        out = base[:2]
     if len(memo) >= _MEMO_LIMIT:
         memo.clear()
     memo[key] = out

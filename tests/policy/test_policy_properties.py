@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -193,3 +194,22 @@ def test_bundled_policies_credentials_never_leave_and_classified_stays_home(prin
             # it may go only where every applicable policy sees it as domestic
             assert d.route.residency in homes
             assert all(d.route.residency == j for j in homes)
+
+
+def test_a_rule_gated_by_level_only_adds_strictness():
+    # hypothesis's counterexample, kept: a permissive rule that starts to match at `internal` used to
+    # override a stricter default, so raising the level from public relaxed the decision
+    gated = Rule(id="br.r0", match=Match(categories=["national_id"], min_level="internal"),
+                 domestic="allow", adequate="allow", foreign="allow")
+    strict = Rule(id="br.r1", match=Match(categories=["national_id"], min_level="internal"),
+                  domestic="allow", adequate="block", foreign="block")
+    pol = Policy(jurisdiction="BR", name="BR", law=[Law(name="x")], regulator="x", version="x",
+                 rules=[gated], default=Default(domestic="allow", adequate="redact", foreign="redact"))
+    ps = PolicySet([pol], [], "test")
+    who, fs, cands = Principal(sub="s", agency="a", jurisdiction="BR"), [Finding("br.cpf", "national_id", None, 0, 1)], \
+        [Candidate("u0", "MX", "m")]
+    assert [decide(ps, who, fs, cands, lvl).actions for lvl in ("public", "internal")] == [["redact"], ["redact"]]
+    assert decide(ps, who, fs, cands, "internal").finding_rules == [["br.default"]]
+    pol2 = msgspec.structs.replace(pol, rules=[gated, strict])
+    d = decide(PolicySet([pol2], [], "test"), who, fs, cands, "internal")
+    assert (d.outcome, d.blocked_by) == ("blocked", ["br.r1"])  # a stricter gated rule still applies
