@@ -37,9 +37,22 @@ def scan_texts(texts: Sequence[str], scan: Scan) -> tuple[list[list[Finding]], l
     idx = [i for i, t in enumerate(texts) if t]
     split: list[tuple[str, str]] = []
     touched: set[int] = set()
+    last = len(idx) - 1
     for k in range(1, len(idx)):
-        window, slices = _joint(texts, idx, k)
-        for f in scan_text(scan, window):
+        a, b = texts[idx[k - 1]], texts[idx[k]]
+        if (k == 1 or len(a) >= JOINT_CONTEXT) and (k == last or len(b) >= JOINT_CONTEXT):
+            window = a[-JOINT_CONTEXT:] + b[:JOINT_CONTEXT]  # the usual case: what _sides gives, directly
+            left = right = None
+        else:
+            left, right = _sides(texts, idx, k)
+            window = "\n".join([t for _, _, t in left]) + "\n".join([t for _, _, t in right])
+        found = scan_text(scan, window)
+        if not found:
+            continue  # (nearly always)
+        if left is None:
+            left, right = _sides(texts, idx, k)
+        slices = _slices(left, right)
+        for f in found:
             pieces = _pieces(slices, f.start, f.end)
             if not pieces or not pieces[0][0] < idx[k] <= pieces[-1][0]:
                 continue  # does not cross this joint: found in its text, or at another joint
@@ -54,40 +67,46 @@ def scan_texts(texts: Sequence[str], scan: Scan) -> tuple[list[list[Finding]], l
     return per, split
 
 
-def _joint(texts, idx: list[int], k: int) -> tuple[str, list[tuple[int, int, int, int]]]:
-    """The text read around the joint before ``texts[idx[k]]``: up to ``JOINT_CONTEXT`` characters
-    on each side, this joint glued, the other joints in reach a line break apart (so that a value is
-    not stretched into the next text's words: only this joint is under study). With it, the slices
-    it is made of: ``(position in the window, text index, offset in that text, length)``."""
-    left: list[tuple[int, int, str]] = []
-    need = JOINT_CONTEXT
-    for m in range(k - 1, -1, -1):
-        t = texts[idx[m]]
-        take = t[-need:] if need < len(t) else t
-        left.append((idx[m], len(t) - len(take), take))
-        need -= len(take)
-        if need <= 0:
-            break
-    left.reverse()
-    right: list[tuple[int, int, str]] = []
-    need = JOINT_CONTEXT
+def _sides(texts, idx: list[int], k: int) -> tuple[list, list]:
+    """The text read around the joint before ``texts[idx[k]]``: up to ``JOINT_CONTEXT`` characters on
+    each side, as ``(text index, offset in that text, the characters)``. The window joins each side's
+    pieces with a line break and glues the two sides: only this joint is under study, and a value
+    is not stretched into the words of the texts beyond it."""
+    t = texts[idx[k - 1]]
+    if len(t) >= JOINT_CONTEXT:  # the usual case: one piece a side
+        left = [(idx[k - 1], len(t) - JOINT_CONTEXT, t[-JOINT_CONTEXT:])]
+    else:
+        left, need = [], JOINT_CONTEXT
+        for m in range(k - 1, -1, -1):
+            t = texts[idx[m]]
+            take = t[-need:] if need < len(t) else t
+            left.append((idx[m], len(t) - len(take), take))
+            need -= len(take)
+            if need <= 0:
+                break
+        left.reverse()
+    t = texts[idx[k]]
+    if len(t) >= JOINT_CONTEXT or k == len(idx) - 1:
+        return left, [(idx[k], 0, t[:JOINT_CONTEXT])]
+    right, need = [], JOINT_CONTEXT
     for m in range(k, len(idx)):
         take = texts[idx[m]][:need]
         right.append((idx[m], 0, take))
         need -= len(take)
         if need <= 0:
             break
-    out: list[str] = []
-    slices = []
-    pos = 0
+    return left, right
+
+
+def _slices(left: list, right: list) -> list[tuple[int, int, int, int]]:
+    """Where each piece lies in the window: ``(position, text index, offset in that text, length)``."""
+    out, pos = [], 0
     for n, (i, off, take) in enumerate(left + right):
         if n and n != len(left):
-            out.append("\n")
-            pos += 1
-        slices.append((pos, i, off, len(take)))
-        out.append(take)
+            pos += 1  # the line break between two pieces of one side
+        out.append((pos, i, off, len(take)))
         pos += len(take)
-    return "".join(out), slices
+    return out
 
 
 def _pieces(slices, s: int, e: int) -> list[tuple[int, int, int]]:
