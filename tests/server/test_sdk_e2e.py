@@ -13,12 +13,6 @@ CURP = "GODE561231HDFRRN00"
 EMAIL = "joana.silva@exemplo.com.br"
 
 
-@pytest.fixture
-async def gw(tmp_path):
-    async with Harness(tmp_path) as h:
-        yield h
-
-
 def oai(h: Harness, who: str = "br") -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=h.url + "/v1", api_key=h.keys[who], max_retries=0)
 

@@ -15,12 +15,6 @@ CPF = "529.982.247-25"
 MAIL = "ana.souza@exemplo.com.br"
 
 
-@pytest.fixture
-async def gw(tmp_path):
-    async with Harness(tmp_path) as h:
-        yield h
-
-
 def oai(h: Harness) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=h.url + "/v1", api_key=h.keys["br"], max_retries=0)
 
