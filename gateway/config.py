@@ -96,6 +96,24 @@ class Auth(_Strict, kw_only=True):
     """Accepted in `jwt` mode too, as a second way in."""
 
 
+class UpstreamTls(_Strict, kw_only=True):
+    """TLS to an ``https`` upstream beyond the system's trust store: an agency's own CA, a client
+    certificate (mutual TLS). Paths are relative to the config file; the files are read at load and
+    again on reload (a renewed certificate takes effect on SIGHUP). Verification is always on."""
+
+    ca_file: str | None = None
+    """PEM bundle of the CAs that may sign the upstream's certificate, trusted instead of the system's."""
+    cert_file: str | None = None
+    """PEM client certificate (with its chain) the gateway presents: mutual TLS."""
+    key_file: str | None = None
+    """PEM private key of `cert_file`, when it is not in `cert_file` itself."""
+    key_password_env: str | None = None
+    """Environment variable holding the password of an encrypted `key_file`."""
+    server_name: str | None = None
+    """Name the upstream's certificate must carry, and the SNI sent, when it differs from the URL's host
+    (e.g. a URL with an IP address)."""
+
+
 class Upstream(_Strict, kw_only=True):
     """A model provider the gateway may forward to."""
 
@@ -121,6 +139,8 @@ class Upstream(_Strict, kw_only=True):
     """How long an open circuit waits before letting a trial request through (half-open)."""
     timeout_s: float | None = None
     """Per-read upstream timeout; defaults to ``limits.upstream_timeout_s``."""
+    tls: UpstreamTls | None = None
+    """For an ``https`` url: the agency CA, a client certificate, the expected server name."""
 
 
 class Route(_Strict, kw_only=True):
@@ -253,6 +273,8 @@ def _check(cfg: Config, file: str) -> None:
             raise ConfigError(file, None, f"upstreams[{i}].residency", "must be an ISO 3166-1 alpha-2 code, e.g. BR")
         if not u.url.startswith(("http://", "https://")):
             raise ConfigError(file, None, f"upstreams[{i}].url", "must start with http:// or https://")
+        if u.tls is not None:
+            _check_tls(cfg, u.tls, u.url, f"upstreams[{i}].tls", file)
     for model, routes in cfg.models.items():
         if not routes:
             raise ConfigError(file, None, f"models.{model}", "needs at least one upstream")
@@ -263,6 +285,23 @@ def _check(cfg: Config, file: str) -> None:
         raise ConfigError(file, None, "auth.jwt", "required when auth.mode is jwt")
     if cfg.auth.mode == "api_key" and not cfg.auth.api_keys:
         raise ConfigError(file, None, "auth.api_keys", "required when auth.mode is api_key")
+
+
+def _check_tls(cfg: Config, tls: UpstreamTls, url: str, field: str, file: str) -> None:
+    """An upstream's TLS files, loaded once here so that a wrong path, key or password stops the start
+    (or the reload) with its field, not the first request."""
+    from gateway.forward.tls import TlsConfigError, client_context  # (it needs this module's Structs)
+
+    if not url.startswith("https://"):
+        raise ConfigError(file, None, field, "needs an https:// url")
+    if tls.key_file and not tls.cert_file:
+        raise ConfigError(file, None, f"{field}.key_file", "needs cert_file")
+    if tls.key_password_env and not tls.cert_file:
+        raise ConfigError(file, None, f"{field}.key_password_env", "needs cert_file")
+    try:
+        client_context(tls, cfg.path)
+    except TlsConfigError as e:
+        raise ConfigError(file, None, f"{field}.{e.field}", str(e)) from None
 
 
 def _checked(cfg: Config, text: str, file: str) -> Config:

@@ -1,0 +1,279 @@
+"""TLS to upstreams (``upstreams[].tls``): an agency CA, a client certificate (mutual TLS), the name
+the certificate carries — through the gateway, with the OpenAI SDK, to an HTTPS stub model that
+demands a client certificate. Real keys and certificates, made here with ``cryptography``."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hashlib
+import ipaddress
+import secrets
+import ssl
+
+import openai
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from gateway.config import config_from_text, load_config
+from gateway.keys import init_keys
+from gateway.routing.registry import Registry
+from gateway.server.main import run
+from gateway.testing.harness import bundled_policies
+from gateway.testing.stub import start_stub
+from gateway.yamlfile import ConfigError
+
+SERVER_NAME = "llm.interno.gov.br"
+KEY = "sk-sob-" + secrets.token_urlsafe(16)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _cert(subject: str, key, issuer_cert=None, issuer_key=None, *, ca=False, dns=None, ip=None):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    b = (x509.CertificateBuilder().subject_name(_name(subject))
+         .issuer_name(issuer_cert.subject if issuer_cert else _name(subject))
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), True))
+    sans = [x509.DNSName(d) for d in dns or []] + [x509.IPAddress(ipaddress.ip_address(a)) for a in ip or []]
+    if sans:
+        b = b.add_extension(x509.SubjectAlternativeName(sans), False)
+    return b.sign(issuer_key or key, hashes.SHA256())
+
+
+def _pem(cert) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key, password: bytes | None = None) -> bytes:
+    enc = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+
+
+class Pki:
+    """An agency CA, the upstream's certificate (for SERVER_NAME only) and a client certificate."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        self.ca = _cert("Agency Test CA", self.ca_key, ca=True)
+        (d / "ca.pem").write_bytes(_pem(self.ca))
+        server_key = ec.generate_private_key(ec.SECP256R1())
+        (d / "server.pem").write_bytes(_pem(_cert(SERVER_NAME, server_key, self.ca, self.ca_key, dns=[SERVER_NAME])))
+        (d / "server.key").write_bytes(_key_pem(server_key))
+        self.client("client")
+
+    def client(self, stem: str, password: bytes | None = None, cn: str = "soberana-gateway") -> None:
+        """Write ``stem.pem`` and ``stem.key``: a client certificate the CA signed, and its key."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        (self.dir / f"{stem}.pem").write_bytes(_pem(_cert(cn, key, self.ca, self.ca_key)))
+        (self.dir / f"{stem}.key").write_bytes(_key_pem(key, password))
+
+    def server_context(self) -> ssl.SSLContext:
+        """The upstream's side: its certificate, and a client certificate from the CA required."""
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.dir / "server.pem", self.dir / "server.key")
+        ctx.load_verify_locations(self.dir / "ca.pem")
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+
+@pytest.fixture
+def pki(tmp_path):
+    return Pki(tmp_path)
+
+
+def _config(d, stub_url: str, tls: str) -> str:
+    return f"""\
+listen: {{host: 127.0.0.1, port: 0}}
+policies: {bundled_policies()}
+keys: {d / 'keys'}
+auth:
+  mode: api_key
+  api_keys: [{{id: br-app, sha256: {hashlib.sha256(KEY.encode()).hexdigest()}, jurisdiction: BR, agency: receita}}]
+upstreams:
+  - name: br-sovereign
+    url: "{stub_url}/v1"
+    residency: BR
+    tls: {tls}
+models:
+  llama-3.3-70b:
+    - {{upstream: br-sovereign, model: llama-3.3-70b}}
+audit: {{path: {d / 'audit'}}}
+"""
+
+
+class Gateway:
+    """The gateway from a config file, in this event loop."""
+
+    def __init__(self, path):
+        self.path = path
+
+    async def __aenter__(self):
+        self._stop = asyncio.Event()
+        ready = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(run(load_config(self.path), config_path=str(self.path), stop=self._stop,
+                                             ready=lambda port, holder: ready.set_result((port, holder))))
+        done, _ = await asyncio.wait([ready, self._task], return_when=asyncio.FIRST_COMPLETED)
+        if self._task in done:
+            self._task.result()
+        port, self.holder = ready.result()
+        self.client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
+        return self
+
+    async def ask(self, text: str = "Olá"):
+        return await self.client.chat.completions.create(model="llama-3.3-70b",
+                                                         messages=[{"role": "user", "content": text}])
+
+    async def __aexit__(self, *exc):
+        self._stop.set()
+        await asyncio.wait_for(self._task, 40)
+
+
+async def _serve(pki, tls: str):
+    """An HTTPS stub demanding a client certificate, and the path of a gateway config in front of it."""
+    init_keys(pki.dir / "keys")
+    stub = await start_stub("127.0.0.1", 0, "BR", ssl_context=pki.server_context())
+    path = pki.dir / "soberana.yaml"
+    path.write_text(_config(pki.dir, stub.url, tls))
+    return stub, path
+
+
+FULL = f"{{ca_file: ca.pem, cert_file: client.pem, key_file: client.key, server_name: {SERVER_NAME}}}"
+
+
+async def test_mutual_tls_to_an_in_country_upstream(pki):
+    stub, path = await _serve(pki, FULL)
+    try:
+        async with Gateway(path) as gw:
+            for _ in range(2):
+                answer = await gw.ask("Olá, tudo bem?")
+                assert "Olá, tudo bem?" in answer.choices[0].message.content
+                assert "[stub BR]" in answer.choices[0].message.content
+            assert stub.requests == 2 and stub.connections == 1, "the TLS connection is kept alive"
+    finally:
+        await stub.close()
+
+
+@pytest.mark.parametrize("tls, code, why", [
+    # no client certificate: under TLS 1.3 the upstream refuses it after the client's side of the
+    # handshake is done, so the request was written and the connection reset: 502
+    (f"{{ca_file: ca.pem, server_name: {SERVER_NAME}}}", 502, "no client certificate"),
+    # the system's CAs do not know the agency's: the gateway refuses the upstream, nothing is sent
+    (f"{{cert_file: client.pem, key_file: client.key, server_name: {SERVER_NAME}}}", 503, "unknown CA"),
+    # the URL's host (127.0.0.1) is not the name in the certificate
+    ("{ca_file: ca.pem, cert_file: client.pem, key_file: client.key}", 503, "wrong name"),
+])
+async def test_a_tls_failure_forwards_nothing(pki, tls, code, why):
+    stub, path = await _serve(pki, tls)
+    try:
+        async with Gateway(path) as gw:
+            with pytest.raises(openai.APIStatusError) as e:
+                await gw.ask()
+            assert e.value.status_code == code, why
+            assert e.value.body["code"] == ("upstream_error" if code == 502 else "no_compliant_upstream"), why
+            assert stub.requests == 0, why
+    finally:
+        await stub.close()
+
+
+async def test_a_renewed_client_certificate_takes_effect_on_reload(pki):
+    stub, path = await _serve(pki, FULL)
+    try:
+        async with Gateway(path) as gw:
+            await gw.ask()
+            swapped, _ = await gw.holder.reload()  # files unchanged: the warm connection stays
+            assert swapped
+            await gw.ask()
+            assert stub.connections == 1
+            pki.client("client", cn="soberana-gateway-renewed")  # cert-manager renewed it in place
+            swapped, _ = await gw.holder.reload()
+            assert swapped
+            await gw.ask()
+            assert stub.connections == 2, "the renewed certificate gets a new pool"
+    finally:
+        await stub.close()
+
+
+async def test_an_encrypted_client_key_opens_with_its_password(pki, monkeypatch):
+    pki.client("locked", password=b"s3nha-forte")
+    monkeypatch.setenv("SOBERANA_TEST_KEY_PASSWORD", "s3nha-forte")
+    stub, path = await _serve(pki, f"{{ca_file: ca.pem, cert_file: locked.pem, key_file: locked.key, "
+                                   f"key_password_env: SOBERANA_TEST_KEY_PASSWORD, server_name: {SERVER_NAME}}}")
+    try:
+        async with Gateway(path) as gw:
+            await gw.ask()
+            assert stub.requests == 1
+    finally:
+        await stub.close()
+
+
+# --- configuration errors: at load, with file, line and field ----------------------------------------------------
+def _load(pki, tls: str, url: str = "https://127.0.0.1:9/v1"):
+    path = pki.dir / "soberana.yaml"
+    path.write_text(_config(pki.dir, url.removesuffix("/v1"), tls))
+    return load_config(path)
+
+
+@pytest.mark.parametrize("tls, field, says", [
+    ("{ca_file: missing.pem}", "upstreams[0].tls.ca_file", "cannot load CA certificates"),
+    ("{ca_file: server.key}", "upstreams[0].tls.ca_file", "cannot load CA certificates"),
+    ("{cert_file: client.pem, key_file: server.key}", "upstreams[0].tls.key_file", "cannot be loaded together"),
+    ("{cert_file: client.pem, key_file: nowhere.key}", "upstreams[0].tls.key_file", "cannot read"),
+    ("{key_file: client.key}", "upstreams[0].tls.key_file", "needs cert_file"),
+    ("{cert_file: locked.pem, key_file: locked.key}", "upstreams[0].tls.key_file", "encrypted: set key_password_env"),
+    ("{cert_file: locked.pem, key_file: locked.key, key_password_env: SOBERANA_TEST_WRONG}",
+     "upstreams[0].tls.key_password_env", "does not open with this password"),
+    ("{cert_file: locked.pem, key_file: locked.key, key_password_env: SOBERANA_TEST_UNSET}",
+     "upstreams[0].tls.key_password_env", "is not set"),
+    ("{verify: false}", "upstreams[0].tls.verify", "unknown key"),
+])
+def test_tls_config_errors_name_file_line_and_field(pki, monkeypatch, tls, field, says):
+    pki.client("locked", password=b"certa")
+    monkeypatch.setenv("SOBERANA_TEST_WRONG", "errada")
+    monkeypatch.delenv("SOBERANA_TEST_UNSET", raising=False)
+    with pytest.raises(ConfigError) as e:
+        _load(pki, tls)
+    err = str(e.value)
+    assert "soberana.yaml:" in err and field.split(".")[-1] in err and says in err, err
+    if "unknown" not in says:
+        assert e.value.field == field and e.value.line == 11, err  # the `tls:` line
+    for f in ("server.key", "client.key", "locked.key", "client.pem"):
+        body = (pki.dir / f).read_text().splitlines()[1]
+        assert body[:16] not in err and "-----BEGIN" not in err, "a file's content never shows"
+
+
+def test_tls_needs_an_https_url(pki):
+    with pytest.raises(ConfigError) as e:
+        _load(pki, "{ca_file: ca.pem}", url="http://127.0.0.1:9/v1")
+    assert e.value.field == "upstreams[0].tls" and "https://" in str(e.value)
+
+
+def test_relative_paths_are_the_config_files_folder(pki, tmp_path_factory, monkeypatch):
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))  # not where the files are
+    cfg = _load(pki, FULL)
+    assert cfg.upstreams[0].tls.server_name == SERVER_NAME
+
+
+async def test_registry_keeps_a_pool_only_while_its_tls_files_are_the_same(pki):
+    cfg = _load(pki, FULL)
+    first = Registry(cfg)
+    same = Registry(cfg, first)
+    assert same.targets["br-sovereign"].pool is first.targets["br-sovereign"].pool
+    (pki.dir / "ca.pem").write_bytes((pki.dir / "ca.pem").read_bytes() + b"\n")  # a CA bundle edited
+    changed = Registry(cfg, same)
+    assert changed.targets["br-sovereign"].pool is not same.targets["br-sovereign"].pool
+    for r in (changed, first):
+        await r.close()
+
+
+def test_config_from_text_without_tls_still_loads():
+    cfg = config_from_text('upstreams: [{name: a, url: "https://api.example.com/v1", residency: US}]\n'
+                           "auth: {mode: none}\n")
+    assert cfg.upstreams[0].tls is None
