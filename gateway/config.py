@@ -21,6 +21,20 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     pass
 
 
+class ListenTls(_Strict, kw_only=True):
+    """HTTPS on the gateway's own port, with mutual TLS optional. Paths are relative to the config
+    file; a reload (SIGHUP) serves renewed files to the next connections."""
+
+    cert_file: str
+    """PEM certificate (with its chain) the gateway presents to callers."""
+    key_file: str | None = None
+    """PEM private key of `cert_file`, when it is not in `cert_file` itself."""
+    key_password_env: str | None = None
+    """Environment variable holding the password of an encrypted `key_file`."""
+    client_ca_file: str | None = None
+    """PEM bundle of the CAs whose client certificates callers must present (mutual TLS, on top of the API key or JWT). Turning it on or off needs a restart."""
+
+
 class Listen(_Strict, kw_only=True):
     """Where the gateway listens."""
 
@@ -28,6 +42,8 @@ class Listen(_Strict, kw_only=True):
     """Address to bind; 0.0.0.0 in a container, 127.0.0.1 for a sidecar."""
     port: int = 8080
     """TCP port (0 picks a free one)."""
+    tls: ListenTls | None = None
+    """HTTPS instead of plain HTTP (e.g. a fleet that must not leave caller traffic in clear behind its ingress)."""
 
 
 JwtAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
@@ -265,6 +281,8 @@ class Config(_Strict, kw_only=True):
 
 def _check(cfg: Config, file: str) -> None:
     """Checks across fields that the types alone cannot express."""
+    if cfg.listen.tls is not None:
+        _check_listen_tls(cfg, cfg.listen.tls, file)
     names = [u.name for u in cfg.upstreams]
     for i, u in enumerate(cfg.upstreams):
         if names.count(u.name) > 1:
@@ -287,10 +305,19 @@ def _check(cfg: Config, file: str) -> None:
         raise ConfigError(file, None, "auth.api_keys", "required when auth.mode is api_key")
 
 
+def _check_listen_tls(cfg: Config, tls: ListenTls, file: str) -> None:
+    from gateway.tls import TlsConfigError, server_context  # (it needs this module's Structs)
+
+    try:
+        server_context(tls, cfg.path)
+    except TlsConfigError as e:
+        raise ConfigError(file, None, f"listen.tls.{e.field}", str(e)) from None
+
+
 def _check_tls(cfg: Config, tls: UpstreamTls, url: str, field: str, file: str) -> None:
     """An upstream's TLS files, loaded once here so that a wrong path, key or password stops the start
     (or the reload) with its field, not the first request."""
-    from gateway.forward.tls import TlsConfigError, client_context  # (it needs this module's Structs)
+    from gateway.tls import TlsConfigError, client_context  # (it needs this module's Structs)
 
     if not url.startswith("https://"):
         raise ConfigError(file, None, field, "needs an https:// url")

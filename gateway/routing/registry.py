@@ -8,7 +8,7 @@ import os
 
 from gateway.config import Config, Upstream
 from gateway.forward.client import UpstreamError, UpstreamPool
-from gateway.forward.tls import TlsConfigError, client_context, files_digest
+from gateway.tls import TlsConfigError, client_context, files_digest
 from gateway.metrics import CIRCUIT, UPSTREAM_LATENCY, Observer
 from gateway.policy import Candidate
 from gateway.routing.breaker import Breaker

@@ -1,6 +1,8 @@
-"""TLS to upstreams (``upstreams[].tls``): an agency CA, a client certificate (mutual TLS), the name
-the certificate carries — through the gateway, with the OpenAI SDK, to an HTTPS stub model that
-demands a client certificate. Real keys and certificates, made here with ``cryptography``."""
+"""TLS (gateway/tls.py). To upstreams (``upstreams[].tls``): an agency CA, a client certificate
+(mutual TLS), the name the certificate carries — through the gateway, with the OpenAI SDK, to an
+HTTPS stub model that demands a client certificate. On the gateway's own port (``listen.tls``):
+HTTPS to the SDK, client certificates required, renewed files served after a reload. Real keys and
+certificates, made here with ``cryptography``."""
 
 from __future__ import annotations
 
@@ -68,6 +70,10 @@ class Pki:
         (d / "server.pem").write_bytes(_pem(_cert(SERVER_NAME, server_key, self.ca, self.ca_key, dns=[SERVER_NAME])))
         (d / "server.key").write_bytes(_key_pem(server_key))
         self.client("client")
+        gw_key = ec.generate_private_key(ec.SECP256R1())  # the gateway's own port
+        (d / "gateway.pem").write_bytes(_pem(_cert("localhost", gw_key, self.ca, self.ca_key,
+                                                   dns=["localhost"], ip=["127.0.0.1"])))
+        (d / "gateway.key").write_bytes(_key_pem(gw_key))
 
     def client(self, stem: str, password: bytes | None = None, cn: str = "soberana-gateway") -> None:
         """Write ``stem.pem`` and ``stem.key``: a client certificate the CA signed, and its key."""
@@ -89,9 +95,9 @@ def pki(tmp_path):
     return Pki(tmp_path)
 
 
-def _config(d, stub_url: str, tls: str) -> str:
+def _config(d, stub_url: str, tls: str | None, listen_tls: str | None = None) -> str:
     return f"""\
-listen: {{host: 127.0.0.1, port: 0}}
+listen: {{host: 127.0.0.1, port: 0{f", tls: {listen_tls}" if listen_tls else ""}}}
 policies: {bundled_policies()}
 keys: {d / 'keys'}
 auth:
@@ -101,7 +107,7 @@ upstreams:
   - name: br-sovereign
     url: "{stub_url}/v1"
     residency: BR
-    tls: {tls}
+{f"    tls: {tls}" if tls else ""}
 models:
   llama-3.3-70b:
     - {{upstream: br-sovereign, model: llama-3.3-70b}}
@@ -110,10 +116,11 @@ audit: {{path: {d / 'audit'}}}
 
 
 class Gateway:
-    """The gateway from a config file, in this event loop."""
+    """The gateway from a config file, in this event loop; ``verify``: an SSLContext for its HTTPS port."""
 
-    def __init__(self, path):
+    def __init__(self, path, verify: ssl.SSLContext | None = None):
         self.path = path
+        self.verify = verify
 
     async def __aenter__(self):
         self._stop = asyncio.Event()
@@ -123,8 +130,12 @@ class Gateway:
         done, _ = await asyncio.wait([ready, self._task], return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
             self._task.result()
-        port, self.holder = ready.result()
-        self.client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
+        self.port, self.holder = ready.result()
+        if self.verify is None:
+            self.client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{self.port}/v1", api_key=KEY, max_retries=0)
+        else:
+            self.client = openai.AsyncOpenAI(base_url=f"https://localhost:{self.port}/v1", api_key=KEY, max_retries=0,
+                                             http_client=openai.DefaultAsyncHttpxClient(verify=self.verify))
         return self
 
     async def ask(self, text: str = "Olá"):
@@ -277,3 +288,105 @@ def test_config_from_text_without_tls_still_loads():
     cfg = config_from_text('upstreams: [{name: a, url: "https://api.example.com/v1", residency: US}]\n'
                            "auth: {mode: none}\n")
     assert cfg.upstreams[0].tls is None
+
+
+# --- the gateway's own port: listen.tls ----------------------------------------------------------------------------
+def _caller_context(pki, cert: str | None = None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki.dir / "ca.pem"))
+    if cert:
+        ctx.load_cert_chain(pki.dir / f"{cert}.pem", pki.dir / f"{cert}.key")
+    return ctx
+
+
+async def _plain_stub_and_config(pki, listen_tls: str):
+    init_keys(pki.dir / "keys")
+    stub = await start_stub("127.0.0.1", 0, "BR")
+    path = pki.dir / "soberana.yaml"
+    path.write_text(_config(pki.dir, stub.url, None, listen_tls))
+    return stub, path
+
+
+async def _served_certificate(port: int, pki, cert: str | None = "client") -> x509.Certificate:
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=_caller_context(pki, cert),
+                                              server_hostname="localhost")
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    return x509.load_der_x509_certificate(der)
+
+
+async def test_https_on_the_gateways_port(pki):
+    stub, path = await _plain_stub_and_config(pki, "{cert_file: gateway.pem, key_file: gateway.key}")
+    try:
+        async with Gateway(path, verify=_caller_context(pki)) as gw:
+            answer = await gw.ask("Olá por TLS")
+            assert "Olá por TLS" in answer.choices[0].message.content
+            # no plain-HTTP fallback on the same port
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            writer.write(b"GET /-/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            assert not (await asyncio.wait_for(reader.read(100), 10)).startswith(b"HTTP/1.1 200")
+            writer.close()
+    finally:
+        await stub.close()
+
+
+async def test_mutual_tls_callers_need_a_certificate_from_the_client_ca(pki):
+    pki.client("caller", cn="receita-app")
+    stub, path = await _plain_stub_and_config(
+        pki, "{cert_file: gateway.pem, key_file: gateway.key, client_ca_file: ca.pem}")
+    try:
+        async with Gateway(path, verify=_caller_context(pki, "caller")) as gw:
+            assert "[stub BR]" in (await gw.ask()).choices[0].message.content
+            without = openai.AsyncOpenAI(base_url=f"https://localhost:{gw.port}/v1", api_key=KEY, max_retries=0,
+                                         http_client=openai.DefaultAsyncHttpxClient(verify=_caller_context(pki)))
+            with pytest.raises(openai.APIConnectionError):
+                await without.chat.completions.create(model="llama-3.3-70b", messages=[{"role": "user", "content": "x"}])
+            assert stub.requests == 1, "a caller without a certificate reaches nothing"
+    finally:
+        await stub.close()
+
+
+async def test_a_renewed_listener_certificate_is_served_after_reload(pki):
+    stub, path = await _plain_stub_and_config(pki, "{cert_file: gateway.pem, key_file: gateway.key}")
+    try:
+        async with Gateway(path, verify=_caller_context(pki)) as gw:
+            before = await _served_certificate(gw.port, pki, None)
+            key = ec.generate_private_key(ec.SECP256R1())  # renewed in place
+            (pki.dir / "gateway.pem").write_bytes(_pem(_cert("localhost", key, pki.ca, pki.ca_key,
+                                                             dns=["localhost"], ip=["127.0.0.1"])))
+            (pki.dir / "gateway.key").write_bytes(_key_pem(key))
+            assert (await _served_certificate(gw.port, pki, None)).serial_number == before.serial_number
+            swapped, _ = await gw.holder.reload()
+            assert swapped
+            after = await _served_certificate(gw.port, pki, None)
+            assert after.serial_number != before.serial_number
+            assert "[stub BR]" in (await gw.ask()).choices[0].message.content
+    finally:
+        await stub.close()
+
+
+async def test_a_reload_with_a_broken_listener_key_keeps_serving(pki):
+    stub, path = await _plain_stub_and_config(pki, "{cert_file: gateway.pem, key_file: gateway.key}")
+    try:
+        async with Gateway(path, verify=_caller_context(pki)) as gw:
+            (pki.dir / "gateway.key").write_bytes(_key_pem(ec.generate_private_key(ec.SECP256R1())))  # not its key
+            swapped, message = await gw.holder.reload()
+            assert not swapped and "listen.tls.key_file" in message
+            assert "[stub BR]" in (await gw.ask()).choices[0].message.content
+    finally:
+        await stub.close()
+
+
+@pytest.mark.parametrize("tls, field", [
+    ("{cert_file: missing.pem}", "listen.tls.cert_file"),
+    ("{cert_file: gateway.pem, key_file: client.key}", "listen.tls.key_file"),
+    ("{cert_file: gateway.pem, key_file: gateway.key, client_ca_file: server.key}", "listen.tls.client_ca_file"),
+    ("{key_file: gateway.key}", "listen.tls.cert_file"),
+])
+def test_listen_tls_config_errors_name_the_field(pki, tls, field):
+    path = pki.dir / "soberana.yaml"
+    path.write_text(_config(pki.dir, "http://127.0.0.1:9", None, tls))
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    err = str(e.value)
+    assert e.value.line == 1 and (e.value.field == field or f"{e.value.field}: Object missing required field `cert_file`" in err), err
