@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
+import os
 import ipaddress
 import secrets
 import ssl
@@ -390,3 +391,25 @@ def test_listen_tls_config_errors_name_the_field(pki, tls, field):
         load_config(path)
     err = str(e.value)
     assert e.value.line == 1 and (e.value.field == field or f"{e.value.field}: Object missing required field `cert_file`" in err), err
+
+
+async def test_the_container_health_check_works_on_an_https_port(pki):
+    """The Dockerfile's HEALTHCHECK command, run as written, against the gateway over HTTPS and HTTP."""
+    import json
+    import re
+    import sys
+    from pathlib import Path
+
+    dockerfile = (Path(__file__).resolve().parents[2] / "deploy" / "Dockerfile").read_text()
+    argv = json.loads(re.search(r"HEALTHCHECK[^\n]*\\\n\s*CMD (\[.*\])", dockerfile).group(1))
+    argv[0] = sys.executable
+    stub, path = await _plain_stub_and_config(pki, "{cert_file: gateway.pem, key_file: gateway.key}")
+    try:
+        async with Gateway(path, verify=_caller_context(pki)) as gw:
+            for scheme, healthy in (("https", 0), ("http", 1)):  # plain HTTP on a TLS port is no answer
+                env = {**os.environ, "SOBERANA_HEALTH_URL": f"{scheme}://127.0.0.1:{gw.port}/-/healthz"}
+                p = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.DEVNULL,
+                                                         stderr=asyncio.subprocess.DEVNULL)
+                assert await asyncio.wait_for(p.wait(), 30) == healthy, scheme
+    finally:
+        await stub.close()
