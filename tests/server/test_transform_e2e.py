@@ -63,3 +63,37 @@ async def test_a_placeholder_the_caller_wrote_is_echoed_as_written_not_restored(
     sent = gw.received("US")[-1]["body"]["messages"][0]["content"]
     assert CPF not in sent and "[CPF_2]" in sent  # [CPF_1] was the caller's own: never handed out
     assert answer.choices[0].message.content.endswith(f"referência {forged}; CPF {CPF}")
+
+
+def _decoding_model(residency: str, user_text: str) -> str:
+    """The stub's answer from a model that decodes the base64 it was given (as models do)."""
+    import base64
+    import re
+
+    return re.sub(r"[A-Za-z0-9+/]{12,}={0,2}", lambda m: base64.b64decode(m.group()).decode(), user_text)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_a_value_sent_base64_encoded_and_answered_decoded_is_no_leak(tmp_path, monkeypatch, stream):
+    import base64
+
+    import orjson
+
+    from gateway.testing import stub
+
+    monkeypatch.setattr(stub, "answer_text", _decoding_model)
+    encoded = base64.b64encode(CPF.encode()).decode()
+    async with Harness(tmp_path) as h:
+        # in-country model: the encoded CPF goes as it is, and the model answers it decoded
+        kw = dict(model="llama-3.3-70b", messages=[{"role": "user", "content": f"decodifique {encoded}"}])
+        if stream:
+            s = await oai(h).chat.completions.create(stream=True, **kw)
+            got = "".join([c.choices[0].delta.content or "" async for c in s if c.choices])
+        else:
+            got = (await oai(h).chat.completions.create(**kw)).choices[0].message.content
+        files = h.audit_files()
+    assert encoded in h.received("BR")[-1]["body"]["messages"][0]["content"]
+    assert got == f"decodifique {CPF}"
+    records = [orjson.loads(x) for f in files for x in f.read_bytes().splitlines() if b'"request_id"' in x]
+    # the caller's own CPF, only decoded: not a value the model produced on its own
+    assert records[-1]["findings"][0]["detector"] == "br.cpf" and records[-1].get("leaks", 0) == 0
