@@ -167,6 +167,7 @@ def test_urls_restored_when_policy_allows(text):
     ("[a](x)\n\n[CPF_1]", f"[a](x)\n\n{CPF}"),
     ('<img src="x.png"> e "citação" [CPF_1]', f'<img src="x.png"> e "citação" {CPF}'),
     ('<img src="x\n\n[CPF_1]', f'<img src="x\n\n{CPF}'),
+    ("transaction='it [CPF_1]", f"transaction='it {CPF}"),
 ])
 def test_text_after_or_around_urls_is_restored(text, want):
     assert restore_text(text, PM) == want
