@@ -371,6 +371,15 @@ class StreamRewriter:
                 fields = {"text": (("t", oi, ci), "text"), "refusal": (("r", oi, ci), "text")}
                 return before + self._fix_full(ev, obj, fields, part, final=typ.endswith(".done"))
             return ev.raw
+        if typ in ("response.reasoning_summary_part.added", "response.reasoning_summary_part.done"):
+            # (as content parts: the summary part's done event repeats its full text)
+            part = obj.get("part")
+            if isinstance(part, dict):
+                key = ("s", obj.get("output_index", 0), obj.get("summary_index", 0))
+                done = typ.endswith(".done")
+                before = self._close_keys([key], done)
+                return before + self._fix_full(ev, obj, {"text": (key, "text")}, part, final=done)
+            return ev.raw
         if typ in ("response.output_item.added", "response.output_item.done"):
             item = obj.get("item")
             if isinstance(item, dict):

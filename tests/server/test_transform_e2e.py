@@ -112,3 +112,63 @@ async def test_a_placeholder_echoed_inside_an_image_url_is_not_restored(gw, stre
         got = (await oai(gw).chat.completions.create(**kw)).choices[0].message.content
     assert gw.received("US")[-1]["body"]["messages"][0]["content"] == f"CPF [CPF_1]. Responda com {url.format('[CPF_1]')}"
     assert got.endswith(f"CPF {CPF}. Responda com {url.format('[CPF_1]')}")
+
+
+def _reasoning_stream(seen: list):
+    """A Responses stream of a reasoning model: a reasoning summary that quotes the (pseudonymized)
+    prompt, in deltas, then its part and item done events, then the end."""
+
+    def answer(self, req):
+        import orjson
+
+        seen.append(orjson.loads(req.body))
+        sent = seen[-1]["input"]
+        summary = f"O usuário deu {sent.split()[-1]}"
+        seq = iter(range(100))
+
+        def ev(kind, **data):
+            return f"event: {kind}\ndata: ".encode() + orjson.dumps({"type": kind, "sequence_number": next(seq), **data}) + b"\n\n"
+
+        item = {"type": "reasoning", "id": "rs_1", "summary": []}
+        loc = {"item_id": "rs_1", "output_index": 0, "summary_index": 0}
+        done_item = dict(item, summary=[{"type": "summary_text", "text": summary}])
+        resp = {"id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "m",
+                "output": [done_item], "error": None, "incomplete_details": None, "instructions": None,
+                "metadata": {}, "parallel_tool_calls": True, "temperature": 1.0, "top_p": 1.0,
+                "tool_choice": "auto", "tools": []}
+        body = ev("response.created", response=dict(resp, status="in_progress", output=[]))
+        body += ev("response.output_item.added", output_index=0, item=item)
+        body += ev("response.reasoning_summary_part.added", **loc, part={"type": "summary_text", "text": ""})
+        for i in range(0, len(summary), 3):
+            body += ev("response.reasoning_summary_text.delta", **loc, delta=summary[i:i + 3])
+        body += ev("response.reasoning_summary_text.done", **loc, text=summary)
+        body += ev("response.reasoning_summary_part.done", **loc, part={"type": "summary_text", "text": summary})
+        body += ev("response.output_item.done", output_index=0, item=done_item)
+        body += ev("response.completed", response=resp)
+        self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                             b"content-length: %d\r\n\r\n" % len(body) + body)
+
+    return answer
+
+
+async def test_every_event_of_a_streamed_reasoning_summary_is_restored(tmp_path, monkeypatch):
+    from gateway.testing import stub
+
+    seen: list[dict] = []
+    monkeypatch.setattr(stub._StubProtocol, "_answer", _reasoning_stream(seen))
+    async with Harness(tmp_path) as h:
+        s = await oai(h).responses.create(model="gpt-4o-mini", input=f"meu CPF é {CPF}", stream=True)
+        got = {}
+        async for e in s:
+            if e.type == "response.reasoning_summary_text.delta":
+                got["deltas"] = got.get("deltas", "") + e.delta
+            elif e.type == "response.reasoning_summary_text.done":
+                got["text.done"] = e.text
+            elif e.type == "response.reasoning_summary_part.done":
+                got["part.done"] = e.part.text
+            elif e.type == "response.output_item.done":
+                got["item.done"] = e.item.summary[0].text
+            elif e.type == "response.completed":
+                got["completed"] = e.response.output[0].summary[0].text
+    assert seen[0]["input"] == "meu CPF é [CPF_1]"
+    assert got == dict.fromkeys(["deltas", "text.done", "part.done", "item.done", "completed"], f"O usuário deu {CPF}")
