@@ -56,7 +56,7 @@ _URL_WORD = re.compile(r"://|^[(<\"'*_\[]*(?:www\.|//)|(?:src|href|srcset|action
 _CTX = re.compile(r"""\n[ \t]*\n|\n|\\.|\]\(|[()<>]|=\s*["']|["']""")
 _OPEN = re.compile(r"""\]\(|=\s*["']""")
 """The part of ``_CTX`` that matters outside both contexts (most text: searched for at C speed)."""
-_ATTR = re.compile(r"(?<![A-Za-z0-9_-])(?:src|href|srcset|action)\s*\Z", re.I)
+_ATTR = re.compile(r"(?<![A-Za-z0-9_])(?:src|href|srcset|action)\s*\Z", re.I)
 """Before the ``=`` of an attribute whose value is a URL."""
 _CTX_TAIL = 16
 """Characters of the text folded before kept to see an opening split across pieces (``]`` + ``(``)."""

