@@ -367,8 +367,10 @@ class StreamRewriter:
             part = obj.get("part")
             if isinstance(part, dict):
                 oi, ci = obj.get("output_index", 0), obj.get("content_index", 0)
-                before = self._close_keys([("t", oi, ci), ("r", oi, ci)], typ.endswith(".done"))
-                fields = {"text": (("t", oi, ci), "text"), "refusal": (("r", oi, ci), "text")}
+                # a reasoning item's part is the reasoning_text channel (not a second copy of its text)
+                tag = "rt" if part.get("type") == "reasoning_text" else "t"
+                before = self._close_keys([(tag, oi, ci), ("r", oi, ci)], typ.endswith(".done"))
+                fields = {"text": ((tag, oi, ci), "text"), "refusal": (("r", oi, ci), "text")}
                 return before + self._fix_full(ev, obj, fields, part, final=typ.endswith(".done"))
             return ev.raw
         if typ in ("response.reasoning_summary_part.added", "response.reasoning_summary_part.done"):

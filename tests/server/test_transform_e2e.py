@@ -172,3 +172,48 @@ async def test_every_event_of_a_streamed_reasoning_summary_is_restored(tmp_path,
                 got["completed"] = e.response.output[0].summary[0].text
     assert seen[0]["input"] == "meu CPF é [CPF_1]"
     assert got == dict.fromkeys(["deltas", "text.done", "part.done", "item.done", "completed"], f"O usuário deu {CPF}")
+
+
+def _reasoning_text_stream(self, req):
+    """A Responses stream of an open-weight reasoning model: its reasoning as a ``reasoning_text``
+    content part (deltas, text done, part done) that names a CPF the caller never sent."""
+    import orjson
+
+    text = "o CPF dele é 111.444.777-35"
+    seq = iter(range(100))
+
+    def ev(kind, **data):
+        return f"event: {kind}\ndata: ".encode() + orjson.dumps({"type": kind, "sequence_number": next(seq), **data}) + b"\n\n"
+
+    loc = {"item_id": "rs_1", "output_index": 0, "content_index": 0}
+    done_item = {"type": "reasoning", "id": "rs_1", "summary": [], "content": [{"type": "reasoning_text", "text": text}]}
+    resp = {"id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "m",
+            "output": [done_item], "error": None, "incomplete_details": None, "instructions": None,
+            "metadata": {}, "parallel_tool_calls": True, "temperature": 1.0, "top_p": 1.0,
+            "tool_choice": "auto", "tools": []}
+    body = ev("response.output_item.added", output_index=0, item=dict(done_item, content=[]))
+    body += ev("response.content_part.added", **loc, part={"type": "reasoning_text", "text": ""})
+    for i in range(0, len(text), 4):
+        body += ev("response.reasoning_text.delta", **loc, delta=text[i:i + 4])
+    body += ev("response.reasoning_text.done", **loc, text=text)
+    body += ev("response.content_part.done", **loc, part={"type": "reasoning_text", "text": text})
+    body += ev("response.output_item.done", output_index=0, item=done_item)
+    body += ev("response.completed", response=resp)
+    self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                         b"content-length: %d\r\n\r\n" % len(body) + body)
+
+
+async def test_a_leak_in_streamed_reasoning_text_is_counted_once(tmp_path, monkeypatch):
+    import orjson
+
+    from gateway.testing import stub
+
+    monkeypatch.setattr(stub._StubProtocol, "_answer", _reasoning_text_stream)
+    async with Harness(tmp_path) as h:
+        s = await oai(h).responses.create(model="gpt-4o-mini", input="quem é ele?", stream=True)
+        kinds = [e.type async for e in s]
+        files = h.audit_files()
+    assert "response.content_part.done" in kinds and kinds[-1] == "response.completed"
+    records = [orjson.loads(x) for f in files for x in f.read_bytes().splitlines() if b'"request_id"' in x]
+    # (the part's done event repeats the text: read as a channel of its own, the CPF counted twice)
+    assert records[-1]["leaks"] == 1
