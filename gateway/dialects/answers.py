@@ -105,6 +105,11 @@ def map_answer_texts(dialect: str, endpoint: str, answer: dict, fn: Callable[[st
         refusal = msg.get("refusal")
         if isinstance(refusal, str) and refusal:  # (_map_key, inline)
             msg["refusal"] = fn(refusal, "text")
+        if "reasoning_content" in msg or "reasoning" in msg:
+            # OpenAI-compatible servers of reasoning models (vLLM, DeepSeek, OpenRouter) answer with the
+            # model's reasoning beside its content: text the model produced like any other
+            _map_key(msg, "reasoning_content", "text", fn)
+            _map_key(msg, "reasoning", "text", fn)
         if isinstance(msg.get("audio"), dict):
             _map_key(msg["audio"], "transcript", "text", fn)
         for call in msg.get("tool_calls") or ():
@@ -112,6 +117,10 @@ def map_answer_texts(dialect: str, endpoint: str, answer: dict, fn: Callable[[st
                 _map_key(call["function"], "arguments", "tool_arguments", fn)
         if isinstance(msg.get("function_call"), dict):
             _map_key(msg["function_call"], "arguments", "tool_arguments", fn)
+
+
+_CHAT_FIELDS = ("content", "refusal", "reasoning_content", "reasoning")
+"""A chat delta's text fields: OpenAI's, and the reasoning of OpenAI-compatible servers (vLLM, DeepSeek)."""
 
 
 def _emit(obj: dict, ev: SSEEvent | None = None, event: str | None = None) -> bytes:
@@ -249,7 +258,7 @@ class StreamRewriter:
             box = choice if self._completions else choice.get("delta")
             in_chunk = set()
             if isinstance(box, dict):
-                for field in (("text",) if self._completions else ("content", "refusal")):
+                for field in (("text",) if self._completions else _CHAT_FIELDS):
                     t = box.get(field)
                     if isinstance(t, str) and t:
                         out = self._text((idx, field), "text", t)

@@ -217,3 +217,51 @@ async def test_a_leak_in_streamed_reasoning_text_is_counted_once(tmp_path, monke
     records = [orjson.loads(x) for f in files for x in f.read_bytes().splitlines() if b'"request_id"' in x]
     # (the part's done event repeats the text: read as a channel of its own, the CPF counted twice)
     assert records[-1]["leaks"] == 1
+
+
+OTHER_KEY = "sk-proj-Tq4Zr8Wb1Nc5Vd3Hj6Kp0Ys9fQ2xLm7Tq4Zr8Wb1Nc5V"  # a key the caller never sent
+
+
+def _reasoning_content_answer(self, req):
+    """An OpenAI-compatible server with a reasoning model (vLLM, DeepSeek): its reasoning in the
+    message's (or the delta's) ``reasoning_content``, quoting the prompt and naming someone's key."""
+    import orjson
+
+    body = orjson.loads(req.body)
+    reasoning = f"o usuário deu {body['messages'][0]['content'].split()[-1]}; a chave é {OTHER_KEY}"
+    base = {"id": "c1", "created": 1, "model": "m"}
+    if body.get("stream"):
+        chunks = [{"role": "assistant", "reasoning_content": reasoning[i:i + 5]} for i in range(0, len(reasoning), 5)]
+        chunks.append({"content": "ok"})
+        out = b"".join(b"data: " + orjson.dumps(dict(base, object="chat.completion.chunk", choices=[
+            {"index": 0, "delta": d, "finish_reason": None}])) + b"\n\n" for d in chunks)
+        out += b"data: " + orjson.dumps(dict(base, object="chat.completion.chunk", choices=[
+            {"index": 0, "delta": {}, "finish_reason": "stop"}])) + b"\n\ndata: [DONE]\n\n"
+        ctype = b"text/event-stream"
+    else:
+        out = orjson.dumps(dict(base, object="chat.completion", choices=[{"index": 0, "finish_reason": "stop", "message": {
+            "role": "assistant", "content": "ok", "reasoning_content": reasoning}}]))
+        ctype = b"application/json"
+    self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: " + ctype + b"\r\ncontent-length: %d\r\n\r\n" % len(out) + out)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_reasoning_content_of_openai_compatible_servers_is_restored_and_leak_checked(tmp_path, monkeypatch, stream):
+    import orjson
+
+    from gateway.testing import stub
+
+    monkeypatch.setattr(stub._StubProtocol, "_answer", _reasoning_content_answer)
+    async with Harness(tmp_path) as h:
+        kw = dict(model="gpt-4o-mini", messages=[{"role": "user", "content": f"meu CPF é {CPF}"}])
+        if stream:
+            s = await oai(h).chat.completions.create(stream=True, **kw)
+            got = "".join([(c.choices[0].delta.model_extra or {}).get("reasoning_content") or "" async for c in s if c.choices])
+        else:
+            got = (await oai(h).chat.completions.create(**kw)).choices[0].message.model_extra["reasoning_content"]
+        files = h.audit_files()
+    assert got.startswith(f"o usuário deu {CPF}; a chave é ")
+    records = [orjson.loads(x) for f in files for x in f.read_bytes().splitlines() if b'"request_id"' in x]
+    assert records[-1]["leaks"] == 1  # someone else's key, counted
+    if not stream:  # (a stream is counted, not held back)
+        assert got == f"o usuário deu {CPF}; a chave é [REDACTED:API_KEY]"
