@@ -45,7 +45,8 @@ CONTEXT: dict[str, tuple[str, ...]] = {
     "do.cedula": ("cedula", "cedula de identidad", "cedula de identidad y electoral", "jce"),
     "pa.cedula": ("cedula", "cedula de identidad", "tribunal electoral"),
     "cu.ni": ("carne de identidad", "carnet de identidad", "ci", "numero de identidad", "ni"),
-    "us.ssn": ("ssn", "social security", "social security number", "ss"),
+    # (not "ss": the seconds of "HH:mm:ss" and the "e ss." of legal citations, "and following")
+    "us.ssn": ("ssn", "social security", "social security number"),
     "us.itin": ("itin", "taxpayer identification number", "individual taxpayer identification number"),
     "us.ein": ("ein", "fein", "employer identification number", "tax id"),
     "ca.sin": ("sin", "social insurance number", "nas", "numero d assurance sociale",
@@ -135,11 +136,12 @@ HEALTH_UPPER: tuple[str, ...] = ("aids", "avc", "acv", "tdah", "adhd", "tarv")
 code): they count only when written in capitals (``AIDS``, ``AVC``)."""
 
 ICD10_CONTEXT: tuple[str, ...] = (
-    "cid", "cie", "icd", "cim", "diagnostico", "diagnosis", "diagnostic", "dx", "codigo", "code", "condicion",
+    "cid", "cie", "icd", "cim", "diagnostico", "diagnosis", "diagnostic", "dx", "condicion",
     "condicao", "paciente", "patient", "doenca", "enfermedad", "disease", "maladie",
 )
 """Words after which an ICD-10 code (``E11.9``) is a ``health.term`` finding (``CID-10`` reads as
-``cid``: digits are not part of words)."""
+``cid``: digits are not part of words). No bare ``code``/``código``: an appliance's or a program's
+``error code E11`` is not a diagnosis, and a health finding keeps a request from going abroad."""
 
 PASSWORD_KEYS: tuple[str, ...] = (
     "password", "passwd", "pwd", "senha", "contraseña", "contrasena", "mot de passe", "motdepasse",
