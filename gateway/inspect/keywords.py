@@ -25,7 +25,9 @@ CONTEXT: dict[str, tuple[str, ...]] = {
     "mx.clabe": ("clabe", "cuenta clabe", "clabe interbancaria"),
     "mx.ine": ("ine", "ife", "clave de elector", "credencial para votar", "credencial de elector"),
     "ar.cuit": ("cuit", "cuil", "cdi", "clave unica de identificacion tributaria"),
-    "ar.dni": ("dni", "documento nacional de identidad", "documento", "d n i"),
+    # (not a bare "documento": pt/es for any document, "Documento SEI nº 12345678" is no DNI;
+    # "de documento" is the end of "número/nro./N° de documento")
+    "ar.dni": ("dni", "documento nacional de identidad", "d n i", "de documento", "documento de identidad"),
     "cl.rut": ("rut", "run", "rol unico tributario", "rol unico nacional"),
     "co.nit": ("nit", "numero de identificacion tributaria"),
     "co.cc": ("cc", "c c", "cedula", "cedula de ciudadania", "documento de identidad"),
@@ -33,7 +35,7 @@ CONTEXT: dict[str, tuple[str, ...]] = {
     "pe.ruc": ("ruc", "sunat", "registro unico de contribuyentes"),
     "ec.ci": ("cedula", "ci", "c i", "cedula de identidad", "cedula de ciudadania"),
     "ec.ruc": ("ruc", "sri", "registro unico de contribuyentes"),
-    "uy.ci": ("cedula", "ci", "c i", "cedula de identidad", "documento"),
+    "uy.ci": ("cedula", "ci", "c i", "cedula de identidad", "documento de identidad", "de documento"),
     "uy.rut": ("rut", "dgi", "registro unico tributario"),
     "py.ruc": ("ruc", "set", "dnit", "registro unico del contribuyente"),
     "py.ci": ("cedula", "ci", "c i", "cedula de identidad", "cedula de identidad civil"),

@@ -64,6 +64,7 @@ CORPUS: dict[str, list[str]] = {
         "Decreto Supremo 016-2024-JUS, Ley 29733, Reglamento vigente desde el 30 de marzo de 2025.",
         "El horno muestra el código E11 y se apaga.",
         "Véanse los artículos 12 y ss. del expediente 113368538.",
+        "Adjunto el documento 19839940 con el contrato firmado.",
     ],
     "pt": [
         "O preço é R$ 1.299,99 à vista; pedido nº 2024-118833 de 14/03/2025 às 14h32.",
@@ -81,6 +82,8 @@ CORPUS: dict[str, list[str]] = {
         # "e ss." (e seguintes) in a legal citation
         "Nos termos dos arts. 33 e ss. da Lei 13.709/2018, processo 113368538.",
         "O ar-condicionado exibe o código E11 no visor.",
+        # the number of a document in the federal government's SEI system is no Argentine DNI
+        "Conforme o Documento SEI nº 19839940, segue o documento 58450407 em anexo.",
     ],
     "fr": [
         "Le prix est de 1 299,99 € TTC ; commande n° 2024-118833 du 14/03/2025 à 14 h 32.",
@@ -113,3 +116,9 @@ def test_a_diagnosis_code_is_still_found(scan_impl):
 def test_a_social_security_number_is_still_found(scan_impl):
     for text in ("SSN 410217341", "social security number: 410217341"):
         assert [f.detector for f in scan_impl(text)] == ["us.ssn"], text
+
+
+def test_an_identity_document_number_is_still_found(scan_impl):
+    for text, detector in (("DNI 26.756.539", "ar.dni"), ("Número de documento: 26.756.539", "ar.dni"),
+                           ("N° de documento 26756539", "ar.dni"), ("número de documento 19119365", "uy.ci")):
+        assert [f.detector for f in scan_impl(text)] == [detector], text
