@@ -41,7 +41,7 @@ def test_a_wrong_expectation_and_an_untested_rule_are_both_reported(tmp_path):
     p = d / "ar.yaml"
     p.write_text(p.read_text().replace("  - id: ar.financial\n", """\
   - id: ar.untested
-    match: {detectors: [ar.cbu]}
+    match: {detectors: [cu.ni]}
     domestic: allow
     adequate: allow
     foreign: hash
