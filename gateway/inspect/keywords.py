@@ -110,7 +110,12 @@ HEALTH_TERMS: tuple[str, ...] = (
     "trastorno bipolar", "bipolar disorder", "trouble bipolaire", "autismo", "autism", "autisme",
     "tdah", "adhd", "epilepsia", "epilepsy", "epilepsie", "asma", "asthma", "asthme",
     "alzheimer", "parkinson", "demencia", "dementia", "demence", "esclerose multipla",
-    "esclerosis multiple", "multiple sclerosis", "sclerose en plaques", "avc", "acv", "stroke",
+    "esclerosis multiple", "multiple sclerosis", "sclerose en plaques", "avc", "acv",
+    # a bare "stroke" is also how SVG, CSS and canvas draw lines (stroke="black", ctx.stroke()) and a
+    # key, brush or engine stroke: the medical one is named by these phrases
+    "had a stroke", "suffered a stroke", "have a stroke", "having a stroke", "ischemic stroke",
+    "ischaemic stroke", "hemorrhagic stroke", "haemorrhagic stroke", "acute stroke", "minor stroke",
+    "mini stroke", "stroke patient", "stroke patients", "stroke unit", "stroke survivor",
     "infarto", "infarctus", "heart attack", "insuficiencia cardiaca", "heart failure",
     "insuffisance cardiaque", "insuficiencia renal", "kidney failure", "dialise", "dialisis",
     "dialysis", "dialyse", "covid", "gravidez", "gestante", "embarazo", "embarazada", "pregnancy",

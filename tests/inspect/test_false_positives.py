@@ -44,6 +44,11 @@ CORPUS: dict[str, list[str]] = {
         "The dishwasher shows error code E11 and stops.",
         "Process exited with status code E42; see the log.",
         "Fix the lint warning (code W29) before merging.",
+        # "stroke" is how SVG, CSS and canvas draw lines: code, not a diagnosis
+        '<path d="M0 0L10 10" stroke="black" stroke-width="2" fill="none"/>',
+        ".icon { stroke: currentColor; stroke-linecap: round; }",
+        "ctx.beginPath(); ctx.moveTo(0, 0); ctx.lineTo(10, 10); ctx.stroke();",
+        "Mind every key stroke: a two-stroke engine, a brush stroke, a stroke of luck.",
         # "ss" is the seconds of a time format, not a social security number
         'date format "yyyy-MM-dd HH:mm:ss", parsing took 410217341 ns',
     ],
@@ -110,6 +115,12 @@ def test_ordinary_text_has_no_findings(scan_impl, lang):
 def test_a_diagnosis_code_is_still_found(scan_impl):
     # the words that do mean a diagnosis still make an ICD-10 code health data
     for text in ("CID-10 E11.9", "diagnóstico E11", "ICD code E11.9", "código CIE E11"):
+        assert [f.detector for f in scan_impl(text)] == ["health.term"], text
+
+
+def test_a_stroke_is_still_health_data(scan_impl):
+    for text in ("The patient had a stroke in 2019.", "ischemic stroke, left side", "she suffered a stroke",
+                 "admitted to the stroke unit"):
         assert [f.detector for f in scan_impl(text)] == ["health.term"], text
 
 
