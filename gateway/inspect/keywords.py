@@ -46,7 +46,8 @@ CONTEXT: dict[str, tuple[str, ...]] = {
     "gt.cui": ("dpi", "cui", "documento personal de identificacion", "renap"),
     "do.cedula": ("cedula", "cedula de identidad", "cedula de identidad y electoral", "jce"),
     "pa.cedula": ("cedula", "cedula de identidad", "tribunal electoral"),
-    "cu.ni": ("carne de identidad", "carnet de identidad", "ci", "numero de identidad", "ni"),
+    # (not "ni": the Spanish "nor", as in "ni la factura 73031979927")
+    "cu.ni": ("carne de identidad", "carnet de identidad", "ci", "numero de identidad"),
     # (not "ss": the seconds of "HH:mm:ss" and the "e ss." of legal citations, "and following")
     "us.ssn": ("ssn", "social security", "social security number"),
     "us.itin": ("itin", "taxpayer identification number", "individual taxpayer identification number"),

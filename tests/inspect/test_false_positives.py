@@ -70,6 +70,8 @@ CORPUS: dict[str, list[str]] = {
         "El horno muestra el código E11 y se apaga.",
         "Véanse los artículos 12 y ss. del expediente 113368538.",
         "Adjunto el documento 19839940 con el contrato firmado.",
+        # "ni" is the Spanish "nor", not the Cuban número de identidad
+        "No recibimos el pago ni la factura 73031979927 de marzo.",
     ],
     "pt": [
         "O preço é R$ 1.299,99 à vista; pedido nº 2024-118833 de 14/03/2025 às 14h32.",
@@ -131,5 +133,6 @@ def test_a_social_security_number_is_still_found(scan_impl):
 
 def test_an_identity_document_number_is_still_found(scan_impl):
     for text, detector in (("DNI 26.756.539", "ar.dni"), ("Número de documento: 26.756.539", "ar.dni"),
-                           ("N° de documento 26756539", "ar.dni"), ("número de documento 19119365", "uy.ci")):
+                           ("N° de documento 26756539", "ar.dni"), ("número de documento 19119365", "uy.ci"),
+                           ("carné de identidad 73031979927", "cu.ni")):
         assert [f.detector for f in scan_impl(text)] == [detector], text
