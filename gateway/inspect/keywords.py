@@ -25,7 +25,9 @@ CONTEXT: dict[str, tuple[str, ...]] = {
     "mx.clabe": ("clabe", "cuenta clabe", "clabe interbancaria"),
     "mx.ine": ("ine", "ife", "clave de elector", "credencial para votar", "credencial de elector"),
     "ar.cuit": ("cuit", "cuil", "cdi", "clave unica de identificacion tributaria"),
-    "ar.dni": ("dni", "documento nacional de identidad", "documento", "d n i"),
+    # (not a bare "documento": pt/es for any document, "Documento SEI nº 12345678" is no DNI;
+    # "de documento" is the end of "número/nro./N° de documento")
+    "ar.dni": ("dni", "documento nacional de identidad", "d n i", "de documento", "documento de identidad"),
     "cl.rut": ("rut", "run", "rol unico tributario", "rol unico nacional"),
     "co.nit": ("nit", "numero de identificacion tributaria"),
     "co.cc": ("cc", "c c", "cedula", "cedula de ciudadania", "documento de identidad"),
@@ -33,7 +35,7 @@ CONTEXT: dict[str, tuple[str, ...]] = {
     "pe.ruc": ("ruc", "sunat", "registro unico de contribuyentes"),
     "ec.ci": ("cedula", "ci", "c i", "cedula de identidad", "cedula de ciudadania"),
     "ec.ruc": ("ruc", "sri", "registro unico de contribuyentes"),
-    "uy.ci": ("cedula", "ci", "c i", "cedula de identidad", "documento"),
+    "uy.ci": ("cedula", "ci", "c i", "cedula de identidad", "documento de identidad", "de documento"),
     "uy.rut": ("rut", "dgi", "registro unico tributario"),
     "py.ruc": ("ruc", "set", "dnit", "registro unico del contribuyente"),
     "py.ci": ("cedula", "ci", "c i", "cedula de identidad", "cedula de identidad civil"),
@@ -44,8 +46,10 @@ CONTEXT: dict[str, tuple[str, ...]] = {
     "gt.cui": ("dpi", "cui", "documento personal de identificacion", "renap"),
     "do.cedula": ("cedula", "cedula de identidad", "cedula de identidad y electoral", "jce"),
     "pa.cedula": ("cedula", "cedula de identidad", "tribunal electoral"),
-    "cu.ni": ("carne de identidad", "carnet de identidad", "ci", "numero de identidad", "ni"),
-    "us.ssn": ("ssn", "social security", "social security number", "ss"),
+    # (not "ni": the Spanish "nor", as in "ni la factura 73031979927")
+    "cu.ni": ("carne de identidad", "carnet de identidad", "ci", "numero de identidad"),
+    # (not "ss": the seconds of "HH:mm:ss" and the "e ss." of legal citations, "and following")
+    "us.ssn": ("ssn", "social security", "social security number"),
     "us.itin": ("itin", "taxpayer identification number", "individual taxpayer identification number"),
     "us.ein": ("ein", "fein", "employer identification number", "tax id"),
     "ca.sin": ("sin", "social insurance number", "nas", "numero d assurance sociale",
@@ -107,7 +111,12 @@ HEALTH_TERMS: tuple[str, ...] = (
     "trastorno bipolar", "bipolar disorder", "trouble bipolaire", "autismo", "autism", "autisme",
     "tdah", "adhd", "epilepsia", "epilepsy", "epilepsie", "asma", "asthma", "asthme",
     "alzheimer", "parkinson", "demencia", "dementia", "demence", "esclerose multipla",
-    "esclerosis multiple", "multiple sclerosis", "sclerose en plaques", "avc", "acv", "stroke",
+    "esclerosis multiple", "multiple sclerosis", "sclerose en plaques", "avc", "acv",
+    # a bare "stroke" is also how SVG, CSS and canvas draw lines (stroke="black", ctx.stroke()) and a
+    # key, brush or engine stroke: the medical one is named by these phrases
+    "had a stroke", "suffered a stroke", "have a stroke", "having a stroke", "ischemic stroke",
+    "ischaemic stroke", "hemorrhagic stroke", "haemorrhagic stroke", "acute stroke", "minor stroke",
+    "mini stroke", "stroke patient", "stroke patients", "stroke unit", "stroke survivor",
     "infarto", "infarctus", "heart attack", "insuficiencia cardiaca", "heart failure",
     "insuffisance cardiaque", "insuficiencia renal", "kidney failure", "dialise", "dialisis",
     "dialysis", "dialyse", "covid", "gravidez", "gestante", "embarazo", "embarazada", "pregnancy",
@@ -135,11 +144,12 @@ HEALTH_UPPER: tuple[str, ...] = ("aids", "avc", "acv", "tdah", "adhd", "tarv")
 code): they count only when written in capitals (``AIDS``, ``AVC``)."""
 
 ICD10_CONTEXT: tuple[str, ...] = (
-    "cid", "cie", "icd", "cim", "diagnostico", "diagnosis", "diagnostic", "dx", "codigo", "code", "condicion",
+    "cid", "cie", "icd", "cim", "diagnostico", "diagnosis", "diagnostic", "dx", "condicion",
     "condicao", "paciente", "patient", "doenca", "enfermedad", "disease", "maladie",
 )
 """Words after which an ICD-10 code (``E11.9``) is a ``health.term`` finding (``CID-10`` reads as
-``cid``: digits are not part of words)."""
+``cid``: digits are not part of words). No bare ``code``/``código``: an appliance's or a program's
+``error code E11`` is not a diagnosis, and a health finding keeps a request from going abroad."""
 
 PASSWORD_KEYS: tuple[str, ...] = (
     "password", "passwd", "pwd", "senha", "contraseña", "contrasena", "mot de passe", "motdepasse",

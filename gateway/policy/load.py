@@ -1,8 +1,8 @@
 """Load ``policies/`` and ``policies/regional/`` strictly; every error names file, line and field.
 
 Beyond the per-field checks the Structs make, the loader checks what spans a file or files: the file
-name matches the jurisdiction, rule ids are unique and carry their jurisdiction's prefix, no country is
-both adequate and prohibited, agreement ids are unique. Test files (``*_test.yaml``) are not policies;
+name matches the jurisdiction, rule ids are unique and carry their jurisdiction's prefix, a detector a
+rule names exists, no country is both adequate and prohibited, agreement ids are unique. Test files (``*_test.yaml``) are not policies;
 ``load_cases`` reads them.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 import yaml
 
+from gateway.inspect.detectors import BY_ID
 from gateway.policy.builtin import builtin_policy
 from gateway.policy.model import Agreement, CaseFile, Policy
 from gateway.yamlfile import ConfigError, _Loader, _node_at, load_text
@@ -82,6 +83,11 @@ class PolicySet:
         return [x for x in self.agreements if a in x.members and b in x.members]
 
 
+DETECTOR_IDS: frozenset[str] = frozenset(BY_ID) | {"intl.uninspectable"}
+"""Detector ids a rule may name: the inspector's catalogue, and the finding the proxy makes of content
+it cannot inspect. Any other id has a valid shape but could never match (a typo, a silently dead rule)."""
+
+
 def _line(text: str, path: str) -> int | None:
     try:
         return _node_at(yaml.compose(text, Loader=_Loader), path).start_mark.line + 1
@@ -132,6 +138,10 @@ def _check_policy(p: Policy, file: str, text: str, seen_rules: dict[str, str]) -
             other = seen_rules.get(r.id, "reserved for the engine")
             raise ConfigError(file, _line(text, where), where[1:], f"duplicate rule id {r.id!r} ({other})")
         seen_rules[r.id] = file
+        for j, det in enumerate(r.match.detectors):
+            if det not in DETECTOR_IDS:
+                where = f".rules[{i}].match.detectors[{j}]"
+                raise ConfigError(file, _line(text, where), where[1:], f"unknown detector {det!r}: no finding has this id")
 
 
 def load_policies(directory: str | Path) -> PolicySet:

@@ -12,6 +12,7 @@ from gateway.dialects import ENDPOINTS
 from gateway.dialects.errors import DialectError, error_body
 from gateway.policy.explain import explain_request
 from gateway.server.http import Request, Response
+from gateway.server.proxy import Reject, _level
 
 
 def _json(body, status: int = 200) -> Response:
@@ -49,8 +50,9 @@ async def metrics_endpoint(request: Request, state: State) -> Response:
 
 
 async def explain(request: Request, state: State) -> Response:
-    """POST /-/explain[?endpoint=/v1/messages]: the decision for this body, for the caller's own identity.
-    Nothing is forwarded and no audit record is written for an explain."""
+    """POST /-/explain[?endpoint=/v1/messages]: the decision for this body, for the caller's own identity
+    and the level of its ``X-Data-Classification`` header, as the proxy would take it. Nothing is
+    forwarded and no audit record is written for an explain."""
     endpoint = request.query_param("endpoint") or "/v1/chat/completions"
     dialect = ENDPOINTS.get(endpoint, "openai")
     try:
@@ -65,8 +67,12 @@ async def explain(request: Request, state: State) -> Response:
             raise ValueError
     except ValueError:
         return _error(dialect, 400, "invalid_request", "the body must be a JSON object")
+    try:  # the level the proxy would read from X-Data-Classification: it changes the decision
+        level = _level(request)
+    except Reject as e:
+        return _error(dialect, e.status, e.code, e.message)
     try:
-        result = explain_request(state.config, state.policies, principal, endpoint, payload)
+        result = explain_request(state.config, state.policies, principal, endpoint, payload, level)
     except DialectError as e:
         return _error(dialect, 400, "invalid_request", str(e))
     return _json(result)

@@ -169,3 +169,18 @@ def test_revision_follows_the_bytes(tmp_path):
     assert load_policies(tmp_path / "p").revision != r1
     (tmp_path / "p" / "br_test.yaml").write_text("cases: []\n")  # test files are not part of the revision
     assert load_policies(tmp_path / "p").revision == load_policies(tmp_path / "p").revision
+
+
+def test_a_detector_the_inspector_does_not_have_is_an_error(tmp_path):
+    # a misspelt detector id (br.cfp) has a valid shape but would never match: the rule would be
+    # silently dead and the CPFs it was written for would get the default instead
+    write(tmp_path, "br.yaml", GOOD.replace("match: {categories: [national_id, tax_id]}",
+                                            "match: {detectors: [br.cpf, br.cfp]}"))
+    e = error_of(tmp_path)
+    assert (e.line, e.field) == (9, "rules[0].match.detectors[1]") and "br.cfp" in e.message
+    _, errors = check_directory(tmp_path)
+    assert [(x.line, x.field) for x in errors] == [(9, "rules[0].match.detectors[1]")]
+    # every detector of the catalogue, and the finding the proxy makes of uninspectable content, loads
+    write(tmp_path, "br.yaml", GOOD.replace("match: {categories: [national_id, tax_id]}",
+                                            "match: {detectors: [br.cpf, intl.uninspectable, gov.marking]}"))
+    assert load_policies(tmp_path).jurisdictions["BR"].rules[0].match.detectors[1] == "intl.uninspectable"

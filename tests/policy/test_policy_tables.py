@@ -41,7 +41,7 @@ def test_a_wrong_expectation_and_an_untested_rule_are_both_reported(tmp_path):
     p = d / "ar.yaml"
     p.write_text(p.read_text().replace("  - id: ar.financial\n", """\
   - id: ar.untested
-    match: {detectors: [ar.cbu]}
+    match: {detectors: [cu.ni]}
     domestic: allow
     adequate: allow
     foreign: hash
@@ -54,3 +54,14 @@ def test_a_wrong_expectation_and_an_untested_rule_are_both_reported(tmp_path):
                    ("pacific_alliance_test.yaml", "-")]
     br = next(f for f in failures if f.file.endswith("br_test.yaml"))
     assert str(br).endswith("actions: expected {'br.cpf': 'allow'}, got {'br.cpf': 'pseudonymize'}")
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f.relative_to(BUNDLED).as_posix() for f in FILES])
+def test_case_findings_of_real_detectors_are_shaped_as_the_inspector_reports_them(path: Path):
+    # a case that gives a detector another category or country tests a finding that never happens
+    from gateway.inspect.detectors import BY_ID
+    from gateway.policy.load import load_cases
+
+    wrong = [(c.name, f.detector, f.category, f.country) for c in load_cases(path).cases for f in c.findings
+             if f.detector in BY_ID and (BY_ID[f.detector].category, BY_ID[f.detector].country) != (f.category, f.country)]
+    assert wrong == []
