@@ -95,6 +95,7 @@ def _worker_main(config: Config, worker: int, args: argparse.Namespace, reuse_po
 def _prefork(config: Config, args: argparse.Namespace) -> int:
     children: dict[int, int] = {}
     stopping = False
+    current = config  # what a (re)started worker starts with: the last config that validated
 
     def spawn(i: int) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # the child unblocks once its handlers are in
@@ -104,7 +105,7 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
                 signal.signal(s, signal.SIG_DFL)
             code = 0
             try:
-                _worker_main(config, i, args, True)
+                _worker_main(current, i, args, True)
             except BaseException:
                 log.exception("worker %d crashed", i)
                 code = 1
@@ -113,9 +114,16 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
         children[pid] = i
 
     def forward(sig, _frame):
-        nonlocal stopping
+        nonlocal stopping, current
         if sig in (signal.SIGTERM, signal.SIGINT):
             stopping = True
+        if sig == signal.SIGHUP:
+            # The workers reload themselves; the parent keeps the new config too, or a worker restarted
+            # after a crash would come back with the startup config (e.g. an API key since removed).
+            try:
+                current = _load(args)
+            except Exception:  # the workers keep their state and log why
+                pass
         for pid in children:
             try:
                 os.kill(pid, signal.SIGTERM if sig == signal.SIGINT else sig)
@@ -145,18 +153,24 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(args: argparse.Namespace) -> Config:
+    """The config file with the command line's --host/--port, checked as far as can be before forking."""
+    config = load_config(args.config)
+    listen = msgspec.structs.replace(config.listen, host=args.host or config.listen.host,
+                                     port=args.port if args.port is not None else config.listen.port)
+    config = msgspec.structs.replace(config, listen=listen)
+    if config.auth.mode == "none" and not args.insecure_no_auth:
+        raise ConfigError(config.source, None, "auth.mode", "`none` needs --insecure-no-auth (development only)")
+    from gateway.policy import load_policies
+
+    load_policies(config.path(config.policies))  # fail before forking, with file:line:field
+    return config
+
+
 def serve_command(args: argparse.Namespace) -> int:
     setup_logging()
     try:
-        config = load_config(args.config)
-        listen = msgspec.structs.replace(config.listen, host=args.host or config.listen.host,
-                                         port=args.port if args.port is not None else config.listen.port)
-        config = msgspec.structs.replace(config, listen=listen)
-        if config.auth.mode == "none" and not args.insecure_no_auth:
-            raise ConfigError(config.source, None, "auth.mode", "`none` needs --insecure-no-auth (development only)")
-        from gateway.policy import load_policies
-
-        load_policies(config.path(config.policies))  # fail before forking, with file:line:field
+        config = _load(args)
     except ConfigError as e:
         print(f"soberana serve: {e}", file=sys.stderr)
         return 2
