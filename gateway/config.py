@@ -259,6 +259,15 @@ def _check(cfg: Config, file: str) -> None:
         for j, r in enumerate(routes):
             if r.upstream not in names:
                 raise ConfigError(file, None, f"models.{model}[{j}].upstream", f"unknown upstream {r.upstream!r}")
+    ids, digests = set(), set()
+    for i, k in enumerate(cfg.auth.api_keys):
+        # one key under two entries would authenticate as whichever comes last (its jurisdiction too)
+        if k.id in ids:
+            raise ConfigError(file, None, f"auth.api_keys[{i}].id", f"duplicate key id {k.id!r}")
+        if k.sha256.lower() in digests:
+            raise ConfigError(file, None, f"auth.api_keys[{i}].sha256", "the same key is configured twice")
+        ids.add(k.id)
+        digests.add(k.sha256.lower())
     if cfg.auth.mode == "jwt" and cfg.auth.jwt is None:
         raise ConfigError(file, None, "auth.jwt", "required when auth.mode is jwt")
     if cfg.auth.mode == "api_key" and not cfg.auth.api_keys:

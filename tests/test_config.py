@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -49,6 +50,11 @@ def test_good_config_loads_with_defaults(tmp_path):
     (GOOD.replace("{upstream: br, model: y}", "{upstream: nowhere, model: y}"), 13, "models.m[1].upstream"),
     (GOOD.replace('url: "http://127.0.0.1:9/v1"', "url: ftp://x"), 8, "upstreams[0].url"),
     (GOOD.replace("on_inspection_error", "x") + "on_inspection_error: shrug\n", 14, "on_inspection_error"),
+    (GOOD.replace("agency: receita}", "agency: receita}\n    - {id: tax, sha256: " + "b" * 64 + ", jurisdiction: BR, agency: x}"),
+     7, "auth.api_keys[1].id"),
+    (GOOD.replace("agency: receita}", "agency: receita}\n    - {id: other, sha256: "
+                  "A4314248DC70EA95B1FFCA1A92818939952B21CB9E8649EC5975D18F46D8E24A, jurisdiction: US, agency: x}"),
+     7, "auth.api_keys[1].sha256"),
 ])
 def test_errors_name_file_line_and_field(tmp_path, bad, line, field):
     path = write(tmp_path, bad)
@@ -68,6 +74,25 @@ def test_serve_refuses_a_broken_config_with_the_location(tmp_path):
     out = subprocess.run([sys.executable, "-m", "gateway", "serve", "-c", str(path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert f"{path}:1: listen.port" in out.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("bad, line, field", [
+    (GOOD.replace("residency: BR}", "residency: BR, api_key_env: SOBERANA_TEST_UNSET_KEY}"), 8, "upstreams[0].api_key_env"),
+    (GOOD.replace("mode: api_key", "mode: jwt\n  jwt: {issuer: i, audience: a}"), 5, "auth.jwt"),
+    (GOOD + "rate_limit: {backend: no-such-plugin}\n", 14, "rate_limit.backend"),
+])
+def test_serve_names_what_the_workers_would_fail_on_before_forking(tmp_path, workers, bad, line, field):
+    # Found only while a worker builds its state, these made `serve` restart its workers forever
+    # (the log said only "ConfigError") or, with one worker, exit with a traceback and no line.
+    from gateway.testing.harness import bundled_policies
+
+    path = write(tmp_path, bad + f"policies: {bundled_policies()}\n")
+    env = {k: v for k, v in os.environ.items() if k != "SOBERANA_TEST_UNSET_KEY"}
+    out = subprocess.run([sys.executable, "-m", "gateway", "serve", "-c", str(path), "--workers", workers],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2
+    assert f"{path}:{line}: {field}:" in out.stderr
 
 
 def test_auth_none_needs_the_development_flag(tmp_path):

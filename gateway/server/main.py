@@ -16,12 +16,13 @@ import signal
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import msgspec
 
 from gateway.config import Config, load_config
 from gateway.logs import setup_logging
-from gateway.yamlfile import ConfigError
+from gateway.yamlfile import ConfigError, locate
 
 log = logging.getLogger("soberana")
 DRAIN_SECONDS = 30.0
@@ -106,6 +107,9 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
             code = 0
             try:
                 _worker_main(current, i, args, True)
+            except ConfigError as e:  # names file, line and field (never a request value): say which
+                log.error("worker %d cannot start: %s", i, e)
+                code = 2
             except BaseException:
                 log.exception("worker %d crashed", i)
                 code = 1
@@ -164,7 +168,31 @@ def _load(args: argparse.Namespace) -> Config:
     from gateway.policy import load_policies
 
     load_policies(config.path(config.policies))  # fail before forking, with file:line:field
+    _check_parts(config)
     return config
+
+
+def _check_parts(config: Config) -> None:
+    """What a worker would otherwise find only while building its state (the JWT settings and key
+    files, the rate-limit plugin, the upstream credentials in the environment), found before forking and named with the line:
+    a worker that fails there only logs it, and is restarted again and again."""
+    from gateway.auth.authenticator import Authenticator
+    from gateway.plugins import rate_limit_backend
+
+    try:
+        if config.rate_limit.backend != "memory":
+            rate_limit_backend(config.rate_limit.backend)
+        if config.auth.mode != "none":
+            Authenticator(config.auth, default_jurisdiction=config.jurisdiction, base_dir=config.path("."))
+        for i, u in enumerate(config.upstreams):
+            if u.api_key_env and not os.environ.get(u.api_key_env):
+                raise ConfigError("<config>", None, f"upstreams[{i}].api_key_env",
+                                  f"environment variable {u.api_key_env} is not set")
+    except ConfigError as e:
+        if e.file != "<config>":
+            raise
+        text = Path(config.source).read_text(encoding="utf-8")
+        raise ConfigError(config.source, locate(text, e.field or ""), e.field, e.message) from None
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -175,7 +203,11 @@ def serve_command(args: argparse.Namespace) -> int:
         print(f"soberana serve: {e}", file=sys.stderr)
         return 2
     if args.workers <= 1:
-        _worker_main(config, 0, args, False)
+        try:
+            _worker_main(config, 0, args, False)
+        except ConfigError as e:  # e.g. a rate-limit backend no installed plugin provides
+            print(f"soberana serve: {e}", file=sys.stderr)
+            return 2
         return 0
     if "prometheus_client" in sys.modules:
         log.warning("metrics are per worker: prometheus_client was imported before the workers started")
