@@ -29,8 +29,28 @@ class ConfigError(ValueError):
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps YAML 1.1 quirks out: `no`/`on` stay strings (country NO!)."""
+class _NoDuplicateKeys:
+    """A mapping with the same key twice is an error: YAML would keep the last silently, and the
+    first (a second `auth:`, a rule list) would be ignored without a word. (``load_text`` names the
+    field; this also stops loaders that do not go through it, such as the policies' libyaml pass.)"""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, yaml.Node] = {}
+            for k, _ in node.value:
+                if not isinstance(k, yaml.ScalarNode) or k.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *base` merges; keys written next to it override it, as meant
+                if k.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {k.value!r} (first on line {seen[k.value].start_mark.line + 1})",
+                        k.start_mark)
+                seen[k.value] = k
+        return super().construct_mapping(node, deep)
+
+
+class _Loader(_NoDuplicateKeys, yaml.SafeLoader):
+    """SafeLoader that keeps YAML 1.1 quirks out: `no`/`on` stay strings (country NO!), and refuses
+    duplicate keys."""
 
 
 # YAML 1.1 reads NO (Norway), ON, YES as booleans; country codes must stay strings.
@@ -60,6 +80,27 @@ def _node_at(node: yaml.Node, path: str) -> yaml.Node:
     return node
 
 
+def _check_duplicate_keys(node: yaml.Node | None, file: str, path: str = "", seen_nodes: set | None = None) -> None:
+    """ConfigError at the second of two equal keys in a mapping (YAML would keep the last silently)."""
+    seen_nodes = set() if seen_nodes is None else seen_nodes
+    if id(node) in seen_nodes:  # an alias: checked where its anchor is (and it may contain itself)
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicate_keys(item, file, f"{path}[{i}]", seen_nodes)
+    elif isinstance(node, yaml.MappingNode):
+        seen: dict[str, yaml.Node] = {}
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                field = f"{path}.{k.value}" if path else k.value
+                if k.value in seen:
+                    raise ConfigError(file, k.start_mark.line + 1, field,
+                                      f"duplicate key (first on line {seen[k.value].start_mark.line + 1})")
+                seen[k.value] = k
+                _check_duplicate_keys(v, file, field, seen_nodes)
+
+
 def _unknown_key_node(node: yaml.Node, key: str) -> yaml.Node:
     if isinstance(node, yaml.MappingNode):
         for k, _ in node.value:
@@ -72,6 +113,7 @@ def load_text(text: str, type_: type[T], file: str = "<string>") -> T:
     """Parse YAML text and convert it, strictly, into ``type_``; raise ConfigError with a line."""
     try:
         node = yaml.compose(text, Loader=_Loader)
+        _check_duplicate_keys(node, file)
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)

@@ -55,6 +55,8 @@ def test_good_config_loads_with_defaults(tmp_path):
     (GOOD.replace("agency: receita}", "agency: receita}\n    - {id: other, sha256: "
                   "A4314248DC70EA95B1FFCA1A92818939952B21CB9E8649EC5975D18F46D8E24A, jurisdiction: US, agency: x}"),
      7, "auth.api_keys[1].sha256"),
+    (GOOD + "auth: {mode: none}\n", 14, "auth"),  # YAML alone would keep this one, silently
+    (GOOD.replace("residency: BR}", "residency: BR, url: \"http://127.0.0.1:10/v1\"}"), 8, "upstreams[0].url"),
 ])
 def test_errors_name_file_line_and_field(tmp_path, bad, line, field):
     path = write(tmp_path, bad)
