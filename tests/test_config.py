@@ -55,6 +55,16 @@ def test_good_config_loads_with_defaults(tmp_path):
     (GOOD.replace("agency: receita}", "agency: receita}\n    - {id: other, sha256: "
                   "A4314248DC70EA95B1FFCA1A92818939952B21CB9E8649EC5975D18F46D8E24A, jurisdiction: US, agency: x}"),
      7, "auth.api_keys[1].sha256"),
+    (GOOD.replace("port: 8080", "port: 80800"), 1, "listen.port"),
+    (GOOD + "limits: {upstream_timeout_s: -1}\n", 14, "limits.upstream_timeout_s"),  # every request a 504
+    (GOOD + "limits: {header_timeout_s: 0}\n", 14, "limits.header_timeout_s"),
+    (GOOD + "limits: {max_body_bytes: 0}\n", 14, "limits.max_body_bytes"),
+    (GOOD + "audit: {checkpoint_seconds: 0}\n", 14, "audit.checkpoint_seconds"),
+    (GOOD + "jurisdiction: BRA\n", 14, "jurisdiction"),
+    (GOOD.replace("residency: US}", "residency: US, breaker_failures: 0}"), 9, "upstreams[1].breaker_failures"),
+    (GOOD.replace("residency: US}", "residency: US, max_connections: 0}"), 9, "upstreams[1].max_connections"),
+    (GOOD.replace("residency: US}", "residency: US, timeout_s: -3}"), 9, "upstreams[1].timeout_s"),
+    (GOOD.replace('url: "http://127.0.0.1:9/v1"', 'url: "http:///v1"'), 8, "upstreams[0].url"),
     (GOOD + "auth: {mode: none}\n", 14, "auth"),  # YAML alone would keep this one, silently
     (GOOD.replace("residency: BR}", "residency: BR, url: \"http://127.0.0.1:10/v1\"}"), 8, "upstreams[0].url"),
 ])
