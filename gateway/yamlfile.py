@@ -16,8 +16,10 @@ import yaml
 
 T = TypeVar("T")
 
-_PATH_RE = re.compile(r"at `\$([^`]*)`")
+_PATH_RE = re.compile(r"at `(?:key` in `)?\$([^`]*)`")
 _STEP_RE = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_ENTRY = "[...]"
+"""How msgspec writes a step into a dict's entry in an error path: it does not say which key."""
 
 
 class ConfigError(ValueError):
@@ -63,9 +65,9 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _node_at(node: yaml.Node, path: str) -> yaml.Node:
-    """The deepest node along a msgspec error path; the mapping key node when a field is unknown."""
-    for key, index in _STEP_RE.findall(path):
+def _node_at(node: yaml.Node, path: str | list[tuple[str, str]]) -> yaml.Node:
+    """The deepest node along a msgspec error path (or its steps, see ``_steps``)."""
+    for key, index in _STEP_RE.findall(path) if isinstance(path, str) else path:
         if key and isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 if k.value == key:
@@ -109,6 +111,52 @@ def _unknown_key_node(node: yaml.Node, key: str) -> yaml.Node:
     return node
 
 
+def _steps(data: Any, type_: type, path: str) -> list[tuple[str, str]]:
+    """The (key, index) steps of a msgspec error path, with the key of each dict entry found.
+
+    msgspec writes ``$.models[...][0].model`` for a bad value inside a dict: that names neither the
+    entry nor its line. Converting again with that dict cut down to one entry at a time finds it (the
+    first entry whose conversion fails at the same place); it runs only on an error."""
+    steps: list[tuple[str, str]] = []
+    rest = path
+    while True:
+        head, sep, rest = rest.partition(_ENTRY)
+        steps += _STEP_RE.findall(head)
+        if not sep:
+            return steps
+        at = data
+        for key, index in steps:
+            at = at.get(key) if isinstance(at, dict) else at[int(index)] if isinstance(at, list) else None
+        found = None
+        for entry in at if isinstance(at, dict) else ():
+            try:
+                msgspec.convert(_cut(data, steps, entry), type_, strict=True)
+            except msgspec.ValidationError as e:
+                m = _PATH_RE.search(str(e))
+                if m and m.group(1).startswith(_path(steps) + _ENTRY):
+                    found = entry
+                    break
+        if found is None:
+            return steps
+        steps.append((str(found), ""))
+
+
+def _cut(data: Any, steps: list[tuple[str, str]], entry: Any) -> Any:
+    """A copy of ``data`` in which the dict at ``steps`` holds only ``entry``."""
+    if not steps:
+        return {entry: data[entry]}
+    (key, index), rest = steps[0], steps[1:]
+    if key:
+        return {**data, key: _cut(data[key], rest, entry)}
+    out = list(data)
+    out[int(index)] = _cut(data[int(index)], rest, entry)
+    return out
+
+
+def _path(steps: list[tuple[str, str]]) -> str:
+    return "".join(f".{key}" if key else f"[{index}]" for key, index in steps)
+
+
 def load_text(text: str, type_: type[T], file: str = "<string>") -> T:
     """Parse YAML text and convert it, strictly, into ``type_``; raise ConfigError with a line."""
     try:
@@ -125,16 +173,16 @@ def load_text(text: str, type_: type[T], file: str = "<string>") -> T:
     except msgspec.ValidationError as e:
         msg = str(e)
         m = _PATH_RE.search(msg)
-        path = m.group(1) if m else ""
-        target = _node_at(node, path)
-        field = path.lstrip(".") or None
+        steps = _steps(data, type_, m.group(1)) if m else []
+        target = _node_at(node, steps)
+        field = _path(steps).lstrip(".") or None
         unknown = re.match(r"Object contains unknown field `([^`]+)`", msg)
         if unknown:
             target = _unknown_key_node(target, unknown.group(1))
             field = f"{field}.{unknown.group(1)}" if field else unknown.group(1)
             msg = "unknown key"
         else:
-            msg = _PATH_RE.sub("", msg).strip(" -")
+            msg = _PATH_RE.sub("", msg).strip(" -") + (" (a key)" if "at `key` in" in str(e) else "")
         raise ConfigError(file, target.start_mark.line + 1, field, msg) from None
 
 

@@ -55,6 +55,11 @@ def test_good_config_loads_with_defaults(tmp_path):
     (GOOD.replace("agency: receita}", "agency: receita}\n    - {id: other, sha256: "
                   "A4314248DC70EA95B1FFCA1A92818939952B21CB9E8649EC5975D18F46D8E24A, jurisdiction: US, agency: x}"),
      7, "auth.api_keys[1].sha256"),
+    # inside a map msgspec says `models[...]`: the entry is named, and its line found
+    (GOOD.replace("{upstream: br, model: y}", "{upstream: br, model: 7}"), 13, "models.m[1].model"),
+    (GOOD.replace("  m:\n", "  ok: [{upstream: br, model: y}]\n  gpt-4.1:\n").replace("model: y}\n", "model: [y]}\n"),
+     14, "models.gpt-4.1[1].model"),
+    (GOOD + "tracing:\n  headers:\n    a: b\n    c: 1\n", 17, "tracing.headers.c"),
     (GOOD.replace("port: 8080", "port: 80800"), 1, "listen.port"),
     (GOOD + "limits: {upstream_timeout_s: -1}\n", 14, "limits.upstream_timeout_s"),  # every request a 504
     (GOOD + "limits: {header_timeout_s: 0}\n", 14, "limits.header_timeout_s"),
