@@ -187,12 +187,32 @@ def load_text(text: str, type_: type[T], file: str = "<string>") -> T:
 
 
 def locate(text: str, field: str) -> int | None:
-    """The line of ``field`` (``upstreams[1].url``) in YAML ``text``, for checks made after decoding."""
+    """The line of ``field`` (``upstreams[1].url``) in YAML ``text``, for checks made after decoding.
+
+    A key may hold dots itself (the model ``gpt-4.1``): at each mapping the longest key that the rest
+    of the field starts with is taken."""
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError:
         return None
-    return _node_at(node, "." + field).start_mark.line + 1 if node is not None else None
+    if node is None:
+        return None
+    rest = field
+    while rest:
+        if isinstance(node, yaml.MappingNode):
+            name = rest.lstrip(".")
+            keys = [(k, v) for k, v in node.value if isinstance(k.value, str) and name.startswith(k.value)
+                    and name[len(k.value):len(k.value) + 1] in ("", ".", "[")]
+            if not keys:
+                break
+            k, node = max(keys, key=lambda kv: len(kv[0].value))
+            rest = name[len(k.value):]
+        elif isinstance(node, yaml.SequenceNode) and (m := re.match(r"\[(\d+)\]", rest)) \
+                and int(m.group(1)) < len(node.value):
+            node, rest = node.value[int(m.group(1))], rest[m.end():]
+        else:
+            break
+    return node.start_mark.line + 1
 
 
 def load_file(path: str | Path, type_: type[T]) -> T:
