@@ -247,6 +247,15 @@ class Config(_Strict, kw_only=True):
         raise KeyError(name)
 
 
+def _host_port(url: str) -> bool:
+    """The URL has a host, and a valid port if it names one (the upstream pool refuses it otherwise)."""
+    try:
+        u = urlsplit(url)
+        return bool(u.hostname) and u.port != 0
+    except ValueError:  # a port that is not a number or out of range
+        return False
+
+
 def _check(cfg: Config, file: str) -> None:
     """Checks across fields that the types alone cannot express."""
     names = [u.name for u in cfg.upstreams]
@@ -255,8 +264,8 @@ def _check(cfg: Config, file: str) -> None:
             raise ConfigError(file, None, f"upstreams[{i}].name", f"duplicate upstream name {u.name!r}")
         if len(u.residency) != 2 or not u.residency.isalpha() or not u.residency.isupper():
             raise ConfigError(file, None, f"upstreams[{i}].residency", "must be an ISO 3166-1 alpha-2 code, e.g. BR")
-        if not u.url.startswith(("http://", "https://")) or not urlsplit(u.url).hostname:
-            raise ConfigError(file, None, f"upstreams[{i}].url", "must be http:// or https:// and a host")
+        if not u.url.startswith(("http://", "https://")) or not _host_port(u.url):
+            raise ConfigError(file, None, f"upstreams[{i}].url", "must be http:// or https:// and a host (port 1-65535)")
     for model, routes in cfg.models.items():
         if not routes:
             raise ConfigError(file, None, f"models.{model}", "needs at least one upstream")

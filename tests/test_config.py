@@ -72,6 +72,7 @@ def test_good_config_loads_with_defaults(tmp_path):
     (GOOD.replace("residency: US}", "residency: US, max_connections: 0}"), 9, "upstreams[1].max_connections"),
     (GOOD.replace("residency: US}", "residency: US, timeout_s: -3}"), 9, "upstreams[1].timeout_s"),
     (GOOD.replace('url: "http://127.0.0.1:9/v1"', 'url: "http:///v1"'), 8, "upstreams[0].url"),
+    (GOOD.replace("127.0.0.1:9/v1", "127.0.0.1:99999/v1"), 8, "upstreams[0].url"),
     (GOOD + "auth: {mode: none}\n", 14, "auth"),  # YAML alone would keep this one, silently
     (GOOD.replace("residency: BR}", "residency: BR, url: \"http://127.0.0.1:10/v1\"}"), 8, "upstreams[0].url"),
 ])
