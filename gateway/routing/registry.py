@@ -60,12 +60,16 @@ class Registry:
         old = previous.targets if previous else {}
         for u in config.upstreams:
             prev = old.get(u.name)
-            if prev is not None and prev.cfg == u:
+            connect_timeout = config.limits.upstream_connect_timeout_s
+            read_timeout = u.timeout_s or config.limits.upstream_timeout_s
+            # the pool holds the deadlines too: one kept across a reload that changed `limits` would
+            # go on with the old ones
+            if prev is not None and prev.cfg == u and (prev.pool.connect_timeout, prev.pool.read_timeout) \
+                    == (connect_timeout, read_timeout):
                 self.targets[u.name] = prev
                 continue
             pool = UpstreamPool(u.url, max_connections=u.max_connections,
-                                connect_timeout=config.limits.upstream_connect_timeout_s,
-                                read_timeout=u.timeout_s or config.limits.upstream_timeout_s)
+                                connect_timeout=connect_timeout, read_timeout=read_timeout)
             self.targets[u.name] = Target(u, pool, config.source)
         self.models: dict[str, list[Candidate]] = {
             model: [Candidate(r.upstream, self.targets[r.upstream].cfg.residency, r.model) for r in routes]
@@ -98,6 +102,12 @@ class Registry:
             await asyncio.gather(*(self._probe_once(t) for t in probed))
             await asyncio.sleep(interval)
 
+    def stop_probes(self) -> None:
+        """Stop the active probes: the Registry that a reload swapped in runs its own."""
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
+
     async def close_retired(self) -> None:
         """Close the pools a reload replaced."""
         for t in self._retired:
@@ -105,7 +115,6 @@ class Registry:
         self._retired = []
 
     async def close(self) -> None:
-        if self._probe:
-            self._probe.cancel()
+        self.stop_probes()
         for t in self.targets.values():
             await t.pool.close()
