@@ -92,6 +92,7 @@ class StateHolder:
         self.current = new
         for fn in self.on_swap:
             fn(new)
+        old.registry.stop_probes()  # or every reload would leave one more probe loop running
         await new.registry.close_retired()
         await old.auth.close()
         await old.limiter.close()
