@@ -54,7 +54,10 @@ class StateHolder:
         policies = load_policies(config.path(config.policies))
         auth = Authenticator(config.auth, default_jurisdiction=config.jurisdiction,
                              base_dir=config.path("."), allow_none=self.allow_no_auth)
-        limiter = RateLimiter.from_config(config.rate_limit)
+        if previous is not None and previous.config.rate_limit == config.rate_limit:
+            limiter = previous.limiter  # a reload must not hand every caller a fresh quota
+        else:
+            limiter = RateLimiter.from_config(config.rate_limit)
         registry = Registry(config, previous.registry if previous else None)
         keys_dir = config.path(config.keys)
         ring = KeyRing.load(keys_dir)
@@ -95,7 +98,8 @@ class StateHolder:
         old.registry.stop_probes()  # or every reload would leave one more probe loop running
         await new.registry.close_retired()
         await old.auth.close()
-        await old.limiter.close()
+        if new.limiter is not old.limiter:
+            await old.limiter.close()
         if new.audit is not old.audit:
             await old.audit.close()
         if new.tracing is not old.tracing:
