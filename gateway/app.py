@@ -13,13 +13,14 @@ from pathlib import Path
 
 from gateway.audit.writer import AuditLog
 from gateway.auth.authenticator import Authenticator
-from gateway.config import Config, load_config
+from gateway.config import Config, in_file, load_config
 from gateway.keys import KeyRing
 from gateway.plugins import load_plugins
 from gateway.policy import PolicySet, load_policies
 from gateway.ratelimit import RateLimiter
 from gateway.routing.registry import Registry
 from gateway.tracing import Tracing
+from gateway.yamlfile import ConfigError
 
 log = logging.getLogger("soberana")
 
@@ -85,11 +86,14 @@ class StateHolder:
     async def reload(self) -> tuple[bool, str]:
         """Re-read the config file and policies. Returns (swapped, message)."""
         old = self.current
+        config = old.config
         try:
             config = load_config(self.config_path) if self.config_path else old.config
             new = self._build(config, old)
             await self._start_parts(new, old)
         except Exception as e:  # any failure keeps the old, working state
+            if isinstance(e, ConfigError):
+                e = in_file(e, config)  # the log names the file and line to fix
             log.error("reload rejected, keeping policy revision %s: %s", old.policies.revision, e)
             return False, f"reload rejected, keeping the running configuration: {e}"
         self.current = new

@@ -306,3 +306,15 @@ def config_from_text(text: str, source: str = "<string>") -> Config:
     """Like ``load_config`` for YAML text (tests, the demo)."""
     cfg = msgspec.structs.replace(load_text(text, Config, source), source=source)
     return _checked(cfg, text, source)
+
+
+def in_file(e: ConfigError, config: Config) -> ConfigError:
+    """``e`` named with ``config``'s file and the field's line, when it was raised as ``<config>`` by a
+    part that knows only its settings (the authenticator, the rate limiter, the upstream registry)."""
+    if e.file != "<config>" or config.source.startswith("<"):
+        return e
+    try:
+        text = Path(config.source).read_text(encoding="utf-8")
+    except OSError:
+        return ConfigError(config.source, None, e.field, e.message)
+    return ConfigError(config.source, locate(text, e.field or ""), e.field, e.message)

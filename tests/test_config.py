@@ -129,3 +129,14 @@ def test_configuration_reference_is_generated_from_the_model():
     doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
     assert doc.read_text() == reference(), "run: python -m gateway.configdoc > docs/configuration.md"
     assert "| `max_body_bytes` | int | `10485760` |" in reference()
+
+
+async def test_a_reload_rejected_by_a_part_of_the_gateway_names_file_and_line(tmp_path):
+    from gateway.testing.harness import Harness
+
+    async with Harness(tmp_path) as h:
+        text = h.config_path.read_text()
+        h.config_path.write_text(text + "rate_limit: {backend: no-such-plugin}\n")
+        ok, msg = await h.holder.reload()
+    line = len(text.splitlines()) + 1
+    assert not ok and f"{h.config_path}:{line}: rate_limit.backend:" in msg

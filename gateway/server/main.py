@@ -16,13 +16,12 @@ import signal
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import msgspec
 
-from gateway.config import Config, load_config
+from gateway.config import Config, in_file, load_config
 from gateway.logs import setup_logging
-from gateway.yamlfile import ConfigError, locate
+from gateway.yamlfile import ConfigError
 
 log = logging.getLogger("soberana")
 DRAIN_SECONDS = 30.0
@@ -189,10 +188,7 @@ def _check_parts(config: Config) -> None:
                 raise ConfigError("<config>", None, f"upstreams[{i}].api_key_env",
                                   f"environment variable {u.api_key_env} is not set")
     except ConfigError as e:
-        if e.file != "<config>":
-            raise
-        text = Path(config.source).read_text(encoding="utf-8")
-        raise ConfigError(config.source, locate(text, e.field or ""), e.field, e.message) from None
+        raise in_file(e, config) from None
 
 
 def serve_command(args: argparse.Namespace) -> int:
