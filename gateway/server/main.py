@@ -152,7 +152,8 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
         if i is not None and not stopping:
             log.error("worker %d exited (status %d); restarting it", i, status)
             time.sleep(0.5)
-            spawn(i)
+            if not stopping:  # a SIGTERM during the pause was forwarded only to the workers then alive
+                spawn(i)
     return 0
 
 

@@ -175,3 +175,14 @@ async def test_a_worker_restarted_after_a_reload_runs_the_reloaded_config(served
                 assert r.status == 401, "the revoked key came back with the restarted worker"
             async with s.post(url + "/v1/chat/completions", data=body("fast"), headers=new_headers) as r:
                 assert r.status == 200
+
+
+async def test_sigterm_while_a_dead_worker_is_being_restarted_still_stops(served):
+    proc, url, tmp = served
+    os.kill(min(worker_pids(proc)), signal.SIGKILL)
+    await asyncio.sleep(0.2)  # the parent has seen it die and pauses before the restart
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert proc.wait(20) == 0
+    except subprocess.TimeoutExpired:
+        pytest.fail("the worker restarted after the SIGTERM was never stopped: the gateway hangs")
