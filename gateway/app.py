@@ -8,6 +8,7 @@ and validates a whole new State first) never changes the rules under a request i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class StateHolder:
         self.allow_no_auth = allow_no_auth
         self.current: State = None  # type: ignore[assignment]  # set by start()
         self.on_swap: list = []
+        self._reloading = asyncio.Lock()
         """Callbacks ``fn(new_state)`` run after a reload swapped the State (e.g. the server's limits)."""
 
     def _build(self, config: Config, previous: State | None) -> State:
@@ -85,6 +87,12 @@ class StateHolder:
 
     async def reload(self) -> tuple[bool, str]:
         """Re-read the config file and policies. Returns (swapped, message)."""
+        # One at a time: two SIGHUPs in a row would both build on the same old State (two audit logs
+        # taking over one chain, the earlier file swapped in last).
+        async with self._reloading:
+            return await self._reload()
+
+    async def _reload(self) -> tuple[bool, str]:
         old = self.current
         config = old.config
         try:
