@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -68,7 +69,10 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
 
     holder.on_swap.append(new_limits)
     try:
-        port = await server.start(config.listen.host, config.listen.port, reuse_port=reuse_port)
+        try:
+            port = await server.start(config.listen.host, config.listen.port, reuse_port=reuse_port)
+        except OSError as e:  # the crash log would name only the type: say what and where
+            raise _cannot_listen(config, e) from None
         log.info("worker %d listening on http://%s:%d (policy revision %s)", worker, config.listen.host, port,
                  holder.current.policies.revision)
         if ready is not None:
@@ -79,6 +83,11 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
     finally:
         await holder.close()
     log.info("worker %d stopped", worker)
+
+
+def _cannot_listen(config: Config, e: OSError) -> ConfigError:
+    where = f"{config.listen.host}:{config.listen.port}"
+    return in_file(ConfigError("<config>", None, "listen", f"cannot listen on {where}: {e.strerror or e}"), config)
 
 
 def _worker_main(config: Config, worker: int, args: argparse.Namespace, reuse_port: bool) -> None:
@@ -206,6 +215,11 @@ def serve_command(args: argparse.Namespace) -> int:
             print(f"soberana serve: {e}", file=sys.stderr)
             return 2
         return 0
+    try:  # before forking: workers that cannot bind would only be restarted, again and again
+        socket.create_server((config.listen.host, config.listen.port), reuse_port=True).close()
+    except OSError as e:
+        print(f"soberana serve: {_cannot_listen(config, e)}", file=sys.stderr)
+        return 2
     if "prometheus_client" in sys.modules:
         log.warning("metrics are per worker: prometheus_client was imported before the workers started")
     with tempfile.TemporaryDirectory(prefix="soberana-metrics-") as d:

@@ -186,3 +186,24 @@ async def test_sigterm_while_a_dead_worker_is_being_restarted_still_stops(served
         assert proc.wait(20) == 0
     except subprocess.TimeoutExpired:
         pytest.fail("the worker restarted after the SIGTERM was never stopped: the gateway hangs")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_already_taken_is_named_and_serve_exits(tmp_path, workers):
+    # with workers, each one crashed on bind and was restarted forever, the log saying only "OSError"
+    init_keys(tmp_path / "keys")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = config(tmp_path, "http://127.0.0.1:9", port, bundled_policies())
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "-c", str(cfg), "--workers", workers],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail("serve kept restarting workers that cannot bind")
+    assert proc.returncode == 2
+    assert f"{cfg}:1: listen: cannot listen on 127.0.0.1:{port}" in err
