@@ -203,6 +203,9 @@ def _check_parts(config: Config) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     setup_logging()
+    if args.workers < 1 or (args.port is not None and not 0 <= args.port <= 65535):
+        print("soberana serve: --workers must be at least 1 and --port 0..65535", file=sys.stderr)
+        return 2
     try:
         config = _load(args)
     except ConfigError as e:
