@@ -315,6 +315,6 @@ def in_file(e: ConfigError, config: Config) -> ConfigError:
         return e
     try:
         text = Path(config.source).read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return ConfigError(config.source, None, e.field, e.message)
     return ConfigError(config.source, locate(text, e.field or ""), e.field, e.message)

@@ -219,7 +219,11 @@ def load_file(path: str | Path, type_: type[T]) -> T:
     """Read a YAML file and convert it strictly into ``type_``."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except OSError as e:
         raise ConfigError(str(p), None, None, f"cannot read: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:  # (a traceback otherwise)
+        raise ConfigError(str(p), raw.count(b"\n", 0, e.start) + 1, None, "not UTF-8") from None
     return load_text(text, type_, str(p))

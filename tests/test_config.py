@@ -148,3 +148,11 @@ def test_serve_refuses_flags_that_make_no_sense(tmp_path, flags):
     out = subprocess.run([sys.executable, "-m", "gateway", "serve", "-c", str(path), *flags],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--workers must be at least 1 and --port 0..65535" in out.stderr
+
+
+def test_a_config_that_is_not_utf8_names_its_line(tmp_path):
+    path = tmp_path / "soberana.yaml"
+    path.write_bytes(GOOD.encode() + "jurisdiction: Peru\n".encode("latin-1") + b"# a\xe7\xe3o\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == f"{path}:15: not UTF-8"
