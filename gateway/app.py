@@ -105,6 +105,8 @@ class StateHolder:
             log.error("reload rejected, keeping policy revision %s: %s", old.policies.revision, e)
             return False, f"reload rejected, keeping the running configuration: {e}"
         self.current = new
+        if new.audit is old.audit:
+            new.audit.ring = new.ring  # after `soberana keys rotate`, checkpoints are signed with the new key
         for fn in self.on_swap:
             fn(new)
         old.registry.stop_probes()  # or every reload would leave one more probe loop running

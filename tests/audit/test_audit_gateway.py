@@ -124,3 +124,23 @@ async def test_two_reloads_at_once_both_apply_on_one_unbroken_chain(tmp_path):
     [path] = h.audit_files()
     rep = verify_file(path, load_public_keys(tmp_path / "keys"))
     assert rep.ok and rep.closed and rep.records == 6 and rep.epochs == 1
+
+
+async def test_after_keys_rotate_and_a_reload_checkpoints_are_signed_with_the_new_key(tmp_path):
+    from gateway.keys import rotate_keys
+
+    async with Harness(tmp_path) as h:
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        async with aiohttp.ClientSession() as s:
+            async with s.post(h.url + "/v1/chat/completions", data=chat("llama-3.3-70b", "um"), headers=hdr) as r:
+                assert r.status == 200
+            rotate_keys(tmp_path / "keys")  # e.g. the old key may have leaked
+            assert (await h.holder.reload())[0]
+            async with s.post(h.url + "/v1/chat/completions", data=chat("llama-3.3-70b", "dois"), headers=hdr) as r:
+                assert r.status == 200
+    [path] = h.audit_files()
+    lines = [orjson.loads(x) for x in path.read_bytes().splitlines()]
+    last = [x["checkpoint"] for x in lines if "checkpoint" in x][-1]  # the closing one
+    assert last.get("kid") == "k2", last
+    rep = verify_file(path, load_public_keys(tmp_path / "keys"))
+    assert rep.ok and rep.closed and rep.kids == {"k2"}
