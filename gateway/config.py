@@ -25,8 +25,9 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
 class Listen(_Strict, kw_only=True):
     """Where the gateway listens."""
 
-    host: str = "127.0.0.1"
+    host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
     """Address to bind; 0.0.0.0 in a container, 127.0.0.1 for a sidecar."""
+    # (an empty host would listen on every interface, IPv4 and IPv6: that must be written 0.0.0.0 / ::)
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
     """TCP port (0 picks a free one)."""
 

@@ -63,6 +63,7 @@ def test_good_config_loads_with_defaults(tmp_path):
     (GOOD.replace("  m:\n", "  gpt-4:\n    - {upstream: us, model: z}\n  gpt-4.1:\n").replace("{upstream: br, model: y}\n", "{upstream: nowhere, model: y}\n"),
      15, "models.gpt-4.1[1].upstream"),  # a dot in a model's name is not a step into it
     (GOOD.replace("port: 8080", "port: 80800"), 1, "listen.port"),
+    (GOOD.replace("host: 127.0.0.1", "host: ''"), 1, "listen.host"),  # would listen on every interface
     (GOOD + "limits: {upstream_timeout_s: -1}\n", 14, "limits.upstream_timeout_s"),  # every request a 504
     (GOOD + "limits: {header_timeout_s: 0}\n", 14, "limits.header_timeout_s"),
     (GOOD + "limits: {max_body_bytes: 0}\n", 14, "limits.max_body_bytes"),
