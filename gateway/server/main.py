@@ -107,6 +107,8 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
     current = config  # what a (re)started worker starts with: the last config that validated
 
     def spawn(i: int) -> None:
+        if stopping:  # a SIGTERM was forwarded only to the workers alive then: a new one would never stop
+            return
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # the child unblocks once its handlers are in
         pid = os.fork()
         if pid == 0:
@@ -161,8 +163,7 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
         if i is not None and not stopping:
             log.error("worker %d exited (status %d); restarting it", i, status)
             time.sleep(0.5)
-            if not stopping:  # a SIGTERM during the pause was forwarded only to the workers then alive
-                spawn(i)
+            spawn(i)  # (not if a SIGTERM came during the pause)
     return 0
 
 
