@@ -107,9 +107,10 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
     current = config  # what a (re)started worker starts with: the last config that validated
 
     def spawn(i: int) -> None:
-        if stopping:  # a SIGTERM was forwarded only to the workers alive then: a new one would never stop
-            return
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # the child unblocks once its handlers are in
+        if stopping:  # a SIGTERM was forwarded only to the workers alive then: a new one would never stop
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+            return
         pid = os.fork()
         if pid == 0:
             for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
@@ -124,8 +125,8 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
                 log.exception("worker %d crashed", i)
                 code = 1
             os._exit(code)
+        children[pid] = i  # before a signal held during the fork runs `forward`, which must reach it too
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-        children[pid] = i
 
     def forward(sig, _frame):
         nonlocal stopping, current
