@@ -113,7 +113,7 @@ class Upstream(_Strict, kw_only=True):
     """Environment variable that holds the provider key; clients never hold it."""
     max_connections: Annotated[int, msgspec.Meta(ge=1)] = 256
     """Bound of the keep-alive connection pool to this upstream."""
-    health_path: str | None = None
+    health_path: Annotated[str, msgspec.Meta(pattern="^/")] | None = None
     """Optional active probe path (GET, relative to ``url``), e.g. ``/models``."""
     probe_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     """Seconds between active probes (when `health_path` is set)."""

@@ -71,6 +71,8 @@ def test_good_config_loads_with_defaults(tmp_path):
     (GOOD + "jurisdiction: BRA\n", 14, "jurisdiction"),
     (GOOD.replace("residency: US}", "residency: US, breaker_failures: 0}"), 9, "upstreams[1].breaker_failures"),
     (GOOD.replace("residency: US}", "residency: US, max_connections: 0}"), 9, "upstreams[1].max_connections"),
+    # `models` would be sent as /v1models: a 404, which the probe counts as healthy
+    (GOOD.replace("residency: US}", "residency: US, health_path: models}"), 9, "upstreams[1].health_path"),
     (GOOD.replace("residency: US}", "residency: US, timeout_s: -3}"), 9, "upstreams[1].timeout_s"),
     (GOOD.replace('url: "http://127.0.0.1:9/v1"', 'url: "http:///v1"'), 8, "upstreams[0].url"),
     (GOOD.replace("127.0.0.1:9/v1", "127.0.0.1:99999/v1"), 8, "upstreams[0].url"),
