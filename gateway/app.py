@@ -50,8 +50,8 @@ class StateHolder:
         self.allow_no_auth = allow_no_auth
         self.current: State = None  # type: ignore[assignment]  # set by start()
         self.on_swap: list = []
-        self._reloading = asyncio.Lock()
         """Callbacks ``fn(new_state)`` run after a reload swapped the State (e.g. the server's limits)."""
+        self._reloading = asyncio.Lock()
 
     def _build(self, config: Config, previous: State | None) -> State:
         policies = load_policies(config.path(config.policies))

@@ -185,8 +185,8 @@ def _load(args: argparse.Namespace) -> Config:
 
 def _check_parts(config: Config) -> None:
     """What a worker would otherwise find only while building its state (the JWT settings and key
-    files, the rate-limit plugin, the upstream credentials in the environment), found before forking and named with the line:
-    a worker that fails there only logs it, and is restarted again and again."""
+    files, the rate-limit plugin, the upstream credentials in the environment), found before forking
+    and named with the line: a worker that fails there only logs it, and is restarted again and again."""
     from gateway.auth.authenticator import Authenticator
     from gateway.plugins import rate_limit_backend
 
