@@ -22,6 +22,20 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     pass
 
 
+class ListenTls(_Strict, kw_only=True):
+    """HTTPS on the gateway's own port, with mutual TLS optional. Paths are relative to the config
+    file; a reload (SIGHUP) serves renewed files to the next connections."""
+
+    cert_file: str
+    """PEM certificate (with its chain) the gateway presents to callers."""
+    key_file: str | None = None
+    """PEM private key of `cert_file`, when it is not in `cert_file` itself."""
+    key_password_env: str | None = None
+    """Environment variable holding the password of an encrypted `key_file`."""
+    client_ca_file: str | None = None
+    """PEM bundle of the CAs whose client certificates callers must present (mutual TLS, on top of the API key or JWT). Turning it on or off needs a restart."""
+
+
 class Listen(_Strict, kw_only=True):
     """Where the gateway listens."""
 
@@ -30,6 +44,8 @@ class Listen(_Strict, kw_only=True):
     # (an empty host would listen on every interface, IPv4 and IPv6: that must be written 0.0.0.0 / ::)
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
     """TCP port (0 picks a free one)."""
+    tls: ListenTls | None = None
+    """HTTPS instead of plain HTTP (e.g. a fleet that must not leave caller traffic in clear behind its ingress)."""
 
 
 JwtAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
@@ -98,6 +114,24 @@ class Auth(_Strict, kw_only=True):
     """Accepted in `jwt` mode too, as a second way in."""
 
 
+class UpstreamTls(_Strict, kw_only=True):
+    """TLS to an ``https`` upstream beyond the system's trust store: an agency's own CA, a client
+    certificate (mutual TLS). Paths are relative to the config file; the files are read at load and
+    again on reload (a renewed certificate takes effect on SIGHUP). Verification is always on."""
+
+    ca_file: str | None = None
+    """PEM bundle of the CAs that may sign the upstream's certificate, trusted instead of the system's."""
+    cert_file: str | None = None
+    """PEM client certificate (with its chain) the gateway presents: mutual TLS."""
+    key_file: str | None = None
+    """PEM private key of `cert_file`, when it is not in `cert_file` itself."""
+    key_password_env: str | None = None
+    """Environment variable holding the password of an encrypted `key_file`."""
+    server_name: str | None = None
+    """Name the upstream's certificate must carry, and the SNI sent, when it differs from the URL's host
+    (e.g. a URL with an IP address)."""
+
+
 class Upstream(_Strict, kw_only=True):
     """A model provider the gateway may forward to."""
 
@@ -123,6 +157,8 @@ class Upstream(_Strict, kw_only=True):
     """How long an open circuit waits before letting a trial request through (half-open)."""
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
     """Per-read upstream timeout; defaults to ``limits.upstream_timeout_s``."""
+    tls: UpstreamTls | None = None
+    """For an ``https`` url: the agency CA, a client certificate, the expected server name."""
 
 
 class Route(_Strict, kw_only=True):
@@ -259,6 +295,8 @@ def _host_port(url: str) -> bool:
 
 def _check(cfg: Config, file: str) -> None:
     """Checks across fields that the types alone cannot express."""
+    if cfg.listen.tls is not None:
+        _check_listen_tls(cfg, cfg.listen.tls, file)
     names = [u.name for u in cfg.upstreams]
     for i, u in enumerate(cfg.upstreams):
         if names.count(u.name) > 1:
@@ -267,6 +305,8 @@ def _check(cfg: Config, file: str) -> None:
             raise ConfigError(file, None, f"upstreams[{i}].residency", "must be an ISO 3166-1 alpha-2 code, e.g. BR")
         if not u.url.startswith(("http://", "https://")) or not _host_port(u.url):
             raise ConfigError(file, None, f"upstreams[{i}].url", "must be http:// or https:// and a host (port 1-65535)")
+        if u.tls is not None:
+            _check_tls(cfg, u.tls, u.url, f"upstreams[{i}].tls", file)
     for model, routes in cfg.models.items():
         if not routes:
             raise ConfigError(file, None, f"models.{model}", "needs at least one upstream")
@@ -286,6 +326,32 @@ def _check(cfg: Config, file: str) -> None:
         raise ConfigError(file, None, "auth.jwt", "required when auth.mode is jwt")
     if cfg.auth.mode == "api_key" and not cfg.auth.api_keys:
         raise ConfigError(file, None, "auth.api_keys", "required when auth.mode is api_key")
+
+
+def _check_listen_tls(cfg: Config, tls: ListenTls, file: str) -> None:
+    from gateway.tls import TlsConfigError, server_context  # (it needs this module's Structs)
+
+    try:
+        server_context(tls, cfg.path)
+    except TlsConfigError as e:
+        raise ConfigError(file, None, f"listen.tls.{e.field}", str(e)) from None
+
+
+def _check_tls(cfg: Config, tls: UpstreamTls, url: str, field: str, file: str) -> None:
+    """An upstream's TLS files, loaded once here so that a wrong path, key or password stops the start
+    (or the reload) with its field, not the first request."""
+    from gateway.tls import TlsConfigError, client_context  # (it needs this module's Structs)
+
+    if not url.startswith("https://"):
+        raise ConfigError(file, None, field, "needs an https:// url")
+    if tls.key_file and not tls.cert_file:
+        raise ConfigError(file, None, f"{field}.key_file", "needs cert_file")
+    if tls.key_password_env and not tls.cert_file:
+        raise ConfigError(file, None, f"{field}.key_password_env", "needs cert_file")
+    try:
+        client_context(tls, cfg.path)
+    except TlsConfigError as e:
+        raise ConfigError(file, None, f"{field}.{e.field}", str(e)) from None
 
 
 def _checked(cfg: Config, text: str, file: str) -> Config:

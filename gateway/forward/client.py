@@ -404,11 +404,14 @@ class UpstreamPool:
     ``max_connections`` are open at once; a request beyond that waits (up to ``read_timeout``) for one
     to come back. ``connect_timeout`` bounds TCP connect plus TLS handshake; ``read_timeout`` bounds
     each wait for bytes (not the whole response: a long stream is fine while tokens keep coming).
-    ``https`` uses ``ssl_context`` or ``ssl.create_default_context()`` (verification and SNI on).
+    ``https`` uses ``ssl_context`` or ``ssl.create_default_context()`` (verification and SNI on);
+    ``server_name``, when given, is the name the certificate is checked against and the SNI sent,
+    instead of the URL's host (the ``Host`` header stays the URL's).
     """
 
     def __init__(self, base_url: str, *, max_connections: int = 256, connect_timeout: float = 10.0,
-                 read_timeout: float = 300.0, ssl_context: _ssl.SSLContext | None = None):
+                 read_timeout: float = 300.0, ssl_context: _ssl.SSLContext | None = None,
+                 server_name: str | None = None):
         u = urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"upstream URL must be http:// or https:// with a host: {base_url!r}")
@@ -420,6 +423,7 @@ class UpstreamPool:
         self.origin = f"{u.scheme}://{u.netloc}"
         """Scheme, host and port: what error messages and logs name."""
         self.ssl = (ssl_context or _ssl.create_default_context()) if tls else None
+        self._server_name = (server_name or self.host) if tls else None
         default_port = self.port == (443 if tls else 80)
         host = f"[{self.host}]" if ":" in self.host else self.host
         self._host_header = (host if default_port else f"{host}:{self.port}").encode("idna")
@@ -608,7 +612,7 @@ class UpstreamPool:
         try:
             await asyncio.wait_for(
                 loop.create_connection(lambda: conn, self.host, self.port, ssl=self.ssl,
-                                       server_hostname=self.host if self.ssl else None),
+                                       server_hostname=self._server_name),
                 self.connect_timeout)
         except asyncio.TimeoutError:
             raise UpstreamError("connect", f"connecting to {self.origin} timed out after {self.connect_timeout:g} s") from None

@@ -8,6 +8,7 @@ import os
 
 from gateway.config import Config, Upstream
 from gateway.forward.client import UpstreamError, UpstreamPool
+from gateway.tls import TlsConfigError, client_context, files_digest
 from gateway.metrics import CIRCUIT, UPSTREAM_LATENCY, Observer
 from gateway.policy import Candidate
 from gateway.routing.breaker import Breaker
@@ -19,11 +20,13 @@ log = logging.getLogger("soberana.routing")
 class Target:
     """One configured upstream at run time."""
 
-    __slots__ = ("cfg", "pool", "breaker", "auth_headers", "gauge", "latency")
+    __slots__ = ("cfg", "pool", "breaker", "auth_headers", "gauge", "latency", "tls_digest")
 
-    def __init__(self, cfg: Upstream, pool: UpstreamPool, source: str):
+    def __init__(self, cfg: Upstream, pool: UpstreamPool, source: str, tls_digest: str = ""):
         self.cfg = cfg
         self.pool = pool
+        self.tls_digest = tls_digest
+        """What the TLS files held when the pool was built (see ``files_digest``)."""
         self.breaker = Breaker(cfg.breaker_failures, cfg.breaker_reset_s)
         self.gauge = CIRCUIT.labels(cfg.name)
         self.latency = Observer(UPSTREAM_LATENCY.labels(cfg.name))  # observe(), cheaper (the data path's)
@@ -52,7 +55,8 @@ class Registry:
     """Upstream targets by name and each model's candidate list, built from one Config.
 
     A reload builds a new Registry that keeps the pools (and breaker state) of upstreams whose
-    definition did not change, so warm connections survive it.
+    definition did not change, so warm connections survive it (the contents of its TLS files
+    included: a renewed certificate gets a new pool).
     """
 
     def __init__(self, config: Config, previous: "Registry | None" = None):
@@ -60,17 +64,23 @@ class Registry:
         old = previous.targets if previous else {}
         for u in config.upstreams:
             prev = old.get(u.name)
+            digest = files_digest(u.tls, config.path)
             connect_timeout = config.limits.upstream_connect_timeout_s
             read_timeout = u.timeout_s or config.limits.upstream_timeout_s
             # the pool holds the deadlines too: one kept across a reload that changed `limits` would
             # go on with the old ones
-            if prev is not None and prev.cfg == u and (prev.pool.connect_timeout, prev.pool.read_timeout) \
-                    == (connect_timeout, read_timeout):
+            if prev is not None and prev.cfg == u and prev.tls_digest == digest \
+                    and (prev.pool.connect_timeout, prev.pool.read_timeout) == (connect_timeout, read_timeout):
                 self.targets[u.name] = prev
                 continue
+            try:
+                ctx = client_context(u.tls, config.path) if u.url.startswith("https://") else None
+            except TlsConfigError as e:  # (checked at load; a file changed since)
+                raise ConfigError(config.source, None, f"upstreams.{u.name}.tls.{e.field}", str(e)) from None
             pool = UpstreamPool(u.url, max_connections=u.max_connections,
-                                connect_timeout=connect_timeout, read_timeout=read_timeout)
-            self.targets[u.name] = Target(u, pool, config.source)
+                                connect_timeout=connect_timeout, read_timeout=read_timeout, ssl_context=ctx,
+                                server_name=u.tls.server_name if u.tls else None)
+            self.targets[u.name] = Target(u, pool, config.source, digest)
         self.models: dict[str, list[Candidate]] = {
             model: [Candidate(r.upstream, self.targets[r.upstream].cfg.residency, r.model) for r in routes]
             for model, routes in config.models.items()

@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl as ssl_module
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -936,11 +937,15 @@ class HttpServer:
         """Open client connections."""
         return len(self._conns)
 
-    async def start(self, host: str, port: int, *, reuse_port: bool = False, backlog: int = 2048) -> int:
-        """Listen on ``host:port`` in the running loop; the bound port (``port`` 0 picks a free one)."""
+    async def start(self, host: str, port: int, *, reuse_port: bool = False, backlog: int = 2048,
+                    ssl: ssl_module.SSLContext | None = None) -> int:
+        """Listen on ``host:port`` in the running loop; the bound port (``port`` 0 picks a free one).
+        With ``ssl``, HTTPS: a TLS handshake gets ``header_timeout`` too (a slow handshake is the
+        same slowloris as a slow head)."""
         self._loop = loop = asyncio.get_running_loop()
+        tls = {"ssl": ssl, "ssl_handshake_timeout": self.header_timeout} if ssl is not None else {}
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=backlog,
-                                                reuse_port=reuse_port or None)
+                                                reuse_port=reuse_port or None, **tls)
         return self._server.sockets[0].getsockname()[1]
 
     async def shutdown(self, timeout: float) -> None:

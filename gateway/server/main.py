@@ -68,13 +68,16 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
         server.body_timeout = state.config.limits.body_timeout_s
 
     holder.on_swap.append(new_limits)
+    tls = _ListenerTls(config)
+    holder.on_swap.append(tls.reload)
     try:
         try:
-            port = await server.start(config.listen.host, config.listen.port, reuse_port=reuse_port)
+            port = await server.start(config.listen.host, config.listen.port, reuse_port=reuse_port,
+                                      ssl=tls.listener.context if tls.listener else None)
         except OSError as e:  # the crash log would name only the type: say what and where
             raise _cannot_listen(config, e) from None
-        log.info("worker %d listening on http://%s:%d (policy revision %s)", worker, config.listen.host, port,
-                 holder.current.policies.revision)
+        log.info("worker %d listening on %s://%s:%d (policy revision %s)", worker,
+                 "https" if tls.listener else "http", config.listen.host, port, holder.current.policies.revision)
         if ready is not None:
             ready(port, holder)
         await stop.wait()
@@ -88,6 +91,36 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
 def _cannot_listen(config: Config, e: OSError) -> ConfigError:
     where = f"{config.listen.host}:{config.listen.port}"
     return in_file(ConfigError("<config>", None, "listen", f"cannot listen on {where}: {e.strerror or e}"), config)
+
+
+class _ListenerTls:
+    """``listen.tls`` of a running worker: the listener's context, and a reload's renewed files swapped
+    in for the next connections."""
+
+    def __init__(self, config: Config):
+        from gateway.tls import Listener, files_digest, server_context
+
+        self.tls = config.listen.tls
+        self.digest = files_digest(self.tls, config.path)
+        self.listener = Listener(server_context(self.tls, config.path)) if self.tls is not None else None
+
+    def reload(self, state) -> None:
+        from gateway.tls import files_digest, server_context
+
+        new, old = state.config.listen.tls, self.tls
+        if (new is None) != (old is None) or (new and old and (new.client_ca_file is None) != (old.client_ca_file is None)):
+            log.warning("listen.tls: turning TLS or client certificates on or off needs a restart; kept as it was")
+            return
+        digest = files_digest(new, state.config.path)
+        if new is None or (new == old and digest == self.digest):
+            return
+        try:
+            self.listener.swap(server_context(new, state.config.path))
+        except ValueError as e:  # checked at load; a file may have changed since
+            log.error("listen.tls not reloaded, keeping the running certificate: %s", e)
+            return
+        self.tls, self.digest = new, digest
+        log.info("listen.tls: new connections get the reloaded certificate")
 
 
 def _worker_main(config: Config, worker: int, args: argparse.Namespace, reuse_port: bool) -> None:

@@ -518,9 +518,10 @@ class _StubProtocol(asyncio.Protocol):
 class StubServer:
     """A running stub model. ``url`` has no ``/v1`` suffix (``http://127.0.0.1:PORT``)."""
 
-    def __init__(self, residency: str, record: str | None):
+    def __init__(self, residency: str, record: str | None, tls: bool = False):
         self.residency = residency.upper()
         """The country shown in every answer, e.g. ``[stub BR]``."""
+        self.scheme = "https" if tls else "http"
         self.record_path = record
         self._record = open(record, "ab") if record else None
         self.requests = 0
@@ -535,7 +536,7 @@ class StubServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     async def close(self) -> None:
         """Stop listening and drop every connection (hung ones included)."""
@@ -558,11 +559,12 @@ class StubServer:
 
 
 async def start_stub(host: str = "127.0.0.1", port: int = 0, residency: str = "US",
-                     record: str | None = None) -> StubServer:
-    """Start a stub model on ``host:port`` in the running loop (port 0 picks a free one)."""
-    stub = StubServer(residency, record)
+                     record: str | None = None, ssl_context=None) -> StubServer:
+    """Start a stub model on ``host:port`` in the running loop (port 0 picks a free one); with
+    ``ssl_context`` (a server-side ``ssl.SSLContext``) it speaks HTTPS."""
+    stub = StubServer(residency, record, tls=ssl_context is not None)
     loop = asyncio.get_running_loop()
-    stub._server = await loop.create_server(lambda: _StubProtocol(stub), host, port, backlog=2048)
+    stub._server = await loop.create_server(lambda: _StubProtocol(stub), host, port, backlog=2048, ssl=ssl_context)
     sockname = stub._server.sockets[0].getsockname()
     stub.host, stub.port = sockname[0], sockname[1]
     return stub

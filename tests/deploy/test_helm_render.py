@@ -112,6 +112,33 @@ def test_override_values_change_what_they_say():
     assert cfg.auth.jwt.issuer == "https://idp.gov.example", "keys not overridden keep the chart's defaults"
 
 
+TLS = {"tlsSecret": "soberana-tls",
+       "config": {"listen": {"tls": {"cert_file": "/var/lib/soberana/tls/tls.crt",
+                                                  "key_file": "/var/lib/soberana/tls/tls.key"}}}}
+
+
+def test_tls_values_mount_the_secret_and_probe_over_https():
+    docs = render(copy.deepcopy(TLS))
+    for d in docs:
+        kubernetes_validate.validate(d, K8S, strict=True)
+    dep = kinds(docs)["Deployment"]["spec"]["template"]["spec"]
+    (c,) = dep["containers"]
+    assert {"name": "tls", "mountPath": "/var/lib/soberana/tls", "readOnly": True} in c["volumeMounts"]
+    assert {"name": "tls", "secret": {"secretName": "soberana-tls", "defaultMode": 0o400}} in dep["volumes"]
+    assert c["readinessProbe"]["httpGet"]["scheme"] == c["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    plain = kinds(render())["Deployment"]["spec"]["template"]["spec"]
+    assert plain["containers"][0]["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+    assert all(v["name"] != "tls" for v in plain["volumes"])
+
+
+def test_mutual_tls_on_the_port_is_refused_with_the_reason():
+    values = copy.deepcopy(TLS)
+    values["config"]["listen"]["tls"]["client_ca_file"] = "/var/lib/soberana/tls/ca.crt"
+    with pytest.raises(Exception) as e:
+        render(values)
+    assert "cannot present a client certificate" in str(e.value)
+
+
 def test_config_change_rolls_the_pods():
     """The pod template carries a checksum of the config, so `helm upgrade` with a new config restarts pods."""
     a = kinds(render())["Deployment"]["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
