@@ -8,18 +8,20 @@ and validates a whole new State first) never changes the rules under a request i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
 from gateway.audit.writer import AuditLog
 from gateway.auth.authenticator import Authenticator
-from gateway.config import Config, load_config
+from gateway.config import Config, in_file, load_config
 from gateway.keys import KeyRing
 from gateway.plugins import load_plugins
 from gateway.policy import PolicySet, load_policies
 from gateway.ratelimit import RateLimiter
 from gateway.routing.registry import Registry
 from gateway.tracing import Tracing
+from gateway.yamlfile import ConfigError
 
 log = logging.getLogger("soberana")
 
@@ -49,12 +51,16 @@ class StateHolder:
         self.current: State = None  # type: ignore[assignment]  # set by start()
         self.on_swap: list = []
         """Callbacks ``fn(new_state)`` run after a reload swapped the State (e.g. the server's limits)."""
+        self._reloading = asyncio.Lock()
 
     def _build(self, config: Config, previous: State | None) -> State:
         policies = load_policies(config.path(config.policies))
         auth = Authenticator(config.auth, default_jurisdiction=config.jurisdiction,
                              base_dir=config.path("."), allow_none=self.allow_no_auth)
-        limiter = RateLimiter.from_config(config.rate_limit)
+        if previous is not None and previous.config.rate_limit == config.rate_limit:
+            limiter = previous.limiter  # a reload must not hand every caller a fresh quota
+        else:
+            limiter = RateLimiter.from_config(config.rate_limit)
         registry = Registry(config, previous.registry if previous else None)
         keys_dir = config.path(config.keys)
         ring = KeyRing.load(keys_dir)
@@ -81,20 +87,33 @@ class StateHolder:
 
     async def reload(self) -> tuple[bool, str]:
         """Re-read the config file and policies. Returns (swapped, message)."""
+        # One at a time: two SIGHUPs in a row would both build on the same old State (two audit logs
+        # taking over one chain, the earlier file swapped in last).
+        async with self._reloading:
+            return await self._reload()
+
+    async def _reload(self) -> tuple[bool, str]:
         old = self.current
+        config = old.config
         try:
             config = load_config(self.config_path) if self.config_path else old.config
             new = self._build(config, old)
             await self._start_parts(new, old)
         except Exception as e:  # any failure keeps the old, working state
+            if isinstance(e, ConfigError):
+                e = in_file(e, config)  # the log names the file and line to fix
             log.error("reload rejected, keeping policy revision %s: %s", old.policies.revision, e)
             return False, f"reload rejected, keeping the running configuration: {e}"
         self.current = new
+        if new.audit is old.audit:
+            new.audit.ring = new.ring  # after `soberana keys rotate`, checkpoints are signed with the new key
         for fn in self.on_swap:
             fn(new)
+        old.registry.stop_probes()  # or every reload would leave one more probe loop running
         await new.registry.close_retired()
         await old.auth.close()
-        await old.limiter.close()
+        if new.limiter is not old.limiter:
+            await old.limiter.close()
         if new.audit is not old.audit:
             await old.audit.close()
         if new.tracing is not old.tracing:

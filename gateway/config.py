@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -38,9 +39,10 @@ class ListenTls(_Strict, kw_only=True):
 class Listen(_Strict, kw_only=True):
     """Where the gateway listens."""
 
-    host: str = "127.0.0.1"
+    host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
     """Address to bind; 0.0.0.0 in a container, 127.0.0.1 for a sidecar."""
-    port: int = 8080
+    # (an empty host would listen on every interface, IPv4 and IPv6: that must be written 0.0.0.0 / ::)
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
     """TCP port (0 picks a free one)."""
     tls: ListenTls | None = None
     """HTTPS instead of plain HTTP (e.g. a fleet that must not leave caller traffic in clear behind its ingress)."""
@@ -133,7 +135,7 @@ class UpstreamTls(_Strict, kw_only=True):
 class Upstream(_Strict, kw_only=True):
     """A model provider the gateway may forward to."""
 
-    name: str
+    name: Annotated[str, msgspec.Meta(min_length=1)]
     """Unique name; shown in X-Soberana-Route, metrics and audit records."""
     url: str
     """Base URL including the version prefix, e.g. ``http://10.0.0.5:8000/v1``."""
@@ -143,17 +145,17 @@ class Upstream(_Strict, kw_only=True):
     """ISO 3166-1 alpha-2 country where the data is processed. Required: unknown residency never routes."""
     api_key_env: str | None = None
     """Environment variable that holds the provider key; clients never hold it."""
-    max_connections: int = 256
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 256
     """Bound of the keep-alive connection pool to this upstream."""
-    health_path: str | None = None
+    health_path: Annotated[str, msgspec.Meta(pattern="^/")] | None = None
     """Optional active probe path (GET, relative to ``url``), e.g. ``/models``."""
-    probe_interval_s: float = 5.0
+    probe_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     """Seconds between active probes (when `health_path` is set)."""
-    breaker_failures: int = 3
+    breaker_failures: Annotated[int, msgspec.Meta(ge=1)] = 3
     """Consecutive failures (connect error, timeout, 5xx) that open the circuit."""
-    breaker_reset_s: float = 10.0
+    breaker_reset_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     """How long an open circuit waits before letting a trial request through (half-open)."""
-    timeout_s: float | None = None
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
     """Per-read upstream timeout; defaults to ``limits.upstream_timeout_s``."""
     tls: UpstreamTls | None = None
     """For an ``https`` url: the agency CA, a client certificate, the expected server name."""
@@ -173,9 +175,9 @@ class Audit(_Strict, kw_only=True):
 
     path: str = "var/audit"
     """Folder of per-worker chain files."""
-    checkpoint_every: int = 1000
-    """Records between signed checkpoints."""
-    checkpoint_seconds: float = 60.0
+    checkpoint_every: Annotated[int, msgspec.Meta(ge=0)] = 1000
+    """Records between signed checkpoints (0: by time only)."""
+    checkpoint_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     """Longest time between signed checkpoints."""
     fsync: Literal["always", "batch", "never"] = "batch"
     """`always` (every group commit), `batch` (at checkpoints and at least every second) or `never` (at close)."""
@@ -186,15 +188,18 @@ class Audit(_Strict, kw_only=True):
 class Limits(_Strict, kw_only=True):
     """Limits a hostile client cannot get around."""
 
-    max_body_bytes: int = 10 * 1024 * 1024
+    # A deadline of 0 or less would fail every request at once (and a body limit of 0 refuse every
+    # body): the bounds below make such a value a config error that names its line, not an outage.
+
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = 10 * 1024 * 1024
     """Largest request body; counted while it streams in (413)."""
-    header_timeout_s: float = 10.0
+    header_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     """Deadline for a request's line and headers (slow clients are disconnected)."""
-    body_timeout_s: float = 30.0
+    body_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """Idle deadline between body reads."""
-    upstream_timeout_s: float = 300.0
+    upstream_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0
     """Longest wait for each read from an upstream (a stream may last longer as long as bytes flow)."""
-    upstream_connect_timeout_s: float = 10.0
+    upstream_connect_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     """Deadline to open a connection to an upstream."""
     max_answer_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 256 * 1024 * 1024
     """Largest JSON answer taken from an upstream (it is read whole, to be inspected and restored);
@@ -240,7 +245,7 @@ class Config(_Strict, kw_only=True):
 
     listen: Listen = Listen()
     """Address and port."""
-    jurisdiction: str = "BR"
+    jurisdiction: Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{2}$")] = "BR"
     """Where this gateway runs (ISO alpha-2). Callers carry their own jurisdiction (JWT claim or API key); this one applies only to the development principal of `auth.mode: none`."""
     policies: str = "policies/"
     """Folder of national policies (`<cc>.yaml`) and `regional/` agreements, relative to this file."""
@@ -279,6 +284,15 @@ class Config(_Strict, kw_only=True):
         raise KeyError(name)
 
 
+def _host_port(url: str) -> bool:
+    """The URL has a host, and a valid port if it names one (the upstream pool refuses it otherwise)."""
+    try:
+        u = urlsplit(url)
+        return bool(u.hostname) and u.port != 0
+    except ValueError:  # a port that is not a number or out of range
+        return False
+
+
 def _check(cfg: Config, file: str) -> None:
     """Checks across fields that the types alone cannot express."""
     if cfg.listen.tls is not None:
@@ -289,8 +303,8 @@ def _check(cfg: Config, file: str) -> None:
             raise ConfigError(file, None, f"upstreams[{i}].name", f"duplicate upstream name {u.name!r}")
         if len(u.residency) != 2 or not u.residency.isalpha() or not u.residency.isupper():
             raise ConfigError(file, None, f"upstreams[{i}].residency", "must be an ISO 3166-1 alpha-2 code, e.g. BR")
-        if not u.url.startswith(("http://", "https://")):
-            raise ConfigError(file, None, f"upstreams[{i}].url", "must start with http:// or https://")
+        if not u.url.startswith(("http://", "https://")) or not _host_port(u.url):
+            raise ConfigError(file, None, f"upstreams[{i}].url", "must be http:// or https:// and a host (port 1-65535)")
         if u.tls is not None:
             _check_tls(cfg, u.tls, u.url, f"upstreams[{i}].tls", file)
     for model, routes in cfg.models.items():
@@ -299,6 +313,15 @@ def _check(cfg: Config, file: str) -> None:
         for j, r in enumerate(routes):
             if r.upstream not in names:
                 raise ConfigError(file, None, f"models.{model}[{j}].upstream", f"unknown upstream {r.upstream!r}")
+    ids, digests = set(), set()
+    for i, k in enumerate(cfg.auth.api_keys):
+        # one key under two entries would authenticate as whichever comes last (its jurisdiction too)
+        if k.id in ids:
+            raise ConfigError(file, None, f"auth.api_keys[{i}].id", f"duplicate key id {k.id!r}")
+        if k.sha256.lower() in digests:
+            raise ConfigError(file, None, f"auth.api_keys[{i}].sha256", "the same key is configured twice")
+        ids.add(k.id)
+        digests.add(k.sha256.lower())
     if cfg.auth.mode == "jwt" and cfg.auth.jwt is None:
         raise ConfigError(file, None, "auth.jwt", "required when auth.mode is jwt")
     if cfg.auth.mode == "api_key" and not cfg.auth.api_keys:
@@ -350,3 +373,15 @@ def config_from_text(text: str, source: str = "<string>") -> Config:
     """Like ``load_config`` for YAML text (tests, the demo)."""
     cfg = msgspec.structs.replace(load_text(text, Config, source), source=source)
     return _checked(cfg, text, source)
+
+
+def in_file(e: ConfigError, config: Config) -> ConfigError:
+    """``e`` named with ``config``'s file and the field's line, when it was raised as ``<config>`` by a
+    part that knows only its settings (the authenticator, the rate limiter, the upstream registry)."""
+    if e.file != "<config>" or config.source.startswith("<"):
+        return e
+    try:
+        text = Path(config.source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ConfigError(config.source, None, e.field, e.message)
+    return ConfigError(config.source, locate(text, e.field or ""), e.field, e.message)

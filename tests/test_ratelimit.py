@@ -214,3 +214,20 @@ def test_estimate_tokens_counts_body_and_requested_output():
     assert estimate_tokens(body, {"max_completion_tokens": 10, "max_tokens": 99}) == len(body) // 4 + 99
     assert estimate_tokens(body, {"max_output_tokens": True}) == len(body) // 4
     assert estimate_tokens(b"", {}) == 0
+
+
+async def test_a_reload_does_not_give_callers_a_fresh_quota(tmp_path):
+    import aiohttp
+
+    from gateway.testing.harness import Harness
+
+    async with Harness(tmp_path, extra_config="rate_limit: {requests_per_minute: 2}\n") as h:
+        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}]}
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        async with aiohttp.ClientSession() as s:
+            for status in (200, 200, 429):
+                async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                    assert r.status == status
+            assert (await h.holder.reload())[0]  # e.g. a policy edit; the limits are the same
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 429, "the reload reset the agency's quota"

@@ -18,11 +18,11 @@ import yaml
 from gateway.inspect.detectors import BY_ID
 from gateway.policy.builtin import builtin_policy
 from gateway.policy.model import Agreement, CaseFile, Policy
-from gateway.yamlfile import ConfigError, _Loader, _node_at, load_text
+from gateway.yamlfile import ConfigError, _Loader, _NoDuplicateKeys, _node_at, load_text
 
 if getattr(yaml, "__with_libyaml__", False):
-    class _FastLoader(yaml.CSafeLoader):
-        """libyaml with the same resolvers as gateway.yamlfile (``NO`` stays a country)."""
+    class _FastLoader(_NoDuplicateKeys, yaml.CSafeLoader):
+        """libyaml with the same resolvers as gateway.yamlfile (``NO`` stays a country), and no duplicate keys."""
 
     _FastLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
 else:  # pragma: no cover - PyYAML without libyaml

@@ -65,7 +65,12 @@ class Registry:
         for u in config.upstreams:
             prev = old.get(u.name)
             digest = files_digest(u.tls, config.path)
-            if prev is not None and prev.cfg == u and prev.tls_digest == digest:
+            connect_timeout = config.limits.upstream_connect_timeout_s
+            read_timeout = u.timeout_s or config.limits.upstream_timeout_s
+            # the pool holds the deadlines too: one kept across a reload that changed `limits` would
+            # go on with the old ones
+            if prev is not None and prev.cfg == u and prev.tls_digest == digest \
+                    and (prev.pool.connect_timeout, prev.pool.read_timeout) == (connect_timeout, read_timeout):
                 self.targets[u.name] = prev
                 continue
             try:
@@ -73,9 +78,7 @@ class Registry:
             except TlsConfigError as e:  # (checked at load; a file changed since)
                 raise ConfigError(config.source, None, f"upstreams.{u.name}.tls.{e.field}", str(e)) from None
             pool = UpstreamPool(u.url, max_connections=u.max_connections,
-                                connect_timeout=config.limits.upstream_connect_timeout_s,
-                                read_timeout=u.timeout_s or config.limits.upstream_timeout_s,
-                                ssl_context=ctx,
+                                connect_timeout=connect_timeout, read_timeout=read_timeout, ssl_context=ctx,
                                 server_name=u.tls.server_name if u.tls else None)
             self.targets[u.name] = Target(u, pool, config.source, digest)
         self.models: dict[str, list[Candidate]] = {
@@ -109,6 +112,12 @@ class Registry:
             await asyncio.gather(*(self._probe_once(t) for t in probed))
             await asyncio.sleep(interval)
 
+    def stop_probes(self) -> None:
+        """Stop the active probes: the Registry that a reload swapped in runs its own."""
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
+
     async def close_retired(self) -> None:
         """Close the pools a reload replaced."""
         for t in self._retired:
@@ -116,7 +125,6 @@ class Registry:
         self._retired = []
 
     async def close(self) -> None:
-        if self._probe:
-            self._probe.cancel()
+        self.stop_probes()
         for t in self.targets.values():
             await t.pool.close()

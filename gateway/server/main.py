@@ -13,13 +13,14 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
 
 import msgspec
 
-from gateway.config import Config, load_config
+from gateway.config import Config, in_file, load_config
 from gateway.logs import setup_logging
 from gateway.yamlfile import ConfigError
 
@@ -70,8 +71,11 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
     tls = _ListenerTls(config)
     holder.on_swap.append(tls.reload)
     try:
-        port = await server.start(config.listen.host, config.listen.port, reuse_port=reuse_port,
-                                  ssl=tls.listener.context if tls.listener else None)
+        try:
+            port = await server.start(config.listen.host, config.listen.port, reuse_port=reuse_port,
+                                      ssl=tls.listener.context if tls.listener else None)
+        except OSError as e:  # the crash log would name only the type: say what and where
+            raise _cannot_listen(config, e) from None
         log.info("worker %d listening on %s://%s:%d (policy revision %s)", worker,
                  "https" if tls.listener else "http", config.listen.host, port, holder.current.policies.revision)
         if ready is not None:
@@ -82,6 +86,11 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
     finally:
         await holder.close()
     log.info("worker %d stopped", worker)
+
+
+def _cannot_listen(config: Config, e: OSError) -> ConfigError:
+    where = f"{config.listen.host}:{config.listen.port}"
+    return in_file(ConfigError("<config>", None, "listen", f"cannot listen on {where}: {e.strerror or e}"), config)
 
 
 class _ListenerTls:
@@ -128,27 +137,41 @@ def _worker_main(config: Config, worker: int, args: argparse.Namespace, reuse_po
 def _prefork(config: Config, args: argparse.Namespace) -> int:
     children: dict[int, int] = {}
     stopping = False
+    current = config  # what a (re)started worker starts with: the last config that validated
 
     def spawn(i: int) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # the child unblocks once its handlers are in
+        if stopping:  # a SIGTERM was forwarded only to the workers alive then: a new one would never stop
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+            return
         pid = os.fork()
         if pid == 0:
             for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
                 signal.signal(s, signal.SIG_DFL)
             code = 0
             try:
-                _worker_main(config, i, args, True)
+                _worker_main(current, i, args, True)
+            except ConfigError as e:  # names file, line and field (never a request value): say which
+                log.error("worker %d cannot start: %s", i, e)
+                code = 2
             except BaseException:
                 log.exception("worker %d crashed", i)
                 code = 1
             os._exit(code)
+        children[pid] = i  # before a signal held during the fork runs `forward`, which must reach it too
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-        children[pid] = i
 
     def forward(sig, _frame):
-        nonlocal stopping
+        nonlocal stopping, current
         if sig in (signal.SIGTERM, signal.SIGINT):
             stopping = True
+        if sig == signal.SIGHUP:
+            # The workers reload themselves; the parent keeps the new config too, or a worker restarted
+            # after a crash would come back with the startup config (e.g. an API key since removed).
+            try:
+                current = _load(args)
+            except Exception:  # the workers keep their state and log why
+                pass
         for pid in children:
             try:
                 os.kill(pid, signal.SIGTERM if sig == signal.SIGINT else sig)
@@ -174,28 +197,67 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
         if i is not None and not stopping:
             log.error("worker %d exited (status %d); restarting it", i, status)
             time.sleep(0.5)
-            spawn(i)
+            spawn(i)  # (not if a SIGTERM came during the pause)
     return 0
+
+
+def _load(args: argparse.Namespace) -> Config:
+    """The config file with the command line's --host/--port, checked as far as can be before forking."""
+    config = load_config(args.config)
+    listen = msgspec.structs.replace(config.listen, host=args.host or config.listen.host,
+                                     port=args.port if args.port is not None else config.listen.port)
+    config = msgspec.structs.replace(config, listen=listen)
+    if config.auth.mode == "none" and not args.insecure_no_auth:
+        raise ConfigError(config.source, None, "auth.mode", "`none` needs --insecure-no-auth (development only)")
+    from gateway.policy import load_policies
+
+    load_policies(config.path(config.policies))  # fail before forking, with file:line:field
+    _check_parts(config)
+    return config
+
+
+def _check_parts(config: Config) -> None:
+    """What a worker would otherwise find only while building its state (the JWT settings and key
+    files, the rate-limit plugin, the upstream credentials in the environment), found before forking
+    and named with the line: a worker that fails there only logs it, and is restarted again and again."""
+    from gateway.auth.authenticator import Authenticator
+    from gateway.plugins import rate_limit_backend
+
+    try:
+        if config.rate_limit.backend != "memory":
+            rate_limit_backend(config.rate_limit.backend)
+        if config.auth.mode != "none":
+            Authenticator(config.auth, default_jurisdiction=config.jurisdiction, base_dir=config.path("."))
+        for i, u in enumerate(config.upstreams):
+            if u.api_key_env and not os.environ.get(u.api_key_env):
+                raise ConfigError("<config>", None, f"upstreams[{i}].api_key_env",
+                                  f"environment variable {u.api_key_env} is not set")
+    except ConfigError as e:
+        raise in_file(e, config) from None
 
 
 def serve_command(args: argparse.Namespace) -> int:
     setup_logging()
+    if args.workers < 1 or (args.port is not None and not 0 <= args.port <= 65535):
+        print("soberana serve: --workers must be at least 1 and --port 0..65535", file=sys.stderr)
+        return 2
     try:
-        config = load_config(args.config)
-        listen = msgspec.structs.replace(config.listen, host=args.host or config.listen.host,
-                                         port=args.port if args.port is not None else config.listen.port)
-        config = msgspec.structs.replace(config, listen=listen)
-        if config.auth.mode == "none" and not args.insecure_no_auth:
-            raise ConfigError(config.source, None, "auth.mode", "`none` needs --insecure-no-auth (development only)")
-        from gateway.policy import load_policies
-
-        load_policies(config.path(config.policies))  # fail before forking, with file:line:field
+        config = _load(args)
     except ConfigError as e:
         print(f"soberana serve: {e}", file=sys.stderr)
         return 2
     if args.workers <= 1:
-        _worker_main(config, 0, args, False)
+        try:
+            _worker_main(config, 0, args, False)
+        except ConfigError as e:  # e.g. a rate-limit backend no installed plugin provides
+            print(f"soberana serve: {e}", file=sys.stderr)
+            return 2
         return 0
+    try:  # before forking: workers that cannot bind would only be restarted, again and again
+        socket.create_server((config.listen.host, config.listen.port), reuse_port=True).close()
+    except OSError as e:
+        print(f"soberana serve: {_cannot_listen(config, e)}", file=sys.stderr)
+        return 2
     if "prometheus_client" in sys.modules:
         log.warning("metrics are per worker: prometheus_client was imported before the workers started")
     with tempfile.TemporaryDirectory(prefix="soberana-metrics-") as d:

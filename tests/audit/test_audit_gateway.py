@@ -3,6 +3,7 @@ headers; no raw value; verifiable after a graceful stop; a failing sink stops fo
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import aiohttp
@@ -102,3 +103,44 @@ async def test_reload_with_new_audit_settings_keeps_one_unbroken_chain(tmp_path)
     rep = verify_file(path, load_public_keys(tmp_path / "keys"))
     assert rep.ok and rep.closed and rep.records == 6 and rep.epochs == 1
     assert rep.checkpoints >= 3  # the new every-2 setting took effect on the same chain
+
+
+async def test_two_reloads_at_once_both_apply_on_one_unbroken_chain(tmp_path):
+    # two SIGHUPs in a row (`systemctl reload` twice): the second must not be built on the same old
+    # state as the first (it was rejected: "audit file ... failed during the hand-over")
+    async with Harness(tmp_path) as h:
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        async with aiohttp.ClientSession() as s:
+            for i in range(3):
+                async with s.post(h.url + "/v1/chat/completions", data=chat("llama-3.3-70b", f"um {i}"), headers=hdr) as r:
+                    assert r.status == 200
+            text = h.config_path.read_text()
+            h.config_path.write_text(text.replace("checkpoint_every: 50", "checkpoint_every: 2"))
+            results = await asyncio.gather(h.holder.reload(), h.holder.reload())
+            assert all(ok for ok, _ in results), results
+            for i in range(3):
+                async with s.post(h.url + "/v1/chat/completions", data=chat("llama-3.3-70b", f"dois {i}"), headers=hdr) as r:
+                    assert r.status == 200
+    [path] = h.audit_files()
+    rep = verify_file(path, load_public_keys(tmp_path / "keys"))
+    assert rep.ok and rep.closed and rep.records == 6 and rep.epochs == 1
+
+
+async def test_after_keys_rotate_and_a_reload_checkpoints_are_signed_with_the_new_key(tmp_path):
+    from gateway.keys import rotate_keys
+
+    async with Harness(tmp_path) as h:
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        async with aiohttp.ClientSession() as s:
+            async with s.post(h.url + "/v1/chat/completions", data=chat("llama-3.3-70b", "um"), headers=hdr) as r:
+                assert r.status == 200
+            rotate_keys(tmp_path / "keys")  # e.g. the old key may have leaked
+            assert (await h.holder.reload())[0]
+            async with s.post(h.url + "/v1/chat/completions", data=chat("llama-3.3-70b", "dois"), headers=hdr) as r:
+                assert r.status == 200
+    [path] = h.audit_files()
+    lines = [orjson.loads(x) for x in path.read_bytes().splitlines()]
+    last = [x["checkpoint"] for x in lines if "checkpoint" in x][-1]  # the closing one
+    assert last.get("kid") == "k2", last
+    rep = verify_file(path, load_public_keys(tmp_path / "keys"))
+    assert rep.ok and rep.closed and rep.kids == {"k2"}

@@ -75,6 +75,13 @@ def test_unknown_key_is_an_error_with_its_line(tmp_path):
     assert (e.line, e.field, e.message) == (9, "rules[0].matches", "unknown key")
 
 
+def test_a_key_given_twice_is_an_error_not_the_last_one_silently(tmp_path):
+    # a second `rules:` would otherwise replace the first list without a word
+    write(tmp_path, "br.yaml", GOOD + "rules: []\n")
+    e = error_of(tmp_path)
+    assert (e.line, e.field) == (14, "rules") and "first on line 7" in e.message
+
+
 def test_unknown_category_and_bad_country_code(tmp_path):
     write(tmp_path, "br.yaml", GOOD.replace("tax_id]", "taxid]"))
     e = error_of(tmp_path)

@@ -96,3 +96,30 @@ async def test_no_failure_or_reload_ever_sends_health_data_abroad(tmp_path):
         await asyncio.gather(chaos(), *(client() for _ in range(4)))
         assert set(statuses) <= {200, 503} and 503 in statuses
         assert not any("diabetes" in orjson.dumps(b["body"]).decode() for b in h.received("US"))
+
+
+async def test_a_reload_that_shortens_upstream_timeout_s_applies_to_the_upstreams_it_keeps(tmp_path):
+    async with Harness(tmp_path, limits={"upstream_timeout_s": 30}) as h, aiohttp.ClientSession() as s:
+        text = h.config_path.read_text()
+        h.config_path.write_text(text.replace("upstream_timeout_s: 30", "upstream_timeout_s: 0.5"))
+        assert (await h.holder.reload())[0]  # the upstreams themselves did not change
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        async with s.post(**post(h, "hangs-foreign"), timeout=aiohttp.ClientTimeout(total=20)) as r:
+            assert r.status == 200 and r.headers["X-Soberana-Route"] == "br-sovereign"
+        assert loop.time() - t0 < 10, "the hanging upstream was waited for with the old 30 s deadline"
+
+
+async def test_reloads_do_not_pile_up_health_probe_loops(tmp_path):
+    async with Harness(tmp_path) as h:
+        text = h.config_path.read_text()
+        probing = text.replace("dialect: openai, residency: BR}",
+                               "dialect: openai, residency: BR, health_path: /models, probe_interval_s: 0.2}")
+        assert probing != text
+        h.config_path.write_text(probing)
+        for _ in range(5):  # e.g. policy edits; the upstream and its pool are kept each time
+            assert (await h.holder.reload())[0]
+        before = h.stub_br.requests
+        await asyncio.sleep(1.0)
+        probes = h.stub_br.requests - before
+        assert 2 <= probes <= 8, f"{probes} probes in 1 s at one every 0.2 s: the replaced registries still probe"

@@ -145,3 +145,65 @@ async def test_metrics_of_all_workers_add_up(served):
                 text = await r.text()
             line = next(l for l in text.splitlines() if l.startswith("soberana_requests_total{") and 'outcome="forwarded"' in l)
             assert line.endswith(" 6.0"), line
+
+
+def worker_pids(proc: subprocess.Popen) -> set[int]:
+    return {int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()}
+
+
+async def test_a_worker_restarted_after_a_reload_runs_the_reloaded_config(served):
+    proc, url, tmp = served
+    cfg = tmp / "soberana.yaml"
+    new_key = "sk-sob-process-test-key-rotated"
+    cfg.write_text(cfg.read_text().replace(hashlib.sha256(KEY.encode()).hexdigest(),
+                                           hashlib.sha256(new_key.encode()).hexdigest()))
+    proc.send_signal(signal.SIGHUP)  # the old key is revoked
+    await asyncio.sleep(1.0)
+    old = worker_pids(proc)
+    assert len(old) == 2
+    for pid in old:  # both workers die (OOM killer, a segfault ...) and are restarted
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while not (len(worker_pids(proc)) == 2 and not worker_pids(proc) & old):
+        assert time.monotonic() < deadline, "the workers were not restarted"
+        await asyncio.sleep(0.1)
+    await wait_ready(url, proc)
+    new_headers = {**HEADERS, "Authorization": f"Bearer {new_key}"}
+    async with aiohttp.ClientSession() as s:
+        for _ in range(4):
+            async with s.post(url + "/v1/chat/completions", data=body("fast"), headers=HEADERS) as r:
+                assert r.status == 401, "the revoked key came back with the restarted worker"
+            async with s.post(url + "/v1/chat/completions", data=body("fast"), headers=new_headers) as r:
+                assert r.status == 200
+
+
+async def test_sigterm_while_a_dead_worker_is_being_restarted_still_stops(served):
+    proc, url, tmp = served
+    os.kill(min(worker_pids(proc)), signal.SIGKILL)
+    await asyncio.sleep(0.2)  # the parent has seen it die and pauses before the restart
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert proc.wait(20) == 0
+    except subprocess.TimeoutExpired:
+        pytest.fail("the worker restarted after the SIGTERM was never stopped: the gateway hangs")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_already_taken_is_named_and_serve_exits(tmp_path, workers):
+    # with workers, each one crashed on bind and was restarted forever, the log saying only "OSError"
+    init_keys(tmp_path / "keys")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = config(tmp_path, "http://127.0.0.1:9", port, bundled_policies())
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "-c", str(cfg), "--workers", workers],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail("serve kept restarting workers that cannot bind")
+    assert proc.returncode == 2
+    assert f"{cfg}:1: listen: cannot listen on 127.0.0.1:{port}" in err
