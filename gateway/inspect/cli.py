@@ -66,7 +66,7 @@ def texts_of(data: str) -> Iterator[tuple[str | None, str]]:
         return
     try:
         body = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the parser goes: still text to inspect
         yield None, data
         return
     segments = _dialect_segments(body)
@@ -81,12 +81,14 @@ def texts_of(data: str) -> Iterator[tuple[str | None, str]]:
 def guess_endpoint(body: dict) -> str | None:
     """The API endpoint a request body was most likely meant for, from its fields."""
     if "messages" in body:
+        # messages of another type than a list (null, a number) say nothing about the dialect
+        messages = body["messages"] if isinstance(body["messages"], list) else []
         anthropic = (isinstance(body.get("system"), (str, list)) or "anthropic_version" in body
                      or str(body.get("model", "")).startswith("claude")
                      or any(isinstance(m, dict) and isinstance(m.get("content"), list)
                             and any(isinstance(p, dict) and p.get("type") in ("tool_use", "tool_result")
                                     for p in m["content"])
-                            for m in body["messages"] if isinstance(body["messages"], list)))
+                            for m in messages))
         return "/v1/messages" if anthropic else "/v1/chat/completions"
     if "prompt" in body:
         return "/v1/completions"
