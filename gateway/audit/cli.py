@@ -78,6 +78,13 @@ def _filter(args: argparse.Namespace) -> Filter:
 
 def query_command(args: argparse.Namespace) -> int:
     """Print the records that match every given filter, as a table or JSON lines."""
+    from gateway.audit.record import OUTCOMES
+
+    if args.outcome is not None:
+        # a misspelt outcome ("block") matched no record, which read as "nothing was blocked"
+        args.outcome = args.outcome.lower()
+        if args.outcome not in OUTCOMES:
+            return _err("query", f"bad outcome {args.outcome!r}: use one of {', '.join(OUTCOMES)}")
     try:
         flt = _filter(args)
     except ValueError as e:

@@ -99,3 +99,14 @@ def test_export(files, fmt, key):
     assert p.returncode == 0
     docs = [orjson.loads(x) for x in p.stdout.splitlines()]
     assert len(docs) == 6 and all(key in doc for doc in docs)
+
+
+def test_query_outcome_is_checked_and_case_blind(files):
+    # "--outcome block" used to match nothing and exit 0: a security team read "nothing was blocked"
+    _, a, _, _ = files
+    p = run("query", str(a), "--outcome", "block", "--format", "json")
+    assert p.returncode == 2 and p.stdout == ""
+    assert "bad outcome" in p.stderr and "blocked" in p.stderr and "Traceback" not in p.stderr
+    p = run("query", str(a), "--outcome", "BLOCKED", "--format", "json")
+    assert p.returncode == 0
+    assert [orjson.loads(x)["request_id"] for x in p.stdout.splitlines()] == ["req-00001", "req-00004"]
