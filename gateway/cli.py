@@ -93,6 +93,9 @@ def keys_init(args: argparse.Namespace) -> int:
     except FileExistsError as e:
         print(f"soberana keys init: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a file in the way, no permission: say so instead of a traceback
+        print(f"soberana keys init: cannot create {e.filename or args.dir}: {e.strerror}", file=sys.stderr)
+        return 1
     print(f"created {args.dir} (key id {ring.current}); auditors verify with {args.dir}/audit-signing.pub")
     return 0
 
@@ -104,6 +107,12 @@ def keys_rotate(args: argparse.Namespace) -> int:
         ring = rotate_keys(args.dir)
     except FileNotFoundError:
         print(f"soberana keys rotate: no keyring in {args.dir}; run `soberana keys init` first", file=sys.stderr)
+        return 1
+    except ValueError as e:  # a damaged keyring is left as it is: rotating would lose its keys
+        print(f"soberana keys rotate: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"soberana keys rotate: cannot rotate {e.filename or args.dir}: {e.strerror}", file=sys.stderr)
         return 1
     print(f"rotated {args.dir}: current key id {ring.current}; older keys {', '.join(ring.order[:-1])} still decrypt and verify")
     return 0

@@ -51,10 +51,19 @@ class KeyRing:
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> "KeyRing":
-        data = json.loads((Path(directory) / KEYRING).read_text())
-        keys = data["keys"]
-        masters = {kid: base64.b64decode(k["master"]) for kid, k in keys.items()}
-        return cls(masters, list(data["order"]))
+        """The keyring of a key folder. Raises ``OSError`` when ``keyring.json`` cannot be read and
+        ``ValueError`` when it is not a keyring (damaged, truncated, another file)."""
+        path = Path(directory) / KEYRING
+        try:
+            data = json.loads(path.read_bytes())
+            order = list(data["order"])
+            masters = {kid: base64.b64decode(k["master"], validate=True) for kid, k in data["keys"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError):  # (binascii.Error is a ValueError)
+            # never the exception's text: it may quote part of a master secret
+            raise ValueError(f"{path} is not a soberana keyring (damaged or another file)") from None
+        if not order or any(kid not in masters for kid in order) or any(len(m) != 32 for m in masters.values()):
+            raise ValueError(f"{path} is not a soberana keyring (damaged or another file)")
+        return cls(masters, order)
 
     @classmethod
     def ephemeral(cls) -> "KeyRing":
