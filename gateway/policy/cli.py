@@ -57,6 +57,10 @@ def _principal(items: list[str], default_jurisdiction: str):
         key, sep, value = item.partition("=")
         if not sep or key not in PRINCIPAL_KEYS:
             raise ValueError(f"--principal takes key=value with key one of {', '.join(PRINCIPAL_KEYS)}: {item!r}")
+        if key == "jurisdiction" and not (len(value) == 2 and value.isascii() and value.isalpha()):
+            # as auth accepts them (ISO 3166-1 alpha-2): an empty or odd code explained a decision
+            # under a policy no caller can ever get
+            raise ValueError(f"--principal jurisdiction= takes a two-letter country code (ISO 3166-1 alpha-2): {item!r}")
         values[key] = value.upper() if key == "jurisdiction" else value
     return Principal(**values)
 

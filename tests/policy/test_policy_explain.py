@@ -187,3 +187,14 @@ def test_test_command_summary_and_failures(tmp_path):
     assert r.returncode == 1
     assert f"FAIL {d / 'uy_test.yaml'}: a classified marking is never sent abroad: outcome: expected route, got blocked" in r.stdout
     assert re.search(r"^\d+ passed, 1 failed", r.stdout, re.M)
+
+
+@pytest.mark.parametrize("jurisdiction", ["", "BRA", "B_", "b1", "é1"])
+def test_explain_refuses_a_jurisdiction_no_caller_can_have(config_file, tmp_path, jurisdiction):
+    # auth only ever yields two ASCII letters; "jurisdiction=" explained a decision under a policy ""
+    req = tmp_path / "body.json"
+    req.write_bytes(orjson.dumps(BODY))
+    r = run("policy", "explain", "-c", str(config_file), "--request", str(req),
+            "--principal", f"jurisdiction={jurisdiction}")
+    assert r.returncode == 2 and "two-letter country code" in r.stderr and r.stdout == ""
+    assert CPF not in r.stderr
