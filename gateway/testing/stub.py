@@ -320,14 +320,17 @@ class _Answer:
 
 def _embeddings(body: dict) -> dict:
     inp = body.get("input")
-    items = inp if isinstance(inp, list) else [inp]
+    # a list of token ids is one input (the API's "array of integers"), as are the token lists
+    # of an "array of arrays" (LangChain sends those); a list of strings is one input each
+    one = not isinstance(inp, list) or (bool(inp) and all(type(x) is int for x in inp))
+    items = [inp] if one else inp
     as_b64 = body.get("encoding_format") == "base64"
     data = []
     for i, item in enumerate(items):
         vec = _embedding(item if isinstance(item, str) else orjson.dumps(item).decode())
         emb = base64.b64encode(struct.pack("<%df" % len(vec), *vec)).decode() if as_b64 else vec
         data.append({"object": "embedding", "index": i, "embedding": emb})
-    n = sum(_count(x) if isinstance(x, str) else 1 for x in items)
+    n = sum(_count(x) if isinstance(x, str) else len(x) if isinstance(x, list) else 1 for x in items)
     return {"object": "list", "data": data, "model": str(body.get("model") or "stub-model"),
             "usage": {"prompt_tokens": n, "total_tokens": n}}
 

@@ -100,6 +100,16 @@ async def test_completions_and_embeddings(stub):
     assert e.data[0].embedding != e.data[1].embedding
 
 
+async def test_embeddings_of_token_ids_are_one_per_input(stub):
+    # a list of token ids is one input; the stub answered one embedding per token
+    client = oai(stub)
+    e = await client.embeddings.create(model="emb", input=[15339, 1917, 0])
+    assert len(e.data) == 1 and e.usage.prompt_tokens == 3 and len(e.data[0].embedding) == 16
+    e = await client.embeddings.create(model="emb", input=[[15339, 1917], [0], [7, 8, 9]])
+    assert [d.index for d in e.data] == [0, 1, 2] and e.usage.prompt_tokens == 6
+    assert e.data[0].embedding != e.data[1].embedding
+
+
 async def test_responses_api_plain_streaming_and_tool(stub):
     client = oai(stub)
     r = await client.responses.create(model="m", input=TEXT)
