@@ -583,7 +583,9 @@ def stub_command(args: argparse.Namespace) -> int:
         try:
             stub = await start_stub(args.host, args.port, args.residency, args.record)
         except OSError as e:
-            print(f"soberana stub: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
+            # the record file is opened first: its error carries the file name, a bind error none
+            what = f"cannot record to {e.filename}" if e.filename else f"cannot listen on {args.host}:{args.port}"
+            print(f"soberana stub: {what}: {e.strerror}", file=sys.stderr)
             raise SystemExit(1) from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

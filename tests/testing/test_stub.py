@@ -260,3 +260,12 @@ def test_stub_command_serves_until_sigterm(tmp_path):
         assert orjson.loads(record.read_bytes().splitlines()[0])["body"]["model"] == "m"
     finally:
         proc.kill()
+
+
+def test_stub_command_names_a_record_file_it_cannot_write(tmp_path):
+    # it said "cannot listen on 127.0.0.1:PORT: Is a directory", blaming the port
+    for record in (tmp_path, tmp_path / "missing" / "r.jsonl"):
+        p = subprocess.run([sys.executable, "-m", "gateway", "stub", "--port", "0", "--record", str(record)],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and "Traceback" not in p.stderr
+        assert f"cannot record to {record}" in p.stderr and "listen" not in p.stderr
