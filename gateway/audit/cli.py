@@ -76,6 +76,20 @@ def _filter(args: argparse.Namespace) -> Filter:
     )
 
 
+def _note_fingerprinted(args: argparse.Namespace) -> None:
+    """Warn when a --principal or --agency value is one the gateway never stores as written: a subject
+    that looks personal (an e-mail, a CPF) goes into records as ``fp:<fingerprint>``, so the query
+    finds none of that caller's records, which reads as "this caller did nothing"."""
+    from gateway.audit.record import judged_safe
+
+    for flag in ("principal", "agency"):
+        value = getattr(args, flag)
+        if value is not None and not value.startswith("fp:") and not judged_safe(value):
+            # (the value itself is not repeated: it looks personal)
+            print(f"note: the --{flag} value looks like personal data; records hold such values only as "
+                  f"their fingerprint (fp:...), so it matches no record as written", file=sys.stderr)
+
+
 def query_command(args: argparse.Namespace) -> int:
     """Print the records that match every given filter, as a table or JSON lines."""
     from gateway.audit.record import OUTCOMES
@@ -89,6 +103,7 @@ def query_command(args: argparse.Namespace) -> int:
         flt = _filter(args)
     except ValueError as e:
         return _err("query", f"bad time: {e} (use ISO-8601 like 2026-11-26T10:00Z or relative like 15m, 1h, 2d)")
+    _note_fingerprinted(args)
     try:
         found = query(args.files, flt)
         if args.format == "json":

@@ -110,3 +110,33 @@ def test_query_outcome_is_checked_and_case_blind(files):
     p = run("query", str(a), "--outcome", "BLOCKED", "--format", "json")
     assert p.returncode == 0
     assert [orjson.loads(x)["request_id"] for x in p.stdout.splitlines()] == ["req-00001", "req-00004"]
+
+
+def test_query_by_a_personal_subject_says_records_hold_only_its_fingerprint(tmp_path):
+    # a JWT subject that is an e-mail is stored as fp:<fingerprint>; querying by the e-mail found
+    # nothing and said nothing, which reads as "this caller made no requests"
+    from audit_helpers import EMAIL, exchange
+    from gateway.audit.record import build_record
+    from gateway.audit.writer import AuditLog
+    from gateway.config import Audit
+
+    ring = init_keys(tmp_path / "keys")
+
+    async def go():
+        log = AuditLog(Audit(checkpoint_every=2), ring, directory=tmp_path / "audit", worker=0)
+        await log.start()
+        log.append(build_record(exchange(1, sub=EMAIL), ring))
+        log.append(build_record(exchange(2, sub="analyst-7"), ring))
+        await log.close()
+        return log.path
+
+    path = asyncio.run(go())
+    stored = [orjson.loads(x)["principal"]["sub"] for x in run("query", str(path), "--format", "json").stdout.splitlines()]
+    assert stored[0].startswith("fp:") and stored[1] == "analyst-7"
+    p = run("query", str(path), "--principal", EMAIL, "--format", "json")
+    assert p.returncode == 0 and p.stdout == ""
+    assert "fingerprint" in p.stderr and "--principal" in p.stderr and EMAIL not in p.stderr
+    p = run("query", str(path), "--principal", stored[0], "--format", "json")
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == 1 and p.stderr == ""
+    p = run("query", str(path), "--principal", "analyst-7", "--agency", "receita-federal", "--format", "json")
+    assert len(p.stdout.splitlines()) == 1 and p.stderr == ""
