@@ -270,6 +270,8 @@ class _Answer:
         out = [_sse(dict(base, choices=[{"text": t, "index": 0, "logprobs": None, "finish_reason": None}]))
                for t in self.tokens]
         out.append(_sse(dict(base, choices=[{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}])))
+        if self.usage_in_stream:  # stream_options.include_usage holds for completions as for chat
+            out.append(_sse(dict(base, choices=[], usage=self._oai_usage())))
         out.append(b"data: [DONE]\n\n")
         return out
 

@@ -100,6 +100,17 @@ async def test_completions_and_embeddings(stub):
     assert e.data[0].embedding != e.data[1].embedding
 
 
+async def test_completions_stream_reports_usage_when_asked(stub):
+    # stream_options.include_usage was honoured for chat only
+    stream = await oai(stub).completions.create(model="m", prompt="complete me", stream=True,
+                                                stream_options={"include_usage": True})
+    chunks = [c async for c in stream]
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == "[stub BR] You said: complete me"
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == (
+        chunks[-1].usage.prompt_tokens + chunks[-1].usage.completion_tokens) > 0
+    assert all(c.usage is None for c in chunks[:-1])
+
+
 async def test_embeddings_of_token_ids_are_one_per_input(stub):
     # a list of token ids is one input; the stub answered one embedding per token
     client = oai(stub)
