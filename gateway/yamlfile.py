@@ -112,4 +112,6 @@ def load_file(path: str | Path, type_: type[T]) -> T:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(str(p), None, None, f"cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:  # a binary file or another encoding: the same words as for a policy file
+        raise ConfigError(str(p), None, None, "not UTF-8") from None
     return load_text(text, type_, str(p))

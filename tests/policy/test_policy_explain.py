@@ -198,3 +198,14 @@ def test_explain_refuses_a_jurisdiction_no_caller_can_have(config_file, tmp_path
             "--principal", f"jurisdiction={jurisdiction}")
     assert r.returncode == 2 and "two-letter country code" in r.stderr and r.stdout == ""
     assert CPF not in r.stderr
+
+
+def test_explain_with_a_config_that_is_not_utf8_is_a_clear_error(tmp_path):
+    # a binary or Latin-1 config ended in a UnicodeDecodeError traceback
+    req = tmp_path / "body.json"
+    req.write_bytes(orjson.dumps(BODY))
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_bytes("jurisdiction: BR\n# configuração\n".encode("latin-1"))
+    r = run("policy", "explain", "-c", str(cfg), "--request", str(req))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{cfg}: not UTF-8" in r.stderr
