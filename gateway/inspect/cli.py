@@ -11,7 +11,7 @@ Anything else is inspected as one text.
 Output, one line per finding: ``text`` prints ``[path:]start-end  detector  category  country
 value``; ``json`` prints one object per line, ``{"detector", "category", "country", "start", "end",
 "text"}`` and ``"path"`` for a JSON body. Offsets are Python string indices into the inspected text.
-Exit status 0, or 2 when the input cannot be read.
+Exit status 0, or 2 when the input cannot be read or ``--country`` is not a two-letter code.
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ from gateway.inspect.texts import scan_texts
 
 def scan_command(args) -> int:
     """Entry point of ``soberana scan``."""
+    country = args.country.upper() if getattr(args, "country", None) is not None else None
+    if country is not None and not (len(country) == 2 and country.isascii() and country.isalpha()):
+        # a country no finding can have ("BRA") filtered everything out: the file looked clean
+        print(f"soberana scan: --country takes a two-letter country code (ISO 3166-1 alpha-2), not {args.country!r}",
+              file=sys.stderr)
+        return 2
     try:
         if args.path in (None, "-"):
             raw = sys.stdin.buffer.read()
@@ -36,7 +42,6 @@ def scan_command(args) -> int:
     except (OSError, UnicodeDecodeError) as e:
         print(f"soberana scan: cannot read {args.path}: {type(e).__name__}", file=sys.stderr)
         return 2
-    country = args.country.upper() if getattr(args, "country", None) else None
     out = sys.stdout
     pairs = list(texts_of(data))
     per, _ = scan_texts([text for _, text in pairs], scan)  # as the proxy inspects them

@@ -111,3 +111,10 @@ def test_json_nested_deeper_than_the_parser_goes_is_scanned_as_text(impl):
     (o,) = [json.loads(line) for line in p.stdout.splitlines()]
     assert (o["detector"], o["start"], o["text"]) == ("br.cpf", depth + 5, "529.982.247-25")
     assert "path" not in o
+
+
+@pytest.mark.parametrize("country", ["BRA", "", "b1"])
+def test_a_country_no_finding_can_have_is_a_usage_error(country):
+    # "--country BRA" printed nothing and exited 0: the text looked clean
+    p = run(["--country", country], TEXT)
+    assert p.returncode == 2 and p.stdout == "" and "two-letter" in p.stderr and "Traceback" not in p.stderr
