@@ -9,7 +9,9 @@ finish/stop reasons, SSE events) so the official SDKs parse it:
 - ``"stream": true`` streams token by token (chat.completion.chunk SSE ending with ``data: [DONE]``;
   Anthropic message_start … message_stop; Responses API events).
 - Tools: when the request declares tools and the last user message contains "call tool", the stub
-  calls the first tool with ``{"<first parameter>": <the user message>}`` as its arguments.
+  calls the first tool with ``{"<first parameter>": <the user message>}`` as its arguments. A tool
+  result after it (chat ``role: tool``, Responses ``function_call_output``, Anthropic
+  ``tool_result``) counts as the last user message, so the next answer quotes the result.
 - Fault modes, chosen by the requested ``model``: ``stub-fail-500`` (500 JSON error), ``stub-hang``
   (never answers), ``stub-reset`` (sends part of the answer, then resets the TCP connection),
   ``stub-slow`` (one token per 50 ms).
@@ -89,8 +91,16 @@ def _last_user(messages) -> str:
         return messages
     if not isinstance(messages, list):
         return ""
+    # A tool's result after the user's turn is what the model answers next, in every dialect (an
+    # Anthropic tool_result sits in a user message already): quoting the user's "call tool" again
+    # called the tool again, so an OpenAI agent loop never ended.
     for m in reversed(messages):
-        if isinstance(m, dict) and m.get("role", "user") == "user":
+        if not isinstance(m, dict):
+            continue
+        kind = m.get("type", "message")
+        if kind == "function_call_output":  # Responses API
+            return _text_of(m.get("output"))
+        if kind == "message" and m.get("role", "user") in ("user", "tool"):  # "tool": chat completions
             return _text_of(m.get("content"))
     return ""
 

@@ -87,6 +87,28 @@ async def test_chat_tool_call_plain_and_streaming(stub):
     assert r.choices[0].message.tool_calls is None, "only when asked to call a tool"
 
 
+async def test_a_tool_result_ends_the_tool_loop_in_chat_and_responses(stub):
+    # the stub quoted the user's "call tool" again after the tool's result, so it called the tool
+    # again (chat) or quoted nothing (Responses): an agent loop never ended
+    client = oai(stub)
+    msgs = [{"role": "user", "content": "please call tool for Ana"}]
+    r = await client.chat.completions.create(model="m", tools=TOOLS, messages=msgs)
+    call = r.choices[0].message.tool_calls[0]
+    msgs += [r.choices[0].message.model_dump(exclude_none=True),
+             {"role": "tool", "tool_call_id": call.id, "content": "record 42"}]
+    r = await client.chat.completions.create(model="m", tools=TOOLS, messages=msgs)
+    assert r.choices[0].finish_reason == "stop" and r.choices[0].message.tool_calls is None
+    assert r.choices[0].message.content == "[stub BR] You said: record 42"
+
+    tools = [{"type": "function", "name": "lookup", "parameters": TOOLS[0]["function"]["parameters"]}]
+    inp = [{"role": "user", "content": "please call tool for Ana"}]
+    r = await client.responses.create(model="m", tools=tools, input=inp)
+    (fc,) = [i for i in r.output if i.type == "function_call"]
+    inp += [fc.model_dump(exclude_none=True), {"type": "function_call_output", "call_id": fc.call_id, "output": "record 42"}]
+    r = await client.responses.create(model="m", tools=tools, input=inp)
+    assert [i.type for i in r.output] == ["message"] and r.output_text == "[stub BR] You said: record 42"
+
+
 async def test_completions_and_embeddings(stub):
     client = oai(stub)
     r = await client.completions.create(model="m", prompt="complete me")
