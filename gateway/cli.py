@@ -11,6 +11,25 @@ import importlib
 import sys
 
 
+def _port(text: str) -> int:
+    """A TCP port for ``--port``: 0 (any free port) to 65535. A larger number was taken modulo 65536
+    by the event loop, so the process listened on another port than the one asked for."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {port}")
+    return port
+
+
+def _country(text: str) -> str:
+    """An ISO 3166-1 alpha-2 code (any case), as residencies and jurisdictions are everywhere else."""
+    if not (len(text) == 2 and text.isascii() and text.isalpha()):
+        raise argparse.ArgumentTypeError(f"a two-letter country code (ISO 3166-1 alpha-2), not {text!r}")
+    return text.upper()
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="soberana", description="Data-sovereignty gateway for AI traffic.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -18,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the gateway")
     s.add_argument("-c", "--config", default="soberana.yaml")
     s.add_argument("--host")
-    s.add_argument("--port", type=int)
+    s.add_argument("--port", type=_port)
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--insecure-no-auth", action="store_true", help="allow auth.mode: none (development only)")
     s.set_defaults(run="gateway.server.main:serve_command")
@@ -29,8 +48,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("stub", help="an OpenAI- and Anthropic-compatible echo model")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--residency", default="US")
+    s.add_argument("--port", type=_port, default=8000)
+    s.add_argument("--residency", type=_country, default="US")
     s.add_argument("--record", help="append every received body as a JSON line to this file")
     s.set_defaults(run="gateway.testing.stub:stub_command")
 

@@ -302,3 +302,13 @@ def test_stub_command_names_a_record_file_it_cannot_write(tmp_path):
                            capture_output=True, text=True, timeout=30)
         assert p.returncode == 1 and "Traceback" not in p.stderr
         assert f"cannot record to {record}" in p.stderr and "listen" not in p.stderr
+
+
+@pytest.mark.parametrize("args, what", [(["stub", "--port", "70000"], "--port"), (["stub", "--port", "-1"], "--port"),
+                                        (["stub", "--residency", "BRA"], "--residency"),
+                                        (["serve", "-c", "missing.yaml", "--port", "65536"], "--port")])
+def test_a_port_or_residency_out_of_range_is_a_usage_error(args, what):
+    # --port 70000 listened on 70000 % 65536 = 4464, a port nobody asked for; --residency BRA
+    # answered as "[stub BRA]", a residency no upstream can have
+    p = subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and what in p.stderr and "Traceback" not in p.stderr
