@@ -209,3 +209,15 @@ def test_explain_with_a_config_that_is_not_utf8_is_a_clear_error(tmp_path):
     r = run("policy", "explain", "-c", str(cfg), "--request", str(req))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert f"{cfg}: not UTF-8" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["ar.yml", "ar.YAML", "regional/mercosur.yml"])
+def test_check_names_a_policy_file_the_loader_passes_over(tmp_path, name):
+    # "ar.yml" was ignored without a word: check said ok and the gateway decided for Argentina by the
+    # built-in default
+    d = tmp_path / "p"
+    shutil.copytree(BUNDLED, d)
+    src = d / (name.split(".")[0] + ".yaml")
+    src.rename(d / name)
+    r = run("policy", "check", str(d))
+    assert r.returncode == 1 and f"{d / name}: not loaded" in r.stderr and "end in .yaml" in r.stderr
