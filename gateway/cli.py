@@ -104,6 +104,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+_gone: set[int] = set()  # file descriptors whose reader has gone
+
+
+def say(line: str, file=None) -> None:
+    """Print ``line`` (to ``file``, standard output by default) for a command whose exit status is its
+    verdict (``audit verify``, ``policy check|test``). When the reader has gone (``| head``, ``| true``)
+    the printing stops and the command goes on to its real exit status; ``main`` would otherwise end
+    it with 0 on the broken pipe."""
+    import os
+
+    f = sys.stdout if file is None else file
+    fd = f.fileno()
+    if fd in _gone:
+        return
+    try:
+        f.write(line + "\n")
+        f.flush()
+    except BrokenPipeError:
+        _gone.add(fd)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)  # so the exit's flush is quiet
+
+
 def keys_init(args: argparse.Namespace) -> int:
     from gateway.keys import init_keys
 

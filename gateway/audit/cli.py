@@ -21,7 +21,9 @@ def _closed_pipe() -> int:
 
 
 def _err(cmd: str, msg: str) -> int:
-    print(f"soberana audit {cmd}: {msg}", file=sys.stderr)
+    from gateway.cli import say
+
+    say(f"soberana audit {cmd}: {msg}", sys.stderr)
     return 2
 
 
@@ -38,32 +40,34 @@ def verify_command(args: argparse.Namespace) -> int:
             return _err("verify", f"cannot load verification keys from {args.key}: {e}")
         if not keys:
             return _err("verify", f"no audit-signing-*.pub keys in {args.key}")
+    from gateway.cli import say  # the reader leaving (| head) must not turn a FAILED into exit 0
+
     bad = False
     for path in args.files:
         try:
             rep = verify_file(path, keys, live=args.live)
         except OSError as e:
-            print(f"{path}: FAILED: cannot read ({e.strerror})")
+            say(f"{path}: FAILED: cannot read ({e.strerror})")
             bad = True
             continue
         for p in rep.problems:
             if p.reason == "gap":
-                print(f"{path}: seq {p.seq}: gap: {p.detail}")
+                say(f"{path}: seq {p.seq}: gap: {p.detail}")
         breaks = [p for p in rep.problems if p.reason != "gap"]
         summary = (f"{rep.records} records, {rep.checkpoints} checkpoints, {rep.epochs} "
                    f"epoch{'s' if rep.epochs != 1 else ''}")
         if breaks:
             p = breaks[0]
-            print(f"{path}: FAILED at seq {p.seq}: {p.reason}: {p.detail}")
+            say(f"{path}: FAILED at seq {p.seq}: {p.reason}: {p.detail}")
         elif rep.problems:
-            print(f"{path}: FAILED: the chain holds but has {len(rep.problems)} gap(s) ({summary})")
+            say(f"{path}: FAILED: the chain holds but has {len(rep.problems)} gap(s) ({summary})")
         else:
             state = "closed" if rep.closed else f"open, {rep.unsigned_tail} line(s) after the last checkpoint"
             signed = f"; signatures verified (key ids {', '.join(sorted(rep.kids))})" if keys is not None and rep.kids else ""
-            print(f"{path}: OK: {summary}, {state}{signed}")
+            say(f"{path}: OK: {summary}, {state}{signed}")
         bad = bad or not rep.ok
     if keys is None:
-        print("note: checkpoint signatures were NOT checked (pass --key audit-signing.pub or the key folder)")
+        say("note: checkpoint signatures were NOT checked (pass --key audit-signing.pub or the key folder)")
     return 1 if bad else 0
 
 

@@ -140,3 +140,22 @@ def test_query_by_a_personal_subject_says_records_hold_only_its_fingerprint(tmp_
     assert p.returncode == 0 and len(p.stdout.splitlines()) == 1 and p.stderr == ""
     p = run("query", str(path), "--principal", "analyst-7", "--agency", "receita-federal", "--format", "json")
     assert len(p.stdout.splitlines()) == 1 and p.stderr == ""
+
+
+def test_verify_fails_even_when_its_reader_has_gone(files, tmp_path):
+    # `soberana audit verify bad.jsonl | head -1` (or | true): the broken pipe made it exit 0
+    import os
+
+    d, a, _, _ = files
+    lines = a.read_bytes().splitlines(keepends=True)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"".join(lines[:3] + lines[4:]))  # a record removed
+    for path, want in ((bad, 1), (a, 0)):
+        r, w = os.pipe()
+        os.close(r)  # the reader is gone before the first line is written
+        try:
+            p = subprocess.run([SOBERANA, "audit", "verify", str(a), str(path), "--key", str(d / "keys")],
+                               stdout=w, stderr=subprocess.PIPE, text=True, timeout=60)
+        finally:
+            os.close(w)
+        assert p.returncode == want and "Traceback" not in p.stderr, p.stderr

@@ -221,3 +221,26 @@ def test_check_names_a_policy_file_the_loader_passes_over(tmp_path, name):
     src.rename(d / name)
     r = run("policy", "check", str(d))
     assert r.returncode == 1 and f"{d / name}: not loaded" in r.stderr and "end in .yaml" in r.stderr
+
+
+@pytest.mark.parametrize("command, stream", [("test", "stdout"), ("check", "stderr")])
+def test_failures_exit_1_even_when_the_reader_has_gone(tmp_path, command, stream):
+    # `soberana policy test policies | head -3` (or check 2>&1 | head): the broken pipe made it exit 0
+    import os
+
+    d = tmp_path / "p"
+    shutil.copytree(BUNDLED, d)
+    t = d / "uy_test.yaml"
+    t.write_text(t.read_text().replace("outcome: blocked", "outcome: route", 1))
+    f = d / "br.yaml"
+    f.write_text(f.read_text().replace("    foreign: pseudonymize\n", "    foreign: pseudonymise\n", 1))
+    for folder, want in ((d, 1), (BUNDLED, 0)):
+        r, w = os.pipe()
+        os.close(r)  # the reader is gone before the first line is written
+        try:
+            streams = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: w}
+            p = subprocess.run([sys.executable, "-m", "gateway", "policy", command, str(folder)], cwd=ROOT,
+                               timeout=60, **streams)
+        finally:
+            os.close(w)
+        assert p.returncode == want
