@@ -107,6 +107,9 @@ def query_command(args: argparse.Namespace) -> int:
         flt = _filter(args)
     except ValueError as e:
         return _err("query", f"bad time: {e} (use ISO-8601 like 2026-11-26T10:00Z or relative like 15m, 1h, 2d)")
+    if flt.since is not None and flt.until is not None and flt.since > flt.until:
+        # "--since 1h --until 2h" (meant: from 2 h ago to 1 h ago) matched nothing, which read as "no requests"
+        return _err("query", "--since is later than --until: no record can match (relative times count back from now)")
     _note_fingerprinted(args)
     try:
         found = query(args.files, flt)

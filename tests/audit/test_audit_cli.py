@@ -159,3 +159,12 @@ def test_verify_fails_even_when_its_reader_has_gone(files, tmp_path):
         finally:
             os.close(w)
         assert p.returncode == want and "Traceback" not in p.stderr, p.stderr
+
+
+def test_query_with_since_after_until_is_a_usage_error(files):
+    # "--since 1h --until 2h" (meaning from 2 h ago to 1 h ago) printed an empty table and exited 0
+    _, a, _, _ = files
+    p = run("query", str(a), "--since", "1h", "--until", "2h")
+    assert p.returncode == 2 and "--since is later than --until" in p.stderr and p.stdout == ""
+    p = run("query", str(a), "--since", "2h", "--until", "0s", "--format", "json")
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == 6
