@@ -101,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     s = ksub.add_parser("rotate", help="add a new current key; old keys stay usable")
     s.add_argument("dir")
     s.set_defaults(run="gateway.cli:keys_rotate")
+    s = ksub.add_parser("decrypt", help="the values inside [ENC:...] tokens (key holders only)")
+    s.add_argument("dir")
+    s.add_argument("tokens", nargs="*", metavar="TOKEN",
+                   help="tokens to open, one value a line; without any, every token in standard input is replaced")
+    s.set_defaults(run="gateway.cli:keys_decrypt")
     return p
 
 
@@ -157,6 +162,51 @@ def keys_rotate(args: argparse.Namespace) -> int:
         return 1
     print(f"rotated {args.dir}: current key id {ring.current}; older keys {', '.join(ring.order[:-1])} still decrypt and verify")
     return 0
+
+
+def keys_decrypt(args: argparse.Namespace) -> int:
+    """``soberana keys decrypt DIR [TOKEN ...]``: what SPEC section 8 promises key holders, the value
+    inside an ``[ENC:...]`` token (any key id the keyring holds, rotated ones too). With tokens, prints
+    one value a line; without, copies standard input with every token replaced by its value. A token
+    that does not open (unknown key, tampered, another keyring) stays as it is and is reported on
+    standard error by position and reason, never by content; the exit status is then 1."""
+    import re
+
+    from gateway.keys import KeyRing
+    from gateway.transform.tokens import TokenError, decrypt_token
+
+    try:
+        ring = KeyRing.load(args.dir)
+    except FileNotFoundError:
+        print(f"soberana keys decrypt: no keyring in {args.dir}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as e:
+        print(f"soberana keys decrypt: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
+        return 1
+    failed = 0
+
+    def open_(token: str, where: str) -> str | None:
+        nonlocal failed
+        try:
+            return decrypt_token(ring, token)
+        except TokenError as e:
+            failed += 1
+            print(f"soberana keys decrypt: {where}: {e}", file=sys.stderr)
+            return None
+
+    if args.tokens:
+        for i, token in enumerate(args.tokens, 1):
+            value = open_(token, f"token {i}")
+            sys.stdout.write((token if value is None else value) + "\n")  # line i answers token i
+    else:
+        text = sys.stdin.read()
+
+        def replace(m: re.Match) -> str:
+            value = open_(m.group(0), f"line {text.count(chr(10), 0, m.start()) + 1}")
+            return m.group(0) if value is None else value
+
+        sys.stdout.write(re.sub(r"\[ENC:[^:\]\s]{1,64}:[A-Za-z0-9_-]{16,}\]", replace, text))
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

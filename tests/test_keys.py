@@ -58,3 +58,31 @@ def test_init_or_rotate_where_a_file_is_in_the_way_is_a_clear_error(tmp_path):
     (tmp_path / "d" / "keyring.json").mkdir(parents=True)
     p = keys("rotate", str(tmp_path / "d"))
     assert p.returncode == 1 and "Traceback" not in p.stderr and "cannot rotate" in p.stderr
+
+
+def test_decrypt_opens_tokens_of_every_key_id_and_only_those(tmp_path):
+    # SPEC 8: ENC tokens are "restorable by the gateway and by soberana keys holders"; there was no
+    # command for the holders
+    d = tmp_path / "keys"
+    assert keys("init", str(d)).returncode == 0
+    old = encrypt_token(KeyRing.load(d), "BR", "CPF", "529.982.247-25")
+    assert keys("rotate", str(d)).returncode == 0
+    new = encrypt_token(KeyRing.load(d), "MX", "CURP", "GODE561231HDFRRN00")
+    assert old.startswith("[ENC:BR.k1:") and new.startswith("[ENC:MX.k2:")
+    p = keys("decrypt", str(d), old, new)
+    assert p.returncode == 0 and p.stdout.splitlines() == ["529.982.247-25", "GODE561231HDFRRN00"], p.stderr
+
+    other = tmp_path / "other"
+    assert keys("init", str(other)).returncode == 0
+    foreign = encrypt_token(KeyRing.load(other), "BR", "CPF", "111.444.777-35")
+    tampered = old[:-3] + ("A" if old[-3] != "A" else "B") + old[-2:]
+    text = f"CPF {old};\nCURP {new}, outro {foreign} e {tampered}.\n"
+    p = subprocess.run([SOBERANA, "keys", "decrypt", str(d)], input=text, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert p.stdout == f"CPF 529.982.247-25;\nCURP GODE561231HDFRRN00, outro {foreign} e {tampered}.\n"
+    assert p.stderr.count("line 2:") == 2 and "does not authenticate" in p.stderr and "Traceback" not in p.stderr
+    assert "111.444.777-35" not in p.stderr and foreign.split(":")[2] not in p.stderr
+    p = keys("decrypt", str(d), foreign, old)
+    assert p.returncode == 1 and p.stdout.splitlines() == [foreign, "529.982.247-25"] and "token 1:" in p.stderr
+    p = keys("decrypt", str(tmp_path / "none"), old)
+    assert p.returncode == 1 and "no keyring" in p.stderr and p.stdout == ""
