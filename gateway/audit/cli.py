@@ -27,6 +27,14 @@ def _err(cmd: str, msg: str) -> int:
     return 2
 
 
+def _note_skipped(skipped: dict[str, int]) -> None:
+    """Say which files had lines that are not audit records: a gzip archive or a wrong file otherwise
+    yields an empty answer that reads as "no such requests"."""
+    for path, n in skipped.items():
+        print(f"note: {path}: {n} line(s) are not audit records (a compressed, damaged or other file?) and "
+              "were skipped; `soberana audit verify` names the first bad one", file=sys.stderr)
+
+
 def verify_command(args: argparse.Namespace) -> int:
     """Exit 0 when every file's chain and every checkpoint signature hold; else 1, naming for each bad
     file the first bad sequence number and why."""
@@ -111,8 +119,9 @@ def query_command(args: argparse.Namespace) -> int:
         # "--since 1h --until 2h" (meant: from 2 h ago to 1 h ago) matched nothing, which read as "no requests"
         return _err("query", "--since is later than --until: no record can match (relative times count back from now)")
     _note_fingerprinted(args)
+    skipped: dict[str, int] = {}
     try:
-        found = query(args.files, flt)
+        found = query(args.files, flt, skipped)
         if args.format == "json":
             out = sys.stdout.buffer
             for rec in found:
@@ -124,6 +133,7 @@ def query_command(args: argparse.Namespace) -> int:
         return _closed_pipe()
     except OSError as e:
         return _err("query", f"cannot read {e.filename}: {e.strerror}")
+    _note_skipped(skipped)
     return 0
 
 
@@ -132,12 +142,14 @@ def export_command(args: argparse.Namespace) -> int:
     from gateway.audit.query import iter_records
 
     out = sys.stdout.buffer
+    skipped: dict[str, int] = {}
     try:
-        for doc in export(iter_records(args.files), args.format):
+        for doc in export(iter_records(args.files, skipped), args.format):
             out.write(orjson.dumps(doc) + b"\n")
         out.flush()
     except BrokenPipeError:
         return _closed_pipe()
     except OSError as e:
         return _err("export", f"cannot read {e.filename}: {e.strerror}")
+    _note_skipped(skipped)
     return 0

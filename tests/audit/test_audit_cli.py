@@ -168,3 +168,19 @@ def test_query_with_since_after_until_is_a_usage_error(files):
     assert p.returncode == 2 and "--since is later than --until" in p.stderr and p.stdout == ""
     p = run("query", str(a), "--since", "2h", "--until", "0s", "--format", "json")
     assert p.returncode == 0 and len(p.stdout.splitlines()) == 6
+
+
+def test_query_and_export_say_when_lines_are_not_records(files, tmp_path):
+    # a logrotate-compressed archive (or any wrong file) gave an empty table / no output and exit 0,
+    # which reads as "no such requests"
+    import gzip
+
+    _, a, _, _ = files
+    gz = tmp_path / "audit-w0.jsonl.1.gz"
+    gz.write_bytes(gzip.compress(a.read_bytes()))
+    for args in (("query", str(gz), "--format", "json"), ("export", str(gz), "--format", "ocsf")):
+        p = run(*args)
+        assert p.returncode == 0 and p.stdout == ""
+        assert f"note: {gz}:" in p.stderr and "not audit records" in p.stderr
+    p = run("query", str(a), "--format", "json")
+    assert len(p.stdout.splitlines()) == 6 and p.stderr == "", "an intact file says nothing extra"
