@@ -151,6 +151,12 @@ def init_keys(directory: str | os.PathLike[str]) -> KeyRing:
     d = Path(directory)
     if (d / KEYRING).exists():
         raise FileExistsError(f"{d / KEYRING} exists; use `soberana keys rotate`")
+    # Public keys without their keyring are all that still verifies the audit logs they signed: a new
+    # k1 written over audit-signing-k1.pub would leave those logs unverifiable.
+    old = sorted(d.glob("audit-signing*.pub")) if d.is_dir() else []
+    if old:
+        raise FileExistsError(f"{old[0]} exists (audit-verification keys of an earlier keyring); "
+                              "move them away or use another folder")
     return _write(d, {"k1": secrets.token_bytes(32)}, ["k1"])
 
 

@@ -86,3 +86,15 @@ def test_decrypt_opens_tokens_of_every_key_id_and_only_those(tmp_path):
     assert p.returncode == 1 and p.stdout.splitlines() == [foreign, "529.982.247-25"] and "token 1:" in p.stderr
     p = keys("decrypt", str(tmp_path / "none"), old)
     assert p.returncode == 1 and "no keyring" in p.stderr and p.stdout == ""
+
+
+def test_init_never_overwrites_the_public_keys_of_an_earlier_keyring(tmp_path):
+    # keyring.json gone (deleted, not restored from backup): init wrote a new k1 over
+    # audit-signing-k1.pub, the only key that still verified the audit logs of the old ring
+    d = tmp_path / "keys"
+    assert keys("init", str(d)).returncode == 0
+    (d / "keyring.json").unlink()
+    before = {f.name: f.read_bytes() for f in d.iterdir()}
+    p = keys("init", str(d))
+    assert p.returncode == 1 and "audit-signing" in p.stderr and "Traceback" not in p.stderr
+    assert {f.name: f.read_bytes() for f in d.iterdir()} == before
