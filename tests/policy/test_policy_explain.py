@@ -244,3 +244,23 @@ def test_failures_exit_1_even_when_the_reader_has_gone(tmp_path, command, stream
         finally:
             os.close(w)
         assert p.returncode == want
+
+
+@pytest.mark.parametrize("impl", ["0", "1"])
+def test_explain_never_prints_a_personal_metadata_key(config_file, tmp_path, impl):
+    # only values are inspected and masked: a metadata key that is an e-mail was printed as the
+    # finding's place ("metadata.ana.silva@gov.br[4:18]")
+    import os
+
+    email = "ana.silva@correio.gov.br"
+    body = {"model": "gpt-4o-mini", "metadata": {email: f"CPF {CPF}", "ticket": f"CPF {CPF}"},
+            "messages": [{"role": "user", "content": "oi"}]}
+    req = tmp_path / "body.json"
+    req.write_bytes(orjson.dumps(body))
+    for fmt in ("text", "json"):
+        r = subprocess.run([sys.executable, "-m", "gateway", "policy", "explain", "-c", str(config_file),
+                            "--request", str(req), "--format", fmt], capture_output=True, text=True, cwd=ROOT,
+                           timeout=60, env=dict(os.environ, SOBERANA_NO_EXTENSIONS=impl))
+        assert r.returncode == 0, r.stderr
+        assert email not in r.stdout and "correio" not in r.stdout and CPF not in r.stdout
+        assert "metadata.<key>" in r.stdout and "metadata.ticket" in r.stdout
