@@ -129,10 +129,13 @@ def load_public_keys(path: str | os.PathLike[str]) -> dict[str, Ed25519PublicKey
     return out
 
 
-def _write(directory: Path, masters: dict[str, bytes], order: list[str]) -> KeyRing:
+def _write(directory: Path, masters: dict[str, bytes], order: list[str], created: dict[str, int] | None = None) -> KeyRing:
     directory.mkdir(parents=True, exist_ok=True)
+    now = int(time.time())
+    created = created or {}
     data = {"version": 1, "order": order,
-            "keys": {kid: {"master": base64.b64encode(m).decode(), "created": int(time.time())} for kid, m in masters.items()}}
+            "keys": {kid: {"master": base64.b64encode(m).decode(), "created": created.get(kid, now)}
+                     for kid, m in masters.items()}}
     tmp = directory / (KEYRING + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -167,4 +170,7 @@ def rotate_keys(directory: str | os.PathLike[str]) -> KeyRing:
     kid = f"k{len(old.order) + 1}"
     masters = dict(old._masters)
     masters[kid] = secrets.token_bytes(32)
-    return _write(d, masters, old.order + [kid])
+    # each key keeps the date it was created (a rotation used to stamp every key with today)
+    keys = json.loads((d / KEYRING).read_bytes())["keys"]
+    created = {k: v["created"] for k, v in keys.items() if type(v.get("created")) is int}
+    return _write(d, masters, old.order + [kid], created)

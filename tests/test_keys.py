@@ -98,3 +98,19 @@ def test_init_never_overwrites_the_public_keys_of_an_earlier_keyring(tmp_path):
     p = keys("init", str(d))
     assert p.returncode == 1 and "audit-signing" in p.stderr and "Traceback" not in p.stderr
     assert {f.name: f.read_bytes() for f in d.iterdir()} == before
+
+
+def test_rotate_keeps_each_key_creation_date(tmp_path):
+    # every rotation stamped every key, old ones too, with the time of the rotation
+    import json
+
+    d = tmp_path / "keys"
+    assert keys("init", str(d)).returncode == 0
+    data = json.loads((d / "keyring.json").read_text())
+    data["keys"]["k1"]["created"] = 1_700_000_000  # made long ago
+    (d / "keyring.json").write_text(json.dumps(data))
+    assert keys("rotate", str(d)).returncode == 0
+    assert keys("rotate", str(d)).returncode == 0
+    created = {k: v["created"] for k, v in json.loads((d / "keyring.json").read_text())["keys"].items()}
+    assert created["k1"] == 1_700_000_000 and created["k2"] > 1_700_000_000 and created["k3"] >= created["k2"]
+    assert KeyRing.load(d).order == ["k1", "k2", "k3"]
