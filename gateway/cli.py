@@ -199,13 +199,16 @@ def keys_decrypt(args: argparse.Namespace) -> int:
             value = open_(token, f"token {i}")
             sys.stdout.write((token if value is None else value) + "\n")  # line i answers token i
     else:
-        text = sys.stdin.read()
+        # bytes that are not UTF-8 (a log of another encoding) pass through unchanged
+        text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
 
         def replace(m: re.Match) -> str:
             value = open_(m.group(0), f"line {text.count(chr(10), 0, m.start()) + 1}")
             return m.group(0) if value is None else value
 
-        sys.stdout.write(re.sub(r"\[ENC:[^:\]\s]{1,64}:[A-Za-z0-9_-]{16,}\]", replace, text))
+        out = re.sub(r"\[ENC:[^:\]\s]{1,64}:[A-Za-z0-9_-]{16,}\]", replace, text)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
     return 1 if failed else 0
 
 

@@ -114,3 +114,19 @@ def test_rotate_keeps_each_key_creation_date(tmp_path):
     created = {k: v["created"] for k, v in json.loads((d / "keyring.json").read_text())["keys"].items()}
     assert created["k1"] == 1_700_000_000 and created["k2"] > 1_700_000_000 and created["k3"] >= created["k2"]
     assert KeyRing.load(d).order == ["k1", "k2", "k3"]
+
+
+def test_decrypt_passes_bytes_that_are_not_utf8_through(tmp_path):
+    # a Latin-1 log piped through decrypt ended in a UnicodeDecodeError traceback
+    d = tmp_path / "keys"
+    assert keys("init", str(d)).returncode == 0
+    token = encrypt_token(KeyRing.load(d), "BR", "CPF", "529.982.247-25")
+    text = "café ".encode("latin-1") + token.encode() + " olá\n".encode()
+    import os
+
+    # as under a UTF-8 locale such as en_US.UTF-8, where standard input decodes strictly (the C
+    # locale of a bare container escapes bad bytes, which hid the bug)
+    env = dict(os.environ, PYTHONIOENCODING="utf-8:strict")
+    p = subprocess.run([SOBERANA, "keys", "decrypt", str(d)], input=text, capture_output=True, timeout=60, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "café ".encode("latin-1") + b"529.982.247-25" + " olá\n".encode()
