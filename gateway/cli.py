@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-_gone: set[int] = set()  # file descriptors whose reader has gone
+_gone: set[int] = set()  # id() of the streams whose reader has gone
 
 
 def say(line: str, file=None) -> None:
@@ -117,18 +117,20 @@ def say(line: str, file=None) -> None:
     verdict (``audit verify``, ``policy check|test``). When the reader has gone (``| head``, ``| true``)
     the printing stops and the command goes on to its real exit status; ``main`` would otherwise end
     it with 0 on the broken pipe."""
-    import os
-
     f = sys.stdout if file is None else file
-    fd = f.fileno()
-    if fd in _gone:
+    if id(f) in _gone:
         return
     try:
         f.write(line + "\n")
         f.flush()
     except BrokenPipeError:
-        _gone.add(fd)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)  # so the exit's flush is quiet
+        _gone.add(id(f))
+        try:
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), f.fileno())  # so the exit's flush is quiet
+        except (OSError, ValueError):  # a stream without a file descriptor (io.StringIO)
+            pass
 
 
 def keys_init(args: argparse.Namespace) -> int:

@@ -264,3 +264,18 @@ def test_explain_never_prints_a_personal_metadata_key(config_file, tmp_path, imp
         assert r.returncode == 0, r.stderr
         assert email not in r.stdout and "correio" not in r.stdout and CPF not in r.stdout
         assert "metadata.<key>" in r.stdout and "metadata.ticket" in r.stdout
+
+
+def test_check_and_test_print_to_any_stream_when_called_in_process():
+    # `soberana demo` and embedders call gateway.cli.main in-process; with standard output redirected
+    # to a stream without a file descriptor the verdict printer raised io.UnsupportedOperation
+    import contextlib
+    import io
+
+    from gateway.cli import main
+
+    for command in ("check", "test"):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["policy", command, str(BUNDLED)]) == 0
+        assert re.search(r"^(ok: 17 policies|\d+ passed, 0 failed)", out.getvalue(), re.M)
