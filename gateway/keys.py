@@ -51,10 +51,19 @@ class KeyRing:
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> "KeyRing":
-        data = json.loads((Path(directory) / KEYRING).read_text())
-        keys = data["keys"]
-        masters = {kid: base64.b64decode(k["master"]) for kid, k in keys.items()}
-        return cls(masters, list(data["order"]))
+        """The keyring of a key folder. Raises ``OSError`` when ``keyring.json`` cannot be read and
+        ``ValueError`` when it is not a keyring (damaged, truncated, another file)."""
+        path = Path(directory) / KEYRING
+        try:
+            data = json.loads(path.read_bytes())
+            order = list(data["order"])
+            masters = {kid: base64.b64decode(k["master"], validate=True) for kid, k in data["keys"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError):  # (binascii.Error is a ValueError)
+            # never the exception's text: it may quote part of a master secret
+            raise ValueError(f"{path} is not a soberana keyring (damaged or another file)") from None
+        if not order or any(kid not in masters for kid in order) or any(len(m) != 32 for m in masters.values()):
+            raise ValueError(f"{path} is not a soberana keyring (damaged or another file)")
+        return cls(masters, order)
 
     @classmethod
     def ephemeral(cls) -> "KeyRing":
@@ -120,10 +129,13 @@ def load_public_keys(path: str | os.PathLike[str]) -> dict[str, Ed25519PublicKey
     return out
 
 
-def _write(directory: Path, masters: dict[str, bytes], order: list[str]) -> KeyRing:
+def _write(directory: Path, masters: dict[str, bytes], order: list[str], created: dict[str, int] | None = None) -> KeyRing:
     directory.mkdir(parents=True, exist_ok=True)
+    now = int(time.time())
+    created = created or {}
     data = {"version": 1, "order": order,
-            "keys": {kid: {"master": base64.b64encode(m).decode(), "created": int(time.time())} for kid, m in masters.items()}}
+            "keys": {kid: {"master": base64.b64encode(m).decode(), "created": created.get(kid, now)}
+                     for kid, m in masters.items()}}
     tmp = directory / (KEYRING + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -142,6 +154,12 @@ def init_keys(directory: str | os.PathLike[str]) -> KeyRing:
     d = Path(directory)
     if (d / KEYRING).exists():
         raise FileExistsError(f"{d / KEYRING} exists; use `soberana keys rotate`")
+    # Public keys without their keyring are all that still verifies the audit logs they signed: a new
+    # k1 written over audit-signing-k1.pub would leave those logs unverifiable.
+    old = sorted(d.glob("audit-signing*.pub")) if d.is_dir() else []
+    if old:
+        raise FileExistsError(f"{old[0]} exists (audit-verification keys of an earlier keyring); "
+                              "move them away or use another folder")
     return _write(d, {"k1": secrets.token_bytes(32)}, ["k1"])
 
 
@@ -152,4 +170,7 @@ def rotate_keys(directory: str | os.PathLike[str]) -> KeyRing:
     kid = f"k{len(old.order) + 1}"
     masters = dict(old._masters)
     masters[kid] = secrets.token_bytes(32)
-    return _write(d, masters, old.order + [kid])
+    # each key keeps the date it was created (a rotation used to stamp every key with today)
+    keys = json.loads((d / KEYRING).read_bytes())["keys"]
+    created = {k: v["created"] for k, v in keys.items() if type(v.get("created")) is int}
+    return _write(d, masters, old.order + [kid], created)

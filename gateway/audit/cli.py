@@ -21,8 +21,18 @@ def _closed_pipe() -> int:
 
 
 def _err(cmd: str, msg: str) -> int:
-    print(f"soberana audit {cmd}: {msg}", file=sys.stderr)
+    from gateway.cli import say
+
+    say(f"soberana audit {cmd}: {msg}", sys.stderr)
     return 2
+
+
+def _note_skipped(skipped: dict[str, int]) -> None:
+    """Say which files had lines that are not audit records: a gzip archive or a wrong file otherwise
+    yields an empty answer that reads as "no such requests"."""
+    for path, n in skipped.items():
+        print(f"note: {path}: {n} line(s) are not audit records (a compressed, damaged or other file?) and "
+              "were skipped; `soberana audit verify` names the first bad one", file=sys.stderr)
 
 
 def verify_command(args: argparse.Namespace) -> int:
@@ -38,32 +48,34 @@ def verify_command(args: argparse.Namespace) -> int:
             return _err("verify", f"cannot load verification keys from {args.key}: {e}")
         if not keys:
             return _err("verify", f"no audit-signing-*.pub keys in {args.key}")
+    from gateway.cli import say  # the reader leaving (| head) must not turn a FAILED into exit 0
+
     bad = False
     for path in args.files:
         try:
             rep = verify_file(path, keys, live=args.live)
         except OSError as e:
-            print(f"{path}: FAILED: cannot read ({e.strerror})")
+            say(f"{path}: FAILED: cannot read ({e.strerror})")
             bad = True
             continue
         for p in rep.problems:
             if p.reason == "gap":
-                print(f"{path}: seq {p.seq}: gap: {p.detail}")
+                say(f"{path}: seq {p.seq}: gap: {p.detail}")
         breaks = [p for p in rep.problems if p.reason != "gap"]
         summary = (f"{rep.records} records, {rep.checkpoints} checkpoints, {rep.epochs} "
                    f"epoch{'s' if rep.epochs != 1 else ''}")
         if breaks:
             p = breaks[0]
-            print(f"{path}: FAILED at seq {p.seq}: {p.reason}: {p.detail}")
+            say(f"{path}: FAILED at seq {p.seq}: {p.reason}: {p.detail}")
         elif rep.problems:
-            print(f"{path}: FAILED: the chain holds but has {len(rep.problems)} gap(s) ({summary})")
+            say(f"{path}: FAILED: the chain holds but has {len(rep.problems)} gap(s) ({summary})")
         else:
             state = "closed" if rep.closed else f"open, {rep.unsigned_tail} line(s) after the last checkpoint"
             signed = f"; signatures verified (key ids {', '.join(sorted(rep.kids))})" if keys is not None and rep.kids else ""
-            print(f"{path}: OK: {summary}, {state}{signed}")
+            say(f"{path}: OK: {summary}, {state}{signed}")
         bad = bad or not rep.ok
     if keys is None:
-        print("note: checkpoint signatures were NOT checked (pass --key audit-signing.pub or the key folder)")
+        say("note: checkpoint signatures were NOT checked (pass --key audit-signing.pub or the key folder)")
     return 1 if bad else 0
 
 
@@ -76,14 +88,40 @@ def _filter(args: argparse.Namespace) -> Filter:
     )
 
 
+def _note_fingerprinted(args: argparse.Namespace) -> None:
+    """Warn when a --principal or --agency value is one the gateway never stores as written: a subject
+    that looks personal (an e-mail, a CPF) goes into records as ``fp:<fingerprint>``, so the query
+    finds none of that caller's records, which reads as "this caller did nothing"."""
+    from gateway.audit.record import judged_safe
+
+    for flag in ("principal", "agency"):
+        value = getattr(args, flag)
+        if value is not None and not value.startswith("fp:") and not judged_safe(value):
+            # (the value itself is not repeated: it looks personal)
+            print(f"note: the --{flag} value looks like personal data; records hold such values only as "
+                  f"their fingerprint (fp:...), so it matches no record as written", file=sys.stderr)
+
+
 def query_command(args: argparse.Namespace) -> int:
     """Print the records that match every given filter, as a table or JSON lines."""
+    from gateway.audit.record import OUTCOMES
+
+    if args.outcome is not None:
+        # a misspelt outcome ("block") matched no record, which read as "nothing was blocked"
+        args.outcome = args.outcome.lower()
+        if args.outcome not in OUTCOMES:
+            return _err("query", f"bad outcome {args.outcome!r}: use one of {', '.join(OUTCOMES)}")
     try:
         flt = _filter(args)
     except ValueError as e:
         return _err("query", f"bad time: {e} (use ISO-8601 like 2026-11-26T10:00Z or relative like 15m, 1h, 2d)")
+    if flt.since is not None and flt.until is not None and flt.since > flt.until:
+        # "--since 1h --until 2h" (meant: from 2 h ago to 1 h ago) matched nothing, which read as "no requests"
+        return _err("query", "--since is later than --until: no record can match (relative times count back from now)")
+    _note_fingerprinted(args)
+    skipped: dict[str, int] = {}
     try:
-        found = query(args.files, flt)
+        found = query(args.files, flt, skipped)
         if args.format == "json":
             out = sys.stdout.buffer
             for rec in found:
@@ -95,6 +133,7 @@ def query_command(args: argparse.Namespace) -> int:
         return _closed_pipe()
     except OSError as e:
         return _err("query", f"cannot read {e.filename}: {e.strerror}")
+    _note_skipped(skipped)
     return 0
 
 
@@ -103,12 +142,14 @@ def export_command(args: argparse.Namespace) -> int:
     from gateway.audit.query import iter_records
 
     out = sys.stdout.buffer
+    skipped: dict[str, int] = {}
     try:
-        for doc in export(iter_records(args.files), args.format):
+        for doc in export(iter_records(args.files, skipped), args.format):
             out.write(orjson.dumps(doc) + b"\n")
         out.flush()
     except BrokenPipeError:
         return _closed_pipe()
     except OSError as e:
         return _err("export", f"cannot read {e.filename}: {e.strerror}")
+    _note_skipped(skipped)
     return 0

@@ -46,16 +46,23 @@ def record_time(rec: dict) -> float | None:
         return None
 
 
-def iter_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[dict]:
-    """Every request record in ``paths``, in file order (unparsable and bookkeeping lines skipped)."""
+def iter_records(paths: Iterable[str | os.PathLike[str]], skipped: dict[str, int] | None = None) -> Iterator[dict]:
+    """Every request record in ``paths``, in file order (unparsable and bookkeeping lines skipped).
+
+    ``skipped``, when given, counts per path the lines that are no JSON object at all (a compressed
+    archive, another file, a damaged line), so a caller can say why a file yielded nothing."""
     for p in paths:
         with open(p, "rb") as f:
             for raw in f:
                 try:
                     rec = orjson.loads(raw)
                 except orjson.JSONDecodeError:
+                    rec = None
+                if not isinstance(rec, dict):
+                    if skipped is not None and raw.strip():
+                        skipped[os.fspath(p)] = skipped.get(os.fspath(p), 0) + 1
                     continue
-                if isinstance(rec, dict) and "checkpoint" not in rec and "epoch" not in rec:
+                if "checkpoint" not in rec and "epoch" not in rec:
                     yield rec
 
 
@@ -115,9 +122,9 @@ class Filter:
         return True
 
 
-def query(paths: Iterable[str | os.PathLike[str]], flt: Filter) -> Iterator[dict]:
-    """The records of ``paths`` that ``flt`` matches."""
-    return (r for r in iter_records(paths) if flt.matches(r))
+def query(paths: Iterable[str | os.PathLike[str]], flt: Filter, skipped: dict[str, int] | None = None) -> Iterator[dict]:
+    """The records of ``paths`` that ``flt`` matches (``skipped`` as for ``iter_records``)."""
+    return (r for r in iter_records(paths, skipped) if flt.matches(r))
 
 
 _COLUMNS = ("ts", "seq", "principal", "agency", "endpoint", "model", "findings", "route", "residency",

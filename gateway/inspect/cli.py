@@ -11,7 +11,7 @@ Anything else is inspected as one text.
 Output, one line per finding: ``text`` prints ``[path:]start-end  detector  category  country
 value``; ``json`` prints one object per line, ``{"detector", "category", "country", "start", "end",
 "text"}`` and ``"path"`` for a JSON body. Offsets are Python string indices into the inspected text.
-Exit status 0, or 2 when the input cannot be read.
+Exit status 0, or 2 when the input cannot be read or ``--country`` is not a two-letter code.
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ from gateway.inspect.texts import scan_texts
 
 def scan_command(args) -> int:
     """Entry point of ``soberana scan``."""
+    country = args.country.upper() if getattr(args, "country", None) is not None else None
+    if country is not None and not (len(country) == 2 and country.isascii() and country.isalpha()):
+        # a country no finding can have ("BRA") filtered everything out: the file looked clean
+        print(f"soberana scan: --country takes a two-letter country code (ISO 3166-1 alpha-2), not {args.country!r}",
+              file=sys.stderr)
+        return 2
     try:
         if args.path in (None, "-"):
             raw = sys.stdin.buffer.read()
@@ -36,7 +42,6 @@ def scan_command(args) -> int:
     except (OSError, UnicodeDecodeError) as e:
         print(f"soberana scan: cannot read {args.path}: {type(e).__name__}", file=sys.stderr)
         return 2
-    country = args.country.upper() if getattr(args, "country", None) else None
     out = sys.stdout
     pairs = list(texts_of(data))
     per, _ = scan_texts([text for _, text in pairs], scan)  # as the proxy inspects them
@@ -66,7 +71,7 @@ def texts_of(data: str) -> Iterator[tuple[str | None, str]]:
         return
     try:
         body = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the parser goes: still text to inspect
         yield None, data
         return
     segments = _dialect_segments(body)
@@ -81,12 +86,14 @@ def texts_of(data: str) -> Iterator[tuple[str | None, str]]:
 def guess_endpoint(body: dict) -> str | None:
     """The API endpoint a request body was most likely meant for, from its fields."""
     if "messages" in body:
+        # messages of another type than a list (null, a number) say nothing about the dialect
+        messages = body["messages"] if isinstance(body["messages"], list) else []
         anthropic = (isinstance(body.get("system"), (str, list)) or "anthropic_version" in body
                      or str(body.get("model", "")).startswith("claude")
                      or any(isinstance(m, dict) and isinstance(m.get("content"), list)
                             and any(isinstance(p, dict) and p.get("type") in ("tool_use", "tool_result")
                                     for p in m["content"])
-                            for m in body["messages"] if isinstance(body["messages"], list)))
+                            for m in messages))
         return "/v1/messages" if anthropic else "/v1/chat/completions"
     if "prompt" in body:
         return "/v1/completions"

@@ -14,29 +14,31 @@ PRINCIPAL_KEYS = ("sub", "agency", "jurisdiction")
 
 def check_command(args) -> int:
     """Validate every policy, agreement and test file; print each error as file:line: field: message."""
+    from gateway.cli import say  # the reader leaving (2>&1 | head) must not turn errors into exit 0
     from gateway.policy.load import case_files, check_directory
 
     policies, errors = check_directory(args.dir)
     for e in errors:
-        print(e, file=sys.stderr)
+        say(str(e), sys.stderr)
     if errors:
-        print(f"{len(errors)} error(s)", file=sys.stderr)
+        say(f"{len(errors)} error(s)", sys.stderr)
         return 1
-    print(f"ok: {len(policies.jurisdictions)} policies, {len(policies.agreements)} regional agreements, "
-          f"{len(case_files(args.dir))} test files (revision {policies.revision})")
+    say(f"ok: {len(policies.jurisdictions)} policies, {len(policies.agreements)} regional agreements, "
+        f"{len(case_files(args.dir))} test files (revision {policies.revision})")
     return 0
 
 
 def test_command(args) -> int:
     """Run every case beside the policies; print failures with file and case name; exit 1 on any."""
+    from gateway.cli import say  # the reader leaving (| head) must not turn failures into exit 0
     from gateway.policy.cases import run_all
     from gateway.policy.load import check_directory
 
     policies, errors = check_directory(args.dir)
     for e in errors:
-        print(f"FAIL {e}")
+        say(f"FAIL {e}")
     if errors:
-        print(f"0 passed, {len(errors)} failed (files that do not validate; nothing was run)")
+        say(f"0 passed, {len(errors)} failed (files that do not validate; nothing was run)")
         return 1
     results = run_all(policies, args.dir)
     passed = sum(r.passed for r in results)
@@ -44,8 +46,8 @@ def test_command(args) -> int:
     for r in results:
         for f in r.failures:
             failed += 1
-            print(f"FAIL {f}")
-    print(f"{passed} passed, {failed} failed ({len(results)} files, revision {policies.revision})")
+            say(f"FAIL {f}")
+    say(f"{passed} passed, {failed} failed ({len(results)} files, revision {policies.revision})")
     return 1 if failed else 0
 
 
@@ -57,6 +59,10 @@ def _principal(items: list[str], default_jurisdiction: str):
         key, sep, value = item.partition("=")
         if not sep or key not in PRINCIPAL_KEYS:
             raise ValueError(f"--principal takes key=value with key one of {', '.join(PRINCIPAL_KEYS)}: {item!r}")
+        if key == "jurisdiction" and not (len(value) == 2 and value.isascii() and value.isalpha()):
+            # as auth accepts them (ISO 3166-1 alpha-2): an empty or odd code explained a decision
+            # under a policy no caller can ever get
+            raise ValueError(f"--principal jurisdiction= takes a two-letter country code (ISO 3166-1 alpha-2): {item!r}")
         values[key] = value.upper() if key == "jurisdiction" else value
     return Principal(**values)
 

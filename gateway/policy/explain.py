@@ -40,6 +40,22 @@ def mask(value: str, category: str) -> str | None:
     return "".join(reversed(out))
 
 
+def _where(path: tuple) -> str:
+    """``Segment.where`` with every key a client chose that looks personal (``metadata`` keys, schema
+    property names: ``metadata.ana@gov.br``) shown as ``<key>``: only values are inspected and
+    masked, so such a key was printed as it was sent."""
+    from gateway.audit.record import judged_safe
+
+    out = ""
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            p = p if isinstance(p, str) and judged_safe(p) else "<key>"
+            out += f".{p}" if out else p
+    return out
+
+
 def _candidates(config, model: str) -> list[Candidate]:
     out = []
     for r in config.models.get(model, []):
@@ -91,7 +107,7 @@ def explain_request(config, policies: PolicySet, principal, endpoint: str, paylo
     for i, (seg, f) in enumerate(found):
         findings.append({
             "detector": f.detector, "category": f.category, "country": f.country,
-            "where": seg.where, "start": f.start, "end": f.end,
+            "where": _where(seg.path), "start": f.start, "end": f.end,
             "masked": mask(seg.text[f.start:f.end], f.category),
             "action": d.actions[i] if i < len(d.actions) else None,
             "rules": d.finding_rules[i] if i < len(d.finding_rules) else [],

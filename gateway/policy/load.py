@@ -193,6 +193,17 @@ def load_cases(path: str | Path) -> CaseFile:
     return _convert(_decode(Path(path), _read(Path(path))), CaseFile, str(path))
 
 
+def _ignored_files(directory: Path) -> list[Path]:
+    """YAML files the loader passes over for their extension (``ar.yml``, ``br.YAML``): without a word
+    from ``policy check`` the gateway would decide for that country by the built-in default."""
+    out = []
+    for d in (directory, directory / "regional"):
+        if d.is_dir():
+            out += sorted(p for p in d.iterdir()
+                          if p.suffix.lower() in (".yml", ".yaml") and p.suffix != ".yaml" and p.is_file())
+    return out
+
+
 def check_directory(directory: str | Path) -> tuple[PolicySet | None, list[ConfigError]]:
     """Validate every policy, agreement and test file under ``directory``; collect every error.
 
@@ -203,6 +214,8 @@ def check_directory(directory: str | Path) -> tuple[PolicySet | None, list[Confi
     if not d.is_dir():
         return None, [ConfigError(str(d), None, None, "policy folder not found")]
     errors: list[ConfigError] = []
+    for path in _ignored_files(d):
+        errors.append(ConfigError(str(path), None, None, "not loaded: policy, agreement and test files end in .yaml"))
     seen_rules: dict[str, str] = {}
     for path in _policy_files(d):
         try:

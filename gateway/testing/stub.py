@@ -9,7 +9,9 @@ finish/stop reasons, SSE events) so the official SDKs parse it:
 - ``"stream": true`` streams token by token (chat.completion.chunk SSE ending with ``data: [DONE]``;
   Anthropic message_start … message_stop; Responses API events).
 - Tools: when the request declares tools and the last user message contains "call tool", the stub
-  calls the first tool with ``{"<first parameter>": <the user message>}`` as its arguments.
+  calls the first tool with ``{"<first parameter>": <the user message>}`` as its arguments. A tool
+  result after it (chat ``role: tool``, Responses ``function_call_output``, Anthropic
+  ``tool_result``) counts as the last user message, so the next answer quotes the result.
 - Fault modes, chosen by the requested ``model``: ``stub-fail-500`` (500 JSON error), ``stub-hang``
   (never answers), ``stub-reset`` (sends part of the answer, then resets the TCP connection),
   ``stub-slow`` (one token per 50 ms).
@@ -89,8 +91,16 @@ def _last_user(messages) -> str:
         return messages
     if not isinstance(messages, list):
         return ""
+    # A tool's result after the user's turn is what the model answers next, in every dialect (an
+    # Anthropic tool_result sits in a user message already): quoting the user's "call tool" again
+    # called the tool again, so an OpenAI agent loop never ended.
     for m in reversed(messages):
-        if isinstance(m, dict) and m.get("role", "user") == "user":
+        if not isinstance(m, dict):
+            continue
+        kind = m.get("type", "message")
+        if kind == "function_call_output":  # Responses API
+            return _text_of(m.get("output"))
+        if kind == "message" and m.get("role", "user") in ("user", "tool"):  # "tool": chat completions
             return _text_of(m.get("content"))
     return ""
 
@@ -270,6 +280,8 @@ class _Answer:
         out = [_sse(dict(base, choices=[{"text": t, "index": 0, "logprobs": None, "finish_reason": None}]))
                for t in self.tokens]
         out.append(_sse(dict(base, choices=[{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}])))
+        if self.usage_in_stream:  # stream_options.include_usage holds for completions as for chat
+            out.append(_sse(dict(base, choices=[], usage=self._oai_usage())))
         out.append(b"data: [DONE]\n\n")
         return out
 
@@ -320,14 +332,17 @@ class _Answer:
 
 def _embeddings(body: dict) -> dict:
     inp = body.get("input")
-    items = inp if isinstance(inp, list) else [inp]
+    # a list of token ids is one input (the API's "array of integers"), as are the token lists
+    # of an "array of arrays" (LangChain sends those); a list of strings is one input each
+    one = not isinstance(inp, list) or (bool(inp) and all(type(x) is int for x in inp))
+    items = [inp] if one else inp
     as_b64 = body.get("encoding_format") == "base64"
     data = []
     for i, item in enumerate(items):
         vec = _embedding(item if isinstance(item, str) else orjson.dumps(item).decode())
         emb = base64.b64encode(struct.pack("<%df" % len(vec), *vec)).decode() if as_b64 else vec
         data.append({"object": "embedding", "index": i, "embedding": emb})
-    n = sum(_count(x) if isinstance(x, str) else 1 for x in items)
+    n = sum(_count(x) if isinstance(x, str) else len(x) if isinstance(x, list) else 1 for x in items)
     return {"object": "list", "data": data, "model": str(body.get("model") or "stub-model"),
             "usage": {"prompt_tokens": n, "total_tokens": n}}
 
@@ -582,7 +597,9 @@ def stub_command(args: argparse.Namespace) -> int:
         try:
             stub = await start_stub(args.host, args.port, args.residency, args.record)
         except OSError as e:
-            print(f"soberana stub: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
+            # the record file is opened first: its error carries the file name, a bind error none
+            what = f"cannot record to {e.filename}" if e.filename else f"cannot listen on {args.host}:{args.port}"
+            print(f"soberana stub: {what}: {e.strerror}", file=sys.stderr)
             raise SystemExit(1) from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

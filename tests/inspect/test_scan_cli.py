@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 EXE = ROOT / ".venv" / "bin" / "soberana"
 
 
-def run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
+def run(args: list[str], stdin: str | None = None, impl: str | None = None) -> subprocess.CompletedProcess:
+    """``soberana scan ARGS``; ``impl`` "1" forces the pure-Python inspector, "0" the compiled one."""
     cmd = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "gateway"]
-    env = dict(os.environ, SOBERANA_NO_EXTENSIONS=os.environ.get("SOBERANA_NO_EXTENSIONS", "0"))
+    env = dict(os.environ, SOBERANA_NO_EXTENSIONS=impl or os.environ.get("SOBERANA_NO_EXTENSIONS", "0"))
     return subprocess.run(cmd + ["scan", *args], input=stdin, capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=60)
 
@@ -88,3 +89,32 @@ def test_missing_file_is_exit_2_without_traceback():
 def test_nothing_found_prints_nothing(text):
     p = run([], text)
     assert p.returncode == 0 and p.stdout == ""
+
+
+@pytest.mark.parametrize("impl", ["0", "1"])
+@pytest.mark.parametrize("messages", ["5", "null", "true"])
+def test_body_whose_messages_is_not_a_list_is_still_scanned(messages, impl):
+    # guessing the dialect iterated "messages" whatever it held: a traceback instead of findings
+    p = run(["--format", "json"], '{"model": "m", "messages": %s, "note": "CPF 529.982.247-25"}' % messages, impl)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    (o,) = [json.loads(line) for line in p.stdout.splitlines()]
+    assert (o["detector"], o["path"], o["text"]) == ("br.cpf", "note", "529.982.247-25")
+
+
+@pytest.mark.parametrize("impl", ["0", "1"])
+def test_json_nested_deeper_than_the_parser_goes_is_scanned_as_text(impl):
+    # json.loads raises RecursionError (not a ValueError) for such a document
+    depth = 5000
+    doc = "[" * depth + '"CPF 529.982.247-25"' + "]" * depth
+    p = run(["--format", "json"], doc, impl)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-500:]
+    (o,) = [json.loads(line) for line in p.stdout.splitlines()]
+    assert (o["detector"], o["start"], o["text"]) == ("br.cpf", depth + 5, "529.982.247-25")
+    assert "path" not in o
+
+
+@pytest.mark.parametrize("country", ["BRA", "", "b1"])
+def test_a_country_no_finding_can_have_is_a_usage_error(country):
+    # "--country BRA" printed nothing and exited 0: the text looked clean
+    p = run(["--country", country], TEXT)
+    assert p.returncode == 2 and p.stdout == "" and "two-letter" in p.stderr and "Traceback" not in p.stderr

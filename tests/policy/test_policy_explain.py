@@ -187,3 +187,95 @@ def test_test_command_summary_and_failures(tmp_path):
     assert r.returncode == 1
     assert f"FAIL {d / 'uy_test.yaml'}: a classified marking is never sent abroad: outcome: expected route, got blocked" in r.stdout
     assert re.search(r"^\d+ passed, 1 failed", r.stdout, re.M)
+
+
+@pytest.mark.parametrize("jurisdiction", ["", "BRA", "B_", "b1", "é1"])
+def test_explain_refuses_a_jurisdiction_no_caller_can_have(config_file, tmp_path, jurisdiction):
+    # auth only ever yields two ASCII letters; "jurisdiction=" explained a decision under a policy ""
+    req = tmp_path / "body.json"
+    req.write_bytes(orjson.dumps(BODY))
+    r = run("policy", "explain", "-c", str(config_file), "--request", str(req),
+            "--principal", f"jurisdiction={jurisdiction}")
+    assert r.returncode == 2 and "two-letter country code" in r.stderr and r.stdout == ""
+    assert CPF not in r.stderr
+
+
+def test_explain_with_a_config_that_is_not_utf8_is_a_clear_error(tmp_path):
+    # a binary or Latin-1 config ended in a UnicodeDecodeError traceback
+    req = tmp_path / "body.json"
+    req.write_bytes(orjson.dumps(BODY))
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_bytes("jurisdiction: BR\n# configuração\n".encode("latin-1"))
+    r = run("policy", "explain", "-c", str(cfg), "--request", str(req))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{cfg}: not UTF-8" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["ar.yml", "ar.YAML", "regional/mercosur.yml"])
+def test_check_names_a_policy_file_the_loader_passes_over(tmp_path, name):
+    # "ar.yml" was ignored without a word: check said ok and the gateway decided for Argentina by the
+    # built-in default
+    d = tmp_path / "p"
+    shutil.copytree(BUNDLED, d)
+    src = d / (name.split(".")[0] + ".yaml")
+    src.rename(d / name)
+    r = run("policy", "check", str(d))
+    assert r.returncode == 1 and f"{d / name}: not loaded" in r.stderr and "end in .yaml" in r.stderr
+
+
+@pytest.mark.parametrize("command, stream", [("test", "stdout"), ("check", "stderr")])
+def test_failures_exit_1_even_when_the_reader_has_gone(tmp_path, command, stream):
+    # `soberana policy test policies | head -3` (or check 2>&1 | head): the broken pipe made it exit 0
+    import os
+
+    d = tmp_path / "p"
+    shutil.copytree(BUNDLED, d)
+    t = d / "uy_test.yaml"
+    t.write_text(t.read_text().replace("outcome: blocked", "outcome: route", 1))
+    f = d / "br.yaml"
+    f.write_text(f.read_text().replace("    foreign: pseudonymize\n", "    foreign: pseudonymise\n", 1))
+    for folder, want in ((d, 1), (BUNDLED, 0)):
+        r, w = os.pipe()
+        os.close(r)  # the reader is gone before the first line is written
+        try:
+            streams = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: w}
+            p = subprocess.run([sys.executable, "-m", "gateway", "policy", command, str(folder)], cwd=ROOT,
+                               timeout=60, **streams)
+        finally:
+            os.close(w)
+        assert p.returncode == want
+
+
+@pytest.mark.parametrize("impl", ["0", "1"])
+def test_explain_never_prints_a_personal_metadata_key(config_file, tmp_path, impl):
+    # only values are inspected and masked: a metadata key that is an e-mail was printed as the
+    # finding's place ("metadata.ana.silva@gov.br[4:18]")
+    import os
+
+    email = "ana.silva@correio.gov.br"
+    body = {"model": "gpt-4o-mini", "metadata": {email: f"CPF {CPF}", "ticket": f"CPF {CPF}"},
+            "messages": [{"role": "user", "content": "oi"}]}
+    req = tmp_path / "body.json"
+    req.write_bytes(orjson.dumps(body))
+    for fmt in ("text", "json"):
+        r = subprocess.run([sys.executable, "-m", "gateway", "policy", "explain", "-c", str(config_file),
+                            "--request", str(req), "--format", fmt], capture_output=True, text=True, cwd=ROOT,
+                           timeout=60, env=dict(os.environ, SOBERANA_NO_EXTENSIONS=impl))
+        assert r.returncode == 0, r.stderr
+        assert email not in r.stdout and "correio" not in r.stdout and CPF not in r.stdout
+        assert "metadata.<key>" in r.stdout and "metadata.ticket" in r.stdout
+
+
+def test_check_and_test_print_to_any_stream_when_called_in_process():
+    # `soberana demo` and embedders call gateway.cli.main in-process; with standard output redirected
+    # to a stream without a file descriptor the verdict printer raised io.UnsupportedOperation
+    import contextlib
+    import io
+
+    from gateway.cli import main
+
+    for command in ("check", "test"):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["policy", command, str(BUNDLED)]) == 0
+        assert re.search(r"^(ok: 17 policies|\d+ passed, 0 failed)", out.getvalue(), re.M)

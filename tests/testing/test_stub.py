@@ -87,6 +87,28 @@ async def test_chat_tool_call_plain_and_streaming(stub):
     assert r.choices[0].message.tool_calls is None, "only when asked to call a tool"
 
 
+async def test_a_tool_result_ends_the_tool_loop_in_chat_and_responses(stub):
+    # the stub quoted the user's "call tool" again after the tool's result, so it called the tool
+    # again (chat) or quoted nothing (Responses): an agent loop never ended
+    client = oai(stub)
+    msgs = [{"role": "user", "content": "please call tool for Ana"}]
+    r = await client.chat.completions.create(model="m", tools=TOOLS, messages=msgs)
+    call = r.choices[0].message.tool_calls[0]
+    msgs += [r.choices[0].message.model_dump(exclude_none=True),
+             {"role": "tool", "tool_call_id": call.id, "content": "record 42"}]
+    r = await client.chat.completions.create(model="m", tools=TOOLS, messages=msgs)
+    assert r.choices[0].finish_reason == "stop" and r.choices[0].message.tool_calls is None
+    assert r.choices[0].message.content == "[stub BR] You said: record 42"
+
+    tools = [{"type": "function", "name": "lookup", "parameters": TOOLS[0]["function"]["parameters"]}]
+    inp = [{"role": "user", "content": "please call tool for Ana"}]
+    r = await client.responses.create(model="m", tools=tools, input=inp)
+    (fc,) = [i for i in r.output if i.type == "function_call"]
+    inp += [fc.model_dump(exclude_none=True), {"type": "function_call_output", "call_id": fc.call_id, "output": "record 42"}]
+    r = await client.responses.create(model="m", tools=tools, input=inp)
+    assert [i.type for i in r.output] == ["message"] and r.output_text == "[stub BR] You said: record 42"
+
+
 async def test_completions_and_embeddings(stub):
     client = oai(stub)
     r = await client.completions.create(model="m", prompt="complete me")
@@ -97,6 +119,27 @@ async def test_completions_and_embeddings(stub):
     assert [d.index for d in e.data] == [0, 1] and len(e.data[0].embedding) == 16
     again = await client.embeddings.create(model="emb", input="uno", encoding_format="float")
     assert again.data[0].embedding == pytest.approx(e.data[0].embedding, abs=1e-6), "deterministic, both encodings"
+    assert e.data[0].embedding != e.data[1].embedding
+
+
+async def test_completions_stream_reports_usage_when_asked(stub):
+    # stream_options.include_usage was honoured for chat only
+    stream = await oai(stub).completions.create(model="m", prompt="complete me", stream=True,
+                                                stream_options={"include_usage": True})
+    chunks = [c async for c in stream]
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == "[stub BR] You said: complete me"
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == (
+        chunks[-1].usage.prompt_tokens + chunks[-1].usage.completion_tokens) > 0
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+async def test_embeddings_of_token_ids_are_one_per_input(stub):
+    # a list of token ids is one input; the stub answered one embedding per token
+    client = oai(stub)
+    e = await client.embeddings.create(model="emb", input=[15339, 1917, 0])
+    assert len(e.data) == 1 and e.usage.prompt_tokens == 3 and len(e.data[0].embedding) == 16
+    e = await client.embeddings.create(model="emb", input=[[15339, 1917], [0], [7, 8, 9]])
+    assert [d.index for d in e.data] == [0, 1, 2] and e.usage.prompt_tokens == 6
     assert e.data[0].embedding != e.data[1].embedding
 
 
@@ -250,3 +293,22 @@ def test_stub_command_serves_until_sigterm(tmp_path):
         assert orjson.loads(record.read_bytes().splitlines()[0])["body"]["model"] == "m"
     finally:
         proc.kill()
+
+
+def test_stub_command_names_a_record_file_it_cannot_write(tmp_path):
+    # it said "cannot listen on 127.0.0.1:PORT: Is a directory", blaming the port
+    for record in (tmp_path, tmp_path / "missing" / "r.jsonl"):
+        p = subprocess.run([sys.executable, "-m", "gateway", "stub", "--port", "0", "--record", str(record)],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and "Traceback" not in p.stderr
+        assert f"cannot record to {record}" in p.stderr and "listen" not in p.stderr
+
+
+@pytest.mark.parametrize("args, what", [(["stub", "--port", "70000"], "--port"), (["stub", "--port", "-1"], "--port"),
+                                        (["stub", "--residency", "BRA"], "--residency"),
+                                        (["serve", "-c", "missing.yaml", "--port", "65536"], "--port")])
+def test_a_port_or_residency_out_of_range_is_a_usage_error(args, what):
+    # --port 70000 listened on 70000 % 65536 = 4464, a port nobody asked for; --residency BRA
+    # answered as "[stub BRA]", a residency no upstream can have
+    p = subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and what in p.stderr and "Traceback" not in p.stderr
