@@ -238,8 +238,8 @@ def _check_parts(config: Config) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     setup_logging()
-    if args.workers < 1 or (args.port is not None and not 0 <= args.port <= 65535):
-        print("soberana serve: --workers must be at least 1 and --port 0..65535", file=sys.stderr)
+    if args.workers < 1:  # (--port is checked by the argument parser)
+        print("soberana serve: --workers must be at least 1", file=sys.stderr)
         return 2
     try:
         config = _load(args)

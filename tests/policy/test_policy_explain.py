@@ -208,7 +208,7 @@ def test_explain_with_a_config_that_is_not_utf8_is_a_clear_error(tmp_path):
     cfg.write_bytes("jurisdiction: BR\n# configuração\n".encode("latin-1"))
     r = run("policy", "explain", "-c", str(cfg), "--request", str(req))
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert f"{cfg}: not UTF-8" in r.stderr
+    assert f"{cfg}:2: not UTF-8" in r.stderr  # (the line of the first byte that is not UTF-8)
 
 
 @pytest.mark.parametrize("name", ["ar.yml", "ar.YAML", "regional/mercosur.yml"])
