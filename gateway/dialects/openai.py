@@ -31,18 +31,30 @@ def _need(cond: bool, path: tuple, what: str) -> None:
         raise DialectError(f"{where(path)} must be {what}")
 
 
+def _value_texts(value, path: tuple, out: list[Segment], kind: str) -> None:
+    """Every string inside a literal JSON value (an ``enum`` of objects, a ``default`` or an
+    ``examples`` entry that is itself an object or a list), however deep."""
+    if isinstance(value, str):
+        out.append(Segment(path, value, kind))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _value_texts(v, path + (k,), out, kind)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _value_texts(v, path + (i,), out, kind)
+
+
 def schema_texts(schema, path: tuple, out: list[Segment], kind: str = "tool_definition") -> None:
     """Descriptions, titles and literal values of a JSON Schema: the model reads them all."""
     if isinstance(schema, dict):
         for k, v in schema.items():
             p = path + (k,)
-            if isinstance(v, str):
-                if k in _SCHEMA_TEXT_KEYS or k in _SCHEMA_VALUE_KEYS:
+            if k in _SCHEMA_VALUE_KEYS:
+                # a literal value is data, not schema: its strings at any depth are what the model reads
+                _value_texts(v, p, out, kind)
+            elif isinstance(v, str):
+                if k in _SCHEMA_TEXT_KEYS:
                     out.append(Segment(p, v, kind))
-            elif k in _SCHEMA_VALUE_KEYS and isinstance(v, list):
-                for i, x in enumerate(v):
-                    if isinstance(x, str):
-                        out.append(Segment(p + (i,), x, kind))
             elif isinstance(v, (dict, list)):
                 schema_texts(v, p, out, kind)
     elif isinstance(schema, list):

@@ -1,0 +1,44 @@
+"""Request fields beyond the messages, through the official SDKs and the gateway to the stub upstreams:
+every free-text field the provider receives reaches the foreign upstream only transformed."""
+
+from __future__ import annotations
+
+import anthropic
+import openai
+
+from gateway.testing.harness import Harness
+
+CPF = "529.982.247-25"
+
+
+def oai(h: Harness) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=h.url + "/v1", api_key=h.keys["br"], max_retries=0)
+
+
+def ant(h: Harness) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=h.url, api_key=h.keys["br"], max_retries=0)
+
+
+def sent_us(h: Harness) -> dict:
+    """The body the foreign upstream received last; it never holds the CPF as it was sent."""
+    body = h.received("US")[-1]["body"]
+    assert CPF not in str(body) and "52998224725" not in str(body)
+    return body
+
+
+async def test_literal_values_of_json_schemas_reach_the_foreign_model_only_as_placeholders(gw):
+    # example, default and enum values of a schema are data the model reads, also when they are objects
+    params = {"type": "object", "properties": {"cpf": {"type": "string"}},
+              "examples": [{"cpf": CPF}], "default": {"cpf": CPF}}
+    await oai(gw).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "oi"}],
+        tools=[{"type": "function", "function": {"name": "lookup", "parameters": params}}],
+        response_format={"type": "json_schema", "json_schema": {"name": "r", "schema": {
+            "type": "object", "properties": {"who": {"enum": [{"cpf": CPF}]}}}}})
+    body = sent_us(gw)
+    assert body["tools"][0]["function"]["parameters"]["examples"] == [{"cpf": "[CPF_1]"}]
+    assert body["response_format"]["json_schema"]["schema"]["properties"]["who"]["enum"] == [{"cpf": "[CPF_1]"}]
+    await ant(gw).messages.create(
+        model="claude-sonnet-4", max_tokens=16, messages=[{"role": "user", "content": "oi"}],
+        tools=[{"name": "lookup", "input_schema": params}])
+    assert sent_us(gw)["tools"][0]["input_schema"]["default"] == {"cpf": "[CPF_1]"}
