@@ -213,6 +213,8 @@ def _response_item(item, p: tuple, out: list[Segment]) -> None:
         for k, s in enumerate(item.get("summary") or []):
             if isinstance(s, dict) and isinstance(s.get("text"), str):
                 out.append(Segment(p + ("summary", k, "text"), s["text"], "other"))
+        if item.get("content") is not None:  # the reasoning text itself (reasoning_text parts)
+            _parts(item["content"], p + ("content",), "other", out)
         # encrypted_content is the provider's own opaque state, sealed by it: nothing to read
     elif typ == "item_reference":
         pass  # points at an item the provider already holds; carries no new data
@@ -234,6 +236,19 @@ def responses(payload: dict) -> list[Segment]:
         _need(isinstance(inp, list), ("input",), "a string or a list of input items")
         for i, item in enumerate(inp):
             _response_item(item, ("input", i), out)
+    prompt = payload.get("prompt")
+    if isinstance(prompt, dict) and prompt.get("variables") is not None:
+        # a stored prompt template's variables: substituted into what the model reads
+        variables = prompt["variables"]
+        _need(isinstance(variables, dict), ("prompt", "variables"), "an object")
+        for name, v in variables.items():
+            vp = ("prompt", "variables", name)
+            if isinstance(v, str):
+                out.append(Segment(vp, v, "input"))
+            elif isinstance(v, dict) and v.get("type") == "input_text" and isinstance(v.get("text"), str):
+                out.append(Segment(vp + ("text",), v["text"], "input"))
+            else:
+                out.append(Segment(vp, "", "uninspectable"))  # an image or a file
     tools = payload.get("tools")
     if tools is not None:
         _need(isinstance(tools, list), ("tools",), "a list of tools")

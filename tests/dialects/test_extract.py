@@ -104,6 +104,9 @@ def test_unknown_parts_and_items_are_uninspectable_not_skipped():
     assert [s.kind for s in segs] == ["uninspectable", "uninspectable"]
     segs = extract_segments("/v1/responses", {"input": [{"type": "computer_call_output", "output": {}}]})
     assert table(segs) == [("input[0]", "uninspectable")]
+    segs = extract_segments("/v1/responses", {"prompt": {"id": "p", "variables": {
+        "foto": {"type": "input_image", "image_url": "data:image/png;base64,AAA"}, "nome": "Ana"}}})
+    assert table(segs) == [("prompt.variables.foto", "uninspectable"), ("prompt.variables.nome", "input")]
 
 
 @pytest.mark.parametrize("endpoint,name", [

@@ -42,3 +42,16 @@ async def test_literal_values_of_json_schemas_reach_the_foreign_model_only_as_pl
         model="claude-sonnet-4", max_tokens=16, messages=[{"role": "user", "content": "oi"}],
         tools=[{"name": "lookup", "input_schema": params}])
     assert sent_us(gw)["tools"][0]["input_schema"]["default"] == {"cpf": "[CPF_1]"}
+
+
+async def test_responses_reasoning_text_and_prompt_variables_reach_the_foreign_model_only_as_placeholders(gw):
+    # a reasoning item handed back with its reasoning text, and the variables of a stored prompt template
+    await oai(gw).responses.create(
+        model="gpt-4o-mini",
+        prompt={"id": "pmpt_1", "variables": {"contribuinte": CPF, "nota": {"type": "input_text", "text": f"CPF {CPF}"}}},
+        input=[{"type": "reasoning", "id": "rs_1", "summary": [],
+                "content": [{"type": "reasoning_text", "text": f"O CPF {CPF} é válido."}]},
+               {"role": "user", "content": "oi"}])
+    body = sent_us(gw)
+    assert body["prompt"]["variables"] == {"contribuinte": "[CPF_1]", "nota": {"type": "input_text", "text": "CPF [CPF_1]"}}
+    assert body["input"][0]["content"][0]["text"] == "O CPF [CPF_1] é válido."
