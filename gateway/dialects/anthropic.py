@@ -20,6 +20,19 @@ def tool_input_text(value) -> str:
     return orjson.dumps(value).decode()
 
 
+_CITATION_TEXTS = ("cited_text", "document_title", "title")
+
+
+def _citations(citations: list, path: tuple, kind: str, out: list[Segment]) -> None:
+    """The citations of a text block handed back to the model: each quotes its source (``cited_text``)
+    and names it."""
+    for k, c in enumerate(citations):
+        if isinstance(c, dict):
+            for field in _CITATION_TEXTS:
+                if isinstance(c.get(field), str):
+                    out.append(Segment(path + (k, field), c[field], kind))
+
+
 def _blocks(content, path: tuple, kind: str, out: list[Segment]) -> None:
     if isinstance(content, str):
         out.append(Segment(path, content, kind))
@@ -32,6 +45,8 @@ def _blocks(content, path: tuple, kind: str, out: list[Segment]) -> None:
         if typ == "text":
             _need(isinstance(b.get("text"), str), p + ("text",), "a string")
             out.append(Segment(p + ("text",), b["text"], kind))
+            if isinstance(b.get("citations"), list):
+                _citations(b["citations"], p + ("citations",), kind, out)
         elif typ == "tool_use" or typ == "server_tool_use":
             _need("input" in b, p + ("input",), "present")
             out.append(Segment(p + ("input",), tool_input_text(b["input"]), "tool_arguments"))

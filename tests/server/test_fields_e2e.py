@@ -55,3 +55,15 @@ async def test_responses_reasoning_text_and_prompt_variables_reach_the_foreign_m
     body = sent_us(gw)
     assert body["prompt"]["variables"] == {"contribuinte": "[CPF_1]", "nota": {"type": "input_text", "text": "CPF [CPF_1]"}}
     assert body["input"][0]["content"][0]["text"] == "O CPF [CPF_1] é válido."
+
+
+async def test_citations_handed_back_to_claude_reach_it_only_as_placeholders(gw):
+    # an earlier answer's text block with the citations Claude gave it: each quotes the cited document
+    cite = {"type": "char_location", "cited_text": f"Contribuinte CPF {CPF}", "document_index": 0,
+            "document_title": f"Ficha {CPF}", "start_char_index": 0, "end_char_index": 31}
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=[
+        {"role": "user", "content": "Quem é o contribuinte?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "O contribuinte da ficha.", "citations": [cite]}]},
+        {"role": "user", "content": "Obrigado."}])
+    got = sent_us(gw)["messages"][1]["content"][0]["citations"][0]
+    assert (got["cited_text"], got["document_title"]) == ("Contribuinte CPF [CPF_1]", "Ficha [CPF_1]")
