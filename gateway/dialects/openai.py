@@ -91,6 +91,17 @@ def _function_tool(fn, path: tuple, out: list[Segment]) -> None:
         schema_texts(fn["parameters"], path + ("parameters",), out)
 
 
+def stop_texts(value, path: tuple, out: list[Segment]) -> None:
+    """Stop sequences (a string or a list of strings): sent to the provider, and the model's text is
+    matched against them, so they are transformed like the prompt they must stay consistent with."""
+    if isinstance(value, str):
+        out.append(Segment(path, value, "other"))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, str):
+                out.append(Segment(path + (i,), v, "other"))
+
+
 def chat(payload: dict) -> list[Segment]:
     """``/v1/chat/completions``."""
     out: list[Segment] = []
@@ -153,6 +164,8 @@ def chat(payload: dict) -> list[Segment]:
     pred = payload.get("prediction")
     if isinstance(pred, dict) and "content" in pred:
         _parts(pred["content"], ("prediction", "content"), "other", out)
+    if payload.get("stop") is not None:
+        stop_texts(payload["stop"], ("stop",), out)
     return out
 
 
@@ -181,6 +194,8 @@ def completions(payload: dict) -> list[Segment]:
         _prompt_list(payload["prompt"], ("prompt",), "input", out, "a string, a list of strings or token arrays")
     if isinstance(payload.get("suffix"), str):
         out.append(Segment(("suffix",), payload["suffix"], "input"))
+    if payload.get("stop") is not None:
+        stop_texts(payload["stop"], ("stop",), out)
     return out
 
 

@@ -37,6 +37,7 @@ def test_chat_request_every_text_with_path_and_kind():
         ("messages[5].content", "message"),
         ("tools[0].function.description", "tool_definition"),
         ("tools[0].function.parameters.properties.cpf.description", "tool_definition"),
+        ("stop[0]", "other"),
     ]
     assert segs[1].text == "Check the status of taxpayer CPF 123.456.789-09."
     assert segs[2].text == ""
@@ -86,6 +87,7 @@ def test_anthropic_messages_request():
         ("messages[2].content[3].title", "message"),
         ("tools[0].description", "tool_definition"),
         ("tools[0].input_schema.properties.cpf.description", "tool_definition"),
+        ("stop_sequences[0]", "other"),
     ]
     assert json.loads(segs[3].text) == {"cpf": "123.456.789-09"}
     assert "123.456.789-09" in segs[3].text  # the JSON text keeps characters readable for the detectors

@@ -67,3 +67,16 @@ async def test_citations_handed_back_to_claude_reach_it_only_as_placeholders(gw)
         {"role": "user", "content": "Obrigado."}])
     got = sent_us(gw)["messages"][1]["content"][0]["citations"][0]
     assert (got["cited_text"], got["document_title"]) == ("Contribuinte CPF [CPF_1]", "Ficha [CPF_1]")
+
+
+async def test_stop_sequences_reach_the_foreign_model_only_as_placeholders(gw):
+    msgs = [{"role": "user", "content": "Liste os contribuintes."}]
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=msgs, stop=["FIM", f"CPF {CPF}"])
+    assert sent_us(gw)["stop"] == ["FIM", "CPF [CPF_1]"]
+    await oai(gw).completions.create(model="gpt-4o-mini", prompt="Contribuintes:", stop=CPF)
+    assert sent_us(gw)["stop"] == "[CPF_1]"
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=msgs, stop_sequences=[CPF])
+    assert sent_us(gw)["stop_sequences"] == ["[CPF_1]"]
+    # an OpenAI caller's stop, translated for Claude
+    await oai(gw).chat.completions.create(model="claude-sonnet-4", messages=msgs, stop=CPF)
+    assert sent_us(gw)["stop_sequences"] == ["[CPF_1]"]
