@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from gateway.dialects.errors import DialectError
-from gateway.dialects.openai import schema_texts, stop_texts, where
+from gateway.dialects.openai import schema_texts, stop_texts, value_texts, where
 from gateway.dialects.segments import Segment
 
 
@@ -97,6 +97,11 @@ def messages(payload: dict) -> list[Segment]:
                 out.append(Segment(("tools", k, "description"), t["description"], "tool_definition"))
             if "input_schema" in t:
                 schema_texts(t["input_schema"], ("tools", k, "input_schema"), out)
+            if t.get("input_examples") is not None:  # example inputs the model is shown, as objects
+                value_texts(t["input_examples"], ("tools", k, "input_examples"), out, "tool_definition")
+    oc = payload.get("output_config")
+    if isinstance(oc, dict) and isinstance(oc.get("format"), dict):  # structured outputs
+        schema_texts(oc["format"].get("schema"), ("output_config", "format", "schema"), out, "other")
     if payload.get("stop_sequences") is not None:
         stop_texts(payload["stop_sequences"], ("stop_sequences",), out)
     return out

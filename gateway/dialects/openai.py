@@ -31,17 +31,17 @@ def _need(cond: bool, path: tuple, what: str) -> None:
         raise DialectError(f"{where(path)} must be {what}")
 
 
-def _value_texts(value, path: tuple, out: list[Segment], kind: str) -> None:
+def value_texts(value, path: tuple, out: list[Segment], kind: str) -> None:
     """Every string inside a literal JSON value (an ``enum`` of objects, a ``default`` or an
     ``examples`` entry that is itself an object or a list), however deep."""
     if isinstance(value, str):
         out.append(Segment(path, value, kind))
     elif isinstance(value, dict):
         for k, v in value.items():
-            _value_texts(v, path + (k,), out, kind)
+            value_texts(v, path + (k,), out, kind)
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            _value_texts(v, path + (i,), out, kind)
+            value_texts(v, path + (i,), out, kind)
 
 
 def schema_texts(schema, path: tuple, out: list[Segment], kind: str = "tool_definition") -> None:
@@ -51,7 +51,7 @@ def schema_texts(schema, path: tuple, out: list[Segment], kind: str = "tool_defi
             p = path + (k,)
             if k in _SCHEMA_VALUE_KEYS:
                 # a literal value is data, not schema: its strings at any depth are what the model reads
-                _value_texts(v, p, out, kind)
+                value_texts(v, p, out, kind)
             elif isinstance(v, str):
                 if k in _SCHEMA_TEXT_KEYS:
                     out.append(Segment(p, v, kind))

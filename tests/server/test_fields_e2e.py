@@ -80,3 +80,15 @@ async def test_stop_sequences_reach_the_foreign_model_only_as_placeholders(gw):
     # an OpenAI caller's stop, translated for Claude
     await oai(gw).chat.completions.create(model="claude-sonnet-4", messages=msgs, stop=CPF)
     assert sent_us(gw)["stop_sequences"] == ["[CPF_1]"]
+
+
+async def test_claude_tool_input_examples_and_output_schema_reach_it_only_as_placeholders(gw):
+    schema = {"type": "object", "properties": {"cpf": {"type": "string", "description": f"ex.: {CPF}"}}}
+    await ant(gw).messages.create(
+        model="claude-sonnet-4", max_tokens=16, messages=[{"role": "user", "content": "oi"}],
+        tools=[{"name": "lookup", "input_schema": {"type": "object", "properties": {"cpf": {"type": "string"}}},
+                "input_examples": [{"cpf": CPF, "extra": {"notes": [f"CPF {CPF}"]}}]}],
+        output_config={"format": {"type": "json_schema", "schema": schema}})
+    body = sent_us(gw)
+    assert body["tools"][0]["input_examples"] == [{"cpf": "[CPF_1]", "extra": {"notes": ["CPF [CPF_1]"]}}]
+    assert body["output_config"]["format"]["schema"]["properties"]["cpf"]["description"] == "ex.: [CPF_1]"
