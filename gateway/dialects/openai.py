@@ -237,6 +237,27 @@ def _response_item(item, p: tuple, out: list[Segment]) -> None:
         out.append(Segment(p, "", "uninspectable"))
 
 
+_RESPONSE_TOOL_TEXTS = ("description", "server_description")
+_RESPONSE_TOOL_SCHEMAS = ("parameters", "output_schema")
+
+
+def _response_tools(tools, path: tuple, out: list[Segment]) -> None:
+    """Responses tools, whatever their type: the descriptions the model is shown (a function's, a
+    namespace's, a tool search's, an MCP server's), their schemas, and the tools a namespace groups."""
+    _need(isinstance(tools, list), path, "a list of tools")
+    for k, t in enumerate(tools):
+        p = path + (k,)
+        _need(isinstance(t, dict), p, "a tool object")
+        for field in _RESPONSE_TOOL_TEXTS:
+            if isinstance(t.get(field), str):
+                out.append(Segment(p + (field,), t[field], "tool_definition"))
+        for field in _RESPONSE_TOOL_SCHEMAS:
+            if t.get(field) is not None:
+                schema_texts(t[field], p + (field,), out)
+        if t.get("type") == "namespace" and t.get("tools") is not None:
+            _response_tools(t["tools"], p + ("tools",), out)
+
+
 def responses(payload: dict) -> list[Segment]:
     """``/v1/responses``."""
     out: list[Segment] = []
@@ -266,14 +287,7 @@ def responses(payload: dict) -> list[Segment]:
                 out.append(Segment(vp, "", "uninspectable"))  # an image or a file
     tools = payload.get("tools")
     if tools is not None:
-        _need(isinstance(tools, list), ("tools",), "a list of tools")
-        for k, t in enumerate(tools):
-            _need(isinstance(t, dict), ("tools", k), "a tool object")
-            if t.get("type") in ("function", "custom"):
-                if isinstance(t.get("description"), str):
-                    out.append(Segment(("tools", k, "description"), t["description"], "tool_definition"))
-                if "parameters" in t:
-                    schema_texts(t["parameters"], ("tools", k, "parameters"), out)
+        _response_tools(tools, ("tools",), out)
     text = payload.get("text")
     if isinstance(text, dict) and isinstance(text.get("format"), dict):
         fmt = text["format"]

@@ -92,3 +92,21 @@ async def test_claude_tool_input_examples_and_output_schema_reach_it_only_as_pla
     body = sent_us(gw)
     assert body["tools"][0]["input_examples"] == [{"cpf": "[CPF_1]", "extra": {"notes": ["CPF [CPF_1]"]}}]
     assert body["output_config"]["format"]["schema"]["properties"]["cpf"]["description"] == "ex.: [CPF_1]"
+
+
+async def test_responses_tools_of_every_type_reach_the_foreign_model_only_as_placeholders(gw):
+    # a namespace groups function tools (each with its description and schemas); an MCP server and a
+    # tool search carry descriptions the model is shown too
+    fn = {"type": "function", "name": "ficha", "description": f"Ficha do contribuinte {CPF}",
+          "parameters": {"type": "object", "properties": {"cpf": {"type": "string", "description": f"ex.: {CPF}"}}},
+          "output_schema": {"type": "object", "description": f"Situação de {CPF}"}}
+    await oai(gw).responses.create(model="gpt-4o-mini", input="oi", tools=[
+        {"type": "namespace", "name": "receita", "description": f"Cadastro; teste com {CPF}", "tools": [fn]},
+        {"type": "mcp", "server_label": "crm", "server_url": "https://mcp.example/sse",
+         "server_description": f"CRM; cliente-modelo {CPF}"},
+        {"type": "tool_search", "description": f"Busca; ex.: {CPF}"}])
+    tools = sent_us(gw)["tools"]
+    assert tools[0]["description"] == "Cadastro; teste com [CPF_1]"
+    assert tools[0]["tools"][0]["description"] == "Ficha do contribuinte [CPF_1]"
+    assert tools[0]["tools"][0]["output_schema"]["description"] == "Situação de [CPF_1]"
+    assert tools[1]["server_description"] == "CRM; cliente-modelo [CPF_1]"
