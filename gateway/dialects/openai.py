@@ -102,6 +102,12 @@ def stop_texts(value, path: tuple, out: list[Segment]) -> None:
                 out.append(Segment(path + (i,), v, "other"))
 
 
+def _grammar(grammar: dict, path: tuple, out: list[Segment]) -> None:
+    """A custom tool's grammar (Lark or a regex): its literals are text the model is made to write."""
+    if isinstance(grammar.get("definition"), str):
+        out.append(Segment(path + ("definition",), grammar["definition"], "tool_definition"))
+
+
 def chat(payload: dict) -> list[Segment]:
     """``/v1/chat/completions``."""
     out: list[Segment] = []
@@ -148,8 +154,13 @@ def chat(payload: dict) -> list[Segment]:
             _need(isinstance(t, dict), ("tools", k), "a tool object")
             if "function" in t:
                 _function_tool(t["function"], ("tools", k, "function"), out)
-            elif isinstance(t.get("custom"), dict) and isinstance(t["custom"].get("description"), str):
-                out.append(Segment(("tools", k, "custom", "description"), t["custom"]["description"], "tool_definition"))
+            elif isinstance(t.get("custom"), dict):
+                custom = t["custom"]
+                if isinstance(custom.get("description"), str):
+                    out.append(Segment(("tools", k, "custom", "description"), custom["description"], "tool_definition"))
+                fmt = custom.get("format")
+                if isinstance(fmt, dict) and isinstance(fmt.get("grammar"), dict):
+                    _grammar(fmt["grammar"], ("tools", k, "custom", "format", "grammar"), out)
     functions = payload.get("functions")
     if functions is not None:
         _need(isinstance(functions, list), ("functions",), "a list of functions")
@@ -254,6 +265,8 @@ def _response_tools(tools, path: tuple, out: list[Segment]) -> None:
         for field in _RESPONSE_TOOL_SCHEMAS:
             if t.get(field) is not None:
                 schema_texts(t[field], p + (field,), out)
+        if isinstance(t.get("format"), dict):  # a custom tool's input grammar
+            _grammar(t["format"], p + ("format",), out)
         if t.get("type") == "namespace" and t.get("tools") is not None:
             _response_tools(t["tools"], p + ("tools",), out)
 

@@ -110,3 +110,14 @@ async def test_responses_tools_of_every_type_reach_the_foreign_model_only_as_pla
     assert tools[0]["tools"][0]["description"] == "Ficha do contribuinte [CPF_1]"
     assert tools[0]["tools"][0]["output_schema"]["description"] == "Situação de [CPF_1]"
     assert tools[1]["server_description"] == "CRM; cliente-modelo [CPF_1]"
+
+
+async def test_custom_tool_grammars_reach_the_foreign_model_only_as_placeholders(gw):
+    lark = f'start: "consulta " CPF\nCPF: "{CPF}" | "000.000.000-00"'
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "oi"}], tools=[
+        {"type": "custom", "custom": {"name": "consulta", "format": {
+            "type": "grammar", "grammar": {"syntax": "lark", "definition": lark}}}}])
+    assert "[CPF_1]" in sent_us(gw)["tools"][0]["custom"]["format"]["grammar"]["definition"]
+    await oai(gw).responses.create(model="gpt-4o-mini", input="oi", tools=[
+        {"type": "custom", "name": "consulta", "format": {"type": "grammar", "syntax": "lark", "definition": lark}}])
+    assert "[CPF_1]" in sent_us(gw)["tools"][0]["format"]["definition"]
