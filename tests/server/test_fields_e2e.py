@@ -3,6 +3,7 @@ every free-text field the provider receives reaches the foreign upstream only tr
 
 from __future__ import annotations
 
+import aiohttp
 import anthropic
 import openai
 
@@ -121,3 +122,17 @@ async def test_custom_tool_grammars_reach_the_foreign_model_only_as_placeholders
     await oai(gw).responses.create(model="gpt-4o-mini", input="oi", tools=[
         {"type": "custom", "name": "consulta", "format": {"type": "grammar", "syntax": "lark", "definition": lark}}])
     assert "[CPF_1]" in sent_us(gw)["tools"][0]["format"]["definition"]
+
+
+async def test_a_duplicate_key_does_not_carry_an_uninspected_value_to_the_upstream(gw):
+    # JSON parsers keep the last of two equal keys, the gateway's as most upstreams': the first is
+    # never inspected, and must not reach the upstream in the bytes it receives either
+    body = ('{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "CPF %s"}], '
+            '"messages": [{"role": "user", "content": "oi"}]}' % CPF).encode()
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions", data=body, headers={
+                "Authorization": f"Bearer {gw.keys['br']}", "Content-Type": "application/json"}) as r:
+            assert r.status == 200
+    got = gw.received("US")[-1]
+    assert got["body"]["messages"] == [{"role": "user", "content": "oi"}]
+    assert "529.982.247" not in got["raw"]
