@@ -13,7 +13,7 @@ _TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "ref
                "summary_text": "text", "reasoning_text": "text"}
 _SYSTEM_ROLES = ("system", "developer")
 _SCHEMA_TEXT_KEYS = ("description", "title")
-_SCHEMA_VALUE_KEYS = ("enum", "examples", "default", "const")
+_SCHEMA_VALUE_KEYS = ("enum", "examples", "example", "default", "const")  # "example": OpenAPI's
 
 
 _segment = partial(tuple.__new__, Segment)

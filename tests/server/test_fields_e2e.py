@@ -136,3 +136,11 @@ async def test_a_duplicate_key_does_not_carry_an_uninspected_value_to_the_upstre
     got = gw.received("US")[-1]
     assert got["body"]["messages"] == [{"role": "user", "content": "oi"}]
     assert "529.982.247" not in got["raw"]
+
+
+async def test_openapi_style_example_of_a_schema_reaches_the_foreign_model_only_as_a_placeholder(gw):
+    # tool schemas generated from OpenAPI documents give their sample values as "example"
+    params = {"type": "object", "properties": {"cpf": {"type": "string", "example": CPF}}}
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "oi"}],
+                                          tools=[{"type": "function", "function": {"name": "f", "parameters": params}}])
+    assert sent_us(gw)["tools"][0]["function"]["parameters"]["properties"]["cpf"]["example"] == "[CPF_1]"
