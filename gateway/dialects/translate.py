@@ -160,6 +160,10 @@ def _anthropic_to_openai(payload: dict) -> dict:
             out["tool_choice"] = {"type": "function", "function": {"name": tc.get("name")}}
         if tc.get("disable_parallel_tool_use") and tools:
             out["parallel_tool_calls"] = False
+    oc = payload.get("output_config")
+    fmt = oc.get("format") if isinstance(oc, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":  # structured output, as OpenAI asks for it
+        out["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt.get("schema") or {}}}
     if payload.get("stream") is True:
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
@@ -263,6 +267,10 @@ def _openai_to_anthropic(payload: dict) -> dict:
         choice = dict(choice or {"type": "auto"}, disable_parallel_tool_use=True)
     if choice is not None and (tools or choice["type"] == "none"):
         out["tool_choice"] = choice
+    rf = payload.get("response_format")
+    if isinstance(rf, dict) and rf.get("type") == "json_schema" and isinstance(rf.get("json_schema"), dict):
+        # structured output: dropped, the caller (``client.chat.completions.parse``) gets prose it cannot parse
+        out["output_config"] = {"format": {"type": "json_schema", "schema": rf["json_schema"].get("schema") or {}}}
     if payload.get("stream") is True:
         out["stream"] = True
     if isinstance(payload.get("user"), str):

@@ -144,3 +144,22 @@ async def test_openapi_style_example_of_a_schema_reaches_the_foreign_model_only_
     await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "oi"}],
                                           tools=[{"type": "function", "function": {"name": "f", "parameters": params}}])
     assert sent_us(gw)["tools"][0]["function"]["parameters"]["properties"]["cpf"]["example"] == "[CPF_1]"
+
+
+async def test_structured_output_survives_translation_both_ways(gw):
+    # an OpenAI caller's response_format routed to Claude, and a Claude caller's output_config routed to
+    # an OpenAI-dialect model: dropped, the model answers prose the caller's parser cannot read
+    schema = {"type": "object", "properties": {"situacao": {"type": "string"}}, "required": ["situacao"],
+              "additionalProperties": False}
+    await oai(gw).chat.completions.create(
+        model="claude-sonnet-4", messages=[{"role": "user", "content": "Situação do contribuinte?"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "r", "strict": True, "schema": schema}})
+    got = gw.received("US")[-1]
+    assert got["path"].endswith("/messages")
+    assert got["body"]["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    await ant(gw).messages.create(
+        model="llama-3.3-70b", max_tokens=32, messages=[{"role": "user", "content": "Situação do contribuinte?"}],
+        output_config={"format": {"type": "json_schema", "schema": schema}})
+    got = gw.received("BR")[-1]
+    assert got["path"].endswith("/chat/completions")
+    assert got["body"]["response_format"] == {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
