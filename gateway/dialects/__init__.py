@@ -7,6 +7,8 @@ framing in ``sse``, error shapes in ``errors``, OpenAI ↔ Anthropic translation
 
 from __future__ import annotations
 
+import re
+
 import orjson
 
 from gateway.dialects import anthropic, openai
@@ -65,6 +67,31 @@ def _caller_fields(payload: dict, out: list[Segment]) -> None:
                 out.append(Segment(("metadata", k), v, "other"))
 
 
+_JSON_STRING_OR_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(\[[A-Z][A-Za-z0-9_:.=-]*\])')
+"""A JSON string (skipped whole), or a gateway token (``[CPF_1]``, ``[ENC:…]``, ``[HASH:…]``,
+``[REDACTED:…]``) outside any string: no JSON value starts with ``[`` and a capital letter."""
+
+
+def _quote_tokens(text: str) -> str:
+    """A JSON text whose numbers a transformation replaced (a CPF or a phone number sent as a JSON
+    number: ``{"cpf": [CPF_1]}``) made valid again: each token outside a string becomes a string."""
+    return _JSON_STRING_OR_TOKEN.sub(lambda m: f'"{m.group(1)}"' if m.group(1) else m.group(0), text)
+
+
+def _json_args(old: str, new: str) -> str:
+    """Tool-call arguments after transformation: JSON still, when they were JSON before."""
+    try:
+        orjson.loads(new)
+        return new
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        orjson.loads(old)
+    except orjson.JSONDecodeError:
+        return new  # not JSON to begin with (a custom tool's free-text input)
+    return _quote_tokens(new)
+
+
 def write_segments(payload: dict, segments: list[Segment], new_texts: list[str]) -> None:
     """Write the texts that changed back into ``payload`` at their segments' paths, in place.
 
@@ -82,10 +109,10 @@ def write_segments(payload: dict, segments: list[Segment], new_texts: list[str])
             parent = parent[key]
         last = seg.path[-1]
         if isinstance(parent[last], str):
-            parent[last] = new
+            parent[last] = _json_args(seg.text, new) if seg.kind == "tool_arguments" else new
         else:
             try:
-                parent[last] = orjson.loads(new)
+                parent[last] = orjson.loads(_json_args(seg.text, new))
             except orjson.JSONDecodeError:
                 raise DialectError(f"{seg.where} is no longer valid JSON after transformation") from None
 

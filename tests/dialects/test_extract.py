@@ -232,3 +232,22 @@ def test_a_chat_participant_name_is_inspected():
     segs = extract_segments("/v1/chat/completions", {"model": "m", "messages": [
         {"role": "user", "name": "52998224725", "content": "oi"}]})
     assert table(segs) == [("messages[0].content", "message"), ("messages[0].name", "other")]
+
+
+def test_a_token_that_replaced_a_json_number_is_written_back_as_a_string():
+    body = {"messages": [{"role": "assistant", "content": [
+        {"type": "tool_use", "id": "t", "name": "n", "input": {"cpf": 52998224725, "note": 'já "[X_1]" [Y_2]'}}]}]}
+    segs = extract_segments("/v1/messages", body)
+    new = [segs[0].text.replace("52998224725", "[CPF_1]")]
+    write_segments(body, segs, new)
+    assert body["messages"][0]["content"][0]["input"] == {"cpf": "[CPF_1]", "note": 'já "[X_1]" [Y_2]'}
+    chat = {"messages": [{"role": "assistant", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "n", "arguments": '{"n": [1, 5511987654321]}'}}]}]}
+    segs = extract_segments("/v1/chat/completions", chat)
+    write_segments(chat, segs, ['{"n": [1, [PHONE_1]]}'])
+    assert json.loads(chat["messages"][0]["tool_calls"][0]["function"]["arguments"]) == {"n": [1, "[PHONE_1]"]}
+    custom = {"messages": [{"role": "assistant", "tool_calls": [
+        {"id": "c", "type": "custom", "custom": {"name": "n", "input": "ligar 5511987654321"}}]}]}
+    segs = extract_segments("/v1/chat/completions", custom)
+    write_segments(custom, segs, ["ligar [PHONE_1]"])  # free text, not JSON: left as it is
+    assert custom["messages"][0]["tool_calls"][0]["custom"]["input"] == "ligar [PHONE_1]"

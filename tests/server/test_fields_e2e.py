@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiohttp
 import anthropic
 import openai
+import orjson
 
 from gateway.testing.harness import Harness
 
@@ -163,3 +164,24 @@ async def test_structured_output_survives_translation_both_ways(gw):
     got = gw.received("BR")[-1]
     assert got["path"].endswith("/chat/completions")
     assert got["body"]["response_format"] == {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+
+
+async def test_a_cpf_sent_as_a_json_number_in_tool_input_becomes_a_string_placeholder(gw):
+    # an agent's earlier tool call with the CPF as a number: the placeholder cannot stand bare in JSON
+    digits = int(CPF.replace(".", "").replace("-", ""))
+    msg = await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=[
+        {"role": "user", "content": "Consulte o contribuinte."},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "consulta",
+                                           "input": {"cpf": digits, "ano": 2026}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "regular"}]}])
+    assert msg.content[0].text
+    assert sent_us(gw)["messages"][1]["content"][0]["input"] == {"cpf": "[CPF_1]", "ano": 2026}
+    history = [{"role": "user", "content": "Consulte o contribuinte."},
+               {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function", "function": {
+                   "name": "consulta", "arguments": '{"cpf": %d, "ano": 2026}' % digits}}]},
+               {"role": "tool", "tool_call_id": "call_1", "content": "regular"}]
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=history)
+    args = sent_us(gw)["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert orjson.loads(args) == {"cpf": "[CPF_1]", "ano": 2026}
+    await oai(gw).chat.completions.create(model="claude-sonnet-4", messages=history)  # translated for Claude
+    assert sent_us(gw)["messages"][1]["content"][0]["input"] == {"cpf": "[CPF_1]", "ano": 2026}
