@@ -44,7 +44,40 @@ def extract_segments(endpoint: str, payload: dict) -> list[Segment]:
         raise DialectError("the request body must be a JSON object")
     out = fn(payload)
     _caller_fields(payload, out)
+    known = _KNOWN_FIELDS[endpoint]
+    for key, value in payload.items():
+        if key not in known:
+            # a field this gateway does not know (a provider's newer parameter, a vendor extension, or
+            # anything a caller adds): the provider receives it all the same, so its strings are inspected
+            openai.value_texts(value, (key,), out, "other")
     return out
+
+
+_COMMON_FIELDS = frozenset({"model", "stream", "metadata", "temperature", "top_p", *("user", "safety_identifier",
+                                                                                    "prompt_cache_key")})
+_KNOWN_FIELDS = {
+    "/v1/chat/completions": _COMMON_FIELDS | {
+        "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+        "max_completion_tokens", "max_tokens", "modalities", "moderation", "n", "parallel_tool_calls",
+        "prediction", "presence_penalty", "prompt_cache_options", "prompt_cache_retention", "reasoning_effort",
+        "response_format", "seed", "service_tier", "stop", "store", "stream_options", "tool_choice", "tools",
+        "top_logprobs", "verbosity", "web_search_options"},
+    "/v1/completions": _COMMON_FIELDS | {
+        "prompt", "suffix", "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs", "max_tokens", "n",
+        "presence_penalty", "seed", "stop", "stream_options"},
+    "/v1/embeddings": _COMMON_FIELDS | {"input", "dimensions", "encoding_format"},
+    "/v1/responses": _COMMON_FIELDS | {
+        "input", "instructions", "tools", "tool_choice", "text", "prompt", "reasoning", "prompt_cache_options",
+        "prompt_cache_retention", "previous_response_id", "conversation", "include", "max_output_tokens",
+        "max_tool_calls", "parallel_tool_calls", "service_tier", "store", "stream_options", "top_logprobs",
+        "truncation", "background", "background_options", "context_management", "image", "moderation",
+        "access_programs"},
+    "/v1/messages": _COMMON_FIELDS | {
+        "messages", "max_tokens", "system", "stop_sequences", "top_k", "tools", "tool_choice", "thinking",
+        "service_tier", "container", "mcp_servers", "context_management", "output_config", "output_format",
+        "cache_control", "diagnostics", "inference_geo", "speed"},
+}
+"""The top-level fields of each endpoint that its extractor reads, or that carry no free text."""
 
 
 _CALLER_FIELDS = ("user", "safety_identifier", "prompt_cache_key")

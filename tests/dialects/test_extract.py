@@ -216,7 +216,8 @@ def test_chat_plain_messages_fast_path_equals_the_general_path():
 
 @pytest.mark.parametrize("endpoint", ["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages"])
 def test_end_user_ids_and_metadata_are_inspected_in_every_dialect(endpoint):
-    body = {"model": "m", "messages": [{"role": "user", "content": "oi"}], "input": "oi",
+    body = {"model": "m", ("input" if endpoint in ("/v1/responses", "/v1/embeddings") else "messages"):
+            [{"role": "user", "content": "oi"}] if endpoint in ("/v1/chat/completions", "/v1/messages") else "oi",
             "user": "ana@example.org", "safety_identifier": "529.982.247-25", "prompt_cache_key": "k",
             "metadata": {"user_id": "ana@example.org", "n": 3, "empty": ""}}
     segs = extract_segments(endpoint, body)

@@ -185,3 +185,19 @@ async def test_a_cpf_sent_as_a_json_number_in_tool_input_becomes_a_string_placeh
     assert orjson.loads(args) == {"cpf": "[CPF_1]", "ano": 2026}
     await oai(gw).chat.completions.create(model="claude-sonnet-4", messages=history)  # translated for Claude
     assert sent_us(gw)["messages"][1]["content"][0]["input"] == {"cpf": "[CPF_1]", "ano": 2026}
+
+
+async def test_fields_the_gateway_does_not_know_reach_the_foreign_model_only_transformed(gw):
+    # a provider's newer parameter or a vendor extension, sent with the SDKs' extra_body: the provider
+    # receives it like any other field
+    extra = {"anotacoes": f"Contribuinte CPF {CPF}", "vendor_options": {"context": [f"ficha {CPF}"], "k": 3}}
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "oi"}],
+                                          extra_body=extra)
+    body = sent_us(gw)
+    assert body["anotacoes"] == "Contribuinte CPF [CPF_1]"
+    assert body["vendor_options"] == {"context": ["ficha [CPF_1]"], "k": 3}
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=[{"role": "user", "content": "oi"}],
+                                  extra_body=extra)
+    assert sent_us(gw)["vendor_options"]["context"] == ["ficha [CPF_1]"]
+    await oai(gw).embeddings.create(model="gpt-4o-mini", input="oi", extra_body=extra)
+    assert sent_us(gw)["anotacoes"] == "Contribuinte CPF [CPF_1]"
