@@ -88,6 +88,10 @@ def messages(payload: dict) -> list[Segment]:
               "a message object with role user or assistant")
         _need("content" in m, p + ("content",), "present")
         _blocks(m["content"], p + ("content",), "message", out)
+        if len(m) > 2:  # a field besides role and content: the provider receives it all the same
+            for key in m:
+                if key != "role" and key != "content":
+                    value_texts(m[key], p + (key,), out, "other")
     tools = payload.get("tools")
     if tools is not None:
         _need(isinstance(tools, list), ("tools",), "a list of tools")

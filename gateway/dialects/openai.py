@@ -12,6 +12,9 @@ from gateway.dialects.segments import Segment
 _TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal",
                "summary_text": "text", "reasoning_text": "text"}
 _SYSTEM_ROLES = ("system", "developer")
+_MESSAGE_FIELDS = frozenset({"role", "content", "name", "refusal", "tool_calls", "function_call", "tool_call_id",
+                             "audio"})
+"""A chat message's fields: those read above or without free text. The strings of any other are inspected."""
 _SCHEMA_TEXT_KEYS = ("description", "title")
 _SCHEMA_VALUE_KEYS = ("enum", "examples", "example", "default", "const")  # "example": OpenAPI's
 
@@ -147,6 +150,9 @@ def chat(payload: dict) -> list[Segment]:
         fc = m.get("function_call")
         if isinstance(fc, dict) and isinstance(fc.get("arguments"), str):
             out.append(Segment(p + ("function_call", "arguments"), fc["arguments"], "tool_arguments"))
+        for key in m:
+            if key not in _MESSAGE_FIELDS:  # e.g. the reasoning_content OpenAI-compatible servers take back
+                value_texts(m[key], p + (key,), out, "other")
     tools = payload.get("tools")
     if tools is not None:
         _need(isinstance(tools, list), ("tools",), "a list of tools")

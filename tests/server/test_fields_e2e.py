@@ -201,3 +201,15 @@ async def test_fields_the_gateway_does_not_know_reach_the_foreign_model_only_tra
     assert sent_us(gw)["vendor_options"]["context"] == ["ficha [CPF_1]"]
     await oai(gw).embeddings.create(model="gpt-4o-mini", input="oi", extra_body=extra)
     assert sent_us(gw)["anotacoes"] == "Contribuinte CPF [CPF_1]"
+
+
+async def test_message_fields_the_gateway_does_not_know_reach_the_foreign_model_only_transformed(gw):
+    # the reasoning_content OpenAI-compatible servers return and take back, a field of a newer API
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[
+        {"role": "user", "content": "Quem é o contribuinte?"},
+        {"role": "assistant", "content": "É o da ficha.", "reasoning_content": f"A ficha traz o CPF {CPF}."},
+        {"role": "user", "content": "Obrigado."}])
+    assert sent_us(gw)["messages"][1]["reasoning_content"] == "A ficha traz o CPF [CPF_1]."
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=[
+        {"role": "user", "content": "oi", "notes": {"cpf": CPF}}])
+    assert sent_us(gw)["messages"][0]["notes"] == {"cpf": "[CPF_1]"}
