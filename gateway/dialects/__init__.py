@@ -7,6 +7,8 @@ framing in ``sse``, error shapes in ``errors``, OpenAI ↔ Anthropic translation
 
 from __future__ import annotations
 
+import re
+
 import orjson
 
 from gateway.dialects import anthropic, openai
@@ -42,7 +44,40 @@ def extract_segments(endpoint: str, payload: dict) -> list[Segment]:
         raise DialectError("the request body must be a JSON object")
     out = fn(payload)
     _caller_fields(payload, out)
+    known = _KNOWN_FIELDS[endpoint]
+    for key, value in payload.items():
+        if key not in known:
+            # a field this gateway does not know (a provider's newer parameter, a vendor extension, or
+            # anything a caller adds): the provider receives it all the same, so its strings are inspected
+            openai.value_texts(value, (key,), out, "other")
     return out
+
+
+_COMMON_FIELDS = frozenset({"model", "stream", "metadata", "temperature", "top_p", *("user", "safety_identifier",
+                                                                                    "prompt_cache_key")})
+_KNOWN_FIELDS = {
+    "/v1/chat/completions": _COMMON_FIELDS | {
+        "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+        "max_completion_tokens", "max_tokens", "modalities", "moderation", "n", "parallel_tool_calls",
+        "prediction", "presence_penalty", "prompt_cache_options", "prompt_cache_retention", "reasoning_effort",
+        "response_format", "seed", "service_tier", "stop", "store", "stream_options", "tool_choice", "tools",
+        "top_logprobs", "verbosity", "web_search_options"},
+    "/v1/completions": _COMMON_FIELDS | {
+        "prompt", "suffix", "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs", "max_tokens", "n",
+        "presence_penalty", "seed", "stop", "stream_options"},
+    "/v1/embeddings": _COMMON_FIELDS | {"input", "dimensions", "encoding_format"},
+    "/v1/responses": _COMMON_FIELDS | {
+        "input", "instructions", "tools", "tool_choice", "text", "prompt", "reasoning", "prompt_cache_options",
+        "prompt_cache_retention", "previous_response_id", "conversation", "include", "max_output_tokens",
+        "max_tool_calls", "parallel_tool_calls", "service_tier", "store", "stream_options", "top_logprobs",
+        "truncation", "background", "background_options", "context_management", "image", "moderation",
+        "access_programs"},
+    "/v1/messages": _COMMON_FIELDS | {
+        "messages", "max_tokens", "system", "stop_sequences", "top_k", "tools", "tool_choice", "thinking",
+        "service_tier", "container", "mcp_servers", "context_management", "output_config", "output_format",
+        "cache_control", "diagnostics", "inference_geo", "speed"},
+}
+"""The top-level fields of each endpoint that its extractor reads, or that carry no free text."""
 
 
 _CALLER_FIELDS = ("user", "safety_identifier", "prompt_cache_key")
@@ -65,6 +100,31 @@ def _caller_fields(payload: dict, out: list[Segment]) -> None:
                 out.append(Segment(("metadata", k), v, "other"))
 
 
+_JSON_STRING_OR_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(\[[A-Z][A-Za-z0-9_:.=-]*\])')
+"""A JSON string (skipped whole), or a gateway token (``[CPF_1]``, ``[ENC:…]``, ``[HASH:…]``,
+``[REDACTED:…]``) outside any string: no JSON value starts with ``[`` and a capital letter."""
+
+
+def _quote_tokens(text: str) -> str:
+    """A JSON text whose numbers a transformation replaced (a CPF or a phone number sent as a JSON
+    number: ``{"cpf": [CPF_1]}``) made valid again: each token outside a string becomes a string."""
+    return _JSON_STRING_OR_TOKEN.sub(lambda m: f'"{m.group(1)}"' if m.group(1) else m.group(0), text)
+
+
+def _json_args(old: str, new: str) -> str:
+    """Tool-call arguments after transformation: JSON still, when they were JSON before."""
+    try:
+        orjson.loads(new)
+        return new
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        orjson.loads(old)
+    except orjson.JSONDecodeError:
+        return new  # not JSON to begin with (a custom tool's free-text input)
+    return _quote_tokens(new)
+
+
 def write_segments(payload: dict, segments: list[Segment], new_texts: list[str]) -> None:
     """Write the texts that changed back into ``payload`` at their segments' paths, in place.
 
@@ -82,10 +142,10 @@ def write_segments(payload: dict, segments: list[Segment], new_texts: list[str])
             parent = parent[key]
         last = seg.path[-1]
         if isinstance(parent[last], str):
-            parent[last] = new
+            parent[last] = _json_args(seg.text, new) if seg.kind == "tool_arguments" else new
         else:
             try:
-                parent[last] = orjson.loads(new)
+                parent[last] = orjson.loads(_json_args(seg.text, new))
             except orjson.JSONDecodeError:
                 raise DialectError(f"{seg.where} is no longer valid JSON after transformation") from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from gateway.dialects.errors import DialectError
-from gateway.dialects.openai import schema_texts, where
+from gateway.dialects.openai import schema_texts, stop_texts, value_texts, where
 from gateway.dialects.segments import Segment
 
 
@@ -20,6 +20,19 @@ def tool_input_text(value) -> str:
     return orjson.dumps(value).decode()
 
 
+_CITATION_TEXTS = ("cited_text", "document_title", "title")
+
+
+def _citations(citations: list, path: tuple, kind: str, out: list[Segment]) -> None:
+    """The citations of a text block handed back to the model: each quotes its source (``cited_text``)
+    and names it."""
+    for k, c in enumerate(citations):
+        if isinstance(c, dict):
+            for field in _CITATION_TEXTS:
+                if isinstance(c.get(field), str):
+                    out.append(Segment(path + (k, field), c[field], kind))
+
+
 def _blocks(content, path: tuple, kind: str, out: list[Segment]) -> None:
     if isinstance(content, str):
         out.append(Segment(path, content, kind))
@@ -32,6 +45,8 @@ def _blocks(content, path: tuple, kind: str, out: list[Segment]) -> None:
         if typ == "text":
             _need(isinstance(b.get("text"), str), p + ("text",), "a string")
             out.append(Segment(p + ("text",), b["text"], kind))
+            if isinstance(b.get("citations"), list):
+                _citations(b["citations"], p + ("citations",), kind, out)
         elif typ == "tool_use" or typ == "server_tool_use":
             _need("input" in b, p + ("input",), "present")
             out.append(Segment(p + ("input",), tool_input_text(b["input"]), "tool_arguments"))
@@ -73,6 +88,10 @@ def messages(payload: dict) -> list[Segment]:
               "a message object with role user or assistant")
         _need("content" in m, p + ("content",), "present")
         _blocks(m["content"], p + ("content",), "message", out)
+        if len(m) > 2:  # a field besides role and content: the provider receives it all the same
+            for key in m:
+                if key != "role" and key != "content":
+                    value_texts(m[key], p + (key,), out, "other")
     tools = payload.get("tools")
     if tools is not None:
         _need(isinstance(tools, list), ("tools",), "a list of tools")
@@ -82,6 +101,13 @@ def messages(payload: dict) -> list[Segment]:
                 out.append(Segment(("tools", k, "description"), t["description"], "tool_definition"))
             if "input_schema" in t:
                 schema_texts(t["input_schema"], ("tools", k, "input_schema"), out)
+            if t.get("input_examples") is not None:  # example inputs the model is shown, as objects
+                value_texts(t["input_examples"], ("tools", k, "input_examples"), out, "tool_definition")
+    oc = payload.get("output_config")
+    if isinstance(oc, dict) and isinstance(oc.get("format"), dict):  # structured outputs
+        schema_texts(oc["format"].get("schema"), ("output_config", "format", "schema"), out, "other")
+    if payload.get("stop_sequences") is not None:
+        stop_texts(payload["stop_sequences"], ("stop_sequences",), out)
     return out
 
 

@@ -12,8 +12,11 @@ from gateway.dialects.segments import Segment
 _TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal",
                "summary_text": "text", "reasoning_text": "text"}
 _SYSTEM_ROLES = ("system", "developer")
+_MESSAGE_FIELDS = frozenset({"role", "content", "name", "refusal", "tool_calls", "function_call", "tool_call_id",
+                             "audio"})
+"""A chat message's fields: those read above or without free text. The strings of any other are inspected."""
 _SCHEMA_TEXT_KEYS = ("description", "title")
-_SCHEMA_VALUE_KEYS = ("enum", "examples", "default", "const")
+_SCHEMA_VALUE_KEYS = ("enum", "examples", "example", "default", "const")  # "example": OpenAPI's
 
 
 _segment = partial(tuple.__new__, Segment)
@@ -31,18 +34,30 @@ def _need(cond: bool, path: tuple, what: str) -> None:
         raise DialectError(f"{where(path)} must be {what}")
 
 
+def value_texts(value, path: tuple, out: list[Segment], kind: str) -> None:
+    """Every string inside a literal JSON value (an ``enum`` of objects, a ``default`` or an
+    ``examples`` entry that is itself an object or a list), however deep."""
+    if isinstance(value, str):
+        out.append(Segment(path, value, kind))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            value_texts(v, path + (k,), out, kind)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            value_texts(v, path + (i,), out, kind)
+
+
 def schema_texts(schema, path: tuple, out: list[Segment], kind: str = "tool_definition") -> None:
     """Descriptions, titles and literal values of a JSON Schema: the model reads them all."""
     if isinstance(schema, dict):
         for k, v in schema.items():
             p = path + (k,)
-            if isinstance(v, str):
-                if k in _SCHEMA_TEXT_KEYS or k in _SCHEMA_VALUE_KEYS:
+            if k in _SCHEMA_VALUE_KEYS:
+                # a literal value is data, not schema: its strings at any depth are what the model reads
+                value_texts(v, p, out, kind)
+            elif isinstance(v, str):
+                if k in _SCHEMA_TEXT_KEYS:
                     out.append(Segment(p, v, kind))
-            elif k in _SCHEMA_VALUE_KEYS and isinstance(v, list):
-                for i, x in enumerate(v):
-                    if isinstance(x, str):
-                        out.append(Segment(p + (i,), x, kind))
             elif isinstance(v, (dict, list)):
                 schema_texts(v, p, out, kind)
     elif isinstance(schema, list):
@@ -77,6 +92,23 @@ def _function_tool(fn, path: tuple, out: list[Segment]) -> None:
         out.append(Segment(path + ("description",), fn["description"], "tool_definition"))
     if "parameters" in fn:
         schema_texts(fn["parameters"], path + ("parameters",), out)
+
+
+def stop_texts(value, path: tuple, out: list[Segment]) -> None:
+    """Stop sequences (a string or a list of strings): sent to the provider, and the model's text is
+    matched against them, so they are transformed like the prompt they must stay consistent with."""
+    if isinstance(value, str):
+        out.append(Segment(path, value, "other"))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, str):
+                out.append(Segment(path + (i,), v, "other"))
+
+
+def _grammar(grammar: dict, path: tuple, out: list[Segment]) -> None:
+    """A custom tool's grammar (Lark or a regex): its literals are text the model is made to write."""
+    if isinstance(grammar.get("definition"), str):
+        out.append(Segment(path + ("definition",), grammar["definition"], "tool_definition"))
 
 
 def chat(payload: dict) -> list[Segment]:
@@ -118,6 +150,9 @@ def chat(payload: dict) -> list[Segment]:
         fc = m.get("function_call")
         if isinstance(fc, dict) and isinstance(fc.get("arguments"), str):
             out.append(Segment(p + ("function_call", "arguments"), fc["arguments"], "tool_arguments"))
+        for key in m:
+            if key not in _MESSAGE_FIELDS:  # e.g. the reasoning_content OpenAI-compatible servers take back
+                value_texts(m[key], p + (key,), out, "other")
     tools = payload.get("tools")
     if tools is not None:
         _need(isinstance(tools, list), ("tools",), "a list of tools")
@@ -125,8 +160,13 @@ def chat(payload: dict) -> list[Segment]:
             _need(isinstance(t, dict), ("tools", k), "a tool object")
             if "function" in t:
                 _function_tool(t["function"], ("tools", k, "function"), out)
-            elif isinstance(t.get("custom"), dict) and isinstance(t["custom"].get("description"), str):
-                out.append(Segment(("tools", k, "custom", "description"), t["custom"]["description"], "tool_definition"))
+            elif isinstance(t.get("custom"), dict):
+                custom = t["custom"]
+                if isinstance(custom.get("description"), str):
+                    out.append(Segment(("tools", k, "custom", "description"), custom["description"], "tool_definition"))
+                fmt = custom.get("format")
+                if isinstance(fmt, dict) and isinstance(fmt.get("grammar"), dict):
+                    _grammar(fmt["grammar"], ("tools", k, "custom", "format", "grammar"), out)
     functions = payload.get("functions")
     if functions is not None:
         _need(isinstance(functions, list), ("functions",), "a list of functions")
@@ -141,6 +181,8 @@ def chat(payload: dict) -> list[Segment]:
     pred = payload.get("prediction")
     if isinstance(pred, dict) and "content" in pred:
         _parts(pred["content"], ("prediction", "content"), "other", out)
+    if payload.get("stop") is not None:
+        stop_texts(payload["stop"], ("stop",), out)
     return out
 
 
@@ -169,6 +211,8 @@ def completions(payload: dict) -> list[Segment]:
         _prompt_list(payload["prompt"], ("prompt",), "input", out, "a string, a list of strings or token arrays")
     if isinstance(payload.get("suffix"), str):
         out.append(Segment(("suffix",), payload["suffix"], "input"))
+    if payload.get("stop") is not None:
+        stop_texts(payload["stop"], ("stop",), out)
     return out
 
 
@@ -201,11 +245,36 @@ def _response_item(item, p: tuple, out: list[Segment]) -> None:
         for k, s in enumerate(item.get("summary") or []):
             if isinstance(s, dict) and isinstance(s.get("text"), str):
                 out.append(Segment(p + ("summary", k, "text"), s["text"], "other"))
+        if item.get("content") is not None:  # the reasoning text itself (reasoning_text parts)
+            _parts(item["content"], p + ("content",), "other", out)
         # encrypted_content is the provider's own opaque state, sealed by it: nothing to read
     elif typ == "item_reference":
         pass  # points at an item the provider already holds; carries no new data
     else:
         out.append(Segment(p, "", "uninspectable"))
+
+
+_RESPONSE_TOOL_TEXTS = ("description", "server_description")
+_RESPONSE_TOOL_SCHEMAS = ("parameters", "output_schema")
+
+
+def _response_tools(tools, path: tuple, out: list[Segment]) -> None:
+    """Responses tools, whatever their type: the descriptions the model is shown (a function's, a
+    namespace's, a tool search's, an MCP server's), their schemas, and the tools a namespace groups."""
+    _need(isinstance(tools, list), path, "a list of tools")
+    for k, t in enumerate(tools):
+        p = path + (k,)
+        _need(isinstance(t, dict), p, "a tool object")
+        for field in _RESPONSE_TOOL_TEXTS:
+            if isinstance(t.get(field), str):
+                out.append(Segment(p + (field,), t[field], "tool_definition"))
+        for field in _RESPONSE_TOOL_SCHEMAS:
+            if t.get(field) is not None:
+                schema_texts(t[field], p + (field,), out)
+        if isinstance(t.get("format"), dict):  # a custom tool's input grammar
+            _grammar(t["format"], p + ("format",), out)
+        if t.get("type") == "namespace" and t.get("tools") is not None:
+            _response_tools(t["tools"], p + ("tools",), out)
 
 
 def responses(payload: dict) -> list[Segment]:
@@ -222,16 +291,22 @@ def responses(payload: dict) -> list[Segment]:
         _need(isinstance(inp, list), ("input",), "a string or a list of input items")
         for i, item in enumerate(inp):
             _response_item(item, ("input", i), out)
+    prompt = payload.get("prompt")
+    if isinstance(prompt, dict) and prompt.get("variables") is not None:
+        # a stored prompt template's variables: substituted into what the model reads
+        variables = prompt["variables"]
+        _need(isinstance(variables, dict), ("prompt", "variables"), "an object")
+        for name, v in variables.items():
+            vp = ("prompt", "variables", name)
+            if isinstance(v, str):
+                out.append(Segment(vp, v, "input"))
+            elif isinstance(v, dict) and v.get("type") == "input_text" and isinstance(v.get("text"), str):
+                out.append(Segment(vp + ("text",), v["text"], "input"))
+            else:
+                out.append(Segment(vp, "", "uninspectable"))  # an image or a file
     tools = payload.get("tools")
     if tools is not None:
-        _need(isinstance(tools, list), ("tools",), "a list of tools")
-        for k, t in enumerate(tools):
-            _need(isinstance(t, dict), ("tools", k), "a tool object")
-            if t.get("type") in ("function", "custom"):
-                if isinstance(t.get("description"), str):
-                    out.append(Segment(("tools", k, "description"), t["description"], "tool_definition"))
-                if "parameters" in t:
-                    schema_texts(t["parameters"], ("tools", k, "parameters"), out)
+        _response_tools(tools, ("tools",), out)
     text = payload.get("text")
     if isinstance(text, dict) and isinstance(text.get("format"), dict):
         fmt = text["format"]

@@ -160,6 +160,10 @@ def _anthropic_to_openai(payload: dict) -> dict:
             out["tool_choice"] = {"type": "function", "function": {"name": tc.get("name")}}
         if tc.get("disable_parallel_tool_use") and tools:
             out["parallel_tool_calls"] = False
+    oc = payload.get("output_config")
+    fmt = oc.get("format") if isinstance(oc, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":  # structured output, as OpenAI asks for it
+        out["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt.get("schema") or {}}}
     if payload.get("stream") is True:
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
@@ -263,6 +267,10 @@ def _openai_to_anthropic(payload: dict) -> dict:
         choice = dict(choice or {"type": "auto"}, disable_parallel_tool_use=True)
     if choice is not None and (tools or choice["type"] == "none"):
         out["tool_choice"] = choice
+    rf = payload.get("response_format")
+    if isinstance(rf, dict) and rf.get("type") == "json_schema" and isinstance(rf.get("json_schema"), dict):
+        # structured output: dropped, the caller (``client.chat.completions.parse``) gets prose it cannot parse
+        out["output_config"] = {"format": {"type": "json_schema", "schema": rf["json_schema"].get("schema") or {}}}
     if payload.get("stream") is True:
         out["stream"] = True
     if isinstance(payload.get("user"), str):
@@ -302,6 +310,12 @@ def _chat_to_message(answer: dict, model: str) -> dict:
             "usage": {"input_tokens": usage.get("prompt_tokens") or 0, "output_tokens": usage.get("completion_tokens") or 0}}
 
 
+def _prompt_tokens(usage: dict) -> int:
+    """An Anthropic usage's prompt tokens as OpenAI counts them: Anthropic's ``input_tokens`` leave out
+    the tokens read from and written to the prompt cache, OpenAI's ``prompt_tokens`` include them."""
+    return sum(usage.get(k) or 0 for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
+
+
 def _message_to_chat(answer: dict, model: str) -> dict:
     texts, calls = [], []
     for block in answer.get("content") or []:
@@ -314,7 +328,7 @@ def _message_to_chat(answer: dict, model: str) -> dict:
     if calls:
         msg["tool_calls"] = calls
     usage = answer.get("usage") or {}
-    pin, pout = usage.get("input_tokens") or 0, usage.get("output_tokens") or 0
+    pin, pout = _prompt_tokens(usage), usage.get("output_tokens") or 0
     return {"id": f"chatcmpl-{answer.get('id', '')}", "object": "chat.completion", "created": int(time.time()),
             "model": model,
             "choices": [{"index": 0, "message": msg, "logprobs": None,
@@ -485,7 +499,7 @@ class StreamTranslator:
         if typ == "message_start":
             msg = obj.get("message") or {}
             self._id = f"chatcmpl-{msg.get('id', '')}"
-            self._usage["input_tokens"] = (msg.get("usage") or {}).get("input_tokens") or 0
+            self._usage["input_tokens"] = _prompt_tokens(msg.get("usage") or {})
             return self._o({"role": "assistant", "content": ""})
         if typ == "content_block_start":
             block = obj.get("content_block") or {}

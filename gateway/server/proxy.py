@@ -150,7 +150,10 @@ def _upstream_body(state: State, ex: Exchange, decision, target, attempt: int) -
     else:  # nothing found: nothing to change
         changed = False
     if not changed and route.model == ex.model and target.cfg.dialect == ex.dialect:
-        return ex.endpoint, ex.body  # nothing to change: forward the caller's bytes as they are
+        # nothing to change: the body as the gateway read and inspected it. Not the caller's bytes:
+        # they can hold more than the parsed body (the first of two equal keys, which no parser here
+        # keeps and so was never inspected) and an upstream may read it, or at least log it.
+        return ex.endpoint, orjson.dumps(fastjson.loads(ex.body) if attempt else ex.payload)
     payload = fastjson.loads(ex.body) if attempt else ex.payload  # (the first try's was written into)
     if changed:
         ex.pmap = PlaceholderMap()

@@ -15,8 +15,10 @@ finish/stop reasons, SSE events) so the official SDKs parse it:
 - Fault modes, chosen by the requested ``model``: ``stub-fail-500`` (500 JSON error), ``stub-hang``
   (never answers), ``stub-reset`` (sends part of the answer, then resets the TCP connection),
   ``stub-slow`` (one token per 50 ms).
-- ``record``: one JSON line per received request, ``{"path", "body", "auth"}`` where ``auth`` is
-  ``null`` or ``{"kind": "bearer" | "x-api-key", "sha256": <hex of the key>}`` (never the key).
+- ``record``: one JSON line per received request, ``{"path", "body", "raw", "auth"}`` where ``raw``
+  is the body's bytes as received (UTF-8 text: what the parsed ``body`` may not show, such as the
+  first of two duplicate keys) and ``auth`` is ``null`` or ``{"kind": "bearer" | "x-api-key",
+  "sha256": <hex of the key>}`` (never the key).
 
 It is the upstream in benchmarks, so it is a raw asyncio protocol with ``httptools`` parsing, not an
 aiohttp app: a non-streaming answer is built and written inside ``data_received``.
@@ -469,7 +471,8 @@ class _StubProtocol(asyncio.Protocol):
             self._send(400, _error_body(endpoint, 400, "the body is not a JSON object"), ka)
             return
         if server._record is not None:
-            seen = {"path": req.path, "body": body, "auth": _auth(req.headers)}
+            seen = {"path": req.path, "body": body, "raw": req.body.decode("utf-8", "replace"),
+                    "auth": _auth(req.headers)}
             if b"traceparent" in req.headers:  # what a traced gateway propagated
                 seen["traceparent"] = req.headers[b"traceparent"].decode("latin-1")
             server._record.write(orjson.dumps(seen, option=orjson.OPT_APPEND_NEWLINE))

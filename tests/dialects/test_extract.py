@@ -37,6 +37,7 @@ def test_chat_request_every_text_with_path_and_kind():
         ("messages[5].content", "message"),
         ("tools[0].function.description", "tool_definition"),
         ("tools[0].function.parameters.properties.cpf.description", "tool_definition"),
+        ("stop[0]", "other"),
     ]
     assert segs[1].text == "Check the status of taxpayer CPF 123.456.789-09."
     assert segs[2].text == ""
@@ -86,6 +87,7 @@ def test_anthropic_messages_request():
         ("messages[2].content[3].title", "message"),
         ("tools[0].description", "tool_definition"),
         ("tools[0].input_schema.properties.cpf.description", "tool_definition"),
+        ("stop_sequences[0]", "other"),
     ]
     assert json.loads(segs[3].text) == {"cpf": "123.456.789-09"}
     assert "123.456.789-09" in segs[3].text  # the JSON text keeps characters readable for the detectors
@@ -104,6 +106,9 @@ def test_unknown_parts_and_items_are_uninspectable_not_skipped():
     assert [s.kind for s in segs] == ["uninspectable", "uninspectable"]
     segs = extract_segments("/v1/responses", {"input": [{"type": "computer_call_output", "output": {}}]})
     assert table(segs) == [("input[0]", "uninspectable")]
+    segs = extract_segments("/v1/responses", {"prompt": {"id": "p", "variables": {
+        "foto": {"type": "input_image", "image_url": "data:image/png;base64,AAA"}, "nome": "Ana"}}})
+    assert table(segs) == [("prompt.variables.foto", "uninspectable"), ("prompt.variables.nome", "input")]
 
 
 @pytest.mark.parametrize("endpoint,name", [
@@ -189,7 +194,7 @@ def test_unknown_endpoint_and_request_fields():
 
 
 def test_chat_plain_messages_fast_path_equals_the_general_path():
-    # {"role", "content"} messages take a shortcut in openai.chat; a third key the extractor ignores
+    # {"role", "content"} messages take a shortcut in openai.chat; a third key with no text in it
     # sends the same message down the general path: both must give the same segments or error
     from gateway.dialects import DialectError, extract_segments
 
@@ -198,7 +203,7 @@ def test_chat_plain_messages_fast_path_equals_the_general_path():
     for role in roles:
         for content in contents:
             fast = [{"role": role, "content": content}, {"content": content, "role": role}]
-            slow = [dict(m, x_unknown="n") for m in fast]
+            slow = [dict(m, x_unknown=0) for m in fast]
 
             def run(msgs):
                 try:
@@ -211,7 +216,8 @@ def test_chat_plain_messages_fast_path_equals_the_general_path():
 
 @pytest.mark.parametrize("endpoint", ["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages"])
 def test_end_user_ids_and_metadata_are_inspected_in_every_dialect(endpoint):
-    body = {"model": "m", "messages": [{"role": "user", "content": "oi"}], "input": "oi",
+    body = {"model": "m", ("input" if endpoint in ("/v1/responses", "/v1/embeddings") else "messages"):
+            [{"role": "user", "content": "oi"}] if endpoint in ("/v1/chat/completions", "/v1/messages") else "oi",
             "user": "ana@example.org", "safety_identifier": "529.982.247-25", "prompt_cache_key": "k",
             "metadata": {"user_id": "ana@example.org", "n": 3, "empty": ""}}
     segs = extract_segments(endpoint, body)
@@ -227,3 +233,22 @@ def test_a_chat_participant_name_is_inspected():
     segs = extract_segments("/v1/chat/completions", {"model": "m", "messages": [
         {"role": "user", "name": "52998224725", "content": "oi"}]})
     assert table(segs) == [("messages[0].content", "message"), ("messages[0].name", "other")]
+
+
+def test_a_token_that_replaced_a_json_number_is_written_back_as_a_string():
+    body = {"messages": [{"role": "assistant", "content": [
+        {"type": "tool_use", "id": "t", "name": "n", "input": {"cpf": 52998224725, "note": 'já "[X_1]" [Y_2]'}}]}]}
+    segs = extract_segments("/v1/messages", body)
+    new = [segs[0].text.replace("52998224725", "[CPF_1]")]
+    write_segments(body, segs, new)
+    assert body["messages"][0]["content"][0]["input"] == {"cpf": "[CPF_1]", "note": 'já "[X_1]" [Y_2]'}
+    chat = {"messages": [{"role": "assistant", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "n", "arguments": '{"n": [1, 5511987654321]}'}}]}]}
+    segs = extract_segments("/v1/chat/completions", chat)
+    write_segments(chat, segs, ['{"n": [1, [PHONE_1]]}'])
+    assert json.loads(chat["messages"][0]["tool_calls"][0]["function"]["arguments"]) == {"n": [1, "[PHONE_1]"]}
+    custom = {"messages": [{"role": "assistant", "tool_calls": [
+        {"id": "c", "type": "custom", "custom": {"name": "n", "input": "ligar 5511987654321"}}]}]}
+    segs = extract_segments("/v1/chat/completions", custom)
+    write_segments(custom, segs, ["ligar [PHONE_1]"])  # free text, not JSON: left as it is
+    assert custom["messages"][0]["tool_calls"][0]["custom"]["input"] == "ligar [PHONE_1]"

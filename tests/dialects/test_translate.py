@@ -275,3 +275,22 @@ def test_an_untranslatable_part_type_is_not_quoted_in_the_error(typ):
         translate_request("openai", "anthropic", "/v1/chat/completions", {"messages": [{"role": "user", "content": [
             {"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}]}]})
     assert "(input_audio)" in str(e.value)
+
+
+def test_prompt_tokens_from_claude_count_its_prompt_cache():
+    # Anthropic's input_tokens leave out the cached prompt; OpenAI's prompt_tokens (what callers bill
+    # and budget on) include it
+    usage = {"input_tokens": 12, "cache_read_input_tokens": 3000, "cache_creation_input_tokens": 500, "output_tokens": 7}
+    answer = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "content": [
+        {"type": "text", "text": "ok"}], "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
+    o = translate_response("openai", "anthropic", answer, "gpt-4o")
+    assert o["usage"] == {"prompt_tokens": 3512, "completion_tokens": 7, "total_tokens": 3519}
+    evs = [{"type": "message_start", "message": dict(answer, content=[], stop_reason=None, usage=dict(usage, output_tokens=1))},
+              {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+              {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ok"}},
+              {"type": "content_block_stop", "index": 0},
+              {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 7}},
+              {"type": "message_stop"}]
+    data = b"".join(b"event: %s\ndata: %s\n\n" % (e["type"].encode(), json.dumps(e).encode()) for e in evs)
+    chunks = [json.loads(e.data) for e in events(translate_stream("openai", "anthropic", data)) if e.data != "[DONE]"]
+    assert chunks[-1]["usage"] == {"prompt_tokens": 3512, "completion_tokens": 7, "total_tokens": 3519}

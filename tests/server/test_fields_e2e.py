@@ -1,0 +1,215 @@
+"""Request fields beyond the messages, through the official SDKs and the gateway to the stub upstreams:
+every free-text field the provider receives reaches the foreign upstream only transformed."""
+
+from __future__ import annotations
+
+import aiohttp
+import anthropic
+import openai
+import orjson
+
+from gateway.testing.harness import Harness
+
+CPF = "529.982.247-25"
+
+
+def oai(h: Harness) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=h.url + "/v1", api_key=h.keys["br"], max_retries=0)
+
+
+def ant(h: Harness) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=h.url, api_key=h.keys["br"], max_retries=0)
+
+
+def sent_us(h: Harness) -> dict:
+    """The body the foreign upstream received last; it never holds the CPF as it was sent."""
+    body = h.received("US")[-1]["body"]
+    assert CPF not in str(body) and "52998224725" not in str(body)
+    return body
+
+
+async def test_literal_values_of_json_schemas_reach_the_foreign_model_only_as_placeholders(gw):
+    # example, default and enum values of a schema are data the model reads, also when they are objects
+    params = {"type": "object", "properties": {"cpf": {"type": "string"}},
+              "examples": [{"cpf": CPF}], "default": {"cpf": CPF}}
+    await oai(gw).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "oi"}],
+        tools=[{"type": "function", "function": {"name": "lookup", "parameters": params}}],
+        response_format={"type": "json_schema", "json_schema": {"name": "r", "schema": {
+            "type": "object", "properties": {"who": {"enum": [{"cpf": CPF}]}}}}})
+    body = sent_us(gw)
+    assert body["tools"][0]["function"]["parameters"]["examples"] == [{"cpf": "[CPF_1]"}]
+    assert body["response_format"]["json_schema"]["schema"]["properties"]["who"]["enum"] == [{"cpf": "[CPF_1]"}]
+    await ant(gw).messages.create(
+        model="claude-sonnet-4", max_tokens=16, messages=[{"role": "user", "content": "oi"}],
+        tools=[{"name": "lookup", "input_schema": params}])
+    assert sent_us(gw)["tools"][0]["input_schema"]["default"] == {"cpf": "[CPF_1]"}
+
+
+async def test_responses_reasoning_text_and_prompt_variables_reach_the_foreign_model_only_as_placeholders(gw):
+    # a reasoning item handed back with its reasoning text, and the variables of a stored prompt template
+    await oai(gw).responses.create(
+        model="gpt-4o-mini",
+        prompt={"id": "pmpt_1", "variables": {"contribuinte": CPF, "nota": {"type": "input_text", "text": f"CPF {CPF}"}}},
+        input=[{"type": "reasoning", "id": "rs_1", "summary": [],
+                "content": [{"type": "reasoning_text", "text": f"O CPF {CPF} é válido."}]},
+               {"role": "user", "content": "oi"}])
+    body = sent_us(gw)
+    assert body["prompt"]["variables"] == {"contribuinte": "[CPF_1]", "nota": {"type": "input_text", "text": "CPF [CPF_1]"}}
+    assert body["input"][0]["content"][0]["text"] == "O CPF [CPF_1] é válido."
+
+
+async def test_citations_handed_back_to_claude_reach_it_only_as_placeholders(gw):
+    # an earlier answer's text block with the citations Claude gave it: each quotes the cited document
+    cite = {"type": "char_location", "cited_text": f"Contribuinte CPF {CPF}", "document_index": 0,
+            "document_title": f"Ficha {CPF}", "start_char_index": 0, "end_char_index": 31}
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=[
+        {"role": "user", "content": "Quem é o contribuinte?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "O contribuinte da ficha.", "citations": [cite]}]},
+        {"role": "user", "content": "Obrigado."}])
+    got = sent_us(gw)["messages"][1]["content"][0]["citations"][0]
+    assert (got["cited_text"], got["document_title"]) == ("Contribuinte CPF [CPF_1]", "Ficha [CPF_1]")
+
+
+async def test_stop_sequences_reach_the_foreign_model_only_as_placeholders(gw):
+    msgs = [{"role": "user", "content": "Liste os contribuintes."}]
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=msgs, stop=["FIM", f"CPF {CPF}"])
+    assert sent_us(gw)["stop"] == ["FIM", "CPF [CPF_1]"]
+    await oai(gw).completions.create(model="gpt-4o-mini", prompt="Contribuintes:", stop=CPF)
+    assert sent_us(gw)["stop"] == "[CPF_1]"
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=msgs, stop_sequences=[CPF])
+    assert sent_us(gw)["stop_sequences"] == ["[CPF_1]"]
+    # an OpenAI caller's stop, translated for Claude
+    await oai(gw).chat.completions.create(model="claude-sonnet-4", messages=msgs, stop=CPF)
+    assert sent_us(gw)["stop_sequences"] == ["[CPF_1]"]
+
+
+async def test_claude_tool_input_examples_and_output_schema_reach_it_only_as_placeholders(gw):
+    schema = {"type": "object", "properties": {"cpf": {"type": "string", "description": f"ex.: {CPF}"}}}
+    await ant(gw).messages.create(
+        model="claude-sonnet-4", max_tokens=16, messages=[{"role": "user", "content": "oi"}],
+        tools=[{"name": "lookup", "input_schema": {"type": "object", "properties": {"cpf": {"type": "string"}}},
+                "input_examples": [{"cpf": CPF, "extra": {"notes": [f"CPF {CPF}"]}}]}],
+        output_config={"format": {"type": "json_schema", "schema": schema}})
+    body = sent_us(gw)
+    assert body["tools"][0]["input_examples"] == [{"cpf": "[CPF_1]", "extra": {"notes": ["CPF [CPF_1]"]}}]
+    assert body["output_config"]["format"]["schema"]["properties"]["cpf"]["description"] == "ex.: [CPF_1]"
+
+
+async def test_responses_tools_of_every_type_reach_the_foreign_model_only_as_placeholders(gw):
+    # a namespace groups function tools (each with its description and schemas); an MCP server and a
+    # tool search carry descriptions the model is shown too
+    fn = {"type": "function", "name": "ficha", "description": f"Ficha do contribuinte {CPF}",
+          "parameters": {"type": "object", "properties": {"cpf": {"type": "string", "description": f"ex.: {CPF}"}}},
+          "output_schema": {"type": "object", "description": f"Situação de {CPF}"}}
+    await oai(gw).responses.create(model="gpt-4o-mini", input="oi", tools=[
+        {"type": "namespace", "name": "receita", "description": f"Cadastro; teste com {CPF}", "tools": [fn]},
+        {"type": "mcp", "server_label": "crm", "server_url": "https://mcp.example/sse",
+         "server_description": f"CRM; cliente-modelo {CPF}"},
+        {"type": "tool_search", "description": f"Busca; ex.: {CPF}"}])
+    tools = sent_us(gw)["tools"]
+    assert tools[0]["description"] == "Cadastro; teste com [CPF_1]"
+    assert tools[0]["tools"][0]["description"] == "Ficha do contribuinte [CPF_1]"
+    assert tools[0]["tools"][0]["output_schema"]["description"] == "Situação de [CPF_1]"
+    assert tools[1]["server_description"] == "CRM; cliente-modelo [CPF_1]"
+
+
+async def test_custom_tool_grammars_reach_the_foreign_model_only_as_placeholders(gw):
+    lark = f'start: "consulta " CPF\nCPF: "{CPF}" | "000.000.000-00"'
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "oi"}], tools=[
+        {"type": "custom", "custom": {"name": "consulta", "format": {
+            "type": "grammar", "grammar": {"syntax": "lark", "definition": lark}}}}])
+    assert "[CPF_1]" in sent_us(gw)["tools"][0]["custom"]["format"]["grammar"]["definition"]
+    await oai(gw).responses.create(model="gpt-4o-mini", input="oi", tools=[
+        {"type": "custom", "name": "consulta", "format": {"type": "grammar", "syntax": "lark", "definition": lark}}])
+    assert "[CPF_1]" in sent_us(gw)["tools"][0]["format"]["definition"]
+
+
+async def test_a_duplicate_key_does_not_carry_an_uninspected_value_to_the_upstream(gw):
+    # JSON parsers keep the last of two equal keys, the gateway's as most upstreams': the first is
+    # never inspected, and must not reach the upstream in the bytes it receives either
+    body = ('{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "CPF %s"}], '
+            '"messages": [{"role": "user", "content": "oi"}]}' % CPF).encode()
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions", data=body, headers={
+                "Authorization": f"Bearer {gw.keys['br']}", "Content-Type": "application/json"}) as r:
+            assert r.status == 200
+    got = gw.received("US")[-1]
+    assert got["body"]["messages"] == [{"role": "user", "content": "oi"}]
+    assert "529.982.247" not in got["raw"]
+
+
+async def test_openapi_style_example_of_a_schema_reaches_the_foreign_model_only_as_a_placeholder(gw):
+    # tool schemas generated from OpenAPI documents give their sample values as "example"
+    params = {"type": "object", "properties": {"cpf": {"type": "string", "example": CPF}}}
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "oi"}],
+                                          tools=[{"type": "function", "function": {"name": "f", "parameters": params}}])
+    assert sent_us(gw)["tools"][0]["function"]["parameters"]["properties"]["cpf"]["example"] == "[CPF_1]"
+
+
+async def test_structured_output_survives_translation_both_ways(gw):
+    # an OpenAI caller's response_format routed to Claude, and a Claude caller's output_config routed to
+    # an OpenAI-dialect model: dropped, the model answers prose the caller's parser cannot read
+    schema = {"type": "object", "properties": {"situacao": {"type": "string"}}, "required": ["situacao"],
+              "additionalProperties": False}
+    await oai(gw).chat.completions.create(
+        model="claude-sonnet-4", messages=[{"role": "user", "content": "Situação do contribuinte?"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "r", "strict": True, "schema": schema}})
+    got = gw.received("US")[-1]
+    assert got["path"].endswith("/messages")
+    assert got["body"]["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    await ant(gw).messages.create(
+        model="llama-3.3-70b", max_tokens=32, messages=[{"role": "user", "content": "Situação do contribuinte?"}],
+        output_config={"format": {"type": "json_schema", "schema": schema}})
+    got = gw.received("BR")[-1]
+    assert got["path"].endswith("/chat/completions")
+    assert got["body"]["response_format"] == {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+
+
+async def test_a_cpf_sent_as_a_json_number_in_tool_input_becomes_a_string_placeholder(gw):
+    # an agent's earlier tool call with the CPF as a number: the placeholder cannot stand bare in JSON
+    digits = int(CPF.replace(".", "").replace("-", ""))
+    msg = await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=[
+        {"role": "user", "content": "Consulte o contribuinte."},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "consulta",
+                                           "input": {"cpf": digits, "ano": 2026}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "regular"}]}])
+    assert msg.content[0].text
+    assert sent_us(gw)["messages"][1]["content"][0]["input"] == {"cpf": "[CPF_1]", "ano": 2026}
+    history = [{"role": "user", "content": "Consulte o contribuinte."},
+               {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function", "function": {
+                   "name": "consulta", "arguments": '{"cpf": %d, "ano": 2026}' % digits}}]},
+               {"role": "tool", "tool_call_id": "call_1", "content": "regular"}]
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=history)
+    args = sent_us(gw)["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert orjson.loads(args) == {"cpf": "[CPF_1]", "ano": 2026}
+    await oai(gw).chat.completions.create(model="claude-sonnet-4", messages=history)  # translated for Claude
+    assert sent_us(gw)["messages"][1]["content"][0]["input"] == {"cpf": "[CPF_1]", "ano": 2026}
+
+
+async def test_fields_the_gateway_does_not_know_reach_the_foreign_model_only_transformed(gw):
+    # a provider's newer parameter or a vendor extension, sent with the SDKs' extra_body: the provider
+    # receives it like any other field
+    extra = {"anotacoes": f"Contribuinte CPF {CPF}", "vendor_options": {"context": [f"ficha {CPF}"], "k": 3}}
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "oi"}],
+                                          extra_body=extra)
+    body = sent_us(gw)
+    assert body["anotacoes"] == "Contribuinte CPF [CPF_1]"
+    assert body["vendor_options"] == {"context": ["ficha [CPF_1]"], "k": 3}
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=[{"role": "user", "content": "oi"}],
+                                  extra_body=extra)
+    assert sent_us(gw)["vendor_options"]["context"] == ["ficha [CPF_1]"]
+    await oai(gw).embeddings.create(model="gpt-4o-mini", input="oi", extra_body=extra)
+    assert sent_us(gw)["anotacoes"] == "Contribuinte CPF [CPF_1]"
+
+
+async def test_message_fields_the_gateway_does_not_know_reach_the_foreign_model_only_transformed(gw):
+    # the reasoning_content OpenAI-compatible servers return and take back, a field of a newer API
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[
+        {"role": "user", "content": "Quem é o contribuinte?"},
+        {"role": "assistant", "content": "É o da ficha.", "reasoning_content": f"A ficha traz o CPF {CPF}."},
+        {"role": "user", "content": "Obrigado."}])
+    assert sent_us(gw)["messages"][1]["reasoning_content"] == "A ficha traz o CPF [CPF_1]."
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=[
+        {"role": "user", "content": "oi", "notes": {"cpf": CPF}}])
+    assert sent_us(gw)["messages"][0]["notes"] == {"cpf": "[CPF_1]"}
