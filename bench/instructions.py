@@ -63,7 +63,7 @@ def _load(url: str, body: bytes, n: int, conns: int = 4) -> None:
             s.close()
 
 
-def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
