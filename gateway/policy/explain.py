@@ -166,7 +166,7 @@ def render_text(x: dict) -> str:
         for f in x["findings"]:
             country = f", {f['country']}" if f["country"] else ""
             shown = f" {f['masked']}" if f["masked"] else ""
-            at = "in the key " if f.get("in_key") else ""  # (the key's name, not its value)
+            at = "the key " if f.get("in_key") else ""  # (the key's name, not its value)
             lines.append(f"  {f['detector']} ({f['category']}{country}) at {at}{f['where']}[{f['start']}:{f['end']}]{shown}"
                          f" → {f['action']} by {', '.join(f['rules']) or '-'}")
     else:
