@@ -48,7 +48,9 @@ def extract_segments(endpoint: str, payload: dict) -> list[Segment]:
     for key, value in payload.items():
         if key not in known:
             # a field this gateway does not know (a provider's newer parameter, a vendor extension, or
-            # anything a caller adds): the provider receives it all the same, so its strings are inspected
+            # anything a caller adds): the provider receives it all the same, so its strings are
+            # inspected, its name and the keys of its objects too
+            openai.key_text(key, (key,), out)
             openai.value_texts(value, (key,), out, "other")
     return out
 
@@ -86,9 +88,11 @@ _CALLER_FIELDS = ("user", "safety_identifier", "prompt_cache_key")
 
 def _caller_fields(payload: dict, out: list[Segment]) -> None:
     """Strings sent beside the prompt that reach the provider all the same: OpenAI's ``user``,
-    ``safety_identifier`` and ``prompt_cache_key``, and the values of ``metadata`` (Anthropic's
-    ``metadata.user_id``). Applications fill them with an e-mail or a national id as often as with
-    an opaque id, so they are inspected and transformed like any text (kind ``other``)."""
+    ``safety_identifier`` and ``prompt_cache_key``, and ``metadata`` (Anthropic's ``metadata.user_id``),
+    its keys as well as its values. Applications fill them with an e-mail or a national id as often
+    as with an opaque id, so they are inspected and transformed like any text (kind ``other``; the
+    keys, kind ``key``). So are the keys of ``logit_bias``: token ids by contract, but any string the
+    caller puts there reaches the provider."""
     for key in _CALLER_FIELDS:
         v = payload.get(key)
         if type(v) is str and v:
@@ -96,8 +100,18 @@ def _caller_fields(payload: dict, out: list[Segment]) -> None:
     md = payload.get("metadata")
     if type(md) is dict:
         for k, v in md.items():
-            if type(v) is str and v:
-                out.append(Segment(("metadata", k), v, "other"))
+            openai.key_text(k, ("metadata", k), out)
+            if type(v) is str:
+                if v:
+                    out.append(Segment(("metadata", k), v, "other"))
+            else:  # not what the API takes, but the provider receives it all the same
+                openai.value_texts(v, ("metadata", k), out, "other")
+    elif md is not None:
+        openai.value_texts(md, ("metadata",), out, "other")
+    lb = payload.get("logit_bias")
+    if type(lb) is dict:
+        for k in lb:
+            openai.key_text(k, ("logit_bias", k), out)
 
 
 _JSON_STRING_OR_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(\[[A-Z][A-Za-z0-9_:.=-]*\])')
@@ -130,12 +144,20 @@ def write_segments(payload: dict, segments: list[Segment], new_texts: list[str])
 
     Where the value at a path is not a string (an Anthropic ``tool_use`` input object) the new text
     is parsed as JSON; a text that is no longer valid JSON raises ``DialectError`` rather than
-    sending something half-transformed.
+    sending something half-transformed. A segment of kind ``key`` renames its member instead (see
+    ``_rename_keys``: a rename that would merge two members raises ``DialectError``, 400).
     """
     if len(segments) != len(new_texts):
         raise ValueError("one new text per segment is needed")
+    renames = None
     for seg, new in zip(segments, new_texts):
         if new == seg.text or seg.kind == "uninspectable":
+            continue
+        if seg.kind == "key":
+            # after every value: a value's path names its keys as they were sent
+            if renames is None:
+                renames = []
+            renames.append((seg, new))
             continue
         parent = payload
         for key in seg.path[:-1]:
@@ -148,6 +170,31 @@ def write_segments(payload: dict, segments: list[Segment], new_texts: list[str])
                 parent[last] = orjson.loads(_json_args(seg.text, new))
             except orjson.JSONDecodeError:
                 raise DialectError(f"{seg.where} is no longer valid JSON after transformation") from None
+    if renames:
+        _rename_keys(payload, renames)
+
+
+def _rename_keys(payload: dict, renames: list[tuple[Segment, str]]) -> None:
+    """Rename the keys of ``renames`` (segments of kind ``key`` and their new names), each object's
+    members keeping their order. Two keys of one object that would be the same afterwards (two
+    e-mails both redacted to ``[REDACTED:EMAIL]``, or a new name that the object already has) raise
+    ``DialectError`` (400) rather than let one member silently replace the other."""
+    # every object is found first, by the paths as sent: renaming an object's key does not move the
+    # objects inside it, so the renames can then be applied in any order
+    per: dict[int, tuple[dict, dict[str, str]]] = {}
+    for seg, new in renames:
+        parent = payload
+        for key in seg.path[:-1]:
+            parent = parent[key]
+        per.setdefault(id(parent), (parent, {}))[1][seg.path[-1]] = new
+    for parent, names in per.values():
+        items = [(names.get(k, k), v) for k, v in parent.items()]
+        if len({k for k, _ in items}) != len(items):
+            # (not quoted: error messages never repeat a request value)
+            raise DialectError("two keys of one object would be the same after the policy's transformation; "
+                               "the request cannot be sent without losing one of them")
+        parent.clear()
+        parent.update(items)
 
 
 def request_model(payload: dict) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from gateway.dialects.errors import DialectError
-from gateway.dialects.openai import schema_texts, stop_texts, value_texts, where
+from gateway.dialects.openai import key_text, schema_texts, stop_texts, value_texts, where
 from gateway.dialects.segments import Segment
 
 
@@ -91,6 +91,7 @@ def messages(payload: dict) -> list[Segment]:
         if len(m) > 2:  # a field besides role and content: the provider receives it all the same
             for key in m:
                 if key != "role" and key != "content":
+                    key_text(key, p + (key,), out)  # its name is the caller's choice too
                     value_texts(m[key], p + (key,), out, "other")
     tools = payload.get("tools")
     if tools is not None:

@@ -17,6 +17,12 @@ _MESSAGE_FIELDS = frozenset({"role", "content", "name", "refusal", "tool_calls",
 """A chat message's fields: those read above or without free text. The strings of any other are inspected."""
 _SCHEMA_TEXT_KEYS = ("description", "title")
 _SCHEMA_VALUE_KEYS = ("enum", "examples", "example", "default", "const")  # "example": OpenAPI's
+_SCHEMA_NAME_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+"""Schema keywords whose value maps names the caller chose (property names, definition names) to
+subschemas: the names are the keys of the JSON the model is asked to write, and it reads them."""
+_SCHEMA_NAME_LISTS = ("required",)
+"""Schema keywords whose strings name properties: inspected (and transformed) like the property names
+themselves, so that a consistent transformation (pseudonymize, hash) keeps the schema consistent."""
 
 
 _segment = partial(tuple.__new__, Segment)
@@ -34,14 +40,25 @@ def _need(cond: bool, path: tuple, what: str) -> None:
         raise DialectError(f"{where(path)} must be {what}")
 
 
+def key_text(name, path: tuple, out: list[Segment]) -> None:
+    """The name of a member of an object whose keys the caller chooses, at ``path`` (which ends with
+    ``name``), as a segment of kind ``key``: it reaches the provider like a value does."""
+    if type(name) is str and name:
+        out.append(Segment(path, name, "key"))
+
+
 def value_texts(value, path: tuple, out: list[Segment], kind: str) -> None:
     """Every string inside a literal JSON value (an ``enum`` of objects, a ``default`` or an
-    ``examples`` entry that is itself an object or a list), however deep."""
+    ``examples`` entry that is itself an object or a list), however deep, and every key of its
+    objects (kind ``key``, before the member's own texts: document order)."""
     if isinstance(value, str):
         out.append(Segment(path, value, kind))
     elif isinstance(value, dict):
         for k, v in value.items():
-            value_texts(v, path + (k,), out, kind)
+            p = path + (k,)
+            if type(k) is str and k:  # (key_text inlined: once per member of every free-form object)
+                out.append(Segment(p, k, "key"))
+            value_texts(v, p, out, kind)
     elif isinstance(value, list):
         for i, v in enumerate(value):
             value_texts(v, path + (i,), out, kind)
@@ -55,8 +72,16 @@ def schema_texts(schema, path: tuple, out: list[Segment], kind: str = "tool_defi
             if k in _SCHEMA_VALUE_KEYS:
                 # a literal value is data, not schema: its strings at any depth are what the model reads
                 value_texts(v, p, out, kind)
+            elif k in _SCHEMA_NAME_MAPS and isinstance(v, dict):
+                for name, sub in v.items():
+                    key_text(name, p + (name,), out)
+                    schema_texts(sub, p + (name,), out, kind)
+            elif k in _SCHEMA_NAME_LISTS and isinstance(v, list):
+                for i, name in enumerate(v):
+                    if isinstance(name, str) and name:
+                        out.append(Segment(p + (i,), name, kind))
             elif isinstance(v, str):
-                if k in _SCHEMA_TEXT_KEYS:
+                if k in _SCHEMA_TEXT_KEYS or k == "$ref":  # a $ref names a definition: see _SCHEMA_NAME_MAPS
                     out.append(Segment(p, v, kind))
             elif isinstance(v, (dict, list)):
                 schema_texts(v, p, out, kind)
@@ -152,6 +177,7 @@ def chat(payload: dict) -> list[Segment]:
             out.append(Segment(p + ("function_call", "arguments"), fc["arguments"], "tool_arguments"))
         for key in m:
             if key not in _MESSAGE_FIELDS:  # e.g. the reasoning_content OpenAI-compatible servers take back
+                key_text(key, p + (key,), out)  # its name is the caller's choice too
                 value_texts(m[key], p + (key,), out, "other")
     tools = payload.get("tools")
     if tools is not None:
@@ -298,6 +324,7 @@ def responses(payload: dict) -> list[Segment]:
         _need(isinstance(variables, dict), ("prompt", "variables"), "an object")
         for name, v in variables.items():
             vp = ("prompt", "variables", name)
+            key_text(name, vp, out)  # a variable's name is the caller's choice
             if isinstance(v, str):
                 out.append(Segment(vp, v, "input"))
             elif isinstance(v, dict) and v.get("type") == "input_text" and isinstance(v.get("text"), str):

@@ -13,7 +13,10 @@ class Segment(NamedTuple):
     text: str
     kind: str
     """What the text is: ``message``, ``system``, ``tool_definition``, ``tool_result``,
-    ``tool_arguments``, ``input`` (embeddings/completions/responses), ``other``."""
+    ``tool_arguments``, ``input`` (embeddings/completions/responses), ``other``; ``key``: the name of
+    a member of an object whose keys the caller chooses (``metadata``, a field the gateway does not
+    know, a schema's property names), ``path`` ending with that very name. A provider receives such a
+    name as it receives a value, so it is inspected like one; ``write_segments`` renames the member."""
 
     @property
     def where(self) -> str:

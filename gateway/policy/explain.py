@@ -40,18 +40,20 @@ def mask(value: str, category: str) -> str | None:
     return "".join(reversed(out))
 
 
-def _where(path: tuple) -> str:
+def _where(path: tuple, key: bool = False) -> str:
     """``Segment.where`` with every key a client chose that looks personal (``metadata`` keys, schema
-    property names: ``metadata.ana@gov.br``) shown as ``<key>``: only values are inspected and
-    masked, so such a key was printed as it was sent."""
+    property names: ``metadata.ana@gov.br``) shown as ``<key>``: a finding's location is printed
+    whole, so a key that holds a value (its own finding, or one in a value beside it) must not be.
+    ``key``: the path ends with the key a finding is in (a segment of kind ``key``), always ``<key>``."""
     from gateway.audit.record import judged_safe
 
     out = ""
-    for p in path:
+    last = len(path) - 1
+    for i, p in enumerate(path):
         if isinstance(p, int):
             out += f"[{p}]"
         else:
-            p = p if isinstance(p, str) and judged_safe(p) else "<key>"
+            p = p if isinstance(p, str) and not (key and i == last) and judged_safe(p) else "<key>"
             out += f".{p}" if out else p
     return out
 
@@ -107,7 +109,8 @@ def explain_request(config, policies: PolicySet, principal, endpoint: str, paylo
     for i, (seg, f) in enumerate(found):
         findings.append({
             "detector": f.detector, "category": f.category, "country": f.country,
-            "where": _where(seg.path), "start": f.start, "end": f.end,
+            "where": _where(seg.path, seg.kind == "key"), "in_key": seg.kind == "key",
+            "start": f.start, "end": f.end,
             "masked": mask(seg.text[f.start:f.end], f.category),
             "action": d.actions[i] if i < len(d.actions) else None,
             "rules": d.finding_rules[i] if i < len(d.finding_rules) else [],
@@ -163,7 +166,8 @@ def render_text(x: dict) -> str:
         for f in x["findings"]:
             country = f", {f['country']}" if f["country"] else ""
             shown = f" {f['masked']}" if f["masked"] else ""
-            lines.append(f"  {f['detector']} ({f['category']}{country}) at {f['where']}[{f['start']}:{f['end']}]{shown}"
+            at = "the key " if f.get("in_key") else ""  # (the key's name, not its value)
+            lines.append(f"  {f['detector']} ({f['category']}{country}) at {at}{f['where']}[{f['start']}:{f['end']}]{shown}"
                          f" → {f['action']} by {', '.join(f['rules']) or '-'}")
     else:
         lines.append("findings    none")

@@ -279,3 +279,27 @@ def test_check_and_test_print_to_any_stream_when_called_in_process():
         with contextlib.redirect_stdout(out):
             assert main(["policy", command, str(BUNDLED)]) == 0
         assert re.search(r"^(ok: 17 policies|\d+ passed, 0 failed)", out.getvalue(), re.M)
+
+
+@pytest.mark.parametrize("impl", ["0", "1"])
+def test_explain_reports_a_value_found_in_a_key_without_printing_it(config_file, tmp_path, impl):
+    # the keys of caller-chosen objects are inspected: a CPF as a metadata key or as the name of an
+    # unknown field is a finding, placed "in the key", and its place prints <key>, never the CPF
+    import os
+
+    body = {"model": "gpt-4o-mini", "metadata": {CPF: "x"}, "extra": {f"sobre {CPF}": 1},
+            "messages": [{"role": "user", "content": "oi"}]}
+    req = tmp_path / "body.json"
+    req.write_bytes(orjson.dumps(body))
+    out = {}
+    for fmt in ("text", "json"):
+        r = subprocess.run([sys.executable, "-m", "gateway", "policy", "explain", "-c", str(config_file),
+                            "--request", str(req), "--format", fmt], capture_output=True, text=True, cwd=ROOT,
+                           timeout=60, env=dict(os.environ, SOBERANA_NO_EXTENSIONS=impl))
+        assert r.returncode == 0, r.stderr
+        assert CPF not in r.stdout and "982.247" not in r.stdout
+        out[fmt] = r.stdout
+    assert "br.cpf (national_id, BR) at the key metadata.<key>[0:14]" in out["text"]
+    assert "at the key extra.<key>[6:20]" in out["text"]
+    found = [(f["where"], f["in_key"], f["start"]) for f in orjson.loads(out["json"])["findings"]]
+    assert found == [("metadata.<key>", True, 0), ("extra.<key>", True, 6)]
