@@ -948,13 +948,16 @@ class HttpServer:
                                                 reuse_port=reuse_port or None, **tls)
         return self._server.sockets[0].getsockname()[1]
 
-    async def shutdown(self, timeout: float) -> None:
+    async def shutdown(self, timeout: float, finish_timeout: float = 5.0) -> None:
         """Stop listening; close idle connections now and busy ones as they become idle; let running
         requests and streams (and bodies being uploaded) finish for up to ``timeout`` seconds; then
         close every connection.
 
-        Handlers still running after that are not cancelled (they finish their audit records); their
-        writes raise ConnectionResetError.
+        Handlers still running after that get up to ``finish_timeout`` more seconds (their writes raise
+        ConnectionResetError, a stream ends at once), then they are cancelled; either way this returns
+        only once they have ended, so what they record at their end (the audit record) is written
+        before the caller closes the audit log. A handler that ignores its cancellation is waited for
+        one more second, then left (logged).
         """
         self.closing = True
         if self._server is not None:
@@ -976,6 +979,20 @@ class HttpServer:
                 await asyncio.wait_for(self._drained, left)
             except TimeoutError:
                 break
+        running = {c.task for c in self._conns if c.busy and c.task is not None} | self._orphans
         for c in list(self._conns):
             c.transport.abort()
         await asyncio.sleep(0)  # let connection_lost run
+        running = {t for t in running if not t.done()}
+        if running:
+            # A handler past its connection may still be waiting on an upstream that already has the
+            # request: the audit log closes after this returns, so wait for its record, bounded (the
+            # upstream's read timeout can be minutes, longer than any termination grace period).
+            _, running = await asyncio.wait(running, timeout=finish_timeout)
+        if running:
+            log.warning("drain: cancelling %d handler(s) still running", len(running))
+            for t in running:
+                t.cancel()  # the handler's finally still writes its record (outcome client_abort)
+            _, running = await asyncio.wait(running, timeout=1.0)
+            if running:
+                log.error("drain: %d handler(s) did not end after cancellation", len(running))

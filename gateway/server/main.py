@@ -1,7 +1,8 @@
 """`soberana serve`: run the gateway in one process or pre-forked workers sharing the port.
 
 Signals: SIGTERM/SIGINT drain (stop accepting, finish in-flight requests and streams up to
-``DRAIN_SECONDS``, close the audit files with a final checkpoint); SIGHUP reloads the config and
+``DRAIN_SECONDS``, then give handlers still waiting on an upstream ``FINISH_SECONDS`` before cancelling
+them, so each writes its record; close the audit files with a final checkpoint); SIGHUP reloads the config and
 policies (a broken file keeps the running configuration, and the log says why). With ``--workers N``
 the parent forks N workers (SO_REUSEPORT), forwards signals to them and restarts a worker that dies.
 """
@@ -26,6 +27,11 @@ from gateway.yamlfile import ConfigError
 
 log = logging.getLogger("soberana")
 DRAIN_SECONDS = 30.0
+# After the drain, handlers whose connection was closed but whose upstream has not answered get this
+# long to end (and write their audit record) before they are cancelled. Drain plus this, plus the
+# preStop sleep (5 s), stays under Kubernetes' terminationGracePeriodSeconds (45 s in deploy/) with
+# time left for the final audit checkpoint.
+FINISH_SECONDS = 5.0
 SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
@@ -82,7 +88,9 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
             ready(port, holder)
         await stop.wait()
         log.info("worker %d draining", worker)
-        await server.shutdown(DRAIN_SECONDS)  # idle connections close now, in-flight ones when done
+        # idle connections close now, in-flight ones when done; returns once every handler has ended,
+        # so every request that reached an upstream has its record before the audit log closes
+        await server.shutdown(DRAIN_SECONDS, FINISH_SECONDS)
     finally:
         await holder.close()
     log.info("worker %d stopped", worker)

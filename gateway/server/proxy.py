@@ -437,6 +437,9 @@ async def handle(request: Request, state: State) -> Response | None:
         if ex.decision is not None:
             headers.append(("X-Soberana-Decision", ex.decision.decision_id))
         return _error(ex.dialect, r.status, r.code, r.message, headers)
+    except asyncio.CancelledError:  # the drain's deadline passed: the caller's connection is gone already
+        ex.outcome, ex.error = "client_abort", "client_abort"
+        raise
     finally:
         _finish(state, ex)
 

@@ -144,3 +144,25 @@ async def test_after_keys_rotate_and_a_reload_checkpoints_are_signed_with_the_ne
     assert last.get("kid") == "k2", last
     rep = verify_file(path, load_public_keys(tmp_path / "keys"))
     assert rep.ok and rep.closed and rep.kids == {"k2"}
+
+
+async def test_the_audit_healthy_gauge_follows_the_sink_without_a_scrape(tmp_path):
+    """With ``--workers N`` a scrape reaches one worker; another one's sink failing must show at once."""
+    from gateway import metrics
+
+    async with Harness(tmp_path) as h:
+        assert metrics.AUDIT_HEALTHY._value.get() == 1  # set when the log starts, not at the first scrape
+        audit = h.holder.current.audit
+        full = os.open("/dev/full", os.O_WRONLY)
+        os.dup2(full, audit._fd)  # the disk is full from now on
+        os.close(full)
+        async with aiohttp.ClientSession() as s:
+            hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+            async with s.post(h.url + "/v1/chat/completions", data=chat("llama-3.3-70b", "primeiro"), headers=hdr) as r:
+                assert r.status == 200  # its record's write fails the sink
+        for _ in range(300):  # and no scrape meanwhile
+            if not audit.healthy:
+                break
+            await asyncio.sleep(0.01)
+        assert not audit.healthy
+        assert metrics.AUDIT_HEALTHY._value.get() == 0, "the gauge still says healthy"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
 
@@ -545,6 +546,39 @@ async def shutdown_drains():
         w.close()
 
 
+async def shutdown_waits_for_handlers_past_their_connections():
+    """Handlers still running when the drain ends: shutdown returns once they have ended, those that
+    finish within ``finish_timeout`` on their own, the others cancelled (their finally runs first)."""
+    ended = {}
+
+    async def handler(req):
+        name = req.path[1:]
+        try:
+            await asyncio.sleep(0.5 if name == "slow" else 60)  # an upstream answering late, or never
+            ended[name] = "done"
+        except asyncio.CancelledError:
+            ended[name] = "cancelled"  # e.g. the audit record, outcome client_abort
+            raise
+        return Response(200, b"{}")
+
+    server = HttpServer(handler, error_response=errors, max_body_bytes=1000, header_timeout=5, body_timeout=5)
+    port = await server.start("127.0.0.1", 0)
+    writers = []
+    for name in ("slow", "stuck"):
+        r, w = await connect(port)
+        w.write(b"GET /%s HTTP/1.1\r\nHost: x\r\n\r\n" % name.encode())
+        writers.append(w)
+    while server.in_flight < 2:
+        await asyncio.sleep(0.01)
+    t0 = time.monotonic()
+    await server.shutdown(0.1, finish_timeout=1.0)
+    assert ended == {"slow": "done", "stuck": "cancelled"}
+    assert 0.9 < time.monotonic() - t0 < 3
+    assert server.in_flight == 0 and server.connections == 0
+    for w in writers:
+        w.close()
+
+
 async def header_injection_refused():
     async def handler(req):
         if req.path == "/value":
@@ -949,7 +983,8 @@ SCENARIOS = [keep_alive_reuse, connection_close_both_ways, http_1_0, pipelining_
              expect_100_continue, body_too_large_declared_and_streamed, stalled_body_is_408, slow_head_closed,
              idle_keep_alive_closed, head_too_large_is_431_or_414, malformed_is_400, streaming_chunked,
              stream_handler_failing_midway_truncates, backpressure_bounds_the_buffer, disconnect_mid_stream,
-             shutdown_drains, header_injection_refused, date_and_server_headers, limits_swapped_at_runtime,
+             shutdown_drains, shutdown_waits_for_handlers_past_their_connections,
+             header_injection_refused, date_and_server_headers, limits_swapped_at_runtime,
              bad_handler_results_are_500, pipelined_continue_waits_for_the_answer_before_it,
              head_request_streams_no_body, pipelined_big_answers_wait_for_a_reader,
              a_client_that_reads_nothing_is_let_go, trailers_are_dropped_and_bounded,
