@@ -4,21 +4,14 @@ every free-text field the provider receives reaches the foreign upstream only tr
 from __future__ import annotations
 
 import aiohttp
-import anthropic
-import openai
 import orjson
 
 from gateway.testing.harness import Harness
+from sdk_clients import ant, oai
 
 CPF = "529.982.247-25"
 
 
-def oai(h: Harness) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=h.url + "/v1", api_key=h.keys["br"], max_retries=0)
-
-
-def ant(h: Harness) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=h.url, api_key=h.keys["br"], max_retries=0)
 
 
 def sent_us(h: Harness) -> dict:

@@ -6,12 +6,12 @@ receives (pseudonymized, redacted, kept at home, or refused when a rewrite would
 from __future__ import annotations
 
 import aiohttp
-import anthropic
 import openai
 import orjson
 import pytest
 
 from gateway.testing.harness import Harness
+from sdk_clients import ant, oai
 
 CPF = "529.982.247-25"
 EMAIL = "joana.silva@exemplo.com.br"
@@ -20,12 +20,6 @@ OTHER_KEY = "sk-proj-mPIhsgJDoEUiogCPAFchHQEbwFjXeJizZeldAMtw"
 HI = [{"role": "user", "content": "oi"}]
 
 
-def oai(h: Harness) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=h.url + "/v1", api_key=h.keys["br"], max_retries=0)
-
-
-def ant(h: Harness) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=h.url, api_key=h.keys["br"], max_retries=0)
 
 
 def sent_us(h: Harness) -> dict:

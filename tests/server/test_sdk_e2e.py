@@ -7,18 +7,13 @@ import openai
 import pytest
 
 from gateway.testing.harness import Harness
+from sdk_clients import ant, oai
 
 CPF = "123.456.789-09"
 CURP = "GODE561231HDFRRN00"
 EMAIL = "joana.silva@exemplo.com.br"
 
 
-def oai(h: Harness, who: str = "br") -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=h.url + "/v1", api_key=h.keys[who], max_retries=0)
-
-
-def ant(h: Harness, who: str = "br") -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=h.url, api_key=h.keys[who], max_retries=0)
 
 
 async def test_openai_chat_plain_passes_and_reports_route(gw):

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import json
 
-import anthropic
-import openai
 import pytest
 
 from gateway.testing.harness import Harness
+from sdk_clients import ant, oai
 
 CPF = "529.982.247-25"
 MAIL = "ana.souza@exemplo.com.br"
 
-
-def oai(h: Harness) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=h.url + "/v1", api_key=h.keys["br"], max_retries=0)
 
 
 def _raw_digits_in(body) -> bool:
@@ -45,7 +41,7 @@ async def test_a_cpf_after_a_json_escape_in_responses_inputs_never_reaches_the_f
 
 
 async def test_an_anthropic_tool_use_input_with_a_line_break_before_an_email_is_pseudonymized(gw):
-    client = anthropic.AsyncAnthropic(base_url=gw.url, api_key=gw.keys["br"], max_retries=0)
+    client = ant(gw)
     await client.messages.create(model="claude-sonnet-4", max_tokens=50, messages=[
         {"role": "user", "content": "oi"},
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {"e": f"x\n{MAIL}"}}]},
