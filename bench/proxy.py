@@ -142,14 +142,14 @@ def start_stub(procs: Procs, tmp: Path) -> tuple[str, subprocess.Popen]:
     return url, p
 
 
-def start_nginx(procs: Procs, tmp: Path, upstream: str) -> str | None:
+def start_nginx(procs: Procs, tmp: Path, upstream: str, workers: int = 1) -> str | None:
     if not os.path.exists(NGINX):
         return None
     port = free_port()
     host_port = upstream.split("//", 1)[1]
     conf = tmp / "nginx.conf"
     conf.write_text(f"""\
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 pid {tmp}/nginx.pid;
 error_log {tmp}/nginx-error.log warn;
@@ -639,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
         if "direct" in only:
             targets.append(Target("direct", stub + "/v1/chat/completions", False, None))
         if "nginx" in only:
-            url = start_nginx(procs, tmp, stub)
+            url = start_nginx(procs, tmp, stub, args.workers)
             if url is None:
                 print(f"  nginx    not installed ({NGINX}); no nginx baseline", file=sys.stderr)
             else:
