@@ -67,7 +67,9 @@ class StateHolder:
         if previous is not None and previous.config.audit == config.audit:
             audit = previous.audit
         else:
-            audit = AuditLog(config.audit, ring, directory=config.path(config.audit.path), worker=self.worker)
+            witness = config.path(config.audit.witness) if config.audit.witness else None
+            audit = AuditLog(config.audit, ring, directory=config.path(config.audit.path), worker=self.worker,
+                             witness=witness)
         if previous is not None and previous.config.tracing == config.tracing:
             tracing = previous.tracing
         else:

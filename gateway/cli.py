@@ -81,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+")
     s.add_argument("--key", help="audit-signing.pub (or the key folder)")
     s.add_argument("--live", action="store_true", help="accept an open tail")
+    s.add_argument("--witness", action="append", metavar="FILE",
+                   help="the audit.witness file (repeatable): every epoch and checkpoint it holds of a file's chain must be in it")
     s.set_defaults(run="gateway.audit.cli:verify_command")
     s = asub.add_parser("query", help="filter records")
     s.add_argument("files", nargs="+")

@@ -183,6 +183,11 @@ class Audit(_Strict, kw_only=True):
     """`always` (every group commit), `batch` (at checkpoints and at least every second) or `never` (at close)."""
     stdout: bool = False
     """Also write each record as a JSON line to stdout (for sidecar log shippers)."""
+    witness: str | None = None
+    """A file where every epoch and checkpoint line is also appended (all workers share it): put it on
+    other storage, or where a shipper takes it off the host. `soberana audit verify --witness FILE`
+    then catches what the chain alone cannot: a file cut back to an earlier closing checkpoint
+    (whole epochs removed), or an open file cut back to an earlier checkpoint."""
 
 
 class Limits(_Strict, kw_only=True):

@@ -111,7 +111,8 @@ def _answer_text(endpoint: str, raw: bytes, stream: bool) -> str:
 async def _run(workdir: Path) -> int:
     t0 = time.monotonic()
     print(f"{BOLD}Soberana demo{RESET} {DIM}(working folder {workdir}){RESET}")
-    async with Harness(workdir) as h:
+    witness = workdir / "witness" / "audit-witness.jsonl"  # (in production: other storage, or shipped off the host)
+    async with Harness(workdir, audit=f"witness: {witness}") as h:
         print(f"gateway {h.url} · in-country model {h.stub_br.url} (BR) · foreign API {h.stub_us.url} (US)\n")
         async with aiohttp.ClientSession() as http:
             for i, sc in enumerate(SCENARIOS, 1):
@@ -147,7 +148,7 @@ async def _run(workdir: Path) -> int:
 
     files = [str(p) for p in sorted((workdir / "audit").glob("*.jsonl"))]
     print(f"{BOLD}Audit log{RESET} {', '.join(files)}")
-    code = cli(["audit", "verify", *files, "--key", str(workdir / "keys" / "audit-signing.pub")])
+    code = cli(["audit", "verify", *files, "--key", str(workdir / "keys" / "audit-signing.pub"), "--witness", str(witness)])
     print(f"\ndemo finished in {time.monotonic() - t0:.1f} s")
     return code
 

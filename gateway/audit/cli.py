@@ -9,7 +9,7 @@ import orjson
 
 from gateway.audit.export import export
 from gateway.audit.query import Filter, format_table, parse_time, query
-from gateway.audit.verify import verify_file
+from gateway.audit.verify import check_witness, read_witness, verify_file
 
 
 def _closed_pipe() -> int:
@@ -51,6 +51,19 @@ def verify_command(args: argparse.Namespace) -> int:
     from gateway.cli import say  # the reader leaving (| head) must not turn a FAILED into exit 0
 
     bad = False
+    witness = None
+    if args.witness:  # read before the files: the writer appends to it after the chain file
+        try:
+            witness = read_witness(args.witness, keys)
+        except OSError as e:
+            return _err("verify", f"cannot read witness {e.filename}: {e.strerror}")
+        for why in witness.problems:
+            say(f"witness FAILED: {why}")
+            bad = True
+        if witness.skipped:
+            print(f"note: {witness.skipped} line(s) of the witness are not whole epoch or checkpoint lines and were "
+                  "skipped", file=sys.stderr)
+    covered: set[str] = set()
     for path in args.files:
         try:
             rep = verify_file(path, keys, live=args.live)
@@ -58,6 +71,10 @@ def verify_command(args: argparse.Namespace) -> int:
             say(f"{path}: FAILED: cannot read ({e.strerror})")
             bad = True
             continue
+        if witness is not None and all(p.reason == "gap" for p in rep.problems):  # the chain holds
+            found, epochs = check_witness(rep, witness)
+            rep.problems.extend(found)
+            covered |= epochs
         for p in rep.problems:
             if p.reason == "gap":
                 say(f"{path}: seq {p.seq}: gap: {p.detail}")
@@ -72,8 +89,14 @@ def verify_command(args: argparse.Namespace) -> int:
         else:
             state = "closed" if rep.closed else f"open, {rep.unsigned_tail} line(s) after the last checkpoint"
             signed = f"; signatures verified (key ids {', '.join(sorted(rep.kids))})" if keys is not None and rep.kids else ""
-            say(f"{path}: OK: {summary}, {state}{signed}")
+            witnessed = "; every epoch and checkpoint the witness holds is in it" if witness is not None else ""
+            say(f"{path}: OK: {summary}, {state}{signed}{witnessed}")
         bad = bad or not rep.ok
+    if witness is not None:
+        other = {w.epoch for w in witness.lines} - covered
+        if other:
+            print(f"note: the witness holds {len(other)} epoch(s) of no file given (other workers or hosts, or a "
+                  "file that is missing)", file=sys.stderr)
     if keys is None:
         say("note: checkpoint signatures were NOT checked (pass --key audit-signing.pub or the key folder)")
     return 1 if bad else 0

@@ -13,6 +13,12 @@ the chain — after that nothing can be vouched for. The reasons it reports:
 - ``truncated``  — the file ends without its closing checkpoint (or mid-line);
 - ``gap``        — an epoch began after an unclean stop (crash recovery): records in flight were lost.
                    The chain links across a gap, so verification continues after it.
+
+What the file alone cannot show: a file cut back to one of its own closing checkpoints (whole epochs
+removed from its end) is a valid closed file, and so is an open file cut back to any checkpoint under
+``--live``. ``check_witness`` compares a file with a *witness* (``audit.witness``: the same epoch and
+checkpoint lines, appended elsewhere as they are written): every witnessed line of the file's chain
+must be in it, at its ``seq``, byte for byte.
 """
 
 from __future__ import annotations
@@ -60,6 +66,12 @@ class Report:
     unsigned_tail: int = 0
     """Lines after the last checkpoint (only possible with ``live``)."""
     problems: list[Problem] = field(default_factory=list)
+    epoch_ids: set[str] = field(default_factory=set)
+    """The ids of the file's epochs."""
+    anchors: dict[int, str] = field(default_factory=dict)
+    """``seq`` -> ``hash`` of the file's epoch and checkpoint lines (what a witness holds)."""
+    last: tuple[int, str] = (0, chain.GENESIS)
+    """``seq`` and ``hash`` of the last line that holds its place in the chain."""
 
     @property
     def ok(self) -> bool:
@@ -181,6 +193,9 @@ def _walk(lines: _Lines, rep: Report, keys, live: bool, worker: int | None = Non
             ep = obj["epoch"] if isinstance(obj["epoch"], dict) else {}
             rep.epochs += 1
             epoch_id = ep.get("id")
+            if isinstance(epoch_id, str):
+                rep.epoch_ids.add(epoch_id)
+            rep.anchors[seq] = h
             if worker is not None and ep.get("worker") != worker:
                 other = ep.get("worker")
                 whose = f"worker {other}" if type(other) is int else "no worker"
@@ -209,12 +224,14 @@ def _walk(lines: _Lines, rep: Report, keys, live: bool, worker: int | None = Non
                     return
                 rep.kids.add(str(cp.get("kid")))
             rep.checkpoints += 1
+            rep.anchors[seq] = h
             rep.unsigned_tail = -1
         else:
             rep.records += 1
         rep.unsigned_tail += 1
         last = obj
         expected_seq, expected_prev = seq + 1, h
+        rep.last = (seq, h)
     if last is None:
         fail(1, "truncated", "the file is empty")
         return
@@ -225,3 +242,105 @@ def _walk(lines: _Lines, rep: Report, keys, live: bool, worker: int | None = Non
             return
         fail(expected_seq, "truncated", f"the file ends at seq {expected_seq - 1} without its closing checkpoint "
                                         "(use --live for a file that is still being written)")
+
+
+class Witnessed(NamedTuple):
+    """An epoch or checkpoint line as a witness holds it."""
+
+    seq: int
+    hash: str
+    prev: str
+    kind: str
+    """``epoch`` or ``checkpoint``."""
+    epoch: str
+    """The id of the epoch it opens or vouches for."""
+
+
+@dataclass
+class Witness:
+    """The lines of witness files (``read_witness``), with what could not be used."""
+
+    lines: list[Witnessed] = field(default_factory=list)
+    skipped: int = 0
+    """Lines that are not whole, intact epoch or checkpoint lines (a write cut short, another file)."""
+    problems: list[str] = field(default_factory=list)
+    """Witnessed checkpoints whose signature does not verify: the witness itself was forged."""
+
+
+def read_witness(paths: list[str], keys: dict[str, Ed25519PublicKey] | None = None) -> Witness:
+    """The epoch and checkpoint lines of witness files. Each line is checked on its own (stored form
+    and hash; a checkpoint's signature when ``keys`` are given); lines that are not whole, intact
+    audit lines are counted as ``skipped``. Read it before the audit files it is compared with: the
+    writer appends to the witness after the chain file, so a witness read first never holds a line
+    the chain file, read after it, lacks."""
+    w = Witness()
+    seen: set[tuple[int, str]] = set()
+    for path in paths:
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    obj = orjson.loads(raw) if raw.endswith(b"\n") else None
+                    ok = isinstance(obj, dict) and isinstance(obj.get("seq"), int) and \
+                        isinstance(obj.get("prev"), str) and isinstance(obj.get("hash"), str) and \
+                        chain.check_line(raw, obj) is None
+                except (orjson.JSONDecodeError, TypeError):
+                    ok = False
+                k = chain.kind(obj) if ok else "record"
+                body = obj.get(k) if ok else None
+                if k == "record" or not isinstance(body, dict) or not isinstance(body.get("id" if k == "epoch" else "epoch"), str):
+                    w.skipped += 1
+                    continue
+                if k == "checkpoint" and keys is not None:
+                    why = chain.check_signature(obj, keys)
+                    if why is not None:
+                        w.problems.append(f"{path} line {n}: checkpoint seq {obj['seq']}: {why}")
+                        continue
+                if (obj["seq"], obj["hash"]) in seen:  # a retried append after a failed one
+                    continue
+                seen.add((obj["seq"], obj["hash"]))
+                w.lines.append(Witnessed(obj["seq"], obj["hash"], obj["prev"], k,
+                                         body["id"] if k == "epoch" else body["epoch"]))
+    return w
+
+
+def check_witness(rep: Report, witness: Witness) -> tuple[list[Problem], set[str]]:
+    """What the witness holds of ``rep``'s chain that the file does not (empty: nothing), and the ids
+    of the epochs of this chain (the file's own and those the witness adds).
+
+    A witnessed line is of this chain when its epoch is one of the file's, or is an epoch whose
+    line follows (``prev``) the file's last line or one of its anchors, or one such epoch's anchors,
+    and so on: epochs cut from the end of the file are found this way; lines of other files (other
+    workers, other hosts sharing the witness) never link to this one. Each must be in the file at its
+    ``seq`` with its ``hash``: past the file's end it was cut off (``truncated``), otherwise the file's
+    line there was rewritten (``forged``)."""
+    ours = set(rep.epoch_ids)
+    heads = set(rep.anchors.values())
+    heads.add(rep.last[1])
+    by_epoch: dict[str, list[Witnessed]] = {}
+    for w in witness.lines:
+        by_epoch.setdefault(w.epoch, []).append(w)
+    for e in ours:
+        heads.update(w.hash for w in by_epoch.get(e, ()))
+    grew = True
+    while grew:  # epochs that continue the chain past what the file holds
+        grew = False
+        for w in witness.lines:
+            if w.kind == "epoch" and w.epoch not in ours and w.prev in heads:
+                ours.add(w.epoch)
+                heads.update(x.hash for x in by_epoch[w.epoch])
+                grew = True
+    problems = []
+    end = rep.last[0]
+    for w in sorted((w for w in witness.lines if w.epoch in ours), key=lambda w: w.seq):
+        have = rep.anchors.get(w.seq)
+        if have == w.hash:
+            continue
+        what = f"the {w.kind} line of epoch {w.epoch}" if w.kind == "epoch" else f"a checkpoint of epoch {w.epoch}"
+        if w.seq > end:
+            problems.append(Problem(w.seq, "truncated", f"the witness holds seq {w.seq} ({what}), past the end of "
+                                                        f"the file at seq {end}: lines were cut from its end"))
+        else:
+            problems.append(Problem(w.seq, "forged", f"the witness holds seq {w.seq} as {what}; the file's line "
+                                                     "there is a different one"))
+        break  # the first one: after it nothing in the file can be vouched for
+    return problems, ours

@@ -21,6 +21,12 @@ thread only ever holds the GIL for a swap and a system call per group. Checkpoin
 after ``checkpoint_seconds`` and the closing one are added by the thread. One lock guards the chain
 and the buffer.
 
+With ``witness`` set, every epoch and checkpoint line is also appended to that file (after the
+chain file has it, so the witness never holds a line the chain file lacks); ``soberana audit verify
+--witness`` compares the two. A witness that cannot be written is logged and retried every ``retry_s``,
+and never stops forwarding: the chain file is the record, the witness only a copy of its
+anchors.
+
 Any write, sync or file error (disk full, permissions, the file or its folder removed) turns the log
 unhealthy: ``healthy`` goes false, ``append`` raises ``AuditUnavailable`` and the server stops
 forwarding (SPEC section 9: a request whose audit record cannot be written is not forwarded). Every
@@ -119,6 +125,16 @@ def _last_line(fd: int, size: int) -> tuple[int, bytes | None]:
             return -1, None
 
 
+def _close(fd: int) -> int:
+    """Close ``fd`` if open, whatever the OS says (the file is being let go of); returns -1."""
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    return -1
+
+
 def file_name(worker: int) -> str:
     """The chain file of a worker: ``audit-w<worker>.jsonl``."""
     return f"audit-w{worker}.jsonl"
@@ -133,7 +149,10 @@ class AuditLog:
     max_queue = 100_000
     """Records chained but not yet written beyond which ``append`` refuses (the disk cannot keep up)."""
 
-    def __init__(self, cfg: Audit, ring: KeyRing, *, directory: Path, worker: int = 0):
+    witness_backlog = 10_000
+    """Witness lines kept for a retry while the witness file cannot be written (the oldest go first)."""
+
+    def __init__(self, cfg: Audit, ring: KeyRing, *, directory: Path, worker: int = 0, witness: Path | None = None):
         self.cfg = cfg
         self.ring = ring
         self.directory = Path(directory)
@@ -176,6 +195,12 @@ class AuditLog:
         self.writer_cpu_s = 0.0
         """CPU seconds the writer thread used (set when it ends; for benchmarks)."""
         self._successor: AuditLog | None = None
+        self.witness = Path(witness) if witness is not None else None
+        """The file that also receives every epoch and checkpoint line, or None."""
+        self._witness: list[bytes] = []  # epoch and checkpoint lines for it, not yet written (under _lock)
+        self._witness_fd = -1
+        self._witness_error: str | None = None  # why the last witness write failed (logged once per failure)
+        self._witness_retry_at = 0.0
 
     # -- the loop side -------------------------------------------------------------------------
 
@@ -338,6 +363,8 @@ class AuditLog:
                 for name in ("_seq", "_head", "_epoch", "_epoch_records", "_since_cp", "_last_cp", "_unsynced",
                              "_last_sync", "_buf", "_buf_records", "_checkpoints", "_committed_checkpoints"):
                     setattr(self, name, getattr(prev, name))
+                if self.witness is not None:  # lines its witness could not take yet go to this one's
+                    self._witness = prev._witness + self._witness
                 if self._out is not None and prev._out is not None:
                     self._out = prev._out
                 self._appended = self._buf_records
@@ -382,6 +409,8 @@ class AuditLog:
         kid, key = self.ring.signing_key()
         line = chain.checkpoint(self._seq, self._head, kid=kid, key=key, epoch=self._epoch, closed=closed,
                                 records=self._epoch_records)
+        if self.witness is not None:
+            self._witness.append(line)
         self._head = line[-67:-3].decode()  # the stored form ends with "hash":"<64 hex>"}\n
         self._seq += 1
         self._since_cp = 0
@@ -427,7 +456,11 @@ class AuditLog:
             line = {"seq": self._seq, "ts": chain.iso_ts(time.time()), "prev": self._head,
                     "epoch": {"id": self._epoch, "worker": self.worker, "pid": os.getpid(), "reason": reason,
                               "discarded_bytes": discarded}}
-            self._write(chain.seal(line))
+            sealed = chain.seal(line)
+            self._write(sealed)
+            if self.witness is not None:
+                with self._lock:
+                    self._witness.append(sealed)
             self._head = line["hash"]
             self._seq += 1
             os.fsync(fd)
@@ -482,12 +515,7 @@ class AuditLog:
         would hide the removal). On success the chain continues in a ``recovered`` epoch, which
         verify reports as a gap: the records of the failed batch were lost. Runs while the log is
         unhealthy, so that no append touches the chain meanwhile."""
-        if self._fd >= 0:
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
-            self._fd = -1
+        self._fd = _close(self._fd)
         try:
             self._open(create=False)
         except AuditUnavailable:
@@ -510,13 +538,15 @@ class AuditLog:
             waits.append(self._last_cp + self.cfg.checkpoint_seconds - now)
         if self._unsynced and self.cfg.fsync == "batch":
             waits.append(self._last_sync + _BATCH_FSYNC_S - now)
+        if self._witness:  # lines kept after a failed witness write
+            waits.append(self._witness_retry_at - now)
         return max(0.0, min(waits)) if waits else None
 
     def _run(self) -> None:
         last_try = time.monotonic()
         while True:
             with self._lock:
-                self._idle = not self._buf_records and self._stopping is None
+                self._idle = not self._buf_records and not self._witness_due() and self._stopping is None
             if self._idle:
                 self._wake.wait(self._timeout())
                 self._wake.clear()
@@ -544,6 +574,9 @@ class AuditLog:
                 checkpoints = self._checkpoints
                 buf, n, out = self._buf, self._buf_records, self._out
                 self._buf, self._buf_records = bytearray(), 0
+                witnessed = None
+                if self._witness and (closing or self._witness_due()):
+                    witnessed, self._witness = self._witness, []
                 if out is not None:
                     self._out = []
                 if closing:  # nothing may be chained after the closing checkpoint
@@ -555,6 +588,9 @@ class AuditLog:
                 with self._lock:
                     self._fail(e)
                     self._drop_buffer()
+            else:
+                if witnessed:  # only what the chain file now holds
+                    self._write_witness(witnessed)
             self._done += n
             if stopping is not None:
                 break
@@ -562,6 +598,7 @@ class AuditLog:
                 self._wake.wait(_GROUP_WINDOW_S)  # under load: the next group gathers meanwhile
                 self._wake.clear()
         self.writer_cpu_s = time.thread_time()
+        self._witness_fd = _close(self._witness_fd)  # (a successor opens its own)
         if stopping == "hand_over" and self._healthy:
             return  # the successor owns the file (and what was appended since) now
         if self._fd >= 0:
@@ -600,6 +637,37 @@ class AuditLog:
             os.fsync(self._fd)
             self._unsynced = False
             self._last_sync = now
+
+    def _witness_due(self) -> bool:
+        """Witness lines wait to be written, and the witness is not between failed tries."""
+        return bool(self._witness) and (self._witness_error is None or time.monotonic() >= self._witness_retry_at)
+
+    def _write_witness(self, lines: list[bytes]) -> None:
+        """Append ``lines`` to the witness file and sync it (its lines are few: an epoch line per start,
+        a checkpoint per ``checkpoint_every`` records or ``checkpoint_seconds``). On failure they are
+        kept for the next group, up to ``witness_backlog``."""
+        try:
+            if self._witness_fd < 0:
+                self.witness.parent.mkdir(parents=True, exist_ok=True)
+                self._witness_fd = os.open(self.witness, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            self._write_all(self._witness_fd, b"".join(lines))  # one append: workers sharing it never interleave
+            if self.cfg.fsync != "never":
+                os.fsync(self._witness_fd)
+        except OSError as e:
+            why = errno.errorcode.get(e.errno, "oserror") if e.errno is not None else type(e).__name__
+            if self._witness_error is None:
+                log.error("audit witness %s cannot be written (%s): its lines are kept and retried; the chain "
+                          "file is unaffected", self.witness, why)
+            self._witness_error = why
+            self._witness_retry_at = time.monotonic() + self.retry_s
+            self._witness_fd = _close(self._witness_fd)
+            with self._lock:
+                self._witness[:0] = lines
+                del self._witness[:max(0, len(self._witness) - self.witness_backlog)]
+            return
+        if self._witness_error is not None:
+            log.warning("audit witness %s is writing again", self.witness)
+            self._witness_error = None
 
     @staticmethod
     def _write_stdout(lines: list[bytes]) -> None:

@@ -76,7 +76,7 @@ models:
   hangs-foreign:                    # the foreign upstream never answers; the in-country one is next
     - {{upstream: foreign-openai, model: stub-hang}}
     - {{upstream: br-sovereign, model: llama-3.3-70b}}
-audit: {{path: {h.dir / 'audit'}, checkpoint_every: 50, checkpoint_seconds: 60, fsync: batch}}
+audit: {{path: {h.dir / 'audit'}, checkpoint_every: 50, checkpoint_seconds: 60, fsync: batch{h.audit_extra}}}
 limits: {{max_body_bytes: {h.limits.get('max_body_bytes', 1048576)}, header_timeout_s: {h.limits.get('header_timeout_s', 5)}, body_timeout_s: {h.limits.get('body_timeout_s', 5)}, upstream_timeout_s: {h.limits.get('upstream_timeout_s', 10)}, max_answer_bytes: {h.limits.get('max_answer_bytes', 268435456)}}}
 {h.extra}"""
 
@@ -85,8 +85,10 @@ class Harness:
     """Stub upstreams plus a gateway, all in this event loop, in folder ``directory``."""
 
     def __init__(self, directory: str | os.PathLike[str], *, policies: str | os.PathLike[str] | None = None,
-                 extra_config: str = "", limits: dict | None = None, jwt: str | None = None):
+                 extra_config: str = "", limits: dict | None = None, jwt: str | None = None, audit: str = ""):
         self.dir = Path(directory)
+        self.audit_extra = f", {audit}" if audit else ""
+        """``audit``: more members of the flow-style ``audit`` mapping (``witness: FILE``)."""
         self.policies = Path(policies) if policies else bundled_policies()
         self.extra = extra_config
         self.limits = limits or {}

@@ -9,7 +9,7 @@ import os
 import aiohttp
 import orjson
 
-from gateway.audit.verify import verify_file
+from gateway.audit.verify import check_witness, read_witness, verify_file
 from gateway.inspect import scan
 from gateway.keys import load_public_keys
 from gateway.testing.harness import Harness
@@ -166,3 +166,19 @@ async def test_the_audit_healthy_gauge_follows_the_sink_without_a_scrape(tmp_pat
             await asyncio.sleep(0.01)
         assert not audit.healthy
         assert metrics.AUDIT_HEALTHY._value.get() == 0, "the gauge still says healthy"
+
+
+async def test_a_witness_holds_the_epoch_and_checkpoints_of_a_running_gateway(tmp_path):
+    wit = tmp_path / "offsite" / "audit-witness.jsonl"
+    async with Harness(tmp_path, audit=f"witness: {wit}") as h:
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        async with aiohttp.ClientSession() as s:
+            async with s.post(h.url + "/v1/chat/completions", data=chat("llama-3.3-70b", TEXT), headers=hdr) as r:
+                assert r.status == 200
+    [path] = h.audit_files()
+    held = [orjson.loads(x) for x in wit.read_bytes().splitlines()]
+    assert [("epoch" in x, "checkpoint" in x) for x in held] == [(True, False), (False, True)]
+    assert held[1]["checkpoint"]["closed"] is True
+    rep = verify_file(path, load_public_keys(tmp_path / "keys"))
+    problems, epochs = check_witness(rep, read_witness([str(wit)]))
+    assert rep.ok and rep.closed and not problems and epochs == {held[0]["epoch"]["id"]}
