@@ -97,6 +97,8 @@ def messages(payload: dict) -> list[Segment]:
         tool_list(payload["tools"], out)
     if isinstance(payload.get("tool_choice"), (dict, list)):
         tool_texts(payload["tool_choice"], ("tool_choice",), out)
+    if payload.get("mcp_servers") is not None:  # MCP servers Claude calls: read like tools (URL, token)
+        tool_texts(payload["mcp_servers"], ("mcp_servers",), out)
     oc = payload.get("output_config")
     if isinstance(oc, dict) and isinstance(oc.get("format"), dict):  # structured outputs
         schema_texts(oc["format"].get("schema"), ("output_config", "format", "schema"), out, "other")

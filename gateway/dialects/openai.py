@@ -230,6 +230,8 @@ def chat(payload: dict) -> list[Segment]:
         # (a bare string is a mode, "auto", "none" or "required", like the other enums of a request)
         if isinstance(payload.get(field), (dict, list)):
             tool_texts(payload[field], (field,), out)
+    if payload.get("web_search_options") is not None:  # the search tool's settings: its user_location
+        tool_texts(payload["web_search_options"], ("web_search_options",), out)
     rf = payload.get("response_format")
     if isinstance(rf, dict) and isinstance(rf.get("json_schema"), dict):
         js = rf["json_schema"]

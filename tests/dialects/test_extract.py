@@ -382,3 +382,18 @@ def test_every_string_of_a_tool_of_any_type_is_a_segment_but_its_type_and_name()
     assert chat["tools"][2]["function"] == {"name": "ficha", "strict": True, "novo": "[CPF_1]"}
     assert chat["tool_choice"]["allowed_tools"]["tools"][1]["server_label"] == "[CPF_1]"
     assert cpf not in json.dumps(chat)
+
+
+def test_web_search_options_and_mcp_servers_are_read_like_tools():
+    # chat's search settings and the MCP servers Claude is given: tools' settings sent beside the tools
+    cpf = "529.982.247-25"
+    segs = extract_segments("/v1/chat/completions", {"messages": [{"role": "user", "content": "oi"}],
+                                                     "web_search_options": {"user_location": {
+                                                         "type": "approximate", "approximate": {"city": cpf}}}})
+    assert [s.where for s in segs if s.text == cpf] == ["web_search_options.user_location.approximate.city"]
+    body = {"messages": [{"role": "user", "content": "oi"}], "mcp_servers": [
+        {"type": "url", "url": f"https://mcp.example/sse?cpf={cpf}", "name": "crm", "authorization_token": cpf}]}
+    segs = extract_segments("/v1/messages", body)
+    assert [(s.where, s.kind) for s in segs if cpf in s.text] == [
+        ("mcp_servers[0].url", "tool_definition"), ("mcp_servers[0].authorization_token", "tool_definition")]
+    assert "crm" not in {s.text for s in segs}  # the server's name: Claude's calls name it

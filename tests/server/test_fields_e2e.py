@@ -248,3 +248,13 @@ async def test_claude_server_tools_reach_it_only_as_placeholders(gw):
     tool = sent_us(gw)["tools"][0]
     assert (tool["type"], tool["name"], tool["max_uses"]) == ("web_search_20250305", "web_search", 2)
     assert (tool["user_location"]["city"], tool["x-nota"]) == ("[CPF_1]", "CPF [CPF_1]")
+
+
+async def test_web_search_options_and_mcp_servers_reach_the_foreign_model_only_as_placeholders(gw):
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=MSGS, web_search_options={
+        "user_location": {"type": "approximate", "approximate": {"city": CPF, "country": "BR"}}})
+    assert sent_us(gw)["web_search_options"]["user_location"]["approximate"] == {"city": "[CPF_1]", "country": "BR"}
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=MSGS, extra_body={"mcp_servers": [
+        {"type": "url", "url": "https://mcp.example/sse", "name": "crm", "authorization_token": f"cpf:{CPF}"}]})
+    assert sent_us(gw)["mcp_servers"] == [
+        {"type": "url", "url": "https://mcp.example/sse", "name": "crm", "authorization_token": "cpf:[CPF_1]"}]
