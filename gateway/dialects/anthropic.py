@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from gateway.dialects.errors import DialectError
-from gateway.dialects.openai import key_text, schema_texts, stop_texts, value_texts, where
+from gateway.dialects.openai import key_text, schema_texts, stop_texts, tool_list, tool_texts, value_texts, where
 from gateway.dialects.segments import Segment
 
 
@@ -93,17 +93,12 @@ def messages(payload: dict) -> list[Segment]:
                 if key != "role" and key != "content":
                     key_text(key, p + (key,), out)  # its name is the caller's choice too
                     value_texts(m[key], p + (key,), out, "other")
-    tools = payload.get("tools")
-    if tools is not None:
-        _need(isinstance(tools, list), ("tools",), "a list of tools")
-        for k, t in enumerate(tools):
-            _need(isinstance(t, dict), ("tools", k), "a tool object")
-            if isinstance(t.get("description"), str):
-                out.append(Segment(("tools", k, "description"), t["description"], "tool_definition"))
-            if "input_schema" in t:
-                schema_texts(t["input_schema"], ("tools", k, "input_schema"), out)
-            if t.get("input_examples") is not None:  # example inputs the model is shown, as objects
-                value_texts(t["input_examples"], ("tools", k, "input_examples"), out, "tool_definition")
+    if payload.get("tools") is not None:  # server tools too: a web search's user_location, its domains
+        tool_list(payload["tools"], out)
+    if isinstance(payload.get("tool_choice"), (dict, list)):
+        tool_texts(payload["tool_choice"], ("tool_choice",), out)
+    if payload.get("mcp_servers") is not None:  # MCP servers Claude calls: read like tools (URL, token)
+        tool_texts(payload["mcp_servers"], ("mcp_servers",), out)
     oc = payload.get("output_config")
     if isinstance(oc, dict) and isinstance(oc.get("format"), dict):  # structured outputs
         schema_texts(oc["format"].get("schema"), ("output_config", "format", "schema"), out, "other")

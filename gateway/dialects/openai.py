@@ -111,12 +111,56 @@ def _parts(content, path: tuple, kind: str, out: list[Segment]) -> None:
             out.append(Segment(p, "", "uninspectable"))
 
 
-def _function_tool(fn, path: tuple, out: list[Segment]) -> None:
-    _need(isinstance(fn, dict), path, "a function definition object")
-    if isinstance(fn.get("description"), str):
-        out.append(Segment(path + ("description",), fn["description"], "tool_definition"))
-    if "parameters" in fn:
-        schema_texts(fn["parameters"], path + ("parameters",), out)
+_TOOL_IDS = frozenset({"type", "name"})
+"""Fields of a tool definition or a tool choice that say which tool it is, left as they are when they
+are strings: the model names a tool in its calls and the caller's code dispatches on that name, so a
+rewritten name would break the calls (tool names are inspected nowhere: not here, not in tool calls)."""
+_TOOL_SCHEMAS = frozenset({"parameters", "input_schema", "output_schema"})
+_TOOL_OBJECTS = frozenset({"function", "custom", "format", "grammar", "tools", "allowed_tools"})
+"""Fields whose value is read like a tool itself (its type and name left as they are): chat's
+``function`` and ``custom`` definitions, a custom tool's ``format`` and ``grammar``, the ``tools`` a
+Responses namespace groups or an ``allowed_tools`` choice lists."""
+_TOOL_FIELDS = _TOOL_IDS | _TOOL_SCHEMAS | _TOOL_OBJECTS | {
+    "description", "strict", "input_examples", "definition", "syntax", "server_description", "server_label",
+    "server_url", "mode", "disable_parallel_tool_use"}
+"""Field names of tool objects that are the APIs' own, read above or common. Any other (a server
+tool's ``user_location``, a newer API's field, the caller's own) is inspected as a name too, like an
+unknown message field's: there is nothing to find in an API's names, a caller's may hold anything."""
+
+
+def tool_texts(tool, path: tuple, out: list[Segment]) -> None:
+    """Every text of a tool definition or a tool choice, whatever its type (a function, a custom tool's
+    grammar whose literals the model is made to write, a web search's ``user_location``, an MCP server's URL and ``headers``, a field added by a
+    newer API): the provider receives them all and the model reads most, so each string is a segment
+    of kind ``tool_definition``, and each key of an object the caller fills (``headers``, a schema's
+    properties, a field this gateway does not know) one of kind ``key``. Only the tool's ``type`` and
+    ``name`` (see ``_TOOL_IDS``) and its ``cache_control`` (a cache breakpoint) are left out."""
+    if isinstance(tool, dict):
+        for k, v in tool.items():
+            if (k in _TOOL_IDS and type(v) is str) or k == "cache_control":
+                continue
+            p = path + (k,)
+            if k in _TOOL_SCHEMAS:
+                schema_texts(v, p, out)
+            elif k in _TOOL_OBJECTS:
+                tool_texts(v, p, out)
+            else:
+                if k not in _TOOL_FIELDS:
+                    key_text(k, p, out)
+                value_texts(v, p, out, "tool_definition")
+    elif isinstance(tool, list):
+        for i, v in enumerate(tool):
+            tool_texts(v, path + (i,), out)
+    elif isinstance(tool, str):
+        out.append(Segment(path, tool, "tool_definition"))
+
+
+def tool_list(tools, out: list[Segment]) -> None:
+    """A request's ``tools`` (any dialect), each read by ``tool_texts``."""
+    _need(isinstance(tools, list), ("tools",), "a list of tools")
+    for k, t in enumerate(tools):
+        _need(isinstance(t, dict), ("tools", k), "a tool object")
+        tool_texts(t, ("tools", k), out)
 
 
 def stop_texts(value, path: tuple, out: list[Segment]) -> None:
@@ -128,12 +172,6 @@ def stop_texts(value, path: tuple, out: list[Segment]) -> None:
         for i, v in enumerate(value):
             if isinstance(v, str):
                 out.append(Segment(path + (i,), v, "other"))
-
-
-def _grammar(grammar: dict, path: tuple, out: list[Segment]) -> None:
-    """A custom tool's grammar (Lark or a regex): its literals are text the model is made to write."""
-    if isinstance(grammar.get("definition"), str):
-        out.append(Segment(path + ("definition",), grammar["definition"], "tool_definition"))
 
 
 def chat(payload: dict) -> list[Segment]:
@@ -179,25 +217,21 @@ def chat(payload: dict) -> list[Segment]:
             if key not in _MESSAGE_FIELDS:  # e.g. the reasoning_content OpenAI-compatible servers take back
                 key_text(key, p + (key,), out)  # its name is the caller's choice too
                 value_texts(m[key], p + (key,), out, "other")
-    tools = payload.get("tools")
-    if tools is not None:
-        _need(isinstance(tools, list), ("tools",), "a list of tools")
-        for k, t in enumerate(tools):
-            _need(isinstance(t, dict), ("tools", k), "a tool object")
-            if "function" in t:
-                _function_tool(t["function"], ("tools", k, "function"), out)
-            elif isinstance(t.get("custom"), dict):
-                custom = t["custom"]
-                if isinstance(custom.get("description"), str):
-                    out.append(Segment(("tools", k, "custom", "description"), custom["description"], "tool_definition"))
-                fmt = custom.get("format")
-                if isinstance(fmt, dict) and isinstance(fmt.get("grammar"), dict):
-                    _grammar(fmt["grammar"], ("tools", k, "custom", "format", "grammar"), out)
+    if payload.get("tools") is not None:
+        tool_list(payload["tools"], out)
     functions = payload.get("functions")
     if functions is not None:
         _need(isinstance(functions, list), ("functions",), "a list of functions")
         for k, fn in enumerate(functions):
-            _function_tool(fn, ("functions", k), out)
+            _need(isinstance(fn, dict), ("functions", k), "a function definition object")
+            tool_texts(fn, ("functions", k), out)
+    for field in ("tool_choice", "function_call"):
+        # a tool chosen by name, or the tools allowed: an object's other strings are sent all the same
+        # (a bare string is a mode, "auto", "none" or "required", like the other enums of a request)
+        if isinstance(payload.get(field), (dict, list)):
+            tool_texts(payload[field], (field,), out)
+    if payload.get("web_search_options") is not None:  # the search tool's settings: its user_location
+        tool_texts(payload["web_search_options"], ("web_search_options",), out)
     rf = payload.get("response_format")
     if isinstance(rf, dict) and isinstance(rf.get("json_schema"), dict):
         js = rf["json_schema"]
@@ -280,29 +314,6 @@ def _response_item(item, p: tuple, out: list[Segment]) -> None:
         out.append(Segment(p, "", "uninspectable"))
 
 
-_RESPONSE_TOOL_TEXTS = ("description", "server_description")
-_RESPONSE_TOOL_SCHEMAS = ("parameters", "output_schema")
-
-
-def _response_tools(tools, path: tuple, out: list[Segment]) -> None:
-    """Responses tools, whatever their type: the descriptions the model is shown (a function's, a
-    namespace's, a tool search's, an MCP server's), their schemas, and the tools a namespace groups."""
-    _need(isinstance(tools, list), path, "a list of tools")
-    for k, t in enumerate(tools):
-        p = path + (k,)
-        _need(isinstance(t, dict), p, "a tool object")
-        for field in _RESPONSE_TOOL_TEXTS:
-            if isinstance(t.get(field), str):
-                out.append(Segment(p + (field,), t[field], "tool_definition"))
-        for field in _RESPONSE_TOOL_SCHEMAS:
-            if t.get(field) is not None:
-                schema_texts(t[field], p + (field,), out)
-        if isinstance(t.get("format"), dict):  # a custom tool's input grammar
-            _grammar(t["format"], p + ("format",), out)
-        if t.get("type") == "namespace" and t.get("tools") is not None:
-            _response_tools(t["tools"], p + ("tools",), out)
-
-
 def responses(payload: dict) -> list[Segment]:
     """``/v1/responses``."""
     out: list[Segment] = []
@@ -331,9 +342,10 @@ def responses(payload: dict) -> list[Segment]:
                 out.append(Segment(vp + ("text",), v["text"], "input"))
             else:
                 out.append(Segment(vp, "", "uninspectable"))  # an image or a file
-    tools = payload.get("tools")
-    if tools is not None:
-        _response_tools(tools, ("tools",), out)
+    if payload.get("tools") is not None:
+        tool_list(payload["tools"], out)
+    if isinstance(payload.get("tool_choice"), (dict, list)):
+        tool_texts(payload["tool_choice"], ("tool_choice",), out)
     text = payload.get("text")
     if isinstance(text, dict) and isinstance(text.get("format"), dict):
         fmt = text["format"]

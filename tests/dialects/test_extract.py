@@ -339,3 +339,61 @@ def test_keys_that_would_collide_after_the_rewrite_are_a_400_not_a_lost_value():
         with pytest.raises(DialectError) as e:
             write_segments(body, segs, new)
         assert e.value.status == 400 and a not in str(e.value) and b not in str(e.value)
+
+
+def test_every_string_of_a_tool_of_any_type_is_a_segment_but_its_type_and_name():
+    # server tools (a web search's location, an MCP server's headers and token), a field a newer API
+    # adds, and a tool choice: the provider receives them all. The type and the name stay as they are:
+    # the model calls a tool by its name
+    cpf = "529.982.247-25"
+    chat = {"messages": [{"role": "user", "content": "oi"}], "tools": [
+        {"type": "web_search", "web_search": {"user_location": {"type": "approximate", "approximate": {"city": cpf}}}},
+        {"type": "mcp", "server_label": "crm", "headers": {"X-Cliente": cpf}},
+        {"type": "function", "function": {"name": "ficha", "strict": True, "novo": cpf}}],
+        "functions": [{"name": "antiga", "nota": cpf}],
+        "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [
+            {"type": "function", "function": {"name": "ficha"}}, {"type": "mcp", "server_label": cpf}]}}}
+    segs = extract_segments("/v1/chat/completions", chat)
+    assert [(s.where, s.kind) for s in segs if s.text == cpf] == [
+        ("tools[0].web_search.user_location.approximate.city", "tool_definition"),
+        ("tools[1].headers.X-Cliente", "tool_definition"), ("tools[2].function.novo", "tool_definition"),
+        ("functions[0].nota", "tool_definition"), ("tool_choice.allowed_tools.tools[1].server_label", "tool_definition")]
+    assert keys(segs)[:2] == [("tools[0].web_search", "web_search"), ("tools[0].web_search.user_location", "user_location")]
+    assert not {"function", "web_search", "mcp", "ficha", "antiga"} & {s.text for s in segs if s.kind != "key"}
+    ant = {"messages": [{"role": "user", "content": "oi"}], "tools": [
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 2, "allowed_domains": [f"{cpf}.example"],
+         "user_location": {"type": "approximate", "city": cpf}, "cache_control": {"type": "ephemeral"}}],
+        "tool_choice": {"type": "tool", "name": "web_search", "disable_parallel_tool_use": True}}
+    segs = extract_segments("/v1/messages", ant)
+    assert [s.where for s in segs if cpf in s.text and s.kind != "key"] == [
+        "tools[0].allowed_domains[0]", "tools[0].user_location.city"]
+    assert not {"web_search_20250305", "web_search", "ephemeral"} & {s.text for s in segs}
+    resp = {"input": "oi", "tools": [
+        {"type": "web_search", "user_location": {"type": "approximate", "city": cpf}},
+        {"type": "mcp", "server_label": "crm", "authorization": cpf, "require_approval": "never"}],
+        "tool_choice": {"type": "mcp", "server_label": "crm", "name": "ficha"}}
+    segs = extract_segments("/v1/responses", resp)
+    assert [s.where for s in segs if s.text == cpf] == ["tools[0].user_location.city", "tools[1].authorization"]
+    assert ("tool_choice.server_label", "tool_definition") in table(segs)
+    # written back where they were found, the tool's own name untouched
+    segs = extract_segments("/v1/chat/completions", chat)
+    write_segments(chat, segs, [s.text.replace(cpf, "[CPF_1]") for s in segs])
+    assert chat["tools"][1]["headers"] == {"X-Cliente": "[CPF_1]"}
+    assert chat["tools"][2]["function"] == {"name": "ficha", "strict": True, "novo": "[CPF_1]"}
+    assert chat["tool_choice"]["allowed_tools"]["tools"][1]["server_label"] == "[CPF_1]"
+    assert cpf not in json.dumps(chat)
+
+
+def test_web_search_options_and_mcp_servers_are_read_like_tools():
+    # chat's search settings and the MCP servers Claude is given: tools' settings sent beside the tools
+    cpf = "529.982.247-25"
+    segs = extract_segments("/v1/chat/completions", {"messages": [{"role": "user", "content": "oi"}],
+                                                     "web_search_options": {"user_location": {
+                                                         "type": "approximate", "approximate": {"city": cpf}}}})
+    assert [s.where for s in segs if s.text == cpf] == ["web_search_options.user_location.approximate.city"]
+    body = {"messages": [{"role": "user", "content": "oi"}], "mcp_servers": [
+        {"type": "url", "url": f"https://mcp.example/sse?cpf={cpf}", "name": "crm", "authorization_token": cpf}]}
+    segs = extract_segments("/v1/messages", body)
+    assert [(s.where, s.kind) for s in segs if cpf in s.text] == [
+        ("mcp_servers[0].url", "tool_definition"), ("mcp_servers[0].authorization_token", "tool_definition")]
+    assert "crm" not in {s.text for s in segs}  # the server's name: Claude's calls name it

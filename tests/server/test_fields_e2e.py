@@ -10,6 +10,7 @@ from gateway.testing.harness import Harness
 from sdk_clients import ant, oai
 
 CPF = "529.982.247-25"
+MSGS = [{"role": "user", "content": "oi"}]
 
 
 
@@ -206,3 +207,54 @@ async def test_message_fields_the_gateway_does_not_know_reach_the_foreign_model_
     await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=[
         {"role": "user", "content": "oi", "notes": {"cpf": CPF}}])
     assert sent_us(gw)["messages"][0]["notes"] == {"cpf": "[CPF_1]"}
+
+
+async def test_chat_tools_of_any_type_and_tool_choices_reach_the_foreign_model_only_as_placeholders(gw):
+    # every string of a tool of any type (a web search's location, an MCP server's headers, a field the
+    # gateway does not know) and of a tool choice; the tool's type and name go as they are
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=MSGS, tools=[
+        {"type": "web_search", "web_search": {"user_location": {"type": "approximate", "approximate": {"city": CPF}}}},
+        {"type": "mcp", "server_label": "crm", "server_url": "https://mcp.example/sse", "headers": {"X-Cliente": CPF}},
+        {"type": "function", "function": {"name": "ficha", "parameters": {"type": "object"}, "x-nota": f"CPF {CPF}"}}],
+        tool_choice={"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [
+            {"type": "function", "function": {"name": "ficha"}}, {"type": "mcp", "server_label": CPF}]}})
+    body = sent_us(gw)
+    assert body["tools"][0]["web_search"]["user_location"]["approximate"]["city"] == "[CPF_1]"
+    assert body["tools"][1]["headers"] == {"X-Cliente": "[CPF_1]"}
+    assert body["tools"][2]["function"] == {"name": "ficha", "parameters": {"type": "object"}, "x-nota": "CPF [CPF_1]"}
+    assert body["tool_choice"]["allowed_tools"]["tools"][1]["server_label"] == "[CPF_1]"
+    # a function tool translated for Claude after its rewrite: its name and the choice intact
+    await oai(gw).chat.completions.create(model="claude-sonnet-4", messages=MSGS, tools=[
+        {"type": "function", "function": {"name": "ficha", "description": f"Ficha de {CPF}", "parameters": {"type": "object"},
+                                          "x-nota": CPF}}], tool_choice={"type": "function", "function": {"name": "ficha"}})
+    body = sent_us(gw)
+    assert body["tools"] == [{"name": "ficha", "input_schema": {"type": "object"}, "description": "Ficha de [CPF_1]"}]
+    assert body["tool_choice"] == {"type": "tool", "name": "ficha"}
+
+
+async def test_responses_server_tools_and_tool_choice_reach_the_foreign_model_only_as_placeholders(gw):
+    await oai(gw).responses.create(model="gpt-4o-mini", input="oi", tools=[
+        {"type": "web_search", "user_location": {"type": "approximate", "city": CPF, "country": "BR"}},
+        {"type": "mcp", "server_label": "crm", "server_url": "https://mcp.example/sse", "authorization": CPF}],
+        tool_choice={"type": "mcp", "server_label": "crm"})
+    tools = sent_us(gw)["tools"]
+    assert (tools[0]["user_location"]["city"], tools[1]["authorization"]) == ("[CPF_1]", "[CPF_1]")
+
+
+async def test_claude_server_tools_reach_it_only_as_placeholders(gw):
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=MSGS, tools=[
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 2,
+         "user_location": {"type": "approximate", "city": CPF, "country": "BR"}, "x-nota": f"CPF {CPF}"}])
+    tool = sent_us(gw)["tools"][0]
+    assert (tool["type"], tool["name"], tool["max_uses"]) == ("web_search_20250305", "web_search", 2)
+    assert (tool["user_location"]["city"], tool["x-nota"]) == ("[CPF_1]", "CPF [CPF_1]")
+
+
+async def test_web_search_options_and_mcp_servers_reach_the_foreign_model_only_as_placeholders(gw):
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=MSGS, web_search_options={
+        "user_location": {"type": "approximate", "approximate": {"city": CPF, "country": "BR"}}})
+    assert sent_us(gw)["web_search_options"]["user_location"]["approximate"] == {"city": "[CPF_1]", "country": "BR"}
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=MSGS, extra_body={"mcp_servers": [
+        {"type": "url", "url": "https://mcp.example/sse", "name": "crm", "authorization_token": f"cpf:{CPF}"}]})
+    assert sent_us(gw)["mcp_servers"] == [
+        {"type": "url", "url": "https://mcp.example/sse", "name": "crm", "authorization_token": "cpf:[CPF_1]"}]
