@@ -182,7 +182,8 @@ class Audit(_Strict, kw_only=True):
     fsync: Literal["always", "batch", "never"] = "batch"
     """`always` (every group commit), `batch` (at checkpoints and at least every second) or `never` (at close)."""
     stdout: bool = False
-    """Also write each record as a JSON line to stdout (for sidecar log shippers)."""
+    """Also write each line of the chain to stdout (for sidecar log shippers): every record, and the
+    epoch and checkpoint lines, so that what is shipped can serve as a witness (see `witness`)."""
     witness: str | None = None
     """A file where every epoch and checkpoint line is also appended (all workers share it): put it on
     other storage, or where a shipper takes it off the host. `soberana audit verify --witness FILE`

@@ -268,9 +268,10 @@ class Witness:
 
 
 def read_witness(paths: list[str], keys: dict[str, Ed25519PublicKey] | None = None) -> Witness:
-    """The epoch and checkpoint lines of witness files. Each line is checked on its own (stored form
-    and hash; a checkpoint's signature when ``keys`` are given); lines that are not whole, intact
-    audit lines are counted as ``skipped``. Read it before the audit files it is compared with: the
+    """The epoch and checkpoint lines of witness files (an ``audit.witness`` file, or the lines an
+    ``audit.stdout`` stream shipped, whose records are passed over). Each line is checked on its own
+    (stored form and hash; a checkpoint's signature when ``keys`` are given); lines that are not
+    whole, intact audit lines are counted as ``skipped``. Read it before the audit files it is compared with: the
     writer appends to the witness after the chain file, so a witness read first never holds a line
     the chain file, read after it, lacks."""
     w = Witness()
@@ -285,9 +286,11 @@ def read_witness(paths: list[str], keys: dict[str, Ed25519PublicKey] | None = No
                         chain.check_line(raw, obj) is None
                 except (orjson.JSONDecodeError, TypeError):
                     ok = False
-                k = chain.kind(obj) if ok else "record"
+                k = chain.kind(obj) if ok else None
+                if k == "record":  # a shipped stream (audit.stdout) holds the records too
+                    continue
                 body = obj.get(k) if ok else None
-                if k == "record" or not isinstance(body, dict) or not isinstance(body.get("id" if k == "epoch" else "epoch"), str):
+                if not isinstance(body, dict) or not isinstance(body.get("id" if k == "epoch" else "epoch"), str):
                     w.skipped += 1
                     continue
                 if k == "checkpoint" and keys is not None:

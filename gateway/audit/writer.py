@@ -409,14 +409,21 @@ class AuditLog:
         kid, key = self.ring.signing_key()
         line = chain.checkpoint(self._seq, self._head, kid=kid, key=key, epoch=self._epoch, closed=closed,
                                 records=self._epoch_records)
-        if self.witness is not None:
-            self._witness.append(line)
+        self._anchor(line)
         self._head = line[-67:-3].decode()  # the stored form ends with "hash":"<64 hex>"}\n
         self._seq += 1
         self._since_cp = 0
         self._last_cp = time.monotonic()
         self._checkpoints += 1
         return line
+
+    def _anchor(self, line: bytes) -> None:
+        """An epoch or checkpoint line, chained (under the lock): copied to the witness and to stdout,
+        which thus carry what makes them verifiable (``audit verify --witness``), not records alone."""
+        if self.witness is not None:
+            self._witness.append(line)
+        if self._out is not None:
+            self._out.append(line)
 
     def _seal_record(self, t: float, rec: dict) -> bytes:
         rec["seq"], rec["ts"], rec["prev"] = self._seq, chain.iso_ts(t), self._head
@@ -458,9 +465,8 @@ class AuditLog:
                               "discarded_bytes": discarded}}
             sealed = chain.seal(line)
             self._write(sealed)
-            if self.witness is not None:
-                with self._lock:
-                    self._witness.append(sealed)
+            with self._lock:
+                self._anchor(sealed)
             self._head = line["hash"]
             self._seq += 1
             os.fsync(fd)

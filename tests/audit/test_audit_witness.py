@@ -159,8 +159,7 @@ async def test_a_witness_that_cannot_be_written_is_retried_and_never_stops_the_l
         await asyncio.sleep(0.01)
     assert log.healthy and len(anchors(log.path)) == 3  # the chain file took everything
     assert caplog.text.count("cannot be written (") == 1  # once per failure, not per try
-    blocker.unlink()
-    blocker.mkdir()
+    blocker.unlink()  # (the writer makes the folder itself)
     while len(anchors(wit) if wit.exists() else []) < 3:
         assert time.monotonic() < deadline, "the kept lines were not retried"
         await asyncio.sleep(0.02)
@@ -168,3 +167,78 @@ async def test_a_witness_that_cannot_be_written_is_retried_and_never_stops_the_l
     await log.close()
     assert anchors(wit) == anchors(log.path)
     assert verify(log.path, "--witness", wit).returncode == 0
+
+
+async def _serve_once(tmp: Path, stub_url: str, shipped) -> None:
+    """``soberana serve --workers 2`` with ``audit.stdout`` on, its stdout shipped to ``shipped``;
+    a few requests, then SIGTERM."""
+    import signal
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp / "soberana.yaml"
+    cfg.write_text(f"""\
+listen: {{host: 127.0.0.1, port: {port}}}
+jurisdiction: BR
+policies: {Path(__file__).resolve().parents[2] / 'policies'}
+keys: {tmp / 'keys'}
+auth: {{mode: none}}
+upstreams: [{{name: br, url: "{stub_url}/v1", residency: BR}}]
+models: {{m: [{{upstream: br, model: m}}]}}
+audit: {{path: {tmp / 'audit'}, checkpoint_every: 2, stdout: true}}
+""")
+    with open(tmp / "gateway.log", "ab") as log:
+        proc = subprocess.Popen([SOBERANA, "serve", "-c", str(cfg), "--workers", "2", "--insecure-no-auth"],
+                                stdout=shipped, stderr=log)
+    body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "CPF 529.982.247-25"}]})
+
+    def post() -> int:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", body,
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if await asyncio.to_thread(post) == 200:
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the gateway did not start"
+                await asyncio.sleep(0.1)
+        for _ in range(9):
+            assert await asyncio.to_thread(post) == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+
+
+async def test_the_stream_audit_stdout_ships_is_a_witness(tmp_path, ring):
+    from gateway.testing.stub import start_stub
+
+    stub = await start_stub("127.0.0.1", 0, "BR")
+    shipped = tmp_path / "shipped.jsonl"  # what a log shipper would take off the host
+    try:
+        with open(shipped, "ab") as out:
+            await _serve_once(tmp_path, stub.url, out)
+            await _serve_once(tmp_path, stub.url, out)  # a restart: a second epoch in each file
+    finally:
+        await stub.close()
+    files = sorted((tmp_path / "audit").glob("audit-w*.jsonl"))
+    assert len(files) == 2
+    lines = [orjson.loads(x) for x in shipped.read_bytes().splitlines()]
+    assert sum("request_id" in x for x in lines) == 20  # the records, as before ...
+    assert sorted(map(orjson.dumps, anchors(shipped))) == sorted(  # ... and every epoch and checkpoint
+        orjson.dumps(x) for f in files for x in anchors(f))
+    p = verify(*files, "--key", tmp_path / "keys", "--witness", shipped)
+    assert p.returncode == 0 and p.stdout.count("witness holds is in it") == 2, p.stdout + p.stderr
+    assert "not whole" not in p.stderr  # the records of the stream are passed over, not counted as damage
+    first_close = next(x for x in anchors(files[0]) if "checkpoint" in x and x["checkpoint"]["closed"])
+    cut_after(files[0], first_close["seq"])
+    assert verify(*files, "--key", tmp_path / "keys").returncode == 0
+    p = verify(*files, "--key", tmp_path / "keys", "--witness", shipped)
+    assert p.returncode == 1 and f"{files[0]}: FAILED at seq {first_close['seq'] + 1}: truncated" in p.stdout
