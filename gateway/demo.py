@@ -84,8 +84,8 @@ def _findings(h: Harness, scenario: dict):
     per, _ = scan_texts([seg.text for seg in segments], scan)  # as the proxy inspects them
     found = [(seg.where, f) for seg, fs in zip(segments, per) for f in fs]
     flat = [f for _, f in found]
-    d = decide(state.policies, principal, flat, state.registry.models[scenario["body"]["model"]], "internal",
-               healthy=state.registry.healthy)
+    cands = state.registry.by_endpoint[scenario["endpoint"]][scenario["body"]["model"]]
+    d = decide(state.policies, principal, flat, cands, "internal", healthy=state.registry.healthy)
     return principal, found, d
 
 

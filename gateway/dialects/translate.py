@@ -2,8 +2,9 @@
 
 Used when a caller's dialect differs from the chosen upstream's: an Anthropic SDK routed to an
 OpenAI-compatible in-country model, or an OpenAI SDK routed to Anthropic. Only
-``/v1/messages`` ↔ ``/v1/chat/completions``. ``src`` is always the caller's dialect and ``dst`` the
-upstream's: requests go src → dst, answers and streams come back dst → src.
+``/v1/messages`` ↔ ``/v1/chat/completions``: ``carries`` says which upstreams can serve an endpoint at
+all. ``src`` is always the caller's dialect and ``dst`` the upstream's: requests go src → dst, answers
+and streams come back dst → src.
 """
 
 from __future__ import annotations
@@ -278,15 +279,31 @@ def _openai_to_anthropic(payload: dict) -> dict:
     return out
 
 
+_TRANSLATIONS = {
+    ("anthropic", "openai", "/v1/messages"): ("/v1/chat/completions", _anthropic_to_openai),
+    ("openai", "anthropic", "/v1/chat/completions"): ("/v1/messages", _openai_to_anthropic),
+}
+"""(caller's dialect, upstream's dialect, caller's endpoint) -> (upstream's endpoint, body translation):
+every endpoint pair that can cross dialects."""
+
+
+def carries(src: str, dst: str, endpoint: str) -> bool:
+    """Whether a ``dst``-dialect upstream can serve a ``src``-dialect request to ``endpoint``: every
+    endpoint of its own dialect, and of the other only what ``translate_request`` translates. The
+    routing asks this before it decides (an upstream that cannot carry the endpoint is no candidate
+    for the request), so it must say exactly what ``translate_request`` does."""
+    return src == dst or (src, dst, endpoint) in _TRANSLATIONS
+
+
 def translate_request(src: str, dst: str, endpoint: str, payload: dict) -> tuple[str, dict]:
     """The endpoint and body to send to a ``dst``-dialect upstream for a ``src``-dialect request."""
     if src == dst:
         return endpoint, payload
-    if src == "anthropic" and dst == "openai" and endpoint == "/v1/messages":
-        return "/v1/chat/completions", _anthropic_to_openai(payload)
-    if src == "openai" and dst == "anthropic" and endpoint == "/v1/chat/completions":
-        return "/v1/messages", _openai_to_anthropic(payload)
-    raise DialectError(f"{endpoint} cannot be translated from the {src} to the {dst} dialect")
+    pair = _TRANSLATIONS.get((src, dst, endpoint))
+    if pair is None:  # (the routing takes no such upstream: see ``carries``)
+        raise DialectError(f"{endpoint} cannot be translated from the {src} to the {dst} dialect")
+    to, translate = pair
+    return to, translate(payload)
 
 
 # -- answers -------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 ``explain_request`` runs the data path's pure stages (dialect -> inspect -> decide) on one request body
 and returns a JSON-able dict: who is asking, which policies applied and why, every finding (where it
 is, a masked form — never the raw value), its action and the rules that decided it, every candidate
-upstream and whether policy allows it, and the route. ``render_text`` prints that dict for people.
-Health is not probed: an explain assumes every upstream is up.
+upstream, whether its dialect can carry the endpoint and whether policy allows it, and the route.
+``render_text`` prints that dict for people. Health is not probed: an explain assumes every upstream
+is up.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.dialects import extract_segments
+from gateway.dialects import ENDPOINTS, extract_segments
+from gateway.dialects.translate import carries
 from gateway.inspect.findings import Finding
 from gateway.inspect.texts import scan_texts
 from gateway.policy.engine import Candidate, decide, destination_class
@@ -58,14 +60,19 @@ def _where(path: tuple, key: bool = False) -> str:
     return out
 
 
-def _candidates(config, model: str) -> list[Candidate]:
+def _candidates(config, model: str, endpoint: str) -> list[tuple[Candidate, str | None, bool]]:
+    """The model's candidates as the registry builds them, each with its upstream's dialect and whether
+    that dialect can carry ``endpoint`` (``carries``: the proxy decides among those only, see
+    ``Registry.by_endpoint``)."""
+    src = ENDPOINTS.get(endpoint, "openai")
     out = []
     for r in config.models.get(model, []):
         try:
-            residency = config.upstream(r.upstream).residency or None
-        except KeyError:
-            residency = None
-        out.append(Candidate(r.upstream, residency, r.model))
+            u = config.upstream(r.upstream)
+            residency, dialect, ok = u.residency or None, u.dialect, carries(src, u.dialect, endpoint)
+        except KeyError:  # (never routed: an unknown residency blocks it)
+            residency, dialect, ok = None, None, True
+        out.append((Candidate(r.upstream, residency, r.model), dialect, ok))
     return out
 
 
@@ -88,7 +95,8 @@ def explain_request(config, policies: PolicySet, principal, endpoint: str, paylo
             continue
         found.extend((seg, f) for f in fs)
     flat = [f for _, f in found]
-    candidates = _candidates(config, model) if model else []
+    listed = _candidates(config, model, endpoint) if model else []
+    candidates = [c for c, _, ok in listed if ok]
     d = decide(policies, principal, flat, candidates, level)
 
     caller = principal.jurisdiction
@@ -117,9 +125,10 @@ def explain_request(config, policies: PolicySet, principal, endpoint: str, paylo
         })
 
     cands = []
-    for c in candidates:
+    for c, dialect, ok in listed:
         one = decide(policies, principal, flat, [c], level, decision_id="-")
         entry = {"upstream": c.upstream, "residency": c.residency, "model": c.model,
+                 "dialect": dialect, "carries_endpoint": ok,
                  "destination": destination_class(policies, policies.policy(caller), c.residency) if c.residency else None,
                  "allowed": one.outcome == "route", "blocked_by": one.blocked_by,
                  "chosen": d.route is not None and d.route.upstream == c.upstream}
@@ -147,6 +156,8 @@ def explain_request(config, policies: PolicySet, principal, endpoint: str, paylo
         # (not quoted: error messages never repeat a request value; the "model" field above shows it
         # to the caller who sent it)
         out["error"] = "unknown model: no upstream is configured for it"
+    elif listed and not candidates:
+        out["error"] = f"the model is not available for {endpoint}: no upstream of it can carry that endpoint"
     return out
 
 
@@ -174,13 +185,17 @@ def render_text(x: dict) -> str:
     if x["candidates"]:
         lines.append("candidates")
         for i, c in enumerate(x["candidates"], 1):
-            if c["allowed"]:
+            if not c.get("carries_endpoint", True):
+                state = f"skipped: its {c['dialect']} dialect cannot carry {x['endpoint']}"
+            elif c["allowed"]:
                 state = "allowed" + (" → chosen" if c["chosen"] else "")
             else:
                 state = f"blocked by {', '.join(c['blocked_by']) or 'policy'}"
             lines.append(f"  {i}. {c['upstream']} ({c['residency'] or 'unknown residency'}"
                          f"{', ' + c['destination'] if c['destination'] else ''}) model {c['model']}: {state}")
-    if d["outcome"] == "route":
+    if x.get("error"):
+        lines.append("decision    none (404 not_found): the proxy routes no such request")
+    elif d["outcome"] == "route":
         lines.append(f"decision    route to {d['route']} (residency {d['residency']}, {d['destination']} for the caller), "
                      f"model {d['upstream_model']}")
     elif d["outcome"] == "blocked":

@@ -7,6 +7,8 @@ import logging
 import os
 
 from gateway.config import Config, Upstream
+from gateway.dialects import ENDPOINTS
+from gateway.dialects.translate import carries
 from gateway.forward.client import UpstreamError, UpstreamPool
 from gateway.tls import TlsConfigError, client_context, files_digest
 from gateway.metrics import CIRCUIT, UPSTREAM_LATENCY, Observer
@@ -84,6 +86,14 @@ class Registry:
         self.models: dict[str, list[Candidate]] = {
             model: [Candidate(r.upstream, self.targets[r.upstream].cfg.residency, r.model) for r in routes]
             for model, routes in config.models.items()
+        }
+        # per endpoint, each model's candidates whose dialect can carry it: the others are no
+        # candidates for that endpoint's requests (an Anthropic upstream cannot serve embeddings), so
+        # the decision goes on to the next one as past an unhealthy one, and retries never reach them
+        self.by_endpoint: dict[str, dict[str, list[Candidate]]] = {
+            endpoint: {model: [c for c in cands if carries(src, self.targets[c.upstream].cfg.dialect, endpoint)]
+                       for model, cands in self.models.items()}
+            for endpoint, src in ENDPOINTS.items()
         }
         self._retired = [t for n, t in old.items() if self.targets.get(n) is not t]
         self._probe: asyncio.Task | None = None

@@ -504,8 +504,14 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     ex.model = request_model(ex.payload)
     ex.stream = request_stream(ex.payload)
     ex.level = _level(request)
-    candidates = state.registry.models.get(ex.model) if ex.model else None
+    # only the model's upstreams whose dialect can carry this endpoint (``Registry.by_endpoint``)
+    candidates = state.registry.by_endpoint[ex.endpoint].get(ex.model) if ex.model else None
     if not candidates:
+        if ex.model and state.registry.models.get(ex.model):
+            # none of them can (an Anthropic-only model asked for embeddings): for this endpoint the
+            # model does not exist here, as the provider's own 404 for a chat model on /v1/completions.
+            # Not a 400 invalid_request: nothing is wrong with the body, the model serves other endpoints
+            raise Reject(404, "not_found", f"the requested model is not available for {ex.endpoint} through this gateway")
         raise Reject(404, "not_found", "the requested model is not available through this gateway")
     try:
         flat = _inspect(ex)
@@ -629,7 +635,10 @@ def _exhausted(ex: Exchange, reached: bool) -> NoReturn:
 
 
 async def list_models(request: Request, state: State) -> Response:
-    """GET /v1/models: the models this caller may use (those a request without findings can reach)."""
+    """GET /v1/models: the models this caller may use (those a request without findings can reach).
+
+    Whatever the endpoint: a model behind Anthropic upstreams only is listed (it serves chat and
+    messages; its embeddings answer 404), as providers list chat and embedding models together."""
     dialect = _dialect_of_request(request)
     try:
         principal = await state.auth.authenticate(request.headers)

@@ -76,6 +76,12 @@ models:
   hangs-foreign:                    # the foreign upstream never answers; the in-country one is next
     - {{upstream: foreign-openai, model: stub-hang}}
     - {{upstream: br-sovereign, model: llama-3.3-70b}}
+  claude-only:                      # an Anthropic upstream alone: chat and messages, no embeddings
+    - {{upstream: foreign-anthropic, model: claude-sonnet-4}}
+  flaky-then-claude:                # after the failing one, an upstream that cannot carry embeddings
+    - {{upstream: foreign-openai, model: stub-fail-500}}
+    - {{upstream: foreign-anthropic, model: claude-sonnet-4}}
+    - {{upstream: br-sovereign, model: llama-3.3-70b}}
 audit: {{path: {h.dir / 'audit'}, checkpoint_every: 50, checkpoint_seconds: 60, fsync: batch{h.audit_extra}}}
 limits: {{max_body_bytes: {h.limits.get('max_body_bytes', 1048576)}, header_timeout_s: {h.limits.get('header_timeout_s', 5)}, body_timeout_s: {h.limits.get('body_timeout_s', 5)}, upstream_timeout_s: {h.limits.get('upstream_timeout_s', 10)}, max_answer_bytes: {h.limits.get('max_answer_bytes', 268435456)}}}
 {h.extra}"""

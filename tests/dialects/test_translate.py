@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.dialects import DialectError, extract_segments
+from gateway.dialects import ENDPOINTS, DialectError, extract_segments
 from gateway.dialects.sse import SSEParser
-from gateway.dialects.translate import StreamTranslator, translate_request, translate_response
+from gateway.dialects.translate import StreamTranslator, carries, translate_request, translate_response
 
 FIX = Path(__file__).parents[1] / "fixtures"
 
@@ -294,3 +294,20 @@ def test_prompt_tokens_from_claude_count_its_prompt_cache():
     data = b"".join(b"event: %s\ndata: %s\n\n" % (e["type"].encode(), json.dumps(e).encode()) for e in evs)
     chunks = [json.loads(e.data) for e in events(translate_stream("openai", "anthropic", data)) if e.data != "[DONE]"]
     assert chunks[-1]["usage"] == {"prompt_tokens": 3512, "completion_tokens": 7, "total_tokens": 3519}
+
+
+@pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
+@pytest.mark.parametrize("dst", ["openai", "anthropic"])
+def test_carries_says_what_translate_request_translates(endpoint, dst):
+    """The routing skips an upstream ``carries`` refuses: it must refuse exactly the endpoints that
+    ``translate_request`` cannot send to that upstream's dialect."""
+    src = ENDPOINTS[endpoint]
+    body = {"model": "m", "messages": [{"role": "user", "content": "oi"}], "max_tokens": 8}
+    try:
+        translate_request(src, dst, endpoint, body)
+        translated = True
+    except DialectError:
+        translated = False
+    assert carries(src, dst, endpoint) is translated
+    # an Anthropic upstream serves chat and messages only; an OpenAI one every endpoint
+    assert translated is (dst == "openai" or endpoint in ("/v1/chat/completions", "/v1/messages"))

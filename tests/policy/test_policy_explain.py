@@ -44,19 +44,25 @@ auth: {{mode: none}}
 upstreams:
   - {{name: foreign-openai, url: "http://127.0.0.1:9/v1", residency: US}}
   - {{name: br-sovereign, url: "http://127.0.0.1:9/v1", residency: BR}}
+  - {{name: claude, url: "http://127.0.0.1:9/v1", dialect: anthropic, residency: US}}
 models:
   gpt-4o-mini:
     - {{upstream: foreign-openai, model: gpt-4o-mini}}
     - {{upstream: br-sovereign, model: llama-3.3-70b}}
+  claude-sonnet-4:
+    - {{upstream: claude, model: claude-sonnet-4}}
+    - {{upstream: br-sovereign, model: llama-3.3-70b}}
+  claude-only:
+    - {{upstream: claude, model: claude-sonnet-4}}
 """)
     return p
 
 
-def explain(config_file, body, jurisdiction="MX"):
+def explain(config_file, body, jurisdiction="MX", endpoint="/v1/chat/completions"):
     config = load_config(config_file)
     return explain_request(config, load_policies(config.path(config.policies)),
                            Principal(sub="ana", agency="sat", jurisdiction=jurisdiction),
-                           "/v1/chat/completions", body, scan=fake_scan)
+                           endpoint, body, scan=fake_scan)
 
 
 def test_mexican_caller_with_a_cpf_brings_brazils_policy(config_file):
@@ -106,6 +112,22 @@ def test_unknown_model_and_blocked_requests_are_explained(config_file):
     assert "unknown model" in x["error"] and x["decision"]["outcome"] == "blocked"
     assert "error       unknown model: no upstream" in render_text(x)
     assert "nope" not in x["error"]
+
+
+def test_explain_skips_the_upstreams_that_cannot_carry_the_endpoint_as_the_proxy_does(config_file):
+    """The proxy decides among the upstreams whose dialect can carry the endpoint (an Anthropic one
+    cannot carry embeddings): explain says the same, and lists the skipped ones with the reason."""
+    chat = explain(config_file, {"model": "claude-sonnet-4", "messages": [{"role": "user", "content": "oi"}]})
+    assert chat["decision"]["route"] == "claude" and "error" not in chat
+    emb = explain(config_file, {"model": "claude-sonnet-4", "input": "oi"}, endpoint="/v1/embeddings")
+    assert emb["decision"]["route"] == "br-sovereign" and "error" not in emb
+    assert [(c["upstream"], c["dialect"], c["carries_endpoint"], c["chosen"]) for c in emb["candidates"]] == [
+        ("claude", "anthropic", False, False), ("br-sovereign", "openai", True, True)]
+    assert "1. claude (US, foreign) model claude-sonnet-4: skipped: its anthropic dialect cannot carry /v1/embeddings" \
+        in render_text(emb)
+    alone = explain(config_file, {"model": "claude-only", "input": "oi"}, endpoint="/v1/embeddings")
+    assert alone["decision"]["route"] is None and "not available for /v1/embeddings" in alone["error"]
+    assert "decision    none (404 not_found)" in render_text(alone)
 
 
 def test_mask():

@@ -39,3 +39,21 @@ async def test_explain_refuses_an_unknown_classification_as_the_proxy_does(gw):
             async with s.post(gw.url + path, headers=auth(gw, **{"X-Data-Classification": "top"}), json=BODY) as r:
                 assert r.status == 400, path
                 assert (await r.json())["error"]["code"] == "invalid_request"
+
+
+async def test_explain_skips_the_upstreams_that_cannot_carry_the_endpoint_as_the_proxy_does(gw):
+    # claude-sonnet-4's first upstream speaks the Anthropic dialect: no embeddings there
+    async with aiohttp.ClientSession() as s:
+        for path, model, route in (("/v1/chat/completions", "claude-sonnet-4", "foreign-anthropic"),
+                                   ("/v1/embeddings", "claude-sonnet-4", "br-sovereign"),
+                                   ("/v1/embeddings", "claude-only", None)):
+            body = {"model": model, "input": "Olá"} if path == "/v1/embeddings" else \
+                {"model": model, "messages": [{"role": "user", "content": "Olá"}]}
+            async with s.post(gw.url + path, headers=auth(gw), json=body) as r:
+                assert r.status == (200 if route else 404), (path, model)
+                assert r.headers.get("X-Soberana-Route") == route
+            async with s.post(gw.url + f"/-/explain?endpoint={path}", headers=auth(gw), json=body) as r:
+                assert r.status == 200
+                x = await r.json()
+            assert x["decision"]["route"] == route, (path, model)
+            assert ("error" in x) is (route is None)
