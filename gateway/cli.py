@@ -86,8 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(run="gateway.audit.cli:verify_command")
     s = asub.add_parser("query", help="filter records")
     s.add_argument("files", nargs="+")
-    for f in ("since", "until", "principal", "agency", "detector", "route", "residency", "outcome"):
+    for f in ("since", "until", "principal", "agency", "detector", "route", "residency", "outcome", "request-id",
+              "endpoint", "model"):
         s.add_argument(f"--{f}")
+    s.add_argument("--value", help="records in which this value was found (a CPF, an e-mail; '-' reads it from "
+                                   "standard input); needs --keys")
+    s.add_argument("--keys", metavar="DIR", help="the key folder: computes fingerprints, so that --value, and "
+                                                 "--principal, --agency and --request-id values kept as fp:..., match")
     s.add_argument("--format", choices=["table", "json"], default="table")
     s.set_defaults(run="gateway.audit.cli:query_command")
     s = asub.add_parser("export", help="convert records for a SIEM")

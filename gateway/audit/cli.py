@@ -102,13 +102,43 @@ def verify_command(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def _filter(args: argparse.Namespace) -> Filter:
+def _filter(args: argparse.Namespace, ring=None, value: str | None = None) -> Filter:
+    """The query's Filter. With ``ring`` (``--keys``), client strings match in their ``fp:`` form too,
+    and ``value`` becomes the fingerprints it is kept under."""
+    from gateway.audit.record import client_forms, value_fingerprints
+
+    def forms(v: str | None):
+        return client_forms(ring, v) if v is not None and ring is not None else v
+
     return Filter(
         since=parse_time(args.since) if args.since else None,
         until=parse_time(args.until) if args.until else None,
-        principal=args.principal, agency=args.agency, detector=args.detector, route=args.route,
-        residency=args.residency, outcome=args.outcome,
+        principal=forms(args.principal), agency=forms(args.agency), detector=args.detector, route=args.route,
+        residency=args.residency, outcome=args.outcome, request_id=forms(args.request_id),
+        endpoint=args.endpoint, model=args.model,
+        fingerprints=value_fingerprints(ring, value, args.detector) if value is not None else None,
     )
+
+
+def _value_and_ring(args: argparse.Namespace):
+    """(the --value to look for, the KeyRing of --keys), either None when not given; raises ValueError
+    with what is wrong. The value is never repeated in a message: it is the personal data sought."""
+    value = args.value
+    if value == "-":
+        value = sys.stdin.readline().rstrip("\r\n")
+    if value is not None and not value.strip():
+        raise ValueError("--value is empty")
+    if value is not None and args.keys is None:
+        raise ValueError("--value needs the key folder (--keys DIR): records hold values only as keyed fingerprints")
+    ring = None
+    if args.keys is not None:
+        from gateway.keys import KeyRing
+
+        try:
+            ring = KeyRing.load(args.keys)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"cannot load the keys in {args.keys}: {e}") from None
+    return value, ring
 
 
 def _note_fingerprinted(args: argparse.Namespace) -> None:
@@ -117,12 +147,13 @@ def _note_fingerprinted(args: argparse.Namespace) -> None:
     finds none of that caller's records, which reads as "this caller did nothing"."""
     from gateway.audit.record import judged_safe
 
-    for flag in ("principal", "agency"):
+    for flag in ("principal", "agency", "request_id"):
         value = getattr(args, flag)
         if value is not None and not value.startswith("fp:") and not judged_safe(value):
             # (the value itself is not repeated: it looks personal)
-            print(f"note: the --{flag} value looks like personal data; records hold such values only as "
-                  f"their fingerprint (fp:...), so it matches no record as written", file=sys.stderr)
+            print(f"note: the --{flag.replace('_', '-')} value looks like personal data; records hold such values "
+                  "only as their fingerprint (fp:...), so it matches no record as written (--keys DIR matches "
+                  "that form too)", file=sys.stderr)
 
 
 def query_command(args: argparse.Namespace) -> int:
@@ -135,13 +166,18 @@ def query_command(args: argparse.Namespace) -> int:
         if args.outcome not in OUTCOMES:
             return _err("query", f"bad outcome {args.outcome!r}: use one of {', '.join(OUTCOMES)}")
     try:
-        flt = _filter(args)
+        value, ring = _value_and_ring(args)
+    except ValueError as e:
+        return _err("query", str(e))
+    try:
+        flt = _filter(args, ring, value)
     except ValueError as e:
         return _err("query", f"bad time: {e} (use ISO-8601 like 2026-11-26T10:00Z or relative like 15m, 1h, 2d)")
     if flt.since is not None and flt.until is not None and flt.since > flt.until:
         # "--since 1h --until 2h" (meant: from 2 h ago to 1 h ago) matched nothing, which read as "no requests"
         return _err("query", "--since is later than --until: no record can match (relative times count back from now)")
-    _note_fingerprinted(args)
+    if ring is None:
+        _note_fingerprinted(args)
     skipped: dict[str, int] = {}
     try:
         found = query(args.files, flt, skipped)

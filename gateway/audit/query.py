@@ -79,6 +79,14 @@ def findings_of(rec: dict) -> list[dict]:
     return [f for f in v if isinstance(f, dict)] if isinstance(v, list) else []
 
 
+Match = str | frozenset[str] | None
+"""A value a field must equal, or a set of forms of one (as written, and its ``fp:`` form)."""
+
+
+def _is(have: object, want: str | frozenset[str]) -> bool:
+    return have in want if isinstance(want, frozenset) else have == want
+
+
 @dataclass(frozen=True)
 class Filter:
     """Conditions a record must all meet; ``None`` means any. ``detector`` ending in ``.`` or ``*``
@@ -86,14 +94,21 @@ class Filter:
 
     since: float | None = None
     until: float | None = None
-    principal: str | None = None
+    principal: Match = None
     """The subject (``principal.sub``)."""
-    agency: str | None = None
+    agency: Match = None
     detector: str | None = None
     route: str | None = None
     """The upstream name the decision routed to (or the upstream used)."""
     residency: str | None = None
     outcome: str | None = None
+    request_id: Match = None
+    endpoint: str | None = None
+    model: str | None = None
+    """The model the caller asked for."""
+    fingerprints: frozenset[str] | None = None
+    """Records with a finding (of ``detector``, when given) holding one of these fingerprints
+    (``gateway.audit.record.value_fingerprints``): where a given value went."""
 
     def matches(self, rec: dict) -> bool:
         if self.since is not None or self.until is not None:
@@ -101,9 +116,15 @@ class Filter:
             if t is None or (self.since is not None and t < self.since) or (self.until is not None and t > self.until):
                 return False
         principal = member(rec, "principal")
-        if self.principal is not None and principal.get("sub") != self.principal:
+        if self.principal is not None and not _is(principal.get("sub"), self.principal):
             return False
-        if self.agency is not None and principal.get("agency") != self.agency:
+        if self.agency is not None and not _is(principal.get("agency"), self.agency):
+            return False
+        if self.request_id is not None and not _is(rec.get("request_id"), self.request_id):
+            return False
+        if self.endpoint is not None and rec.get("endpoint") != self.endpoint:
+            return False
+        if self.model is not None and rec.get("model") != self.model:
             return False
         if self.outcome is not None and rec.get("outcome") != self.outcome:
             return False
@@ -113,11 +134,18 @@ class Filter:
             return False
         if self.residency is not None and self.residency.upper() not in (decision.get("residency"), upstream.get("residency")):
             return False
-        if self.detector is not None:
-            want = self.detector.rstrip("*")
-            prefix = want != self.detector or want.endswith(".")
-            names = [n for f in findings_of(rec) if isinstance(n := f.get("detector"), str)]
-            if not any(n.startswith(want) if prefix else n == want for n in names):
+        if self.detector is not None or self.fingerprints is not None:
+            found = findings_of(rec)
+            if self.detector is not None:
+                want = self.detector.rstrip("*")
+                prefix = want != self.detector or want.endswith(".")
+                found = [f for f in found if isinstance(n := f.get("detector"), str)
+                         and (n.startswith(want) if prefix else n == want)]
+            if self.fingerprints is not None:
+                fps = self.fingerprints
+                found = [f for f in found if isinstance(v := f.get("fingerprints"), list)
+                         and any(isinstance(x, str) and x in fps for x in v)]
+            if not found:
                 return False
         return True
 

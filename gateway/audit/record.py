@@ -71,6 +71,24 @@ def fingerprint(ring: KeyRing, value: str, detector: str | None = None) -> str:
     return _fingerprint(ring, value.encode())
 
 
+_ONE_OF_EACH_KIND = ("br.cpf", "secret.api_key", "intl.email", "health.term")
+"""A detector of each way values are normalized before they are fingerprinted (see normalize_value)."""
+
+
+def value_fingerprints(ring: KeyRing, value: str, detector: str | None = None) -> frozenset[str]:
+    """The fingerprints under which an audit record holds ``value``: found by ``detector`` (an exact
+    id), or by any detector when None (or a prefix): one per way of normalizing it, since a CPF is
+    kept as its digits and an e-mail case-folded, so that any spelling of it finds it."""
+    kinds = (detector,) if detector and not detector.endswith((".", "*")) else _ONE_OF_EACH_KIND
+    return frozenset(fingerprint(ring, value, d) for d in kinds)
+
+
+def client_forms(ring: KeyRing, value: str) -> frozenset[str]:
+    """The forms in which a client-chosen string (a subject, an agency, a request id) can be in a
+    record: as written, or as ``fp:<fingerprint>`` when it looked personal (see ``_clean``)."""
+    return frozenset({value, "fp:" + fingerprint(ring, value)})
+
+
 def _fingerprint(ring: KeyRing, data: bytes) -> str:
     global _RING_PADS
     r, inner, outer = _RING_PADS
