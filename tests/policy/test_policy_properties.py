@@ -102,8 +102,15 @@ def ref_action(ps: PolicySet, p: Policy, f: Finding, residency: str, level: str)
     cls = ref_class(ps, p, residency, f.category)
     if cls == "prohibited":
         return "block"
-    proposed = [getattr(r, cls) for r in p.rules if ref_matches(r, f, level)]
-    return max(proposed, key=RANK.__getitem__) if proposed else getattr(p.default, cls)
+    # the strictest matching rule, else the default; a rule gated by a min_level above the lowest only
+    # adds strictness to that (README, "refines the SPEC"): raising the level never relaxes a decision
+    def gated(r: Rule) -> bool:
+        return r.match.min_level is not None and LEVELS.index(r.match.min_level) > 0
+
+    plain = [getattr(r, cls) for r in p.rules if ref_matches(r, f, level) and not gated(r)]
+    extra = [getattr(r, cls) for r in p.rules if ref_matches(r, f, level) and gated(r)]
+    base = max(plain, key=RANK.__getitem__) if plain else getattr(p.default, cls)
+    return max([base] + extra, key=RANK.__getitem__)
 
 
 def reference(ps: PolicySet, caller: str, fs: list[Finding], residency: str, level: str) -> tuple[list[str], bool]:
