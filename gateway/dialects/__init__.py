@@ -91,12 +91,15 @@ def _caller_fields(payload: dict, out: list[Segment]) -> None:
     ``safety_identifier`` and ``prompt_cache_key``, and ``metadata`` (Anthropic's ``metadata.user_id``),
     its keys as well as its values. Applications fill them with an e-mail or a national id as often
     as with an opaque id, so they are inspected and transformed like any text (kind ``other``; the
-    keys, kind ``key``). So are the keys of ``logit_bias``: token ids by contract, but any string the
-    caller puts there reaches the provider."""
+    keys, kind ``key``). So is ``logit_bias``: its keys are token ids by contract and its values
+    numbers, but any string the caller puts there reaches the provider."""
     for key in _CALLER_FIELDS:
         v = payload.get(key)
-        if type(v) is str and v:
-            out.append(Segment((key,), v, "other"))
+        if type(v) is str:
+            if v:
+                out.append(Segment((key,), v, "other"))
+        elif v is not None:  # not what the APIs take, but the provider receives it all the same
+            openai.value_texts(v, (key,), out, "other")
     md = payload.get("metadata")
     if type(md) is dict:
         for k, v in md.items():
@@ -110,8 +113,10 @@ def _caller_fields(payload: dict, out: list[Segment]) -> None:
         openai.value_texts(md, ("metadata",), out, "other")
     lb = payload.get("logit_bias")
     if type(lb) is dict:
-        for k in lb:
+        for k, v in lb.items():
             openai.key_text(k, ("logit_bias", k), out)
+            if not isinstance(v, (int, float)):
+                openai.value_texts(v, ("logit_bias", k), out, "other")
 
 
 _JSON_STRING_OR_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(\[[A-Z][A-Za-z0-9_:.=-]*\])')

@@ -258,3 +258,16 @@ async def test_web_search_options_and_mcp_servers_reach_the_foreign_model_only_a
         {"type": "url", "url": "https://mcp.example/sse", "name": "crm", "authorization_token": f"cpf:{CPF}"}]})
     assert sent_us(gw)["mcp_servers"] == [
         {"type": "url", "url": "https://mcp.example/sse", "name": "crm", "authorization_token": "cpf:[CPF_1]"}]
+
+
+async def test_claude_older_output_format_reaches_it_only_as_placeholders(gw):
+    # structured outputs as the beta API took them before output_config (older SDKs, other clients):
+    # the schema's descriptions and literals are read by the model like output_config's
+    schema = {"type": "object", "properties": {"cpf": {"type": "string", "description": f"ex.: {CPF}"},
+                                               "situacao": {"enum": ["regular", CPF], "default": CPF}}}
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=MSGS,
+                                  extra_body={"output_format": {"type": "json_schema", "schema": schema}})
+    props = sent_us(gw)["output_format"]["schema"]["properties"]
+    assert props["cpf"]["description"] == "ex.: [CPF_1]"
+    assert props["situacao"] == {"enum": ["regular", "[CPF_1]"], "default": "[CPF_1]"}
+
