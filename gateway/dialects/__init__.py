@@ -43,60 +43,143 @@ def extract_segments(endpoint: str, payload: dict) -> list[Segment]:
     if not isinstance(payload, dict):
         raise DialectError("the request body must be a JSON object")
     out = fn(payload)
-    _caller_fields(payload, out)
-    known = _KNOWN_FIELDS[endpoint]
+    fields = _FIELDS[endpoint]
+    _caller_fields(payload, out, fields)
     for key, value in payload.items():
-        if key not in known:
+        words = fields.get(key, _UNKNOWN)
+        if words is _READ:
+            continue  # the extractor's (or the gateway's own, for model)
+        if words is _UNKNOWN:
             # a field this gateway does not know (a provider's newer parameter, a vendor extension, or
             # anything a caller adds): the provider receives it all the same, so its strings are
             # inspected, its name and the keys of its objects too
             openai.key_text(key, (key,), out)
             openai.value_texts(value, (key,), out, "other")
+        elif type(value) not in _SCALARS and not _plain(value, words):
+            # a setting holding something besides numbers, booleans and the API's words for it (a
+            # custom voice, an id, a string where an enum belongs): sent all the same, so inspected
+            openai.value_texts(value, (key,), out, "other")
     return out
 
 
-_COMMON_FIELDS = frozenset({"model", "stream", "metadata", "temperature", "top_p", *("user", "safety_identifier",
-                                                                                    "prompt_cache_key")})
-_KNOWN_FIELDS = {
-    "/v1/chat/completions": _COMMON_FIELDS | {
-        "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
-        "max_completion_tokens", "max_tokens", "modalities", "moderation", "n", "parallel_tool_calls",
-        "prediction", "presence_penalty", "prompt_cache_options", "prompt_cache_retention", "reasoning_effort",
-        "response_format", "seed", "service_tier", "stop", "store", "stream_options", "tool_choice", "tools",
-        "top_logprobs", "verbosity", "web_search_options"},
-    "/v1/completions": _COMMON_FIELDS | {
-        "prompt", "suffix", "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs", "max_tokens", "n",
-        "presence_penalty", "seed", "stop", "stream_options"},
-    "/v1/embeddings": _COMMON_FIELDS | {"input", "dimensions", "encoding_format"},
-    "/v1/responses": _COMMON_FIELDS | {
-        "input", "instructions", "tools", "tool_choice", "text", "prompt", "reasoning", "prompt_cache_options",
-        "prompt_cache_retention", "previous_response_id", "conversation", "include", "max_output_tokens",
-        "max_tool_calls", "parallel_tool_calls", "service_tier", "store", "stream_options", "top_logprobs",
-        "truncation", "background", "background_options", "context_management", "image", "moderation",
-        "access_programs"},
-    "/v1/messages": _COMMON_FIELDS | {
-        "messages", "max_tokens", "system", "stop_sequences", "top_k", "tools", "tool_choice", "thinking",
-        "service_tier", "container", "mcp_servers", "context_management", "output_config", "output_format",
-        "cache_control", "diagnostics", "inference_geo", "speed"},
+_READ = object()
+"""Marks a field whose every string the extractor itself makes a segment (its tests put a CPF in
+each): generic inspection passes it over. ``model`` too: the gateway routes on it and sends the
+route's model name instead, so the caller's string never reaches a provider."""
+_UNKNOWN = object()
+_SCALARS = frozenset({bool, int, float, type(None)})
+
+
+def _plain(value, words: frozenset) -> bool:
+    """Whether a setting's value holds nothing but nulls, booleans, numbers and ``words`` (the API's
+    own words for that field: its enum values and the member names of its objects), at any depth.
+    Such a value carries no text of the caller's and passes as it is; any other is inspected."""
+    t = type(value)
+    if t is str:
+        return value in words
+    if t is dict:
+        for k, v in value.items():  # (loops, not all(): a generator costs more than these small objects)
+            if k not in words or (type(v) not in _SCALARS and not _plain(v, words)):
+                return False
+        return True
+    if t is list:
+        for v in value:
+            if type(v) not in _SCALARS and not _plain(v, words):
+                return False
+        return True
+    return t in _SCALARS
+
+
+def _fields(read: str, settings: dict[str, str]) -> dict[str, object]:
+    """One endpoint's top-level fields: ``read``, the fields its extractor reads itself (``_READ``),
+    and ``settings``, the fields that hold no free text, each with its words (space-separated)."""
+    out: dict[str, object] = {f: _READ for f in read.split()}
+    for f, words in settings.items():
+        assert f not in out, f
+        out[f] = frozenset(words.split())
+    return out
+
+
+_NO_WORDS = ""
+"""The words of a setting that takes a number, a boolean or an id: none, so any string in it is
+inspected (an id too: the provider receives it, and detectors do not fire on the providers' ids)."""
+_EFFORTS = "none minimal low medium high xhigh max"
+_COMMON_SETTINGS = {"stream": _NO_WORDS, "temperature": _NO_WORDS, "top_p": _NO_WORDS}
+_COMMON_READ = "model metadata user safety_identifier prompt_cache_key"
+"""Read by ``_caller_fields`` (``model``: see ``_READ``)."""
+_MODERATION = "model policy input output mode score block omni-moderation-latest"
+_CACHE_OPTIONS = "mode implicit explicit ttl 30m 12h prewarm"
+_CACHE_RETENTION = "in_memory in-memory 24h"
+_SERVICE_TIERS = "auto default flex scale priority fast ultrafast"
+
+_FIELDS = {
+    "/v1/chat/completions": _fields(
+        _COMMON_READ + " messages tools functions tool_choice function_call web_search_options response_format"
+        " prediction stop logit_bias", {
+            **_COMMON_SETTINGS, **dict.fromkeys((
+                "frequency_penalty", "presence_penalty", "seed", "n", "max_tokens", "max_completion_tokens",
+                "logprobs", "top_logprobs", "parallel_tool_calls", "store"), _NO_WORDS),
+            "audio": "voice format alloy ash ballad coral echo fable nova onyx sage shimmer verse marin cedar"
+                     " wav aac mp3 flac opus pcm16",
+            "modalities": "text audio", "moderation": _MODERATION, "prompt_cache_options": _CACHE_OPTIONS,
+            "prompt_cache_retention": _CACHE_RETENTION, "reasoning_effort": _EFFORTS,
+            "service_tier": _SERVICE_TIERS, "stream_options": "include_usage include_obfuscation",
+            "verbosity": "low medium high"}),
+    "/v1/completions": _fields(_COMMON_READ + " prompt suffix stop logit_bias", {
+        **_COMMON_SETTINGS, **dict.fromkeys((
+            "best_of", "echo", "frequency_penalty", "logprobs", "max_tokens", "n", "presence_penalty", "seed"), _NO_WORDS),
+        "stream_options": "include_usage include_obfuscation"}),
+    "/v1/embeddings": _fields(_COMMON_READ + " input", {
+        **_COMMON_SETTINGS, "dimensions": _NO_WORDS, "encoding_format": "float base64"}),
+    "/v1/responses": _fields(_COMMON_READ + " input instructions tools tool_choice text prompt", {
+        **_COMMON_SETTINGS, **dict.fromkeys((
+            "max_output_tokens", "max_tool_calls", "parallel_tool_calls", "store", "top_logprobs", "background",
+            "previous_response_id", "conversation"), _NO_WORDS),
+        "reasoning": "effort summary generate_summary context mode auto concise detailed current_turn all_turns"
+                     " standard pro " + _EFFORTS,
+        "include": "file_search_call.results web_search_call.results web_search_call.action.sources"
+                   " message.input_image.image_url computer_call_output.output.image_url"
+                   " code_interpreter_call.outputs reasoning.encrypted_content message.output_text.logprobs",
+        "prompt_cache_options": _CACHE_OPTIONS, "prompt_cache_retention": _CACHE_RETENTION,
+        "service_tier": _SERVICE_TIERS, "stream_options": "include_obfuscation", "truncation": "auto disabled",
+        "background_options": "completion_window soonest 2h 8h",
+        "context_management": "type compaction compact_threshold",
+        "image": "context_compression auto enabled disabled", "moderation": _MODERATION,
+        "access_programs": "cyber standard daybreak_blue daybreak_red"}),
+    "/v1/messages": _fields(
+        _COMMON_READ + " messages system tools tool_choice mcp_servers stop_sequences output_config output_format", {
+            **_COMMON_SETTINGS, "max_tokens": _NO_WORDS, "top_k": _NO_WORDS,
+            "thinking": "type enabled disabled adaptive budget_tokens display summarized omitted",
+            "service_tier": "auto standard_only", "speed": "standard fast", "inference_geo": "global us",
+            "cache_control": "type ephemeral ttl 5m 1h",
+            "context_management": "edits type trigger keep clear_at_least clear_tool_inputs value input_tokens"
+                                  " tool_uses clear_tool_uses_20250919 clear_thinking_20251015 thinking_turns all",
+            "container": _NO_WORDS, "diagnostics": _NO_WORDS}),
 }
-"""The top-level fields of each endpoint that its extractor reads, or that carry no free text."""
+"""Every top-level field of each endpoint the gateway knows: those its extractor reads (``_READ``)
+and settings, each with the words it may hold uninspected (``_plain``). Every other field, and a
+setting holding anything else, is inspected generically: a field nobody reads cannot go upstream
+unseen because somebody listed it here."""
 
 
 _CALLER_FIELDS = ("user", "safety_identifier", "prompt_cache_key")
 """Top-level strings of either dialect that name the caller's end user or session."""
 
 
-def _caller_fields(payload: dict, out: list[Segment]) -> None:
+def _caller_fields(payload: dict, out: list[Segment], fields: dict) -> None:
     """Strings sent beside the prompt that reach the provider all the same: OpenAI's ``user``,
     ``safety_identifier`` and ``prompt_cache_key``, and ``metadata`` (Anthropic's ``metadata.user_id``),
     its keys as well as its values. Applications fill them with an e-mail or a national id as often
     as with an opaque id, so they are inspected and transformed like any text (kind ``other``; the
-    keys, kind ``key``). So are the keys of ``logit_bias``: token ids by contract, but any string the
-    caller puts there reaches the provider."""
+    keys, kind ``key``). So is ``logit_bias`` where the endpoint takes it: its keys are token ids by
+    contract and its values numbers, but any string the caller puts there reaches the provider."""
     for key in _CALLER_FIELDS:
         v = payload.get(key)
-        if type(v) is str and v:
-            out.append(Segment((key,), v, "other"))
+        if type(v) is str:
+            if v:
+                out.append(Segment((key,), v, "other"))
+        elif v is not None:  # not what the APIs take, but the provider receives it all the same
+            openai.value_texts(v, (key,), out, "other")
     md = payload.get("metadata")
     if type(md) is dict:
         for k, v in md.items():
@@ -109,9 +192,14 @@ def _caller_fields(payload: dict, out: list[Segment]) -> None:
     elif md is not None:
         openai.value_texts(md, ("metadata",), out, "other")
     lb = payload.get("logit_bias")
-    if type(lb) is dict:
-        for k in lb:
-            openai.key_text(k, ("logit_bias", k), out)
+    if lb is not None and fields.get("logit_bias") is _READ:
+        if type(lb) is dict:
+            for k, v in lb.items():
+                openai.key_text(k, ("logit_bias", k), out)
+                if type(v) not in _SCALARS:
+                    openai.value_texts(v, ("logit_bias", k), out, "other")
+        else:
+            openai.value_texts(lb, ("logit_bias",), out, "other")
 
 
 _JSON_STRING_OR_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(\[[A-Z][A-Za-z0-9_:.=-]*\])')

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 
 from gateway.dialects.errors import DialectError
-from gateway.dialects.openai import key_text, schema_texts, stop_texts, tool_list, tool_texts, value_texts, where
+from gateway.dialects.openai import (format_texts, key_text, stop_texts, tool_list, tool_texts, value_texts,
+                                     where)
 from gateway.dialects.segments import Segment
 
 
@@ -95,13 +96,13 @@ def messages(payload: dict) -> list[Segment]:
                     value_texts(m[key], p + (key,), out, "other")
     if payload.get("tools") is not None:  # server tools too: a web search's user_location, its domains
         tool_list(payload["tools"], out)
-    if isinstance(payload.get("tool_choice"), (dict, list)):
+    if payload.get("tool_choice") is not None:  # always an object here: any string is inspected too
         tool_texts(payload["tool_choice"], ("tool_choice",), out)
     if payload.get("mcp_servers") is not None:  # MCP servers Claude calls: read like tools (URL, token)
         tool_texts(payload["mcp_servers"], ("mcp_servers",), out)
-    oc = payload.get("output_config")
-    if isinstance(oc, dict) and isinstance(oc.get("format"), dict):  # structured outputs
-        schema_texts(oc["format"].get("schema"), ("output_config", "format", "schema"), out, "other")
+    for field in ("output_config", "output_format"):  # structured outputs, and their older beta form
+        if payload.get(field) is not None:
+            format_texts(payload[field], (field,), out)
     if payload.get("stop_sequences") is not None:
         stop_texts(payload["stop_sequences"], ("stop_sequences",), out)
     return out

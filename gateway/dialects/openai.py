@@ -172,6 +172,55 @@ def stop_texts(value, path: tuple, out: list[Segment]) -> None:
         for i, v in enumerate(value):
             if isinstance(v, str):
                 out.append(Segment(path + (i,), v, "other"))
+            else:  # not what the API takes, but the provider receives it all the same
+                value_texts(v, path + (i,), out, "other")
+    else:
+        value_texts(value, path, out, "other")
+
+
+_TOOL_MODES = frozenset({"none", "auto", "required"})
+"""The modes a chat or Responses ``tool_choice`` (and chat's older ``function_call``) takes as a bare
+string: the API's own words, left as they are."""
+
+
+def choice_texts(value, path: tuple, out: list[Segment]) -> None:
+    """A ``tool_choice`` (or chat's ``function_call``): an object or a list is read like a tool (see
+    ``tool_texts``); a string is a mode, left as it is when it is one of ``_TOOL_MODES`` and inspected
+    like a tool's text otherwise (the provider receives any string the caller puts there)."""
+    if value is None or (type(value) is str and value in _TOOL_MODES):
+        return
+    tool_texts(value, path, out)
+
+
+_FORMAT_FIELDS = frozenset({"type", "name", "description", "schema", "strict", "json_schema", "format",
+                            "verbosity", "effort"})
+_FORMAT_WORDS = {"type": frozenset({"text", "json_object", "json_schema"}),
+                 "verbosity": frozenset({"low", "medium", "high"}),
+                 "effort": frozenset({"low", "medium", "high", "xhigh", "max"})}
+"""Members of a structured-output setting whose value is an enum: left as they are when they hold
+one of the API's words for it, inspected like the rest otherwise."""
+
+
+def format_texts(fmt, path: tuple, out: list[Segment]) -> None:
+    """A structured-output setting, whole: chat's ``response_format`` (and its ``json_schema``),
+    Responses' ``text`` (and its ``format``), Anthropic's ``output_config`` and older ``output_format``.
+    A ``schema`` is read as a JSON Schema (``schema_texts``); every other string (a description, the
+    schema's name, a field of a newer API) is a segment of kind ``other``, but the enums of
+    ``_FORMAT_WORDS`` when they hold one of their words; the name of a member the APIs do not define
+    is a ``key`` segment, as in a tool."""
+    if not isinstance(fmt, dict):
+        value_texts(fmt, path, out, "other")  # not what the APIs take, but the provider receives it
+        return
+    for k, v in fmt.items():
+        p = path + (k,)
+        if k == "schema":
+            schema_texts(v, p, out, "other")
+        elif k == "json_schema" or k == "format":
+            format_texts(v, p, out)
+        elif not (type(v) is str and v in _FORMAT_WORDS.get(k, ())):
+            if k not in _FORMAT_FIELDS:
+                key_text(k, p, out)
+            value_texts(v, p, out, "other")
 
 
 def chat(payload: dict) -> list[Segment]:
@@ -228,19 +277,23 @@ def chat(payload: dict) -> list[Segment]:
     for field in ("tool_choice", "function_call"):
         # a tool chosen by name, or the tools allowed: an object's other strings are sent all the same
         # (a bare string is a mode, "auto", "none" or "required", like the other enums of a request)
-        if isinstance(payload.get(field), (dict, list)):
-            tool_texts(payload[field], (field,), out)
+        if field in payload:
+            choice_texts(payload[field], (field,), out)
     if payload.get("web_search_options") is not None:  # the search tool's settings: its user_location
         tool_texts(payload["web_search_options"], ("web_search_options",), out)
-    rf = payload.get("response_format")
-    if isinstance(rf, dict) and isinstance(rf.get("json_schema"), dict):
-        js = rf["json_schema"]
-        if isinstance(js.get("description"), str):
-            out.append(Segment(("response_format", "json_schema", "description"), js["description"], "other"))
-        schema_texts(js.get("schema"), ("response_format", "json_schema", "schema"), out, "other")
+    if payload.get("response_format") is not None:
+        format_texts(payload["response_format"], ("response_format",), out)
     pred = payload.get("prediction")
-    if isinstance(pred, dict) and "content" in pred:
-        _parts(pred["content"], ("prediction", "content"), "other", out)
+    if pred is not None:  # the text the answer is expected to repeat: its content, and any other string
+        if isinstance(pred, dict):
+            for k, v in pred.items():
+                if k == "content":
+                    _parts(v, ("prediction", "content"), "other", out)
+                elif not (k == "type" and v == "content"):
+                    key_text(k, ("prediction", k), out)
+                    value_texts(v, ("prediction", k), out, "other")
+        else:
+            value_texts(pred, ("prediction",), out, "other")
     if payload.get("stop") is not None:
         stop_texts(payload["stop"], ("stop",), out)
     return out
@@ -271,6 +324,8 @@ def completions(payload: dict) -> list[Segment]:
         _prompt_list(payload["prompt"], ("prompt",), "input", out, "a string, a list of strings or token arrays")
     if isinstance(payload.get("suffix"), str):
         out.append(Segment(("suffix",), payload["suffix"], "input"))
+    elif payload.get("suffix") is not None:  # not what the API takes, but the provider receives it
+        value_texts(payload["suffix"], ("suffix",), out, "input")
     if payload.get("stop") is not None:
         stop_texts(payload["stop"], ("stop",), out)
     return out
@@ -328,31 +383,40 @@ def responses(payload: dict) -> list[Segment]:
         _need(isinstance(inp, list), ("input",), "a string or a list of input items")
         for i, item in enumerate(inp):
             _response_item(item, ("input", i), out)
-    prompt = payload.get("prompt")
-    if isinstance(prompt, dict) and prompt.get("variables") is not None:
-        # a stored prompt template's variables: substituted into what the model reads
-        variables = prompt["variables"]
-        _need(isinstance(variables, dict), ("prompt", "variables"), "an object")
-        for name, v in variables.items():
-            vp = ("prompt", "variables", name)
-            key_text(name, vp, out)  # a variable's name is the caller's choice
-            if isinstance(v, str):
-                out.append(Segment(vp, v, "input"))
-            elif isinstance(v, dict) and v.get("type") == "input_text" and isinstance(v.get("text"), str):
-                out.append(Segment(vp + ("text",), v["text"], "input"))
-            else:
-                out.append(Segment(vp, "", "uninspectable"))  # an image or a file
+    if payload.get("prompt") is not None:
+        _prompt_template(payload["prompt"], out)
     if payload.get("tools") is not None:
         tool_list(payload["tools"], out)
-    if isinstance(payload.get("tool_choice"), (dict, list)):
-        tool_texts(payload["tool_choice"], ("tool_choice",), out)
-    text = payload.get("text")
-    if isinstance(text, dict) and isinstance(text.get("format"), dict):
-        fmt = text["format"]
-        if isinstance(fmt.get("description"), str):
-            out.append(Segment(("text", "format", "description"), fmt["description"], "other"))
-        schema_texts(fmt.get("schema"), ("text", "format", "schema"), out, "other")
+    if "tool_choice" in payload:
+        choice_texts(payload["tool_choice"], ("tool_choice",), out)
+    if payload.get("text") is not None:
+        format_texts(payload["text"], ("text",), out)
     return out
+
+
+def _prompt_template(prompt, out: list[Segment]) -> None:
+    """A Responses ``prompt``: a stored prompt template, its ``variables`` substituted into what the
+    model reads (each a text, kind ``input``, its name a ``key``). Its ``id``, ``version`` and any
+    other string reach the provider too, so they are segments of kind ``other``."""
+    if not isinstance(prompt, dict):
+        value_texts(prompt, ("prompt",), out, "other")  # not what the API takes; sent all the same
+        return
+    for field, value in prompt.items():
+        if field != "variables":
+            if field != "id" and field != "version":
+                key_text(field, ("prompt", field), out)
+            value_texts(value, ("prompt", field), out, "other")
+        elif value is not None:
+            _need(isinstance(value, dict), ("prompt", "variables"), "an object")
+            for name, v in value.items():
+                vp = ("prompt", "variables", name)
+                key_text(name, vp, out)  # a variable's name is the caller's choice
+                if isinstance(v, str):
+                    out.append(Segment(vp, v, "input"))
+                elif isinstance(v, dict) and v.get("type") == "input_text" and isinstance(v.get("text"), str):
+                    out.append(Segment(vp + ("text",), v["text"], "input"))
+                else:
+                    out.append(Segment(vp, "", "uninspectable"))  # an image or a file
 
 
 EXTRACTORS = {"/v1/chat/completions": chat, "/v1/completions": completions,

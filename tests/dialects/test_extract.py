@@ -114,7 +114,7 @@ def test_unknown_parts_and_items_are_uninspectable_not_skipped():
     assert table(segs) == [("input[0]", "uninspectable")]
     segs = extract_segments("/v1/responses", {"prompt": {"id": "p", "variables": {
         "foto": {"type": "input_image", "image_url": "data:image/png;base64,AAA"}, "nome": "Ana"}}})
-    assert table(segs) == [("prompt.variables.foto", "key"), ("prompt.variables.foto", "uninspectable"),
+    assert table(segs) == [("prompt.id", "other"), ("prompt.variables.foto", "key"), ("prompt.variables.foto", "uninspectable"),
                            ("prompt.variables.nome", "key"), ("prompt.variables.nome", "input")]
 
 
@@ -288,7 +288,7 @@ def test_caller_chosen_keys_are_segments_before_their_values():
     assert keys(segs) == [("messages[0].x", "x"), (f"messages[0].x.{email}", email),
                           ("metadata.user_id", "user_id"), (cpf, cpf)]
     segs = extract_segments("/v1/responses", {"prompt": {"id": "p", "variables": {email: "Ana"}}})
-    assert [(s.text, s.kind) for s in segs] == [(email, "key"), ("Ana", "input")]
+    assert [(s.text, s.kind) for s in segs] == [("p", "other"), (email, "key"), ("Ana", "input")]
 
 
 def test_the_common_chat_body_has_no_key_segments():

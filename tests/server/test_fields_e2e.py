@@ -258,3 +258,48 @@ async def test_web_search_options_and_mcp_servers_reach_the_foreign_model_only_a
         {"type": "url", "url": "https://mcp.example/sse", "name": "crm", "authorization_token": f"cpf:{CPF}"}]})
     assert sent_us(gw)["mcp_servers"] == [
         {"type": "url", "url": "https://mcp.example/sse", "name": "crm", "authorization_token": "cpf:[CPF_1]"}]
+
+
+async def test_claude_older_output_format_reaches_it_only_as_placeholders(gw):
+    # structured outputs as the beta API took them before output_config (older SDKs, other clients):
+    # the schema's descriptions and literals are read by the model like output_config's
+    schema = {"type": "object", "properties": {"cpf": {"type": "string", "description": f"ex.: {CPF}"},
+                                               "situacao": {"enum": ["regular", CPF], "default": CPF}}}
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=MSGS,
+                                  extra_body={"output_format": {"type": "json_schema", "schema": schema}})
+    props = sent_us(gw)["output_format"]["schema"]["properties"]
+    assert props["cpf"]["description"] == "ex.: [CPF_1]"
+    assert props["situacao"] == {"enum": ["regular", "[CPF_1]"], "default": "[CPF_1]"}
+
+
+async def test_claude_context_management_and_container_reach_it_only_as_placeholders(gw):
+    # known settings that hold the caller's strings: the tools a context edit keeps, a container's skills
+    await ant(gw).beta.messages.create(
+        model="claude-sonnet-4", max_tokens=16, messages=MSGS,
+        context_management={"edits": [{"type": "clear_tool_uses_20250919", "exclude_tools": [f"ficha_{CPF}"]}]},
+        container={"id": "container_1", "skills": [{"type": "custom", "skill_id": f"cpf-{CPF}", "version": "latest"}]})
+    body = sent_us(gw)
+    assert body["context_management"]["edits"][0] == {"type": "clear_tool_uses_20250919",
+                                                      "exclude_tools": ["ficha_[CPF_1]"]}
+    assert body["container"]["skills"][0]["skill_id"] == "cpf-[CPF_1]"
+
+
+async def test_responses_prompt_template_and_context_management_reach_the_foreign_model_only_as_placeholders(gw):
+    # every string of a stored prompt's reference (its variables, and its version) and of the
+    # context management settings; the plain settings beside them go as they are
+    await oai(gw).responses.create(
+        model="gpt-4o-mini", input="oi", reasoning={"effort": "low", "summary": "auto"},
+        prompt={"id": "pmpt_1", "version": f"v-{CPF}", "variables": {"contribuinte": CPF}},
+        context_management=[{"type": "compaction", "compact_threshold": 1000, "instructions": f"Guarde o CPF {CPF}"}])
+    body = sent_us(gw)
+    assert body["prompt"] == {"id": "pmpt_1", "version": "v-[CPF_1]", "variables": {"contribuinte": "[CPF_1]"}}
+    assert body["context_management"] == [
+        {"type": "compaction", "compact_threshold": 1000, "instructions": "Guarde o CPF [CPF_1]"}]
+    assert body["reasoning"] == {"effort": "low", "summary": "auto"}
+
+
+async def test_a_setting_holding_a_string_where_an_enum_belongs_reaches_the_foreign_model_only_transformed(gw):
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=MSGS, service_tier=f"CPF {CPF}",
+                                          reasoning_effort="low")
+    body = sent_us(gw)
+    assert (body["service_tier"], body["reasoning_effort"]) == ("CPF [CPF_1]", "low")
