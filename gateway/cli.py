@@ -46,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--keep", action="store_true", help="keep the temporary directory")
     s.set_defaults(run="gateway.demo:main")
 
-    s = sub.add_parser("stub", help="an OpenAI- and Anthropic-compatible echo model")
+    s = sub.add_parser("stub", help="an OpenAI- and Anthropic-compatible echo model", description=(
+        'An OpenAI- and Anthropic-compatible echo model: answers "[stub CC] You said: <last user message>" '
+        "in the real wire formats, streams token by token, calls the first declared tool when the message "
+        'says "call tool", and honours max tokens (finish_reason length, stop_reason max_tokens, Responses '
+        "status incomplete), n choices and stop sequences. The models stub-fail-500, stub-hang, stub-reset "
+        "and stub-slow simulate faults."))
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=_port, default=8000)
     s.add_argument("--residency", type=_country, default="US")

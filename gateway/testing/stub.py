@@ -8,6 +8,27 @@ finish/stop reasons, SSE events) so the official SDKs parse it:
   ``POST /v1/messages`` (Anthropic), ``GET /v1/models``; the ``/v1`` prefix is optional.
 - ``"stream": true`` streams token by token (chat.completion.chunk SSE ending with ``data: [DONE]``;
   Anthropic message_start … message_stop; Responses API events).
+- Generation limits, in each endpoint's own fields, as real providers honour them:
+
+  - max tokens — chat ``max_completion_tokens`` (or the legacy ``max_tokens``), completions
+    ``max_tokens``, Responses ``max_output_tokens``, Anthropic ``max_tokens`` (required by the real
+    API; the stub lets a hand-written body omit it): the answer is cut to that many of the stub's
+    tokens (a word with its leading space, as streamed) and says so: ``finish_reason: "length"``,
+    ``stop_reason: "max_tokens"``, or Responses ``status: "incomplete"`` with ``incomplete_details:
+    {"reason": "max_output_tokens"}`` (streamed: ``response.incomplete`` instead of
+    ``response.completed``). A tool call's arguments are cut the same way (no longer valid JSON;
+    Anthropic's ``input`` is then ``{}``, what its SDK makes of the cut stream). With a limit, usage
+    counts exactly the tokens sent; without, it is the 4-characters-a-token rule of thumb.
+  - ``n`` (chat and completions, 1 to 128): n choices, each saying which it is, ``(2/3) [stub BR]
+    You said: …`` (a single one is the plain answer), streamed interleaved one event per choice in
+    turn, usage summed; every choice calls the same tool when asked to.
+  - stop sequences — chat/completions ``stop`` (a string or up to 4), Anthropic ``stop_sequences``:
+    the answer ends before the first match (``finish_reason: "stop"``; ``stop_reason:
+    "stop_sequence"`` with ``stop_sequence`` the one that matched). Tool calls ignore them. Max
+    tokens win when reached first.
+
+  A value the real API refuses (``n: 0``, ``max_tokens: "8"``, five stops) is a 400 in the
+  endpoint's error shape, naming the field.
 - Tools: when the request declares tools and the last user message contains "call tool", the stub
   calls the first tool with ``{"<first parameter>": <the user message>}`` as its arguments. A tool
   result after it (chat ``role: tool``, Responses ``function_call_output``, Anthropic
@@ -47,6 +68,8 @@ __all__ = ["StubServer", "start_stub", "stub_command", "answer_text"]
 SLOW_TOKEN_SECONDS = 0.05
 RESET_AFTER_EVENTS = 3
 MAX_BODY = 64 * 1024 * 1024
+MAX_CHOICES = 128
+"""The most choices (``n``) a request may ask for, as in the OpenAI API."""
 MODELS = ("stub-model", "stub-fail-500", "stub-hang", "stub-reset", "stub-slow")
 
 _ids = itertools.count(1)
@@ -58,6 +81,13 @@ _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method No
 def answer_text(residency: str, user_text: str) -> str:
     """What the stub answers to ``user_text``."""
     return f"[stub {residency}] You said: {user_text}"
+
+
+def _choice_text(residency: str, user_text: str, choice: int, n: int) -> str:
+    """Choice ``choice`` (from 0) of ``n``: with several, each says which it is (``(2/3) [stub BR] You
+    said: …``) so they are told apart; a single one is the plain answer."""
+    text = answer_text(residency, user_text)
+    return text if n == 1 else f"({choice + 1}/{n}) {text}"
 
 
 def _tokens(text: str) -> list[str]:
@@ -155,12 +185,12 @@ def _sse(data: dict, event: str | None = None) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def _error_body(endpoint: str, status: int, message: str) -> bytes:
+def _error_body(endpoint: str, status: int, message: str, param: str | None = None) -> bytes:
     if endpoint == "messages":
         kind = "api_error" if status >= 500 else "invalid_request_error"
         return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
     kind = "server_error" if status >= 500 else "invalid_request_error"
-    return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": kind}})
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": kind}})
 
 
 def _embedding(text: str, dims: int = 16) -> list[float]:
@@ -168,53 +198,184 @@ def _embedding(text: str, dims: int = 16) -> list[float]:
     return [round((b - 127.5) / 127.5, 6) for b in digest[:dims]]
 
 
+class _Invalid(Exception):
+    """A generation parameter the real API refuses: the stub answers 400 naming it, as the API does."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(message)
+        self.param = param
+
+
+def _int_param(body: dict, name: str, high: int | None = None) -> int | None:
+    """``body[name]`` as a positive integer (at most ``high``), None when absent."""
+    v = body.get(name)
+    if v is None:
+        return None
+    if type(v) is not int or v < 1 or (high is not None and v > high):
+        bounds = f"from 1 to {high}" if high is not None else "of at least 1"
+        raise _Invalid(name, f"Invalid '{name}': expected an integer {bounds}, got {orjson.dumps(v).decode()}.")
+    return v
+
+
+def _stops(body: dict, name: str) -> tuple[str, ...]:
+    """The stop sequences of ``body[name]`` (OpenAI ``stop``: a string or up to 4; Anthropic ``stop_sequences``: a list)."""
+    v = body.get(name)
+    if v is None:
+        return ()
+    if isinstance(v, str) and name == "stop":
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v) or (name == "stop" and len(v) > 4):
+        many = "a string or a list of up to 4 strings" if name == "stop" else "a list of strings"
+        raise _Invalid(name, f"Invalid '{name}': expected {many}.")
+    return tuple(x for x in v if x)  # an empty one would match before the first character
+
+
+_LIMIT_FIELDS = frozenset(("max_tokens", "max_completion_tokens", "max_output_tokens", "stop", "stop_sequences", "n"))
+
+
+def _limits(endpoint: str, body: dict) -> tuple[int | None, tuple[str, ...], int]:
+    """(max tokens or None, stop sequences, number of choices) the request asks for, in its dialect's fields."""
+    if _LIMIT_FIELDS.isdisjoint(body):  # the common case, benchmarks' included: one check, not six
+        return None, (), 1
+    if endpoint == "messages":  # the API requires max_tokens; the stub lets hand-written bodies omit it
+        return _int_param(body, "max_tokens"), _stops(body, "stop_sequences"), 1
+    if endpoint == "responses":  # no stop sequences and no n in the Responses API
+        return _int_param(body, "max_output_tokens"), (), 1
+    max_tokens = _int_param(body, "max_completion_tokens") if endpoint == "chat/completions" else None
+    if max_tokens is None:  # chat's legacy name, completions' only one
+        max_tokens = _int_param(body, "max_tokens")
+    return max_tokens, _stops(body, "stop"), _int_param(body, "n", MAX_CHOICES) or 1
+
+
+class _Choice:
+    """One generated answer (text, or a tool call's arguments) as the request's limits cut it, and why it ended.
+
+    ``end`` is ``"end"`` (the whole answer), ``"stop_sequence"`` (cut before ``stop_sequence``) or
+    ``"length"`` (cut to max tokens). ``count`` is the usage it reports: exactly the tokens sent when
+    the request set max tokens (so usage never exceeds it), the cheap 4-characters rule otherwise.
+    """
+
+    __slots__ = ("text", "end", "stop_sequence", "count", "_tokens")
+
+    def __init__(self, text: str, max_tokens: int | None, stops: tuple[str, ...]):
+        self.end, self.stop_sequence, self._tokens = "end", None, None
+        if stops:
+            hits = [(i, s) for s in stops if (i := text.find(s)) >= 0]
+            if hits:
+                at, self.stop_sequence = min(hits)
+                text, self.end = text[:at], "stop_sequence"
+        if max_tokens is None:
+            self.count = _count(text)
+        else:
+            tokens = _tokens(text)
+            if len(tokens) > max_tokens:  # the limit comes first: the stop sequence was never reached
+                tokens = tokens[:max_tokens]
+                text, self.end, self.stop_sequence = "".join(tokens), "length", None
+            self._tokens, self.count = tokens, len(tokens)
+        self.text = text
+
+    @property
+    def tokens(self) -> list[str]:
+        """The pieces a stream sends, one per event (words with their leading space)."""
+        if self._tokens is None:
+            self._tokens = _tokens(self.text)
+        return self._tokens
+
+
+def _round_robin(per_choice: list[list[bytes]]) -> list[bytes]:
+    """The choices' events interleaved one by one, as OpenAI streams ``n`` choices."""
+    if len(per_choice) == 1:
+        return per_choice[0]
+    return [ev for group in itertools.zip_longest(*per_choice) for ev in group if ev is not None]
+
+
+_ID_FORMATS = {"chat/completions": "chatcmpl-stub%d", "completions": "cmpl-stub%d", "responses": "resp_stub%d",
+               "messages": "msg_stub%d"}
+
+
 class _Answer:
-    """The answer to one generation request, as a JSON body or a list of SSE events."""
+    """The answer to one generation request, as a JSON body or a list of SSE events.
+
+    ``choices`` holds ``n`` answers (chat and completions; one elsewhere). A tool call's arguments
+    are cut by max tokens like text (invalid JSON then, as a real model's would be) but not by stop
+    sequences, and every choice calls the same tool with the same arguments.
+    """
 
     def __init__(self, endpoint: str, body: dict, residency: str):
         self.endpoint = endpoint
         self.model = str(body.get("model") or "stub-model")
         self.user = _user_text(endpoint, body)
-        self.text = answer_text(residency, self.user)
+        self.max_tokens, stops, n = _limits(endpoint, body)
         self.tool = _tool(endpoint, body, self.user) if endpoint != "completions" else None
+        self.choices: list[_Choice] = []
+        self.completion_tokens = 0
+        for i in range(n):
+            if self.tool is None:
+                c = _Choice(_choice_text(residency, self.user, i, n), self.max_tokens, stops)
+            else:  # a tool call's arguments: cut by max tokens, not by stop sequences
+                c = _Choice(self.tool[1], self.max_tokens, ())
+            self.choices.append(c)
+            self.completion_tokens += c.count
         self.prompt_tokens = _count(self.user)
-        self.completion_tokens = _count(self.text if self.tool is None else self.tool[1])
-        self.usage_in_stream = bool((body.get("stream_options") or {}).get("include_usage")) \
-            if isinstance(body.get("stream_options"), dict) else False
-        n = next(_ids)
+        opts = body.get("stream_options")
+        self.usage_in_stream = isinstance(opts, dict) and bool(opts.get("include_usage"))
+        self.num = next(_ids)
         self.created = int(time.time())
-        self.id = {"chat/completions": "chatcmpl-stub%d", "completions": "cmpl-stub%d",
-                   "responses": "resp_stub%d", "messages": "msg_stub%d"}.get(endpoint, "stub%d") % n
-        self.call_id = ("toolu_stub%d" if endpoint == "messages" else "call_stub%d") % n
-        self.item_id = "msg_stub%d" % n
+        self.id = _ID_FORMATS[endpoint] % self.num
 
     @property
     def tokens(self) -> list[str]:
-        """The answer split into the pieces a stream sends, one per event (words with their leading space)."""
-        return _tokens(self.text if self.tool is None else self.tool[1])
+        """The first choice's stream pieces."""
+        return self.choices[0].tokens
+
+    # made when asked: most answers call no tool and have no output item
+    @property
+    def call_id(self) -> str:
+        return ("toolu_stub%d" if self.endpoint == "messages" else "call_stub%d") % self.num
+
+    @property
+    def item_id(self) -> str:
+        return "msg_stub%d" % self.num
+
+    def _choice_call_id(self, i: int) -> str:
+        """The tool call id of choice ``i``: each choice's call is its own."""
+        return self.call_id if i == 0 else f"{self.call_id}_{i}"
+
+    def _finish(self, c: _Choice) -> str:
+        """OpenAI ``finish_reason``: a stop sequence is a plain "stop" there."""
+        return "length" if c.end == "length" else "tool_calls" if self.tool else "stop"
+
+    def _stop_reason(self, c: _Choice) -> str:
+        """Anthropic ``stop_reason``."""
+        if c.end == "length":
+            return "max_tokens"
+        return "stop_sequence" if c.end == "stop_sequence" else "tool_use" if self.tool else "end_turn"
 
     # JSON -----------------------------------------------------------------------------------------
     def json(self) -> dict:
-        return getattr(self, "_json_" + self.endpoint.replace("/", "_"))()
+        return self._JSON[self.endpoint](self)
 
     def _oai_usage(self) -> dict:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "total_tokens": self.prompt_tokens + self.completion_tokens}
 
     def _json_chat_completions(self) -> dict:
-        if self.tool:
-            message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [
-                {"id": self.call_id, "type": "function", "function": {"name": self.tool[0], "arguments": self.tool[1]}}]}
-            reason = "tool_calls"
-        else:
-            message, reason = {"role": "assistant", "content": self.text, "refusal": None}, "stop"
+        choices = []
+        for i, c in enumerate(self.choices):
+            if self.tool:
+                call = {"id": self._choice_call_id(i), "type": "function",
+                        "function": {"name": self.tool[0], "arguments": c.text}}
+                message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [call]}
+            else:
+                message = {"role": "assistant", "content": c.text, "refusal": None}
+            choices.append({"index": i, "message": message, "logprobs": None, "finish_reason": self._finish(c)})
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reason}],
-                "usage": self._oai_usage(), "system_fingerprint": "fp_stub"}
+                "choices": choices, "usage": self._oai_usage(), "system_fingerprint": "fp_stub"}
 
     def _json_completions(self) -> dict:
         return {"id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
-                "choices": [{"text": self.text, "index": 0, "logprobs": None, "finish_reason": "stop"}],
+                "choices": [{"text": c.text, "index": i, "logprobs": None, "finish_reason": self._finish(c)}
+                            for i, c in enumerate(self.choices)],
                 "usage": self._oai_usage()}
 
     def _responses_usage(self) -> dict:
@@ -222,56 +383,68 @@ class _Answer:
                 "output_tokens": self.completion_tokens, "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": self.prompt_tokens + self.completion_tokens}
 
+    def _responses_status(self, done: bool) -> str:
+        if not done:
+            return "in_progress"
+        return "incomplete" if self.choices[0].end == "length" else "completed"
+
     def _responses_item(self, done: bool) -> dict:
-        status = "completed" if done else "in_progress"
+        c, status = self.choices[0], self._responses_status(done)
         if self.tool:
             return {"type": "function_call", "id": "fc_" + self.call_id, "call_id": self.call_id,
-                    "name": self.tool[0], "arguments": self.tool[1] if done else "", "status": status}
-        content = [{"type": "output_text", "text": self.text, "annotations": []}] if done else []
+                    "name": self.tool[0], "arguments": c.text if done else "", "status": status}
+        content = [{"type": "output_text", "text": c.text, "annotations": []}] if done else []
         return {"type": "message", "id": self.item_id, "status": status, "role": "assistant", "content": content}
 
     def _responses_obj(self, done: bool) -> dict:
-        return {"id": self.id, "object": "response", "created_at": self.created,
-                "status": "completed" if done else "in_progress", "model": self.model,
-                "output": [self._responses_item(True)] if done else [], "error": None,
-                "incomplete_details": None, "instructions": None, "metadata": {}, "parallel_tool_calls": True,
-                "temperature": 1.0, "top_p": 1.0, "tool_choice": "auto", "tools": [],
+        status = self._responses_status(done)
+        return {"id": self.id, "object": "response", "created_at": self.created, "status": status,
+                "model": self.model, "output": [self._responses_item(True)] if done else [], "error": None,
+                "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+                "instructions": None, "max_output_tokens": self.max_tokens, "metadata": {},
+                "parallel_tool_calls": True, "temperature": 1.0, "top_p": 1.0, "tool_choice": "auto", "tools": [],
                 "text": {"format": {"type": "text"}}, "usage": self._responses_usage() if done else None}
 
     def _json_responses(self) -> dict:
         return self._responses_obj(True)
 
     def _json_messages(self) -> dict:
+        c = self.choices[0]
         if self.tool:
-            content = [{"type": "tool_use", "id": self.call_id, "name": self.tool[0], "input": orjson.loads(self.tool[1])}]
-            reason = "tool_use"
+            # cut arguments are not JSON: the input is what the SDK makes of them when streamed ({})
+            args = orjson.loads(c.text) if c.end == "end" else {}
+            content = [{"type": "tool_use", "id": self.call_id, "name": self.tool[0], "input": args}]
         else:
-            content, reason = [{"type": "text", "text": self.text}], "end_turn"
+            content = [{"type": "text", "text": c.text}]
         return {"id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": content,
-                "stop_reason": reason, "stop_sequence": None,
+                "stop_reason": self._stop_reason(c), "stop_sequence": c.stop_sequence,
                 "usage": {"input_tokens": self.prompt_tokens, "output_tokens": self.completion_tokens}}
 
     # SSE ------------------------------------------------------------------------------------------
     def events(self) -> list[bytes]:
         """The streamed answer, one SSE event per list item (one token per delta event)."""
-        return getattr(self, "_sse_" + self.endpoint.replace("/", "_"))()
+        return self._SSE[self.endpoint](self)
 
     def _sse_chat_completions(self) -> list[bytes]:
         base = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                 "system_fingerprint": "fp_stub"}
 
-        def chunk(delta: dict, reason: str | None = None) -> bytes:
-            return _sse(dict(base, choices=[{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}]))
+        def chunk(i: int, delta: dict, reason: str | None = None) -> bytes:
+            return _sse(dict(base, choices=[{"index": i, "delta": delta, "logprobs": None, "finish_reason": reason}]))
 
-        if self.tool:
-            out = [chunk({"role": "assistant", "content": None, "tool_calls": [
-                {"index": 0, "id": self.call_id, "type": "function", "function": {"name": self.tool[0], "arguments": ""}}]})]
-            out += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": t}}]}) for t in self.tokens]
-            out.append(chunk({}, "tool_calls"))
-        else:
-            out = [chunk({"role": "assistant", "content": "", "refusal": None})]
-            out += [chunk({"content": t}) for t in self.tokens]
-            out.append(chunk({}, "stop"))
+        per_choice = []
+        for i, c in enumerate(self.choices):
+            if self.tool:
+                call = {"index": 0, "id": self._choice_call_id(i), "type": "function",
+                        "function": {"name": self.tool[0], "arguments": ""}}
+                evs = [chunk(i, {"role": "assistant", "content": None, "tool_calls": [call]})]
+                evs += [chunk(i, {"tool_calls": [{"index": 0, "function": {"arguments": t}}]}) for t in c.tokens]
+            else:
+                evs = [chunk(i, {"role": "assistant", "content": "", "refusal": None})]
+                evs += [chunk(i, {"content": t}) for t in c.tokens]
+            evs.append(chunk(i, {}, self._finish(c)))
+            per_choice.append(evs)
+        out = _round_robin(per_choice)
         if self.usage_in_stream:
             out.append(_sse(dict(base, choices=[], usage=self._oai_usage())))
         out.append(b"data: [DONE]\n\n")
@@ -279,9 +452,12 @@ class _Answer:
 
     def _sse_completions(self) -> list[bytes]:
         base = {"id": self.id, "object": "text_completion", "created": self.created, "model": self.model}
-        out = [_sse(dict(base, choices=[{"text": t, "index": 0, "logprobs": None, "finish_reason": None}]))
-               for t in self.tokens]
-        out.append(_sse(dict(base, choices=[{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}])))
+
+        def chunk(i: int, text: str, reason: str | None = None) -> bytes:
+            return _sse(dict(base, choices=[{"text": text, "index": i, "logprobs": None, "finish_reason": reason}]))
+
+        out = _round_robin([[chunk(i, t) for t in c.tokens] + [chunk(i, "", self._finish(c))]
+                            for i, c in enumerate(self.choices)])
         if self.usage_in_stream:  # stream_options.include_usage holds for completions as for chat
             out.append(_sse(dict(base, choices=[], usage=self._oai_usage())))
         out.append(b"data: [DONE]\n\n")
@@ -289,6 +465,7 @@ class _Answer:
 
     def _sse_responses(self) -> list[bytes]:
         seq = itertools.count()
+        c = self.choices[0]
 
         def ev(kind: str, **data) -> bytes:
             return _sse({"type": kind, "sequence_number": next(seq), **data}, kind)
@@ -299,37 +476,47 @@ class _Answer:
         if self.tool:
             fid = "fc_" + self.call_id
             out += [ev("response.function_call_arguments.delta", item_id=fid, output_index=0, delta=t)
-                    for t in self.tokens]
-            out.append(ev("response.function_call_arguments.done", item_id=fid, output_index=0, arguments=self.tool[1]))
+                    for t in c.tokens]
+            out.append(ev("response.function_call_arguments.done", item_id=fid, output_index=0, arguments=c.text))
         else:
             loc = {"item_id": self.item_id, "output_index": 0, "content_index": 0}
             out.append(ev("response.content_part.added", **loc, part={"type": "output_text", "text": "", "annotations": []}))
-            out += [ev("response.output_text.delta", **loc, delta=t, logprobs=[]) for t in self.tokens]
-            out.append(ev("response.output_text.done", **loc, text=self.text, logprobs=[]))
-            out.append(ev("response.content_part.done", **loc, part={"type": "output_text", "text": self.text, "annotations": []}))
+            out += [ev("response.output_text.delta", **loc, delta=t, logprobs=[]) for t in c.tokens]
+            out.append(ev("response.output_text.done", **loc, text=c.text, logprobs=[]))
+            out.append(ev("response.content_part.done", **loc, part={"type": "output_text", "text": c.text, "annotations": []}))
         out.append(ev("response.output_item.done", output_index=0, item=self._responses_item(True)))
-        out.append(ev("response.completed", response=self._responses_obj(True)))
+        final = self._responses_obj(True)
+        # a response cut by max_output_tokens ends with response.incomplete, not response.completed
+        out.append(ev("response." + final["status"], response=final))
         return out
 
     def _sse_messages(self) -> list[bytes]:
+        c = self.choices[0]
         start = self._json_messages()
-        reason = start["stop_reason"]
-        start.update(content=[], stop_reason=None, usage={"input_tokens": self.prompt_tokens, "output_tokens": 1})
+        start.update(content=[], stop_reason=None, stop_sequence=None,
+                     usage={"input_tokens": self.prompt_tokens, "output_tokens": 1})
         out = [_sse({"type": "message_start", "message": start}, "message_start")]
         if self.tool:
             block = {"type": "tool_use", "id": self.call_id, "name": self.tool[0], "input": {}}
-            deltas = [{"type": "input_json_delta", "partial_json": t} for t in self.tokens]
+            deltas = [{"type": "input_json_delta", "partial_json": t} for t in c.tokens]
         else:
             block = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": t} for t in self.tokens]
+            deltas = [{"type": "text_delta", "text": t} for t in c.tokens]
         out.append(_sse({"type": "content_block_start", "index": 0, "content_block": block}, "content_block_start"))
         out.append(_sse({"type": "ping"}, "ping"))
         out += [_sse({"type": "content_block_delta", "index": 0, "delta": d}, "content_block_delta") for d in deltas]
         out.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
-        out.append(_sse({"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": None},
+        out.append(_sse({"type": "message_delta", "delta": {"stop_reason": self._stop_reason(c),
+                                                            "stop_sequence": c.stop_sequence},
                          "usage": {"output_tokens": self.completion_tokens}}, "message_delta"))
         out.append(_sse({"type": "message_stop"}, "message_stop"))
         return out
+
+    # by endpoint (a table, not a getattr on a built name: this is the benchmarks' hot path)
+    _JSON = {"chat/completions": _json_chat_completions, "completions": _json_completions,
+             "responses": _json_responses, "messages": _json_messages}
+    _SSE = {"chat/completions": _sse_chat_completions, "completions": _sse_completions,
+            "responses": _sse_responses, "messages": _sse_messages}
 
 
 def _embeddings(body: dict) -> dict:
@@ -487,7 +674,11 @@ class _StubProtocol(asyncio.Protocol):
         if endpoint == "embeddings":
             self._send(200, orjson.dumps(_embeddings(body)), ka)
             return
-        answer = _Answer(endpoint, body, server.residency)
+        try:
+            answer = _Answer(endpoint, body, server.residency)
+        except _Invalid as e:
+            self._send(400, _error_body(endpoint, 400, str(e), e.param), ka)
+            return
         stream = body.get("stream") is True
         if model == "stub-reset" or model == "stub-slow" or stream:
             self.busy = asyncio.get_running_loop().create_task(self._stream(answer, stream, model, ka))
