@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from gateway.dialects.errors import DialectError
+from gateway.dialects.fields import key_text, value_texts
 from gateway.dialects.segments import Segment
 
 # Content parts that carry no text the gateway can read (images, audio, files, and anything unknown:
@@ -38,30 +39,6 @@ def where(path: tuple) -> str:
 def _need(cond: bool, path: tuple, what: str) -> None:
     if not cond:
         raise DialectError(f"{where(path)} must be {what}")
-
-
-def key_text(name, path: tuple, out: list[Segment]) -> None:
-    """The name of a member of an object whose keys the caller chooses, at ``path`` (which ends with
-    ``name``), as a segment of kind ``key``: it reaches the provider like a value does."""
-    if type(name) is str and name:
-        out.append(Segment(path, name, "key"))
-
-
-def value_texts(value, path: tuple, out: list[Segment], kind: str) -> None:
-    """Every string inside a literal JSON value (an ``enum`` of objects, a ``default`` or an
-    ``examples`` entry that is itself an object or a list), however deep, and every key of its
-    objects (kind ``key``, before the member's own texts: document order)."""
-    if isinstance(value, str):
-        out.append(Segment(path, value, kind))
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            p = path + (k,)
-            if type(k) is str and k:  # (key_text inlined: once per member of every free-form object)
-                out.append(Segment(p, k, "key"))
-            value_texts(v, p, out, kind)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            value_texts(v, path + (i,), out, kind)
 
 
 def schema_texts(schema, path: tuple, out: list[Segment], kind: str = "tool_definition") -> None:
