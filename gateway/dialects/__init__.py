@@ -13,6 +13,7 @@ import orjson
 
 from gateway.dialects import anthropic, openai
 from gateway.dialects.errors import DialectError
+from gateway.dialects.fields import READ, SCALARS, rest_texts
 from gateway.dialects.segments import Segment
 
 ENDPOINTS: dict[str, str] = {
@@ -45,49 +46,19 @@ def extract_segments(endpoint: str, payload: dict) -> list[Segment]:
     out = fn(payload)
     fields = _FIELDS[endpoint]
     _caller_fields(payload, out, fields)
-    for key, value in payload.items():
-        words = fields.get(key, _UNKNOWN)
-        if words is _READ:
-            continue  # the extractor's (or the gateway's own, for model)
-        if words is _UNKNOWN:
-            # a field this gateway does not know (a provider's newer parameter, a vendor extension, or
-            # anything a caller adds): the provider receives it all the same, so its strings are
-            # inspected, its name and the keys of its objects too
-            openai.key_text(key, (key,), out)
-            openai.value_texts(value, (key,), out, "other")
-        elif type(value) not in _SCALARS and not _plain(value, words):
-            # a setting holding something besides numbers, booleans and the API's words for it (a
-            # custom voice, an id, a string where an enum belongs): sent all the same, so inspected
-            openai.value_texts(value, (key,), out, "other")
+    # the body's own fields, by the rule every object of a request follows (see ``fields``): a field
+    # this gateway does not know (a provider's newer parameter, a vendor extension, anything a caller
+    # adds) is inspected, its name too; a setting holding anything besides numbers, booleans and the
+    # API's words for it (a custom voice, an id, a string where an enum belongs) is inspected whole
+    rest_texts(payload, (), fields, out)
     return out
 
 
-_READ = object()
+_READ = READ
 """Marks a field whose every string the extractor itself makes a segment (its tests put a CPF in
 each): generic inspection passes it over. ``model`` too: the gateway routes on it and sends the
 route's model name instead, so the caller's string never reaches a provider."""
-_UNKNOWN = object()
-_SCALARS = frozenset({bool, int, float, type(None)})
-
-
-def _plain(value, words: frozenset) -> bool:
-    """Whether a setting's value holds nothing but nulls, booleans, numbers and ``words`` (the API's
-    own words for that field: its enum values and the member names of its objects), at any depth.
-    Such a value carries no text of the caller's and passes as it is; any other is inspected."""
-    t = type(value)
-    if t is str:
-        return value in words
-    if t is dict:
-        for k, v in value.items():  # (loops, not all(): a generator costs more than these small objects)
-            if k not in words or (type(v) not in _SCALARS and not _plain(v, words)):
-                return False
-        return True
-    if t is list:
-        for v in value:
-            if type(v) not in _SCALARS and not _plain(v, words):
-                return False
-        return True
-    return t in _SCALARS
+_SCALARS = SCALARS
 
 
 def _fields(read: str, settings: dict[str, str]) -> dict[str, object]:
@@ -101,8 +72,7 @@ def _fields(read: str, settings: dict[str, str]) -> dict[str, object]:
 
 
 _NO_WORDS = ""
-"""The words of a setting that takes a number, a boolean or an id: none, so any string in it is
-inspected (an id too: the provider receives it, and detectors do not fire on the providers' ids)."""
+"""The words of a setting that takes a number, a boolean or an id: none (``fields.ID``)."""
 _EFFORTS = "none minimal low medium high xhigh max"
 _COMMON_SETTINGS = {"stream": _NO_WORDS, "temperature": _NO_WORDS, "top_p": _NO_WORDS}
 _COMMON_READ = "model metadata user safety_identifier prompt_cache_key"
@@ -157,7 +127,7 @@ _FIELDS = {
             "container": _NO_WORDS, "diagnostics": _NO_WORDS}),
 }
 """Every top-level field of each endpoint the gateway knows: those its extractor reads (``_READ``)
-and settings, each with the words it may hold uninspected (``_plain``). Every other field, and a
+and settings, each with the words it may hold uninspected (``fields.plain``). Every other field, and a
 setting holding anything else, is inspected generically: a field nobody reads cannot go upstream
 unseen because somebody listed it here."""
 

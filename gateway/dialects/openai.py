@@ -5,16 +5,61 @@ from __future__ import annotations
 from functools import partial
 
 from gateway.dialects.errors import DialectError
+from gateway.dialects.fields import (BINARY, ID, NAME, READ, URL, key_text, rest_texts, value_texts,  # noqa: F401
+                                     words)
 from gateway.dialects.segments import Segment
 
-# Content parts that carry no text the gateway can read (images, audio, files, and anything unknown:
-# fail closed, an unknown part is reported as uninspectable rather than skipped).
-_TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal",
-               "summary_text": "text", "reasoning_text": "text"}
 _SYSTEM_ROLES = ("system", "developer")
-_MESSAGE_FIELDS = frozenset({"role", "content", "name", "refusal", "tool_calls", "function_call", "tool_call_id",
-                             "audio"})
-"""A chat message's fields: those read above or without free text. The strings of any other are inspected."""
+
+# The fields of every object inside a message or an input item (see ``fields``: each is read, or a
+# setting with the API's words, or an id whose strings are segments; any other is inspected too).
+_PART_TYPES = words("text input_text output_text refusal summary_text reasoning_text image_url input_image"
+                    " input_audio file input_file")
+_ANNOTATION = {"type": words("url_citation file_citation container_file_citation file_path"), "url": URL,
+               "title": ID, "file_id": ID, "filename": ID, "container_id": ID, "index": ID, "start_index": ID,
+               "end_index": ID}
+"""An annotation of an earlier answer's ``output_text`` handed back: the page it cites (its URL and
+title) and the files it names reach the provider as text too."""
+_TEXT_PART = {"type": _PART_TYPES, "text": READ, "annotations": _ANNOTATION}
+_TEXT_PARTS = {"text": _TEXT_PART, "input_text": _TEXT_PART, "output_text": _TEXT_PART,
+               "summary_text": _TEXT_PART, "reasoning_text": _TEXT_PART,
+               "refusal": {"type": _PART_TYPES, "refusal": READ}}
+"""Content parts holding text, by type: its ``text`` (a refusal's ``refusal``) is a segment of the
+message's kind."""
+_DETAIL = words("auto low high original")
+_MEDIA_PARTS = {
+    "image_url": {"type": _PART_TYPES, "image_url": {"url": URL, "detail": _DETAIL}},  # chat
+    "input_image": {"type": _PART_TYPES, "image_url": URL, "file_id": ID, "detail": _DETAIL},  # Responses
+    "input_audio": {"type": _PART_TYPES, "input_audio": {"data": BINARY, "format": words("wav mp3")}},
+    "file": {"type": _PART_TYPES, "file": {"file_data": BINARY, "file_id": ID, "filename": ID}},  # chat
+    "input_file": {"type": _PART_TYPES, "file_data": BINARY, "file_id": ID, "file_url": URL, "filename": ID},
+}
+"""Content parts whose content the gateway cannot read (an image, an audio clip, a file): the part is
+a segment of kind ``uninspectable`` (policy decides whether it may go), and what names the content is
+text beside it: an https URL the provider fetches and logs (its query string can carry a CPF) and a
+file's name are segments of kind ``other``, a file id too; the bytes themselves (base64, or a
+``data:`` URL) are never scanned as text. A rewritten URL or file name is written back like any
+text: the provider then fetches another address (or none) and fails, which is the policy's choice."""
+_OTHER_PART = {"type": ID}
+"""A part of a type this gateway does not know: uninspectable, and every string of it inspected."""
+_ROLE_KINDS = {"system": "system", "developer": "system", "user": "message", "assistant": "message",
+               "tool": "tool_result", "function": "tool_result"}
+"""A chat message's segment kind by its role, for the roles the API defines."""
+_CHAT_ROLES = frozenset(_ROLE_KINDS)
+_FUNCTION_CALL = {"name": NAME, "arguments": READ}
+_CUSTOM_CALL = {"name": NAME, "input": READ}
+_TOOL_CALL = {"id": ID, "type": words("function custom"), "function": _FUNCTION_CALL, "custom": _CUSTOM_CALL}
+"""A tool call of an earlier assistant message. Its ``id`` is inspected like any id: the tool message
+answering it names it again in ``tool_call_id``, and pseudonymization is deterministic within a
+request (the same value, the same placeholder), so a CPF in both becomes the same placeholder in both
+and the pair still matches upstream. Nothing restores it on the way back: an answer carries the
+provider's own ids for its new calls, never the caller's old ones, and the next request sends the
+caller's original again, to be transformed the same way."""
+_CHAT_MESSAGE = {"role": _CHAT_ROLES, "content": READ, "name": ID, "refusal": READ, "tool_calls": READ,
+                 "function_call": _FUNCTION_CALL, "tool_call_id": ID, "audio": {"id": ID}}
+"""A chat message's fields. ``name`` (a participant's, which the model reads) and ``tool_call_id``
+(see ``_TOOL_CALL``) are texts of kind ``other``, and so is an earlier audio answer's ``audio.id``."""
+
 _SCHEMA_TEXT_KEYS = ("description", "title")
 _SCHEMA_VALUE_KEYS = ("enum", "examples", "example", "default", "const")  # "example": OpenAPI's
 _SCHEMA_NAME_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
@@ -38,30 +83,6 @@ def where(path: tuple) -> str:
 def _need(cond: bool, path: tuple, what: str) -> None:
     if not cond:
         raise DialectError(f"{where(path)} must be {what}")
-
-
-def key_text(name, path: tuple, out: list[Segment]) -> None:
-    """The name of a member of an object whose keys the caller chooses, at ``path`` (which ends with
-    ``name``), as a segment of kind ``key``: it reaches the provider like a value does."""
-    if type(name) is str and name:
-        out.append(Segment(path, name, "key"))
-
-
-def value_texts(value, path: tuple, out: list[Segment], kind: str) -> None:
-    """Every string inside a literal JSON value (an ``enum`` of objects, a ``default`` or an
-    ``examples`` entry that is itself an object or a list), however deep, and every key of its
-    objects (kind ``key``, before the member's own texts: document order)."""
-    if isinstance(value, str):
-        out.append(Segment(path, value, kind))
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            p = path + (k,)
-            if type(k) is str and k:  # (key_text inlined: once per member of every free-form object)
-                out.append(Segment(p, k, "key"))
-            value_texts(v, p, out, kind)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            value_texts(v, path + (i,), out, kind)
 
 
 def schema_texts(schema, path: tuple, out: list[Segment], kind: str = "tool_definition") -> None:
@@ -104,11 +125,35 @@ def _parts(content, path: tuple, kind: str, out: list[Segment]) -> None:
             out.append(Segment(p, part, kind))
             continue
         _need(isinstance(part, dict), p, "a content part object")
-        field = _TEXT_PARTS.get(part.get("type"))
-        if field is not None and isinstance(part.get(field), str):
+        _part(part, p, kind, out)
+
+
+def _part(part: dict, p: tuple, kind: str, out: list[Segment]) -> None:
+    """One content part: its text (``_TEXT_PARTS``), or an ``uninspectable`` segment for content the
+    gateway cannot read (``_MEDIA_PARTS``, and any part of an unknown type); then its other fields."""
+    typ = part.get("type")
+    if type(typ) is not str:
+        typ = None
+    shape = _TEXT_PARTS.get(typ)
+    if shape is not None:
+        field = "refusal" if typ == "refusal" else "text"
+        if type(part.get(field)) is str:
             out.append(Segment(p + (field,), part[field], kind))
-        else:
-            out.append(Segment(p, "", "uninspectable"))
+            if len(part) > 2:
+                rest_texts(part, p, shape, out)
+            return
+    out.append(Segment(p, "", "uninspectable"))
+    rest_texts(part, p, _MEDIA_PARTS.get(typ, _OTHER_PART), out)
+
+
+def _call_args(obj, field: str, path: tuple, out: list[Segment]) -> bool:
+    """A tool call's ``arguments`` (or a custom tool call's ``input``), whether ``obj`` has it: a string,
+    a segment of kind ``tool_arguments`` (anything else is refused: the APIs take a string)."""
+    if not isinstance(obj, dict) or field not in obj:
+        return False
+    _need(type(obj[field]) is str, path + (field,), "a string")
+    out.append(Segment(path + (field,), obj[field], "tool_arguments"))
+    return True
 
 
 _TOOL_IDS = frozenset({"type", "name"})
@@ -231,41 +276,39 @@ def chat(payload: dict) -> list[Segment]:
     for i, m in enumerate(msgs):
         if type(m) is dict and len(m) == 2:
             # the usual message, {"role": str, "content": str}: what the general path below makes of
-            # it (one segment), without its checks for the fields it does not have
+            # it (one segment), without its checks for the fields it does not have (a role that is
+            # not one of the API's is a text the provider receives: the general path inspects it)
             role, content = m.get("role"), m.get("content")
-            if type(role) is str and type(content) is str:
-                kind = "system" if role in _SYSTEM_ROLES else "tool_result" if role in ("tool", "function") else "message"
-                out.append(_segment((("messages", i, "content"), content, kind)))
-                continue
+            if type(content) is str and type(role) is str:
+                kind = _ROLE_KINDS.get(role)
+                if kind is not None:
+                    out.append(_segment((("messages", i, "content"), content, kind)))
+                    continue
         p = ("messages", i)
         _need(isinstance(m, dict) and isinstance(m.get("role"), str), p, "a message object with a role")
         role = m["role"]
         kind = "system" if role in _SYSTEM_ROLES else "tool_result" if role in ("tool", "function") else "message"
         _parts(m.get("content"), p + ("content",), kind, out)
-        if type(m.get("name")) is str and m["name"]:  # a participant's name: the model reads it too
-            out.append(Segment(p + ("name",), m["name"], "other"))
-        if isinstance(m.get("refusal"), str):
-            out.append(Segment(p + ("refusal",), m["refusal"], kind))
+        refusal = m.get("refusal")
+        if type(refusal) is str:
+            out.append(Segment(p + ("refusal",), refusal, kind))
+        elif refusal is not None:
+            value_texts(refusal, p + ("refusal",), out, "other")
         calls = m.get("tool_calls")
         if calls is not None:
             _need(isinstance(calls, list), p + ("tool_calls",), "a list of tool calls")
             for k, call in enumerate(calls):
                 cp = p + ("tool_calls", k)
                 _need(isinstance(call, dict), cp, "a tool call object")
-                fn = call.get("function")
-                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                    out.append(Segment(cp + ("function", "arguments"), fn["arguments"], "tool_arguments"))
-                elif isinstance(call.get("custom"), dict) and isinstance(call["custom"].get("input"), str):
-                    out.append(Segment(cp + ("custom", "input"), call["custom"]["input"], "tool_arguments"))
-                else:
-                    _need(False, cp + ("function", "arguments"), "a string")
-        fc = m.get("function_call")
-        if isinstance(fc, dict) and isinstance(fc.get("arguments"), str):
-            out.append(Segment(p + ("function_call", "arguments"), fc["arguments"], "tool_arguments"))
-        for key in m:
-            if key not in _MESSAGE_FIELDS:  # e.g. the reasoning_content OpenAI-compatible servers take back
-                key_text(key, p + (key,), out)  # its name is the caller's choice too
-                value_texts(m[key], p + (key,), out, "other")
+                read = _call_args(call.get("function"), "arguments", cp + ("function",), out)
+                if _call_args(call.get("custom"), "input", cp + ("custom",), out):
+                    read = True
+                _need(read, cp + ("function", "arguments"), "a string")
+                rest_texts(call, cp, _TOOL_CALL, out)
+        _call_args(m.get("function_call"), "arguments", p + ("function_call",), out)
+        # every other field: the id of the call a tool message answers, a participant's name, the
+        # reasoning_content OpenAI-compatible servers take back, a field of a newer API
+        rest_texts(m, p, _CHAT_MESSAGE, out)
     if payload.get("tools") is not None:
         tool_list(payload["tools"], out)
     functions = payload.get("functions")
@@ -339,6 +382,34 @@ def embeddings(payload: dict) -> list[Segment]:
     return out
 
 
+_STATUS = words("in_progress completed incomplete")
+_ITEM_TYPES = words("message function_call function_call_output custom_tool_call custom_tool_call_output"
+                    " reasoning item_reference")
+_CALL_OUTPUT = {"type": _ITEM_TYPES, "id": ID, "call_id": ID, "output": READ, "status": _STATUS}
+_ITEMS = {
+    "message": {"type": _ITEM_TYPES, "role": words("user assistant system developer"), "content": READ, "id": ID,
+                "status": _STATUS, "phase": words("commentary final_answer")},
+    "function_call": {"type": _ITEM_TYPES, "id": ID, "call_id": ID, "name": NAME, "arguments": READ,
+                      "status": _STATUS},
+    "custom_tool_call": {"type": _ITEM_TYPES, "id": ID, "call_id": ID, "name": NAME, "input": READ,
+                         "status": _STATUS},
+    "function_call_output": _CALL_OUTPUT, "custom_tool_call_output": _CALL_OUTPUT,
+    "reasoning": {"type": _ITEM_TYPES, "id": ID, "summary": READ, "content": READ, "encrypted_content": ID,
+                  "status": _STATUS},
+    "item_reference": {"type": _ITEM_TYPES, "id": ID},
+}
+"""The fields of the Responses input items this gateway reads. Item ids and ``call_id`` are ids (see
+``fields``): a call and its output name the same ``call_id``, and the same value gets the same
+placeholder within a request, so the pair still matches upstream (as chat's ``_TOOL_CALL``). A
+reasoning item's ``encrypted_content`` is the provider's own sealed state, but it is a string the
+provider receives from the caller: inspected like an id (detectors find nothing in real ciphertext;
+a rewritten one fails the provider's check, it does not leak)."""
+_OTHER_ITEMS = {"image_generation_call": {"type": ID, "id": ID, "status": _STATUS, "result": BINARY}}
+"""Items of other types (a computer call's screenshot, a search, a shell call, an MCP call, anything
+newer) are ``uninspectable`` (policy decides), and every string of them is inspected besides, but
+a generated image (base64, like a ``data:`` URL's: never scanned as text)."""
+
+
 def _response_item(item, p: tuple, out: list[Segment]) -> None:
     _need(isinstance(item, dict), p, "an input item object")
     typ = item.get("type", "message")
@@ -347,6 +418,7 @@ def _response_item(item, p: tuple, out: list[Segment]) -> None:
         kind = "system" if item["role"] in _SYSTEM_ROLES else "message"
         _need("content" in item, p + ("content",), "present")
         _parts(item["content"], p + ("content",), kind, out)
+        typ = "message"
     elif typ == "function_call":
         _need(isinstance(item.get("arguments"), str), p + ("arguments",), "a string")
         out.append(Segment(p + ("arguments",), item["arguments"], "tool_arguments"))
@@ -357,16 +429,15 @@ def _response_item(item, p: tuple, out: list[Segment]) -> None:
         _need("output" in item, p + ("output",), "present")
         _parts(item["output"], p + ("output",), "tool_result", out)
     elif typ == "reasoning":
-        for k, s in enumerate(item.get("summary") or []):
-            if isinstance(s, dict) and isinstance(s.get("text"), str):
-                out.append(Segment(p + ("summary", k, "text"), s["text"], "other"))
+        if item.get("summary") is not None:  # summary_text parts
+            _parts(item["summary"], p + ("summary",), "other", out)
         if item.get("content") is not None:  # the reasoning text itself (reasoning_text parts)
             _parts(item["content"], p + ("content",), "other", out)
-        # encrypted_content is the provider's own opaque state, sealed by it: nothing to read
-    elif typ == "item_reference":
-        pass  # points at an item the provider already holds; carries no new data
-    else:
+    elif typ != "item_reference":  # (a reference points at an item the provider holds: its id only)
         out.append(Segment(p, "", "uninspectable"))
+        rest_texts(item, p, _OTHER_ITEMS.get(typ, _OTHER_PART) if type(typ) is str else _OTHER_PART, out)
+        return
+    rest_texts(item, p, _ITEMS[typ], out)
 
 
 def responses(payload: dict) -> list[Segment]:
@@ -413,11 +484,22 @@ def _prompt_template(prompt, out: list[Segment]) -> None:
                 key_text(name, vp, out)  # a variable's name is the caller's choice
                 if isinstance(v, str):
                     out.append(Segment(vp, v, "input"))
-                elif isinstance(v, dict) and v.get("type") == "input_text" and isinstance(v.get("text"), str):
-                    out.append(Segment(vp + ("text",), v["text"], "input"))
+                elif isinstance(v, dict):  # an input_text, input_image or input_file part
+                    _part(v, vp, "input", out)
                 else:
-                    out.append(Segment(vp, "", "uninspectable"))  # an image or a file
+                    out.append(Segment(vp, "", "uninspectable"))
+                    value_texts(v, vp, out, "other")
 
 
 EXTRACTORS = {"/v1/chat/completions": chat, "/v1/completions": completions,
               "/v1/embeddings": embeddings, "/v1/responses": responses}
+
+
+SHAPES = {
+    "chat message": _CHAT_MESSAGE, "chat tool call": _TOOL_CALL, "chat function call": _FUNCTION_CALL,
+    "chat custom call": _CUSTOM_CALL, "text part": _TEXT_PART, "refusal part": _TEXT_PARTS["refusal"],
+    "annotation": _ANNOTATION, **{f"{t} part": shape for t, shape in _MEDIA_PARTS.items()}, "other part": _OTHER_PART,
+    **{f"{t} item": shape for t, shape in _ITEMS.items()}, **{f"{t} item": s for t, s in _OTHER_ITEMS.items()},
+}
+"""Every object table of this dialect's requests below the top level, by a name the tests use: each
+field listed as read or as a link needs a case there (tests/dialects/test_nested_fields.py)."""

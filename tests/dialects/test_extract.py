@@ -32,7 +32,9 @@ def test_chat_request_every_text_with_path_and_kind():
         ("messages[1].content[0].text", "message"),
         ("messages[1].content[1]", "uninspectable"),
         ("messages[2].tool_calls[0].function.arguments", "tool_arguments"),
+        ("messages[2].tool_calls[0].id", "other"),  # ids reach the provider too
         ("messages[3].content", "tool_result"),
+        ("messages[3].tool_call_id", "other"),
         ("messages[4].content", "message"),
         ("messages[5].content", "message"),
         ("tools[0].function.description", "tool_definition"),
@@ -64,10 +66,15 @@ def test_responses_request():
         ("input[0].content", "system"),
         ("input[1].content[0].text", "message"),
         ("input[1].content[1]", "uninspectable"),
+        ("input[1].content[1].image_url", "other"),  # the link the provider fetches
         ("input[1].content[2]", "uninspectable"),
+        ("input[1].content[2].file_id", "other"),
         ("input[2].arguments", "tool_arguments"),
+        ("input[2].call_id", "other"),
         ("input[3].output", "tool_result"),
+        ("input[3].call_id", "other"),
         ("input[4].content[0].text", "message"),
+        ("input[5].id", "other"),
         ("tools[0].description", "tool_definition"),
         ("tools[0].parameters.properties.cpf", "key"),
         ("tools[0].parameters.properties.cpf.description", "tool_definition"),
@@ -84,7 +91,9 @@ def test_anthropic_messages_request():
         ("messages[0].content", "message"),
         ("messages[1].content[0].text", "message"),
         ("messages[1].content[1].input", "tool_arguments"),
+        ("messages[1].content[1].id", "other"),  # ids reach the provider too
         ("messages[2].content[0].content[0].text", "tool_result"),
+        ("messages[2].content[0].tool_use_id", "other"),
         ("messages[2].content[1].text", "message"),
         ("messages[2].content[2]", "uninspectable"),
         ("messages[2].content[3].source.data", "message"),
@@ -105,13 +114,17 @@ def test_unknown_parts_and_items_are_uninspectable_not_skipped():
     segs = extract_segments("/v1/chat/completions", {"messages": [{"role": "user", "content": [
         {"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}}, {"type": "file", "file": {"file_id": "f"}},
         {"type": "brand_new_part", "text": 1}]}]})
-    assert [s.kind for s in segs] == ["uninspectable"] * 3
+    # (and every string beside the content is inspected, the name of a field the gateway does not know too)
+    assert table(segs) == [("messages[0].content[0]", "uninspectable"), ("messages[0].content[1]", "uninspectable"),
+                           ("messages[0].content[1].file.file_id", "other"), ("messages[0].content[2]", "uninspectable"),
+                           ("messages[0].content[2].type", "other"), ("messages[0].content[2].text", "key")]
     segs = extract_segments("/v1/messages", {"messages": [{"role": "user", "content": [
         {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}},
         {"type": "search_result", "source": "x", "title": "t", "content": []}]}]})
-    assert [s.kind for s in segs] == ["uninspectable", "uninspectable"]
+    assert table(segs)[:3] == [("messages[0].content[0]", "uninspectable"), ("messages[0].content[1]", "uninspectable"),
+                               ("messages[0].content[1].type", "other")]  # then the search result's strings
     segs = extract_segments("/v1/responses", {"input": [{"type": "computer_call_output", "output": {}}]})
-    assert table(segs) == [("input[0]", "uninspectable")]
+    assert table(segs) == [("input[0]", "uninspectable"), ("input[0].type", "other"), ("input[0].output", "key")]
     segs = extract_segments("/v1/responses", {"prompt": {"id": "p", "variables": {
         "foto": {"type": "input_image", "image_url": "data:image/png;base64,AAA"}, "nome": "Ana"}}})
     assert table(segs) == [("prompt.id", "other"), ("prompt.variables.foto", "key"), ("prompt.variables.foto", "uninspectable"),
@@ -251,18 +264,18 @@ def test_a_token_that_replaced_a_json_number_is_written_back_as_a_string():
     body = {"messages": [{"role": "assistant", "content": [
         {"type": "tool_use", "id": "t", "name": "n", "input": {"cpf": 52998224725, "note": 'já "[X_1]" [Y_2]'}}]}]}
     segs = extract_segments("/v1/messages", body)
-    new = [segs[0].text.replace("52998224725", "[CPF_1]")]
+    new = [s.text.replace("52998224725", "[CPF_1]") for s in segs]
     write_segments(body, segs, new)
     assert body["messages"][0]["content"][0]["input"] == {"cpf": "[CPF_1]", "note": 'já "[X_1]" [Y_2]'}
     chat = {"messages": [{"role": "assistant", "tool_calls": [
         {"id": "c", "type": "function", "function": {"name": "n", "arguments": '{"n": [1, 5511987654321]}'}}]}]}
     segs = extract_segments("/v1/chat/completions", chat)
-    write_segments(chat, segs, ['{"n": [1, [PHONE_1]]}'])
+    write_segments(chat, segs, [s.text.replace("5511987654321", "[PHONE_1]") for s in segs])
     assert json.loads(chat["messages"][0]["tool_calls"][0]["function"]["arguments"]) == {"n": [1, "[PHONE_1]"]}
     custom = {"messages": [{"role": "assistant", "tool_calls": [
         {"id": "c", "type": "custom", "custom": {"name": "n", "input": "ligar 5511987654321"}}]}]}
     segs = extract_segments("/v1/chat/completions", custom)
-    write_segments(custom, segs, ["ligar [PHONE_1]"])  # free text, not JSON: left as it is
+    write_segments(custom, segs, [s.text.replace("5511987654321", "[PHONE_1]") for s in segs])  # free text, not JSON: left as it is
     assert custom["messages"][0]["tool_calls"][0]["custom"]["input"] == "ligar [PHONE_1]"
 
 

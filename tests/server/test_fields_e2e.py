@@ -303,3 +303,66 @@ async def test_a_setting_holding_a_string_where_an_enum_belongs_reaches_the_fore
                                           reasoning_effort="low")
     body = sent_us(gw)
     assert (body["service_tier"], body["reasoning_effort"]) == ("CPF [CPF_1]", "low")
+
+
+async def test_a_chat_tool_call_id_holding_a_cpf_reaches_the_foreign_model_as_one_placeholder_at_both_ends(gw):
+    # an agent that names its tool calls after the record they look up: the call's id and the tool
+    # message's tool_call_id are the same text, so they become the same placeholder and still match
+    tools = [{"type": "function", "function": {"name": "consulta", "parameters": {
+        "type": "object", "properties": {"ano": {"type": "integer"}}}}}]
+    first = await oai(gw).chat.completions.create(model="gpt-4o-mini", tools=tools,
+                                                  messages=[{"role": "user", "content": "call tool consulta"}])
+    call = first.choices[0].message.tool_calls[0]
+    cid = f"call_{CPF}"
+    answer = await oai(gw).chat.completions.create(model="gpt-4o-mini", tools=tools, messages=[
+        {"role": "user", "content": "call tool consulta"},
+        {"role": "assistant", "tool_calls": [{"id": cid, "type": "function", "function": {
+            "name": call.function.name, "arguments": call.function.arguments}}]},
+        {"role": "tool", "tool_call_id": cid, "content": "regular"}])
+    assert answer.choices[0].message.content  # (an answer carries the provider's ids, never the caller's)
+    msgs = sent_us(gw)["messages"]
+    sent_id = msgs[1]["tool_calls"][0]["id"]
+    assert "[CPF_1]" in sent_id and msgs[2]["tool_call_id"] == sent_id
+    assert msgs[1]["tool_calls"][0]["function"]["name"] == "consulta"
+
+
+async def test_a_claude_tool_use_id_holding_a_cpf_reaches_it_as_one_placeholder_at_both_ends(gw):
+    tid = f"toolu_{CPF.replace('.', '').replace('-', '')}"
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=[
+        {"role": "user", "content": "Consulte o contribuinte."},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": tid, "name": "consulta", "input": {"ano": 2026}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tid, "content": "regular"}]}])
+    msgs = sent_us(gw)["messages"]
+    sent_id = msgs[1]["content"][0]["id"]
+    assert sent_id != tid and msgs[2]["content"][0]["tool_use_id"] == sent_id
+    assert msgs[1]["content"][0]["name"] == "consulta"
+
+
+def _policies_letting_images_abroad(tmp_path):
+    """The bundled policies, but Brazil's lets content the gateway cannot inspect go abroad: what an
+    operator who sends images to a foreign model configures (the CPFs of the texts still pseudonymized)."""
+    import shutil
+
+    from gateway.testing.harness import bundled_policies
+
+    dst = tmp_path / "policies"
+    shutil.copytree(bundled_policies(), dst)
+    br = dst / "br.yaml"
+    text = br.read_text()
+    head, rule = text.split("  - id: br.uninspectable\n", 1)
+    rule, rest = rule.split("  - id:", 1)
+    br.write_text(head + "  - id: br.uninspectable\n" + rule.replace("adequate: block", "adequate: allow").replace(
+        "foreign: block", "foreign: allow") + "  - id:" + rest)
+    return dst
+
+
+async def test_an_image_url_whose_query_holds_a_cpf_reaches_the_foreign_model_only_transformed(tmp_path):
+    async with Harness(tmp_path / "gw", policies=_policies_letting_images_abroad(tmp_path)) as h:
+        url = f"https://x.gov.br/doc?cpf={CPF.replace('.', '').replace('-', '')}"
+        await oai(h).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": [
+            {"type": "text", "text": "Leia o documento."}, {"type": "image_url", "image_url": {"url": url, "detail": "low"}}]}])
+        part = sent_us(h)["messages"][0]["content"][1]
+        assert part["image_url"]["url"].startswith("https://x.gov.br/doc?cpf=[") and part["image_url"]["detail"] == "low"
+        await ant(h).messages.create(model="claude-sonnet-4", max_tokens=16, messages=[{"role": "user", "content": [
+            {"type": "image", "source": {"type": "url", "url": url}}, {"type": "text", "text": "Leia."}]}])
+        assert sent_us(h)["messages"][0]["content"][0]["source"]["url"].startswith("https://x.gov.br/doc?cpf=[")
