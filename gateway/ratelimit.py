@@ -157,14 +157,18 @@ class RateLimiter:
         """Any limit set; without one the data path skips ``check`` (and its estimate) altogether."""
 
     @classmethod
-    def from_config(cls, cfg: RateLimit) -> RateLimiter:
-        """The memory backend, or the plugin backend named by ``cfg.backend`` (ConfigError if none has it)."""
+    def from_config(cls, cfg: RateLimit, backend: Backend | None = None) -> RateLimiter:
+        """The memory backend, or the plugin backend named by ``cfg.backend`` (ConfigError if none has it).
+
+        ``backend``: keep this one (and its counts) instead, for a reload that changed only the limits."""
         for name, value in (("requests_per_minute", cfg.requests_per_minute),
                             ("tokens_per_minute", cfg.tokens_per_minute),
                             ("key_requests_per_minute", cfg.key_requests_per_minute),
                             ("key_tokens_per_minute", cfg.key_tokens_per_minute)):
             if value < 0:
                 raise ConfigError("<config>", None, f"rate_limit.{name}", "must be ≥ 0 (0 = unlimited)")
+        if backend is not None:
+            return cls(cfg, backend)
         if cfg.backend == "memory":
             return cls(cfg, MemoryBackend())
         from gateway.plugins import rate_limit_backend

@@ -231,3 +231,31 @@ async def test_a_reload_does_not_give_callers_a_fresh_quota(tmp_path):
             assert (await h.holder.reload())[0]  # e.g. a policy edit; the limits are the same
             async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
                 assert r.status == 429, "the reload reset the agency's quota"
+
+
+async def test_a_reload_that_changes_a_limit_keeps_the_counts(tmp_path):
+    # An operator lowers a limit during abuse: the new limit applies at once to what was already spent.
+    # The memory backend was rebuilt on any change of rate_limit, so the reload wiped every count and
+    # the abusing caller got a whole fresh quota under the new limit.
+    import aiohttp
+
+    from gateway.testing.harness import Harness
+
+    async with Harness(tmp_path, extra_config="rate_limit: {requests_per_minute: 5}\n") as h:
+        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}]}
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        async with aiohttp.ClientSession() as s:
+            for _ in range(3):
+                async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                    assert r.status == 200
+            h.config_path.write_text(h.config_path.read_text().replace("requests_per_minute: 5", "requests_per_minute: 3"))
+            assert (await h.holder.reload())[0]
+            assert h.holder.current.limiter.cfg.requests_per_minute == 3
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 429, "lowering the limit handed the agency a fresh quota"
+            h.config_path.write_text(h.config_path.read_text().replace("requests_per_minute: 3", "requests_per_minute: 4"))
+            assert (await h.holder.reload())[0]
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 200  # raised: the room the new limit leaves, no more
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 429
