@@ -259,3 +259,30 @@ async def test_a_reload_that_changes_a_limit_keeps_the_counts(tmp_path):
                 assert r.status == 200  # raised: the room the new limit leaves, no more
             async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
                 assert r.status == 429
+
+
+async def test_retry_after_is_never_under_the_wait(tmp_path):
+    # Retry-After was int(wait + 0.999): a wait of 119.0005 s went out as 119, and a client that obeys
+    # it to the second is refused again. Now rounded up (math.ceil), and never below 1.
+    import aiohttp
+
+    from gateway.testing.harness import Harness
+
+    async with Harness(tmp_path, extra_config="rate_limit: {key_requests_per_minute: 1}\n") as h:
+        clock = Clock(6000.9995)  # 0.9995 s into a minute
+        h.holder.current.limiter.backend.clock = clock
+        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}]}
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        async with aiohttp.ClientSession() as s:
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 200
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 429
+                retry_after = int(r.headers["Retry-After"])
+            assert retry_after == 120  # the wait is 119.0005 s: 59.0005 to the next minute, then 60 to decay
+            clock.t += retry_after - 1
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 429
+            clock.t += 1  # obeyed to the second: admitted
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 200

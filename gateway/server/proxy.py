@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 import time
 from typing import NoReturn
@@ -500,7 +501,9 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     if limiter.enabled:
         retry = await limiter.check(ex.principal, estimate_tokens(ex.body, ex.payload))
         if retry is not None:
-            raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": str(max(1, int(retry + 0.999)))})
+            # rounded up, whole seconds, at least 1 (int(retry + 0.999) sent 119 for a wait of 119.0005 s:
+            # a client that obeyed it to the second was refused again)
+            raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": str(max(1, math.ceil(retry)))})
     ex.model = request_model(ex.payload)
     ex.stream = request_stream(ex.payload)
     ex.level = _level(request)
