@@ -42,7 +42,7 @@ async def readyz(request: Request, state: State) -> Response:
 
 async def metrics_endpoint(request: Request, state: State) -> Response:
     """Prometheus text exposition (every worker's sum when pre-forked)."""
-    metrics.AUDIT_LAG.set(state.audit.lag)
+    state.audit.publish_lag()
     metrics.AUDIT_HEALTHY.set(1 if state.audit.healthy else 0)
     for t in state.registry.targets.values():
         t.gauge.set(t.breaker.state)

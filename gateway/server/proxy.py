@@ -463,7 +463,6 @@ def _finish(state: State, ex: Exchange) -> None:
         log.critical("audit record for request %s could not be queued", ex.request_id)
     except Exception as e:
         log.error("building the audit record failed for request %s: %s", ex.request_id, type(e).__name__)
-    metrics.set_audit_lag(float(state.audit.lag))
     if traced:
         state.tracing.emit(ex, record)  # spans from the stage marks, with the audit record's cleaned ids
 

@@ -207,3 +207,29 @@ def test_a_port_already_taken_is_named_and_serve_exits(tmp_path, workers):
             pytest.fail("serve kept restarting workers that cannot bind")
     assert proc.returncode == 2
     assert f"{cfg}:1: listen: cannot listen on 127.0.0.1:{port}" in err
+
+
+async def test_audit_lag_of_every_worker_falls_back_to_zero_once_written(served):
+    # Each worker's lag gauge was set only when that worker finished a request or answered a scrape,
+    # before its writer thread had written the records: after a burst, a worker that was not scraped
+    # again kept reporting its last lag (8 records "behind") for ever, and an alert on lag fired on an
+    # idle, healthy fleet. The writer now publishes the lag when it has written.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    proc, url, tmp = served
+    async with aiohttp.ClientSession() as s:
+        async def one():
+            async with s.post(url + "/v1/chat/completions", data=body("fast"), headers=HEADERS) as r:
+                assert r.status == 200
+
+        await asyncio.gather(*[one() for _ in range(8)])
+    await asyncio.sleep(1.5)  # written (and synced) long since
+    for _ in range(6):  # new connections: the scrapes land on both workers
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url + "/-/metrics") as r:
+                text = await r.text()
+        families = {f.name: f for f in text_string_to_metric_families(text)}  # valid text format
+        assert families["soberana_requests"].samples[0].value == 8
+        lag = families["soberana_audit_lag_records"].samples[0].value
+        assert lag == 0, f"an idle fleet reports {lag} audit records behind"
+        assert families["soberana_audit_healthy"].samples[0].value == 1
