@@ -111,6 +111,7 @@ class MemoryBackend:
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self._counts: dict[str, list[float]] = {}  # name → [window index, cur, prev]
+        self._swept_size = 0  # buckets left by the last sweep
 
     async def hit(self, buckets: Sequence[Bucket], window: float) -> float | None:
         now = self.clock()
@@ -126,8 +127,12 @@ class MemoryBackend:
             return worst
         for b, (cur, prev) in zip(buckets, states):
             self._counts[b.name] = [idx, cur + b.cost, prev]
-        if len(self._counts) > self._SWEEP_AT:
+        # The next sweep waits until the table has doubled since the last one: with more active
+        # callers than _SWEEP_AT (none old enough to drop) a fixed threshold swept, walking every
+        # bucket, on every request.
+        if len(self._counts) > max(self._SWEEP_AT, 2 * self._swept_size):
             self._sweep(idx)
+            self._swept_size = len(self._counts)
         return None
 
     def _state(self, name: str, idx: int) -> tuple[float, float]:
