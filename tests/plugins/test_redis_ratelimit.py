@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -32,16 +33,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def redis_url():
+def _redis_binary() -> str:
     binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
     if binary is None:
         if os.environ.get("CI") == "true":
             pytest.fail("redis-server is missing; CI must run the Redis rate-limit tests (apt-get install redis-server)")
-        pytest.skip("redis-server not installed")
+        pytest.skip("redis-server not installed (apt-get install redis-server; scripts/test.sh does it as root)")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    yield from _redis_server()
+
+
+@pytest.fixture
+def own_redis():
+    """A redis-server of this test's own (it may be stopped): (url, process)."""
+    holder: list = []
+    gen = _redis_server(holder)
+    url = next(gen)
+    yield url, holder[0]
+    gen.close()
+
+
+def _redis_server(holder: list | None = None):
+    binary = _redis_binary()
     port = _free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if holder is not None:
+        holder.append(proc)
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     try:
@@ -57,6 +79,7 @@ def redis_url():
         yield url
     finally:
         client.close()
+        os.kill(proc.pid, signal.SIGCONT)  # (a test may have left it stopped)
         proc.terminate()
         proc.wait(timeout=10)
 
@@ -133,6 +156,32 @@ async def test_redis_down_fails_closed():
     try:
         assert await lim.check(ANA) == 1.0
     finally:
+        await lim.close()
+
+
+async def test_a_hung_redis_fails_closed_fast_and_charges_at_most_once(own_redis, caplog):
+    # Redis stops answering (SIGSTOP: a hung or blackholed server): the request is refused after the
+    # 2 s socket timeout, with a log line, and is not retried (a retried check-and-charge script
+    # would run again when the server wakes: one request charged several times).
+    url, proc = own_redis
+    lim = RateLimiter.from_config(RateLimit(key_requests_per_minute=100, backend="redis", redis_url=url))
+    sync = redis.Redis.from_url(url)
+    try:
+        assert await lim.check(ANA) is None  # connected and charged once
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            assert await lim.check(ANA) == 1.0  # fails closed
+            assert time.monotonic() - t0 < 3.5, "a hung Redis held the request beyond its 2 s timeout"
+            assert "rate-limit backend redis failed, refusing: TimeoutError" in caplog.text
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.3)  # whatever was sent runs now
+        charged = int(float(sync.hget("soberana:rl:key:tax-1:req", "c")))
+        assert charged <= 2, f"one refused request was charged {charged - 1} times"
+        assert await lim.check(ANA) is None  # and it recovers
+    finally:
+        sync.close()
         await lim.close()
 
 
