@@ -83,7 +83,9 @@ def estimate_tokens(body: bytes, payload: dict) -> int:
 
     Input: about one token per 4 bytes of the JSON body (overcounts the JSON syntax, on purpose: a
     quota should not be beaten by the estimate). Output: the first of ``max_tokens`` /
-    ``max_completion_tokens`` / ``max_output_tokens`` the request sets, else nothing.
+    ``max_completion_tokens`` / ``max_output_tokens`` the request sets, else nothing, times the
+    choices the upstream generates (OpenAI's ``n``, or ``best_of`` of completions when larger):
+    counted once, ``n: 10`` got ten choices for the price of one.
     """
     out = 0
     for f in _OUTPUT_FIELDS:
@@ -91,6 +93,13 @@ def estimate_tokens(body: bytes, payload: dict) -> int:
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             out = v
             break
+    if out:
+        choices = 1
+        for f in ("n", "best_of"):
+            v = payload.get(f)
+            if isinstance(v, int) and not isinstance(v, bool) and v > choices:
+                choices = v
+        out *= choices
     return len(body) // 4 + out
 
 

@@ -308,3 +308,26 @@ async def test_retry_after_is_never_under_the_wait(tmp_path):
             clock.t += 1  # obeyed to the second: admitted
             async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
                 assert r.status == 200
+
+
+async def test_a_token_quota_counts_every_choice_asked_for(tmp_path):
+    # The estimate counted max_tokens once, whatever ``n`` (or ``best_of``): n=10 choices of up to
+    # 1 000 tokens each were charged ~1 000 tokens, a tenth of what the upstream may generate, so a
+    # tokens_per_minute quota was beaten by asking for many choices at once.
+    import aiohttp
+
+    from gateway.ratelimit import estimate_tokens
+    from gateway.testing.harness import Harness
+
+    assert estimate_tokens(b"", {"max_tokens": 100, "n": 3}) == 300
+    assert estimate_tokens(b"", {"max_tokens": 100, "n": 2, "best_of": 5}) == 500  # generated server-side
+    assert estimate_tokens(b"", {"max_tokens": 100, "n": True}) == 100
+    async with Harness(tmp_path, extra_config="rate_limit: {key_tokens_per_minute: 5000}\n") as h:
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}], "max_tokens": 1000}
+        async with aiohttp.ClientSession() as s:
+            async with s.post(h.url + "/v1/chat/completions", json={**body, "n": 10}, headers=hdr) as r:
+                assert r.status == 429, "10 choices of 1 000 tokens passed a 5 000-token quota"
+            for status in (200, 200, 200, 200, 429):  # one choice each: ~1 020 tokens
+                async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                    assert r.status == status
