@@ -233,3 +233,30 @@ async def test_audit_lag_of_every_worker_falls_back_to_zero_once_written(served)
         lag = families["soberana_audit_lag_records"].samples[0].value
         assert lag == 0, f"an idle fleet reports {lag} audit records behind"
         assert families["soberana_audit_healthy"].samples[0].value == 1
+
+
+def test_per_worker_rate_limits_are_said_at_start(tmp_path):
+    # With --workers N and the memory backend each worker counts alone (the kernel spreads
+    # connections), so a caller gets up to N times each limit; nothing said so at start.
+    init_keys(tmp_path / "keys")
+    port = free_port()
+    cfg = config(tmp_path, "http://127.0.0.1:9", port, bundled_policies())
+    cfg.write_text(cfg.read_text() + "rate_limit: {key_requests_per_minute: 60}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "-c", str(cfg), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+    assert "rate limits are counted per worker" in err and "up to 2 times each limit" in err, err[-2000:]
