@@ -75,6 +75,12 @@ def wait_time(prev: float, cur: float, elapsed: float, limit: float, cost: float
     return (window - elapsed) + (max(0.0, window * (1 - room / cur)) if cur > 0 else 0.0) or 1e-3
 
 
+def retry_after(wait: float) -> str:
+    """The Retry-After header for a wait: whole seconds, rounded up (a client that obeys it to the
+    second must find room; int(wait + 0.999) sent 119 for 119.0005 s), and at least 1."""
+    return str(max(1, math.ceil(wait)))
+
+
 _OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import math
 import os
 import time
 from typing import NoReturn
@@ -32,7 +31,7 @@ from gateway.forward.client import UpstreamError
 from gateway.inspect import Finding, scan
 from gateway.inspect.texts import scan_texts
 from gateway.policy import Candidate, decide
-from gateway.ratelimit import estimate_tokens
+from gateway.ratelimit import estimate_tokens, retry_after
 from gateway.server.http import Request, Response
 from gateway.transform.apply import apply
 from gateway.transform.leaks import scan_answer, sent_values
@@ -500,9 +499,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     if limiter.enabled:
         retry = await limiter.check(ex.principal, estimate_tokens(ex.body, ex.payload))
         if retry is not None:
-            # rounded up, whole seconds, at least 1 (int(retry + 0.999) sent 119 for a wait of 119.0005 s:
-            # a client that obeyed it to the second was refused again)
-            raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": str(max(1, math.ceil(retry)))})
+            raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": retry_after(retry)})
     ex.model = request_model(ex.payload)
     ex.stream = request_stream(ex.payload)
     ex.level = _level(request)
