@@ -35,6 +35,8 @@ log = logging.getLogger("soberana.ratelimit")
 
 WINDOW_S = 60.0
 BACKEND_DOWN_RETRY_S = 1.0
+FAILURE_LOG_EVERY_S = 10.0
+"""While the backend keeps failing, one summary line per this many seconds (not one per request)."""
 
 
 class Bucket(NamedTuple):
@@ -175,6 +177,8 @@ class RateLimiter:
         self.enabled = bool(cfg.requests_per_minute or cfg.tokens_per_minute
                             or cfg.key_requests_per_minute or cfg.key_tokens_per_minute)
         """Any limit set; without one the data path skips ``check`` (and its estimate) altogether."""
+        self._refused = 0  # requests refused since the backend began failing (0: it answers)
+        self._logged_at = 0.0
 
     @classmethod
     def from_config(cls, cfg: RateLimit, backend: Backend | None = None) -> RateLimiter:
@@ -201,10 +205,22 @@ class RateLimiter:
         if not buckets:
             return None
         try:
-            return await self.backend.hit(buckets, self.window)
+            wait = await self.backend.hit(buckets, self.window)
         except Exception as e:  # fail closed: a limiter that cannot count refuses
-            log.error("rate-limit backend %s failed, refusing: %s", self.cfg.backend, type(e).__name__)
+            # The first failure at once, then a summary every FAILURE_LOG_EVERY_S: one line per
+            # refused request wrote thousands of identical lines a second through an outage.
+            self._refused += 1
+            now = time.monotonic()
+            if self._refused == 1 or now - self._logged_at >= FAILURE_LOG_EVERY_S:
+                self._logged_at = now
+                log.error("rate-limit backend %s failed, refusing (%d request(s) refused so far): %s",
+                          self.cfg.backend, self._refused, type(e).__name__)
             return BACKEND_DOWN_RETRY_S
+        if self._refused:
+            log.warning("rate-limit backend %s answers again, after refusing %d request(s)",
+                        self.cfg.backend, self._refused)
+            self._refused = 0
+        return wait
 
     async def close(self) -> None:
         await self.backend.close()

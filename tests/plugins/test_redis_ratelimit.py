@@ -173,7 +173,7 @@ async def test_a_hung_redis_fails_closed_fast_and_charges_at_most_once(own_redis
             t0 = time.monotonic()
             assert await lim.check(ANA) == 1.0  # fails closed
             assert time.monotonic() - t0 < 3.5, "a hung Redis held the request beyond its 2 s timeout"
-            assert "rate-limit backend redis failed, refusing: TimeoutError" in caplog.text
+            assert "rate-limit backend redis failed, refusing" in caplog.text and "TimeoutError" in caplog.text
         finally:
             os.kill(proc.pid, signal.SIGCONT)
         time.sleep(0.3)  # whatever was sent runs now
@@ -198,3 +198,50 @@ def test_lua_and_python_windows_agree(sync_redis, prev, cur, elapsed, limit, cos
         assert lua is None
     else:
         assert lua is not None and float(lua) == pytest.approx(py, rel=1e-9, abs=1e-9)
+
+
+async def test_a_gateway_whose_redis_is_down_refuses_with_one_log_line_not_one_per_request(tmp_path, caplog):
+    # Redis down: every request is refused (429, Retry-After 1; fail closed) and each refusal logged
+    # an ERROR line, so a busy gateway wrote thousands of identical lines a second for as long as
+    # the outage lasted. The first failure is logged at once, then a summary at most every 10 s,
+    # and the recovery is logged too.
+    import logging
+
+    import aiohttp
+
+    from gateway.testing.harness import Harness
+
+    caplog.set_level(logging.INFO, logger="soberana.ratelimit")
+    port = _free_port()  # nothing listens
+    extra = f"rate_limit: {{key_requests_per_minute: 100, backend: redis, redis_url: 'redis://127.0.0.1:{port}/0'}}\n"
+    async with Harness(tmp_path, extra_config=extra) as h:
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}]}
+        async with aiohttp.ClientSession() as s:
+            for _ in range(30):
+                async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                    assert r.status == 429 and r.headers["Retry-After"] == "1"
+    lines = [r for r in caplog.records if r.name == "soberana.ratelimit" and r.levelno >= logging.ERROR]
+    assert len(lines) == 1, f"{len(lines)} error lines for 30 refused requests"
+    assert "refusing" in lines[0].getMessage() and "ConnectionError" in lines[0].getMessage()
+
+
+async def test_the_limiter_says_when_its_backend_answers_again(own_redis, caplog):
+    import logging
+
+    url, proc = own_redis
+    caplog.set_level(logging.INFO, logger="soberana.ratelimit")
+    lim = RateLimiter.from_config(RateLimit(key_requests_per_minute=100, backend="redis", redis_url=url))
+    try:
+        assert await lim.check(ANA) is None
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            assert await lim.check(ANA) == 1.0
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        assert await lim.check(ANA) is None
+        messages = [r.getMessage() for r in caplog.records if r.name == "soberana.ratelimit"]
+        assert any("refusing" in m for m in messages)
+        assert any("answers again" in m and "1 request" in m for m in messages), messages
+    finally:
+        await lim.close()
