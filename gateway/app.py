@@ -57,8 +57,14 @@ class StateHolder:
         policies = load_policies(config.path(config.policies))
         auth = Authenticator(config.auth, default_jurisdiction=config.jurisdiction,
                              base_dir=config.path("."), allow_none=self.allow_no_auth)
-        if previous is not None and previous.config.rate_limit == config.rate_limit:
+        old_rl = previous.config.rate_limit if previous is not None else None
+        if old_rl == config.rate_limit:
             limiter = previous.limiter  # a reload must not hand every caller a fresh quota
+        elif old_rl is not None and (old_rl.backend, old_rl.redis_url, old_rl.redis_prefix) == \
+                (config.rate_limit.backend, config.rate_limit.redis_url, config.rate_limit.redis_prefix):
+            # only the limits changed: new limits over the same counts (a fresh backend would wipe what
+            # every caller spent this minute, so lowering a limit during abuse handed out a full quota)
+            limiter = RateLimiter.from_config(config.rate_limit, previous.limiter.backend)
         else:
             limiter = RateLimiter.from_config(config.rate_limit)
         registry = Registry(config, previous.registry if previous else None)
@@ -114,7 +120,7 @@ class StateHolder:
         old.registry.stop_probes()  # or every reload would leave one more probe loop running
         await new.registry.close_retired()
         await old.auth.close()
-        if new.limiter is not old.limiter:
+        if new.limiter.backend is not old.limiter.backend:  # (a new limiter may keep the counts)
             await old.limiter.close()
         if new.audit is not old.audit:
             await old.audit.close()

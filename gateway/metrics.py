@@ -24,8 +24,12 @@ LEAKS = Counter("soberana_answer_leaks_total", "Sensitive values in answers that
                 ["detector"], registry=REGISTRY)
 OVERHEAD = Histogram("soberana_gateway_overhead_seconds", "Time the gateway adds before forwarding (auth, inspect, decide, transform)",
                      buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1), registry=REGISTRY)
+# Buckets up to the default upstream timeout (300 s): prometheus-client's defaults end at 10 s, where a
+# non-streamed completion often only begins, so every slow call fell in +Inf and p95/p99 read "10 s".
 UPSTREAM_LATENCY = Histogram("soberana_upstream_latency_seconds", "Time to the upstream's response headers",
-                             ["upstream"], registry=REGISTRY)
+                             ["upstream"], registry=REGISTRY,
+                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
+                                      60.0, 120.0, 300.0))
 STREAMS = Gauge("soberana_streams_active", "Streams being relayed now", registry=REGISTRY,
                 multiprocess_mode="livesum")
 AUDIT_LAG = Gauge("soberana_audit_lag_records", "Audit records queued, not yet written", registry=REGISTRY,

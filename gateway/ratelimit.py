@@ -35,6 +35,8 @@ log = logging.getLogger("soberana.ratelimit")
 
 WINDOW_S = 60.0
 BACKEND_DOWN_RETRY_S = 1.0
+FAILURE_LOG_EVERY_S = 10.0
+"""While the backend keeps failing, one summary line per this many seconds (not one per request)."""
 
 
 class Bucket(NamedTuple):
@@ -75,6 +77,12 @@ def wait_time(prev: float, cur: float, elapsed: float, limit: float, cost: float
     return (window - elapsed) + (max(0.0, window * (1 - room / cur)) if cur > 0 else 0.0) or 1e-3
 
 
+def retry_after(wait: float) -> str:
+    """The Retry-After header for a wait: whole seconds, rounded up (a client that obeys it to the
+    second must find room; int(wait + 0.999) sent 119 for 119.0005 s), and at least 1."""
+    return str(max(1, math.ceil(wait)))
+
+
 _OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 
@@ -83,7 +91,9 @@ def estimate_tokens(body: bytes, payload: dict) -> int:
 
     Input: about one token per 4 bytes of the JSON body (overcounts the JSON syntax, on purpose: a
     quota should not be beaten by the estimate). Output: the first of ``max_tokens`` /
-    ``max_completion_tokens`` / ``max_output_tokens`` the request sets, else nothing.
+    ``max_completion_tokens`` / ``max_output_tokens`` the request sets, else nothing, times the
+    choices the upstream generates (OpenAI's ``n``, or ``best_of`` of completions when larger):
+    counted once, ``n: 10`` got ten choices for the price of one.
     """
     out = 0
     for f in _OUTPUT_FIELDS:
@@ -91,6 +101,13 @@ def estimate_tokens(body: bytes, payload: dict) -> int:
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             out = v
             break
+    if out:
+        choices = 1
+        for f in ("n", "best_of"):
+            v = payload.get(f)
+            if isinstance(v, int) and not isinstance(v, bool) and v > choices:
+                choices = v
+        out *= choices
     return len(body) // 4 + out
 
 
@@ -111,6 +128,7 @@ class MemoryBackend:
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self._counts: dict[str, list[float]] = {}  # name → [window index, cur, prev]
+        self._swept_size = 0  # buckets left by the last sweep
 
     async def hit(self, buckets: Sequence[Bucket], window: float) -> float | None:
         now = self.clock()
@@ -126,8 +144,12 @@ class MemoryBackend:
             return worst
         for b, (cur, prev) in zip(buckets, states):
             self._counts[b.name] = [idx, cur + b.cost, prev]
-        if len(self._counts) > self._SWEEP_AT:
+        # The next sweep waits until the table has doubled since the last one: with more active
+        # callers than _SWEEP_AT (none old enough to drop) a fixed threshold swept, walking every
+        # bucket, on every request.
+        if len(self._counts) > max(self._SWEEP_AT, 2 * self._swept_size):
             self._sweep(idx)
+            self._swept_size = len(self._counts)
         return None
 
     def _state(self, name: str, idx: int) -> tuple[float, float]:
@@ -155,16 +177,22 @@ class RateLimiter:
         self.enabled = bool(cfg.requests_per_minute or cfg.tokens_per_minute
                             or cfg.key_requests_per_minute or cfg.key_tokens_per_minute)
         """Any limit set; without one the data path skips ``check`` (and its estimate) altogether."""
+        self._refused = 0  # requests refused since the backend began failing (0: it answers)
+        self._logged_at = 0.0
 
     @classmethod
-    def from_config(cls, cfg: RateLimit) -> RateLimiter:
-        """The memory backend, or the plugin backend named by ``cfg.backend`` (ConfigError if none has it)."""
+    def from_config(cls, cfg: RateLimit, backend: Backend | None = None) -> RateLimiter:
+        """The memory backend, or the plugin backend named by ``cfg.backend`` (ConfigError if none has it).
+
+        ``backend``: keep this one (and its counts) instead, for a reload that changed only the limits."""
         for name, value in (("requests_per_minute", cfg.requests_per_minute),
                             ("tokens_per_minute", cfg.tokens_per_minute),
                             ("key_requests_per_minute", cfg.key_requests_per_minute),
                             ("key_tokens_per_minute", cfg.key_tokens_per_minute)):
             if value < 0:
                 raise ConfigError("<config>", None, f"rate_limit.{name}", "must be ≥ 0 (0 = unlimited)")
+        if backend is not None:
+            return cls(cfg, backend)
         if cfg.backend == "memory":
             return cls(cfg, MemoryBackend())
         from gateway.plugins import rate_limit_backend
@@ -177,10 +205,22 @@ class RateLimiter:
         if not buckets:
             return None
         try:
-            return await self.backend.hit(buckets, self.window)
+            wait = await self.backend.hit(buckets, self.window)
         except Exception as e:  # fail closed: a limiter that cannot count refuses
-            log.error("rate-limit backend %s failed, refusing: %s", self.cfg.backend, type(e).__name__)
+            # The first failure at once, then a summary every FAILURE_LOG_EVERY_S: one line per
+            # refused request wrote thousands of identical lines a second through an outage.
+            self._refused += 1
+            now = time.monotonic()
+            if self._refused == 1 or now - self._logged_at >= FAILURE_LOG_EVERY_S:
+                self._logged_at = now
+                log.error("rate-limit backend %s failed, refusing (%d request(s) refused so far): %s",
+                          self.cfg.backend, self._refused, type(e).__name__)
             return BACKEND_DOWN_RETRY_S
+        if self._refused:
+            log.warning("rate-limit backend %s answers again, after refusing %d request(s)",
+                        self.cfg.backend, self._refused)
+            self._refused = 0
+        return wait
 
     async def close(self) -> None:
         await self.backend.close()

@@ -127,6 +127,28 @@ async def test_memory_forgets_idle_callers(monkeypatch):
     assert len(backend._counts) <= 5 + 1
 
 
+async def test_many_active_callers_do_not_sweep_on_every_request(monkeypatch):
+    # Above _SWEEP_AT buckets the sweep ran on every request as long as the callers stayed active
+    # (none is old enough to drop): each check walked every bucket, ~0.2 ms at 12 000 callers and
+    # growing, on the event loop. The next sweep now waits until the table has doubled.
+    clock = Clock()
+    backend = MemoryBackend(clock)
+    monkeypatch.setattr(MemoryBackend, "_SWEEP_AT", 100)
+    sweeps = []
+    real = MemoryBackend._sweep
+    monkeypatch.setattr(MemoryBackend, "_sweep", lambda self, idx: (sweeps.append(idx), real(self, idx)))
+    lim = RateLimiter(RateLimit(key_requests_per_minute=5), backend)
+    callers = [Principal(sub=f"s{i}", agency="a", jurisdiction="BR") for i in range(1000)]
+    for _ in range(3):
+        for p in callers:
+            assert await lim.check(p) is None
+    assert len(sweeps) <= 5, f"{len(sweeps)} sweeps for 3000 requests of 1000 active callers"
+    clock.t += 180  # all idle: the next sweep (once the table has grown enough) drops them
+    for i in range(2100):
+        await lim.check(Principal(sub=f"new{i}", agency="a", jurisdiction="BR"))
+    assert len(backend._counts) < 3000
+
+
 def test_from_config_picks_backends_and_refuses_unknown_ones():
     assert isinstance(RateLimiter.from_config(RateLimit(requests_per_minute=1)).backend, MemoryBackend)
     with pytest.raises(ConfigError) as e:
@@ -231,3 +253,81 @@ async def test_a_reload_does_not_give_callers_a_fresh_quota(tmp_path):
             assert (await h.holder.reload())[0]  # e.g. a policy edit; the limits are the same
             async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
                 assert r.status == 429, "the reload reset the agency's quota"
+
+
+async def test_a_reload_that_changes_a_limit_keeps_the_counts(tmp_path):
+    # An operator lowers a limit during abuse: the new limit applies at once to what was already spent.
+    # The memory backend was rebuilt on any change of rate_limit, so the reload wiped every count and
+    # the abusing caller got a whole fresh quota under the new limit.
+    import aiohttp
+
+    from gateway.testing.harness import Harness
+
+    async with Harness(tmp_path, extra_config="rate_limit: {requests_per_minute: 5}\n") as h:
+        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}]}
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        async with aiohttp.ClientSession() as s:
+            for _ in range(3):
+                async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                    assert r.status == 200
+            h.config_path.write_text(h.config_path.read_text().replace("requests_per_minute: 5", "requests_per_minute: 3"))
+            assert (await h.holder.reload())[0]
+            assert h.holder.current.limiter.cfg.requests_per_minute == 3
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 429, "lowering the limit handed the agency a fresh quota"
+            h.config_path.write_text(h.config_path.read_text().replace("requests_per_minute: 3", "requests_per_minute: 4"))
+            assert (await h.holder.reload())[0]
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 200  # raised: the room the new limit leaves, no more
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 429
+
+
+async def test_retry_after_is_never_under_the_wait(tmp_path):
+    # Retry-After was int(wait + 0.999): a wait of 119.0005 s went out as 119, and a client that obeys
+    # it to the second is refused again. Now rounded up (math.ceil), and never below 1.
+    import aiohttp
+
+    from gateway.testing.harness import Harness
+
+    async with Harness(tmp_path, extra_config="rate_limit: {key_requests_per_minute: 1}\n") as h:
+        clock = Clock(6000.9995)  # 0.9995 s into a minute
+        h.holder.current.limiter.backend.clock = clock
+        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}]}
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        async with aiohttp.ClientSession() as s:
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 200
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 429
+                retry_after = int(r.headers["Retry-After"])
+            assert retry_after == 120  # the wait is 119.0005 s: 59.0005 to the next minute, then 60 to decay
+            clock.t += retry_after - 1
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 429
+            clock.t += 1  # obeyed to the second: admitted
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 200
+
+
+async def test_a_token_quota_counts_every_choice_asked_for(tmp_path):
+    # The estimate counted max_tokens once, whatever ``n`` (or ``best_of``): n=10 choices of up to
+    # 1 000 tokens each were charged ~1 000 tokens, a tenth of what the upstream may generate, so a
+    # tokens_per_minute quota was beaten by asking for many choices at once.
+    import aiohttp
+
+    from gateway.ratelimit import estimate_tokens
+    from gateway.testing.harness import Harness
+
+    assert estimate_tokens(b"", {"max_tokens": 100, "n": 3}) == 300
+    assert estimate_tokens(b"", {"max_tokens": 100, "n": 2, "best_of": 5}) == 500  # generated server-side
+    assert estimate_tokens(b"", {"max_tokens": 100, "n": True}) == 100
+    async with Harness(tmp_path, extra_config="rate_limit: {key_tokens_per_minute: 5000}\n") as h:
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}], "max_tokens": 1000}
+        async with aiohttp.ClientSession() as s:
+            async with s.post(h.url + "/v1/chat/completions", json={**body, "n": 10}, headers=hdr) as r:
+                assert r.status == 429, "10 choices of 1 000 tokens passed a 5 000-token quota"
+            for status in (200, 200, 200, 200, 429):  # one choice each: ~1 020 tokens
+                async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                    assert r.status == status

@@ -279,8 +279,10 @@ class AuditLog:
         try:
             if not self._healthy:  # the sink failed after these were accepted: lost, like any in flight
                 self._dropped += len(pending)
+                self._publish_lag()
                 return
             self._chain(pending)
+            self._publish_lag()
             wake = self._idle
             self._idle = False
         finally:
@@ -597,7 +599,9 @@ class AuditLog:
             else:
                 if witnessed:  # only what the chain file now holds
                     self._write_witness(witnessed)
-            self._done += n
+            with self._lock:
+                self._done += n
+                self._publish_lag()
             if stopping is not None:
                 break
             if not self._idle and self._healthy:
@@ -614,8 +618,22 @@ class AuditLog:
                 pass
             self._fd = -1
 
+    def publish_lag(self) -> None:
+        """Set the lag gauge to the lag now (for a scrape)."""
+        with self._lock:
+            self._publish_lag()
+
+    def _publish_lag(self) -> None:
+        """Set the lag gauge, under ``_lock`` (held by the caller). It is set where the lag changes, by
+        the loop when it chains records and by the writer thread when it has written them, both under
+        the lock so that a value computed earlier cannot overwrite a later one. Set only per request
+        and per scrape, a pre-forked worker kept the lag of its last request (records since written)
+        until a scrape happened to reach it: an idle fleet reported records behind."""
+        metrics.set_audit_lag(float(self.lag))
+
     def _drop_buffer(self) -> None:
         self._done += self._buf_records
+        self._publish_lag()
         self._buf, self._buf_records = bytearray(), 0
         if self._out is not None:
             self._out = []

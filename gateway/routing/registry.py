@@ -132,6 +132,10 @@ class Registry:
         """Close the pools a reload replaced."""
         for t in self._retired:
             await t.pool.close()
+            # its circuit gauge (one series per name): the replacement's state, or 0 when the upstream
+            # is gone. Left as it was, an upstream removed while open reported 2 until a restart.
+            now = self.targets.get(t.cfg.name)
+            t.gauge.set(now.breaker.state if now is not None else 0)
         self._retired = []
 
     async def close(self) -> None:

@@ -266,6 +266,13 @@ def serve_command(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"soberana serve: {_cannot_listen(config, e)}", file=sys.stderr)
         return 2
+    rl = config.rate_limit
+    if rl.backend == "memory" and (rl.requests_per_minute or rl.tokens_per_minute
+                                   or rl.key_requests_per_minute or rl.key_tokens_per_minute):
+        # each worker counts alone and the kernel spreads connections over them: say so, or an
+        # operator reads the configured limit as the fleet's while callers get up to N times it
+        log.warning("rate limits are counted per worker (rate_limit.backend: memory): with %d workers a caller "
+                    "may get up to %d times each limit; backend: redis shares one count", args.workers, args.workers)
     if "prometheus_client" in sys.modules:
         log.warning("metrics are per worker: prometheus_client was imported before the workers started")
     with tempfile.TemporaryDirectory(prefix="soberana-metrics-") as d:

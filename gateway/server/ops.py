@@ -11,6 +11,7 @@ from gateway.auth.authenticator import AuthError
 from gateway.dialects import ENDPOINTS
 from gateway.dialects.errors import DialectError, error_body
 from gateway.policy.explain import explain_request
+from gateway.ratelimit import retry_after
 from gateway.server.http import Request, Response
 from gateway.server.proxy import Reject, _level
 
@@ -42,7 +43,7 @@ async def readyz(request: Request, state: State) -> Response:
 
 async def metrics_endpoint(request: Request, state: State) -> Response:
     """Prometheus text exposition (every worker's sum when pre-forked)."""
-    metrics.AUDIT_LAG.set(state.audit.lag)
+    state.audit.publish_lag()
     metrics.AUDIT_HEALTHY.set(1 if state.audit.healthy else 0)
     for t in state.registry.targets.values():
         t.gauge.set(t.breaker.state)
@@ -67,6 +68,13 @@ async def explain(request: Request, state: State) -> Response:
             raise ValueError
     except ValueError:
         return _error(dialect, 400, "invalid_request", "the body must be a JSON object")
+    if state.limiter.enabled:
+        # one request of the caller's (no model tokens): unlimited, an explain let a caller held at
+        # its limit go on running inspection, and probing what the policy lets through, without end
+        retry = await state.limiter.check(principal, 0)
+        if retry is not None:
+            return Response(429, error_body(dialect, 429, "rate_limited", "rate limit exceeded"),
+                            [("Retry-After", retry_after(retry))])
     try:  # the level the proxy would read from X-Data-Classification: it changes the decision
         level = _level(request)
     except Reject as e:

@@ -31,7 +31,7 @@ from gateway.forward.client import UpstreamError
 from gateway.inspect import Finding, scan
 from gateway.inspect.texts import scan_texts
 from gateway.policy import Candidate, decide
-from gateway.ratelimit import estimate_tokens
+from gateway.ratelimit import estimate_tokens, retry_after
 from gateway.server.http import Request, Response
 from gateway.transform.apply import apply
 from gateway.transform.leaks import scan_answer, sent_values
@@ -462,7 +462,6 @@ def _finish(state: State, ex: Exchange) -> None:
         log.critical("audit record for request %s could not be queued", ex.request_id)
     except Exception as e:
         log.error("building the audit record failed for request %s: %s", ex.request_id, type(e).__name__)
-    metrics.set_audit_lag(float(state.audit.lag))
     if traced:
         state.tracing.emit(ex, record)  # spans from the stage marks, with the audit record's cleaned ids
 
@@ -500,7 +499,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     if limiter.enabled:
         retry = await limiter.check(ex.principal, estimate_tokens(ex.body, ex.payload))
         if retry is not None:
-            raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": str(max(1, int(retry + 0.999)))})
+            raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": retry_after(retry)})
     ex.model = request_model(ex.payload)
     ex.stream = request_stream(ex.payload)
     ex.level = _level(request)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -32,16 +33,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def redis_url():
+def _redis_binary() -> str:
     binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
     if binary is None:
         if os.environ.get("CI") == "true":
             pytest.fail("redis-server is missing; CI must run the Redis rate-limit tests (apt-get install redis-server)")
-        pytest.skip("redis-server not installed")
+        pytest.skip("redis-server not installed (apt-get install redis-server; scripts/test.sh does it as root)")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    yield from _redis_server()
+
+
+@pytest.fixture
+def own_redis():
+    """A redis-server of this test's own (it may be stopped): (url, process)."""
+    holder: list = []
+    gen = _redis_server(holder)
+    url = next(gen)
+    yield url, holder[0]
+    gen.close()
+
+
+def _redis_server(holder: list | None = None):
+    binary = _redis_binary()
     port = _free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if holder is not None:
+        holder.append(proc)
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     try:
@@ -57,6 +79,7 @@ def redis_url():
         yield url
     finally:
         client.close()
+        os.kill(proc.pid, signal.SIGCONT)  # (a test may have left it stopped)
         proc.terminate()
         proc.wait(timeout=10)
 
@@ -136,6 +159,32 @@ async def test_redis_down_fails_closed():
         await lim.close()
 
 
+async def test_a_hung_redis_fails_closed_fast_and_charges_at_most_once(own_redis, caplog):
+    # Redis stops answering (SIGSTOP: a hung or blackholed server): the request is refused after the
+    # 2 s socket timeout, with a log line, and is not retried (a retried check-and-charge script
+    # would run again when the server wakes: one request charged several times).
+    url, proc = own_redis
+    lim = RateLimiter.from_config(RateLimit(key_requests_per_minute=100, backend="redis", redis_url=url))
+    sync = redis.Redis.from_url(url)
+    try:
+        assert await lim.check(ANA) is None  # connected and charged once
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            assert await lim.check(ANA) == 1.0  # fails closed
+            assert time.monotonic() - t0 < 3.5, "a hung Redis held the request beyond its 2 s timeout"
+            assert "rate-limit backend redis failed, refusing" in caplog.text and "TimeoutError" in caplog.text
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.3)  # whatever was sent runs now
+        charged = int(float(sync.hget("soberana:rl:key:tax-1:req", "c")))
+        assert charged <= 2, f"one refused request was charged {charged - 1} times"
+        assert await lim.check(ANA) is None  # and it recovers
+    finally:
+        sync.close()
+        await lim.close()
+
+
 @settings(max_examples=150, deadline=None)
 @given(prev=st.integers(0, 50), cur=st.integers(0, 50), elapsed=st.floats(0, 59.999, allow_subnormal=False),
        limit=st.integers(1, 40), cost=st.integers(0, 45))
@@ -149,3 +198,50 @@ def test_lua_and_python_windows_agree(sync_redis, prev, cur, elapsed, limit, cos
         assert lua is None
     else:
         assert lua is not None and float(lua) == pytest.approx(py, rel=1e-9, abs=1e-9)
+
+
+async def test_a_gateway_whose_redis_is_down_refuses_with_one_log_line_not_one_per_request(tmp_path, caplog):
+    # Redis down: every request is refused (429, Retry-After 1; fail closed) and each refusal logged
+    # an ERROR line, so a busy gateway wrote thousands of identical lines a second for as long as
+    # the outage lasted. The first failure is logged at once, then a summary at most every 10 s,
+    # and the recovery is logged too.
+    import logging
+
+    import aiohttp
+
+    from gateway.testing.harness import Harness
+
+    caplog.set_level(logging.INFO, logger="soberana.ratelimit")
+    port = _free_port()  # nothing listens
+    extra = f"rate_limit: {{key_requests_per_minute: 100, backend: redis, redis_url: 'redis://127.0.0.1:{port}/0'}}\n"
+    async with Harness(tmp_path, extra_config=extra) as h:
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}]}
+        async with aiohttp.ClientSession() as s:
+            for _ in range(30):
+                async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                    assert r.status == 429 and r.headers["Retry-After"] == "1"
+    lines = [r for r in caplog.records if r.name == "soberana.ratelimit" and r.levelno >= logging.ERROR]
+    assert len(lines) == 1, f"{len(lines)} error lines for 30 refused requests"
+    assert "refusing" in lines[0].getMessage() and "ConnectionError" in lines[0].getMessage()
+
+
+async def test_the_limiter_says_when_its_backend_answers_again(own_redis, caplog):
+    import logging
+
+    url, proc = own_redis
+    caplog.set_level(logging.INFO, logger="soberana.ratelimit")
+    lim = RateLimiter.from_config(RateLimit(key_requests_per_minute=100, backend="redis", redis_url=url))
+    try:
+        assert await lim.check(ANA) is None
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            assert await lim.check(ANA) == 1.0
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        assert await lim.check(ANA) is None
+        messages = [r.getMessage() for r in caplog.records if r.name == "soberana.ratelimit"]
+        assert any("refusing" in m for m in messages)
+        assert any("answers again" in m and "1 request" in m for m in messages), messages
+    finally:
+        await lim.close()

@@ -123,3 +123,28 @@ async def test_reloads_do_not_pile_up_health_probe_loops(tmp_path):
         await asyncio.sleep(1.0)
         probes = h.stub_br.requests - before
         assert 2 <= probes <= 8, f"{probes} probes in 1 s at one every 0.2 s: the replaced registries still probe"
+
+
+async def test_an_upstream_removed_by_a_reload_no_longer_reports_an_open_circuit(tmp_path):
+    # The circuit gauge of an upstream removed from the config kept its last value: removed while
+    # open, soberana_circuit_state{upstream=...} stayed 2 until a restart, and a "circuit open" alert
+    # never cleared. A reload now sets a retired upstream's gauge to its replacement's state, or 0.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async def circuits(s) -> dict[str, float]:
+        async with s.get(h.url + "/-/metrics") as r:
+            text = await r.text()
+        family = next(f for f in text_string_to_metric_families(text) if f.name == "soberana_circuit_state")
+        return {smp.labels["upstream"]: smp.value for smp in family.samples}
+
+    async with Harness(tmp_path) as h, aiohttp.ClientSession() as s:
+        for _ in range(3):
+            async with s.post(**post(h, "flaky-foreign")) as r:
+                assert r.status == 200
+        assert (await circuits(s))["foreign-openai"] == OPEN
+        text = h.config_path.read_text()
+        text = "\n".join(line for line in text.splitlines() if "foreign-openai" not in line and line != "  gpt-4o:")
+        h.config_path.write_text(text + "\n")
+        assert (await h.holder.reload())[0]
+        assert "foreign-openai" not in h.holder.current.registry.targets
+        assert (await circuits(s)).get("foreign-openai", CLOSED) == CLOSED, "a removed upstream still reports an open circuit"

@@ -57,3 +57,22 @@ async def test_explain_skips_the_upstreams_that_cannot_carry_the_endpoint_as_the
                 x = await r.json()
             assert x["decision"]["route"] == route, (path, model)
             assert ("error" in x) is (route is None)
+
+
+async def test_explain_is_charged_to_the_callers_request_limit(tmp_path):
+    # /-/explain inspects a body of up to max_body_bytes and answers the policy's verdict on it, for
+    # any authenticated caller: it was never rate limited, so a caller held at its limit could go on
+    # running inspection (and probing what the policy lets through) without end. An explain now
+    # counts as one request of its caller (no model tokens), and is refused with 429 and Retry-After.
+    async with Harness(tmp_path, extra_config="rate_limit: {key_requests_per_minute: 3}\n") as h:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(h.url + "/v1/chat/completions", headers=auth(h), json=BODY) as r:
+                assert r.status == 200
+            for status in (200, 200, 429):
+                async with s.post(h.url + "/-/explain", headers=auth(h), json=BODY) as r:
+                    assert r.status == status
+                    if status == 429:
+                        assert int(r.headers["Retry-After"]) >= 1
+                        assert (await r.json())["error"]["code"] == "rate_limited"
+            async with s.post(h.url + "/v1/chat/completions", headers=auth(h), json=BODY) as r:
+                assert r.status == 429  # one limit for both

@@ -207,3 +207,56 @@ def test_a_port_already_taken_is_named_and_serve_exits(tmp_path, workers):
             pytest.fail("serve kept restarting workers that cannot bind")
     assert proc.returncode == 2
     assert f"{cfg}:1: listen: cannot listen on 127.0.0.1:{port}" in err
+
+
+async def test_audit_lag_of_every_worker_falls_back_to_zero_once_written(served):
+    # Each worker's lag gauge was set only when that worker finished a request or answered a scrape,
+    # before its writer thread had written the records: after a burst, a worker that was not scraped
+    # again kept reporting its last lag (8 records "behind") for ever, and an alert on lag fired on an
+    # idle, healthy fleet. The writer now publishes the lag when it has written.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    proc, url, tmp = served
+    async with aiohttp.ClientSession() as s:
+        async def one():
+            async with s.post(url + "/v1/chat/completions", data=body("fast"), headers=HEADERS) as r:
+                assert r.status == 200
+
+        await asyncio.gather(*[one() for _ in range(8)])
+    await asyncio.sleep(1.5)  # written (and synced) long since
+    for _ in range(6):  # new connections: the scrapes land on both workers
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url + "/-/metrics") as r:
+                text = await r.text()
+        families = {f.name: f for f in text_string_to_metric_families(text)}  # valid text format
+        assert families["soberana_requests"].samples[0].value == 8
+        lag = families["soberana_audit_lag_records"].samples[0].value
+        assert lag == 0, f"an idle fleet reports {lag} audit records behind"
+        assert families["soberana_audit_healthy"].samples[0].value == 1
+
+
+def test_per_worker_rate_limits_are_said_at_start(tmp_path):
+    # With --workers N and the memory backend each worker counts alone (the kernel spreads
+    # connections), so a caller gets up to N times each limit; nothing said so at start.
+    init_keys(tmp_path / "keys")
+    port = free_port()
+    cfg = config(tmp_path, "http://127.0.0.1:9", port, bundled_policies())
+    cfg.write_text(cfg.read_text() + "rate_limit: {key_requests_per_minute: 60}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "-c", str(cfg), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+    assert "rate limits are counted per worker" in err and "up to 2 times each limit" in err, err[-2000:]
