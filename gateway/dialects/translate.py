@@ -315,10 +315,19 @@ def _chat_to_message(answer: dict, model: str) -> dict:
     text = _text_of(msg.get("content"))
     if text:
         content.append({"type": "text", "text": text})
+    cut = choice.get("finish_reason") == "length"
     for k, call in enumerate(msg.get("tool_calls") or []):
         fn = call.get("function") or {}
+        try:
+            args = _loads_object(fn.get("arguments", ""), f"choices[0].message.tool_calls[{k}].function.arguments")
+        except DialectError:
+            if not cut:
+                raise
+            # arguments cut by max tokens are no JSON: Claude's own answer then has ``input: {}`` and
+            # ``stop_reason: "max_tokens"``; a 502 would take from the caller what the model did say
+            args = {}
         content.append({"type": "tool_use", "id": call.get("id") or f"toolu_{k}", "name": fn.get("name"),
-                        "input": _loads_object(fn.get("arguments", ""), f"choices[0].message.tool_calls[{k}].function.arguments")})
+                        "input": args})
     usage = answer.get("usage") or {}
     rid = str(answer.get("id") or "")
     return {"id": rid if rid.startswith("msg_") else f"msg_{rid}", "type": "message", "role": "assistant",

@@ -1,0 +1,18 @@
+"""The official SDKs, their requests crossing dialects (OpenAI caller → Anthropic upstream and back),
+through the gateway in front of the stub: what a client sees only because of the translation."""
+
+from __future__ import annotations
+
+from sdk_clients import ant, oai
+
+TOOLS_A = [{"name": "lookup", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}}]
+TOOLS_O = [{"type": "function", "function": {"name": "lookup", "parameters": TOOLS_A[0]["input_schema"]}}]
+
+
+async def test_anthropic_caller_gets_a_tool_call_cut_by_max_tokens_not_a_502(gw):
+    # gpt-4o-mini goes to the OpenAI-dialect foreign upstream: the stub cuts the arguments at 2 tokens
+    msg = await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=2, tools=TOOLS_A,
+                                        messages=[{"role": "user", "content": "please call tool now"}])
+    assert gw.received("US")[-1]["path"].endswith("/chat/completions")
+    assert msg.stop_reason == "max_tokens"
+    assert [(b.type, b.name, b.input) for b in msg.content] == [("tool_use", "lookup", {})]
