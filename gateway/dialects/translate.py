@@ -264,7 +264,8 @@ def _openai_to_anthropic(payload: dict) -> dict:
         choice = {"type": "none"}
     elif isinstance(tc, dict) and isinstance(tc.get("function"), dict):
         choice = {"type": "tool", "name": tc["function"].get("name")}
-    if payload.get("parallel_tool_calls") is False and tools:
+    # Anthropic's {"type": "none"} has no disable_parallel_tool_use (an extra field is a 400 there)
+    if payload.get("parallel_tool_calls") is False and tools and (choice or {}).get("type") != "none":
         choice = dict(choice or {"type": "auto"}, disable_parallel_tool_use=True)
     if choice is not None and (tools or choice["type"] == "none"):
         out["tool_choice"] = choice

@@ -16,3 +16,12 @@ async def test_anthropic_caller_gets_a_tool_call_cut_by_max_tokens_not_a_502(gw)
     assert gw.received("US")[-1]["path"].endswith("/chat/completions")
     assert msg.stop_reason == "max_tokens"
     assert [(b.type, b.name, b.input) for b in msg.content] == [("tool_use", "lookup", {})]
+
+
+async def test_openai_caller_tool_choice_none_without_parallel_calls_reaches_claude_valid(gw):
+    answer = await oai(gw).chat.completions.create(
+        model="claude-only", tools=TOOLS_O, tool_choice="none", parallel_tool_calls=False,
+        messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/messages") and sent["body"]["tool_choice"] == {"type": "none"}
