@@ -384,10 +384,12 @@ class StreamTranslator:
     made-up normal ending.
     """
 
-    def __init__(self, src: str, dst: str, model: str):
+    def __init__(self, src: str, dst: str, model: str, include_usage: bool = True):
+        """``include_usage``: an OpenAI caller's ``stream_options.include_usage`` (its usage chunk)."""
         if {src, dst} != {"openai", "anthropic"}:
             raise DialectError(f"streams cannot be translated from the {dst} to the {src} dialect")
         self.src, self.dst, self.model = src, dst, model
+        self.include_usage = include_usage
         self._parser = SSEParser()
         self._ended = False
         self._started = False
@@ -508,9 +510,11 @@ class StreamTranslator:
 
     # Anthropic events → OpenAI chat chunks
 
-    def _o(self, delta: dict, finish=None, usage=None) -> bytes:
+    def _o(self, delta: dict | None, finish=None, usage=None) -> bytes:
+        """A chunk with ``delta`` for choice 0, or (``delta`` None) with no choice at all."""
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
         chunk = {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self.model,
-                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+                 "choices": choices}
         if usage is not None:
             chunk["usage"] = usage
         return format_event(_json(chunk))
@@ -555,8 +559,12 @@ class StreamTranslator:
             self._ended = True
             pin, pout = self._usage["input_tokens"], self._usage["output_tokens"]
             usage = {"prompt_tokens": pin, "completion_tokens": pout, "total_tokens": pin + pout}
-            return (self._o({}, _STOP_TO_FINISH.get(self._stop_reason, "stop"), usage)
-                    + format_event("[DONE]"))
+            # as OpenAI streams it: the finish_reason chunk, then (only when the caller asked for it
+            # with stream_options.include_usage) a chunk of its own with the usage and no choices
+            out = self._o({}, _STOP_TO_FINISH.get(self._stop_reason, "stop"))
+            if self.include_usage:
+                out += self._o(None, usage=usage)
+            return out + format_event("[DONE]")
         if typ == "error":
             self._ended = True
             return stream_error_event("openai", "upstream_error", "the upstream reported an error mid-stream")

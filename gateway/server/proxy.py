@@ -330,7 +330,10 @@ class _LeakTap:
 
 
 async def _relay_stream(request: Request, ex: Exchange, resp, target, route_headers: list) -> None:
-    translator = StreamTranslator(ex.dialect, target.cfg.dialect, ex.model) if target.cfg.dialect != ex.dialect else None
+    opts = ex.payload.get("stream_options")
+    usage = isinstance(opts, dict) and opts.get("include_usage") is True  # the caller's own request's
+    translator = (StreamTranslator(ex.dialect, target.cfg.dialect, ex.model, include_usage=usage)
+                  if target.cfg.dialect != ex.dialect else None)
     seen = _LeakWindow()
     pmap = ex.pmap
 

@@ -202,6 +202,9 @@ def openai_view(data: bytes):
             continue
         obj = json.loads(ev.data)
         assert obj["object"] == "chat.completion.chunk" and obj["model"] == "caller-model"
+        usage = obj.get("usage") or usage
+        if not obj["choices"]:  # the usage chunk (stream_options.include_usage) has no choice
+            continue
         ch = obj["choices"][0]
         content += ch["delta"].get("content") or ""
         for call in ch["delta"].get("tool_calls") or []:
@@ -209,7 +212,6 @@ def openai_view(data: bytes):
             t["name"] = call.get("function", {}).get("name") or t["name"]
             t["args"] += call["function"].get("arguments", "")
         finish = ch["finish_reason"] or finish
-        usage = obj.get("usage") or usage
     return content, tools, finish, usage, done
 
 

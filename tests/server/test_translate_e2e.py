@@ -25,3 +25,16 @@ async def test_openai_caller_tool_choice_none_without_parallel_calls_reaches_cla
     assert answer.choices[0].message.content
     sent = gw.received("US")[-1]
     assert sent["path"].endswith("/messages") and sent["body"]["tool_choice"] == {"type": "none"}
+
+
+async def test_openai_caller_streaming_from_claude_gets_usage_as_openai_streams_it(gw):
+    msgs = [{"role": "user", "content": "conte até cinco"}]
+    chunks = [c async for c in await oai(gw).chat.completions.create(
+        model="claude-only", stream=True, stream_options={"include_usage": True}, messages=msgs)]
+    assert gw.received("US")[-1]["path"].endswith("/messages")
+    # the usage chunk: last, no choices (where `if not chunk.choices: usage = chunk.usage` finds it)
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
+    assert chunks[-2].choices[0].finish_reason == "stop" and chunks[-2].usage is None
+    chunks = [c async for c in await oai(gw).chat.completions.create(model="claude-only", stream=True, messages=msgs)]
+    assert all(c.usage is None for c in chunks)  # not asked for: none, as from OpenAI itself
+    assert chunks[-1].choices[0].finish_reason == "stop"
