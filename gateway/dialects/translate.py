@@ -205,6 +205,10 @@ def _blocks_of(content, where: str) -> list:
 
 
 def _openai_to_anthropic(payload: dict) -> dict:
+    n = payload.get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+        # Claude gives one answer a request: a caller that asked for n choices must not silently get one
+        raise DialectError("n greater than 1 has no equivalent in the Anthropic dialect")
     out: dict = {"model": payload.get("model")}
     system: list[str] = []
     msgs: list = []

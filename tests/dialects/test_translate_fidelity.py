@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+
+from gateway.dialects import DialectError
 from gateway.dialects.sse import SSEParser
 from gateway.dialects.translate import StreamTranslator, translate_request, translate_response
 
@@ -53,3 +56,11 @@ def test_streamed_usage_only_when_asked_and_in_a_chunk_of_its_own():
     chunks = _chunks(include_usage=False)
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert not any("usage" in c for c in chunks)
+
+
+def test_several_choices_cannot_be_asked_of_claude():
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": 3}
+    with pytest.raises(DialectError, match="^n greater than 1"):
+        translate_request("openai", "anthropic", "/v1/chat/completions", body)
+    for n in (1, None):  # one choice is what Claude gives
+        translate_request("openai", "anthropic", "/v1/chat/completions", dict(body, n=n))

@@ -3,6 +3,9 @@ through the gateway in front of the stub: what a client sees only because of the
 
 from __future__ import annotations
 
+import openai
+import pytest
+
 from sdk_clients import ant, oai
 
 TOOLS_A = [{"name": "lookup", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}}]
@@ -38,3 +41,13 @@ async def test_openai_caller_streaming_from_claude_gets_usage_as_openai_streams_
     chunks = [c async for c in await oai(gw).chat.completions.create(model="claude-only", stream=True, messages=msgs)]
     assert all(c.usage is None for c in chunks)  # not asked for: none, as from OpenAI itself
     assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+async def test_openai_caller_asking_claude_for_several_choices_gets_a_400_not_one_choice(gw):
+    before = len(gw.received("US"))
+    with pytest.raises(openai.BadRequestError) as e:
+        await oai(gw).chat.completions.create(model="claude-only", n=2, messages=[{"role": "user", "content": "oi"}])
+    assert "n greater than 1" in e.value.message
+    assert len(gw.received("US")) == before
+    answer = await oai(gw).chat.completions.create(model="claude-only", n=1, messages=[{"role": "user", "content": "oi"}])
+    assert len(answer.choices) == 1
