@@ -338,13 +338,36 @@ def _chat_to_message(answer: dict, model: str) -> dict:
     return {"id": rid if rid.startswith("msg_") else f"msg_{rid}", "type": "message", "role": "assistant",
             "model": model, "content": content,
             "stop_reason": _FINISH_TO_STOP.get(choice.get("finish_reason"), "end_turn"), "stop_sequence": None,
-            "usage": {"input_tokens": usage.get("prompt_tokens") or 0, "output_tokens": usage.get("completion_tokens") or 0}}
+            "usage": _anthropic_usage(usage)}
+
+
+def _anthropic_usage(usage: dict) -> dict:
+    """An OpenAI usage as Anthropic counts it: OpenAI's ``prompt_tokens`` include the tokens read from
+    the prompt cache (``prompt_tokens_details.cached_tokens``), Anthropic's ``input_tokens`` leave them
+    out and count them as ``cache_read_input_tokens``."""
+    details = usage.get("prompt_tokens_details")
+    cached = (details.get("cached_tokens") if isinstance(details, dict) else 0) or 0
+    out = {"input_tokens": max((usage.get("prompt_tokens") or 0) - cached, 0),
+           "output_tokens": usage.get("completion_tokens") or 0}
+    if cached:
+        out["cache_read_input_tokens"] = cached
+    return out
 
 
 def _prompt_tokens(usage: dict) -> int:
     """An Anthropic usage's prompt tokens as OpenAI counts them: Anthropic's ``input_tokens`` leave out
     the tokens read from and written to the prompt cache, OpenAI's ``prompt_tokens`` include them."""
     return sum(usage.get(k) or 0 for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
+
+
+def _openai_usage(usage: dict) -> dict:
+    """An Anthropic usage as OpenAI counts it, with the tokens read from the prompt cache as
+    ``prompt_tokens_details.cached_tokens`` (what OpenAI callers read their cache hits from)."""
+    pin, pout = _prompt_tokens(usage), usage.get("output_tokens") or 0
+    out = {"prompt_tokens": pin, "completion_tokens": pout, "total_tokens": pin + pout}
+    if usage.get("cache_read_input_tokens"):
+        out["prompt_tokens_details"] = {"cached_tokens": usage["cache_read_input_tokens"]}
+    return out
 
 
 def _message_to_chat(answer: dict, model: str) -> dict:
@@ -358,13 +381,11 @@ def _message_to_chat(answer: dict, model: str) -> dict:
     msg: dict = {"role": "assistant", "content": "".join(texts) if texts or not calls else None, "refusal": None}
     if calls:
         msg["tool_calls"] = calls
-    usage = answer.get("usage") or {}
-    pin, pout = _prompt_tokens(usage), usage.get("output_tokens") or 0
     return {"id": f"chatcmpl-{answer.get('id', '')}", "object": "chat.completion", "created": int(time.time()),
             "model": model,
             "choices": [{"index": 0, "message": msg, "logprobs": None,
                          "finish_reason": _STOP_TO_FINISH.get(answer.get("stop_reason"), "stop")}],
-            "usage": {"prompt_tokens": pin, "completion_tokens": pout, "total_tokens": pin + pout}}
+            "usage": _openai_usage(answer.get("usage") or {})}
 
 
 def translate_response(src: str, dst: str, answer: dict, model: str) -> dict:
@@ -406,6 +427,7 @@ class StreamTranslator:
         self._id = ""
         self._created = int(time.time())
         self._tools: dict[int, int] = {}   # Anthropic block index → OpenAI tool call index
+        self._a_usage: dict = {}           # the Anthropic usage: message_start's, updated by message_delta's
 
     def feed(self, chunk: bytes) -> bytes:
         """Upstream bytes in, caller bytes out."""
@@ -464,8 +486,7 @@ class StreamTranslator:
         out = self._a_start({}) + self._a_close_block()
         out += self._a({"type": "message_delta", "delta": {"stop_reason": self._stop_reason or "end_turn",
                                                           "stop_sequence": None},
-                        "usage": {"input_tokens": self._usage["input_tokens"],
-                                  "output_tokens": self._usage["output_tokens"]}})
+                        "usage": self._usage})
         return out + self._a({"type": "message_stop"})
 
     def _from_openai(self, ev) -> bytes:
@@ -485,8 +506,7 @@ class StreamTranslator:
         out = [self._a_start(obj)]
         usage = obj.get("usage")
         if isinstance(usage, dict):
-            self._usage = {"input_tokens": usage.get("prompt_tokens") or 0,
-                           "output_tokens": usage.get("completion_tokens") or 0}
+            self._usage = _anthropic_usage(usage)
         for choice in obj.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue  # Anthropic has one answer per request
@@ -534,7 +554,7 @@ class StreamTranslator:
         if typ == "message_start":
             msg = obj.get("message") or {}
             self._id = f"chatcmpl-{msg.get('id', '')}"
-            self._usage["input_tokens"] = _prompt_tokens(msg.get("usage") or {})
+            self._a_usage = dict(msg.get("usage") or {})
             return self._o({"role": "assistant", "content": ""})
         if typ == "content_block_start":
             block = obj.get("content_block") or {}
@@ -555,14 +575,13 @@ class StreamTranslator:
             return b""
         if typ == "message_delta":
             self._stop_reason = (obj.get("delta") or {}).get("stop_reason")
-            out_tokens = (obj.get("usage") or {}).get("output_tokens")
-            if out_tokens is not None:
-                self._usage["output_tokens"] = out_tokens
+            usage = obj.get("usage")
+            if isinstance(usage, dict):  # its counts are cumulative: each one given replaces message_start's
+                self._a_usage.update((k, v) for k, v in usage.items() if v is not None)
             return b""
         if typ == "message_stop":
             self._ended = True
-            pin, pout = self._usage["input_tokens"], self._usage["output_tokens"]
-            usage = {"prompt_tokens": pin, "completion_tokens": pout, "total_tokens": pin + pout}
+            usage = _openai_usage(self._a_usage)
             # as OpenAI streams it: the finish_reason chunk, then (only when the caller asked for it
             # with stream_options.include_usage) a chunk of its own with the usage and no choices
             out = self._o({}, _STOP_TO_FINISH.get(self._stop_reason, "stop"))

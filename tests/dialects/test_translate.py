@@ -286,7 +286,8 @@ def test_prompt_tokens_from_claude_count_its_prompt_cache():
     answer = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "content": [
         {"type": "text", "text": "ok"}], "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
     o = translate_response("openai", "anthropic", answer, "gpt-4o")
-    assert o["usage"] == {"prompt_tokens": 3512, "completion_tokens": 7, "total_tokens": 3519}
+    assert o["usage"] == {"prompt_tokens": 3512, "completion_tokens": 7, "total_tokens": 3519,
+                          "prompt_tokens_details": {"cached_tokens": 3000}}
     evs = [{"type": "message_start", "message": dict(answer, content=[], stop_reason=None, usage=dict(usage, output_tokens=1))},
               {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
               {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ok"}},
@@ -295,7 +296,8 @@ def test_prompt_tokens_from_claude_count_its_prompt_cache():
               {"type": "message_stop"}]
     data = b"".join(b"event: %s\ndata: %s\n\n" % (e["type"].encode(), json.dumps(e).encode()) for e in evs)
     chunks = [json.loads(e.data) for e in events(translate_stream("openai", "anthropic", data)) if e.data != "[DONE]"]
-    assert chunks[-1]["usage"] == {"prompt_tokens": 3512, "completion_tokens": 7, "total_tokens": 3519}
+    assert chunks[-1]["usage"] == {"prompt_tokens": 3512, "completion_tokens": 7, "total_tokens": 3519,
+                          "prompt_tokens_details": {"cached_tokens": 3000}}
 
 
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))

@@ -64,3 +64,31 @@ def test_several_choices_cannot_be_asked_of_claude():
         translate_request("openai", "anthropic", "/v1/chat/completions", body)
     for n in (1, None):  # one choice is what Claude gives
         translate_request("openai", "anthropic", "/v1/chat/completions", dict(body, n=n))
+
+
+def test_cached_prompt_tokens_of_an_openai_model_are_cache_reads_for_an_anthropic_caller():
+    usage = {"prompt_tokens": 3012, "completion_tokens": 7, "total_tokens": 3019,
+             "prompt_tokens_details": {"cached_tokens": 3000}}
+    answer = {"id": "chatcmpl-1", "choices": [{"index": 0, "finish_reason": "stop",
+                                               "message": {"role": "assistant", "content": "ok"}}], "usage": usage}
+    want = {"input_tokens": 12, "output_tokens": 7, "cache_read_input_tokens": 3000}
+    assert translate_response("anthropic", "openai", answer, "claude")["usage"] == want
+    chunks = [{"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "ok"}}]},
+              {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+              {"id": "c", "object": "chat.completion.chunk", "choices": [], "usage": usage}]
+    t = StreamTranslator("anthropic", "openai", "claude")
+    data = b"".join(b"data: %s\n\n" % json.dumps(c).encode() for c in chunks) + b"data: [DONE]\n\n"
+    p = SSEParser()
+    evs = [json.loads(e.data) for e in p.feed(t.feed(data) + t.finish()) + p.finish()]
+    assert [e for e in evs if e["type"] == "message_delta"][0]["usage"] == want
+
+
+def test_a_claude_stream_s_later_counts_replace_its_first():
+    # message_delta's usage is cumulative and may give the input counts too (server tools, the cache)
+    t = StreamTranslator("openai", "anthropic", "gpt-x")
+    data = _claude_stream().replace(b'"usage": {"output_tokens": 2}',
+                                    b'"usage": {"input_tokens": 9, "cache_read_input_tokens": 100, "output_tokens": 2}')
+    p = SSEParser()
+    chunks = [json.loads(e.data) for e in p.feed(t.feed(data) + t.finish()) + p.finish() if e.data != "[DONE]"]
+    assert chunks[-1]["usage"] == {"prompt_tokens": 109, "completion_tokens": 2, "total_tokens": 111,
+                                   "prompt_tokens_details": {"cached_tokens": 100}}
