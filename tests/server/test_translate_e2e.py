@@ -3,8 +3,14 @@ through the gateway in front of the stub: what a client sees only because of the
 
 from __future__ import annotations
 
+import anthropic
 import openai
+import orjson
 import pytest
+
+from gateway import metrics
+from gateway.testing import stub
+from gateway.testing.harness import Harness
 
 from sdk_clients import ant, oai
 
@@ -51,3 +57,39 @@ async def test_openai_caller_asking_claude_for_several_choices_gets_a_400_not_on
     assert len(gw.received("US")) == before
     answer = await oai(gw).chat.completions.create(model="claude-only", n=1, messages=[{"role": "user", "content": "oi"}])
     assert len(answer.choices) == 1
+
+
+async def test_an_other_dialect_upstream_s_refusal_reaches_the_caller_in_its_own_words(gw):
+    # the OpenAI-dialect upstream refuses max_tokens 0: the Anthropic caller reads why, in its error shape
+    with pytest.raises(anthropic.BadRequestError) as e:
+        await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=0, messages=[{"role": "user", "content": "oi"}])
+    assert gw.received("US")[-1]["path"].endswith("/chat/completions")
+    assert e.value.body["error"]["type"] == "invalid_request_error"
+    assert "Invalid 'max_tokens'" in e.value.message and e.value.body["error"]["code"] == "upstream_error"
+    # and Claude's refusal, an OpenAI caller
+    with pytest.raises(openai.BadRequestError) as e:
+        await oai(gw).chat.completions.create(model="claude-only", stop=[7], messages=[{"role": "user", "content": "oi"}])
+    assert gw.received("US")[-1]["path"].endswith("/messages")
+    assert "Invalid 'stop_sequences'" in e.value.message and e.value.code == "upstream_error"
+
+
+CPF, OTHER_CPF = "529.982.247-25", "111.444.777-35"
+
+
+async def test_a_translated_upstream_error_is_restored_and_leak_checked(tmp_path, monkeypatch):
+    # the OpenAI-dialect upstream's 400 quotes the (pseudonymized) request and names someone else's CPF
+    def answer(self, req):
+        sent = orjson.loads(req.body)
+        body = orjson.dumps({"error": {"message": f"invalid {sent['messages'][0]['content']}; see {OTHER_CPF}",
+                                       "type": "invalid_request_error", "param": None, "code": None}})
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+                             b"content-length: %d\r\n\r\n" % len(body) + body)
+
+    monkeypatch.setattr(stub._StubProtocol, "_answer", answer)
+    leaks_before = metrics.leak("br.cpf")._value.get()
+    async with Harness(tmp_path) as h:
+        with pytest.raises(anthropic.BadRequestError) as e:
+            await ant(h).messages.create(model="gpt-4o-mini", max_tokens=16,
+                                         messages=[{"role": "user", "content": f"meu CPF {CPF}"}])
+    assert f"invalid meu CPF {CPF}" in e.value.message and "[CPF_1]" not in e.value.message
+    assert metrics.leak("br.cpf")._value.get() == leaks_before + 1  # someone else's CPF: a leak, counted
