@@ -318,6 +318,10 @@ def _chat_to_message(answer: dict, model: str) -> dict:
     msg = choice.get("message") or {}
     content: list = []
     text = _text_of(msg.get("content"))
+    refusal = msg.get("refusal")
+    refused = isinstance(refusal, str) and bool(refusal)
+    if refused:  # a refusal comes in its own field, the content null: Claude says why in a text block
+        text += refusal
     if text:
         content.append({"type": "text", "text": text})
     cut = choice.get("finish_reason") == "length"
@@ -337,8 +341,8 @@ def _chat_to_message(answer: dict, model: str) -> dict:
     rid = str(answer.get("id") or "")
     return {"id": rid if rid.startswith("msg_") else f"msg_{rid}", "type": "message", "role": "assistant",
             "model": model, "content": content,
-            "stop_reason": _FINISH_TO_STOP.get(choice.get("finish_reason"), "end_turn"), "stop_sequence": None,
-            "usage": _anthropic_usage(usage)}
+            "stop_reason": "refusal" if refused else _FINISH_TO_STOP.get(choice.get("finish_reason"), "end_turn"),
+            "stop_sequence": None, "usage": _anthropic_usage(usage)}
 
 
 def _anthropic_usage(usage: dict) -> dict:
@@ -422,6 +426,7 @@ class StreamTranslator:
         self._block = -1           # index of the open Anthropic content block, -1 when none
         self._block_kind = None    # "text" or ("tool", openai tool index)
         self._stop_reason = None
+        self._refused = False      # a refusal delta was seen
         self._usage = {"input_tokens": 0, "output_tokens": 0}
         # Anthropic upstream → OpenAI caller
         self._id = ""
@@ -512,6 +517,10 @@ class StreamTranslator:
                 continue  # Anthropic has one answer per request
             delta = choice.get("delta") or {}
             text = delta.get("content")
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str) and refusal:  # (see _chat_to_message)
+                self._refused = True
+                text = (text if isinstance(text, str) else "") + refusal
             if isinstance(text, str) and text:
                 if self._block_kind != "text":
                     out.append(self._a_open("text", {"type": "text", "text": ""}))
@@ -529,7 +538,7 @@ class StreamTranslator:
                                         "delta": {"type": "input_json_delta", "partial_json": args}}))
             if choice.get("finish_reason") is not None:
                 out.append(self._a_close_block())
-                self._stop_reason = _FINISH_TO_STOP.get(choice["finish_reason"], "end_turn")
+                self._stop_reason = "refusal" if self._refused else _FINISH_TO_STOP.get(choice["finish_reason"], "end_turn")
         return b"".join(out)
 
     # Anthropic events → OpenAI chat chunks

@@ -92,3 +92,21 @@ def test_a_claude_stream_s_later_counts_replace_its_first():
     chunks = [json.loads(e.data) for e in p.feed(t.feed(data) + t.finish()) + p.finish() if e.data != "[DONE]"]
     assert chunks[-1]["usage"] == {"prompt_tokens": 109, "completion_tokens": 2, "total_tokens": 111,
                                    "prompt_tokens_details": {"cached_tokens": 100}}
+
+
+def test_an_openai_model_s_refusal_reaches_an_anthropic_caller():
+    answer = {"id": "chatcmpl-1", "choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": None, "refusal": "I can't help with that."}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 6}}
+    msg = translate_response("anthropic", "openai", answer, "claude")
+    assert msg["content"] == [{"type": "text", "text": "I can't help with that."}] and msg["stop_reason"] == "refusal"
+    chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": None, "refusal": ""}}]},
+              {"choices": [{"index": 0, "delta": {"refusal": "I can't"}}]},
+              {"choices": [{"index": 0, "delta": {"refusal": " help."}}]},
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+    t = StreamTranslator("anthropic", "openai", "claude")
+    data = b"".join(b"data: %s\n\n" % json.dumps(dict(c, id="c")).encode() for c in chunks) + b"data: [DONE]\n\n"
+    p = SSEParser()
+    evs = [json.loads(e.data) for e in p.feed(t.feed(data) + t.finish()) + p.finish()]
+    assert "".join(e["delta"]["text"] for e in evs if e["type"] == "content_block_delta") == "I can't help."
+    assert [e for e in evs if e["type"] == "message_delta"][0]["delta"]["stop_reason"] == "refusal"

@@ -93,3 +93,33 @@ async def test_a_translated_upstream_error_is_restored_and_leak_checked(tmp_path
                                          messages=[{"role": "user", "content": f"meu CPF {CPF}"}])
     assert f"invalid meu CPF {CPF}" in e.value.message and "[CPF_1]" not in e.value.message
     assert metrics.leak("br.cpf")._value.get() == leaks_before + 1  # someone else's CPF: a leak, counted
+
+
+def _answering(body: bytes, ctype: str = "application/json"):
+    """The stub's answer replaced by ``body``, whatever the request."""
+    def answer(self, req):
+        self.transport.write(f"HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+                             + body)
+    return answer
+
+
+async def test_anthropic_caller_sees_an_openai_model_s_refusal(tmp_path, monkeypatch):
+    said = "I'm sorry, I can't help with that."
+    chat = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                         "message": {"role": "assistant", "content": None, "refusal": said}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 9, "total_tokens": 12}}
+    chunks = [{"index": 0, "delta": {"role": "assistant", "content": None, "refusal": ""}, "finish_reason": None},
+              {"index": 0, "delta": {"refusal": said}, "finish_reason": None},
+              {"index": 0, "delta": {}, "finish_reason": "stop"}]
+    stream = b"".join(b"data: " + orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
+                                                "model": "gpt-4o-mini", "choices": [c]}) + b"\n\n" for c in chunks)
+    msgs = [{"role": "user", "content": "oi"}]
+    async with Harness(tmp_path) as h:
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(orjson.dumps(chat)))
+        msg = await ant(h).messages.create(model="gpt-4o-mini", max_tokens=64, messages=msgs)
+        assert (msg.stop_reason, [b.text for b in msg.content]) == ("refusal", [said])
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(stream + b"data: [DONE]\n\n", "text/event-stream"))
+        async with ant(h).messages.stream(model="gpt-4o-mini", max_tokens=64, messages=msgs) as s:
+            final = await s.get_final_message()
+        assert (final.stop_reason, [b.text for b in final.content]) == ("refusal", [said])
