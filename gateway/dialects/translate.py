@@ -432,6 +432,7 @@ class StreamTranslator:
         self._id = ""
         self._created = int(time.time())
         self._tools: dict[int, int] = {}   # Anthropic block index → OpenAI tool call index
+        self._with_args: set[int] = set()  # Anthropic tool_use blocks whose input JSON has begun
         self._a_usage: dict = {}           # the Anthropic usage: message_start's, updated by message_delta's
 
     def feed(self, chunk: bytes) -> bytes:
@@ -579,8 +580,18 @@ class StreamTranslator:
             if delta.get("type") == "text_delta":
                 return self._o({"content": delta.get("text", "")})
             if delta.get("type") == "input_json_delta" and obj.get("index", 0) in self._tools:
+                if delta.get("partial_json"):
+                    self._with_args.add(obj.get("index", 0))
                 return self._o({"tool_calls": [{"index": self._tools[obj.get("index", 0)],
                                                 "function": {"arguments": delta.get("partial_json", "")}}]})
+            return b""
+        if typ == "content_block_stop":
+            idx = obj.get("index", 0)
+            if idx in self._tools and idx not in self._with_args:
+                # a call without arguments streams no JSON at all (one empty delta); OpenAI's
+                # arguments are then "{}", and "" is what json.loads(arguments) fails on
+                self._with_args.add(idx)
+                return self._o({"tool_calls": [{"index": self._tools[idx], "function": {"arguments": "{}"}}]})
             return b""
         if typ == "message_delta":
             self._stop_reason = (obj.get("delta") or {}).get("stop_reason")
@@ -600,4 +611,4 @@ class StreamTranslator:
         if typ == "error":
             self._ended = True
             return stream_error_event("openai", "upstream_error", "the upstream reported an error mid-stream")
-        return b""  # ping, content_block_stop, signature and thinking deltas: nothing to say
+        return b""  # ping, signature and thinking deltas: nothing to say

@@ -110,3 +110,26 @@ def test_an_openai_model_s_refusal_reaches_an_anthropic_caller():
     evs = [json.loads(e.data) for e in p.feed(t.feed(data) + t.finish()) + p.finish()]
     assert "".join(e["delta"]["text"] for e in evs if e["type"] == "content_block_delta") == "I can't help."
     assert [e for e in evs if e["type"] == "message_delta"][0]["delta"]["stop_reason"] == "refusal"
+
+
+def test_a_claude_tool_call_without_arguments_streams_openai_arguments_that_parse():
+    def ev(o):
+        return b"event: %s\ndata: %s\n\n" % (o["type"].encode(), json.dumps(o).encode())
+    data = b"".join(ev(o) for o in [
+        {"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 3, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_a", "name": "now", "input": {}}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": ""}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_b", "name": "f", "input": {}}},
+        {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"a": 1}'}},
+        {"type": "content_block_stop", "index": 1},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None}, "usage": {"output_tokens": 9}},
+        {"type": "message_stop"}])
+    t = StreamTranslator("openai", "anthropic", "gpt-x", include_usage=False)
+    p = SSEParser()
+    args: dict = {}
+    for e in p.feed(t.feed(data) + t.finish()) + p.finish():
+        if e.data != "[DONE]":
+            for call in json.loads(e.data)["choices"][0]["delta"].get("tool_calls") or []:
+                args[call["index"]] = args.get(call["index"], "") + call["function"]["arguments"]
+    assert {k: json.loads(v) for k, v in args.items()} == {0: {}, 1: {"a": 1}}

@@ -123,3 +123,26 @@ async def test_anthropic_caller_sees_an_openai_model_s_refusal(tmp_path, monkeyp
         async with ant(h).messages.stream(model="gpt-4o-mini", max_tokens=64, messages=msgs) as s:
             final = await s.get_final_message()
         assert (final.stop_reason, [b.text for b in final.content]) == ("refusal", [said])
+
+
+async def test_openai_caller_streaming_claude_s_call_of_a_tool_without_parameters_gets_json_arguments(tmp_path, monkeypatch):
+    def ev(o: dict) -> bytes:
+        return b"event: " + o["type"].encode() + b"\ndata: " + orjson.dumps(o) + b"\n\n"
+    stream = b"".join(ev(o) for o in [
+        {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "c",
+                                              "content": [], "stop_reason": None, "stop_sequence": None,
+                                              "usage": {"input_tokens": 3, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "now", "input": {}}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": ""}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None}, "usage": {"output_tokens": 5}},
+        {"type": "message_stop"}])
+    tools = [{"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}]
+    async with Harness(tmp_path) as h:
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(stream, "text/event-stream"))
+        async with oai(h).chat.completions.stream(model="claude-only", tools=tools,
+                                                  messages=[{"role": "user", "content": "que horas são?"}]) as s:
+            final = await s.get_final_completion()
+    call = final.choices[0].message.tool_calls[0]
+    assert final.choices[0].finish_reason == "tool_calls" and call.function.name == "now"
+    assert orjson.loads(call.function.arguments) == {}
