@@ -313,7 +313,17 @@ def translate_request(src: str, dst: str, endpoint: str, payload: dict) -> tuple
 
 # -- answers -------------------------------------------------------------------------------------
 
-def _chat_to_message(answer: dict, model: str) -> dict:
+def _matched_stop(choice: dict, stops) -> str | None:
+    """The stop sequence an OpenAI-dialect choice ended on, when the server says (vLLM's and SGLang's
+    ``stop_reason``: the matched string; OpenAI's ``finish_reason`` is a plain "stop" either way) and
+    it is one the request sent: never any string of the upstream's making."""
+    matched = choice.get("stop_reason")
+    if choice.get("finish_reason") == "stop" and isinstance(matched, str) and matched in stops:
+        return matched
+    return None
+
+
+def _chat_to_message(answer: dict, model: str, stops=()) -> dict:
     choice = (answer.get("choices") or [{}])[0]
     msg = choice.get("message") or {}
     content: list = []
@@ -339,10 +349,12 @@ def _chat_to_message(answer: dict, model: str) -> dict:
                         "input": args})
     usage = answer.get("usage") or {}
     rid = str(answer.get("id") or "")
+    stop_sequence = _matched_stop(choice, stops)
     return {"id": rid if rid.startswith("msg_") else f"msg_{rid}", "type": "message", "role": "assistant",
             "model": model, "content": content,
-            "stop_reason": "refusal" if refused else _FINISH_TO_STOP.get(choice.get("finish_reason"), "end_turn"),
-            "stop_sequence": None, "usage": _anthropic_usage(usage)}
+            "stop_reason": ("refusal" if refused else "stop_sequence" if stop_sequence is not None
+                            else _FINISH_TO_STOP.get(choice.get("finish_reason"), "end_turn")),
+            "stop_sequence": stop_sequence, "usage": _anthropic_usage(usage)}
 
 
 def _anthropic_usage(usage: dict) -> dict:
@@ -392,13 +404,13 @@ def _message_to_chat(answer: dict, model: str) -> dict:
             "usage": _openai_usage(answer.get("usage") or {})}
 
 
-def translate_response(src: str, dst: str, answer: dict, model: str) -> dict:
+def translate_response(src: str, dst: str, answer: dict, model: str, stops=()) -> dict:
     """A ``dst``-dialect upstream answer as the ``src``-dialect caller expects it; ``model`` is the name
-    the caller asked for."""
+    the caller asked for, ``stops`` the stop sequences the upstream was sent."""
     if src == dst:
         return answer
     if src == "anthropic" and dst == "openai":
-        return _chat_to_message(answer, model)
+        return _chat_to_message(answer, model, stops)
     if src == "openai" and dst == "anthropic":
         return _message_to_chat(answer, model)
     raise DialectError(f"answers cannot be translated from the {dst} to the {src} dialect")
@@ -413,12 +425,14 @@ class StreamTranslator:
     made-up normal ending.
     """
 
-    def __init__(self, src: str, dst: str, model: str, include_usage: bool = True):
-        """``include_usage``: an OpenAI caller's ``stream_options.include_usage`` (its usage chunk)."""
+    def __init__(self, src: str, dst: str, model: str, include_usage: bool = True, stops=()):
+        """``include_usage``: an OpenAI caller's ``stream_options.include_usage`` (its usage chunk);
+        ``stops``: the stop sequences the upstream was sent."""
         if {src, dst} != {"openai", "anthropic"}:
             raise DialectError(f"streams cannot be translated from the {dst} to the {src} dialect")
         self.src, self.dst, self.model = src, dst, model
         self.include_usage = include_usage
+        self.stops = stops
         self._parser = SSEParser()
         self._ended = False
         self._started = False
@@ -427,6 +441,7 @@ class StreamTranslator:
         self._block_kind = None    # "text" or ("tool", openai tool index)
         self._stop_reason = None
         self._refused = False      # a refusal delta was seen
+        self._stop_sequence = None  # the stop sequence the answer ended on, when the upstream says
         self._usage = {"input_tokens": 0, "output_tokens": 0}
         # Anthropic upstream → OpenAI caller
         self._id = ""
@@ -491,7 +506,7 @@ class StreamTranslator:
         self._ended = True
         out = self._a_start({}) + self._a_close_block()
         out += self._a({"type": "message_delta", "delta": {"stop_reason": self._stop_reason or "end_turn",
-                                                          "stop_sequence": None},
+                                                          "stop_sequence": self._stop_sequence},
                         "usage": self._usage})
         return out + self._a({"type": "message_stop"})
 
@@ -539,7 +554,9 @@ class StreamTranslator:
                                         "delta": {"type": "input_json_delta", "partial_json": args}}))
             if choice.get("finish_reason") is not None:
                 out.append(self._a_close_block())
-                self._stop_reason = "refusal" if self._refused else _FINISH_TO_STOP.get(choice["finish_reason"], "end_turn")
+                self._stop_sequence = _matched_stop(choice, self.stops)
+                self._stop_reason = ("refusal" if self._refused else "stop_sequence" if self._stop_sequence is not None
+                                     else _FINISH_TO_STOP.get(choice["finish_reason"], "end_turn"))
         return b"".join(out)
 
     # Anthropic events → OpenAI chat chunks

@@ -170,6 +170,9 @@ def _upstream_body(state: State, ex: Exchange, decision, target, attempt: int) -
     endpoint = ex.endpoint
     if target.cfg.dialect != ex.dialect:
         endpoint, payload = translate_request(ex.dialect, target.cfg.dialect, endpoint, payload)
+        # the stop sequences as sent: an answer that says it ended on one of them says so to the caller
+        stops = payload.get("stop")
+        ex.extra["stops"] = tuple(stops) if isinstance(stops, list) else ()
     return endpoint, orjson.dumps(payload)
 
 
@@ -268,7 +271,7 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
     translated = target.cfg.dialect != ex.dialect
     if translated:
         try:
-            answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model)
+            answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model, ex.extra.get("stops", ()))
         except Exception as e:
             # a shape the upstream's dialect does not have: its failure, not a 500 of the gateway's own
             log.warning("answer from %s could not be translated: %s", target.cfg.name, type(e).__name__)
@@ -354,8 +357,8 @@ class _LeakTap:
 async def _relay_stream(request: Request, ex: Exchange, resp, target, route_headers: list) -> None:
     opts = ex.payload.get("stream_options")
     usage = isinstance(opts, dict) and opts.get("include_usage") is True  # the caller's own request's
-    translator = (StreamTranslator(ex.dialect, target.cfg.dialect, ex.model, include_usage=usage)
-                  if target.cfg.dialect != ex.dialect else None)
+    translator = (StreamTranslator(ex.dialect, target.cfg.dialect, ex.model, include_usage=usage,
+                                   stops=ex.extra.get("stops", ())) if target.cfg.dialect != ex.dialect else None)
     seen = _LeakWindow()
     pmap = ex.pmap
 

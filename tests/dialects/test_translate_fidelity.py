@@ -133,3 +133,23 @@ def test_a_claude_tool_call_without_arguments_streams_openai_arguments_that_pars
             for call in json.loads(e.data)["choices"][0]["delta"].get("tool_calls") or []:
                 args[call["index"]] = args.get(call["index"], "") + call["function"]["arguments"]
     assert {k: json.loads(v) for k, v in args.items()} == {0: {}, 1: {"a": 1}}
+
+
+def test_the_stop_sequence_a_vllm_model_ended_on_reaches_an_anthropic_caller():
+    # vLLM (an in-country model's usual server) says which stop string matched: choices[].stop_reason
+    def answer(matched):
+        return {"id": "chatcmpl-1", "choices": [{"index": 0, "finish_reason": "stop", "stop_reason": matched,
+                                                 "message": {"role": "assistant", "content": "<a>42"}}]}
+    msg = translate_response("anthropic", "openai", answer("</a>"), "claude", stops=("</a>", "\n\n"))
+    assert (msg["stop_reason"], msg["stop_sequence"]) == ("stop_sequence", "</a>")
+    for matched, stops in ((None, ("</a>",)), (2, ("</a>",)), ("not sent", ("</a>",)), ("</a>", ())):
+        msg = translate_response("anthropic", "openai", answer(matched), "claude", stops=stops)
+        assert (msg["stop_reason"], msg["stop_sequence"]) == ("end_turn", None)  # EOS, a token id, made up
+    chunks = [{"choices": [{"index": 0, "delta": {"content": "<a>42"}, "finish_reason": None}]},
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "stop_reason": "</a>"}]}]
+    t = StreamTranslator("anthropic", "openai", "claude", stops=("</a>",))
+    data = b"".join(b"data: %s\n\n" % json.dumps(dict(c, id="c")).encode() for c in chunks) + b"data: [DONE]\n\n"
+    p = SSEParser()
+    evs = [json.loads(e.data) for e in p.feed(t.feed(data) + t.finish()) + p.finish()]
+    delta = [e for e in evs if e["type"] == "message_delta"][0]["delta"]
+    assert (delta["stop_reason"], delta["stop_sequence"]) == ("stop_sequence", "</a>")

@@ -146,3 +146,25 @@ async def test_openai_caller_streaming_claude_s_call_of_a_tool_without_parameter
     call = final.choices[0].message.tool_calls[0]
     assert final.choices[0].finish_reason == "tool_calls" and call.function.name == "now"
     assert orjson.loads(call.function.arguments) == {}
+
+
+async def test_anthropic_caller_learns_which_stop_sequence_an_in_country_vllm_model_ended_on(tmp_path, monkeypatch):
+    # a vLLM-served model (OpenAI dialect) names the stop string it matched in choices[].stop_reason
+    chat = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "llama",
+            "choices": [{"index": 0, "finish_reason": "stop", "stop_reason": "</answer>", "logprobs": None,
+                         "message": {"role": "assistant", "content": "<answer>42"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}
+    chunks = [{"index": 0, "delta": {"role": "assistant", "content": "<answer>42"}, "finish_reason": None},
+              {"index": 0, "delta": {}, "finish_reason": "stop", "stop_reason": "</answer>"}]
+    stream = b"".join(b"data: " + orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
+                                                "model": "llama", "choices": [c]}) + b"\n\n" for c in chunks)
+    kw = dict(model="gpt-4o-mini", max_tokens=64, stop_sequences=["</answer>", "END"],
+              messages=[{"role": "user", "content": "oi"}])
+    async with Harness(tmp_path) as h:
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(orjson.dumps(chat)))
+        msg = await ant(h).messages.create(**kw)
+        assert (msg.stop_reason, msg.stop_sequence, msg.content[0].text) == ("stop_sequence", "</answer>", "<answer>42")
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(stream + b"data: [DONE]\n\n", "text/event-stream"))
+        async with ant(h).messages.stream(**kw) as s:
+            final = await s.get_final_message()
+        assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "</answer>")
