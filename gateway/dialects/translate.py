@@ -279,8 +279,11 @@ def _openai_to_anthropic(payload: dict) -> dict:
         out["output_config"] = {"format": {"type": "json_schema", "schema": rf["json_schema"].get("schema") or {}}}
     if payload.get("stream") is True:
         out["stream"] = True
-    if isinstance(payload.get("user"), str):
-        out["metadata"] = {"user_id": payload["user"]}
+    # the end user, for the provider's abuse detection: OpenAI's safety_identifier (which replaces the
+    # deprecated user), else user
+    end_user = next((v for v in (payload.get("safety_identifier"), payload.get("user")) if isinstance(v, str)), None)
+    if end_user is not None:
+        out["metadata"] = {"user_id": end_user}
     return out
 
 

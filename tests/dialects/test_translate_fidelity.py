@@ -153,3 +153,13 @@ def test_the_stop_sequence_a_vllm_model_ended_on_reaches_an_anthropic_caller():
     evs = [json.loads(e.data) for e in p.feed(t.feed(data) + t.finish()) + p.finish()]
     delta = [e for e in evs if e["type"] == "message_delta"][0]["delta"]
     assert (delta["stop_reason"], delta["stop_sequence"]) == ("stop_sequence", "</a>")
+
+
+def test_openai_safety_identifier_is_claude_s_metadata_user_id():
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "safety_identifier": "hash-1"}
+    _, out = translate_request("openai", "anthropic", "/v1/chat/completions", body)
+    assert out["metadata"] == {"user_id": "hash-1"}
+    _, out = translate_request("openai", "anthropic", "/v1/chat/completions", dict(body, user="u-1"))
+    assert out["metadata"] == {"user_id": "hash-1"}  # the field that replaces user comes first
+    _, out = translate_request("openai", "anthropic", "/v1/chat/completions", {"model": "m", "messages": [], "user": "u-1"})
+    assert out["metadata"] == {"user_id": "u-1"}

@@ -168,3 +168,10 @@ async def test_anthropic_caller_learns_which_stop_sequence_an_in_country_vllm_mo
         async with ant(h).messages.stream(**kw) as s:
             final = await s.get_final_message()
         assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "</answer>")
+
+
+async def test_openai_caller_s_safety_identifier_reaches_claude(gw):
+    await oai(gw).chat.completions.create(model="claude-only", safety_identifier="user-hash-7",
+                                          messages=[{"role": "user", "content": "oi"}])
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/messages") and sent["body"]["metadata"] == {"user_id": "user-hash-7"}
