@@ -116,9 +116,11 @@ def _anthropic_to_openai(payload: dict) -> dict:
         for j, b in enumerate(content):
             if b.get("type") == "tool_result":
                 inner = b.get("content")
-                if isinstance(inner, list) and any(x.get("type") != "text" for x in inner):
-                    # OpenAI tool messages carry text only; dropping an image silently would change the answer
-                    raise DialectError(f"messages[{i}].content[{j}].content has parts with no equivalent in the OpenAI dialect")
+                if isinstance(inner, list):
+                    # OpenAI tool messages carry text only: a result's images (a screenshot tool's) go
+                    # in the user message that follows the tool messages, in their order, not dropped
+                    parts.extend(_a_block_to_part(x, f"messages[{i}].content[{j}].content[{k}]")
+                                 for k, x in enumerate(inner) if x.get("type") != "text")
                 text = _text_of(inner)
                 if b.get("is_error"):
                     text = f"Error: {text}"

@@ -115,7 +115,7 @@ def test_untranslatable_parts_fail_closed():
     with pytest.raises(DialectError) as e:
         translate_request("anthropic", "openai", "/v1/messages", {"messages": [{"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]}]}]})
-    assert str(e.value).startswith("messages[0].content[0].content ")
+    assert str(e.value).startswith("messages[0].content[0].content[0] ")  # (an image without a source)
     with pytest.raises(DialectError):
         translate_request("anthropic", "openai", "/v1/messages", {"messages": [{"role": "assistant", "content": [
             {"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}}]}]})

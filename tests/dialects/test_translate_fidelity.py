@@ -163,3 +163,18 @@ def test_openai_safety_identifier_is_claude_s_metadata_user_id():
     assert out["metadata"] == {"user_id": "hash-1"}  # the field that replaces user comes first
     _, out = translate_request("openai", "anthropic", "/v1/chat/completions", {"model": "m", "messages": [], "user": "u-1"})
     assert out["metadata"] == {"user_id": "u-1"}
+
+
+def test_a_tool_result_s_image_follows_the_tool_message_for_an_openai_model():
+    shot = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    body = {"model": "m", "max_tokens": 64, "messages": [
+        {"role": "user", "content": "take a screenshot"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "shot", "input": {}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "done"}, shot]},
+            {"type": "text", "text": "what does it show?"}]}]}
+    _, out = translate_request("anthropic", "openai", "/v1/messages", body)
+    assert out["messages"][2:] == [
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "done"},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                                     {"type": "text", "text": "what does it show?"}]}]

@@ -175,3 +175,17 @@ async def test_openai_caller_s_safety_identifier_reaches_claude(gw):
                                           messages=[{"role": "user", "content": "oi"}])
     sent = gw.received("US")[-1]
     assert sent["path"].endswith("/messages") and sent["body"]["metadata"] == {"user_id": "user-hash-7"}
+
+
+async def test_anthropic_caller_s_tool_result_image_reaches_an_openai_model(gw):
+    shot = {"type": "image", "source": {"type": "url", "url": "https://example.org/shot.png"}}
+    msg = await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=64, tools=TOOLS_A, messages=[
+        {"role": "user", "content": "take a screenshot"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "screen"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [shot]}]}])
+    assert msg.content[0].text.startswith("[stub BR]")  # (an image it cannot inspect stays in the country)
+    sent = gw.received("BR")[-1]
+    assert sent["path"].endswith("/chat/completions")
+    assert sent["body"]["messages"][-2:] == [
+        {"role": "tool", "tool_call_id": "toolu_1", "content": ""},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.org/shot.png"}}]}]
