@@ -230,7 +230,14 @@ def _openai_to_anthropic(payload: dict) -> dict:
         elif role == "user":
             add("user", _blocks_of(content, where))
         elif role == "assistant":
+            # an earlier refusal, replayed in the history (a refusal part, or the message's refusal
+            # field with no content): what the model said, as text; Claude has no refusal block
+            if isinstance(content, list):
+                content = [{"type": "text", "text": p.get("refusal") or ""}
+                           if isinstance(p, dict) and p.get("type") == "refusal" else p for p in content]
             blocks = [b for b in _blocks_of(content, where) if b["type"] == "text"]
+            if not blocks and isinstance(m.get("refusal"), str) and m["refusal"]:
+                blocks.append({"type": "text", "text": m["refusal"]})
             for k, call in enumerate(m.get("tool_calls") or []):
                 fn = call.get("function") or {}
                 blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"),

@@ -178,3 +178,15 @@ def test_a_tool_result_s_image_follows_the_tool_message_for_an_openai_model():
         {"role": "tool", "tool_call_id": "toolu_1", "content": "done"},
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
                                      {"type": "text", "text": "what does it show?"}]}]
+
+
+def test_an_earlier_refusal_in_the_history_reaches_claude_as_what_the_model_said():
+    def turns(assistant):
+        body = {"model": "m", "messages": [{"role": "user", "content": "q1"}, assistant, {"role": "user", "content": "q2"}]}
+        return translate_request("openai", "anthropic", "/v1/chat/completions", body)[1]["messages"]
+    want = [{"role": "user", "content": [{"type": "text", "text": "q1"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "I can't."}]},
+            {"role": "user", "content": [{"type": "text", "text": "q2"}]}]
+    # as the SDK's ChatCompletionMessage has it (content null), and as a refusal content part
+    assert turns({"role": "assistant", "content": None, "refusal": "I can't."}) == want
+    assert turns({"role": "assistant", "content": [{"type": "refusal", "refusal": "I can't."}]}) == want

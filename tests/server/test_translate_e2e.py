@@ -189,3 +189,14 @@ async def test_anthropic_caller_s_tool_result_image_reaches_an_openai_model(gw):
     assert sent["body"]["messages"][-2:] == [
         {"role": "tool", "tool_call_id": "toolu_1", "content": ""},
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.org/shot.png"}}]}]
+
+
+async def test_openai_caller_replaying_a_refusal_to_claude(gw):
+    for refused in ({"role": "assistant", "content": None, "refusal": "Não posso."},
+                    {"role": "assistant", "content": [{"type": "refusal", "refusal": "Não posso."}]}):
+        answer = await oai(gw).chat.completions.create(model="claude-only", messages=[
+            {"role": "user", "content": "pergunta um"}, refused, {"role": "user", "content": "pergunta dois"}])
+        assert answer.choices[0].message.content
+        sent = gw.received("US")[-1]["body"]["messages"]
+        assert [(m["role"], [b["text"] for b in m["content"]]) for m in sent] == [
+            ("user", ["pergunta um"]), ("assistant", ["Não posso."]), ("user", ["pergunta dois"])]
