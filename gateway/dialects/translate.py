@@ -151,7 +151,7 @@ def _anthropic_to_openai(payload: dict) -> dict:
                 fn["description"] = t["description"]
             out["tools"].append({"type": "function", "function": fn})
     tc = payload.get("tool_choice")
-    if isinstance(tc, dict):
+    if isinstance(tc, dict) and tools:  # OpenAI refuses a tool_choice without tools (400)
         typ = tc.get("type")
         if typ == "auto":
             out["tool_choice"] = "auto"
@@ -161,7 +161,7 @@ def _anthropic_to_openai(payload: dict) -> dict:
             out["tool_choice"] = "none"
         elif typ == "tool":
             out["tool_choice"] = {"type": "function", "function": {"name": tc.get("name")}}
-        if tc.get("disable_parallel_tool_use") and tools:
+        if tc.get("disable_parallel_tool_use"):
             out["parallel_tool_calls"] = False
     oc = payload.get("output_config")
     fmt = oc.get("format") if isinstance(oc, dict) else None

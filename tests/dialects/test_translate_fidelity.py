@@ -190,3 +190,16 @@ def test_an_earlier_refusal_in_the_history_reaches_claude_as_what_the_model_said
     # as the SDK's ChatCompletionMessage has it (content null), and as a refusal content part
     assert turns({"role": "assistant", "content": None, "refusal": "I can't."}) == want
     assert turns({"role": "assistant", "content": [{"type": "refusal", "refusal": "I can't."}]}) == want
+
+
+def test_no_tool_choice_goes_to_an_openai_model_without_tools():
+    # tools Claude's server runs (web search) have no OpenAI form: none is left, so no tool_choice either
+    body = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "web_search_20250305", "name": "web_search"}], "tool_choice": {"type": "auto"}}
+    _, out = translate_request("anthropic", "openai", "/v1/messages", body)
+    assert "tools" not in out and "tool_choice" not in out
+    _, out = translate_request("anthropic", "openai", "/v1/messages", dict(body, tools=None, tool_choice={"type": "none"}))
+    assert "tool_choice" not in out
+    _, out = translate_request("anthropic", "openai", "/v1/messages", dict(body, tools=[
+        {"name": "f", "input_schema": {"type": "object"}}], tool_choice={"type": "any", "disable_parallel_tool_use": True}))
+    assert (out["tool_choice"], out["parallel_tool_calls"]) == ("required", False)

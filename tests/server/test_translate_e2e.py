@@ -200,3 +200,10 @@ async def test_openai_caller_replaying_a_refusal_to_claude(gw):
         sent = gw.received("US")[-1]["body"]["messages"]
         assert [(m["role"], [b["text"] for b in m["content"]]) for m in sent] == [
             ("user", ["pergunta um"]), ("assistant", ["Não posso."]), ("user", ["pergunta dois"])]
+
+
+async def test_anthropic_caller_s_tool_choice_without_function_tools_is_not_sent_to_an_openai_model(gw):
+    await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=32, tool_choice={"type": "none"},
+                                  messages=[{"role": "user", "content": "oi"}])
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/chat/completions") and "tool_choice" not in sent["body"]
