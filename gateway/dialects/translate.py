@@ -121,10 +121,18 @@ def _anthropic_to_openai(payload: dict) -> dict:
                     # in the user message that follows the tool messages, in their order, not dropped
                     parts.extend(_a_block_to_part(x, f"messages[{i}].content[{j}].content[{k}]")
                                  for k, x in enumerate(inner) if x.get("type") != "text")
-                text = _text_of(inner)
-                if b.get("is_error"):
-                    text = f"Error: {text}"
-                msgs.append({"role": "tool", "tool_call_id": b.get("tool_use_id"), "content": text})
+                texts = [x.get("text", "") for x in inner if x.get("type") == "text"] if isinstance(inner, list) else []
+                if len(texts) > 1:
+                    # several text blocks (an MCP tool's items): text parts, which OpenAI tool messages
+                    # take too; joined into one string, their words ran together
+                    if b.get("is_error"):
+                        texts[0] = f"Error: {texts[0]}"
+                    result: str | list = [{"type": "text", "text": t} for t in texts]
+                else:
+                    result = _text_of(inner)
+                    if b.get("is_error"):
+                        result = f"Error: {result}"
+                msgs.append({"role": "tool", "tool_call_id": b.get("tool_use_id"), "content": result})
             elif b.get("type") in ("thinking", "redacted_thinking"):
                 continue
             else:

@@ -203,3 +203,17 @@ def test_no_tool_choice_goes_to_an_openai_model_without_tools():
     _, out = translate_request("anthropic", "openai", "/v1/messages", dict(body, tools=[
         {"name": "f", "input_schema": {"type": "object"}}], tool_choice={"type": "any", "disable_parallel_tool_use": True}))
     assert (out["tool_choice"], out["parallel_tool_calls"]) == ("required", False)
+
+
+def test_a_tool_result_s_text_blocks_stay_apart_for_an_openai_model():
+    body = {"model": "m", "max_tokens": 64, "messages": [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True,
+                                      "content": [{"type": "text", "text": "timeout"}, {"type": "text", "text": "retry later"}]}]}]}
+    _, out = translate_request("anthropic", "openai", "/v1/messages", body)
+    assert out["messages"][1] == {"role": "tool", "tool_call_id": "toolu_1", "content": [
+        {"type": "text", "text": "Error: timeout"}, {"type": "text", "text": "retry later"}]}
+    one = [{"type": "text", "text": "ok"}]
+    body["messages"][1]["content"][0].update(content=one, is_error=False)
+    _, out = translate_request("anthropic", "openai", "/v1/messages", body)
+    assert out["messages"][1]["content"] == "ok"  # one block: a plain string, as before

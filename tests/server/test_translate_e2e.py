@@ -207,3 +207,16 @@ async def test_anthropic_caller_s_tool_choice_without_function_tools_is_not_sent
                                   messages=[{"role": "user", "content": "oi"}])
     sent = gw.received("US")[-1]
     assert sent["path"].endswith("/chat/completions") and "tool_choice" not in sent["body"]
+
+
+async def test_anthropic_caller_s_tool_result_text_blocks_reach_an_openai_model_apart(gw):
+    msg = await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=64, tools=TOOLS_A, messages=[
+        {"role": "user", "content": "consulte"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "x"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+            {"type": "text", "text": "primeiro item"}, {"type": "text", "text": "segundo item"}]}]}])
+    assert msg.content[0].type == "text"
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/chat/completions")
+    assert sent["body"]["messages"][-1] == {"role": "tool", "tool_call_id": "toolu_1", "content": [
+        {"type": "text", "text": "primeiro item"}, {"type": "text", "text": "segundo item"}]}
