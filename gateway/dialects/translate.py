@@ -252,7 +252,10 @@ def _openai_to_anthropic(payload: dict) -> dict:
                                "input": _loads_object(fn.get("arguments", ""), f"messages[{i}].tool_calls[{k}].function.arguments")})
             add("assistant", blocks)
         elif role == "tool":
-            add("user", [{"type": "tool_result", "tool_use_id": m.get("tool_call_id"), "content": _text_of(content)}])
+            # several text parts stay apart as text blocks (joined into one string, their words ran together)
+            blocks = _blocks_of(content, where) if isinstance(content, list) else []
+            result = blocks if len(blocks) > 1 else _text_of(content)
+            add("user", [{"type": "tool_result", "tool_use_id": m.get("tool_call_id"), "content": result}])
         else:
             raise DialectError(f"messages[{i}].role has no equivalent in the Anthropic dialect")
     if system:

@@ -217,3 +217,16 @@ def test_a_tool_result_s_text_blocks_stay_apart_for_an_openai_model():
     body["messages"][1]["content"][0].update(content=one, is_error=False)
     _, out = translate_request("anthropic", "openai", "/v1/messages", body)
     assert out["messages"][1]["content"] == "ok"  # one block: a plain string, as before
+
+
+def test_an_openai_tool_message_s_text_parts_stay_apart_for_claude():
+    body = {"model": "m", "messages": [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+                                                               "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]}]}
+    _, out = translate_request("openai", "anthropic", "/v1/chat/completions", body)
+    assert out["messages"][1]["content"] == [{"type": "tool_result", "tool_use_id": "c1", "content": [
+        {"type": "text", "text": "one"}, {"type": "text", "text": "two"}]}]
+    body["messages"][1]["content"] = [{"type": "text", "text": "one"}]
+    _, out = translate_request("openai", "anthropic", "/v1/chat/completions", body)
+    assert out["messages"][1]["content"][0]["content"] == "one"

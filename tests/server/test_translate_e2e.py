@@ -220,3 +220,16 @@ async def test_anthropic_caller_s_tool_result_text_blocks_reach_an_openai_model_
     assert sent["path"].endswith("/chat/completions")
     assert sent["body"]["messages"][-1] == {"role": "tool", "tool_call_id": "toolu_1", "content": [
         {"type": "text", "text": "primeiro item"}, {"type": "text", "text": "segundo item"}]}
+
+
+async def test_openai_caller_s_tool_message_text_parts_reach_claude_apart(gw):
+    await oai(gw).chat.completions.create(model="claude-only", tools=TOOLS_O, messages=[
+        {"role": "user", "content": "consulte"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "x"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "primeiro item"},
+                                                               {"type": "text", "text": "segundo item"}]}])
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/messages")
+    assert sent["body"]["messages"][-1]["content"] == [{"type": "tool_result", "tool_use_id": "call_1", "content": [
+        {"type": "text", "text": "primeiro item"}, {"type": "text", "text": "segundo item"}]}]
