@@ -336,6 +336,14 @@ def translate_request(src: str, dst: str, endpoint: str, payload: dict) -> tuple
 
 # -- answers -------------------------------------------------------------------------------------
 
+def _call_finish(finish, ends_on_call: bool):
+    """An OpenAI ``finish_reason`` as Claude would have ended: OpenAI answers a call it was made to
+    make (a named tool_choice, often "required" too) with "stop", not "tool_calls", and vLLM does the
+    same by design; Claude says stop_reason "tool_use" whenever it calls a tool, and Anthropic agent
+    loops run the tools only then. So a "stop" that ends on a tool call is a "tool_calls"."""
+    return "tool_calls" if finish == "stop" and ends_on_call else finish
+
+
 def _matched_stop(choice: dict, stops) -> str | None:
     """The stop sequence an OpenAI-dialect choice ended on, when the server says (vLLM's and SGLang's
     ``stop_reason``: the matched string; OpenAI's ``finish_reason`` is a plain "stop" either way) and
@@ -372,11 +380,12 @@ def _chat_to_message(answer: dict, model: str, stops=()) -> dict:
                         "input": args})
     usage = answer.get("usage") or {}
     rid = str(answer.get("id") or "")
-    stop_sequence = _matched_stop(choice, stops)
+    finish = _call_finish(choice.get("finish_reason"), bool(content) and content[-1]["type"] == "tool_use")
+    stop_sequence = _matched_stop(choice, stops) if finish == "stop" else None
     return {"id": rid if rid.startswith("msg_") else f"msg_{rid}", "type": "message", "role": "assistant",
             "model": model, "content": content,
             "stop_reason": ("refusal" if refused else "stop_sequence" if stop_sequence is not None
-                            else _FINISH_TO_STOP.get(choice.get("finish_reason"), "end_turn")),
+                            else _FINISH_TO_STOP.get(finish, "end_turn")),
             "stop_sequence": stop_sequence, "usage": _anthropic_usage(usage)}
 
 
@@ -576,10 +585,11 @@ class StreamTranslator:
                     out.append(self._a({"type": "content_block_delta", "index": self._block,
                                         "delta": {"type": "input_json_delta", "partial_json": args}}))
             if choice.get("finish_reason") is not None:
+                finish = _call_finish(choice["finish_reason"], isinstance(self._block_kind, tuple))  # (a tool block open)
                 out.append(self._a_close_block())
-                self._stop_sequence = _matched_stop(choice, self.stops)
+                self._stop_sequence = _matched_stop(choice, self.stops) if finish == "stop" else None
                 self._stop_reason = ("refusal" if self._refused else "stop_sequence" if self._stop_sequence is not None
-                                     else _FINISH_TO_STOP.get(choice["finish_reason"], "end_turn"))
+                                     else _FINISH_TO_STOP.get(finish, "end_turn"))
         return b"".join(out)
 
     # Anthropic events → OpenAI chat chunks

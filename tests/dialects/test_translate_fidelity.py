@@ -230,3 +230,20 @@ def test_an_openai_tool_message_s_text_parts_stay_apart_for_claude():
     body["messages"][1]["content"] = [{"type": "text", "text": "one"}]
     _, out = translate_request("openai", "anthropic", "/v1/chat/completions", body)
     assert out["messages"][1]["content"][0]["content"] == "one"
+
+
+def test_a_forced_tool_call_ending_on_stop_is_a_tool_use_for_an_anthropic_caller():
+    # OpenAI (and vLLM) end a call made under a named tool_choice with finish_reason "stop"
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+    answer = {"id": "chatcmpl-1", "choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": None, "tool_calls": [call]}}]}
+    assert translate_response("anthropic", "openai", answer, "claude")["stop_reason"] == "tool_use"
+    answer["choices"][0]["message"] = {"role": "assistant", "content": "just text"}
+    assert translate_response("anthropic", "openai", answer, "claude")["stop_reason"] == "end_turn"
+    chunks = [{"choices": [{"index": 0, "delta": {"tool_calls": [dict(call, index=0)]}, "finish_reason": None}]},
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+    t = StreamTranslator("anthropic", "openai", "claude")
+    data = b"".join(b"data: %s\n\n" % json.dumps(dict(c, id="c")).encode() for c in chunks) + b"data: [DONE]\n\n"
+    p = SSEParser()
+    evs = [json.loads(e.data) for e in p.feed(t.feed(data) + t.finish()) + p.finish()]
+    assert [e for e in evs if e["type"] == "message_delta"][0]["delta"]["stop_reason"] == "tool_use"

@@ -233,3 +233,26 @@ async def test_openai_caller_s_tool_message_text_parts_reach_claude_apart(gw):
     assert sent["path"].endswith("/messages")
     assert sent["body"]["messages"][-1]["content"] == [{"type": "tool_result", "tool_use_id": "call_1", "content": [
         {"type": "text", "text": "primeiro item"}, {"type": "text", "text": "segundo item"}]}]
+
+
+async def test_anthropic_caller_forcing_a_tool_on_an_openai_model_gets_stop_reason_tool_use(tmp_path, monkeypatch):
+    # OpenAI ends a call made under a named tool_choice with finish_reason "stop" (not "tool_calls")
+    call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "x"}'}}
+    chat = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                         "message": {"role": "assistant", "content": None, "tool_calls": [call]}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}
+    chunks = [{"index": 0, "delta": {"role": "assistant", "tool_calls": [dict(call, index=0)]}, "finish_reason": None},
+              {"index": 0, "delta": {}, "finish_reason": "stop"}]
+    stream = b"".join(b"data: " + orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
+                                                "model": "gpt-4o-mini", "choices": [c]}) + b"\n\n" for c in chunks)
+    kw = dict(model="gpt-4o-mini", max_tokens=64, tools=TOOLS_A, tool_choice={"type": "tool", "name": "lookup"},
+              messages=[{"role": "user", "content": "oi"}])
+    async with Harness(tmp_path) as h:
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(orjson.dumps(chat)))
+        msg = await ant(h).messages.create(**kw)
+        assert msg.stop_reason == "tool_use" and msg.content[0].input == {"q": "x"}
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(stream + b"data: [DONE]\n\n", "text/event-stream"))
+        async with ant(h).messages.stream(**kw) as s:
+            final = await s.get_final_message()
+        assert final.stop_reason == "tool_use" and final.content[0].input == {"q": "x"}
