@@ -116,13 +116,23 @@ def _anthropic_to_openai(payload: dict) -> dict:
         for j, b in enumerate(content):
             if b.get("type") == "tool_result":
                 inner = b.get("content")
-                if isinstance(inner, list) and any(x.get("type") != "text" for x in inner):
-                    # OpenAI tool messages carry text only; dropping an image silently would change the answer
-                    raise DialectError(f"messages[{i}].content[{j}].content has parts with no equivalent in the OpenAI dialect")
-                text = _text_of(inner)
-                if b.get("is_error"):
-                    text = f"Error: {text}"
-                msgs.append({"role": "tool", "tool_call_id": b.get("tool_use_id"), "content": text})
+                if isinstance(inner, list):
+                    # OpenAI tool messages carry text only: a result's images (a screenshot tool's) go
+                    # in the user message that follows the tool messages, in their order, not dropped
+                    parts.extend(_a_block_to_part(x, f"messages[{i}].content[{j}].content[{k}]")
+                                 for k, x in enumerate(inner) if x.get("type") != "text")
+                texts = [x.get("text", "") for x in inner if x.get("type") == "text"] if isinstance(inner, list) else []
+                if len(texts) > 1:
+                    # several text blocks (an MCP tool's items): text parts, which OpenAI tool messages
+                    # take too; joined into one string, their words ran together
+                    if b.get("is_error"):
+                        texts[0] = f"Error: {texts[0]}"
+                    result: str | list = [{"type": "text", "text": t} for t in texts]
+                else:
+                    result = _text_of(inner)
+                    if b.get("is_error"):
+                        result = f"Error: {result}"
+                msgs.append({"role": "tool", "tool_call_id": b.get("tool_use_id"), "content": result})
             elif b.get("type") in ("thinking", "redacted_thinking"):
                 continue
             else:
@@ -149,7 +159,7 @@ def _anthropic_to_openai(payload: dict) -> dict:
                 fn["description"] = t["description"]
             out["tools"].append({"type": "function", "function": fn})
     tc = payload.get("tool_choice")
-    if isinstance(tc, dict):
+    if isinstance(tc, dict) and tools:  # OpenAI refuses a tool_choice without tools (400)
         typ = tc.get("type")
         if typ == "auto":
             out["tool_choice"] = "auto"
@@ -159,7 +169,7 @@ def _anthropic_to_openai(payload: dict) -> dict:
             out["tool_choice"] = "none"
         elif typ == "tool":
             out["tool_choice"] = {"type": "function", "function": {"name": tc.get("name")}}
-        if tc.get("disable_parallel_tool_use") and tools:
+        if tc.get("disable_parallel_tool_use"):
             out["parallel_tool_calls"] = False
     oc = payload.get("output_config")
     fmt = oc.get("format") if isinstance(oc, dict) else None
@@ -205,6 +215,10 @@ def _blocks_of(content, where: str) -> list:
 
 
 def _openai_to_anthropic(payload: dict) -> dict:
+    n = payload.get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+        # Claude gives one answer a request: a caller that asked for n choices must not silently get one
+        raise DialectError("n greater than 1 has no equivalent in the Anthropic dialect")
     out: dict = {"model": payload.get("model")}
     system: list[str] = []
     msgs: list = []
@@ -224,14 +238,24 @@ def _openai_to_anthropic(payload: dict) -> dict:
         elif role == "user":
             add("user", _blocks_of(content, where))
         elif role == "assistant":
+            # an earlier refusal, replayed in the history (a refusal part, or the message's refusal
+            # field with no content): what the model said, as text; Claude has no refusal block
+            if isinstance(content, list):
+                content = [{"type": "text", "text": p.get("refusal") or ""}
+                           if isinstance(p, dict) and p.get("type") == "refusal" else p for p in content]
             blocks = [b for b in _blocks_of(content, where) if b["type"] == "text"]
+            if not blocks and isinstance(m.get("refusal"), str) and m["refusal"]:
+                blocks.append({"type": "text", "text": m["refusal"]})
             for k, call in enumerate(m.get("tool_calls") or []):
                 fn = call.get("function") or {}
                 blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"),
                                "input": _loads_object(fn.get("arguments", ""), f"messages[{i}].tool_calls[{k}].function.arguments")})
             add("assistant", blocks)
         elif role == "tool":
-            add("user", [{"type": "tool_result", "tool_use_id": m.get("tool_call_id"), "content": _text_of(content)}])
+            # several text parts stay apart as text blocks (joined into one string, their words ran together)
+            blocks = _blocks_of(content, where) if isinstance(content, list) else []
+            result = blocks if len(blocks) > 1 else _text_of(content)
+            add("user", [{"type": "tool_result", "tool_use_id": m.get("tool_call_id"), "content": result}])
         else:
             raise DialectError(f"messages[{i}].role has no equivalent in the Anthropic dialect")
     if system:
@@ -264,7 +288,8 @@ def _openai_to_anthropic(payload: dict) -> dict:
         choice = {"type": "none"}
     elif isinstance(tc, dict) and isinstance(tc.get("function"), dict):
         choice = {"type": "tool", "name": tc["function"].get("name")}
-    if payload.get("parallel_tool_calls") is False and tools:
+    # Anthropic's {"type": "none"} has no disable_parallel_tool_use (an extra field is a 400 there)
+    if payload.get("parallel_tool_calls") is False and tools and (choice or {}).get("type") != "none":
         choice = dict(choice or {"type": "auto"}, disable_parallel_tool_use=True)
     if choice is not None and (tools or choice["type"] == "none"):
         out["tool_choice"] = choice
@@ -274,8 +299,11 @@ def _openai_to_anthropic(payload: dict) -> dict:
         out["output_config"] = {"format": {"type": "json_schema", "schema": rf["json_schema"].get("schema") or {}}}
     if payload.get("stream") is True:
         out["stream"] = True
-    if isinstance(payload.get("user"), str):
-        out["metadata"] = {"user_id": payload["user"]}
+    # the end user, for the provider's abuse detection: OpenAI's safety_identifier (which replaces the
+    # deprecated user), else user
+    end_user = next((v for v in (payload.get("safety_identifier"), payload.get("user")) if isinstance(v, str)), None)
+    if end_user is not None:
+        out["metadata"] = {"user_id": end_user}
     return out
 
 
@@ -308,29 +336,86 @@ def translate_request(src: str, dst: str, endpoint: str, payload: dict) -> tuple
 
 # -- answers -------------------------------------------------------------------------------------
 
-def _chat_to_message(answer: dict, model: str) -> dict:
+def _call_finish(finish, ends_on_call: bool):
+    """An OpenAI ``finish_reason`` as Claude would have ended: OpenAI answers a call it was made to
+    make (a named tool_choice, often "required" too) with "stop", not "tool_calls", and vLLM does the
+    same by design; Claude says stop_reason "tool_use" whenever it calls a tool, and Anthropic agent
+    loops run the tools only then. So a "stop" that ends on a tool call is a "tool_calls"."""
+    return "tool_calls" if finish == "stop" and ends_on_call else finish
+
+
+def _matched_stop(choice: dict, stops) -> str | None:
+    """The stop sequence an OpenAI-dialect choice ended on, when the server says (vLLM's and SGLang's
+    ``stop_reason``: the matched string; OpenAI's ``finish_reason`` is a plain "stop" either way) and
+    it is one the request sent: never any string of the upstream's making."""
+    matched = choice.get("stop_reason")
+    if choice.get("finish_reason") == "stop" and isinstance(matched, str) and matched in stops:
+        return matched
+    return None
+
+
+def _chat_to_message(answer: dict, model: str, stops=()) -> dict:
     choice = (answer.get("choices") or [{}])[0]
     msg = choice.get("message") or {}
     content: list = []
     text = _text_of(msg.get("content"))
+    refusal = msg.get("refusal")
+    refused = isinstance(refusal, str) and bool(refusal)
+    if refused:  # a refusal comes in its own field, the content null: Claude says why in a text block
+        text += refusal
     if text:
         content.append({"type": "text", "text": text})
+    cut = choice.get("finish_reason") == "length"
     for k, call in enumerate(msg.get("tool_calls") or []):
         fn = call.get("function") or {}
+        try:
+            args = _loads_object(fn.get("arguments", ""), f"choices[0].message.tool_calls[{k}].function.arguments")
+        except DialectError:
+            if not cut:
+                raise
+            # arguments cut by max tokens are no JSON: Claude's own answer then has ``input: {}`` and
+            # ``stop_reason: "max_tokens"``; a 502 would take from the caller what the model did say
+            args = {}
         content.append({"type": "tool_use", "id": call.get("id") or f"toolu_{k}", "name": fn.get("name"),
-                        "input": _loads_object(fn.get("arguments", ""), f"choices[0].message.tool_calls[{k}].function.arguments")})
+                        "input": args})
     usage = answer.get("usage") or {}
     rid = str(answer.get("id") or "")
+    finish = _call_finish(choice.get("finish_reason"), bool(content) and content[-1]["type"] == "tool_use")
+    stop_sequence = _matched_stop(choice, stops) if finish == "stop" else None
     return {"id": rid if rid.startswith("msg_") else f"msg_{rid}", "type": "message", "role": "assistant",
             "model": model, "content": content,
-            "stop_reason": _FINISH_TO_STOP.get(choice.get("finish_reason"), "end_turn"), "stop_sequence": None,
-            "usage": {"input_tokens": usage.get("prompt_tokens") or 0, "output_tokens": usage.get("completion_tokens") or 0}}
+            "stop_reason": ("refusal" if refused else "stop_sequence" if stop_sequence is not None
+                            else _FINISH_TO_STOP.get(finish, "end_turn")),
+            "stop_sequence": stop_sequence, "usage": _anthropic_usage(usage)}
+
+
+def _anthropic_usage(usage: dict) -> dict:
+    """An OpenAI usage as Anthropic counts it: OpenAI's ``prompt_tokens`` include the tokens read from
+    the prompt cache (``prompt_tokens_details.cached_tokens``), Anthropic's ``input_tokens`` leave them
+    out and count them as ``cache_read_input_tokens``."""
+    details = usage.get("prompt_tokens_details")
+    cached = (details.get("cached_tokens") if isinstance(details, dict) else 0) or 0
+    out = {"input_tokens": max((usage.get("prompt_tokens") or 0) - cached, 0),
+           "output_tokens": usage.get("completion_tokens") or 0}
+    if cached:
+        out["cache_read_input_tokens"] = cached
+    return out
 
 
 def _prompt_tokens(usage: dict) -> int:
     """An Anthropic usage's prompt tokens as OpenAI counts them: Anthropic's ``input_tokens`` leave out
     the tokens read from and written to the prompt cache, OpenAI's ``prompt_tokens`` include them."""
     return sum(usage.get(k) or 0 for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
+
+
+def _openai_usage(usage: dict) -> dict:
+    """An Anthropic usage as OpenAI counts it, with the tokens read from the prompt cache as
+    ``prompt_tokens_details.cached_tokens`` (what OpenAI callers read their cache hits from)."""
+    pin, pout = _prompt_tokens(usage), usage.get("output_tokens") or 0
+    out = {"prompt_tokens": pin, "completion_tokens": pout, "total_tokens": pin + pout}
+    if usage.get("cache_read_input_tokens"):
+        out["prompt_tokens_details"] = {"cached_tokens": usage["cache_read_input_tokens"]}
+    return out
 
 
 def _message_to_chat(answer: dict, model: str) -> dict:
@@ -344,22 +429,20 @@ def _message_to_chat(answer: dict, model: str) -> dict:
     msg: dict = {"role": "assistant", "content": "".join(texts) if texts or not calls else None, "refusal": None}
     if calls:
         msg["tool_calls"] = calls
-    usage = answer.get("usage") or {}
-    pin, pout = _prompt_tokens(usage), usage.get("output_tokens") or 0
     return {"id": f"chatcmpl-{answer.get('id', '')}", "object": "chat.completion", "created": int(time.time()),
             "model": model,
             "choices": [{"index": 0, "message": msg, "logprobs": None,
                          "finish_reason": _STOP_TO_FINISH.get(answer.get("stop_reason"), "stop")}],
-            "usage": {"prompt_tokens": pin, "completion_tokens": pout, "total_tokens": pin + pout}}
+            "usage": _openai_usage(answer.get("usage") or {})}
 
 
-def translate_response(src: str, dst: str, answer: dict, model: str) -> dict:
+def translate_response(src: str, dst: str, answer: dict, model: str, stops=()) -> dict:
     """A ``dst``-dialect upstream answer as the ``src``-dialect caller expects it; ``model`` is the name
-    the caller asked for."""
+    the caller asked for, ``stops`` the stop sequences the upstream was sent."""
     if src == dst:
         return answer
     if src == "anthropic" and dst == "openai":
-        return _chat_to_message(answer, model)
+        return _chat_to_message(answer, model, stops)
     if src == "openai" and dst == "anthropic":
         return _message_to_chat(answer, model)
     raise DialectError(f"answers cannot be translated from the {dst} to the {src} dialect")
@@ -374,10 +457,14 @@ class StreamTranslator:
     made-up normal ending.
     """
 
-    def __init__(self, src: str, dst: str, model: str):
+    def __init__(self, src: str, dst: str, model: str, include_usage: bool = True, stops=()):
+        """``include_usage``: an OpenAI caller's ``stream_options.include_usage`` (its usage chunk);
+        ``stops``: the stop sequences the upstream was sent."""
         if {src, dst} != {"openai", "anthropic"}:
             raise DialectError(f"streams cannot be translated from the {dst} to the {src} dialect")
         self.src, self.dst, self.model = src, dst, model
+        self.include_usage = include_usage
+        self.stops = stops
         self._parser = SSEParser()
         self._ended = False
         self._started = False
@@ -385,11 +472,15 @@ class StreamTranslator:
         self._block = -1           # index of the open Anthropic content block, -1 when none
         self._block_kind = None    # "text" or ("tool", openai tool index)
         self._stop_reason = None
+        self._refused = False      # a refusal delta was seen
+        self._stop_sequence = None  # the stop sequence the answer ended on, when the upstream says
         self._usage = {"input_tokens": 0, "output_tokens": 0}
         # Anthropic upstream → OpenAI caller
         self._id = ""
         self._created = int(time.time())
         self._tools: dict[int, int] = {}   # Anthropic block index → OpenAI tool call index
+        self._with_args: set[int] = set()  # Anthropic tool_use blocks whose input JSON has begun
+        self._a_usage: dict = {}           # the Anthropic usage: message_start's, updated by message_delta's
 
     def feed(self, chunk: bytes) -> bytes:
         """Upstream bytes in, caller bytes out."""
@@ -447,9 +538,8 @@ class StreamTranslator:
         self._ended = True
         out = self._a_start({}) + self._a_close_block()
         out += self._a({"type": "message_delta", "delta": {"stop_reason": self._stop_reason or "end_turn",
-                                                          "stop_sequence": None},
-                        "usage": {"input_tokens": self._usage["input_tokens"],
-                                  "output_tokens": self._usage["output_tokens"]}})
+                                                          "stop_sequence": self._stop_sequence},
+                        "usage": self._usage})
         return out + self._a({"type": "message_stop"})
 
     def _from_openai(self, ev) -> bytes:
@@ -469,13 +559,16 @@ class StreamTranslator:
         out = [self._a_start(obj)]
         usage = obj.get("usage")
         if isinstance(usage, dict):
-            self._usage = {"input_tokens": usage.get("prompt_tokens") or 0,
-                           "output_tokens": usage.get("completion_tokens") or 0}
+            self._usage = _anthropic_usage(usage)
         for choice in obj.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue  # Anthropic has one answer per request
             delta = choice.get("delta") or {}
             text = delta.get("content")
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str) and refusal:  # (see _chat_to_message)
+                self._refused = True
+                text = (text if isinstance(text, str) else "") + refusal
             if isinstance(text, str) and text:
                 if self._block_kind != "text":
                     out.append(self._a_open("text", {"type": "text", "text": ""}))
@@ -492,15 +585,20 @@ class StreamTranslator:
                     out.append(self._a({"type": "content_block_delta", "index": self._block,
                                         "delta": {"type": "input_json_delta", "partial_json": args}}))
             if choice.get("finish_reason") is not None:
+                finish = _call_finish(choice["finish_reason"], isinstance(self._block_kind, tuple))  # (a tool block open)
                 out.append(self._a_close_block())
-                self._stop_reason = _FINISH_TO_STOP.get(choice["finish_reason"], "end_turn")
+                self._stop_sequence = _matched_stop(choice, self.stops) if finish == "stop" else None
+                self._stop_reason = ("refusal" if self._refused else "stop_sequence" if self._stop_sequence is not None
+                                     else _FINISH_TO_STOP.get(finish, "end_turn"))
         return b"".join(out)
 
     # Anthropic events → OpenAI chat chunks
 
-    def _o(self, delta: dict, finish=None, usage=None) -> bytes:
+    def _o(self, delta: dict | None, finish=None, usage=None) -> bytes:
+        """A chunk with ``delta`` for choice 0, or (``delta`` None) with no choice at all."""
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
         chunk = {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self.model,
-                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+                 "choices": choices}
         if usage is not None:
             chunk["usage"] = usage
         return format_event(_json(chunk))
@@ -516,7 +614,7 @@ class StreamTranslator:
         if typ == "message_start":
             msg = obj.get("message") or {}
             self._id = f"chatcmpl-{msg.get('id', '')}"
-            self._usage["input_tokens"] = _prompt_tokens(msg.get("usage") or {})
+            self._a_usage = dict(msg.get("usage") or {})
             return self._o({"role": "assistant", "content": ""})
         if typ == "content_block_start":
             block = obj.get("content_block") or {}
@@ -532,22 +630,35 @@ class StreamTranslator:
             if delta.get("type") == "text_delta":
                 return self._o({"content": delta.get("text", "")})
             if delta.get("type") == "input_json_delta" and obj.get("index", 0) in self._tools:
+                if delta.get("partial_json"):
+                    self._with_args.add(obj.get("index", 0))
                 return self._o({"tool_calls": [{"index": self._tools[obj.get("index", 0)],
                                                 "function": {"arguments": delta.get("partial_json", "")}}]})
             return b""
+        if typ == "content_block_stop":
+            idx = obj.get("index", 0)
+            if idx in self._tools and idx not in self._with_args:
+                # a call without arguments streams no JSON at all (one empty delta); OpenAI's
+                # arguments are then "{}", and "" is what json.loads(arguments) fails on
+                self._with_args.add(idx)
+                return self._o({"tool_calls": [{"index": self._tools[idx], "function": {"arguments": "{}"}}]})
+            return b""
         if typ == "message_delta":
             self._stop_reason = (obj.get("delta") or {}).get("stop_reason")
-            out_tokens = (obj.get("usage") or {}).get("output_tokens")
-            if out_tokens is not None:
-                self._usage["output_tokens"] = out_tokens
+            usage = obj.get("usage")
+            if isinstance(usage, dict):  # its counts are cumulative: each one given replaces message_start's
+                self._a_usage.update((k, v) for k, v in usage.items() if v is not None)
             return b""
         if typ == "message_stop":
             self._ended = True
-            pin, pout = self._usage["input_tokens"], self._usage["output_tokens"]
-            usage = {"prompt_tokens": pin, "completion_tokens": pout, "total_tokens": pin + pout}
-            return (self._o({}, _STOP_TO_FINISH.get(self._stop_reason, "stop"), usage)
-                    + format_event("[DONE]"))
+            usage = _openai_usage(self._a_usage)
+            # as OpenAI streams it: the finish_reason chunk, then (only when the caller asked for it
+            # with stream_options.include_usage) a chunk of its own with the usage and no choices
+            out = self._o({}, _STOP_TO_FINISH.get(self._stop_reason, "stop"))
+            if self.include_usage:
+                out += self._o(None, usage=usage)
+            return out + format_event("[DONE]")
         if typ == "error":
             self._ended = True
             return stream_error_event("openai", "upstream_error", "the upstream reported an error mid-stream")
-        return b""  # ping, content_block_stop, signature and thinking deltas: nothing to say
+        return b""  # ping, signature and thinking deltas: nothing to say

@@ -170,6 +170,9 @@ def _upstream_body(state: State, ex: Exchange, decision, target, attempt: int) -
     endpoint = ex.endpoint
     if target.cfg.dialect != ex.dialect:
         endpoint, payload = translate_request(ex.dialect, target.cfg.dialect, endpoint, payload)
+        # the stop sequences as sent: an answer that says it ended on one of them says so to the caller
+        stops = payload.get("stop")
+        ex.extra["stops"] = tuple(stops) if isinstance(stops, list) else ()
     return endpoint, orjson.dumps(payload)
 
 
@@ -209,11 +212,8 @@ def _upstream_error_body(state: State, ex: Exchange, raw: bytes) -> bytes:
     quote the request back in error messages (placeholders are restored) and may name values the
     caller never sent (the leak check counts them and applies the caller's policy). Its shape is the
     upstream's, so every string is treated, whatever the field; a body that is not JSON, as text."""
-    pmap = ex.pmap
-
     def fix(text: str) -> str:
-        new = restore_text(text, pmap, allow_urls=False) if pmap is not None else text
-        return _leak_check(state, ex, new)
+        return _error_text(state, ex, text)
 
     try:
         body = fastjson.loads(raw)
@@ -225,6 +225,30 @@ def _upstream_error_body(state: State, ex: Exchange, raw: bytes) -> bytes:
     return raw if new == body else orjson.dumps(new)  # unchanged: the upstream's own bytes
 
 
+def _error_text(state: State, ex: Exchange, text: str) -> str:
+    """A text of an upstream's error, as the caller may read it: placeholders restored, leak-checked."""
+    pmap = ex.pmap
+    new = restore_text(text, pmap, allow_urls=False) if pmap is not None else text
+    return _leak_check(state, ex, new)
+
+
+def _translated_error_message(state: State, ex: Exchange, raw: bytes, status: int) -> str:
+    """The message of an other-dialect upstream's 4xx, for the caller's dialect's error body: what the
+    upstream said (``error.message`` in both dialects; ``message`` or a string ``error`` in some
+    OpenAI-compatible servers), treated as ``_upstream_error_body`` treats it, else the status alone."""
+    try:
+        body = fastjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    msg = None
+    if isinstance(body, dict):
+        err = body.get("error")
+        msg = err.get("message") if isinstance(err, dict) else err if isinstance(err, str) else body.get("message")
+    if not isinstance(msg, str) or not msg.strip():
+        return f"upstream answered {status}"
+    return _error_text(state, ex, msg)
+
+
 async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: list) -> Response:
     # read whole (it is inspected and restored): bounded, or a hostile upstream could fill the memory
     raw = await resp.read(state.config.limits.max_answer_bytes)
@@ -232,7 +256,8 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
     status = resp.status
     if status >= 400:
         if target.cfg.dialect != ex.dialect:
-            raw = error_body(ex.dialect, status, "upstream_error", f"upstream answered {status}")
+            # the upstream's own words (why the request was refused), in the caller's dialect's shape
+            raw = error_body(ex.dialect, status, "upstream_error", _translated_error_message(state, ex, raw, status))
         else:
             raw = _upstream_error_body(state, ex, raw)
         ex.outcome = "forwarded"
@@ -246,7 +271,7 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
     translated = target.cfg.dialect != ex.dialect
     if translated:
         try:
-            answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model)
+            answer = translate_response(ex.dialect, target.cfg.dialect, answer, ex.model, ex.extra.get("stops", ()))
         except Exception as e:
             # a shape the upstream's dialect does not have: its failure, not a 500 of the gateway's own
             log.warning("answer from %s could not be translated: %s", target.cfg.name, type(e).__name__)
@@ -330,7 +355,10 @@ class _LeakTap:
 
 
 async def _relay_stream(request: Request, ex: Exchange, resp, target, route_headers: list) -> None:
-    translator = StreamTranslator(ex.dialect, target.cfg.dialect, ex.model) if target.cfg.dialect != ex.dialect else None
+    opts = ex.payload.get("stream_options")
+    usage = isinstance(opts, dict) and opts.get("include_usage") is True  # the caller's own request's
+    translator = (StreamTranslator(ex.dialect, target.cfg.dialect, ex.model, include_usage=usage,
+                                   stops=ex.extra.get("stops", ())) if target.cfg.dialect != ex.dialect else None)
     seen = _LeakWindow()
     pmap = ex.pmap
 

@@ -109,8 +109,9 @@ async def test_openai_sdk_parses_translated_answers(serve):
 async def test_openai_sdk_parses_translated_streams(serve):
     url = await serve(200, translated_stream("openai", "anthropic", (FIX / "anthropic/messages_stream.sse").read_bytes()), sse=True)
     chunks = [c async for c in await oai(url).chat.completions.create(model="g", messages=MSG, stream=True)]
-    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Olá, o CPF [CPF_1] está regular."
-    assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].usage.total_tokens == 40
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Olá, o CPF [CPF_1] está regular."
+    assert chunks[-2].choices[0].finish_reason == "stop" and chunks[-1].usage.total_tokens == 40
+    assert chunks[-1].choices == []  # usage comes in a chunk of its own, as OpenAI streams it
     url = await serve(200, translated_stream("openai", "anthropic", (FIX / "anthropic/messages_stream_tools.sse").read_bytes()), sse=True)
     async with oai(url).chat.completions.stream(model="g", messages=MSG) as s:
         final = await s.get_final_completion()
@@ -232,3 +233,20 @@ async def test_translated_then_rewritten_stream_as_the_proxy_chains_them(serve):
         final = await s.get_final_message()
     assert text == final.content[0].text == "Olá, o CPF 123.456.789-09 está regular."
     assert final.model == "claude-x" and final.stop_reason == "end_turn"
+
+
+async def test_sdks_read_prompt_cache_hits_across_dialects(serve):
+    # an in-country OpenAI-dialect model's cache hits, as the Anthropic SDK reads them, and Claude's as the OpenAI SDK does
+    chat = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+            "usage": {"prompt_tokens": 3012, "completion_tokens": 7, "total_tokens": 3019,
+                      "prompt_tokens_details": {"cached_tokens": 3000}}}
+    url = await serve(200, json.dumps(translate_response("anthropic", "openai", chat, "claude-x")).encode())
+    msg = await ant(url).messages.create(model="claude-x", max_tokens=8, messages=MSG)
+    assert (msg.usage.input_tokens, msg.usage.cache_read_input_tokens, msg.usage.output_tokens) == (12, 3000, 7)
+    claude = {"id": "msg_1", "type": "message", "role": "assistant", "model": "c", "content": [{"type": "text", "text": "ok"}],
+              "stop_reason": "end_turn", "stop_sequence": None,
+              "usage": {"input_tokens": 12, "cache_read_input_tokens": 3000, "output_tokens": 7}}
+    url = await serve(200, json.dumps(translate_response("openai", "anthropic", claude, "gpt-x")).encode())
+    c = await oai(url).chat.completions.create(model="gpt-x", messages=MSG)
+    assert (c.usage.prompt_tokens, c.usage.prompt_tokens_details.cached_tokens) == (3012, 3000)

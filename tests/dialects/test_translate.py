@@ -115,7 +115,7 @@ def test_untranslatable_parts_fail_closed():
     with pytest.raises(DialectError) as e:
         translate_request("anthropic", "openai", "/v1/messages", {"messages": [{"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]}]}]})
-    assert str(e.value).startswith("messages[0].content[0].content ")
+    assert str(e.value).startswith("messages[0].content[0].content[0] ")  # (an image without a source)
     with pytest.raises(DialectError):
         translate_request("anthropic", "openai", "/v1/messages", {"messages": [{"role": "assistant", "content": [
             {"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}}]}]})
@@ -202,6 +202,9 @@ def openai_view(data: bytes):
             continue
         obj = json.loads(ev.data)
         assert obj["object"] == "chat.completion.chunk" and obj["model"] == "caller-model"
+        usage = obj.get("usage") or usage
+        if not obj["choices"]:  # the usage chunk (stream_options.include_usage) has no choice
+            continue
         ch = obj["choices"][0]
         content += ch["delta"].get("content") or ""
         for call in ch["delta"].get("tool_calls") or []:
@@ -209,7 +212,6 @@ def openai_view(data: bytes):
             t["name"] = call.get("function", {}).get("name") or t["name"]
             t["args"] += call["function"].get("arguments", "")
         finish = ch["finish_reason"] or finish
-        usage = obj.get("usage") or usage
     return content, tools, finish, usage, done
 
 
@@ -284,7 +286,8 @@ def test_prompt_tokens_from_claude_count_its_prompt_cache():
     answer = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "content": [
         {"type": "text", "text": "ok"}], "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
     o = translate_response("openai", "anthropic", answer, "gpt-4o")
-    assert o["usage"] == {"prompt_tokens": 3512, "completion_tokens": 7, "total_tokens": 3519}
+    assert o["usage"] == {"prompt_tokens": 3512, "completion_tokens": 7, "total_tokens": 3519,
+                          "prompt_tokens_details": {"cached_tokens": 3000}}
     evs = [{"type": "message_start", "message": dict(answer, content=[], stop_reason=None, usage=dict(usage, output_tokens=1))},
               {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
               {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ok"}},
@@ -293,7 +296,8 @@ def test_prompt_tokens_from_claude_count_its_prompt_cache():
               {"type": "message_stop"}]
     data = b"".join(b"event: %s\ndata: %s\n\n" % (e["type"].encode(), json.dumps(e).encode()) for e in evs)
     chunks = [json.loads(e.data) for e in events(translate_stream("openai", "anthropic", data)) if e.data != "[DONE]"]
-    assert chunks[-1]["usage"] == {"prompt_tokens": 3512, "completion_tokens": 7, "total_tokens": 3519}
+    assert chunks[-1]["usage"] == {"prompt_tokens": 3512, "completion_tokens": 7, "total_tokens": 3519,
+                          "prompt_tokens_details": {"cached_tokens": 3000}}
 
 
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))

@@ -1,0 +1,258 @@
+"""The official SDKs, their requests crossing dialects (OpenAI caller → Anthropic upstream and back),
+through the gateway in front of the stub: what a client sees only because of the translation."""
+
+from __future__ import annotations
+
+import anthropic
+import openai
+import orjson
+import pytest
+
+from gateway import metrics
+from gateway.testing import stub
+from gateway.testing.harness import Harness
+
+from sdk_clients import ant, oai
+
+TOOLS_A = [{"name": "lookup", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}}]
+TOOLS_O = [{"type": "function", "function": {"name": "lookup", "parameters": TOOLS_A[0]["input_schema"]}}]
+
+
+async def test_anthropic_caller_gets_a_tool_call_cut_by_max_tokens_not_a_502(gw):
+    # gpt-4o-mini goes to the OpenAI-dialect foreign upstream: the stub cuts the arguments at 2 tokens
+    msg = await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=2, tools=TOOLS_A,
+                                        messages=[{"role": "user", "content": "please call tool now"}])
+    assert gw.received("US")[-1]["path"].endswith("/chat/completions")
+    assert msg.stop_reason == "max_tokens"
+    assert [(b.type, b.name, b.input) for b in msg.content] == [("tool_use", "lookup", {})]
+
+
+async def test_openai_caller_tool_choice_none_without_parallel_calls_reaches_claude_valid(gw):
+    answer = await oai(gw).chat.completions.create(
+        model="claude-only", tools=TOOLS_O, tool_choice="none", parallel_tool_calls=False,
+        messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/messages") and sent["body"]["tool_choice"] == {"type": "none"}
+
+
+async def test_openai_caller_streaming_from_claude_gets_usage_as_openai_streams_it(gw):
+    msgs = [{"role": "user", "content": "conte até cinco"}]
+    chunks = [c async for c in await oai(gw).chat.completions.create(
+        model="claude-only", stream=True, stream_options={"include_usage": True}, messages=msgs)]
+    assert gw.received("US")[-1]["path"].endswith("/messages")
+    # the usage chunk: last, no choices (where `if not chunk.choices: usage = chunk.usage` finds it)
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
+    assert chunks[-2].choices[0].finish_reason == "stop" and chunks[-2].usage is None
+    chunks = [c async for c in await oai(gw).chat.completions.create(model="claude-only", stream=True, messages=msgs)]
+    assert all(c.usage is None for c in chunks)  # not asked for: none, as from OpenAI itself
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+async def test_openai_caller_asking_claude_for_several_choices_gets_a_400_not_one_choice(gw):
+    before = len(gw.received("US"))
+    with pytest.raises(openai.BadRequestError) as e:
+        await oai(gw).chat.completions.create(model="claude-only", n=2, messages=[{"role": "user", "content": "oi"}])
+    assert "n greater than 1" in e.value.message
+    assert len(gw.received("US")) == before
+    answer = await oai(gw).chat.completions.create(model="claude-only", n=1, messages=[{"role": "user", "content": "oi"}])
+    assert len(answer.choices) == 1
+
+
+async def test_an_other_dialect_upstream_s_refusal_reaches_the_caller_in_its_own_words(gw):
+    # the OpenAI-dialect upstream refuses max_tokens 0: the Anthropic caller reads why, in its error shape
+    with pytest.raises(anthropic.BadRequestError) as e:
+        await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=0, messages=[{"role": "user", "content": "oi"}])
+    assert gw.received("US")[-1]["path"].endswith("/chat/completions")
+    assert e.value.body["error"]["type"] == "invalid_request_error"
+    assert "Invalid 'max_tokens'" in e.value.message and e.value.body["error"]["code"] == "upstream_error"
+    # and Claude's refusal, an OpenAI caller
+    with pytest.raises(openai.BadRequestError) as e:
+        await oai(gw).chat.completions.create(model="claude-only", stop=[7], messages=[{"role": "user", "content": "oi"}])
+    assert gw.received("US")[-1]["path"].endswith("/messages")
+    assert "Invalid 'stop_sequences'" in e.value.message and e.value.code == "upstream_error"
+
+
+CPF, OTHER_CPF = "529.982.247-25", "111.444.777-35"
+
+
+async def test_a_translated_upstream_error_is_restored_and_leak_checked(tmp_path, monkeypatch):
+    # the OpenAI-dialect upstream's 400 quotes the (pseudonymized) request and names someone else's CPF
+    def answer(self, req):
+        sent = orjson.loads(req.body)
+        body = orjson.dumps({"error": {"message": f"invalid {sent['messages'][0]['content']}; see {OTHER_CPF}",
+                                       "type": "invalid_request_error", "param": None, "code": None}})
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+                             b"content-length: %d\r\n\r\n" % len(body) + body)
+
+    monkeypatch.setattr(stub._StubProtocol, "_answer", answer)
+    leaks_before = metrics.leak("br.cpf")._value.get()
+    async with Harness(tmp_path) as h:
+        with pytest.raises(anthropic.BadRequestError) as e:
+            await ant(h).messages.create(model="gpt-4o-mini", max_tokens=16,
+                                         messages=[{"role": "user", "content": f"meu CPF {CPF}"}])
+    assert f"invalid meu CPF {CPF}" in e.value.message and "[CPF_1]" not in e.value.message
+    assert metrics.leak("br.cpf")._value.get() == leaks_before + 1  # someone else's CPF: a leak, counted
+
+
+def _answering(body: bytes, ctype: str = "application/json"):
+    """The stub's answer replaced by ``body``, whatever the request."""
+    def answer(self, req):
+        self.transport.write(f"HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+                             + body)
+    return answer
+
+
+async def test_anthropic_caller_sees_an_openai_model_s_refusal(tmp_path, monkeypatch):
+    said = "I'm sorry, I can't help with that."
+    chat = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                         "message": {"role": "assistant", "content": None, "refusal": said}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 9, "total_tokens": 12}}
+    chunks = [{"index": 0, "delta": {"role": "assistant", "content": None, "refusal": ""}, "finish_reason": None},
+              {"index": 0, "delta": {"refusal": said}, "finish_reason": None},
+              {"index": 0, "delta": {}, "finish_reason": "stop"}]
+    stream = b"".join(b"data: " + orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
+                                                "model": "gpt-4o-mini", "choices": [c]}) + b"\n\n" for c in chunks)
+    msgs = [{"role": "user", "content": "oi"}]
+    async with Harness(tmp_path) as h:
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(orjson.dumps(chat)))
+        msg = await ant(h).messages.create(model="gpt-4o-mini", max_tokens=64, messages=msgs)
+        assert (msg.stop_reason, [b.text for b in msg.content]) == ("refusal", [said])
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(stream + b"data: [DONE]\n\n", "text/event-stream"))
+        async with ant(h).messages.stream(model="gpt-4o-mini", max_tokens=64, messages=msgs) as s:
+            final = await s.get_final_message()
+        assert (final.stop_reason, [b.text for b in final.content]) == ("refusal", [said])
+
+
+async def test_openai_caller_streaming_claude_s_call_of_a_tool_without_parameters_gets_json_arguments(tmp_path, monkeypatch):
+    def ev(o: dict) -> bytes:
+        return b"event: " + o["type"].encode() + b"\ndata: " + orjson.dumps(o) + b"\n\n"
+    stream = b"".join(ev(o) for o in [
+        {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "c",
+                                              "content": [], "stop_reason": None, "stop_sequence": None,
+                                              "usage": {"input_tokens": 3, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "now", "input": {}}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": ""}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None}, "usage": {"output_tokens": 5}},
+        {"type": "message_stop"}])
+    tools = [{"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}]
+    async with Harness(tmp_path) as h:
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(stream, "text/event-stream"))
+        async with oai(h).chat.completions.stream(model="claude-only", tools=tools,
+                                                  messages=[{"role": "user", "content": "que horas são?"}]) as s:
+            final = await s.get_final_completion()
+    call = final.choices[0].message.tool_calls[0]
+    assert final.choices[0].finish_reason == "tool_calls" and call.function.name == "now"
+    assert orjson.loads(call.function.arguments) == {}
+
+
+async def test_anthropic_caller_learns_which_stop_sequence_an_in_country_vllm_model_ended_on(tmp_path, monkeypatch):
+    # a vLLM-served model (OpenAI dialect) names the stop string it matched in choices[].stop_reason
+    chat = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "llama",
+            "choices": [{"index": 0, "finish_reason": "stop", "stop_reason": "</answer>", "logprobs": None,
+                         "message": {"role": "assistant", "content": "<answer>42"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}
+    chunks = [{"index": 0, "delta": {"role": "assistant", "content": "<answer>42"}, "finish_reason": None},
+              {"index": 0, "delta": {}, "finish_reason": "stop", "stop_reason": "</answer>"}]
+    stream = b"".join(b"data: " + orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
+                                                "model": "llama", "choices": [c]}) + b"\n\n" for c in chunks)
+    kw = dict(model="gpt-4o-mini", max_tokens=64, stop_sequences=["</answer>", "END"],
+              messages=[{"role": "user", "content": "oi"}])
+    async with Harness(tmp_path) as h:
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(orjson.dumps(chat)))
+        msg = await ant(h).messages.create(**kw)
+        assert (msg.stop_reason, msg.stop_sequence, msg.content[0].text) == ("stop_sequence", "</answer>", "<answer>42")
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(stream + b"data: [DONE]\n\n", "text/event-stream"))
+        async with ant(h).messages.stream(**kw) as s:
+            final = await s.get_final_message()
+        assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "</answer>")
+
+
+async def test_openai_caller_s_safety_identifier_reaches_claude(gw):
+    await oai(gw).chat.completions.create(model="claude-only", safety_identifier="user-hash-7",
+                                          messages=[{"role": "user", "content": "oi"}])
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/messages") and sent["body"]["metadata"] == {"user_id": "user-hash-7"}
+
+
+async def test_anthropic_caller_s_tool_result_image_reaches_an_openai_model(gw):
+    shot = {"type": "image", "source": {"type": "url", "url": "https://example.org/shot.png"}}
+    msg = await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=64, tools=TOOLS_A, messages=[
+        {"role": "user", "content": "take a screenshot"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "screen"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [shot]}]}])
+    assert msg.content[0].text.startswith("[stub BR]")  # (an image it cannot inspect stays in the country)
+    sent = gw.received("BR")[-1]
+    assert sent["path"].endswith("/chat/completions")
+    assert sent["body"]["messages"][-2:] == [
+        {"role": "tool", "tool_call_id": "toolu_1", "content": ""},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.org/shot.png"}}]}]
+
+
+async def test_openai_caller_replaying_a_refusal_to_claude(gw):
+    for refused in ({"role": "assistant", "content": None, "refusal": "Não posso."},
+                    {"role": "assistant", "content": [{"type": "refusal", "refusal": "Não posso."}]}):
+        answer = await oai(gw).chat.completions.create(model="claude-only", messages=[
+            {"role": "user", "content": "pergunta um"}, refused, {"role": "user", "content": "pergunta dois"}])
+        assert answer.choices[0].message.content
+        sent = gw.received("US")[-1]["body"]["messages"]
+        assert [(m["role"], [b["text"] for b in m["content"]]) for m in sent] == [
+            ("user", ["pergunta um"]), ("assistant", ["Não posso."]), ("user", ["pergunta dois"])]
+
+
+async def test_anthropic_caller_s_tool_choice_without_function_tools_is_not_sent_to_an_openai_model(gw):
+    await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=32, tool_choice={"type": "none"},
+                                  messages=[{"role": "user", "content": "oi"}])
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/chat/completions") and "tool_choice" not in sent["body"]
+
+
+async def test_anthropic_caller_s_tool_result_text_blocks_reach_an_openai_model_apart(gw):
+    msg = await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=64, tools=TOOLS_A, messages=[
+        {"role": "user", "content": "consulte"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "x"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+            {"type": "text", "text": "primeiro item"}, {"type": "text", "text": "segundo item"}]}]}])
+    assert msg.content[0].type == "text"
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/chat/completions")
+    assert sent["body"]["messages"][-1] == {"role": "tool", "tool_call_id": "toolu_1", "content": [
+        {"type": "text", "text": "primeiro item"}, {"type": "text", "text": "segundo item"}]}
+
+
+async def test_openai_caller_s_tool_message_text_parts_reach_claude_apart(gw):
+    await oai(gw).chat.completions.create(model="claude-only", tools=TOOLS_O, messages=[
+        {"role": "user", "content": "consulte"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "x"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "primeiro item"},
+                                                               {"type": "text", "text": "segundo item"}]}])
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/messages")
+    assert sent["body"]["messages"][-1]["content"] == [{"type": "tool_result", "tool_use_id": "call_1", "content": [
+        {"type": "text", "text": "primeiro item"}, {"type": "text", "text": "segundo item"}]}]
+
+
+async def test_anthropic_caller_forcing_a_tool_on_an_openai_model_gets_stop_reason_tool_use(tmp_path, monkeypatch):
+    # OpenAI ends a call made under a named tool_choice with finish_reason "stop" (not "tool_calls")
+    call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "x"}'}}
+    chat = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                         "message": {"role": "assistant", "content": None, "tool_calls": [call]}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}
+    chunks = [{"index": 0, "delta": {"role": "assistant", "tool_calls": [dict(call, index=0)]}, "finish_reason": None},
+              {"index": 0, "delta": {}, "finish_reason": "stop"}]
+    stream = b"".join(b"data: " + orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0,
+                                                "model": "gpt-4o-mini", "choices": [c]}) + b"\n\n" for c in chunks)
+    kw = dict(model="gpt-4o-mini", max_tokens=64, tools=TOOLS_A, tool_choice={"type": "tool", "name": "lookup"},
+              messages=[{"role": "user", "content": "oi"}])
+    async with Harness(tmp_path) as h:
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(orjson.dumps(chat)))
+        msg = await ant(h).messages.create(**kw)
+        assert msg.stop_reason == "tool_use" and msg.content[0].input == {"q": "x"}
+        monkeypatch.setattr(stub._StubProtocol, "_answer", _answering(stream + b"data: [DONE]\n\n", "text/event-stream"))
+        async with ant(h).messages.stream(**kw) as s:
+            final = await s.get_final_message()
+        assert final.stop_reason == "tool_use" and final.content[0].input == {"q": "x"}
