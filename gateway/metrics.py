@@ -38,6 +38,9 @@ AUDIT_HEALTHY = Gauge("soberana_audit_healthy", "1 when the audit sink is writin
                       registry=REGISTRY, multiprocess_mode="livemin")
 CIRCUIT = Gauge("soberana_circuit_state", "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open (the worst worker)",
                 ["upstream"], registry=REGISTRY, multiprocess_mode="livemax")
+ERRORS = Counter("soberana_errors_total", "Requests answered with an error, by its code (unauthorized, rate_limited, "
+                 "policy_blocked, no_compliant_upstream, upstream_error, payload_too_large, ...)", ["code"],
+                 registry=REGISTRY)
 INSPECTION_ERRORS = Counter("soberana_inspection_errors_total", "Inspection or transformation failures", registry=REGISTRY)
 FAIL_OPEN = Counter("soberana_fail_open_total", "Requests forwarded uninspected under on_inspection_error: allow", registry=REGISTRY)
 
@@ -61,6 +64,12 @@ def finding(detector: str):
 def leak(detector: str):
     """LEAKS for one detector."""
     return LEAKS.labels(detector)
+
+
+@lru_cache(maxsize=64)
+def error(code: str):
+    """ERRORS for one error code (the gateway's own codes: a bounded set)."""
+    return ERRORS.labels(code)
 
 
 @lru_cache(maxsize=64)

@@ -49,6 +49,10 @@ async def test_no_client_chosen_string_makes_a_series_and_the_scrape_is_valid(tm
             assert r.status == 200
         async with s.post(h.url + "/v1/chat/completions", json={**body, "model": "unknown-0"}, headers=ok) as r:
             assert r.status == 404
+        async with s.post(h.url + "/v1/chat/completions", json=body, headers={"Authorization": "Bearer x"}) as r:
+            assert r.status == 401
+        async with s.post(h.url + "/v1/chat/completions", json=body, headers={**ok, "X-Data-Classification": "x"}) as r:
+            assert r.status == 400  # (each error code is one series, made by the first of its kind)
         _, before = await scrape(s)
         for i, word in enumerate(hostile):
             async with s.post(h.url + "/v1/chat/completions", json={**body, "model": word},
@@ -65,3 +69,28 @@ async def test_no_client_chosen_string_makes_a_series_and_the_scrape_is_valid(tm
         text, after = await scrape(s)
     assert after == before, "client-chosen strings created new series"
     assert "zz-hostile" not in text and "123.456.789-09" not in text
+
+
+async def test_errors_are_counted_by_code_so_rate_limiting_can_be_alerted_on(tmp_path):
+    # soberana_requests_total says "rejected" for a 401, a 400, a 404 and a 429 alike
+    async with Harness(tmp_path, extra_config="rate_limit: {key_requests_per_minute: 1}\n") as h, \
+            aiohttp.ClientSession() as s:
+        async def errors(s) -> dict[str, float]:  # (the registry is the process's: other tests count too)
+            async with s.get(h.url + "/-/metrics") as r:
+                text = await r.text()
+            return {smp.labels["code"]: smp.value for f in text_string_to_metric_families(text)
+                    for smp in f.samples if smp.name == "soberana_errors_total"}
+
+        before = await errors(s)
+        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}]}
+        statuses = []
+        for key in ("sk-sob-not-a-key", h.keys["br"], h.keys["br"]):
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}) as r:
+                statuses.append(r.status)
+        async with s.post(h.url + "/v1/chat/completions", data=b"x" * 2_000_000,
+                          headers={"Authorization": f"Bearer {h.keys['mx']}"}) as r:
+            statuses.append(r.status)  # refused by the server itself, before authentication
+            after = await errors(s)
+    assert statuses == [401, 200, 429, 413]
+    counts = {code: n - before.get(code, 0) for code, n in after.items() if n != before.get(code, 0)}
+    assert counts == {"unauthorized": 1, "rate_limited": 1, "payload_too_large": 1}

@@ -479,6 +479,8 @@ def _finish(state: State, ex: Exchange) -> None:
     route = ex.route
     metrics.request_inc(ex.endpoint, route.cfg.name if route is not None else "-",
                         route.cfg.residency if route is not None else "-", ex.outcome)(1)
+    if ex.error is not None:  # "rejected" alone lumps 401s, 400s, 404s and 429s together
+        metrics.error(ex.error).inc()
     record = None
     try:
         if traced:  # tracing reads the record's cleaned strings
