@@ -287,7 +287,7 @@ def chat(payload: dict) -> list[Segment]:
         p = ("messages", i)
         _need(isinstance(m, dict) and isinstance(m.get("role"), str), p, "a message object with a role")
         role = m["role"]
-        kind = "system" if role in _SYSTEM_ROLES else "tool_result" if role in ("tool", "function") else "message"
+        kind = _ROLE_KINDS.get(role, "message")
         _parts(m.get("content"), p + ("content",), kind, out)
         refusal = m.get("refusal")
         if type(refusal) is str:
