@@ -44,6 +44,7 @@ def test_every_upper_only_word_is_a_context_word():
     ("pagado sin 130692544", "130692544", None),
     ("pagado SIN 130692544", "130692544", "ca.sin"),
     ("NAS 130692544", "130692544", "ca.sin"),
+    ("S.I.N. 130692544", "130692544", "ca.sin"),
     ("Confira nas notas 130692544", "130692544", None),
     ("cc: Ana 1234567", "1234567", None),
     ("CC 1234567", "1234567", "co.cc"),
@@ -70,7 +71,8 @@ def test_examples(scan_impl, text, value, detector):
 # the acronym in capitals disguised as REFERENCE.md's evasion forms do it (full-width letters,
 # invisible characters between them), before a value in each evasion form
 WORDS = {
-    "ca.sin": ("SIN", "\uff33\uff29\uff2e", "S\u200bI\u200dN", "S\u00adIN", "NAS", "\uff2e\uff21\uff33"),
+    "ca.sin": ("SIN", "\uff33\uff29\uff2e", "S\u200bI\u200dN", "S\u00adIN", "NAS", "\uff2e\uff21\uff33", "S.I.N.",
+               "S I N"),
     "co.cc": ("CC", "C.C.", "\uff23\uff23", "C\u200bC", "C.\u200bC.", "\uff23\uff0e\uff23\uff0e", "C C"),
     "cl.rut": ("RUN", "\uff32\uff35\uff2e", "R\u2060U\ufeffN"),
 }
