@@ -120,8 +120,8 @@ from urllib.parse import unquote
 from gateway.inspect.detectors import DETECTORS, INDEX, LAYOUTS, MAX_CHUNKS, MAX_COMPACT, SECRET_PATTERNS
 from gateway.inspect.findings import Finding
 from gateway.inspect.keywords import (
-    CONTEXT, CONTEXT_UPPER, CONTEXT_WINDOW, HEALTH_TERMS, HEALTH_UPPER, ICD10_CONTEXT, MARKING_LABELS, MARKINGS,
-    PASSWORD_KEYS)
+    CONTEXT, CONTEXT_UPPER, CONTEXT_WINDOW, HEALTH_TERMS, HEALTH_UPPER, ICD10_CONTEXT, MARKING_LABELS,
+    MARKINGS, PASSWORD_KEYS)
 from gateway.inspect.normalize import fold_word, normalize_both
 from gateway.inspect.validators import VALIDATORS
 
