@@ -112,6 +112,17 @@ def _level(request: Request) -> str:
     return level if LEVELS.index(level) > LEVELS.index("internal") else "internal"
 
 
+def _check_passed_headers(request: Request) -> None:
+    """The caller's headers the upstream receives (PASS_HEADERS) are text the provider reads, as the
+    body is, but cannot be rewritten: one that holds a finding is refused, not carried past the policy.
+    No API version or beta name holds personal data; the value is not quoted back."""
+    get = request.headers.get
+    for name in PASS_HEADERS:
+        v = get(name)
+        if v is not None and scan(v):
+            raise Reject(400, "invalid_request", f"the {name} header holds data the gateway does not forward")
+
+
 def _inspect(ex: Exchange) -> list[Finding]:
     """Findings per segment (in ex.findings) and the flat list the policy engine decides on. JSON
     escapes read as separators, values split across segments found in each (``scan_texts``; their
@@ -533,6 +544,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     ex.model = request_model(ex.payload)
     ex.stream = request_stream(ex.payload)
     ex.level = _level(request)
+    _check_passed_headers(request)
     # only the model's upstreams whose dialect can carry this endpoint (``Registry.by_endpoint``)
     candidates = state.registry.by_endpoint[ex.endpoint].get(ex.model) if ex.model else None
     if not candidates:
