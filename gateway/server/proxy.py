@@ -264,6 +264,11 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
     # read whole (it is inspected and restored): bounded, or a hostile upstream could fill the memory
     raw = await resp.read(state.config.limits.max_answer_bytes)
     resp.release()
+    key = target.key
+    if key is not None and key in raw:
+        # an upstream that quotes the key it was sent (some servers' 401s do; a compromised one may
+        # anywhere): the provider key is the gateway's, never the caller's, whatever its shape
+        raw = raw.replace(key, b"[REDACTED:API_KEY]")
     status = resp.status
     if status >= 400:
         if target.cfg.dialect != ex.dialect:

@@ -208,3 +208,30 @@ async def test_an_inspection_failure_forwards_nothing_unless_fail_open_is_set_an
         assert r.status == 200 and len(received) == 1 and rec["outcome"] == "forwarded"
         assert metrics.FAIL_OPEN._value.get() == fail_open + 1
         assert any(x["level"] == "critical" and "uninspected" in x["msg"] for x in lines), lines
+
+
+def _quotes_its_key(self, req):
+    """An upstream that quotes the credential it was sent: in a 401 (as some servers' errors do) when
+    the model is ``gpt-4o``, else in its answer."""
+    key = req.headers[b"authorization"].decode()[7:]
+    if orjson.loads(req.body)["model"] == "gpt-4o":
+        self._send(401, orjson.dumps({"error": {"message": f"Incorrect API key provided: {key}.",
+                                                "type": "invalid_request_error", "code": "invalid_api_key"}}), req.keep_alive)
+        return
+    self._send(200, orjson.dumps({"id": "c1", "object": "chat.completion", "created": 0, "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": f"my key is {key}"}, "finish_reason": "stop"}]}),
+        req.keep_alive)
+
+
+async def test_an_upstream_that_quotes_its_provider_key_never_hands_it_to_the_caller(tmp_path, monkeypatch):
+    """A key of a shape no detector knows (32 hex digits): the gateway knows its own keys exactly."""
+    key = "3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"
+    monkeypatch.setenv(FOREIGN_KEY_ENV, key)
+    monkeypatch.setattr(stub._StubProtocol, "_answer", _quotes_its_key)
+    async with Harness(tmp_path) as h:
+        async with aiohttp.ClientSession() as s:
+            for model in ("gpt-4o-mini", "gpt-4o"):
+                async with s.post(h.url + "/v1/chat/completions", data=chat("oi", model),
+                                  headers={"Authorization": f"Bearer {h.keys['br']}"}) as r:
+                    text = await r.text()
+                assert key not in text and "[REDACTED:API_KEY]" in text, (model, r.status, text)
