@@ -4,6 +4,7 @@ stub upstreams (or the stub's answer replaced by a misbehaving upstream), offici
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import hashlib
 import io
@@ -11,6 +12,7 @@ import logging
 import os
 
 import aiohttp
+import openai
 import orjson
 import pytest
 
@@ -235,3 +237,18 @@ async def test_an_upstream_that_quotes_its_provider_key_never_hands_it_to_the_ca
                                   headers={"Authorization": f"Bearer {h.keys['br']}"}) as r:
                     text = await r.text()
                 assert key not in text and "[REDACTED:API_KEY]" in text, (model, r.status, text)
+
+
+async def test_an_image_the_gateway_cannot_read_stays_in_the_country(gw):
+    """Content no detector reads (an image, a file) is ``uninspectable``: the bundled policies keep it
+    home, so a text written in an image is not carried abroad unread."""
+    image = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 64).decode()
+    messages = [{"role": "user", "content": [{"type": "text", "text": "o que diz?"},
+                                             {"type": "image_url", "image_url": {"url": image}}]}]
+    raw = await oai(gw).chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
+    assert raw.headers["X-Soberana-Route"] == "br-sovereign"  # the foreign model comes first, and is passed over
+    assert gw.received("US") == [] and len(gw.received("BR")) == 1
+    with pytest.raises(openai.PermissionDeniedError) as e:  # the foreign model alone: blocked, never sent
+        await oai(gw).chat.completions.create(model="gpt-4o", messages=messages)
+    assert e.value.body["code"] == "policy_blocked" and "br.uninspectable" in e.value.body["message"]
+    assert gw.received("US") == []
