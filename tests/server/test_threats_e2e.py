@@ -80,6 +80,16 @@ async def test_a_value_in_a_header_the_gateway_passes_on_never_reaches_the_upstr
     assert (await written(gw, 2))[0]["error"] == "invalid_request"
 
 
+async def test_a_query_string_is_never_forwarded(gw):
+    """Only the endpoint's own path goes upstream: a query string is not inspected, so it is dropped."""
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + f"/v1/chat/completions?user={CPF}&api-version=1", data=chat("oi"),
+                          headers={"Authorization": f"Bearer {gw.keys['br']}"}) as r:
+            assert r.status == 200
+    (sent,) = gw.received("US")
+    assert sent["path"] == "/v1/chat/completions" and sent["query"] == ""
+
+
 @pytest.mark.parametrize("how", ["gzip", "utf-16", "latin-1"])
 async def test_a_body_in_another_encoding_is_refused_and_reaches_nothing(gw, how):
     """A body the gateway cannot read as UTF-8 JSON is never forwarded: no upstream ever gets bytes
