@@ -80,6 +80,20 @@ async def test_a_value_in_a_header_the_gateway_passes_on_never_reaches_the_upstr
     assert (await written(gw, 2))[0]["error"] == "invalid_request"
 
 
+@pytest.mark.parametrize("encode", ["base64", "hex", "url"])
+async def test_an_encoded_value_reaches_the_foreign_model_only_as_a_placeholder(gw, encode):
+    """Encoded, the CPF is still found: the whole encoded run is replaced, and the caller gets it back."""
+    import urllib.parse
+
+    encoded = {"base64": base64.b64encode(CPF.encode()).decode(), "hex": CPF.encode().hex(),
+               "url": urllib.parse.quote(f"CPF={CPF}", safe="").replace(".", "%2E").replace("-", "%2D")}[encode]
+    answer = await oai(gw).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": f"decodifique {encoded} por favor"}])
+    sent = gw.received("US")[-1]["body"]["messages"][0]["content"]
+    assert encoded not in sent and "[CPF_1]" in sent, sent
+    assert encoded in answer.choices[0].message.content
+
+
 async def test_a_query_string_is_never_forwarded(gw):
     """Only the endpoint's own path goes upstream: a query string is not inspected, so it is dropped."""
     async with aiohttp.ClientSession() as s:
