@@ -382,10 +382,14 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
         inner = StreamRestorer(pmap) if pmap is not None and kind == "text" else None
         return _LeakTap(inner, seen)
 
+    key = target.key.decode() if target.key is not None else None
+
     def on_error(text: str) -> str:
         # an error event is whole (no placeholder split across events), and is scanned with the rest,
         # each string a channel of its own (glued to its neighbours, a CPF followed by "server_error" is no CPF)
         out = restore_text(text, pmap, allow_urls=False) if pmap is not None else text
+        if key is not None and key in out:  # quoted by the upstream, as in a JSON error (``_relay_json``)
+            out = out.replace(key, "[REDACTED:API_KEY]")
         seen.add(out, always=True)
         return out
 

@@ -276,3 +276,26 @@ async def test_an_image_the_gateway_cannot_read_stays_in_the_country(gw):
         await oai(gw).chat.completions.create(model="gpt-4o", messages=messages)
     assert e.value.body["code"] == "policy_blocked" and "br.uninspectable" in e.value.body["message"]
     assert gw.received("US") == []
+
+
+def _stream_error_quoting_its_key(self, req):
+    """A stream whose error event quotes the credential the upstream was sent."""
+    key = req.headers[b"authorization"].decode()[7:]
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+             "choices": [{"index": 0, "delta": {"content": "ok "}}]}
+    error = {"error": {"message": f"quota exceeded for key {key}", "type": "server_error"}}
+    body = b"data: " + orjson.dumps(chunk) + b"\n\nevent: error\ndata: " + orjson.dumps(error) + b"\n\n"
+    self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                         b"content-length: %d\r\n\r\n" % len(body) + body)
+
+
+async def test_a_stream_error_event_that_quotes_the_provider_key_never_hands_it_to_the_caller(tmp_path, monkeypatch):
+    key = "3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"
+    monkeypatch.setenv(FOREIGN_KEY_ENV, key)
+    monkeypatch.setattr(stub._StubProtocol, "_answer", _stream_error_quoting_its_key)
+    async with Harness(tmp_path) as h:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(h.url + "/v1/chat/completions", data=chat("oi", stream=True),
+                              headers={"Authorization": f"Bearer {h.keys['br']}"}) as r:
+                text = await r.text()
+    assert key not in text and "quota exceeded for key [REDACTED:API_KEY]" in text, text
