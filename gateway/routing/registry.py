@@ -22,7 +22,7 @@ log = logging.getLogger("soberana.routing")
 class Target:
     """One configured upstream at run time."""
 
-    __slots__ = ("cfg", "pool", "breaker", "auth_headers", "gauge", "latency", "tls_digest")
+    __slots__ = ("cfg", "pool", "breaker", "auth_headers", "key", "gauge", "latency", "tls_digest")
 
     def __init__(self, cfg: Upstream, pool: UpstreamPool, source: str, tls_digest: str = ""):
         self.cfg = cfg
@@ -33,11 +33,14 @@ class Target:
         self.gauge = CIRCUIT.labels(cfg.name)
         self.latency = Observer(UPSTREAM_LATENCY.labels(cfg.name))  # observe(), cheaper (the data path's)
         self.auth_headers: list[tuple[bytes, bytes]] = []
+        self.key: bytes | None = None
+        """The provider key sent to this upstream, to take out of what it answers (``proxy._relay_json``)."""
         if cfg.api_key_env:
             key = os.environ.get(cfg.api_key_env)
             if not key:
                 raise ConfigError(source, None, f"upstreams.{cfg.name}.api_key_env",
                                   f"environment variable {cfg.api_key_env} is not set")
+            self.key = key.encode()
             if cfg.dialect == "anthropic":
                 self.auth_headers = [(b"x-api-key", key.encode())]
             else:

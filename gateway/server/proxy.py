@@ -112,6 +112,17 @@ def _level(request: Request) -> str:
     return level if LEVELS.index(level) > LEVELS.index("internal") else "internal"
 
 
+def _check_passed_headers(request: Request) -> None:
+    """The caller's headers the upstream receives (PASS_HEADERS) are text the provider reads, as the
+    body is, but cannot be rewritten: one that holds a finding is refused, not carried past the policy.
+    No API version or beta name holds personal data; the value is not quoted back."""
+    get = request.headers.get
+    for name in PASS_HEADERS:
+        v = get(name)
+        if v is not None and scan(v):
+            raise Reject(400, "invalid_request", f"the {name} header holds data the gateway does not forward")
+
+
 def _inspect(ex: Exchange) -> list[Finding]:
     """Findings per segment (in ex.findings) and the flat list the policy engine decides on. JSON
     escapes read as separators, values split across segments found in each (``scan_texts``; their
@@ -253,6 +264,11 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
     # read whole (it is inspected and restored): bounded, or a hostile upstream could fill the memory
     raw = await resp.read(state.config.limits.max_answer_bytes)
     resp.release()
+    key = target.key
+    if key is not None and key in raw:
+        # an upstream that quotes the key it was sent (some servers' 401s do; a compromised one may
+        # anywhere): the provider key is the gateway's, never the caller's, whatever its shape
+        raw = raw.replace(key, b"[REDACTED:API_KEY]")
     status = resp.status
     if status >= 400:
         if target.cfg.dialect != ex.dialect:
@@ -366,10 +382,14 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
         inner = StreamRestorer(pmap) if pmap is not None and kind == "text" else None
         return _LeakTap(inner, seen)
 
+    key = target.key.decode() if target.key is not None else None
+
     def on_error(text: str) -> str:
         # an error event is whole (no placeholder split across events), and is scanned with the rest,
         # each string a channel of its own (glued to its neighbours, a CPF followed by "server_error" is no CPF)
         out = restore_text(text, pmap, allow_urls=False) if pmap is not None else text
+        if key is not None and key in out:  # quoted by the upstream, as in a JSON error (``_relay_json``)
+            out = out.replace(key, "[REDACTED:API_KEY]")
         seen.add(out, always=True)
         return out
 
@@ -533,6 +553,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     ex.model = request_model(ex.payload)
     ex.stream = request_stream(ex.payload)
     ex.level = _level(request)
+    _check_passed_headers(request)
     # only the model's upstreams whose dialect can carry this endpoint (``Registry.by_endpoint``)
     candidates = state.registry.by_endpoint[ex.endpoint].get(ex.model) if ex.model else None
     if not candidates:
