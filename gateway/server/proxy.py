@@ -608,6 +608,11 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
             raise
         except DialectError as e:  # e.g. a part the other dialect cannot carry
             raise Reject(e.status, e.code, str(e)) from None
+        except orjson.JSONEncodeError:
+            # the parsed body holds JSON types only, strings valid and numbers in range: what the
+            # encoder refuses is nesting beyond its 254 levels, which the parser (1024) let in. The
+            # caller's error, and the body is refused whole as any other invalid body
+            raise Reject(400, "invalid_request", "the request body is nested too deeply (more than 254 levels)") from None
         except Exception as e:
             metrics.INSPECTION_ERRORS.inc()
             log.error("transformation failed for request %s: %s", ex.request_id, type(e).__name__)

@@ -121,6 +121,25 @@ async def test_a_body_in_another_encoding_is_refused_and_reaches_nothing(gw, how
     assert gw.received("US") == [] and gw.received("BR") == []
 
 
+@pytest.mark.parametrize("depth", [250, 300])  # (+2: the body, metadata)
+async def test_a_body_nested_deeper_than_the_gateway_forwards_is_a_400_and_reaches_nothing(gw, depth):
+    """JSON nested beyond the 254 levels the gateway can write back is the caller's invalid body (400
+    in its dialect, nothing forwarded), not an inspection failure; a deep body within them passes."""
+    errors = metrics.INSPECTION_ERRORS._value.get()
+    data = chat(f"CPF {CPF}")[:-1] + b',"metadata":{"x":' + b"[" * depth + b"]" * depth + b"}}"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions", data=data,
+                          headers={"Authorization": f"Bearer {gw.keys['br']}"}) as r:
+            body = await r.json()
+    received = gw.received("US") + gw.received("BR")
+    if depth + 2 <= 254:
+        assert r.status == 200 and len(received) == 1 and CPF not in received[0]["raw"]
+    else:
+        assert r.status == 400 and body["error"]["code"] == "invalid_request", body
+        assert "nested" in body["error"]["message"] and received == []
+        assert metrics.INSPECTION_ERRORS._value.get() == errors
+
+
 async def test_a_value_spelled_with_json_unicode_escapes_reaches_the_foreign_model_only_as_a_placeholder(gw):
     escaped = "".join(f"\\u{ord(c):04x}" for c in CPF)  # "\u0035\u0032\u0039…": JSON for the same string
     raw = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "CPF ' + escaped.encode() + b'"}]}'
