@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
+from urllib.parse import urlsplit
 
 from gateway.config import Config, Upstream
 from gateway.dialects import ENDPOINTS
@@ -56,6 +58,20 @@ class Target:
         log.warning("upstream %s failed (circuit state %d)", self.cfg.name, self.breaker.state)
 
 
+def _cleartext(url: str) -> bool:
+    """Whether ``url`` is plain HTTP to anything but the loopback (a sidecar's or a test's upstream)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = parts.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name
+        return True
+
+
 class Registry:
     """Upstream targets by name and each model's candidate list, built from one Config.
 
@@ -86,6 +102,11 @@ class Registry:
                                 connect_timeout=connect_timeout, read_timeout=read_timeout, ssl_context=ctx,
                                 server_name=u.tls.server_name if u.tls else None)
             self.targets[u.name] = Target(u, pool, config.source, digest)
+            if _cleartext(u.url):
+                # allowed (an in-country model on a private network), but the operator should know
+                log.warning("upstream %s is plain http:// to a host that is not this machine: prompts%s travel "
+                            "unencrypted on that network; use https:// (upstreams.%s.tls)", u.name,
+                            " and its provider key" if u.api_key_env else "", u.name)
         self.models: dict[str, list[Candidate]] = {
             model: [Candidate(r.upstream, self.targets[r.upstream].cfg.residency, r.model) for r in routes]
             for model, routes in config.models.items()
