@@ -144,7 +144,9 @@ def _anthropic_to_openai(payload: dict) -> dict:
                 msgs.append({"role": role, "content": parts})
     out["messages"] = msgs
     if "max_tokens" in payload:
-        out["max_tokens"] = payload["max_tokens"]
+        # OpenAI's name for it since the o-series (which refuse the older max_tokens, deprecated for
+        # every chat model); vLLM and SGLang take it too
+        out["max_completion_tokens"] = payload["max_tokens"]
     for k in ("temperature", "top_p"):
         if k in payload:
             out[k] = payload[k]

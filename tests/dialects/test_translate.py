@@ -41,7 +41,7 @@ def test_anthropic_request_to_openai():
         "name": "lookup_taxpayer", "description": "Look up a taxpayer by CPF",
         "parameters": body["tools"][0]["input_schema"]}}]
     assert out["tool_choice"] == "auto"
-    assert (out["max_tokens"], out["temperature"], out["top_p"], out["stop"]) == (1024, 0.5, 0.9, ["\n\nHuman:"])
+    assert (out["max_completion_tokens"], out["temperature"], out["top_p"], out["stop"]) == (1024, 0.5, 0.9, ["\n\nHuman:"])
     assert "stream" not in out
     # what the upstream receives still holds every inspected text
     texts = {s.text for s in extract_segments("/v1/chat/completions", out)}

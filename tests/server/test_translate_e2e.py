@@ -65,7 +65,7 @@ async def test_an_other_dialect_upstream_s_refusal_reaches_the_caller_in_its_own
         await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=0, messages=[{"role": "user", "content": "oi"}])
     assert gw.received("US")[-1]["path"].endswith("/chat/completions")
     assert e.value.body["error"]["type"] == "invalid_request_error"
-    assert "Invalid 'max_tokens'" in e.value.message and e.value.body["error"]["code"] == "upstream_error"
+    assert "Invalid 'max_completion_tokens'" in e.value.message and e.value.body["error"]["code"] == "upstream_error"
     # and Claude's refusal, an OpenAI caller
     with pytest.raises(openai.BadRequestError) as e:
         await oai(gw).chat.completions.create(model="claude-only", stop=[7], messages=[{"role": "user", "content": "oi"}])
@@ -256,3 +256,17 @@ async def test_anthropic_caller_forcing_a_tool_on_an_openai_model_gets_stop_reas
         async with ant(h).messages.stream(**kw) as s:
             final = await s.get_final_message()
         assert final.stop_reason == "tool_use" and final.content[0].input == {"q": "x"}
+
+
+async def test_anthropic_caller_s_max_tokens_reaches_an_openai_reasoning_model_as_it_takes_it(gw):
+    # o-series models refuse chat's legacy max_tokens; every current OpenAI chat model (and vLLM,
+    # SGLang) takes max_completion_tokens
+    kw = dict(max_tokens=3, messages=[{"role": "user", "content": "um dois três quatro cinco"}])
+    for model in ("o4-mini", "gpt-4o-mini"):
+        msg = await ant(gw).messages.create(model=model, **kw)
+        assert msg.stop_reason == "max_tokens" and msg.usage.output_tokens == 3
+        sent = gw.received("US")[-1]
+        assert sent["path"].endswith("/chat/completions") and sent["body"]["model"] == model
+        assert sent["body"]["max_completion_tokens"] == 3 and "max_tokens" not in sent["body"]
+    async with ant(gw).messages.stream(model="o4-mini", **kw) as s:
+        assert (await s.get_final_message()).stop_reason == "max_tokens"
