@@ -159,6 +159,10 @@ class Upstream(_Strict, kw_only=True):
     """Per-read upstream timeout; defaults to ``limits.upstream_timeout_s``."""
     tls: UpstreamTls | None = None
     """For an ``https`` url: the agency CA, a client certificate, the expected server name."""
+    default_max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    """For an `anthropic` upstream: the `max_tokens` sent for an OpenAI-dialect request that sets no
+    limit (Claude requires one). Unset: the model's documented maximum output for the Claude models
+    the gateway knows (at most 21333 when the answer is not streamed), 4096 for any other model."""
 
 
 class Route(_Strict, kw_only=True):

@@ -17,7 +17,23 @@ from gateway.dialects.errors import DialectError, stream_error_event
 from gateway.dialects.sse import SSEParser, format_event
 
 ANTHROPIC_DEFAULT_MAX_TOKENS = 4096
-"""Anthropic requires ``max_tokens``; used when an OpenAI caller gave none."""
+"""Anthropic requires ``max_tokens``: sent when an OpenAI caller gave none and the model is none of
+``CLAUDE_MAX_OUTPUT``'s (every Claude model can write that many)."""
+
+CLAUDE_MAX_OUTPUT = (
+    ("claude-opus-4-5", 64000), ("claude-opus-4-1", 32000), ("claude-opus-4", 32000),
+    ("claude-sonnet-4", 64000), ("claude-haiku-4-5", 64000), ("claude-3-7-sonnet", 64000),
+    ("claude-3-5-sonnet", 8192), ("claude-3-5-haiku", 8192), ("claude-3-opus", 4096), ("claude-3-haiku", 4096),
+)
+"""The documented maximum output of Claude models, by model name prefix (the longer prefix first):
+what an OpenAI caller that sets no limit gets, as OpenAI's own models write until their maximum.
+A sent ``max_tokens`` above a model's maximum is a 400, so a model not listed gets the
+conservative ``ANTHROPIC_DEFAULT_MAX_TOKENS`` (an upstream's ``default_max_tokens`` overrides)."""
+
+ANTHROPIC_UNSTREAMED_MAX_TOKENS = 21333
+"""The most ``max_tokens`` a request that is not streamed gets by default: above it Anthropic's own
+SDKs refuse to send one without streaming (it may take more than 10 minutes, and idle connections
+that long are cut on the way)."""
 
 _FINISH_TO_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                    "function_call": "tool_use", "content_filter": "refusal"}
@@ -84,7 +100,7 @@ def _a_block_to_part(b: dict, where: str) -> dict:
     raise DialectError(f"{where} ({_type_name(typ)}) has no equivalent in the OpenAI dialect")
 
 
-def _anthropic_to_openai(payload: dict) -> dict:
+def _anthropic_to_openai(payload: dict, default_max_tokens: int | None = None) -> dict:
     out: dict = {"model": payload.get("model")}
     msgs: list = []
     system = payload.get("system")
@@ -216,7 +232,19 @@ def _blocks_of(content, where: str) -> list:
     return [b for b in blocks if b["type"] != "text" or b["text"]]  # Anthropic rejects empty text blocks
 
 
-def _openai_to_anthropic(payload: dict) -> dict:
+def _default_max_tokens(model, stream: bool, configured: int | None) -> int:
+    """The ``max_tokens`` Claude gets when an OpenAI caller set none: the upstream's configured
+    ``default_max_tokens``, else the model's documented maximum output (``CLAUDE_MAX_OUTPUT``), at
+    most ``ANTHROPIC_UNSTREAMED_MAX_TOKENS`` when not streamed. (4096 for every model cut answers
+    OpenAI's models would have finished: finish_reason "length" where the caller expected none.)"""
+    if configured is not None:
+        return configured
+    name = model if isinstance(model, str) else ""
+    most = next((n for prefix, n in CLAUDE_MAX_OUTPUT if name.startswith(prefix)), ANTHROPIC_DEFAULT_MAX_TOKENS)
+    return most if stream else min(most, ANTHROPIC_UNSTREAMED_MAX_TOKENS)
+
+
+def _openai_to_anthropic(payload: dict, default_max_tokens: int | None = None) -> dict:
     n = payload.get("n")
     if isinstance(n, int) and not isinstance(n, bool) and n > 1:
         # Claude gives one answer a request: a caller that asked for n choices must not silently get one
@@ -264,7 +292,8 @@ def _openai_to_anthropic(payload: dict) -> dict:
         out["system"] = "\n\n".join(system)
     out["messages"] = msgs
     mt = payload.get("max_completion_tokens") or payload.get("max_tokens")
-    out["max_tokens"] = mt if isinstance(mt, int) and mt > 0 else ANTHROPIC_DEFAULT_MAX_TOKENS
+    out["max_tokens"] = mt if isinstance(mt, int) and mt > 0 else _default_max_tokens(
+        payload.get("model"), payload.get("stream") is True, default_max_tokens)
     if isinstance(payload.get("temperature"), (int, float)):
         out["temperature"] = min(float(payload["temperature"]), 1.0)  # OpenAI allows up to 2, Anthropic 1
     if "top_p" in payload:
@@ -325,15 +354,17 @@ def carries(src: str, dst: str, endpoint: str) -> bool:
     return src == dst or (src, dst, endpoint) in _TRANSLATIONS
 
 
-def translate_request(src: str, dst: str, endpoint: str, payload: dict) -> tuple[str, dict]:
-    """The endpoint and body to send to a ``dst``-dialect upstream for a ``src``-dialect request."""
+def translate_request(src: str, dst: str, endpoint: str, payload: dict,
+                      default_max_tokens: int | None = None) -> tuple[str, dict]:
+    """The endpoint and body to send to a ``dst``-dialect upstream for a ``src``-dialect request;
+    ``default_max_tokens``: the upstream's (see ``_default_max_tokens``)."""
     if src == dst:
         return endpoint, payload
     pair = _TRANSLATIONS.get((src, dst, endpoint))
     if pair is None:  # (the routing takes no such upstream: see ``carries``)
         raise DialectError(f"{endpoint} cannot be translated from the {src} to the {dst} dialect")
     to, translate = pair
-    return to, translate(payload)
+    return to, translate(payload, default_max_tokens)
 
 
 # -- answers -------------------------------------------------------------------------------------

@@ -247,3 +247,16 @@ def test_a_forced_tool_call_ending_on_stop_is_a_tool_use_for_an_anthropic_caller
     p = SSEParser()
     evs = [json.loads(e.data) for e in p.feed(t.feed(data) + t.finish()) + p.finish()]
     assert [e for e in evs if e["type"] == "message_delta"][0]["delta"]["stop_reason"] == "tool_use"
+
+
+@pytest.mark.parametrize("model,stream,configured,sent", [
+    ("claude-opus-4-1-20250805", True, None, 32000), ("claude-opus-4-5", True, None, 64000),
+    ("claude-3-5-haiku-latest", False, None, 8192), ("claude-sonnet-4-5", False, None, 21333),
+    ("a-model-the-gateway-does-not-know", True, None, 4096), ("claude-sonnet-4-5", False, 100000, 100000),
+])
+def test_claude_s_max_tokens_for_an_openai_caller_without_a_limit(model, stream, configured, sent):
+    body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": "oi"}]}
+    _, out = translate_request("openai", "anthropic", "/v1/chat/completions", body, configured)
+    assert out["max_tokens"] == sent
+    body["max_tokens"] = 9  # the caller's own limit always wins
+    assert translate_request("openai", "anthropic", "/v1/chat/completions", body, configured)[1]["max_tokens"] == 9

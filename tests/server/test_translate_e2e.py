@@ -270,3 +270,20 @@ async def test_anthropic_caller_s_max_tokens_reaches_an_openai_reasoning_model_a
         assert sent["body"]["max_completion_tokens"] == 3 and "max_tokens" not in sent["body"]
     async with ant(gw).messages.stream(model="o4-mini", **kw) as s:
         assert (await s.get_final_message()).stop_reason == "max_tokens"
+
+
+async def test_openai_caller_without_a_limit_gets_claude_s_whole_answer_not_4096_tokens(gw):
+    # an OpenAI model writes until its own maximum when no limit is set; Claude needs max_tokens,
+    # and 4096 of them cut this answer (5 000 of the stub's tokens) short with finish_reason "length"
+    words = " ".join(f"w{i}" for i in range(5000))
+    answer = await oai(gw).chat.completions.create(model="claude-only", messages=[{"role": "user", "content": words}])
+    assert answer.choices[0].finish_reason == "stop" and answer.choices[0].message.content.endswith(" w4999")
+    sent = gw.received("US")[-1]
+    # claude-sonnet-4 writes up to 64 000 tokens; an answer not streamed, at most what Anthropic's
+    # SDKs send without streaming
+    assert sent["path"].endswith("/messages") and sent["body"]["max_tokens"] == 21333
+    await oai(gw).chat.completions.create(model="claude-only", stream=True, messages=[{"role": "user", "content": "oi"}])
+    assert gw.received("US")[-1]["body"]["max_tokens"] == 64000
+    await oai(gw).chat.completions.create(model="claude-only", max_completion_tokens=7,
+                                          messages=[{"role": "user", "content": "oi"}])
+    assert gw.received("US")[-1]["body"]["max_tokens"] == 7
