@@ -244,11 +244,40 @@ def _default_max_tokens(model, stream: bool, configured: int | None) -> int:
     return most if stream else min(most, ANTHROPIC_UNSTREAMED_MAX_TOKENS)
 
 
-def _openai_to_anthropic(payload: dict, default_max_tokens: int | None = None) -> dict:
+def _refuse_what_claude_cannot_do(payload: dict) -> None:
+    """A 400 naming the parameter, for what an OpenAI caller asked that Claude cannot do and that would
+    otherwise be dropped: the caller relies on it (reads logprobs, parses JSON, sends the model
+    functions) and must not get another contract without knowing. Sent with a value that asks for
+    nothing (``logprobs: false``, an empty list), a parameter passes. Dropped on purpose, since the
+    answer keeps its shape and meaning: ``seed``, ``frequency_penalty``, ``presence_penalty`` (sampling
+    hints, best effort at OpenAI too), ``reasoning_effort`` and ``verbosity``, ``service_tier``,
+    ``store`` and OpenAI's ``metadata`` (its stored completions' tags), ``prediction``,
+    ``prompt_cache_key`` and ``prompt_cache_retention`` (caching is Anthropic's own), a message's
+    ``name`` and an image's ``detail``."""
     n = payload.get("n")
     if isinstance(n, int) and not isinstance(n, bool) and n > 1:
         # Claude gives one answer a request: a caller that asked for n choices must not silently get one
         raise DialectError("n greater than 1 has no equivalent in the Anthropic dialect")
+    if payload.get("logprobs") is True or payload.get("top_logprobs"):
+        raise DialectError("logprobs has no equivalent in the Anthropic dialect: Claude gives no token probabilities")
+    rf = payload.get("response_format")
+    if isinstance(rf, dict) and rf.get("type") == "json_object":
+        # Claude's structured output takes a schema (json_schema), and JSON mode's "any object" is none
+        raise DialectError("response_format json_object has no equivalent in the Anthropic dialect: "
+                           "use json_schema with the object's schema")
+    for name in ("functions", "function_call", "audio", "logit_bias"):
+        if payload.get(name):
+            raise DialectError(f"{name} has no equivalent in the Anthropic dialect")
+    if payload.get("web_search_options") is not None:  # (an empty one asks for web search too)
+        raise DialectError("web_search_options has no equivalent in the Anthropic dialect")
+    if "audio" in (payload.get("modalities") or ()):
+        raise DialectError("modalities audio has no equivalent in the Anthropic dialect")
+    if any(isinstance(t, dict) and t.get("type") != "function" for t in payload.get("tools") or ()):
+        raise DialectError("tools of a type other than function have no equivalent in the Anthropic dialect")
+
+
+def _openai_to_anthropic(payload: dict, default_max_tokens: int | None = None) -> dict:
+    _refuse_what_claude_cannot_do(payload)
     out: dict = {"model": payload.get("model")}
     system: list[str] = []
     msgs: list = []
@@ -301,7 +330,7 @@ def _openai_to_anthropic(payload: dict, default_max_tokens: int | None = None) -
     stop = payload.get("stop")
     if stop:
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-    tools = [t.get("function") for t in payload.get("tools") or [] if t.get("type") == "function"]
+    tools = [t.get("function") for t in payload.get("tools") or []]  # (functions only: see above)
     if tools:
         out["tools"] = []
         for fn in tools:

@@ -287,3 +287,26 @@ async def test_openai_caller_without_a_limit_gets_claude_s_whole_answer_not_4096
     await oai(gw).chat.completions.create(model="claude-only", max_completion_tokens=7,
                                           messages=[{"role": "user", "content": "oi"}])
     assert gw.received("US")[-1]["body"]["max_tokens"] == 7
+
+
+@pytest.mark.parametrize("asked,named", [
+    (dict(logprobs=True, top_logprobs=2), "logprobs"),
+    (dict(response_format={"type": "json_object"}), "response_format json_object"),
+    (dict(functions=[{"name": "lookup", "parameters": TOOLS_A[0]["input_schema"]}]), "functions"),
+    (dict(tools=[{"type": "custom", "custom": {"name": "sql"}}]), "tools of a type other than function"),
+    (dict(modalities=["text", "audio"], audio={"voice": "alloy", "format": "wav"}), "audio"),
+    (dict(logit_bias={"1734": -100}), "logit_bias"),
+    (dict(web_search_options={}), "web_search_options"),
+])
+async def test_openai_caller_asking_claude_for_what_it_cannot_do_gets_a_400_naming_it(gw, asked, named):
+    # dropped, the caller would read logprobs None, parse prose as JSON, or never have the model see
+    # its functions, without knowing why
+    before = len(gw.received("US"))
+    with pytest.raises(openai.BadRequestError) as e:
+        await oai(gw).chat.completions.create(model="claude-only", messages=[{"role": "user", "content": "oi"}], **asked)
+    assert named in e.value.message and "Anthropic" in e.value.message
+    assert len(gw.received("US")) == before
+    # asking for nothing passes: logprobs false, JSON mode's plain text
+    answer = await oai(gw).chat.completions.create(model="claude-only", logprobs=False, response_format={"type": "text"},
+                                                   messages=[{"role": "user", "content": "oi"}])
+    assert answer.choices[0].message.content
