@@ -104,10 +104,16 @@ def _anthropic_to_openai(payload: dict, default_max_tokens: int | None = None) -
     out: dict = {"model": payload.get("model")}
     msgs: list = []
     system = payload.get("system")
+    if isinstance(system, list):
+        # several blocks stay apart, as text parts of the system message (joined into one string,
+        # where one ended and the next began was lost); one block is the plain string every server takes
+        for j, b in enumerate(system):
+            if b.get("type") != "text":
+                raise DialectError(f"system[{j}] ({_type_name(b.get('type'))}) has no equivalent in the OpenAI dialect")
+        parts = [{"type": "text", "text": b["text"]} for b in system if b.get("text")]
+        system = parts[0]["text"] if len(parts) == 1 else parts
     if system:
-        text = system if isinstance(system, str) else "\n\n".join(
-            b.get("text", "") for b in system if isinstance(b, dict) and b.get("type") == "text")
-        msgs.append({"role": "system", "content": text})
+        msgs.append({"role": "system", "content": system})
     for i, m in enumerate(payload.get("messages") or []):
         role, content = m.get("role"), m.get("content")
         if isinstance(content, str):
@@ -279,7 +285,7 @@ def _refuse_what_claude_cannot_do(payload: dict) -> None:
 def _openai_to_anthropic(payload: dict, default_max_tokens: int | None = None) -> dict:
     _refuse_what_claude_cannot_do(payload)
     out: dict = {"model": payload.get("model")}
-    system: list[str] = []
+    system: list[dict] = []  # Anthropic system text blocks, one per text of a system or developer message
     msgs: list = []
 
     def add(role: str, blocks: list) -> None:
@@ -293,7 +299,11 @@ def _openai_to_anthropic(payload: dict, default_max_tokens: int | None = None) -
     for i, m in enumerate(payload.get("messages") or []):
         role, content, where = m.get("role"), m.get("content"), f"messages[{i}].content"
         if role in ("system", "developer"):
-            system.append(_text_of(content))
+            # each text its own block, in order: glued into one string, their boundaries were lost
+            for b in _blocks_of(content, where):
+                if b["type"] != "text":
+                    raise DialectError(f"{where} ({b['type']}) has no equivalent in an Anthropic system prompt")
+                system.append(b)
         elif role == "user":
             add("user", _blocks_of(content, where))
         elif role == "assistant":
@@ -318,7 +328,7 @@ def _openai_to_anthropic(payload: dict, default_max_tokens: int | None = None) -
         else:
             raise DialectError(f"messages[{i}].role has no equivalent in the Anthropic dialect")
     if system:
-        out["system"] = "\n\n".join(system)
+        out["system"] = system
     out["messages"] = msgs
     mt = payload.get("max_completion_tokens") or payload.get("max_tokens")
     out["max_tokens"] = mt if isinstance(mt, int) and mt > 0 else _default_max_tokens(

@@ -310,3 +310,29 @@ async def test_openai_caller_asking_claude_for_what_it_cannot_do_gets_a_400_nami
     answer = await oai(gw).chat.completions.create(model="claude-only", logprobs=False, response_format={"type": "text"},
                                                    messages=[{"role": "user", "content": "oi"}])
     assert answer.choices[0].message.content
+
+
+async def test_system_texts_cross_dialects_apart_and_in_order(gw):
+    # joined into one string, where one instruction ended and the next began was lost
+    await oai(gw).chat.completions.create(model="claude-only", messages=[
+        {"role": "system", "content": "Você é o assistente da Receita."},
+        {"role": "developer", "content": [{"type": "text", "text": "Responda em português."},
+                                          {"type": "text", "text": "Seja breve."}]},
+        {"role": "user", "content": "oi"}])
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/messages") and sent["body"]["system"] == [
+        {"type": "text", "text": "Você é o assistente da Receita."}, {"type": "text", "text": "Responda em português."},
+        {"type": "text", "text": "Seja breve."}]
+    await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=32, messages=[{"role": "user", "content": "oi"}],
+                                  system=[{"type": "text", "text": "Você é o assistente da Receita."},
+                                          {"type": "text", "text": "Seja breve.", "cache_control": {"type": "ephemeral"}}])
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/chat/completions") and sent["body"]["messages"][0] == {"role": "system", "content": [
+        {"type": "text", "text": "Você é o assistente da Receita."}, {"type": "text", "text": "Seja breve."}]}
+    # an image in a system message, which Claude's system prompt cannot hold: a 400, not dropped
+    # (a US caller: the BR policy keeps content it cannot inspect in the country)
+    with pytest.raises(openai.BadRequestError) as e:
+        await oai(gw, "us").chat.completions.create(model="claude-only", messages=[
+            {"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://example.org/logo.png"}}]},
+            {"role": "user", "content": "oi"}])
+    assert "messages[0].content (image) has no equivalent in an Anthropic system prompt" in e.value.message
