@@ -100,7 +100,25 @@ def _a_block_to_part(b: dict, where: str) -> dict:
     raise DialectError(f"{where} ({_type_name(typ)}) has no equivalent in the OpenAI dialect")
 
 
+def _refuse_what_openai_cannot_do(payload: dict) -> None:
+    """A 400 naming the parameter, for what an Anthropic caller asked that an OpenAI-dialect model
+    cannot do and that would otherwise be dropped: the tools Anthropic runs or defines itself (web
+    search, code execution, bash, a text editor, a computer: no schema an OpenAI-dialect model could
+    call them by) and MCP servers. Dropped on purpose, since the answer keeps its shape and meaning:
+    ``top_k`` (a sampling hint OpenAI refuses outright), ``thinking`` and ``output_config.effort``
+    (the model reasons as it does; thinking blocks are optional in an answer), ``cache_control``,
+    ``service_tier``, ``speed``, ``inference_geo``, ``context_management`` and ``container`` (Anthropic's
+    own serving), an earlier answer's thinking blocks and citations, and a document's title and
+    context."""
+    for j, t in enumerate(payload.get("tools") or ()):
+        if isinstance(t, dict) and "input_schema" not in t:
+            raise DialectError(f"tools[{j}] (a tool Anthropic defines or runs) has no equivalent in the OpenAI dialect")
+    if payload.get("mcp_servers"):
+        raise DialectError("mcp_servers has no equivalent in the OpenAI dialect")
+
+
 def _anthropic_to_openai(payload: dict, default_max_tokens: int | None = None) -> dict:
+    _refuse_what_openai_cannot_do(payload)
     out: dict = {"model": payload.get("model")}
     msgs: list = []
     system = payload.get("system")
@@ -174,13 +192,15 @@ def _anthropic_to_openai(payload: dict, default_max_tokens: int | None = None) -
             out[k] = payload[k]
     if payload.get("stop_sequences"):
         out["stop"] = list(payload["stop_sequences"])
-    tools = [t for t in payload.get("tools") or [] if "input_schema" in t]
+    tools = payload.get("tools") or []  # (custom tools only: see above)
     if tools:
         out["tools"] = []
         for t in tools:
             fn = {"name": t["name"], "parameters": t["input_schema"]}
             if t.get("description") is not None:
                 fn["description"] = t["description"]
+            if isinstance(t.get("strict"), bool):  # strict tool use: calls that match the schema, in both APIs
+                fn["strict"] = t["strict"]
             out["tools"].append({"type": "function", "function": fn})
     tc = payload.get("tool_choice")
     if isinstance(tc, dict) and tools:  # OpenAI refuses a tool_choice without tools (400)
@@ -196,7 +216,7 @@ def _anthropic_to_openai(payload: dict, default_max_tokens: int | None = None) -
         if tc.get("disable_parallel_tool_use"):
             out["parallel_tool_calls"] = False
     oc = payload.get("output_config")
-    fmt = oc.get("format") if isinstance(oc, dict) else None
+    fmt = oc.get("format") if isinstance(oc, dict) else payload.get("output_format")  # (its older beta form)
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":  # structured output, as OpenAI asks for it
         out["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt.get("schema") or {}}}
     if payload.get("stream") is True:
@@ -347,6 +367,8 @@ def _openai_to_anthropic(payload: dict, default_max_tokens: int | None = None) -
             t = {"name": fn.get("name"), "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
             if fn.get("description") is not None:
                 t["description"] = fn["description"]
+            if isinstance(fn.get("strict"), bool):  # (see _anthropic_to_openai)
+                t["strict"] = fn["strict"]
             out["tools"].append(t)
     tc = payload.get("tool_choice")
     choice = None

