@@ -300,6 +300,9 @@ def _refuse_what_claude_cannot_do(payload: dict) -> None:
         raise DialectError("modalities audio has no equivalent in the Anthropic dialect")
     if any(isinstance(t, dict) and t.get("type") != "function" for t in payload.get("tools") or ()):
         raise DialectError("tools of a type other than function have no equivalent in the Anthropic dialect")
+    tc = payload.get("tool_choice")
+    if isinstance(tc, dict) and not isinstance(tc.get("function"), dict):  # allowed_tools, custom
+        raise DialectError("tool_choice of a type other than function has no equivalent in the Anthropic dialect")
 
 
 def _openai_to_anthropic(payload: dict, default_max_tokens: int | None = None) -> dict:

@@ -297,6 +297,8 @@ async def test_openai_caller_without_a_limit_gets_claude_s_whole_answer_not_4096
     (dict(modalities=["text", "audio"], audio={"voice": "alloy", "format": "wav"}), "audio"),
     (dict(logit_bias={"1734": -100}), "logit_bias"),
     (dict(web_search_options={}), "web_search_options"),
+    (dict(tools=TOOLS_O, tool_choice={"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [
+        {"type": "function", "function": {"name": "lookup"}}]}}), "tool_choice of a type other than function"),
 ])
 async def test_openai_caller_asking_claude_for_what_it_cannot_do_gets_a_400_naming_it(gw, asked, named):
     # dropped, the caller would read logprobs None, parse prose as JSON, or never have the model see
