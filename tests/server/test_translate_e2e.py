@@ -366,3 +366,39 @@ async def test_strict_tools_and_structured_output_s_older_form_cross_dialects(gw
         {"type": "function", "function": {"name": "lookup", "parameters": schema, "strict": True}}])
     sent = gw.received("US")[-1]["body"]
     assert sent["tools"] == [{"name": "lookup", "input_schema": schema, "strict": True}]
+
+
+EMAIL = "maria.silva@example.com"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_translated_requests_are_inspected_whole_and_their_answers_restored(gw, stream):
+    # every text the translation moves (system texts now blocks or parts) was inspected where the
+    # caller put it: no value reaches the foreign model, and its placeholders come back restored
+    text = f"Meu CPF é {CPF} e meu e-mail {EMAIL}."
+    msgs = [{"role": "system", "content": f"Atenda {EMAIL}."},
+            {"role": "developer", "content": [{"type": "text", "text": f"CPF do titular: {CPF}"},
+                                              {"type": "text", "text": "Seja breve."}]},
+            {"role": "user", "content": text}]
+    if stream:
+        got = "".join([c.choices[0].delta.content or "" async for c in await oai(gw).chat.completions.create(
+            model="claude-only", stream=True, messages=msgs) if c.choices])
+    else:
+        got = (await oai(gw).chat.completions.create(model="claude-only", messages=msgs)).choices[0].message.content
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/messages") and CPF not in str(sent["body"]) and EMAIL not in str(sent["body"])
+    assert [b["text"] for b in sent["body"]["system"]] == ["Atenda [EMAIL_1].", "CPF do titular: [CPF_1]", "Seja breve."]
+    assert got.endswith(text)
+
+    kw = dict(model="gpt-4o-mini", max_tokens=200, messages=[{"role": "user", "content": text}],
+              system=[{"type": "text", "text": f"Atenda {EMAIL}."}, {"type": "text", "text": f"CPF: {CPF}"}])
+    if stream:
+        async with ant(gw).messages.stream(**kw) as s:
+            got = (await s.get_final_message()).content[0].text
+    else:
+        got = (await ant(gw).messages.create(**kw)).content[0].text
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/chat/completions") and CPF not in str(sent["body"]) and EMAIL not in str(sent["body"])
+    assert sent["body"]["messages"][0]["content"] == [{"type": "text", "text": "Atenda [EMAIL_1]."},
+                                                      {"type": "text", "text": "CPF: [CPF_1]"}]
+    assert got.endswith(text)
