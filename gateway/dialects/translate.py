@@ -117,7 +117,7 @@ def _refuse_what_openai_cannot_do(payload: dict) -> None:
         raise DialectError("mcp_servers has no equivalent in the OpenAI dialect")
 
 
-def _anthropic_to_openai(payload: dict, default_max_tokens: int | None = None) -> dict:
+def _anthropic_to_openai(payload: dict, upstream=None) -> dict:
     _refuse_what_openai_cannot_do(payload)
     out: dict = {"model": payload.get("model")}
     msgs: list = []
@@ -185,8 +185,10 @@ def _anthropic_to_openai(payload: dict, default_max_tokens: int | None = None) -
     out["messages"] = msgs
     if "max_tokens" in payload:
         # OpenAI's name for it since the o-series (which refuse the older max_tokens, deprecated for
-        # every chat model); vLLM and SGLang take it too
-        out["max_completion_tokens"] = payload["max_tokens"]
+        # every chat model); vLLM and SGLang take it too. An upstream that knows only max_tokens says so
+        # (``legacy_max_tokens``): Ollama ignores a field it does not know, and the limit would be lost
+        legacy = getattr(upstream, "legacy_max_tokens", False)
+        out["max_tokens" if legacy else "max_completion_tokens"] = payload["max_tokens"]
     for k in ("temperature", "top_p"):
         if k in payload:
             out[k] = payload[k]
@@ -305,7 +307,7 @@ def _refuse_what_claude_cannot_do(payload: dict) -> None:
         raise DialectError("tool_choice of a type other than function has no equivalent in the Anthropic dialect")
 
 
-def _openai_to_anthropic(payload: dict, default_max_tokens: int | None = None) -> dict:
+def _openai_to_anthropic(payload: dict, upstream=None) -> dict:
     _refuse_what_claude_cannot_do(payload)
     out: dict = {"model": payload.get("model")}
     system: list[dict] = []  # Anthropic system text blocks, one per text of a system or developer message
@@ -355,7 +357,7 @@ def _openai_to_anthropic(payload: dict, default_max_tokens: int | None = None) -
     out["messages"] = msgs
     mt = payload.get("max_completion_tokens") or payload.get("max_tokens")
     out["max_tokens"] = mt if isinstance(mt, int) and mt > 0 else _default_max_tokens(
-        payload.get("model"), payload.get("stream") is True, default_max_tokens)
+        payload.get("model"), payload.get("stream") is True, getattr(upstream, "default_max_tokens", None))
     if isinstance(payload.get("temperature"), (int, float)):
         out["temperature"] = min(float(payload["temperature"]), 1.0)  # OpenAI allows up to 2, Anthropic 1
     if "top_p" in payload:
@@ -418,17 +420,16 @@ def carries(src: str, dst: str, endpoint: str) -> bool:
     return src == dst or (src, dst, endpoint) in _TRANSLATIONS
 
 
-def translate_request(src: str, dst: str, endpoint: str, payload: dict,
-                      default_max_tokens: int | None = None) -> tuple[str, dict]:
+def translate_request(src: str, dst: str, endpoint: str, payload: dict, upstream=None) -> tuple[str, dict]:
     """The endpoint and body to send to a ``dst``-dialect upstream for a ``src``-dialect request;
-    ``default_max_tokens``: the upstream's (see ``_default_max_tokens``)."""
+    ``upstream``: its config (``config.Upstream``: ``default_max_tokens``, ``legacy_max_tokens``), if any."""
     if src == dst:
         return endpoint, payload
     pair = _TRANSLATIONS.get((src, dst, endpoint))
     if pair is None:  # (the routing takes no such upstream: see ``carries``)
         raise DialectError(f"{endpoint} cannot be translated from the {src} to the {dst} dialect")
     to, translate = pair
-    return to, translate(payload, default_max_tokens)
+    return to, translate(payload, upstream)
 
 
 # -- answers -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from gateway.config import Upstream
 from gateway.dialects import DialectError
 from gateway.dialects.sse import SSEParser
 from gateway.dialects.translate import StreamTranslator, translate_request, translate_response
@@ -255,7 +256,19 @@ def test_a_forced_tool_call_ending_on_stop_is_a_tool_use_for_an_anthropic_caller
 ])
 def test_claude_s_max_tokens_for_an_openai_caller_without_a_limit(model, stream, configured, sent):
     body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": "oi"}]}
-    _, out = translate_request("openai", "anthropic", "/v1/chat/completions", body, configured)
+    claude = Upstream(name="claude", url="https://api.anthropic.com/v1", dialect="anthropic", residency="US",
+                      default_max_tokens=configured)
+    _, out = translate_request("openai", "anthropic", "/v1/chat/completions", body, claude)
     assert out["max_tokens"] == sent
     body["max_tokens"] = 9  # the caller's own limit always wins
-    assert translate_request("openai", "anthropic", "/v1/chat/completions", body, configured)[1]["max_tokens"] == 9
+    assert translate_request("openai", "anthropic", "/v1/chat/completions", body, claude)[1]["max_tokens"] == 9
+
+
+def test_an_upstream_that_knows_only_max_tokens_gets_the_anthropic_caller_s_limit_as_max_tokens():
+    body = {"model": "m", "max_tokens": 12, "messages": [{"role": "user", "content": "oi"}]}
+    ollama = Upstream(name="ollama", url="http://10.0.0.7:11434/v1", residency="BR", legacy_max_tokens=True)
+    _, out = translate_request("anthropic", "openai", "/v1/messages", body, ollama)
+    assert out["max_tokens"] == 12 and "max_completion_tokens" not in out
+    vllm = Upstream(name="vllm", url="http://10.0.0.5:8000/v1", residency="BR")
+    _, out = translate_request("anthropic", "openai", "/v1/messages", body, vllm)
+    assert out["max_completion_tokens"] == 12 and "max_tokens" not in out

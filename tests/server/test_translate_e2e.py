@@ -402,3 +402,17 @@ async def test_translated_requests_are_inspected_whole_and_their_answers_restore
     assert sent["body"]["messages"][0]["content"] == [{"type": "text", "text": "Atenda [EMAIL_1]."},
                                                       {"type": "text", "text": "CPF: [CPF_1]"}]
     assert got.endswith(text)
+
+
+async def test_an_upstream_s_max_tokens_options_reach_the_translation(gw):
+    # an in-country server that knows only max_tokens (Ollama); a Claude upstream with its own default
+    text = gw.config_path.read_text()
+    text = text.replace("dialect: openai, residency: BR}", "dialect: openai, residency: BR, legacy_max_tokens: true}")
+    text = text.replace("dialect: anthropic, residency: US,", "dialect: anthropic, residency: US, default_max_tokens: 1000,")
+    gw.config_path.write_text(text)
+    assert (await gw.holder.reload())[0]
+    await ant(gw).messages.create(model="llama-3.3-70b", max_tokens=5, messages=[{"role": "user", "content": "oi"}])
+    sent = gw.received("BR")[-1]["body"]
+    assert sent["max_tokens"] == 5 and "max_completion_tokens" not in sent
+    await oai(gw).chat.completions.create(model="claude-only", messages=[{"role": "user", "content": "oi"}])
+    assert gw.received("US")[-1]["body"]["max_tokens"] == 1000
