@@ -341,14 +341,18 @@ def _openai_to_anthropic(payload: dict, upstream=None) -> dict:
             if not blocks and isinstance(m.get("refusal"), str) and m["refusal"]:
                 blocks.append({"type": "text", "text": m["refusal"]})
             for k, call in enumerate(m.get("tool_calls") or []):
+                if call.get("type") == "custom":  # (a custom tool's free-text input: see _refuse_what_claude_cannot_do)
+                    raise DialectError(f"messages[{i}].tool_calls[{k}] (a custom tool call) has no equivalent "
+                                       "in the Anthropic dialect")
                 fn = call.get("function") or {}
                 blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"),
                                "input": _loads_object(fn.get("arguments", ""), f"messages[{i}].tool_calls[{k}].function.arguments")})
             add("assistant", blocks)
         elif role == "tool":
             # several text parts stay apart as text blocks (joined into one string, their words ran together)
+            # and an image (a screenshot tool's, which Claude's tool results take) is sent, not dropped
             blocks = _blocks_of(content, where) if isinstance(content, list) else []
-            result = blocks if len(blocks) > 1 else _text_of(content)
+            result = blocks if len(blocks) > 1 or any(b["type"] != "text" for b in blocks) else _text_of(content)
             add("user", [{"type": "tool_result", "tool_use_id": m.get("tool_call_id"), "content": result}])
         else:
             raise DialectError(f"messages[{i}].role has no equivalent in the Anthropic dialect")

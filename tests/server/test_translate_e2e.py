@@ -416,3 +416,26 @@ async def test_an_upstream_s_max_tokens_options_reach_the_translation(gw):
     assert sent["max_tokens"] == 5 and "max_completion_tokens" not in sent
     await oai(gw).chat.completions.create(model="claude-only", messages=[{"role": "user", "content": "oi"}])
     assert gw.received("US")[-1]["body"]["max_tokens"] == 1000
+
+
+async def test_openai_caller_s_tool_result_image_reaches_claude(gw):
+    # OpenAI-compatible agents hand a screenshot tool's image back in the tool message; Claude's tool
+    # results take images (a US caller: the BR policy keeps content it cannot inspect in the country)
+    shot = {"type": "image_url", "image_url": {"url": "https://example.org/shot.png"}}
+    await oai(gw, "us").chat.completions.create(model="claude-only", tools=TOOLS_O, messages=[
+        {"role": "user", "content": "take a screenshot"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "screen"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": [shot]}])
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/messages")
+    assert sent["body"]["messages"][-1]["content"] == [{"type": "tool_result", "tool_use_id": "call_1", "content": [
+        {"type": "image", "source": {"type": "url", "url": "https://example.org/shot.png"}}]}]
+    # a custom tool's call in the history: a 400 naming it, not a tool_use of no name
+    with pytest.raises(openai.BadRequestError) as e:
+        await oai(gw).chat.completions.create(model="claude-only", messages=[
+            {"role": "user", "content": "rode a consulta"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "custom", "custom": {"name": "sql", "input": "select 1"}}]},
+            {"role": "user", "content": "e agora?"}])
+    assert "messages[1].tool_calls[0] (a custom tool call) has no equivalent" in e.value.message
