@@ -107,9 +107,9 @@ def _refuse_what_openai_cannot_do(payload: dict) -> None:
     call them by) and MCP servers. Dropped on purpose, since the answer keeps its shape and meaning:
     ``top_k`` (a sampling hint OpenAI refuses outright), ``thinking`` and ``output_config.effort``
     (the model reasons as it does; thinking blocks are optional in an answer), ``cache_control``,
-    ``service_tier``, ``speed``, ``inference_geo``, ``context_management`` and ``container`` (Anthropic's
-    own serving), an earlier answer's thinking blocks and citations, and a document's title and
-    context."""
+    ``service_tier``, ``speed``, ``inference_geo``, ``context_management``, ``container`` and
+    ``diagnostics`` (Anthropic's own serving), an earlier answer's thinking blocks and citations, and
+    a text document's title and context."""
     for j, t in enumerate(payload.get("tools") or ()):
         if isinstance(t, dict) and "input_schema" not in t:
             raise DialectError(f"tools[{j}] (a tool Anthropic defines or runs) has no equivalent in the OpenAI dialect")
@@ -279,9 +279,10 @@ def _refuse_what_claude_cannot_do(payload: dict) -> None:
     nothing (``logprobs: false``, an empty list), a parameter passes. Dropped on purpose, since the
     answer keeps its shape and meaning: ``seed``, ``frequency_penalty``, ``presence_penalty`` (sampling
     hints, best effort at OpenAI too), ``reasoning_effort`` and ``verbosity``, ``service_tier``,
-    ``store`` and OpenAI's ``metadata`` (its stored completions' tags), ``prediction``,
-    ``prompt_cache_key`` and ``prompt_cache_retention`` (caching is Anthropic's own), a message's
-    ``name`` and an image's ``detail``."""
+    ``store`` and OpenAI's ``metadata`` (its stored completions' tags), ``prediction``, ``moderation``,
+    ``prompt_cache_key``, ``prompt_cache_options`` and ``prompt_cache_retention`` (caching is
+    Anthropic's own), ``response_format`` text (the default), a message's ``name`` and an image's
+    ``detail``."""
     n = payload.get("n")
     if isinstance(n, int) and not isinstance(n, bool) and n > 1:
         # Claude gives one answer a request: a caller that asked for n choices must not silently get one
