@@ -21,12 +21,13 @@ ANTHROPIC_DEFAULT_MAX_TOKENS = 4096
 ``CLAUDE_MAX_OUTPUT``'s (every Claude model can write that many)."""
 
 CLAUDE_MAX_OUTPUT = (
-    ("claude-opus-4-5", 64000), ("claude-opus-4-1", 32000), ("claude-opus-4", 32000),
+    ("claude-opus-4-6", 128000), ("claude-opus-4-5", 64000), ("claude-opus-4-1", 32000), ("claude-opus-4", 32000),
     ("claude-sonnet-4", 64000), ("claude-haiku-4-5", 64000), ("claude-3-7-sonnet", 64000),
     ("claude-3-5-sonnet", 8192), ("claude-3-5-haiku", 8192), ("claude-3-opus", 4096), ("claude-3-haiku", 4096),
 )
 """The documented maximum output of Claude models, by model name prefix (the longer prefix first):
 what an OpenAI caller that sets no limit gets, as OpenAI's own models write until their maximum.
+(A newer model of a family, such as a later Opus 4.x, gets its family's smallest: never too many.)
 A sent ``max_tokens`` above a model's maximum is a 400, so a model not listed gets the
 conservative ``ANTHROPIC_DEFAULT_MAX_TOKENS`` (an upstream's ``default_max_tokens`` overrides)."""
 

@@ -251,6 +251,7 @@ def test_a_forced_tool_call_ending_on_stop_is_a_tool_use_for_an_anthropic_caller
 
 @pytest.mark.parametrize("model,stream,configured,sent", [
     ("claude-opus-4-1-20250805", True, None, 32000), ("claude-opus-4-5", True, None, 64000),
+    ("claude-opus-4-6", True, None, 128000), ("claude-opus-4-6", False, None, 21333),
     ("claude-3-5-haiku-latest", False, None, 8192), ("claude-sonnet-4-5", False, None, 21333),
     ("a-model-the-gateway-does-not-know", True, None, 4096), ("claude-sonnet-4-5", False, 100000, 100000),
 ])
