@@ -342,6 +342,8 @@ def _openai_to_anthropic(payload: dict, upstream=None) -> dict:
             blocks = [b for b in _blocks_of(content, where) if b["type"] == "text"]
             if not blocks and isinstance(m.get("refusal"), str) and m["refusal"]:
                 blocks.append({"type": "text", "text": m["refusal"]})
+            if m.get("function_call"):  # a legacy function call (its result, role function, is refused too)
+                raise DialectError(f"messages[{i}].function_call has no equivalent in the Anthropic dialect: use tool_calls")
             for k, call in enumerate(m.get("tool_calls") or []):
                 if call.get("type") == "custom":  # (a custom tool's free-text input: see _refuse_what_claude_cannot_do)
                     raise DialectError(f"messages[{i}].tool_calls[{k}] (a custom tool call) has no equivalent "

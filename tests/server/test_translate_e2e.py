@@ -418,7 +418,7 @@ async def test_an_upstream_s_max_tokens_options_reach_the_translation(gw):
     assert gw.received("US")[-1]["body"]["max_tokens"] == 1000
 
 
-async def test_openai_caller_s_tool_result_image_reaches_claude(gw):
+async def test_openai_caller_s_tool_history_reaches_claude_whole_or_is_refused(gw):
     # OpenAI-compatible agents hand a screenshot tool's image back in the tool message; Claude's tool
     # results take images (a US caller: the BR policy keeps content it cannot inspect in the country)
     shot = {"type": "image_url", "image_url": {"url": "https://example.org/shot.png"}}
@@ -439,3 +439,10 @@ async def test_openai_caller_s_tool_result_image_reaches_claude(gw):
                 {"id": "call_1", "type": "custom", "custom": {"name": "sql", "input": "select 1"}}]},
             {"role": "user", "content": "e agora?"}])
     assert "messages[1].tool_calls[0] (a custom tool call) has no equivalent" in e.value.message
+    # and a legacy function call: a 400 too, not an assistant turn without the call
+    with pytest.raises(openai.BadRequestError) as e:
+        await oai(gw).chat.completions.create(model="claude-only", messages=[
+            {"role": "user", "content": "consulte"},
+            {"role": "assistant", "content": None, "function_call": {"name": "lookup", "arguments": '{"q": "x"}'}},
+            {"role": "user", "content": "e agora?"}])
+    assert "messages[1].function_call has no equivalent in the Anthropic dialect" in e.value.message
