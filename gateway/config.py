@@ -159,6 +159,15 @@ class Upstream(_Strict, kw_only=True):
     """Per-read upstream timeout; defaults to ``limits.upstream_timeout_s``."""
     tls: UpstreamTls | None = None
     """For an ``https`` url: the agency CA, a client certificate, the expected server name."""
+    legacy_max_tokens: bool = False
+    """For an `openai` upstream that knows chat's `max_tokens` only, not `max_completion_tokens` (Ollama,
+    vLLM before 0.6): an Anthropic-dialect caller's `max_tokens` is sent as `max_tokens`. Such servers
+    ignore a field they do not know: the caller's limit would be lost. (OpenAI's reasoning models
+    refuse `max_tokens`.)"""
+    default_max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    """For an `anthropic` upstream: the `max_tokens` sent for an OpenAI-dialect request that sets no
+    limit (Claude requires one). Unset: the model's documented maximum output for the Claude models
+    the gateway knows (at most 21333 when the answer is not streamed), 4096 for any other model."""
 
 
 class Route(_Strict, kw_only=True):

@@ -17,7 +17,24 @@ from gateway.dialects.errors import DialectError, stream_error_event
 from gateway.dialects.sse import SSEParser, format_event
 
 ANTHROPIC_DEFAULT_MAX_TOKENS = 4096
-"""Anthropic requires ``max_tokens``; used when an OpenAI caller gave none."""
+"""Anthropic requires ``max_tokens``: sent when an OpenAI caller gave none and the model is none of
+``CLAUDE_MAX_OUTPUT``'s (every Claude model can write that many)."""
+
+CLAUDE_MAX_OUTPUT = (
+    ("claude-opus-4-6", 128000), ("claude-opus-4-5", 64000), ("claude-opus-4-1", 32000), ("claude-opus-4", 32000),
+    ("claude-sonnet-4", 64000), ("claude-haiku-4-5", 64000), ("claude-3-7-sonnet", 64000),
+    ("claude-3-5-sonnet", 8192), ("claude-3-5-haiku", 8192), ("claude-3-opus", 4096), ("claude-3-haiku", 4096),
+)
+"""The documented maximum output of Claude models, by model name prefix (the longer prefix first):
+what an OpenAI caller that sets no limit gets, as OpenAI's own models write until their maximum.
+(A newer model of a family, such as a later Opus 4.x, gets its family's smallest: never too many.)
+A sent ``max_tokens`` above a model's maximum is a 400, so a model not listed gets the
+conservative ``ANTHROPIC_DEFAULT_MAX_TOKENS`` (an upstream's ``default_max_tokens`` overrides)."""
+
+ANTHROPIC_UNSTREAMED_MAX_TOKENS = 21333
+"""The most ``max_tokens`` a request that is not streamed gets by default: above it Anthropic's own
+SDKs refuse to send one without streaming (it may take more than 10 minutes, and idle connections
+that long are cut on the way)."""
 
 _FINISH_TO_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                    "function_call": "tool_use", "content_filter": "refusal"}
@@ -84,14 +101,38 @@ def _a_block_to_part(b: dict, where: str) -> dict:
     raise DialectError(f"{where} ({_type_name(typ)}) has no equivalent in the OpenAI dialect")
 
 
-def _anthropic_to_openai(payload: dict) -> dict:
+def _refuse_what_openai_cannot_do(payload: dict) -> None:
+    """A 400 naming the parameter, for what an Anthropic caller asked that an OpenAI-dialect model
+    cannot do and that would otherwise be dropped: the tools Anthropic runs or defines itself (web
+    search, code execution, bash, a text editor, a computer: no schema an OpenAI-dialect model could
+    call them by) and MCP servers. Dropped on purpose, since the answer keeps its shape and meaning:
+    ``top_k`` (a sampling hint OpenAI refuses outright), ``thinking`` and ``output_config.effort``
+    (the model reasons as it does; thinking blocks are optional in an answer), ``cache_control``,
+    ``service_tier``, ``speed``, ``inference_geo``, ``context_management``, ``container`` and
+    ``diagnostics`` (Anthropic's own serving), an earlier answer's thinking blocks and citations, and
+    a text document's title and context."""
+    for j, t in enumerate(payload.get("tools") or ()):
+        if isinstance(t, dict) and "input_schema" not in t:
+            raise DialectError(f"tools[{j}] (a tool Anthropic defines or runs) has no equivalent in the OpenAI dialect")
+    if payload.get("mcp_servers"):
+        raise DialectError("mcp_servers has no equivalent in the OpenAI dialect")
+
+
+def _anthropic_to_openai(payload: dict, upstream=None) -> dict:
+    _refuse_what_openai_cannot_do(payload)
     out: dict = {"model": payload.get("model")}
     msgs: list = []
     system = payload.get("system")
+    if isinstance(system, list):
+        # several blocks stay apart, as text parts of the system message (joined into one string,
+        # where one ended and the next began was lost); one block is the plain string every server takes
+        for j, b in enumerate(system):
+            if b.get("type") != "text":
+                raise DialectError(f"system[{j}] ({_type_name(b.get('type'))}) has no equivalent in the OpenAI dialect")
+        parts = [{"type": "text", "text": b["text"]} for b in system if b.get("text")]
+        system = parts[0]["text"] if len(parts) == 1 else parts
     if system:
-        text = system if isinstance(system, str) else "\n\n".join(
-            b.get("text", "") for b in system if isinstance(b, dict) and b.get("type") == "text")
-        msgs.append({"role": "system", "content": text})
+        msgs.append({"role": "system", "content": system})
     for i, m in enumerate(payload.get("messages") or []):
         role, content = m.get("role"), m.get("content")
         if isinstance(content, str):
@@ -144,19 +185,25 @@ def _anthropic_to_openai(payload: dict) -> dict:
                 msgs.append({"role": role, "content": parts})
     out["messages"] = msgs
     if "max_tokens" in payload:
-        out["max_tokens"] = payload["max_tokens"]
+        # OpenAI's name for it since the o-series (which refuse the older max_tokens, deprecated for
+        # every chat model); vLLM and SGLang take it too. An upstream that knows only max_tokens says so
+        # (``legacy_max_tokens``): Ollama ignores a field it does not know, and the limit would be lost
+        legacy = getattr(upstream, "legacy_max_tokens", False)
+        out["max_tokens" if legacy else "max_completion_tokens"] = payload["max_tokens"]
     for k in ("temperature", "top_p"):
         if k in payload:
             out[k] = payload[k]
     if payload.get("stop_sequences"):
         out["stop"] = list(payload["stop_sequences"])
-    tools = [t for t in payload.get("tools") or [] if "input_schema" in t]
+    tools = payload.get("tools") or []  # (custom tools only: see above)
     if tools:
         out["tools"] = []
         for t in tools:
             fn = {"name": t["name"], "parameters": t["input_schema"]}
             if t.get("description") is not None:
                 fn["description"] = t["description"]
+            if isinstance(t.get("strict"), bool):  # strict tool use: calls that match the schema, in both APIs
+                fn["strict"] = t["strict"]
             out["tools"].append({"type": "function", "function": fn})
     tc = payload.get("tool_choice")
     if isinstance(tc, dict) and tools:  # OpenAI refuses a tool_choice without tools (400)
@@ -172,7 +219,7 @@ def _anthropic_to_openai(payload: dict) -> dict:
         if tc.get("disable_parallel_tool_use"):
             out["parallel_tool_calls"] = False
     oc = payload.get("output_config")
-    fmt = oc.get("format") if isinstance(oc, dict) else None
+    fmt = oc.get("format") if isinstance(oc, dict) else payload.get("output_format")  # (its older beta form)
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":  # structured output, as OpenAI asks for it
         out["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt.get("schema") or {}}}
     if payload.get("stream") is True:
@@ -214,13 +261,58 @@ def _blocks_of(content, where: str) -> list:
     return [b for b in blocks if b["type"] != "text" or b["text"]]  # Anthropic rejects empty text blocks
 
 
-def _openai_to_anthropic(payload: dict) -> dict:
+def _default_max_tokens(model, stream: bool, configured: int | None) -> int:
+    """The ``max_tokens`` Claude gets when an OpenAI caller set none: the upstream's configured
+    ``default_max_tokens``, else the model's documented maximum output (``CLAUDE_MAX_OUTPUT``), at
+    most ``ANTHROPIC_UNSTREAMED_MAX_TOKENS`` when not streamed. (4096 for every model cut answers
+    OpenAI's models would have finished: finish_reason "length" where the caller expected none.)"""
+    if configured is not None:
+        return configured
+    name = model if isinstance(model, str) else ""
+    most = next((n for prefix, n in CLAUDE_MAX_OUTPUT if name.startswith(prefix)), ANTHROPIC_DEFAULT_MAX_TOKENS)
+    return most if stream else min(most, ANTHROPIC_UNSTREAMED_MAX_TOKENS)
+
+
+def _refuse_what_claude_cannot_do(payload: dict) -> None:
+    """A 400 naming the parameter, for what an OpenAI caller asked that Claude cannot do and that would
+    otherwise be dropped: the caller relies on it (reads logprobs, parses JSON, sends the model
+    functions) and must not get another contract without knowing. Sent with a value that asks for
+    nothing (``logprobs: false``, an empty list), a parameter passes. Dropped on purpose, since the
+    answer keeps its shape and meaning: ``seed``, ``frequency_penalty``, ``presence_penalty`` (sampling
+    hints, best effort at OpenAI too), ``reasoning_effort`` and ``verbosity``, ``service_tier``,
+    ``store`` and OpenAI's ``metadata`` (its stored completions' tags), ``prediction``, ``moderation``,
+    ``prompt_cache_key``, ``prompt_cache_options`` and ``prompt_cache_retention`` (caching is
+    Anthropic's own), ``response_format`` text (the default), a message's ``name`` and an image's
+    ``detail``."""
     n = payload.get("n")
     if isinstance(n, int) and not isinstance(n, bool) and n > 1:
         # Claude gives one answer a request: a caller that asked for n choices must not silently get one
         raise DialectError("n greater than 1 has no equivalent in the Anthropic dialect")
+    if payload.get("logprobs") is True or payload.get("top_logprobs"):
+        raise DialectError("logprobs has no equivalent in the Anthropic dialect: Claude gives no token probabilities")
+    rf = payload.get("response_format")
+    if isinstance(rf, dict) and rf.get("type") == "json_object":
+        # Claude's structured output takes a schema (json_schema), and JSON mode's "any object" is none
+        raise DialectError("response_format json_object has no equivalent in the Anthropic dialect: "
+                           "use json_schema with the object's schema")
+    for name in ("functions", "function_call", "audio", "logit_bias"):
+        if payload.get(name):
+            raise DialectError(f"{name} has no equivalent in the Anthropic dialect")
+    if payload.get("web_search_options") is not None:  # (an empty one asks for web search too)
+        raise DialectError("web_search_options has no equivalent in the Anthropic dialect")
+    if "audio" in (payload.get("modalities") or ()):
+        raise DialectError("modalities audio has no equivalent in the Anthropic dialect")
+    if any(isinstance(t, dict) and t.get("type") != "function" for t in payload.get("tools") or ()):
+        raise DialectError("tools of a type other than function have no equivalent in the Anthropic dialect")
+    tc = payload.get("tool_choice")
+    if isinstance(tc, dict) and not isinstance(tc.get("function"), dict):  # allowed_tools, custom
+        raise DialectError("tool_choice of a type other than function has no equivalent in the Anthropic dialect")
+
+
+def _openai_to_anthropic(payload: dict, upstream=None) -> dict:
+    _refuse_what_claude_cannot_do(payload)
     out: dict = {"model": payload.get("model")}
-    system: list[str] = []
+    system: list[dict] = []  # Anthropic system text blocks, one per text of a system or developer message
     msgs: list = []
 
     def add(role: str, blocks: list) -> None:
@@ -234,7 +326,11 @@ def _openai_to_anthropic(payload: dict) -> dict:
     for i, m in enumerate(payload.get("messages") or []):
         role, content, where = m.get("role"), m.get("content"), f"messages[{i}].content"
         if role in ("system", "developer"):
-            system.append(_text_of(content))
+            # each text its own block, in order: glued into one string, their boundaries were lost
+            for b in _blocks_of(content, where):
+                if b["type"] != "text":
+                    raise DialectError(f"{where} ({b['type']}) has no equivalent in an Anthropic system prompt")
+                system.append(b)
         elif role == "user":
             add("user", _blocks_of(content, where))
         elif role == "assistant":
@@ -246,23 +342,30 @@ def _openai_to_anthropic(payload: dict) -> dict:
             blocks = [b for b in _blocks_of(content, where) if b["type"] == "text"]
             if not blocks and isinstance(m.get("refusal"), str) and m["refusal"]:
                 blocks.append({"type": "text", "text": m["refusal"]})
+            if m.get("function_call"):  # a legacy function call (its result, role function, is refused too)
+                raise DialectError(f"messages[{i}].function_call has no equivalent in the Anthropic dialect: use tool_calls")
             for k, call in enumerate(m.get("tool_calls") or []):
+                if call.get("type") == "custom":  # (a custom tool's free-text input: see _refuse_what_claude_cannot_do)
+                    raise DialectError(f"messages[{i}].tool_calls[{k}] (a custom tool call) has no equivalent "
+                                       "in the Anthropic dialect")
                 fn = call.get("function") or {}
                 blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"),
                                "input": _loads_object(fn.get("arguments", ""), f"messages[{i}].tool_calls[{k}].function.arguments")})
             add("assistant", blocks)
         elif role == "tool":
             # several text parts stay apart as text blocks (joined into one string, their words ran together)
+            # and an image (a screenshot tool's, which Claude's tool results take) is sent, not dropped
             blocks = _blocks_of(content, where) if isinstance(content, list) else []
-            result = blocks if len(blocks) > 1 else _text_of(content)
+            result = blocks if len(blocks) > 1 or any(b["type"] != "text" for b in blocks) else _text_of(content)
             add("user", [{"type": "tool_result", "tool_use_id": m.get("tool_call_id"), "content": result}])
         else:
             raise DialectError(f"messages[{i}].role has no equivalent in the Anthropic dialect")
     if system:
-        out["system"] = "\n\n".join(system)
+        out["system"] = system
     out["messages"] = msgs
     mt = payload.get("max_completion_tokens") or payload.get("max_tokens")
-    out["max_tokens"] = mt if isinstance(mt, int) and mt > 0 else ANTHROPIC_DEFAULT_MAX_TOKENS
+    out["max_tokens"] = mt if isinstance(mt, int) and mt > 0 else _default_max_tokens(
+        payload.get("model"), payload.get("stream") is True, getattr(upstream, "default_max_tokens", None))
     if isinstance(payload.get("temperature"), (int, float)):
         out["temperature"] = min(float(payload["temperature"]), 1.0)  # OpenAI allows up to 2, Anthropic 1
     if "top_p" in payload:
@@ -270,13 +373,15 @@ def _openai_to_anthropic(payload: dict) -> dict:
     stop = payload.get("stop")
     if stop:
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-    tools = [t.get("function") for t in payload.get("tools") or [] if t.get("type") == "function"]
+    tools = [t.get("function") for t in payload.get("tools") or []]  # (functions only: see above)
     if tools:
         out["tools"] = []
         for fn in tools:
             t = {"name": fn.get("name"), "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
             if fn.get("description") is not None:
                 t["description"] = fn["description"]
+            if isinstance(fn.get("strict"), bool):  # (see _anthropic_to_openai)
+                t["strict"] = fn["strict"]
             out["tools"].append(t)
     tc = payload.get("tool_choice")
     choice = None
@@ -323,15 +428,16 @@ def carries(src: str, dst: str, endpoint: str) -> bool:
     return src == dst or (src, dst, endpoint) in _TRANSLATIONS
 
 
-def translate_request(src: str, dst: str, endpoint: str, payload: dict) -> tuple[str, dict]:
-    """The endpoint and body to send to a ``dst``-dialect upstream for a ``src``-dialect request."""
+def translate_request(src: str, dst: str, endpoint: str, payload: dict, upstream=None) -> tuple[str, dict]:
+    """The endpoint and body to send to a ``dst``-dialect upstream for a ``src``-dialect request;
+    ``upstream``: its config (``config.Upstream``: ``default_max_tokens``, ``legacy_max_tokens``), if any."""
     if src == dst:
         return endpoint, payload
     pair = _TRANSLATIONS.get((src, dst, endpoint))
     if pair is None:  # (the routing takes no such upstream: see ``carries``)
         raise DialectError(f"{endpoint} cannot be translated from the {src} to the {dst} dialect")
     to, translate = pair
-    return to, translate(payload)
+    return to, translate(payload, upstream)
 
 
 # -- answers -------------------------------------------------------------------------------------

@@ -180,7 +180,7 @@ def _upstream_body(state: State, ex: Exchange, decision, target, attempt: int) -
     payload["model"] = route.model
     endpoint = ex.endpoint
     if target.cfg.dialect != ex.dialect:
-        endpoint, payload = translate_request(ex.dialect, target.cfg.dialect, endpoint, payload)
+        endpoint, payload = translate_request(ex.dialect, target.cfg.dialect, endpoint, payload, target.cfg)
         # the stop sequences as sent: an answer that says it ended on one of them says so to the caller
         stops = payload.get("stop")
         ex.extra["stops"] = tuple(stops) if isinstance(stops, list) else ()

@@ -66,6 +66,9 @@ models:
     - {{upstream: br-sovereign, model: llama-3.3-70b}}
   gpt-4o:
     - {{upstream: foreign-openai, model: gpt-4o}}
+  o4-mini:                          # an OpenAI reasoning model: chat max_tokens refused, as OpenAI does
+    - {{upstream: foreign-openai, model: o4-mini}}
+    - {{upstream: br-sovereign, model: llama-3.3-70b}}
   llama-3.3-70b:
     - {{upstream: br-sovereign, model: llama-3.3-70b}}
   flaky-foreign:                    # the foreign upstream answers 500; the in-country one is next

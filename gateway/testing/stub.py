@@ -27,8 +27,8 @@ finish/stop reasons, SSE events) so the official SDKs parse it:
     "stop_sequence"`` with ``stop_sequence`` the one that matched). Tool calls ignore them. Max
     tokens win when reached first.
 
-  A value the real API refuses (``n: 0``, ``max_tokens: "8"``, five stops) is a 400 in the
-  endpoint's error shape, naming the field.
+  A value the real API refuses (``n: 0``, ``max_tokens: "8"``, five stops, chat ``max_tokens`` for
+  a reasoning model such as ``o4-mini``) is a 400 in the endpoint's error shape, naming the field.
 - Tools: when the request declares tools and the last user message contains "call tool", the stub
   calls the first tool with ``{"<first parameter>": <the user message>}`` as its arguments. A tool
   result after it (chat ``role: tool``, Responses ``function_call_output``, Anthropic
@@ -232,6 +232,9 @@ def _stops(body: dict, name: str) -> tuple[str, ...]:
     return tuple(x for x in v if x)  # an empty one would match before the first character
 
 
+_REASONING_MODEL = re.compile(r"o\d|gpt-5")
+"""OpenAI's reasoning models (o1, o3, o4-mini, gpt-5…): their chat completions refuse the legacy
+``max_tokens`` (400), as the real API does, and take ``max_completion_tokens`` only."""
 _LIMIT_FIELDS = frozenset(("max_tokens", "max_completion_tokens", "max_output_tokens", "stop", "stop_sequences", "n"))
 
 
@@ -243,6 +246,9 @@ def _limits(endpoint: str, body: dict) -> tuple[int | None, tuple[str, ...], int
         return _int_param(body, "max_tokens"), _stops(body, "stop_sequences"), 1
     if endpoint == "responses":  # no stop sequences and no n in the Responses API
         return _int_param(body, "max_output_tokens"), (), 1
+    if endpoint == "chat/completions" and "max_tokens" in body and _REASONING_MODEL.match(str(body.get("model"))):
+        raise _Invalid("max_tokens", "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                                     "Use 'max_completion_tokens' instead.")
     max_tokens = _int_param(body, "max_completion_tokens") if endpoint == "chat/completions" else None
     if max_tokens is None:  # chat's legacy name, completions' only one
         max_tokens = _int_param(body, "max_tokens")

@@ -41,7 +41,7 @@ def test_anthropic_request_to_openai():
         "name": "lookup_taxpayer", "description": "Look up a taxpayer by CPF",
         "parameters": body["tools"][0]["input_schema"]}}]
     assert out["tool_choice"] == "auto"
-    assert (out["max_tokens"], out["temperature"], out["top_p"], out["stop"]) == (1024, 0.5, 0.9, ["\n\nHuman:"])
+    assert (out["max_completion_tokens"], out["temperature"], out["top_p"], out["stop"]) == (1024, 0.5, 0.9, ["\n\nHuman:"])
     assert "stream" not in out
     # what the upstream receives still holds every inspected text
     texts = {s.text for s in extract_segments("/v1/chat/completions", out)}
@@ -52,7 +52,7 @@ def test_openai_request_to_anthropic():
     body = load("openai/chat_request.json")
     endpoint, out = translate_request("openai", "anthropic", "/v1/chat/completions", body)
     assert endpoint == "/v1/messages"
-    assert out["system"] == "You are a helpful assistant for the tax office."
+    assert out["system"] == [{"type": "text", "text": "You are a helpful assistant for the tax office."}]
     roles = [m["role"] for m in out["messages"]]
     assert roles == ["user", "assistant", "user", "assistant", "user"]  # strictly alternating
     assert out["messages"][0]["content"][1] == {"type": "image", "source": {
@@ -90,7 +90,7 @@ def test_round_trips_keep_the_conversation():
     body["messages"][2]["content"] = body["messages"][2]["content"][:3]  # the text document becomes plain text
     _, o = translate_request("anthropic", "openai", "/v1/messages", body)
     _, a = translate_request("openai", "anthropic", "/v1/chat/completions", o)
-    assert a["system"] == body["system"][0]["text"]
+    assert a["system"] == [{"type": "text", "text": body["system"][0]["text"]}]
     assert a["messages"][1] == body["messages"][1]
     assert a["messages"][2]["content"][0]["content"] == "status: regular; email maria@example.com"
     assert a["messages"][2]["content"][1:] == body["messages"][2]["content"][1:]

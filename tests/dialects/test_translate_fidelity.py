@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from gateway.config import Upstream
 from gateway.dialects import DialectError
 from gateway.dialects.sse import SSEParser
 from gateway.dialects.translate import StreamTranslator, translate_request, translate_response
@@ -193,9 +194,8 @@ def test_an_earlier_refusal_in_the_history_reaches_claude_as_what_the_model_said
 
 
 def test_no_tool_choice_goes_to_an_openai_model_without_tools():
-    # tools Claude's server runs (web search) have no OpenAI form: none is left, so no tool_choice either
     body = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}],
-            "tools": [{"type": "web_search_20250305", "name": "web_search"}], "tool_choice": {"type": "auto"}}
+            "tools": [], "tool_choice": {"type": "auto"}}
     _, out = translate_request("anthropic", "openai", "/v1/messages", body)
     assert "tools" not in out and "tool_choice" not in out
     _, out = translate_request("anthropic", "openai", "/v1/messages", dict(body, tools=None, tool_choice={"type": "none"}))
@@ -247,3 +247,29 @@ def test_a_forced_tool_call_ending_on_stop_is_a_tool_use_for_an_anthropic_caller
     p = SSEParser()
     evs = [json.loads(e.data) for e in p.feed(t.feed(data) + t.finish()) + p.finish()]
     assert [e for e in evs if e["type"] == "message_delta"][0]["delta"]["stop_reason"] == "tool_use"
+
+
+@pytest.mark.parametrize("model,stream,configured,sent", [
+    ("claude-opus-4-1-20250805", True, None, 32000), ("claude-opus-4-5", True, None, 64000),
+    ("claude-opus-4-6", True, None, 128000), ("claude-opus-4-6", False, None, 21333),
+    ("claude-3-5-haiku-latest", False, None, 8192), ("claude-sonnet-4-5", False, None, 21333),
+    ("a-model-the-gateway-does-not-know", True, None, 4096), ("claude-sonnet-4-5", False, 100000, 100000),
+])
+def test_claude_s_max_tokens_for_an_openai_caller_without_a_limit(model, stream, configured, sent):
+    body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": "oi"}]}
+    claude = Upstream(name="claude", url="https://api.anthropic.com/v1", dialect="anthropic", residency="US",
+                      default_max_tokens=configured)
+    _, out = translate_request("openai", "anthropic", "/v1/chat/completions", body, claude)
+    assert out["max_tokens"] == sent
+    body["max_tokens"] = 9  # the caller's own limit always wins
+    assert translate_request("openai", "anthropic", "/v1/chat/completions", body, claude)[1]["max_tokens"] == 9
+
+
+def test_an_upstream_that_knows_only_max_tokens_gets_the_anthropic_caller_s_limit_as_max_tokens():
+    body = {"model": "m", "max_tokens": 12, "messages": [{"role": "user", "content": "oi"}]}
+    ollama = Upstream(name="ollama", url="http://10.0.0.7:11434/v1", residency="BR", legacy_max_tokens=True)
+    _, out = translate_request("anthropic", "openai", "/v1/messages", body, ollama)
+    assert out["max_tokens"] == 12 and "max_completion_tokens" not in out
+    vllm = Upstream(name="vllm", url="http://10.0.0.5:8000/v1", residency="BR")
+    _, out = translate_request("anthropic", "openai", "/v1/messages", body, vllm)
+    assert out["max_completion_tokens"] == 12 and "max_tokens" not in out

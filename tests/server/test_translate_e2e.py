@@ -65,7 +65,7 @@ async def test_an_other_dialect_upstream_s_refusal_reaches_the_caller_in_its_own
         await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=0, messages=[{"role": "user", "content": "oi"}])
     assert gw.received("US")[-1]["path"].endswith("/chat/completions")
     assert e.value.body["error"]["type"] == "invalid_request_error"
-    assert "Invalid 'max_tokens'" in e.value.message and e.value.body["error"]["code"] == "upstream_error"
+    assert "Invalid 'max_completion_tokens'" in e.value.message and e.value.body["error"]["code"] == "upstream_error"
     # and Claude's refusal, an OpenAI caller
     with pytest.raises(openai.BadRequestError) as e:
         await oai(gw).chat.completions.create(model="claude-only", stop=[7], messages=[{"role": "user", "content": "oi"}])
@@ -256,3 +256,193 @@ async def test_anthropic_caller_forcing_a_tool_on_an_openai_model_gets_stop_reas
         async with ant(h).messages.stream(**kw) as s:
             final = await s.get_final_message()
         assert final.stop_reason == "tool_use" and final.content[0].input == {"q": "x"}
+
+
+async def test_anthropic_caller_s_max_tokens_reaches_an_openai_reasoning_model_as_it_takes_it(gw):
+    # o-series models refuse chat's legacy max_tokens; every current OpenAI chat model (and vLLM,
+    # SGLang) takes max_completion_tokens
+    kw = dict(max_tokens=3, messages=[{"role": "user", "content": "um dois três quatro cinco"}])
+    for model in ("o4-mini", "gpt-4o-mini"):
+        msg = await ant(gw).messages.create(model=model, **kw)
+        assert msg.stop_reason == "max_tokens" and msg.usage.output_tokens == 3
+        sent = gw.received("US")[-1]
+        assert sent["path"].endswith("/chat/completions") and sent["body"]["model"] == model
+        assert sent["body"]["max_completion_tokens"] == 3 and "max_tokens" not in sent["body"]
+    async with ant(gw).messages.stream(model="o4-mini", **kw) as s:
+        assert (await s.get_final_message()).stop_reason == "max_tokens"
+
+
+async def test_openai_caller_without_a_limit_gets_claude_s_whole_answer_not_4096_tokens(gw):
+    # an OpenAI model writes until its own maximum when no limit is set; Claude needs max_tokens,
+    # and 4096 of them cut this answer (5 000 of the stub's tokens) short with finish_reason "length"
+    words = " ".join(f"w{i}" for i in range(5000))
+    answer = await oai(gw).chat.completions.create(model="claude-only", messages=[{"role": "user", "content": words}])
+    assert answer.choices[0].finish_reason == "stop" and answer.choices[0].message.content.endswith(" w4999")
+    sent = gw.received("US")[-1]
+    # claude-sonnet-4 writes up to 64 000 tokens; an answer not streamed, at most what Anthropic's
+    # SDKs send without streaming
+    assert sent["path"].endswith("/messages") and sent["body"]["max_tokens"] == 21333
+    await oai(gw).chat.completions.create(model="claude-only", stream=True, messages=[{"role": "user", "content": "oi"}])
+    assert gw.received("US")[-1]["body"]["max_tokens"] == 64000
+    await oai(gw).chat.completions.create(model="claude-only", max_completion_tokens=7,
+                                          messages=[{"role": "user", "content": "oi"}])
+    assert gw.received("US")[-1]["body"]["max_tokens"] == 7
+
+
+@pytest.mark.parametrize("asked,named", [
+    (dict(logprobs=True, top_logprobs=2), "logprobs"),
+    (dict(response_format={"type": "json_object"}), "response_format json_object"),
+    (dict(functions=[{"name": "lookup", "parameters": TOOLS_A[0]["input_schema"]}]), "functions"),
+    (dict(tools=[{"type": "custom", "custom": {"name": "sql"}}]), "tools of a type other than function"),
+    (dict(modalities=["text", "audio"], audio={"voice": "alloy", "format": "wav"}), "audio"),
+    (dict(logit_bias={"1734": -100}), "logit_bias"),
+    (dict(web_search_options={}), "web_search_options"),
+    (dict(tools=TOOLS_O, tool_choice={"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [
+        {"type": "function", "function": {"name": "lookup"}}]}}), "tool_choice of a type other than function"),
+])
+async def test_openai_caller_asking_claude_for_what_it_cannot_do_gets_a_400_naming_it(gw, asked, named):
+    # dropped, the caller would read logprobs None, parse prose as JSON, or never have the model see
+    # its functions, without knowing why
+    before = len(gw.received("US"))
+    with pytest.raises(openai.BadRequestError) as e:
+        await oai(gw).chat.completions.create(model="claude-only", messages=[{"role": "user", "content": "oi"}], **asked)
+    assert named in e.value.message and "Anthropic" in e.value.message
+    assert len(gw.received("US")) == before
+    # asking for nothing passes: logprobs false, JSON mode's plain text
+    answer = await oai(gw).chat.completions.create(model="claude-only", logprobs=False, response_format={"type": "text"},
+                                                   messages=[{"role": "user", "content": "oi"}])
+    assert answer.choices[0].message.content
+
+
+async def test_system_texts_cross_dialects_apart_and_in_order(gw):
+    # joined into one string, where one instruction ended and the next began was lost
+    await oai(gw).chat.completions.create(model="claude-only", messages=[
+        {"role": "system", "content": "Você é o assistente da Receita."},
+        {"role": "developer", "content": [{"type": "text", "text": "Responda em português."},
+                                          {"type": "text", "text": "Seja breve."}]},
+        {"role": "user", "content": "oi"}])
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/messages") and sent["body"]["system"] == [
+        {"type": "text", "text": "Você é o assistente da Receita."}, {"type": "text", "text": "Responda em português."},
+        {"type": "text", "text": "Seja breve."}]
+    await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=32, messages=[{"role": "user", "content": "oi"}],
+                                  system=[{"type": "text", "text": "Você é o assistente da Receita."},
+                                          {"type": "text", "text": "Seja breve.", "cache_control": {"type": "ephemeral"}}])
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/chat/completions") and sent["body"]["messages"][0] == {"role": "system", "content": [
+        {"type": "text", "text": "Você é o assistente da Receita."}, {"type": "text", "text": "Seja breve."}]}
+    # an image in a system message, which Claude's system prompt cannot hold: a 400, not dropped
+    # (a US caller: the BR policy keeps content it cannot inspect in the country)
+    with pytest.raises(openai.BadRequestError) as e:
+        await oai(gw, "us").chat.completions.create(model="claude-only", messages=[
+            {"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://example.org/logo.png"}}]},
+            {"role": "user", "content": "oi"}])
+    assert "messages[0].content (image) has no equivalent in an Anthropic system prompt" in e.value.message
+
+
+async def test_anthropic_caller_asking_an_openai_model_for_anthropic_s_own_tools_gets_a_400_naming_them(gw):
+    # dropped, the model answered without the web search (or the MCP server's tools) the caller gave it
+    for asked, named in ((dict(tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}]),
+                          "tools[0] (a tool Anthropic defines or runs)"),
+                         (dict(extra_body={"mcp_servers": [{"type": "url", "url": "https://mcp.example.org/sse",
+                                                            "name": "docs"}]}), "mcp_servers")):
+        before = len(gw.received("US"))
+        with pytest.raises(anthropic.BadRequestError) as e:
+            await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=32,
+                                          messages=[{"role": "user", "content": "oi"}], **asked)
+        assert named in e.value.message and "OpenAI" in e.value.message
+        assert len(gw.received("US")) == before
+
+
+async def test_strict_tools_and_structured_output_s_older_form_cross_dialects(gw):
+    schema = {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"], "additionalProperties": False}
+    await ant(gw).messages.create(model="gpt-4o-mini", max_tokens=32, messages=[{"role": "user", "content": "oi"}],
+                                  tools=[{"name": "lookup", "input_schema": schema, "strict": True}],
+                                  extra_body={"output_format": {"type": "json_schema", "schema": schema}})
+    sent = gw.received("US")[-1]["body"]
+    assert sent["tools"] == [{"type": "function", "function": {"name": "lookup", "parameters": schema, "strict": True}}]
+    assert sent["response_format"] == {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+    await oai(gw).chat.completions.create(model="claude-only", messages=[{"role": "user", "content": "oi"}], tools=[
+        {"type": "function", "function": {"name": "lookup", "parameters": schema, "strict": True}}])
+    sent = gw.received("US")[-1]["body"]
+    assert sent["tools"] == [{"name": "lookup", "input_schema": schema, "strict": True}]
+
+
+EMAIL = "maria.silva@example.com"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_translated_requests_are_inspected_whole_and_their_answers_restored(gw, stream):
+    # every text the translation moves (system texts now blocks or parts) was inspected where the
+    # caller put it: no value reaches the foreign model, and its placeholders come back restored
+    text = f"Meu CPF é {CPF} e meu e-mail {EMAIL}."
+    msgs = [{"role": "system", "content": f"Atenda {EMAIL}."},
+            {"role": "developer", "content": [{"type": "text", "text": f"CPF do titular: {CPF}"},
+                                              {"type": "text", "text": "Seja breve."}]},
+            {"role": "user", "content": text}]
+    if stream:
+        got = "".join([c.choices[0].delta.content or "" async for c in await oai(gw).chat.completions.create(
+            model="claude-only", stream=True, messages=msgs) if c.choices])
+    else:
+        got = (await oai(gw).chat.completions.create(model="claude-only", messages=msgs)).choices[0].message.content
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/messages") and CPF not in str(sent["body"]) and EMAIL not in str(sent["body"])
+    assert [b["text"] for b in sent["body"]["system"]] == ["Atenda [EMAIL_1].", "CPF do titular: [CPF_1]", "Seja breve."]
+    assert got.endswith(text)
+
+    kw = dict(model="gpt-4o-mini", max_tokens=200, messages=[{"role": "user", "content": text}],
+              system=[{"type": "text", "text": f"Atenda {EMAIL}."}, {"type": "text", "text": f"CPF: {CPF}"}])
+    if stream:
+        async with ant(gw).messages.stream(**kw) as s:
+            got = (await s.get_final_message()).content[0].text
+    else:
+        got = (await ant(gw).messages.create(**kw)).content[0].text
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/chat/completions") and CPF not in str(sent["body"]) and EMAIL not in str(sent["body"])
+    assert sent["body"]["messages"][0]["content"] == [{"type": "text", "text": "Atenda [EMAIL_1]."},
+                                                      {"type": "text", "text": "CPF: [CPF_1]"}]
+    assert got.endswith(text)
+
+
+async def test_an_upstream_s_max_tokens_options_reach_the_translation(gw):
+    # an in-country server that knows only max_tokens (Ollama); a Claude upstream with its own default
+    text = gw.config_path.read_text()
+    text = text.replace("dialect: openai, residency: BR}", "dialect: openai, residency: BR, legacy_max_tokens: true}")
+    text = text.replace("dialect: anthropic, residency: US,", "dialect: anthropic, residency: US, default_max_tokens: 1000,")
+    gw.config_path.write_text(text)
+    assert (await gw.holder.reload())[0]
+    await ant(gw).messages.create(model="llama-3.3-70b", max_tokens=5, messages=[{"role": "user", "content": "oi"}])
+    sent = gw.received("BR")[-1]["body"]
+    assert sent["max_tokens"] == 5 and "max_completion_tokens" not in sent
+    await oai(gw).chat.completions.create(model="claude-only", messages=[{"role": "user", "content": "oi"}])
+    assert gw.received("US")[-1]["body"]["max_tokens"] == 1000
+
+
+async def test_openai_caller_s_tool_history_reaches_claude_whole_or_is_refused(gw):
+    # OpenAI-compatible agents hand a screenshot tool's image back in the tool message; Claude's tool
+    # results take images (a US caller: the BR policy keeps content it cannot inspect in the country)
+    shot = {"type": "image_url", "image_url": {"url": "https://example.org/shot.png"}}
+    await oai(gw, "us").chat.completions.create(model="claude-only", tools=TOOLS_O, messages=[
+        {"role": "user", "content": "take a screenshot"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "screen"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": [shot]}])
+    sent = gw.received("US")[-1]
+    assert sent["path"].endswith("/messages")
+    assert sent["body"]["messages"][-1]["content"] == [{"type": "tool_result", "tool_use_id": "call_1", "content": [
+        {"type": "image", "source": {"type": "url", "url": "https://example.org/shot.png"}}]}]
+    # a custom tool's call in the history: a 400 naming it, not a tool_use of no name
+    with pytest.raises(openai.BadRequestError) as e:
+        await oai(gw).chat.completions.create(model="claude-only", messages=[
+            {"role": "user", "content": "rode a consulta"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "custom", "custom": {"name": "sql", "input": "select 1"}}]},
+            {"role": "user", "content": "e agora?"}])
+    assert "messages[1].tool_calls[0] (a custom tool call) has no equivalent" in e.value.message
+    # and a legacy function call: a 400 too, not an assistant turn without the call
+    with pytest.raises(openai.BadRequestError) as e:
+        await oai(gw).chat.completions.create(model="claude-only", messages=[
+            {"role": "user", "content": "consulte"},
+            {"role": "assistant", "content": None, "function_call": {"name": "lookup", "arguments": '{"q": "x"}'}},
+            {"role": "user", "content": "e agora?"}])
+    assert "messages[1].function_call has no equivalent in the Anthropic dialect" in e.value.message
