@@ -69,6 +69,15 @@ class Reject(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
+def _id_headers(ex: Exchange) -> list[tuple[str, str]]:
+    """The request id as the caller's SDK reads it: ``X-Request-Id`` (the OpenAI SDK's ``request_id``),
+    and for Anthropic callers ``request-id`` too, the header the Anthropic SDK reads into the
+    ``request_id`` of its answers and errors (without it, ``None``: the id to quote to the operator lost)."""
+    if ex.dialect == "anthropic":
+        return [("X-Request-Id", ex.request_id), ("request-id", ex.request_id)]
+    return [("X-Request-Id", ex.request_id)]
+
+
 def _error(dialect: str, status: int, code: str, message: str, headers: list | None = None) -> Response:
     return Response(status, error_body(dialect, status, code, message), headers)
 
@@ -96,6 +105,7 @@ def http_error(holder):
             ex = Exchange(_new_id(), request.path, dialect)
             ex.error = code
             _finish(holder.current, ex)
+            return _error(dialect, status, code, message, _id_headers(ex))  # the id of its record
         return _error(dialect, status, code, message)
 
     return respond
@@ -459,7 +469,7 @@ async def handle(request: Request, state: State) -> Response | None:
         elif r.code == "upstream_error":
             ex.outcome = "upstream_error"
         # otherwise the outcome stays as set: "rejected", or "upstream_error" when every try failed
-        headers = [("X-Request-Id", ex.request_id)]
+        headers = _id_headers(ex)
         if r.headers:
             headers.extend(r.headers.items())
         if ex.decision is not None:
@@ -594,8 +604,9 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
         ex.route = target
         if traced:
             marks.append(("transform", time.time_ns()))
-        route_headers = [("X-Request-Id", ex.request_id), ("X-Soberana-Route", target.cfg.name),
-                         ("X-Soberana-Residency", target.cfg.residency), ("X-Soberana-Decision", decision.decision_id)]
+        route_headers = _id_headers(ex)
+        route_headers += (("X-Soberana-Route", target.cfg.name), ("X-Soberana-Residency", target.cfg.residency),
+                          ("X-Soberana-Decision", decision.decision_id))
         if attempt == 0:
             metrics.OVERHEAD_OBSERVER.observe(time.perf_counter() - t0)
         headers = _headers(request, target)

@@ -165,3 +165,23 @@ async def test_end_user_ids_reach_the_foreign_model_only_as_placeholders(gw):
                                   messages=[{"role": "user", "content": "oi"}])
     sent = gw.received("US")[-1]["body"]
     assert EMAIL not in str(sent) and sent["metadata"]["user_id"] == "[EMAIL_1]"
+
+
+async def test_anthropic_sdk_reads_the_request_id_of_answers_and_errors(gw):
+    # the Anthropic SDK reads `request-id` (OpenAI's, `x-request-id`): the id a caller quotes to the operator
+    raw = await ant(gw).messages.with_raw_response.create(model="claude-sonnet-4", max_tokens=16,
+                                                           messages=[{"role": "user", "content": "oi"}])
+    msg = await raw.parse()
+    assert raw.request_id == raw.headers["X-Request-Id"] and msg._request_id == raw.request_id
+    async with ant(gw).messages.stream(model="claude-sonnet-4", max_tokens=16,
+                                       messages=[{"role": "user", "content": "oi"}]) as s:
+        assert s.request_id and s.request_id == s.response.headers["X-Request-Id"]
+    with pytest.raises(anthropic.NotFoundError) as e:
+        await ant(gw).messages.create(model="no-such-model", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert e.value.request_id and e.value.request_id == e.value.response.headers["X-Request-Id"]
+    assert "the requested model is not available" in e.value.message
+    # a body the server refuses before the handler (too large) has its audit record: its id too
+    with pytest.raises(anthropic.ContentTooLargeError) as e:
+        await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=5,
+                                      messages=[{"role": "user", "content": "x" * 2_000_000}])
+    assert e.value.request_id and e.value.request_id == e.value.response.headers["X-Request-Id"]
