@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from typing import NoReturn
+from urllib.parse import unquote
 
 import orjson
 
@@ -674,6 +675,19 @@ def _exhausted(ex: Exchange, reached: bool) -> NoReturn:
     raise Reject(503, "no_compliant_upstream", "no compliant upstream is reachable for this request")
 
 
+def _usable_models(state: State, principal) -> list[str]:
+    """The models ``principal`` may use: those a request without findings can reach (policy-wise)."""
+    return [m for m, cands in state.registry.models.items()
+            if decide(state.policies, principal, [], cands, "internal").outcome != "blocked"]
+
+
+def _model_object(dialect: str, model: str) -> dict:
+    """A model as the dialect's models endpoints describe it."""
+    if dialect == "anthropic":
+        return {"type": "model", "id": model, "display_name": model, "created_at": "2026-01-01T00:00:00Z"}
+    return {"id": model, "object": "model", "created": 0, "owned_by": "soberana"}
+
+
 async def list_models(request: Request, state: State) -> Response:
     """GET /v1/models: the models this caller may use (those a request without findings can reach).
 
@@ -684,12 +698,31 @@ async def list_models(request: Request, state: State) -> Response:
         principal = await state.auth.authenticate(request.headers)
     except AuthError:
         return _error(dialect, 401, "unauthorized", "missing or invalid credentials")
-    usable = [m for m, cands in state.registry.models.items()
-              if decide(state.policies, principal, [], cands, "internal").outcome != "blocked"]
+    usable = _usable_models(state, principal)
+    data = [_model_object(dialect, m) for m in usable]
     if dialect == "anthropic":
-        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"} for m in usable]
         body = {"data": data, "has_more": False, "first_id": usable[0] if usable else None,
                 "last_id": usable[-1] if usable else None}
     else:
-        body = {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "soberana"} for m in usable]}
+        body = {"object": "list", "data": data}
     return Response(200, orjson.dumps(body))
+
+
+MODEL_PREFIX = "/v1/models/"
+
+
+async def retrieve_model(request: Request, state: State) -> Response:
+    """GET /v1/models/{id} (the SDKs' ``models.retrieve``): the model as listed, when this caller may
+    use it. Any other id, one that exists but this caller may not use included, is a 404: the
+    answer says no more about the gateway's models than the list does."""
+    dialect = _dialect_of_request(request)
+    try:
+        principal = await state.auth.authenticate(request.headers)
+    except AuthError:
+        return _error(dialect, 401, "unauthorized", "missing or invalid credentials")
+    # (the SDKs percent-encode the id: "org/model" arrives as "org%2Fmodel")
+    model = unquote(request.path[len(MODEL_PREFIX):])
+    if model not in state.registry.models or model not in _usable_models(state, principal):
+        # (the id is not quoted: error messages never repeat a request value)
+        return _error(dialect, 404, "not_found", "the requested model is not available through this gateway")
+    return Response(200, orjson.dumps(_model_object(dialect, model)))

@@ -123,6 +123,46 @@ async def test_models_lists_what_the_caller_may_use(gw):
     assert {"gpt-4o-mini", "claude-sonnet-4", "llama-3.3-70b"} <= set(models)
 
 
+def _policies_keeping_mexico_home(tmp_path):
+    """The bundled policies, but Mexico's sends nothing at all abroad: no model here is usable by a
+    Mexican caller (every upstream is abroad for it)."""
+    import shutil
+
+    from gateway.testing.harness import bundled_policies
+
+    dst = tmp_path / "policies"
+    shutil.copytree(bundled_policies(), dst)
+    mx = dst / "mx.yaml"
+    mx.write_text(mx.read_text().replace("rules:\n", "rules:\n  - {id: mx.home_only, title: Nothing leaves, "
+                                         "match: {min_level: public}, domestic: allow, adequate: block, foreign: block}\n", 1))
+    return dst
+
+
+async def test_models_retrieve_answers_for_the_models_the_caller_may_use_and_404_otherwise(tmp_path):
+    # the SDKs' models.retrieve is GET /v1/models/{id}: only a model the caller may use, like the list
+    async with Harness(tmp_path / "gw", policies=_policies_keeping_mexico_home(tmp_path)) as h:
+        m = await oai(h).models.retrieve("claude-only")
+        assert (m.id, m.object, m.owned_by) == ("claude-only", "model", "soberana")
+        info = await ant(h).models.retrieve("gpt-4o-mini")
+        assert (info.id, info.type) == ("gpt-4o-mini", "model")
+        for missing in ("no-such-model", "meta-llama/Llama-3.3-70B"):  # (the SDK sends the / as %2F)
+            with pytest.raises(openai.NotFoundError) as e:
+                await oai(h).models.retrieve(missing)
+            assert e.value.code == "not_found" and "model" in e.value.message
+            assert missing not in e.value.message, "error messages never repeat a request value"
+        with pytest.raises(anthropic.NotFoundError) as e:
+            await ant(h).models.retrieve("no-such-model")
+        assert e.value.body["error"]["code"] == "not_found"
+        # a model that exists but that this caller may not use is as unknown to it as one that does not
+        assert [m.id async for m in oai(h, "mx").models.list()] == []
+        with pytest.raises(openai.NotFoundError):
+            await oai(h, "mx").models.retrieve("gpt-4o-mini")
+        with pytest.raises(anthropic.NotFoundError):
+            await ant(h, "mx").models.retrieve("gpt-4o-mini")
+        with pytest.raises(openai.AuthenticationError):
+            await openai.AsyncOpenAI(base_url=h.url + "/v1", api_key="wrong", max_retries=0).models.retrieve("gpt-4o-mini")
+
+
 async def test_retry_goes_only_to_the_next_compliant_upstream(gw):
     raw = await oai(gw).chat.completions.with_raw_response.create(
         model="flaky-foreign", messages=[{"role": "user", "content": "olá"}])
