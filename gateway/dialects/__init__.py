@@ -22,6 +22,10 @@ ENDPOINTS: dict[str, str] = {
     "/v1/embeddings": "openai",
     "/v1/responses": "openai",
     "/v1/messages": "anthropic",
+    # the conversation of a messages request, sent to be counted: the provider receives every text of
+    # it all the same, so it goes the same way (inspected, decided, transformed, audited). No OpenAI
+    # equivalent to translate it to: only Anthropic upstreams carry it (``translate.carries``)
+    "/v1/messages/count_tokens": "anthropic",
 }
 """Every proxied endpoint and the dialect its callers speak."""
 
@@ -130,6 +134,9 @@ _FIELDS = {
 and settings, each with the words it may hold uninspected (``fields.plain``). Every other field, and a
 setting holding anything else, is inspected generically: a field nobody reads cannot go upstream
 unseen because somebody listed it here."""
+# count_tokens takes the body of a messages request (a setting it does not take, the provider refuses)
+_FIELDS["/v1/messages/count_tokens"] = _FIELDS["/v1/messages"]
+
 
 
 _CALLER_FIELDS = ("user", "safety_identifier", "prompt_cache_key")

@@ -5,7 +5,8 @@ the model that answered is visible, and speaks the real wire formats (ids, objec
 finish/stop reasons, SSE events) so the official SDKs parse it:
 
 - ``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/responses`` (OpenAI),
-  ``POST /v1/messages`` (Anthropic), ``GET /v1/models``; the ``/v1`` prefix is optional.
+  ``POST /v1/messages``, ``/v1/messages/count_tokens`` (Anthropic), ``GET /v1/models``; the ``/v1``
+  prefix is optional.
 - ``"stream": true`` streams token by token (chat.completion.chunk SSE ending with ``data: [DONE]``;
   Anthropic message_start … message_stop; Responses API events).
 - Generation limits, in each endpoint's own fields, as real providers honour them:
@@ -536,6 +537,13 @@ def _embeddings(body: dict) -> dict:
             "usage": {"prompt_tokens": n, "total_tokens": n}}
 
 
+def _input_tokens(body: dict) -> int:
+    """``messages/count_tokens``: the usage rule of thumb over the system prompt and every message."""
+    msgs = body.get("messages")
+    texts = [_text_of(m.get("content")) for m in msgs if isinstance(m, dict)] if isinstance(msgs, list) else []
+    return _count(" ".join([_text_of(body.get("system")), *texts]))
+
+
 def _models(anthropic: bool) -> dict:
     if anthropic:
         data = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"} for m in MODELS]
@@ -644,7 +652,7 @@ class _StubProtocol(asyncio.Protocol):
         if req.method == b"GET" and endpoint == "models":
             self._send(200, orjson.dumps(_models(b"anthropic-version" in req.headers)), ka)
             return
-        if endpoint not in _GENERATE and endpoint != "embeddings":
+        if endpoint not in _GENERATE and endpoint != "embeddings" and endpoint != "messages/count_tokens":
             self._send(404, _error_body(endpoint, 404, f"no such endpoint: {req.path}"), ka)
             return
         if req.method != b"POST":
@@ -673,6 +681,9 @@ class _StubProtocol(asyncio.Protocol):
             return
         if endpoint == "embeddings":
             self._send(200, orjson.dumps(_embeddings(body)), ka)
+            return
+        if endpoint == "messages/count_tokens":
+            self._send(200, orjson.dumps({"input_tokens": _input_tokens(body)}), ka)
             return
         try:
             answer = _Answer(endpoint, body, server.residency)

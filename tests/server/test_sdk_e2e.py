@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anthropic
 import openai
+import orjson
 import pytest
 
 from gateway.testing.harness import Harness
@@ -225,3 +228,32 @@ async def test_anthropic_sdk_reads_the_request_id_of_answers_and_errors(gw):
         await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=5,
                                       messages=[{"role": "user", "content": "x" * 2_000_000}])
     assert e.value.request_id and e.value.request_id == e.value.response.headers["X-Request-Id"]
+
+
+async def test_anthropic_count_tokens_goes_through_inspection_to_claude_only(gw):
+    # messages.count_tokens sends the whole conversation to the provider: the same inspection, policy,
+    # transformation and audit as messages.create, and only to an upstream that speaks Anthropic
+    msgs = [{"role": "user", "content": f"Contribuinte CPF {CPF}, e-mail {EMAIL}."}]
+    raw = await ant(gw).messages.with_raw_response.count_tokens(
+        model="claude-sonnet-4", system=[{"type": "text", "text": "Seja breve."}], messages=msgs)
+    count = await raw.parse()
+    assert count.input_tokens > 5 and raw.headers["X-Soberana-Route"] == "foreign-anthropic"
+    sent = gw.received("US")[-1]
+    assert sent["path"] == "/v1/messages/count_tokens" and sent["auth"]["kind"] == "x-api-key"
+    assert CPF not in sent["raw"] and EMAIL not in sent["raw"] and "[CPF_1]" in sent["raw"]
+    await asyncio.sleep(0.1)  # records are chained at the end of the loop's turn
+    records = [orjson.loads(x) for f in gw.audit_files() for x in f.read_bytes().splitlines() if b'"request_id"' in x]
+    record = next(r for r in records if r["request_id"] == raw.request_id)
+    assert record["endpoint"] == "/v1/messages/count_tokens" and record["outcome"] == "forwarded"
+    # health data may not leave Brazil, and the in-country model cannot count Claude's tokens: refused,
+    # nothing sent (messages.create would go to the in-country model instead)
+    before = len(gw.received("US"))
+    with pytest.raises(anthropic.PermissionDeniedError) as e:
+        await ant(gw).messages.count_tokens(model="claude-sonnet-4", messages=[
+            {"role": "user", "content": "Paciente com diagnóstico de diabetes tipo 2 (CID E11.9)."}])
+    assert e.value.body["error"]["code"] == "policy_blocked"
+    # a model behind OpenAI-dialect upstreams only has nothing to count with: said so, nothing sent
+    with pytest.raises(anthropic.NotFoundError) as e:
+        await ant(gw).messages.count_tokens(model="gpt-4o", messages=[{"role": "user", "content": "oi"}])
+    assert "/v1/messages/count_tokens" in e.value.message
+    assert len(gw.received("US")) == before and not gw.received("BR")
