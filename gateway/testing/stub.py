@@ -34,6 +34,9 @@ finish/stop reasons, SSE events) so the official SDKs parse it:
   calls the first tool with ``{"<first parameter>": <the user message>}`` as its arguments. A tool
   result after it (chat ``role: tool``, Responses ``function_call_output``, Anthropic
   ``tool_result``) counts as the last user message, so the next answer quotes the result.
+- Structured outputs: a request asking for JSON (chat ``response_format``, Responses ``text.format``,
+  Anthropic ``output_config.format`` or ``output_format``; ``json_schema`` or ``json_object``) gets a
+  JSON value of its schema whose every string is the echo, so the SDKs' ``parse`` helpers validate it.
 - Fault modes, chosen by the requested ``model``: ``stub-fail-500`` (500 JSON error), ``stub-hang``
   (never answers), ``stub-reset`` (sends part of the answer, then resets the TCP connection),
   ``stub-slow`` (one token per 50 ms).
@@ -231,6 +234,62 @@ def _stops(body: dict, name: str) -> tuple[str, ...]:
     return tuple(x for x in v if x)  # an empty one would match before the first character
 
 
+_FORMAT_FIELDS = frozenset(("response_format", "text", "output_config", "output_format"))
+
+
+def _output_schema(endpoint: str, body: dict) -> dict | None:
+    """The JSON schema of the structured output a request asks for (``{}`` for plain JSON mode), or
+    None: chat ``response_format``, Responses ``text.format``, Anthropic ``output_config.format`` (or
+    the older ``output_format``)."""
+    if endpoint == "chat/completions":
+        fmt = body.get("response_format")
+    elif endpoint == "responses":
+        fmt = body.get("text").get("format") if isinstance(body.get("text"), dict) else None
+    elif endpoint == "messages":
+        oc = body.get("output_config")
+        fmt = oc.get("format") if isinstance(oc, dict) else body.get("output_format")
+    else:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("json_schema", "json_object"):
+        return None
+    # chat nests the schema in json_schema.schema; the Responses API and Anthropic have it in the format
+    inner = fmt.get("json_schema") if endpoint == "chat/completions" else fmt
+    schema = inner.get("schema") if isinstance(inner, dict) else None
+    return schema if isinstance(schema, dict) else {}
+
+
+def _instance(schema, text: str, root: dict, depth: int = 0):
+    """A value of ``schema`` whose every string is ``text`` (the echo), the first of every choice
+    (``enum``, ``anyOf``, a type list) taken: what an SDK's ``parse`` validates against the schema
+    it sent. ``$ref`` is followed into ``root``'s ``$defs`` (pydantic's nested models)."""
+    if not isinstance(schema, dict) or depth > 16:
+        return text
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target = root
+        for key in ref[2:].split("/"):
+            target = target.get(key) if isinstance(target, dict) else None
+        return _instance(target, text, root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return _instance(schema[key][0], text, root, depth + 1)
+    typ = schema.get("type")
+    if isinstance(typ, list):
+        typ = next((t for t in typ if t != "null"), "null")
+    if typ == "object" or "properties" in schema:
+        props = schema.get("properties")
+        return {k: _instance(v, text, root, depth + 1) for k, v in props.items()} if isinstance(props, dict) else {}
+    if typ == "array":
+        return [_instance(schema.get("items"), text, root, depth + 1)]
+    if typ is None and schema is root:  # JSON mode, or a schema that says nothing: an object all the same
+        return {"answer": text}
+    return {"integer": 0, "number": 0, "boolean": False, "null": None}.get(typ, text)
+
+
 _LIMIT_FIELDS = frozenset(("max_tokens", "max_completion_tokens", "max_output_tokens", "stop", "stop_sequences", "n"))
 
 
@@ -310,9 +369,13 @@ class _Answer:
         self.tool = _tool(endpoint, body, self.user) if endpoint != "completions" else None
         self.choices: list[_Choice] = []
         self.completion_tokens = 0
+        schema = _output_schema(endpoint, body) if self.tool is None and not _FORMAT_FIELDS.isdisjoint(body) else None
         for i in range(n):
             if self.tool is None:
-                c = _Choice(_choice_text(residency, self.user, i, n), self.max_tokens, stops)
+                text = _choice_text(residency, self.user, i, n)
+                if schema is not None:  # structured outputs: the answer is JSON of the schema asked for
+                    text = orjson.dumps(_instance(schema, text, schema)).decode()
+                c = _Choice(text, self.max_tokens, stops)
             else:  # a tool call's arguments: cut by max tokens, not by stop sequences
                 c = _Choice(self.tool[1], self.max_tokens, ())
             self.choices.append(c)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 import anthropic
 import openai
 import orjson
 import pytest
+from pydantic import BaseModel
 
 from gateway.testing.harness import Harness
 from sdk_clients import ant, oai
@@ -257,3 +259,36 @@ async def test_anthropic_count_tokens_goes_through_inspection_to_claude_only(gw)
         await ant(gw).messages.count_tokens(model="gpt-4o", messages=[{"role": "user", "content": "oi"}])
     assert "/v1/messages/count_tokens" in e.value.message
     assert len(gw.received("US")) == before and not gw.received("BR")
+
+
+class _Address(BaseModel):
+    city: str
+
+
+class _Taxpayer(BaseModel):
+    summary: str
+    kind: Literal["pf", "pj"]
+    address: _Address
+    tags: list[str]
+
+
+async def test_structured_outputs_parse_with_the_values_restored_in_every_dialect(gw):
+    # the SDKs' parse helpers send a JSON schema and validate the answer against it; the values the
+    # foreign model saw as placeholders come back inside the JSON, restored
+    text = f"Resuma o contribuinte CPF {CPF}."
+    msgs = [{"role": "user", "content": text}]
+    got = []
+    for model in ("gpt-4o-mini", "claude-only"):  # the OpenAI upstream, and Claude (translated)
+        answer = await oai(gw).chat.completions.parse(model=model, messages=msgs, response_format=_Taxpayer)
+        got.append(answer.choices[0].message.parsed)
+    async with oai(gw).chat.completions.stream(model="gpt-4o-mini", messages=msgs, response_format=_Taxpayer) as s:
+        got.append([e async for e in s if e.type == "content.done"][0].parsed)
+    got.append((await oai(gw).responses.parse(model="gpt-4o-mini", input=text, text_format=_Taxpayer)).output_parsed)
+    for model in ("claude-sonnet-4", "gpt-4o-mini"):  # Claude, and the OpenAI upstream (translated)
+        msg = await ant(gw).messages.parse(model=model, max_tokens=200, messages=msgs, output_format=_Taxpayer)
+        got.append(msg.parsed_output)
+    assert len(got) == 6
+    for parsed in got:
+        assert isinstance(parsed, _Taxpayer) and CPF in parsed.summary and parsed.kind == "pf"
+        assert CPF in parsed.address.city and parsed.tags == [parsed.summary]
+    assert all(CPF not in r["raw"] for r in gw.received("US")) and not gw.received("BR")

@@ -157,6 +157,24 @@ async def test_responses_api_plain_streaming_and_tool(stub):
     assert r.output[0].type == "function_call" and json.loads(r.output[0].arguments) == {"q": "call tool now"}
 
 
+async def test_json_mode_and_structured_outputs_answer_json_of_the_schema(stub):
+    r = await oai(stub).chat.completions.create(model="m", response_format={"type": "json_object"},
+                                                messages=[{"role": "user", "content": TEXT}])
+    assert json.loads(r.choices[0].message.content) == {"answer": f"[stub BR] You said: {TEXT}"}
+    schema = {"type": "object", "properties": {"n": {"type": ["integer", "null"]}, "ok": {"type": "boolean"},
+                                               "e": {"enum": ["b", "a"]}, "o": {"$ref": "#/$defs/O"}},
+              "$defs": {"O": {"type": "object", "properties": {"t": {"type": "string"}}}}}
+    r = await oai(stub).responses.create(model="m", input=TEXT, text={"format": {"type": "json_schema", "name": "x",
+                                                                                 "schema": schema}})
+    assert json.loads(r.output_text) == {"n": 0, "ok": False, "e": "b", "o": {"t": f"[stub BR] You said: {TEXT}"}}
+    m = await ant(stub).messages.create(model="m", max_tokens=100, messages=[{"role": "user", "content": TEXT}],
+                                        output_config={"format": {"type": "json_schema", "schema": schema}})
+    assert json.loads(m.content[0].text)["o"] == {"t": f"[stub BR] You said: {TEXT}"}
+    # a plain text format is the plain echo
+    r = await oai(stub).responses.create(model="m", input=TEXT, text={"format": {"type": "text"}})
+    assert r.output_text == f"[stub BR] You said: {TEXT}"
+
+
 async def test_models_list_in_both_dialects(stub):
     assert "stub-model" in [m.id async for m in oai(stub).models.list()]
     assert "stub-model" in [m.id async for m in ant(stub).models.list()]
