@@ -292,3 +292,14 @@ async def test_structured_outputs_parse_with_the_values_restored_in_every_dialec
         assert isinstance(parsed, _Taxpayer) and CPF in parsed.summary and parsed.kind == "pf"
         assert CPF in parsed.address.city and parsed.tags == [parsed.summary]
     assert all(CPF not in r["raw"] for r in gw.received("US")) and not gw.received("BR")
+
+
+async def test_embeddings_as_the_sdk_asks_for_them_base64_of_the_pseudonymized_input(gw):
+    # the OpenAI SDK asks for base64 by default and decodes the floats itself: the vectors pass untouched
+    from gateway.testing.stub import _embedding
+
+    answer = await oai(gw).embeddings.create(model="gpt-4o-mini", input=["oi", f"Contribuinte CPF {CPF}"])
+    sent = gw.received("US")[-1]["body"]
+    assert sent["encoding_format"] == "base64" and sent["input"] == ["oi", "Contribuinte CPF [CPF_1]"]
+    for got, text in zip(answer.data, sent["input"]):
+        assert got.embedding == pytest.approx(_embedding(text), abs=1e-6)
