@@ -538,8 +538,14 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     # one charge per request, with its token estimate (requests and tokens per agency and per key)
     limiter = state.limiter
     if limiter.enabled:
-        retry = await limiter.check(ex.principal, estimate_tokens(ex.body, ex.payload))
+        tokens = estimate_tokens(ex.body, ex.payload)
+        retry = await limiter.check(ex.principal, tokens)
         if retry is not None:
+            if limiter.never_fits(ex.principal, tokens):
+                # waiting cannot help: `x-should-retry: false` keeps the SDKs from waiting out Retry-After
+                # (a whole minute) for the same answer, twice with their default retries
+                raise Reject(429, "rate_limited", "the request is larger than the token limit per minute and can "
+                             "never be served within it", {"Retry-After": retry_after(retry), "x-should-retry": "false"})
             raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": retry_after(retry)})
     ex.model = request_model(ex.payload)
     ex.stream = request_stream(ex.payload)

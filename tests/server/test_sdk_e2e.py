@@ -198,6 +198,26 @@ async def test_rate_limit_through_the_gateway_in_each_callers_dialect(tmp_path):
         assert (len(h.received("BR")), len(h.received("US"))) == (2, 2)
 
 
+async def test_a_request_larger_than_the_token_limit_is_not_retried_by_the_sdks(tmp_path):
+    # it can never fit: the SDKs' default retries would wait out Retry-After (a whole minute) twice
+    # for the same 429; `x-should-retry: false` tells them not to, and the message says why
+    async with Harness(tmp_path, extra_config="rate_limit: {key_tokens_per_minute: 100}\n") as h:
+        big = [{"role": "user", "content": "palavra " * 200}]
+        client = openai.AsyncOpenAI(base_url=h.url + "/v1", api_key=h.keys["br"])  # the SDK's default retries
+        with pytest.raises(openai.RateLimitError) as e:
+            await asyncio.wait_for(client.chat.completions.create(model="llama-3.3-70b", messages=big), 10)
+        assert e.value.response.headers["x-should-retry"] == "false" and "never" in e.value.message
+        with pytest.raises(anthropic.RateLimitError) as e:
+            await asyncio.wait_for(anthropic.AsyncAnthropic(base_url=h.url, api_key=h.keys["br"]).messages.create(
+                model="claude-sonnet-4", max_tokens=16, messages=big), 10)
+        # a request that fits later is still retried as the SDKs do: no such header
+        await client.chat.completions.create(model="llama-3.3-70b", messages=[{"role": "user", "content": "oi"}])
+        with pytest.raises(openai.RateLimitError) as e:
+            await oai(h).chat.completions.create(model="llama-3.3-70b", messages=[{"role": "user", "content": "oi " * 100}])
+        assert "x-should-retry" not in e.value.response.headers and e.value.message.endswith("rate limit exceeded")
+        assert len(h.received("BR")) == 1, "only the request that fitted was forwarded"
+
+
 async def test_end_user_ids_reach_the_foreign_model_only_as_placeholders(gw):
     # applications often fill the end-user id with an e-mail or a national id
     await oai(gw).chat.completions.create(model="gpt-4o-mini", user=EMAIL, safety_identifier=CPF,
