@@ -22,9 +22,10 @@ ENDPOINTS: dict[str, str] = {
     "/v1/embeddings": "openai",
     "/v1/responses": "openai",
     "/v1/messages": "anthropic",
-    # the conversation of a messages request, sent to be counted: the provider receives every text of
-    # it all the same, so it goes the same way (inspected, decided, transformed, audited). No OpenAI
-    # equivalent to translate it to: only Anthropic upstreams carry it (``translate.carries``)
+    # the input of a request, sent to be counted: the provider receives every text of it all the same,
+    # so it goes the same way (inspected, decided, transformed, audited). Neither has an equivalent in
+    # the other dialect: only upstreams of the caller's dialect carry them (``translate.carries``)
+    "/v1/responses/input_tokens": "openai",
     "/v1/messages/count_tokens": "anthropic",
 }
 """Every proxied endpoint and the dialect its callers speak."""
@@ -134,7 +135,8 @@ _FIELDS = {
 and settings, each with the words it may hold uninspected (``fields.plain``). Every other field, and a
 setting holding anything else, is inspected generically: a field nobody reads cannot go upstream
 unseen because somebody listed it here."""
-# count_tokens takes the body of a messages request (a setting it does not take, the provider refuses)
+# the counts take the body of the request they count (a setting they do not take, the provider refuses)
+_FIELDS["/v1/responses/input_tokens"] = _FIELDS["/v1/responses"]
 _FIELDS["/v1/messages/count_tokens"] = _FIELDS["/v1/messages"]
 
 

@@ -4,9 +4,9 @@ It answers by quoting the last user message — ``[stub BR] You said: <text>`` �
 the model that answered is visible, and speaks the real wire formats (ids, object types, usage,
 finish/stop reasons, SSE events) so the official SDKs parse it:
 
-- ``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/responses`` (OpenAI),
-  ``POST /v1/messages``, ``/v1/messages/count_tokens`` (Anthropic), ``GET /v1/models``; the ``/v1``
-  prefix is optional.
+- ``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/responses``,
+  ``/v1/responses/input_tokens`` (OpenAI), ``POST /v1/messages``, ``/v1/messages/count_tokens``
+  (Anthropic), ``GET /v1/models``; the ``/v1`` prefix is optional.
 - ``"stream": true`` streams token by token (chat.completion.chunk SSE ending with ``data: [DONE]``;
   Anthropic message_start … message_stop; Responses API events).
 - Generation limits, in each endpoint's own fields, as real providers honour them:
@@ -600,11 +600,22 @@ def _embeddings(body: dict) -> dict:
             "usage": {"prompt_tokens": n, "total_tokens": n}}
 
 
-def _input_tokens(body: dict) -> int:
-    """``messages/count_tokens``: the usage rule of thumb over the system prompt and every message."""
-    msgs = body.get("messages")
-    texts = [_text_of(m.get("content")) for m in msgs if isinstance(m, dict)] if isinstance(msgs, list) else []
-    return _count(" ".join([_text_of(body.get("system")), *texts]))
+_COUNTS = frozenset(("messages/count_tokens", "responses/input_tokens"))
+
+
+def _input_tokens(endpoint: str, body: dict) -> dict:
+    """``messages/count_tokens`` and ``responses/input_tokens``: the usage rule of thumb over the
+    system prompt (instructions) and every message (input item)."""
+    if endpoint == "messages/count_tokens":
+        items, system = body.get("messages"), body.get("system")
+    else:
+        items, system = body.get("input"), body.get("instructions")
+    if isinstance(items, str):
+        items = [{"content": items}]
+    texts = [_text_of(m.get("content")) for m in items if isinstance(m, dict)] if isinstance(items, list) else []
+    n = _count(" ".join([_text_of(system), *texts]))
+    return {"input_tokens": n} if endpoint == "messages/count_tokens" else {"object": "response.input_tokens",
+                                                                            "input_tokens": n}
 
 
 def _models(anthropic: bool) -> dict:
@@ -715,7 +726,7 @@ class _StubProtocol(asyncio.Protocol):
         if req.method == b"GET" and endpoint == "models":
             self._send(200, orjson.dumps(_models(b"anthropic-version" in req.headers)), ka)
             return
-        if endpoint not in _GENERATE and endpoint != "embeddings" and endpoint != "messages/count_tokens":
+        if endpoint not in _GENERATE and endpoint not in _COUNTS and endpoint != "embeddings":
             self._send(404, _error_body(endpoint, 404, f"no such endpoint: {req.path}"), ka)
             return
         if req.method != b"POST":
@@ -745,8 +756,8 @@ class _StubProtocol(asyncio.Protocol):
         if endpoint == "embeddings":
             self._send(200, orjson.dumps(_embeddings(body)), ka)
             return
-        if endpoint == "messages/count_tokens":
-            self._send(200, orjson.dumps({"input_tokens": _input_tokens(body)}), ka)
+        if endpoint in _COUNTS:
+            self._send(200, orjson.dumps(_input_tokens(endpoint, body)), ka)
             return
         try:
             answer = _Answer(endpoint, body, server.residency)

@@ -314,7 +314,7 @@ def test_carries_says_what_translate_request_translates(endpoint, dst):
         translated = False
     assert carries(src, dst, endpoint) is translated
     # an Anthropic upstream serves chat and messages (and counts messages' tokens) only; an OpenAI one
-    # every endpoint but the count, which it has no equivalent of
+    # every endpoint but that count, which it has no equivalent of
     if endpoint == "/v1/messages/count_tokens":
         assert translated is (dst == "anthropic")
     else:

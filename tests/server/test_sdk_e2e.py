@@ -323,3 +323,23 @@ async def test_embeddings_as_the_sdk_asks_for_them_base64_of_the_pseudonymized_i
     assert sent["encoding_format"] == "base64" and sent["input"] == ["oi", "Contribuinte CPF [CPF_1]"]
     for got, text in zip(answer.data, sent["input"]):
         assert got.embedding == pytest.approx(_embedding(text), abs=1e-6)
+
+
+async def test_openai_responses_input_tokens_goes_through_inspection_to_openai_upstreams_only(gw):
+    # responses.input_tokens.count, the OpenAI side of count_tokens: the same path as responses.create
+    raw = await oai(gw).responses.input_tokens.with_raw_response.count(
+        model="gpt-4o-mini", instructions="Seja breve.", input=f"Contribuinte CPF {CPF}.")
+    count = raw.parse()
+    assert count.object == "response.input_tokens" and count.input_tokens > 3
+    assert raw.headers["X-Soberana-Route"] == "foreign-openai"
+    sent = gw.received("US")[-1]
+    assert sent["path"] == "/v1/responses/input_tokens" and CPF not in sent["raw"] and "[CPF_1]" in sent["raw"]
+    # health data stays home: counted by the in-country model (an OpenAI-dialect upstream)
+    raw = await oai(gw).responses.input_tokens.with_raw_response.count(
+        model="gpt-4o-mini", input="Paciente com diagnóstico de diabetes tipo 2 (CID E11.9).")
+    assert raw.headers["X-Soberana-Route"] == "br-sovereign"
+    # Claude has nothing to count a Responses input with
+    before = len(gw.received("US"))
+    with pytest.raises(openai.NotFoundError) as e:
+        await oai(gw).responses.input_tokens.count(model="claude-only", input="oi")
+    assert "/v1/responses/input_tokens" in e.value.message and len(gw.received("US")) == before
