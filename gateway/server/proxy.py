@@ -90,8 +90,14 @@ def _dialect_of_request(request: Request) -> str:
 
 
 async def not_found(request: Request, state: State) -> Response:
-    """Any path that is not a proxied or ops endpoint: nothing uninspected passes."""
-    return _error(_dialect_of_request(request), 404, "not_found", "no such endpoint")
+    """Any path that is not a proxied or ops endpoint: nothing uninspected passes. The message says so:
+    an SDK call to an endpoint the gateway does not carry (files, batches, moderations, a stored
+    response) reads as a gateway without it, not as a wrong base URL."""
+    return _error(_dialect_of_request(request), 404, "not_found", NOT_PROXIED)
+
+
+NOT_PROXIED = ("no such endpoint: this gateway passes only the endpoints whose requests it inspects "
+               "(" + ", ".join(["GET /v1/models", *(f"POST {p}" for p in ENDPOINTS)]) + ")")
 
 
 def http_error(holder):

@@ -343,3 +343,18 @@ async def test_openai_responses_input_tokens_goes_through_inspection_to_openai_u
     with pytest.raises(openai.NotFoundError) as e:
         await oai(gw).responses.input_tokens.count(model="claude-only", input="oi")
     assert "/v1/responses/input_tokens" in e.value.message and len(gw.received("US")) == before
+
+
+async def test_an_endpoint_the_gateway_does_not_carry_says_so_in_each_dialect(gw):
+    # nothing uninspected passes: a 404 that tells the SDK user why, rather than a bare "no such endpoint"
+    for call in (lambda: oai(gw).moderations.create(input="oi"), lambda: oai(gw).files.list(),
+                 lambda: oai(gw).responses.retrieve("resp_123")):
+        with pytest.raises(openai.NotFoundError) as e:
+            await call()
+        assert e.value.code == "not_found" and "passes only the endpoints whose requests it inspects" in e.value.message
+        assert "POST /v1/chat/completions" in e.value.message
+    with pytest.raises(anthropic.NotFoundError) as e:
+        await ant(gw).messages.batches.list()
+    assert "passes only the endpoints whose requests it inspects" in e.value.message
+    assert "POST /v1/messages/count_tokens" in e.value.message
+    assert not gw.received("US") and not gw.received("BR")
