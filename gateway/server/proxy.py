@@ -711,13 +711,38 @@ async def list_models(request: Request, state: State) -> Response:
     except AuthError:
         return _error(dialect, 401, "unauthorized", "missing or invalid credentials")
     usable = _usable_models(state, principal)
-    data = [_model_object(dialect, m) for m in usable]
     if dialect == "anthropic":
-        body = {"data": data, "has_more": False, "first_id": usable[0] if usable else None,
-                "last_id": usable[-1] if usable else None}
+        try:
+            page, has_more = _page(request, usable)
+        except ValueError:
+            return _error(dialect, 400, "invalid_request", "limit must be an integer from 1 to 1000")
+        body = {"data": [_model_object(dialect, m) for m in page], "has_more": has_more,
+                "first_id": page[0] if page else None, "last_id": page[-1] if page else None}
     else:
-        body = {"object": "list", "data": data}
+        body = {"object": "list", "data": [_model_object(dialect, m) for m in usable]}
     return Response(200, orjson.dumps(body))
+
+
+def _page(request: Request, models: list[str]) -> tuple[list[str], bool]:
+    """The page of ``models`` an Anthropic list asks for, as the Anthropic API pages them: ``limit``
+    (1 to 1000, 20 by default) after ``after_id`` or before ``before_id``; and whether more are beyond
+    it (the SDK's auto-pagination follows ``has_more`` and ``last_id``). An id not in the list: no page."""
+    raw = request.query_param("limit")
+    limit = int(raw) if raw is not None else 20
+    if not 1 <= limit <= 1000:
+        raise ValueError(raw)
+    before, after = request.query_param("before_id"), request.query_param("after_id")
+    if before is not None:
+        if before not in models:
+            return [], False
+        end = models.index(before)
+        return models[max(0, end - limit):end], end > limit
+    start = 0
+    if after is not None:
+        if after not in models:
+            return [], False
+        start = models.index(after) + 1
+    return models[start:start + limit], start + limit < len(models)
 
 
 MODEL_PREFIX = "/v1/models/"

@@ -128,6 +128,19 @@ async def test_models_lists_what_the_caller_may_use(gw):
     assert {"gpt-4o-mini", "claude-sonnet-4", "llama-3.3-70b"} <= set(models)
 
 
+async def test_anthropic_models_list_pages_as_the_sdk_asks(gw):
+    # the Anthropic API pages its models (limit, after_id, before_id; 20 by default) and the SDK follows
+    # has_more/last_id: a page of `limit` models, and every model once over all the pages
+    everything = [m.id async for m in oai(gw).models.list()]
+    page = await ant(gw).models.list(limit=2)
+    assert [m.id for m in page.data] == everything[:2] and page.has_more and page.last_id == everything[1]
+    assert [m.id async for m in await ant(gw).models.list(limit=2)] == everything  # auto-pagination
+    page = await ant(gw).models.list(before_id=everything[-1], limit=3)
+    assert [m.id for m in page.data] == everything[-4:-1] and page.first_id == everything[-4]
+    with pytest.raises(anthropic.BadRequestError):
+        await ant(gw).models.list(limit=0)
+
+
 def _policies_keeping_mexico_home(tmp_path):
     """The bundled policies, but Mexico's sends nothing at all abroad: no model here is usable by a
     Mexican caller (every upstream is abroad for it)."""
