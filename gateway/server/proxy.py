@@ -266,11 +266,20 @@ def _translated_error_message(state: State, ex: Exchange, raw: bytes, status: in
     return _error_text(state, ex, msg)
 
 
+_RETRY_HEADERS = (("Retry-After", b"retry-after"), ("Retry-After-Ms", b"retry-after-ms"),
+                  ("X-Should-Retry", b"x-should-retry"))
+"""An upstream's word on retrying the 4xx it answered (a 429 above all), relayed with it: the SDKs wait
+as the provider asks (without, they retried on their own short schedule into the same limit)."""
+
+
 async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: list) -> Response:
     # read whole (it is inspected and restored): bounded, or a hostile upstream could fill the memory
     raw = await resp.read(state.config.limits.max_answer_bytes)
-    resp.release()
     status = resp.status
+    if status >= 400:  # (read before the connection goes back to the pool, to its next response)
+        route_headers = route_headers + [(n, v.decode("latin-1")) for n, b in _RETRY_HEADERS
+                                         if (v := resp.header(b)) is not None]
+    resp.release()
     if status >= 400:
         if target.cfg.dialect != ex.dialect:
             # the upstream's own words (why the request was refused), in the caller's dialect's shape

@@ -37,7 +37,8 @@ finish/stop reasons, SSE events) so the official SDKs parse it:
 - Structured outputs: a request asking for JSON (chat ``response_format``, Responses ``text.format``,
   Anthropic ``output_config.format`` or ``output_format``; ``json_schema`` or ``json_object``) gets a
   JSON value of its schema whose every string is the echo, so the SDKs' ``parse`` helpers validate it.
-- Fault modes, chosen by the requested ``model``: ``stub-fail-500`` (500 JSON error), ``stub-hang``
+- Fault modes, chosen by the requested ``model``: ``stub-fail-500`` (500 JSON error),
+  ``stub-rate-limit`` (429 JSON error with ``Retry-After: 3``, as a provider's rate limit), ``stub-hang``
   (never answers), ``stub-reset`` (sends part of the answer, then resets the TCP connection),
   ``stub-slow`` (one token per 50 ms).
 - ``record``: one JSON line per received request, ``{"path", "body", "raw", "auth"}`` where ``raw``
@@ -74,11 +75,13 @@ RESET_AFTER_EVENTS = 3
 MAX_BODY = 64 * 1024 * 1024
 MAX_CHOICES = 128
 """The most choices (``n``) a request may ask for, as in the OpenAI API."""
-MODELS = ("stub-model", "stub-fail-500", "stub-hang", "stub-reset", "stub-slow")
+MODELS = ("stub-model", "stub-fail-500", "stub-rate-limit", "stub-hang", "stub-reset", "stub-slow")
+RATE_LIMIT_RETRY_AFTER = 3
+"""The Retry-After (seconds) of ``stub-rate-limit``'s 429."""
 
 _ids = itertools.count(1)
 _TOKEN = re.compile(r"\s*\S+|\s+")
-_REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
+_REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed", 429: b"Too Many Requests",
             413: b"Payload Too Large", 500: b"Internal Server Error"}
 
 
@@ -190,6 +193,11 @@ def _sse(data: dict, event: str | None = None) -> bytes:
 
 
 def _error_body(endpoint: str, status: int, message: str, param: str | None = None) -> bytes:
+    if status == 429:
+        kind = "rate_limit_error"
+        if endpoint == "messages":
+            return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+        return orjson.dumps({"error": {"message": message, "type": "requests", "param": None, "code": "rate_limit_exceeded"}})
     if endpoint == "messages":
         kind = "api_error" if status >= 500 else "invalid_request_error"
         return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
@@ -629,10 +637,11 @@ def _models(anthropic: bool) -> dict:
 _GENERATE = frozenset(("chat/completions", "completions", "responses", "messages"))
 
 
-def _head(status: int, ctype: bytes, length: int | None, keep_alive: bool) -> bytes:
+def _head(status: int, ctype: bytes, length: int | None, keep_alive: bool, extra: bytes = b"") -> bytes:
+    """The status line and headers; ``extra``: more header lines, each ending with CRLF."""
     framing = b"Transfer-Encoding: chunked\r\nCache-Control: no-cache" if length is None else b"Content-Length: %d" % length
-    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s\r\n%s\r\n" % (
-        status, _REASONS.get(status, b"Unknown"), ctype, framing, b"" if keep_alive else b"Connection: close\r\n")
+    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s\r\n%s%s\r\n" % (
+        status, _REASONS.get(status, b"Unknown"), ctype, framing, extra, b"" if keep_alive else b"Connection: close\r\n")
 
 
 def _chunk(data: bytes) -> bytes:
@@ -712,8 +721,9 @@ class _StubProtocol(asyncio.Protocol):
             self._answer(req)
 
     # answering
-    def _send(self, status: int, body: bytes, keep_alive: bool, ctype: bytes = b"application/json") -> None:
-        self.transport.write(_head(status, ctype, len(body), keep_alive) + body)
+    def _send(self, status: int, body: bytes, keep_alive: bool, ctype: bytes = b"application/json",
+              extra: bytes = b"") -> None:
+        self.transport.write(_head(status, ctype, len(body), keep_alive, extra) + body)
         if not keep_alive:
             self.transport.close()
 
@@ -749,6 +759,10 @@ class _StubProtocol(asyncio.Protocol):
         model = body.get("model")
         if model == "stub-fail-500":
             self._send(500, _error_body(endpoint, 500, "the stub was asked to fail (stub-fail-500)"), ka)
+            return
+        if model == "stub-rate-limit":
+            self._send(429, _error_body(endpoint, 429, "the stub was asked to refuse (stub-rate-limit)"), ka,
+                       extra=b"Retry-After: %d\r\n" % RATE_LIMIT_RETRY_AFTER)
             return
         if model == "stub-hang":
             self.hung = True  # this connection answers nothing more

@@ -371,3 +371,18 @@ async def test_an_endpoint_the_gateway_does_not_carry_says_so_in_each_dialect(gw
     assert "passes only the endpoints whose requests it inspects" in e.value.message
     assert "POST /v1/messages/count_tokens" in e.value.message
     assert not gw.received("US") and not gw.received("BR")
+
+
+async def test_a_provider_s_retry_after_reaches_the_sdk_in_each_dialect(gw):
+    # a provider's 429 is relayed (the request reached it): with its Retry-After, or the SDKs retry on
+    # their own short schedule into the same limit instead of waiting as the provider asks
+    from gateway.testing.stub import RATE_LIMIT_RETRY_AFTER
+
+    for model in ("rate-limited-foreign", "rate-limited-claude"):  # the second translated from Claude's
+        with pytest.raises(openai.RateLimitError) as e:
+            await oai(gw).chat.completions.create(model=model, messages=[{"role": "user", "content": "oi"}])
+        assert e.value.response.headers["retry-after"] == str(RATE_LIMIT_RETRY_AFTER)
+        assert e.value.response.headers["X-Soberana-Route"].startswith("foreign-")
+        with pytest.raises(anthropic.RateLimitError) as e:
+            await ant(gw).messages.create(model=model, max_tokens=8, messages=[{"role": "user", "content": "oi"}])
+        assert e.value.response.headers["retry-after"] == str(RATE_LIMIT_RETRY_AFTER)

@@ -235,6 +235,15 @@ async def test_fail_500_in_each_dialect(stub):
     assert e.value.body["type"] == "error"
 
 
+async def test_rate_limit_in_each_dialect_with_retry_after(stub):
+    with pytest.raises(openai.RateLimitError) as e:
+        await oai(stub).chat.completions.create(model="stub-rate-limit", messages=[{"role": "user", "content": "x"}])
+    assert e.value.code == "rate_limit_exceeded" and e.value.response.headers["retry-after"] == "3"
+    with pytest.raises(anthropic.RateLimitError) as e:
+        await ant(stub).messages.create(model="stub-rate-limit", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+    assert e.value.body["error"]["type"] == "rate_limit_error" and e.value.response.headers["retry-after"] == "3"
+
+
 async def test_hang_never_answers(stub):
     with pytest.raises(openai.APITimeoutError):
         await oai(stub, timeout=0.3).chat.completions.create(model="stub-hang", messages=[{"role": "user", "content": "x"}])
