@@ -30,9 +30,12 @@ ENDPOINTS: dict[str, str] = {
 }
 """Every proxied endpoint and the dialect its callers speak."""
 
+COUNTS = frozenset(("/v1/responses/input_tokens", "/v1/messages/count_tokens"))
+"""The endpoints that count a request's input tokens and generate nothing."""
+
 _EXTRACTORS = {**openai.EXTRACTORS, **anthropic.EXTRACTORS}
 
-__all__ = ["ENDPOINTS", "DialectError", "Segment", "extract_segments", "write_segments",
+__all__ = ["ENDPOINTS", "COUNTS", "DialectError", "Segment", "extract_segments", "write_segments",
            "request_model", "request_stream"]
 
 

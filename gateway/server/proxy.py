@@ -23,7 +23,7 @@ from gateway.app import State
 from gateway.audit.record import build_record, client_string
 from gateway.audit.writer import AuditUnavailable
 from gateway.auth.authenticator import AuthError
-from gateway.dialects import ENDPOINTS, extract_segments, request_model, request_stream, write_segments
+from gateway.dialects import COUNTS, ENDPOINTS, extract_segments, request_model, request_stream, write_segments
 from gateway.dialects.answers import StreamRewriter, map_answer_texts, map_leaves
 from gateway.dialects.errors import DialectError, error_body, stream_error_event
 from gateway.dialects.translate import StreamTranslator, translate_request, translate_response
@@ -553,7 +553,9 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     # one charge per request, with its token estimate (requests and tokens per agency and per key)
     limiter = state.limiter
     if limiter.enabled:
-        tokens = estimate_tokens(ex.body, ex.payload)
+        # a count generates nothing: one request of the caller's, as the providers charge it (agents
+        # count before every turn; charged the tokens counted, they spent the quota twice)
+        tokens = 0 if ex.endpoint in COUNTS else estimate_tokens(ex.body, ex.payload)
         retry = await limiter.check(ex.principal, tokens)
         if retry is not None:
             if limiter.never_fits(ex.principal, tokens):

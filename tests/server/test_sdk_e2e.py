@@ -231,6 +231,20 @@ async def test_a_request_larger_than_the_token_limit_is_not_retried_by_the_sdks(
         assert len(h.received("BR")) == 1, "only the request that fitted was forwarded"
 
 
+async def test_counting_tokens_costs_a_request_not_the_tokens_counted(tmp_path):
+    # a count generates nothing (agents count before every turn): charged one request of the caller's,
+    # as the providers do, not the tokens of the conversation counted
+    async with Harness(tmp_path, extra_config="rate_limit: {key_tokens_per_minute: 100, key_requests_per_minute: 4}\n") as h:
+        big = [{"role": "user", "content": "palavra " * 200}]
+        for _ in range(2):
+            assert (await ant(h).messages.count_tokens(model="claude-sonnet-4", messages=big)).input_tokens > 100
+            assert (await oai(h).responses.input_tokens.count(model="gpt-4o-mini", input=big)).input_tokens > 100
+        with pytest.raises(anthropic.RateLimitError):  # the request itself still is
+            await ant(h).messages.create(model="claude-sonnet-4", max_tokens=8, messages=big)
+        with pytest.raises(anthropic.RateLimitError):  # and the count is one request of the caller's
+            await ant(h).messages.count_tokens(model="claude-sonnet-4", messages=big)
+
+
 async def test_end_user_ids_reach_the_foreign_model_only_as_placeholders(gw):
     # applications often fill the end-user id with an e-mail or a national id
     await oai(gw).chat.completions.create(model="gpt-4o-mini", user=EMAIL, safety_identifier=CPF,
