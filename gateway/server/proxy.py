@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import time
 from typing import NoReturn
 from urllib.parse import unquote
@@ -270,6 +271,9 @@ _RETRY_HEADERS = (("Retry-After", b"retry-after"), ("Retry-After-Ms", b"retry-af
                   ("X-Should-Retry", b"x-should-retry"))
 """An upstream's word on retrying the 4xx it answered (a 429 above all), relayed with it: the SDKs wait
 as the provider asks (without, they retried on their own short schedule into the same limit)."""
+_RETRY_VALUE = re.compile(rb"[0-9]{1,10}(?:\.[0-9]{1,6})?|true|false|[A-Za-z]{3}, [0-9]{2} [A-Za-z]{3} [0-9]{4} [0-9:]{8} GMT")
+"""What those headers hold (seconds, milliseconds, a yes or no, an HTTP date): nothing else an upstream
+puts there reaches the caller unseen (headers are not leak-checked as bodies are)."""
 
 
 async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: list) -> Response:
@@ -278,7 +282,7 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
     status = resp.status
     if status >= 400:  # (read before the connection goes back to the pool, to its next response)
         route_headers = route_headers + [(n, v.decode("latin-1")) for n, b in _RETRY_HEADERS
-                                         if (v := resp.header(b)) is not None]
+                                         if (v := resp.header(b)) is not None and _RETRY_VALUE.fullmatch(v)]
     resp.release()
     if status >= 400:
         if target.cfg.dialect != ex.dialect:
