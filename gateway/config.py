@@ -207,6 +207,11 @@ class Limits(_Strict, kw_only=True):
     """Longest wait for each read from an upstream (a stream may last longer as long as bytes flow)."""
     upstream_connect_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     """Deadline to open a connection to an upstream."""
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 10000
+    """Most client connections one worker keeps open (streams last minutes, so this is not a
+    request rate); past it a new connection is answered 503 `overloaded` (Retry-After: 1) and closed
+    before it is read, and `soberana_connections_refused_total` counts it. Keep it below the
+    process's open-file limit (`ulimit -n`), with room for upstream connections and the audit files."""
     max_answer_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 256 * 1024 * 1024
     """Largest JSON answer taken from an upstream (it is read whole, to be inspected and restored);
     past it the caller gets 502 `upstream_error`. Streamed answers are bounded per event instead."""

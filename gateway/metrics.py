@@ -42,6 +42,8 @@ ERRORS = Counter("soberana_errors_total", "Requests answered with an error, by i
                  "policy_blocked, no_compliant_upstream, upstream_error, payload_too_large, ...)", ["code"],
                  registry=REGISTRY)
 INSPECTION_ERRORS = Counter("soberana_inspection_errors_total", "Inspection or transformation failures", registry=REGISTRY)
+CONNECTIONS_REFUSED = Counter("soberana_connections_refused_total", "Client connections refused past limits.max_connections",
+                              registry=REGISTRY)
 FAIL_OPEN = Counter("soberana_fail_open_total", "Requests forwarded uninspected under on_inspection_error: allow", registry=REGISTRY)
 
 

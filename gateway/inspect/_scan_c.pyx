@@ -1364,6 +1364,7 @@ DEF PT_BITS = 11   # small tables stay in cache: 538 phrases and prefixes today
 DEF PT_SIZE = 1 << PT_BITS
 cdef uint64_t _PT_KEY[PT_SIZE]    # 0 empty
 cdef uint64_t _PT_MASK[PT_SIZE]
+cdef uint8_t _PT_UPPER[PT_SIZE]   # 1: a phrase of CONTEXT_UPPER, context only in capitals
 cdef uint64_t _ALL_MASK = 0        # union of every phrase's mask
 cdef uint8_t _WORD_HUPPER[1024]    # word id -> 1 when it is a HEALTH_UPPER term (capitals only)
 
@@ -1463,6 +1464,7 @@ def _init_words():
     for i in range(PT_SIZE):
         _PT_KEY[i] = 0
         _PT_MASK[i] = 0
+        _PT_UPPER[i] = 0
     _ALL_MASK = 0
     assert len({" ".join(ph.split(" ")[:k]) for ph in tables for k in range(1, 7)}) < PT_SIZE // 2
     for ph, mask in tables.items():
@@ -1473,6 +1475,8 @@ def _init_words():
             key |= (ids[w] + 1) << (10 * k)
             _pt_insert(key, mask if k == len(ws) - 1 else 0)
         _ALL_MASK |= mask
+        if ph in _K.CONTEXT_UPPER:
+            _PT_UPPER[_phrase(key)] = 1
 
 cdef void _pt_insert(uint64_t key, uint64_t mask):
     cdef uint64_t k = (key * 11400714819323198485ULL) >> (64 - PT_BITS)
@@ -1769,6 +1773,7 @@ cdef bint _context(const uchar_t* s, State* S, uint64_t bit, Py_ssize_t p) noexc
     cdef uint64_t key
     cdef int64_t h
     cdef Tok* toks = S.toks
+    cdef bint up
     if not (_ALL_MASK & bit):
         return False
     a = 0
@@ -1794,15 +1799,18 @@ cdef bint _context(const uchar_t* s, State* S, uint64_t bit, Py_ssize_t p) noexc
         key = 0
         u = t
         k = 0
+        up = True
         while True:
             if toks[u].wid < 0:
                 break
             key = _pkey(key, toks[u].wid, k)
             k += 1
+            up = up and toks[u].upper
             h = _phrase(key)
             if h < 0:
                 break
-            if _PT_MASK[h] & bit:
+            # a phrase of CONTEXT_UPPER ("sin", "c c") is context only in capitals
+            if _PT_MASK[h] & bit and (up or not _PT_UPPER[h]):
                 return True
             if u >= hi or k >= 6 or not toks[u].joined:
                 break
@@ -1819,6 +1827,7 @@ cdef uint64_t _context_mask(const uchar_t* s, State* S, Py_ssize_t p) noexcept n
     cdef int k
     cdef uint64_t key, acc = 0
     cdef int64_t h
+    cdef bint up
     cdef Tok* toks = S.toks
     hi = S.ntok - 1
     while hi >= 0 and toks[hi].s >= p:   # last token starting before p
@@ -1832,13 +1841,16 @@ cdef uint64_t _context_mask(const uchar_t* s, State* S, Py_ssize_t p) noexcept n
         key = 0
         u = t
         k = 0
+        up = True
         while True:
             key = _pkey(key, toks[u].wid, k)
             k += 1
+            up = up and toks[u].upper
             h = _phrase(key)
             if h < 0:
                 break
-            acc |= _PT_MASK[h]
+            if up or not _PT_UPPER[h]:   # CONTEXT_UPPER phrases only in capitals
+                acc |= _PT_MASK[h]
             if u >= hi or k >= 6 or not toks[u].joined:
                 break
             u += 1

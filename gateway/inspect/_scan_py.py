@@ -17,7 +17,8 @@ gap between them is 1 to 3 characters, all from ``" \\t.-'’/"``; a phrase's te
 tokens joined by one space; phrases are at most 6 tokens.
 *Context*: a detector's context holds at a position ``p`` when some phrase whose first token
 starts at or after ``p - 40`` and whose last token ends at or before ``p`` is in the detector's
-``keywords.CONTEXT`` set.
+``keywords.CONTEXT`` set, and, when the phrase is in ``keywords.CONTEXT_UPPER`` (acronyms that
+are also ordinary words: "sin", "cc"), every one of its tokens ``isupper()``.
 
 **2. Chunk windows** (every detector whose ``scanner`` is ``window``). A *chunk* is a maximal run of
 ``[0-9A-Za-zÑñ]``, except that a lower-case ``x`` between two ASCII digits starts a new chunk
@@ -119,8 +120,8 @@ from urllib.parse import unquote
 from gateway.inspect.detectors import DETECTORS, INDEX, LAYOUTS, MAX_CHUNKS, MAX_COMPACT, SECRET_PATTERNS
 from gateway.inspect.findings import Finding
 from gateway.inspect.keywords import (
-    CONTEXT, CONTEXT_WINDOW, HEALTH_TERMS, HEALTH_UPPER, ICD10_CONTEXT, MARKING_LABELS, MARKINGS,
-    PASSWORD_KEYS)
+    CONTEXT, CONTEXT_UPPER, CONTEXT_WINDOW, HEALTH_TERMS, HEALTH_UPPER, ICD10_CONTEXT, MARKING_LABELS,
+    MARKINGS, PASSWORD_KEYS)
 from gateway.inspect.normalize import fold_word, normalize_both
 from gateway.inspect.validators import VALIDATORS
 
@@ -167,6 +168,7 @@ _B64_RUN = (re.compile(r"(?s).*[^0-9A-Za-z+/]"), re.compile(r"[0-9A-Za-z+/]*"))
 _PRINTABLE_BYTES = frozenset(range(0x20, 0x7F)) | {9, 10, 13}
 
 _CONTEXT_SETS = tuple(frozenset(CONTEXT.get(d.id, ())) for d in DETECTORS)
+_CONTEXT_UPPER = frozenset(CONTEXT_UPPER)
 _VALIDATE = tuple(VALIDATORS.get(d.validator) if d.validator else None for d in DETECTORS)
 _HEALTH = frozenset(HEALTH_TERMS)
 _HEALTH_UPPER = frozenset(HEALTH_UPPER)
@@ -265,7 +267,8 @@ class _Words:
         return best
 
     def context(self, table: frozenset[str], p: int) -> bool:
-        """Whether a phrase of ``table`` lies within the ``CONTEXT_WINDOW`` characters before ``p``."""
+        """Whether a phrase of ``table`` lies within the ``CONTEXT_WINDOW`` characters before ``p``
+        (one of ``CONTEXT_UPPER`` only when written in capitals)."""
         if not table:
             return False
         toks = self.tokens
@@ -274,8 +277,9 @@ class _Words:
         if hi >= 0 and toks[hi][1] > p:
             hi -= 1
         for t in range(lo, hi + 1):
-            for _, phrase in self.phrases(t, hi):
-                if phrase in table:
+            for u, phrase in self.phrases(t, hi):
+                if phrase in table and (phrase not in _CONTEXT_UPPER or all(
+                        self.norm[toks[k][0]:toks[k][1]].isupper() for k in range(t, u + 1))):
                     return True
         return False
 

@@ -52,7 +52,7 @@ CONTEXT: dict[str, tuple[str, ...]] = {
     "us.ssn": ("ssn", "social security", "social security number"),
     "us.itin": ("itin", "taxpayer identification number", "individual taxpayer identification number"),
     "us.ein": ("ein", "fein", "employer identification number", "tax id"),
-    "ca.sin": ("sin", "social insurance number", "nas", "numero d assurance sociale",
+    "ca.sin": ("sin", "s i n", "social insurance number", "nas", "numero d assurance sociale",
                "assurance sociale"),
     "intl.card": ("cartao", "cartao de credito", "cartao de debito", "tarjeta", "tarjeta de credito",
                   "tarjeta de debito", "card", "credit card", "debit card", "card number", "carte",
@@ -64,7 +64,28 @@ CONTEXT: dict[str, tuple[str, ...]] = {
 }
 """Detector id → context words and phrases. A detector that needs context (see
 ``gateway.inspect.detectors``) reports a value only when one of these ends at most
-``CONTEXT_WINDOW`` characters before it."""
+``CONTEXT_WINDOW`` characters before it (one of :data:`CONTEXT_UPPER` only in capitals)."""
+
+CONTEXT_UPPER: tuple[str, ...] = (
+    "sin", "s i n",  # es "without" ("pagado sin factura"), en "sin"
+    "nas",           # pt "in the" ("nas notas")
+    "sus",           # es "their" ("sus cuotas")
+    "set",           # en "set the timeout to ...", fr/es "set" (tennis, a set of)
+    "run",           # en "run the job", "in the long run"
+    "cc", "c c",     # the "cc:" of an e-mail, "150 cc", pt/es "c/c" (conta/cuenta corrente)
+    "ci", "c i",     # fr "ci-joint", "celle-ci", en "the CI job" in lower case
+    "nit",           # en "nit: rename ..." (code review)
+)
+"""Context words of :data:`CONTEXT` that are also ordinary words of es/pt/en/fr (or of everyday
+technical prose): they count only when every token is written in capitals (``SIN``, ``S.I.N.``,
+``NAS``, ``RUN``, ``CC``, ``C.C.``, ``C.I.``), which is how the acronym is written on a document,
+a form or a label. Their long forms ("social insurance number", "cédula de ciudadanía") count in
+any case. Capitals rather than a label shape (the word followed by ``:``, ``nº`` or the value): the
+ordinary word is as often followed by the number ("pagado sin 130692544") or a colon ("cc: Ana",
+"nit: rename ...") as the acronym is, while capitals separate them (measured by
+``tests/inspect/context_words.py``). The cost: an acronym typed in lower case ("mi cc 1234567") is
+no context. Acronyms seldom used as words next to a number ("rut", "rg", "pis", "dni") count in
+any case: people do type them in lower case ("meu rg é ...")."""
 
 CONTEXT_WINDOW = 40
 """How near a context word must be: the phrase lies within the 40 normalized characters that end

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
+from urllib.parse import urlsplit
 
 from gateway.config import Config, Upstream
 from gateway.dialects import ENDPOINTS
@@ -22,7 +24,7 @@ log = logging.getLogger("soberana.routing")
 class Target:
     """One configured upstream at run time."""
 
-    __slots__ = ("cfg", "pool", "breaker", "auth_headers", "gauge", "latency", "tls_digest")
+    __slots__ = ("cfg", "pool", "breaker", "auth_headers", "key", "gauge", "latency", "tls_digest")
 
     def __init__(self, cfg: Upstream, pool: UpstreamPool, source: str, tls_digest: str = ""):
         self.cfg = cfg
@@ -33,11 +35,14 @@ class Target:
         self.gauge = CIRCUIT.labels(cfg.name)
         self.latency = Observer(UPSTREAM_LATENCY.labels(cfg.name))  # observe(), cheaper (the data path's)
         self.auth_headers: list[tuple[bytes, bytes]] = []
+        self.key: bytes | None = None
+        """The provider key sent to this upstream, to take out of what it answers (``proxy._relay_json``)."""
         if cfg.api_key_env:
             key = os.environ.get(cfg.api_key_env)
             if not key:
                 raise ConfigError(source, None, f"upstreams.{cfg.name}.api_key_env",
                                   f"environment variable {cfg.api_key_env} is not set")
+            self.key = key.encode()
             if cfg.dialect == "anthropic":
                 self.auth_headers = [(b"x-api-key", key.encode())]
             else:
@@ -51,6 +56,20 @@ class Target:
         self.breaker.failure()
         self.gauge.set(self.breaker.state)
         log.warning("upstream %s failed (circuit state %d)", self.cfg.name, self.breaker.state)
+
+
+def _cleartext(url: str) -> bool:
+    """Whether ``url`` is plain HTTP to anything but the loopback (a sidecar's or a test's upstream)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = parts.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name
+        return True
 
 
 class Registry:
@@ -83,6 +102,11 @@ class Registry:
                                 connect_timeout=connect_timeout, read_timeout=read_timeout, ssl_context=ctx,
                                 server_name=u.tls.server_name if u.tls else None)
             self.targets[u.name] = Target(u, pool, config.source, digest)
+            if _cleartext(u.url):
+                # allowed (an in-country model on a private network), but the operator should know
+                log.warning("upstream %s is plain http:// to a host that is not this machine: prompts%s travel "
+                            "unencrypted on that network; use https:// (upstreams.%s.tls)", u.name,
+                            " and its provider key" if u.api_key_env else "", u.name)
         self.models: dict[str, list[Candidate]] = {
             model: [Candidate(r.upstream, self.targets[r.upstream].cfg.residency, r.model) for r in routes]
             for model, routes in config.models.items()

@@ -431,8 +431,27 @@ class _Connection(asyncio.Protocol):
         if server.closing:
             transport.close()
             return
+        if 0 < server.max_connections < len(server._conns):
+            self._refuse_busy()
+            return
         self.idle_since = now = self.loop.time()
         self._arm(now + server.header_timeout)
+
+    def _refuse_busy(self) -> None:
+        """Past ``max_connections``: a 503 at once, before anything is read, and close. A flood of
+        connections then costs one descriptor each for a moment, not the memory and the deadlines of
+        connections being served (and a client gets an answer it retries, not a hang)."""
+        server = self.server
+        self.parser = None
+        if server.on_refused is not None:
+            server.on_refused()
+        resp = server.error_response(None, 503, "overloaded", "this gateway has too many open connections; retry")
+        try:
+            data = _head(503, [("Retry-After", "1")], resp.content_type, len(resp.body), False, "1.1") + resp.body
+        except (ValueError, TypeError):
+            data = _head(503, [("Retry-After", "1")], None, 0, False, "1.1")
+        self.transport.write(data)
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self.parser is None:  # an error was (or is about to be) answered: discard
@@ -896,7 +915,8 @@ class HttpServer:
 
     def __init__(self, handler: Handler, *, error_response: ErrorResponder, max_body_bytes: int,
                  header_timeout: float, body_timeout: float, keepalive_timeout: float = 75.0,
-                 max_head_bytes: int = 65536):
+                 max_head_bytes: int = 65536, max_connections: int = 0,
+                 on_refused: Callable[[], None] | None = None):
         self.handler = handler
         """Called once per request, one at a time per connection."""
         self.error_response = error_response
@@ -912,6 +932,10 @@ class HttpServer:
         """Seconds an idle keep-alive connection stays open."""
         self.max_head_bytes = max_head_bytes
         """Largest request line plus headers (431; 414 for a request target over it on its own)."""
+        self.max_connections = max_connections
+        """Most open client connections (0: no cap); past it a new one is answered 503 and closed."""
+        self.on_refused = on_refused
+        """Called for each connection refused past ``max_connections`` (a metric)."""
         self.closing = False
         """True once shutdown began: responses say Connection: close, new connections are refused."""
         self._in_flight = 0

@@ -40,6 +40,7 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
     """Serve until ``stop`` is set (or SIGTERM/SIGINT); then drain and close.
 
     ``ready(port, holder)`` is called once the port is bound (tests and the demo use it)."""
+    from gateway import metrics
     from gateway.app import StateHolder, build_handler
     from gateway.server.http import HttpServer
     from gateway.server.proxy import http_error
@@ -66,11 +67,13 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
     limits = config.limits
     server = HttpServer(build_handler(holder), error_response=http_error(holder),
                         max_body_bytes=limits.max_body_bytes, header_timeout=limits.header_timeout_s,
-                        body_timeout=limits.body_timeout_s)
+                        body_timeout=limits.body_timeout_s, max_connections=limits.max_connections,
+                        on_refused=metrics.CONNECTIONS_REFUSED.inc)
 
     def new_limits(state) -> None:  # a reload may change the limits; they apply from the next request
         server.max_body_bytes = state.config.limits.max_body_bytes
         server.header_timeout = state.config.limits.header_timeout_s
+        server.max_connections = state.config.limits.max_connections
         server.body_timeout = state.config.limits.body_timeout_s
 
     holder.on_swap.append(new_limits)

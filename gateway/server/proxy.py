@@ -130,6 +130,17 @@ def _level(request: Request) -> str:
     return level if LEVELS.index(level) > LEVELS.index("internal") else "internal"
 
 
+def _check_passed_headers(request: Request) -> None:
+    """The caller's headers the upstream receives (PASS_HEADERS) are text the provider reads, as the
+    body is, but cannot be rewritten: one that holds a finding is refused, not carried past the policy.
+    No API version or beta name holds personal data; the value is not quoted back."""
+    get = request.headers.get
+    for name in PASS_HEADERS:
+        v = get(name)
+        if v is not None and scan(v):
+            raise Reject(400, "invalid_request", f"the {name} header holds data the gateway does not forward")
+
+
 def _inspect(ex: Exchange) -> list[Finding]:
     """Findings per segment (in ex.findings) and the flat list the policy engine decides on. JSON
     escapes read as separators, values split across segments found in each (``scan_texts``; their
@@ -284,6 +295,11 @@ async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: l
         route_headers = route_headers + [(n, v.decode("latin-1")) for n, b in _RETRY_HEADERS
                                          if (v := resp.header(b)) is not None and _RETRY_VALUE.fullmatch(v)]
     resp.release()
+    key = target.key
+    if key is not None and key in raw:
+        # an upstream that quotes the key it was sent (some servers' 401s do; a compromised one may
+        # anywhere): the provider key is the gateway's, never the caller's, whatever its shape
+        raw = raw.replace(key, b"[REDACTED:API_KEY]")
     if status >= 400:
         if target.cfg.dialect != ex.dialect:
             # the upstream's own words (why the request was refused), in the caller's dialect's shape
@@ -396,10 +412,14 @@ async def _relay_stream(request: Request, ex: Exchange, resp, target, route_head
         inner = StreamRestorer(pmap) if pmap is not None and kind == "text" else None
         return _LeakTap(inner, seen)
 
+    key = target.key.decode() if target.key is not None else None
+
     def on_error(text: str) -> str:
         # an error event is whole (no placeholder split across events), and is scanned with the rest,
         # each string a channel of its own (glued to its neighbours, a CPF followed by "server_error" is no CPF)
         out = restore_text(text, pmap, allow_urls=False) if pmap is not None else text
+        if key is not None and key in out:  # quoted by the upstream, as in a JSON error (``_relay_json``)
+            out = out.replace(key, "[REDACTED:API_KEY]")
         seen.add(out, always=True)
         return out
 
@@ -571,6 +591,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     ex.model = request_model(ex.payload)
     ex.stream = request_stream(ex.payload)
     ex.level = _level(request)
+    _check_passed_headers(request)
     # only the model's upstreams whose dialect can carry this endpoint (``Registry.by_endpoint``)
     candidates = state.registry.by_endpoint[ex.endpoint].get(ex.model) if ex.model else None
     if not candidates:
@@ -625,6 +646,11 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
             raise
         except DialectError as e:  # e.g. a part the other dialect cannot carry
             raise Reject(e.status, e.code, str(e)) from None
+        except orjson.JSONEncodeError:
+            # the parsed body holds JSON types only, strings valid and numbers in range: what the
+            # encoder refuses is nesting beyond its 254 levels, which the parser (1024) let in. The
+            # caller's error, and the body is refused whole as any other invalid body
+            raise Reject(400, "invalid_request", "the request body is nested too deeply (more than 254 levels)") from None
         except Exception as e:
             metrics.INSPECTION_ERRORS.inc()
             log.error("transformation failed for request %s: %s", ex.request_id, type(e).__name__)

@@ -89,7 +89,7 @@ models:
     - {{upstream: foreign-anthropic, model: claude-sonnet-4}}
     - {{upstream: br-sovereign, model: llama-3.3-70b}}
 audit: {{path: {h.dir / 'audit'}, checkpoint_every: 50, checkpoint_seconds: 60, fsync: batch{h.audit_extra}}}
-limits: {{max_body_bytes: {h.limits.get('max_body_bytes', 1048576)}, header_timeout_s: {h.limits.get('header_timeout_s', 5)}, body_timeout_s: {h.limits.get('body_timeout_s', 5)}, upstream_timeout_s: {h.limits.get('upstream_timeout_s', 10)}, max_answer_bytes: {h.limits.get('max_answer_bytes', 268435456)}}}
+limits: {{max_body_bytes: {h.limits.get('max_body_bytes', 1048576)}, header_timeout_s: {h.limits.get('header_timeout_s', 5)}, body_timeout_s: {h.limits.get('body_timeout_s', 5)}, upstream_timeout_s: {h.limits.get('upstream_timeout_s', 10)}, max_answer_bytes: {h.limits.get('max_answer_bytes', 268435456)}, max_connections: {h.limits.get('max_connections', 10000)}}}
 {h.extra}"""
 
 

@@ -41,10 +41,12 @@ finish/stop reasons, SSE events) so the official SDKs parse it:
   ``stub-rate-limit`` (429 JSON error with ``Retry-After: 3``, as a provider's rate limit), ``stub-hang``
   (never answers), ``stub-reset`` (sends part of the answer, then resets the TCP connection),
   ``stub-slow`` (one token per 50 ms).
-- ``record``: one JSON line per received request, ``{"path", "body", "raw", "auth"}`` where ``raw``
-  is the body's bytes as received (UTF-8 text: what the parsed ``body`` may not show, such as the
-  first of two duplicate keys) and ``auth`` is ``null`` or ``{"kind": "bearer" | "x-api-key",
-  "sha256": <hex of the key>}`` (never the key).
+- ``record``: one JSON line per received request, ``{"path", "query", "body", "raw", "auth",
+  "headers"}`` where ``query`` is the target's query string (``""`` when none), ``raw`` is the
+  body's bytes as received (UTF-8 text: what the parsed ``body`` may not show, such as the first
+  of two duplicate keys), ``auth`` is ``null`` or ``{"kind": "bearer" |
+  "x-api-key", "sha256": <hex of the key>}`` (never the key), and ``headers`` every other request
+  header, lower-cased name to value (what a gateway passed on besides the body).
 
 It is the upstream in benchmarks, so it is a raw asyncio protocol with ``httptools`` parsing, not an
 aiohttp app: a non-streaming answer is built and written inside ``data_received``.
@@ -649,7 +651,7 @@ def _chunk(data: bytes) -> bytes:
 
 
 class _Request:
-    __slots__ = ("method", "path", "headers", "body", "keep_alive")
+    __slots__ = ("method", "path", "query", "headers", "body", "keep_alive")
 
 
 class _StubProtocol(asyncio.Protocol):
@@ -712,7 +714,8 @@ class _StubProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         req = self.req
         req.method = self.parser.get_method()
-        req.path = self.url.split(b"?", 1)[0].decode("latin-1")
+        path, _, query = self.url.partition(b"?")
+        req.path, req.query = path.decode("latin-1"), query.decode("latin-1")
         req.body = b"".join(self.parts)
         req.keep_alive = self.parser.should_keep_alive()
         if self.busy is not None or self.hung:
@@ -750,8 +753,10 @@ class _StubProtocol(asyncio.Protocol):
             self._send(400, _error_body(endpoint, 400, "the body is not a JSON object"), ka)
             return
         if server._record is not None:
-            seen = {"path": req.path, "body": body, "raw": req.body.decode("utf-8", "replace"),
-                    "auth": _auth(req.headers)}
+            seen = {"path": req.path, "query": req.query, "body": body, "raw": req.body.decode("utf-8", "replace"),
+                    "auth": _auth(req.headers),
+                    "headers": {k.decode("latin-1"): v.decode("latin-1") for k, v in req.headers.items()
+                                if k not in (b"authorization", b"x-api-key")}}
             if b"traceparent" in req.headers:  # what a traced gateway propagated
                 seen["traceparent"] = req.headers[b"traceparent"].decode("latin-1")
             server._record.write(orjson.dumps(seen, option=orjson.OPT_APPEND_NEWLINE))

@@ -195,6 +195,36 @@ async def test_a_tls_failure_forwards_nothing(pki, tls, code, why):
         await stub.close()
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+async def test_an_upstream_that_offers_only_tls_1_1_receives_nothing(pki, tmp_path):
+    """TLS 1.2 or later, the peer verified and its name checked, in every upstream context; an
+    upstream stuck on TLS 1.1 (which this OpenSSL still speaks when asked) gets no request."""
+    from pathlib import Path
+
+    from gateway.config import UpstreamTls
+    from gateway.tls import client_context
+
+    for ctx in (client_context(None, Path), client_context(UpstreamTls(ca_file="ca.pem"), lambda p: pki.dir / p)):
+        assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+        assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    old.load_cert_chain(pki.dir / "server.pem", pki.dir / "server.key")
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")
+    old.minimum_version, old.maximum_version = ssl.TLSVersion.TLSv1_1, ssl.TLSVersion.TLSv1_1
+    init_keys(pki.dir / "keys")
+    stub = await start_stub("127.0.0.1", 0, "BR", ssl_context=old)
+    path = pki.dir / "soberana.yaml"
+    path.write_text(_config(pki.dir, stub.url, f"{{ca_file: ca.pem, server_name: {SERVER_NAME}}}"))
+    try:
+        async with Gateway(path) as gw:
+            with pytest.raises(openai.APIStatusError) as e:
+                await gw.ask()
+            assert e.value.status_code == 503 and e.value.body["code"] == "no_compliant_upstream"
+            assert stub.requests == 0
+    finally:
+        await stub.close()
+
+
 async def test_a_renewed_client_certificate_takes_effect_on_reload(pki):
     stub, path = await _serve(pki, FULL)
     try:

@@ -44,3 +44,35 @@ async def test_an_upstream_is_a_candidate_only_for_the_endpoints_its_dialect_can
         assert retry.outcome == "unavailable" and retry.route is None  # never the one that cannot carry it
     finally:
         await r.close()
+
+
+async def test_a_plain_http_upstream_off_this_machine_is_named_in_a_warning(caplog, monkeypatch):
+    """Plain http:// is allowed (an in-country model on a private network) but said at start and at a
+    reload that adds it: the prompts, and the provider key when there is one, cross that network in
+    clear. Loopback upstreams (a sidecar's, a test's) and https:// ones are not named."""
+    monkeypatch.setenv("BR_MODEL_KEY", "sk-test")
+    text = """\
+auth: {mode: none}
+upstreams:
+  - {name: br-sovereign, url: "http://10.0.0.5:8000/v1", dialect: openai, residency: BR, api_key_env: BR_MODEL_KEY}
+  - {name: br-named, url: "http://llm.interno.gov.br/v1", dialect: openai, residency: BR}
+  - {name: sidecar, url: "http://127.0.0.1:9/v1", dialect: openai, residency: BR, api_key_env: BR_MODEL_KEY}
+  - {name: local, url: "http://localhost:9/v1", dialect: openai, residency: BR}
+  - {name: v6, url: "http://[::1]:9/v1", dialect: openai, residency: BR}
+  - {name: tls, url: "https://10.0.0.6/v1", dialect: openai, residency: BR}
+models:
+  m: [{upstream: br-sovereign, model: m}]
+"""
+    with caplog.at_level("WARNING", logger="soberana.routing"):
+        r = Registry(config_from_text(text))
+    try:
+        named = {m.split()[1]: m for m in (rec.getMessage() for rec in caplog.records) if "plain http" in m}
+        assert set(named) == {"br-sovereign", "br-named"}
+        assert "and its provider key" in named["br-sovereign"] and "provider key" not in named["br-named"]
+        assert "sk-test" not in caplog.text
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="soberana.routing"):
+            r2 = Registry(config_from_text(text), previous=r)  # a reload that changes nothing says nothing
+        assert "plain http" not in caplog.text
+    finally:
+        await r.close()

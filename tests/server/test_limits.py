@@ -136,3 +136,44 @@ async def test_a_json_answer_over_max_answer_bytes_is_a_502_and_the_next_request
         await asyncio.sleep(0.1)  # records are chained at the end of the loop's turn
         recs = [orjson.loads(x) for f in h.audit_files() for x in f.read_bytes().splitlines() if b'"request_id"' in x]
         assert [r["outcome"] for r in recs] == ["upstream_error", "forwarded"]
+
+
+async def test_connections_past_max_connections_are_answered_503_and_closed(tmp_path):
+    """A flood of connections cannot take the worker: past limits.max_connections a new one gets a 503
+    `overloaded` with Retry-After at once, unread, and is closed; the connections already open are
+    served, and a closed one frees its slot. A reload changes the cap for the next connections."""
+    from gateway import metrics
+
+    async with Harness(tmp_path, limits={"max_connections": 3}) as h:
+        host, port = h.url.split("//")[1].split(":")
+        refused = metrics.CONNECTIONS_REFUSED._value.get()
+        held = [await asyncio.open_connection(host, int(port)) for _ in range(3)]
+        await asyncio.sleep(0.1)  # (accepted)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        answer = await asyncio.wait_for(reader.read(), 5)  # to the end: the gateway closed it
+        writer.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in head and b"Connection: close" in head
+        assert orjson.loads(body)["error"]["code"] == "overloaded"
+        assert metrics.CONNECTIONS_REFUSED._value.get() == refused + 1
+
+        # a connection that was let in is served as usual
+        r0, w0 = held[0]
+        w0.write(f"GET /-/healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        assert (await asyncio.wait_for(r0.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 200")
+        # one closed frees its slot for the next
+        held[1][1].close()
+        await asyncio.sleep(0.1)
+        async with aiohttp.ClientSession() as s:
+            async with s.get(h.url + "/-/healthz") as r:
+                assert r.status == 200
+        await asyncio.sleep(0.1)
+        # the reloaded cap applies from the next connection
+        h.config_path.write_text(h.config_path.read_text().replace("max_connections: 3", "max_connections: 1"))
+        ok, _ = await h.holder.reload()
+        assert ok
+        reader, writer = await asyncio.open_connection(host, int(port))
+        assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 503")
+        writer.close()
+        for _, w in held:
+            w.close()

@@ -261,3 +261,12 @@ async def test_reasoning_content_of_openai_compatible_servers_is_restored_and_le
     assert records[-1]["leaks"] == 1  # someone else's key, counted
     if not stream:  # (a stream is counted, not held back)
         assert got == f"o usuário deu {CPF}; a chave é [REDACTED:API_KEY]"
+
+
+async def test_an_ordinary_word_before_a_number_is_no_context_word_but_the_acronym_is(gw):
+    # Spanish "sin" (without) is not Canada's SIN, nor the "cc:" of an e-mail a Colombian CC:
+    # those numbers reach the model as written; the same digits after "SIN" / "CC" do not
+    text = ("Pagado sin 130692544, cc: Ana 1234567. Empleado: SIN 130692544, C.C. 7654321.")
+    await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": text}])
+    sent = gw.received("US")[-1]["body"]["messages"][0]["content"]
+    assert sent == "Pagado sin 130692544, cc: Ana 1234567. Empleado: SIN [SIN_1], C.C. [CC_1]."

@@ -214,6 +214,9 @@ async def test_record_holds_path_body_and_only_a_hash_of_the_key(stub):
     assert a["auth"] == {"kind": "bearer", "sha256": hashlib.sha256(b"sk-test-key").hexdigest()}
     assert b["path"] == "/v1/messages"  # this SDK version sends its key as a bearer token
     assert b["auth"]["sha256"] == hashlib.sha256(b"sk-ant-test").hexdigest()
+    # the other headers are recorded as received; the key's headers only as the hash above
+    assert a["headers"]["content-type"] == "application/json" and "authorization" not in a["headers"]
+    assert b["headers"]["anthropic-version"] and "sk-ant-test" not in str(b["headers"])
     pool = UpstreamPool(stub.url)
     for headers in ([(b"x-api-key", b"sk-ant-raw")], []):
         resp = await pool.request("POST", "/messages", headers, b'{"model": "c", "messages": []}')
