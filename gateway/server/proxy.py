@@ -71,6 +71,11 @@ class Reject(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
+_NO_RETRY = {"x-should-retry": "false"}
+"""On an answer that the same request would get again (its inspection failed, it can never fit the
+rate limit): the SDKs retry 429s and 5xx by default, and obey this header not to."""
+
+
 def _id_headers(ex: Exchange) -> list[tuple[str, str]]:
     """The request id as the caller's SDK reads it: ``X-Request-Id`` (the OpenAI SDK's ``request_id``),
     and for Anthropic callers ``request-id`` too, the header the Anthropic SDK reads into the
@@ -586,7 +591,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
                 # waiting cannot help: `x-should-retry: false` keeps the SDKs from waiting out Retry-After
                 # (a whole minute) for the same answer, twice with their default retries
                 raise Reject(429, "rate_limited", "the request is larger than the token limit per minute and can "
-                             "never be served within it", {"Retry-After": retry_after(retry), "x-should-retry": "false"})
+                             "never be served within it", {"Retry-After": retry_after(retry), **_NO_RETRY})
             raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": retry_after(retry)})
     ex.model = request_model(ex.payload)
     ex.stream = request_stream(ex.payload)
@@ -607,7 +612,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
         metrics.INSPECTION_ERRORS.inc()
         log.error("inspection failed for request %s: %s", ex.request_id, type(e).__name__)
         if cfg.on_inspection_error != "allow":
-            raise Reject(503, "inspection_failed", "the request could not be inspected") from None
+            raise Reject(503, "inspection_failed", "the request could not be inspected", _NO_RETRY) from None
         log.critical("on_inspection_error=allow: forwarding request %s uninspected", ex.request_id)
         metrics.FAIL_OPEN.inc()
         ex.findings = [[] for _ in ex.segments]
@@ -654,7 +659,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
         except Exception as e:
             metrics.INSPECTION_ERRORS.inc()
             log.error("transformation failed for request %s: %s", ex.request_id, type(e).__name__)
-            raise Reject(503, "inspection_failed", "the request could not be transformed") from None
+            raise Reject(503, "inspection_failed", "the request could not be transformed", _NO_RETRY) from None
         ex.route = target
         if traced:
             marks.append(("transform", time.time_ns()))

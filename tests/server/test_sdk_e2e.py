@@ -410,3 +410,25 @@ def test_only_retry_values_of_an_upstream_are_relayed(value, relayed):
     from gateway.server.proxy import _RETRY_VALUE
 
     assert bool(_RETRY_VALUE.fullmatch(value)) is relayed
+
+
+async def test_a_body_the_gateway_cannot_inspect_is_not_retried_by_the_sdks(gw, monkeypatch):
+    # inspection is computation over the body: the same body fails the same way, and the SDKs' default
+    # retries sent it twice more (each a failed inspection, an error logged, an audit record)
+    from gateway.server import proxy
+
+    real, calls = proxy.scan, []
+
+    def scan(text):
+        if "QUEBRA" in text:
+            calls.append(text)
+            raise RuntimeError("inspection broke")
+        return real(text)
+
+    monkeypatch.setattr(proxy, "scan", scan)
+    client = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key=gw.keys["br"])  # the SDK's default retries
+    with pytest.raises(openai.InternalServerError) as e:
+        await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "QUEBRA"}])
+    assert e.value.status_code == 503 and e.value.code == "inspection_failed"
+    assert e.value.response.headers["x-should-retry"] == "false" and len(calls) == 1
+    assert not gw.received("US") and not gw.received("BR")
