@@ -139,7 +139,8 @@ class StateHolder:
 
 
 def build_handler(holder: StateHolder):
-    """The server's handler: proxied endpoints, ops endpoints, and 404 for everything else.
+    """The server's handler: proxied endpoints, the models list and ``/v1/models/{id}``, ops endpoints,
+    and 404 for everything else.
 
     A request takes ``holder.current`` once, here, and keeps that State to its end.
     """
@@ -152,7 +153,10 @@ def build_handler(holder: StateHolder):
 
     def dispatch(request):
         # returns the handler's coroutine rather than awaiting it: one frame less on every resume
-        route = routes.get((request.method, request.path), proxy.not_found)
+        route = routes.get((request.method, request.path))
+        if route is None:  # the one route with a parameter, looked at only when no fixed one matched
+            get_model = request.method == "GET" and request.path.startswith(proxy.MODEL_PREFIX)
+            route = proxy.retrieve_model if get_model else proxy.not_found
         return route(request, holder.current)
 
     return dispatch

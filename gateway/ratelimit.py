@@ -199,6 +199,11 @@ class RateLimiter:
 
         return cls(cfg, rate_limit_backend(cfg.backend)(cfg))
 
+    def never_fits(self, principal: Principal, tokens: int = 0) -> bool:
+        """Whether a request of ``tokens`` estimated tokens is larger than one of its token limits:
+        no wait lets it through (``check`` refuses it with a whole window to wait)."""
+        return any(b.cost > b.limit for b in buckets_for(self.cfg, principal, max(0, int(tokens))))
+
     async def check(self, principal: Principal, tokens: int = 0) -> float | None:
         """Charge one request with ``tokens`` estimated tokens. None = go on; else the Retry-After seconds."""
         buckets = buckets_for(self.cfg, principal, max(0, int(tokens)))

@@ -22,12 +22,20 @@ ENDPOINTS: dict[str, str] = {
     "/v1/embeddings": "openai",
     "/v1/responses": "openai",
     "/v1/messages": "anthropic",
+    # the input of a request, sent to be counted: the provider receives every text of it all the same,
+    # so it goes the same way (inspected, decided, transformed, audited). Neither has an equivalent in
+    # the other dialect: only upstreams of the caller's dialect carry them (``translate.carries``)
+    "/v1/responses/input_tokens": "openai",
+    "/v1/messages/count_tokens": "anthropic",
 }
 """Every proxied endpoint and the dialect its callers speak."""
 
+COUNTS = frozenset(("/v1/responses/input_tokens", "/v1/messages/count_tokens"))
+"""The endpoints that count a request's input tokens and generate nothing."""
+
 _EXTRACTORS = {**openai.EXTRACTORS, **anthropic.EXTRACTORS}
 
-__all__ = ["ENDPOINTS", "DialectError", "Segment", "extract_segments", "write_segments",
+__all__ = ["ENDPOINTS", "COUNTS", "DialectError", "Segment", "extract_segments", "write_segments",
            "request_model", "request_stream"]
 
 
@@ -130,6 +138,10 @@ _FIELDS = {
 and settings, each with the words it may hold uninspected (``fields.plain``). Every other field, and a
 setting holding anything else, is inspected generically: a field nobody reads cannot go upstream
 unseen because somebody listed it here."""
+# the counts take the body of the request they count (a setting they do not take, the provider refuses)
+_FIELDS["/v1/responses/input_tokens"] = _FIELDS["/v1/responses"]
+_FIELDS["/v1/messages/count_tokens"] = _FIELDS["/v1/messages"]
+
 
 
 _CALLER_FIELDS = ("user", "safety_identifier", "prompt_cache_key")

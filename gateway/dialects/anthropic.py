@@ -176,7 +176,7 @@ def messages(payload: dict) -> list[Segment]:
     return out
 
 
-EXTRACTORS = {"/v1/messages": messages}
+EXTRACTORS = {"/v1/messages": messages, "/v1/messages/count_tokens": messages}
 
 
 SHAPES = {

@@ -492,7 +492,7 @@ def _prompt_template(prompt, out: list[Segment]) -> None:
 
 
 EXTRACTORS = {"/v1/chat/completions": chat, "/v1/completions": completions,
-              "/v1/embeddings": embeddings, "/v1/responses": responses}
+              "/v1/embeddings": embeddings, "/v1/responses": responses, "/v1/responses/input_tokens": responses}
 
 
 SHAPES = {

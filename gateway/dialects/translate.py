@@ -577,6 +577,7 @@ class StreamTranslator:
         # OpenAI upstream → Anthropic caller
         self._block = -1           # index of the open Anthropic content block, -1 when none
         self._block_kind = None    # "text" or ("tool", openai tool index)
+        self._held: dict[int, dict] = {}  # calls that began while another streamed: sent whole after it
         self._stop_reason = None
         self._refused = False      # a refusal delta was seen
         self._stop_sequence = None  # the stop sequence the answer ended on, when the upstream says
@@ -632,7 +633,18 @@ class StreamTranslator:
         if self._block_kind is None:
             return b""
         self._block_kind = None
-        return self._a({"type": "content_block_stop", "index": self._block})
+        out = self._a({"type": "content_block_stop", "index": self._block})
+        if self._held:  # the calls held while this one streamed: each a whole block, in the order they began
+            held, self._held = self._held, {}
+            for tidx, call in held.items():
+                self._block += 1
+                out += self._a({"type": "content_block_start", "index": self._block, "content_block": {
+                    "type": "tool_use", "id": call["id"] or f"toolu_{tidx}", "name": call["name"], "input": {}}})
+                if call["args"]:
+                    out += self._a({"type": "content_block_delta", "index": self._block,
+                                    "delta": {"type": "input_json_delta", "partial_json": "".join(call["args"])}})
+                out += self._a({"type": "content_block_stop", "index": self._block})
+        return out
 
     def _a_open(self, kind, block: dict) -> bytes:
         out = self._a_close_block()
@@ -683,10 +695,19 @@ class StreamTranslator:
             for tpos, call in enumerate(delta.get("tool_calls") or []):
                 tidx = call.get("index", tpos)
                 fn = call.get("function") or {}
+                args = fn.get("arguments")
+                if self._block_kind != ("tool", tidx) and isinstance(self._block_kind, tuple):
+                    # another call streams: Anthropic blocks cannot interleave, and a server may send its
+                    # parallel calls' arguments interleaved (a call cut in two blocks, the second nameless)
+                    held = self._held.setdefault(tidx, {"id": None, "name": None, "args": []})
+                    held["id"] = held["id"] or call.get("id")
+                    held["name"] = held["name"] or fn.get("name")
+                    if isinstance(args, str) and args:
+                        held["args"].append(args)
+                    continue
                 if self._block_kind != ("tool", tidx):
                     out.append(self._a_open(("tool", tidx), {"type": "tool_use", "id": call.get("id") or f"toolu_{tidx}",
                                                              "name": fn.get("name"), "input": {}}))
-                args = fn.get("arguments")
                 if isinstance(args, str) and args:
                     out.append(self._a({"type": "content_block_delta", "index": self._block,
                                         "delta": {"type": "input_json_delta", "partial_json": args}}))

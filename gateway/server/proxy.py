@@ -12,8 +12,10 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import time
 from typing import NoReturn
+from urllib.parse import unquote
 
 import orjson
 
@@ -22,7 +24,7 @@ from gateway.app import State
 from gateway.audit.record import build_record, client_string
 from gateway.audit.writer import AuditUnavailable
 from gateway.auth.authenticator import AuthError
-from gateway.dialects import ENDPOINTS, extract_segments, request_model, request_stream, write_segments
+from gateway.dialects import COUNTS, ENDPOINTS, extract_segments, request_model, request_stream, write_segments
 from gateway.dialects.answers import StreamRewriter, map_answer_texts, map_leaves
 from gateway.dialects.errors import DialectError, error_body, stream_error_event
 from gateway.dialects.translate import StreamTranslator, translate_request, translate_response
@@ -69,6 +71,20 @@ class Reject(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
+_NO_RETRY = {"x-should-retry": "false"}
+"""On an answer that the same request would get again (its inspection failed, it can never fit the
+rate limit): the SDKs retry 429s and 5xx by default, and obey this header not to."""
+
+
+def _id_headers(ex: Exchange) -> list[tuple[str, str]]:
+    """The request id as the caller's SDK reads it: ``X-Request-Id`` (the OpenAI SDK's ``request_id``),
+    and for Anthropic callers ``request-id`` too, the header the Anthropic SDK reads into the
+    ``request_id`` of its answers and errors (without it, ``None``: the id to quote to the operator lost)."""
+    if ex.dialect == "anthropic":
+        return [("X-Request-Id", ex.request_id), ("request-id", ex.request_id)]
+    return [("X-Request-Id", ex.request_id)]
+
+
 def _error(dialect: str, status: int, code: str, message: str, headers: list | None = None) -> Response:
     return Response(status, error_body(dialect, status, code, message), headers)
 
@@ -80,8 +96,14 @@ def _dialect_of_request(request: Request) -> str:
 
 
 async def not_found(request: Request, state: State) -> Response:
-    """Any path that is not a proxied or ops endpoint: nothing uninspected passes."""
-    return _error(_dialect_of_request(request), 404, "not_found", "no such endpoint")
+    """Any path that is not a proxied or ops endpoint: nothing uninspected passes. The message says so:
+    an SDK call to an endpoint the gateway does not carry (files, batches, moderations, a stored
+    response) reads as a gateway without it, not as a wrong base URL."""
+    return _error(_dialect_of_request(request), 404, "not_found", NOT_PROXIED)
+
+
+NOT_PROXIED = ("no such endpoint: this gateway passes only the endpoints whose requests it inspects "
+               "(" + ", ".join(["GET /v1/models", *(f"POST {p}" for p in ENDPOINTS)]) + ")")
 
 
 def http_error(holder):
@@ -96,6 +118,7 @@ def http_error(holder):
             ex = Exchange(_new_id(), request.path, dialect)
             ex.error = code
             _finish(holder.current, ex)
+            return _error(dialect, status, code, message, _id_headers(ex))  # the id of its record
         return _error(dialect, status, code, message)
 
     return respond
@@ -260,16 +283,28 @@ def _translated_error_message(state: State, ex: Exchange, raw: bytes, status: in
     return _error_text(state, ex, msg)
 
 
+_RETRY_HEADERS = (("Retry-After", b"retry-after"), ("Retry-After-Ms", b"retry-after-ms"),
+                  ("X-Should-Retry", b"x-should-retry"))
+"""An upstream's word on retrying the 4xx it answered (a 429 above all), relayed with it: the SDKs wait
+as the provider asks (without, they retried on their own short schedule into the same limit)."""
+_RETRY_VALUE = re.compile(rb"[0-9]{1,10}(?:\.[0-9]{1,6})?|true|false|[A-Za-z]{3}, [0-9]{2} [A-Za-z]{3} [0-9]{4} [0-9:]{8} GMT")
+"""What those headers hold (seconds, milliseconds, a yes or no, an HTTP date): nothing else an upstream
+puts there reaches the caller unseen (headers are not leak-checked as bodies are)."""
+
+
 async def _relay_json(state: State, ex: Exchange, resp, target, route_headers: list) -> Response:
     # read whole (it is inspected and restored): bounded, or a hostile upstream could fill the memory
     raw = await resp.read(state.config.limits.max_answer_bytes)
+    status = resp.status
+    if status >= 400:  # (read before the connection goes back to the pool, to its next response)
+        route_headers = route_headers + [(n, v.decode("latin-1")) for n, b in _RETRY_HEADERS
+                                         if (v := resp.header(b)) is not None and _RETRY_VALUE.fullmatch(v)]
     resp.release()
     key = target.key
     if key is not None and key in raw:
         # an upstream that quotes the key it was sent (some servers' 401s do; a compromised one may
         # anywhere): the provider key is the gateway's, never the caller's, whatever its shape
         raw = raw.replace(key, b"[REDACTED:API_KEY]")
-    status = resp.status
     if status >= 400:
         if target.cfg.dialect != ex.dialect:
             # the upstream's own words (why the request was refused), in the caller's dialect's shape
@@ -479,7 +514,7 @@ async def handle(request: Request, state: State) -> Response | None:
         elif r.code == "upstream_error":
             ex.outcome = "upstream_error"
         # otherwise the outcome stays as set: "rejected", or "upstream_error" when every try failed
-        headers = [("X-Request-Id", ex.request_id)]
+        headers = _id_headers(ex)
         if r.headers:
             headers.extend(r.headers.items())
         if ex.decision is not None:
@@ -547,8 +582,16 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     # one charge per request, with its token estimate (requests and tokens per agency and per key)
     limiter = state.limiter
     if limiter.enabled:
-        retry = await limiter.check(ex.principal, estimate_tokens(ex.body, ex.payload))
+        # a count generates nothing: one request of the caller's, as the providers charge it (agents
+        # count before every turn; charged the tokens counted, they spent the quota twice)
+        tokens = 0 if ex.endpoint in COUNTS else estimate_tokens(ex.body, ex.payload)
+        retry = await limiter.check(ex.principal, tokens)
         if retry is not None:
+            if limiter.never_fits(ex.principal, tokens):
+                # waiting cannot help: `x-should-retry: false` keeps the SDKs from waiting out Retry-After
+                # (a whole minute) for the same answer, twice with their default retries
+                raise Reject(429, "rate_limited", "the request is larger than the token limit per minute and can "
+                             "never be served within it", {"Retry-After": retry_after(retry), **_NO_RETRY})
             raise Reject(429, "rate_limited", "rate limit exceeded", {"Retry-After": retry_after(retry)})
     ex.model = request_model(ex.payload)
     ex.stream = request_stream(ex.payload)
@@ -569,7 +612,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
         metrics.INSPECTION_ERRORS.inc()
         log.error("inspection failed for request %s: %s", ex.request_id, type(e).__name__)
         if cfg.on_inspection_error != "allow":
-            raise Reject(503, "inspection_failed", "the request could not be inspected") from None
+            raise Reject(503, "inspection_failed", "the request could not be inspected", _NO_RETRY) from None
         log.critical("on_inspection_error=allow: forwarding request %s uninspected", ex.request_id)
         metrics.FAIL_OPEN.inc()
         ex.findings = [[] for _ in ex.segments]
@@ -616,12 +659,13 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
         except Exception as e:
             metrics.INSPECTION_ERRORS.inc()
             log.error("transformation failed for request %s: %s", ex.request_id, type(e).__name__)
-            raise Reject(503, "inspection_failed", "the request could not be transformed") from None
+            raise Reject(503, "inspection_failed", "the request could not be transformed", _NO_RETRY) from None
         ex.route = target
         if traced:
             marks.append(("transform", time.time_ns()))
-        route_headers = [("X-Request-Id", ex.request_id), ("X-Soberana-Route", target.cfg.name),
-                         ("X-Soberana-Residency", target.cfg.residency), ("X-Soberana-Decision", decision.decision_id)]
+        route_headers = _id_headers(ex)
+        route_headers += (("X-Soberana-Route", target.cfg.name), ("X-Soberana-Residency", target.cfg.residency),
+                          ("X-Soberana-Decision", decision.decision_id))
         if attempt == 0:
             metrics.OVERHEAD_OBSERVER.observe(time.perf_counter() - t0)
         headers = _headers(request, target)
@@ -689,6 +733,19 @@ def _exhausted(ex: Exchange, reached: bool) -> NoReturn:
     raise Reject(503, "no_compliant_upstream", "no compliant upstream is reachable for this request")
 
 
+def _usable_models(state: State, principal) -> list[str]:
+    """The models ``principal`` may use: those a request without findings can reach (policy-wise)."""
+    return [m for m, cands in state.registry.models.items()
+            if decide(state.policies, principal, [], cands, "internal").outcome != "blocked"]
+
+
+def _model_object(dialect: str, model: str) -> dict:
+    """A model as the dialect's models endpoints describe it."""
+    if dialect == "anthropic":
+        return {"type": "model", "id": model, "display_name": model, "created_at": "2026-01-01T00:00:00Z"}
+    return {"id": model, "object": "model", "created": 0, "owned_by": "soberana"}
+
+
 async def list_models(request: Request, state: State) -> Response:
     """GET /v1/models: the models this caller may use (those a request without findings can reach).
 
@@ -699,12 +756,56 @@ async def list_models(request: Request, state: State) -> Response:
         principal = await state.auth.authenticate(request.headers)
     except AuthError:
         return _error(dialect, 401, "unauthorized", "missing or invalid credentials")
-    usable = [m for m, cands in state.registry.models.items()
-              if decide(state.policies, principal, [], cands, "internal").outcome != "blocked"]
+    usable = _usable_models(state, principal)
     if dialect == "anthropic":
-        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"} for m in usable]
-        body = {"data": data, "has_more": False, "first_id": usable[0] if usable else None,
-                "last_id": usable[-1] if usable else None}
+        try:
+            page, has_more = _page(request, usable)
+        except ValueError:
+            return _error(dialect, 400, "invalid_request", "limit must be an integer from 1 to 1000")
+        body = {"data": [_model_object(dialect, m) for m in page], "has_more": has_more,
+                "first_id": page[0] if page else None, "last_id": page[-1] if page else None}
     else:
-        body = {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "soberana"} for m in usable]}
+        body = {"object": "list", "data": [_model_object(dialect, m) for m in usable]}
     return Response(200, orjson.dumps(body))
+
+
+def _page(request: Request, models: list[str]) -> tuple[list[str], bool]:
+    """The page of ``models`` an Anthropic list asks for, as the Anthropic API pages them: ``limit``
+    (1 to 1000, 20 by default) after ``after_id`` or before ``before_id``; and whether more are beyond
+    it (the SDK's auto-pagination follows ``has_more`` and ``last_id``). An id not in the list: no page."""
+    raw = request.query_param("limit")
+    limit = int(raw) if raw is not None else 20
+    if not 1 <= limit <= 1000:
+        raise ValueError(raw)
+    before, after = request.query_param("before_id"), request.query_param("after_id")
+    if before is not None:
+        if before not in models:
+            return [], False
+        end = models.index(before)
+        return models[max(0, end - limit):end], end > limit
+    start = 0
+    if after is not None:
+        if after not in models:
+            return [], False
+        start = models.index(after) + 1
+    return models[start:start + limit], start + limit < len(models)
+
+
+MODEL_PREFIX = "/v1/models/"
+
+
+async def retrieve_model(request: Request, state: State) -> Response:
+    """GET /v1/models/{id} (the SDKs' ``models.retrieve``): the model as listed, when this caller may
+    use it. Any other id, one that exists but this caller may not use included, is a 404: the
+    answer says no more about the gateway's models than the list does."""
+    dialect = _dialect_of_request(request)
+    try:
+        principal = await state.auth.authenticate(request.headers)
+    except AuthError:
+        return _error(dialect, 401, "unauthorized", "missing or invalid credentials")
+    # (the SDKs percent-encode the id: "org/model" arrives as "org%2Fmodel")
+    model = unquote(request.path[len(MODEL_PREFIX):])
+    if model not in state.registry.models or model not in _usable_models(state, principal):
+        # (the id is not quoted: error messages never repeat a request value)
+        return _error(dialect, 404, "not_found", "the requested model is not available through this gateway")
+    return Response(200, orjson.dumps(_model_object(dialect, model)))

@@ -74,6 +74,12 @@ models:
   flaky-foreign:                    # the foreign upstream answers 500; the in-country one is next
     - {{upstream: foreign-openai, model: stub-fail-500}}
     - {{upstream: br-sovereign, model: llama-3.3-70b}}
+  rate-limited-foreign:             # the foreign upstreams answer 429 with a Retry-After: the caller's answer
+    - {{upstream: foreign-openai, model: stub-rate-limit}}       # (a 4xx, not a failure: the next is not tried)
+    - {{upstream: br-sovereign, model: llama-3.3-70b}}
+  rate-limited-claude:
+    - {{upstream: foreign-anthropic, model: stub-rate-limit}}
+    - {{upstream: br-sovereign, model: llama-3.3-70b}}
   resets-midstream:
     - {{upstream: br-sovereign, model: stub-reset}}
   hangs-foreign:                    # the foreign upstream never answers; the in-country one is next

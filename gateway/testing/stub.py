@@ -4,8 +4,9 @@ It answers by quoting the last user message — ``[stub BR] You said: <text>`` �
 the model that answered is visible, and speaks the real wire formats (ids, object types, usage,
 finish/stop reasons, SSE events) so the official SDKs parse it:
 
-- ``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/responses`` (OpenAI),
-  ``POST /v1/messages`` (Anthropic), ``GET /v1/models``; the ``/v1`` prefix is optional.
+- ``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/responses``,
+  ``/v1/responses/input_tokens`` (OpenAI), ``POST /v1/messages``, ``/v1/messages/count_tokens``
+  (Anthropic), ``GET /v1/models``; the ``/v1`` prefix is optional.
 - ``"stream": true`` streams token by token (chat.completion.chunk SSE ending with ``data: [DONE]``;
   Anthropic message_start … message_stop; Responses API events).
 - Generation limits, in each endpoint's own fields, as real providers honour them:
@@ -33,7 +34,11 @@ finish/stop reasons, SSE events) so the official SDKs parse it:
   calls the first tool with ``{"<first parameter>": <the user message>}`` as its arguments. A tool
   result after it (chat ``role: tool``, Responses ``function_call_output``, Anthropic
   ``tool_result``) counts as the last user message, so the next answer quotes the result.
-- Fault modes, chosen by the requested ``model``: ``stub-fail-500`` (500 JSON error), ``stub-hang``
+- Structured outputs: a request asking for JSON (chat ``response_format``, Responses ``text.format``,
+  Anthropic ``output_config.format`` or ``output_format``; ``json_schema`` or ``json_object``) gets a
+  JSON value of its schema whose every string is the echo, so the SDKs' ``parse`` helpers validate it.
+- Fault modes, chosen by the requested ``model``: ``stub-fail-500`` (500 JSON error),
+  ``stub-rate-limit`` (429 JSON error with ``Retry-After: 3``, as a provider's rate limit), ``stub-hang``
   (never answers), ``stub-reset`` (sends part of the answer, then resets the TCP connection),
   ``stub-slow`` (one token per 50 ms).
 - ``record``: one JSON line per received request, ``{"path", "query", "body", "raw", "auth",
@@ -72,11 +77,13 @@ RESET_AFTER_EVENTS = 3
 MAX_BODY = 64 * 1024 * 1024
 MAX_CHOICES = 128
 """The most choices (``n``) a request may ask for, as in the OpenAI API."""
-MODELS = ("stub-model", "stub-fail-500", "stub-hang", "stub-reset", "stub-slow")
+MODELS = ("stub-model", "stub-fail-500", "stub-rate-limit", "stub-hang", "stub-reset", "stub-slow")
+RATE_LIMIT_RETRY_AFTER = 3
+"""The Retry-After (seconds) of ``stub-rate-limit``'s 429."""
 
 _ids = itertools.count(1)
 _TOKEN = re.compile(r"\s*\S+|\s+")
-_REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
+_REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed", 429: b"Too Many Requests",
             413: b"Payload Too Large", 500: b"Internal Server Error"}
 
 
@@ -188,6 +195,11 @@ def _sse(data: dict, event: str | None = None) -> bytes:
 
 
 def _error_body(endpoint: str, status: int, message: str, param: str | None = None) -> bytes:
+    if status == 429:
+        kind = "rate_limit_error"
+        if endpoint == "messages":
+            return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+        return orjson.dumps({"error": {"message": message, "type": "requests", "param": None, "code": "rate_limit_exceeded"}})
     if endpoint == "messages":
         kind = "api_error" if status >= 500 else "invalid_request_error"
         return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
@@ -235,6 +247,63 @@ def _stops(body: dict, name: str) -> tuple[str, ...]:
 _REASONING_MODEL = re.compile(r"o\d|gpt-5")
 """OpenAI's reasoning models (o1, o3, o4-mini, gpt-5…): their chat completions refuse the legacy
 ``max_tokens`` (400), as the real API does, and take ``max_completion_tokens`` only."""
+
+_FORMAT_FIELDS = frozenset(("response_format", "text", "output_config", "output_format"))
+
+
+def _output_schema(endpoint: str, body: dict) -> dict | None:
+    """The JSON schema of the structured output a request asks for (``{}`` for plain JSON mode), or
+    None: chat ``response_format``, Responses ``text.format``, Anthropic ``output_config.format`` (or
+    the older ``output_format``)."""
+    if endpoint == "chat/completions":
+        fmt = body.get("response_format")
+    elif endpoint == "responses":
+        fmt = body.get("text").get("format") if isinstance(body.get("text"), dict) else None
+    elif endpoint == "messages":
+        oc = body.get("output_config")
+        fmt = oc.get("format") if isinstance(oc, dict) else body.get("output_format")
+    else:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("json_schema", "json_object"):
+        return None
+    # chat nests the schema in json_schema.schema; the Responses API and Anthropic have it in the format
+    inner = fmt.get("json_schema") if endpoint == "chat/completions" else fmt
+    schema = inner.get("schema") if isinstance(inner, dict) else None
+    return schema if isinstance(schema, dict) else {}
+
+
+def _instance(schema, text: str, root: dict, depth: int = 0):
+    """A value of ``schema`` whose every string is ``text`` (the echo), the first of every choice
+    (``enum``, ``anyOf``, a type list) taken: what an SDK's ``parse`` validates against the schema
+    it sent. ``$ref`` is followed into ``root``'s ``$defs`` (pydantic's nested models)."""
+    if not isinstance(schema, dict) or depth > 16:
+        return text
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target = root
+        for key in ref[2:].split("/"):
+            target = target.get(key) if isinstance(target, dict) else None
+        return _instance(target, text, root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return _instance(schema[key][0], text, root, depth + 1)
+    typ = schema.get("type")
+    if isinstance(typ, list):
+        typ = next((t for t in typ if t != "null"), "null")
+    if typ == "object" or "properties" in schema:
+        props = schema.get("properties")
+        return {k: _instance(v, text, root, depth + 1) for k, v in props.items()} if isinstance(props, dict) else {}
+    if typ == "array":
+        return [_instance(schema.get("items"), text, root, depth + 1)]
+    if typ is None and schema is root:  # JSON mode, or a schema that says nothing: an object all the same
+        return {"answer": text}
+    return {"integer": 0, "number": 0, "boolean": False, "null": None}.get(typ, text)
+
+
 _LIMIT_FIELDS = frozenset(("max_tokens", "max_completion_tokens", "max_output_tokens", "stop", "stop_sequences", "n"))
 
 
@@ -317,9 +386,13 @@ class _Answer:
         self.tool = _tool(endpoint, body, self.user) if endpoint != "completions" else None
         self.choices: list[_Choice] = []
         self.completion_tokens = 0
+        schema = _output_schema(endpoint, body) if self.tool is None and not _FORMAT_FIELDS.isdisjoint(body) else None
         for i in range(n):
             if self.tool is None:
-                c = _Choice(_choice_text(residency, self.user, i, n), self.max_tokens, stops)
+                text = _choice_text(residency, self.user, i, n)
+                if schema is not None:  # structured outputs: the answer is JSON of the schema asked for
+                    text = orjson.dumps(_instance(schema, text, schema)).decode()
+                c = _Choice(text, self.max_tokens, stops)
             else:  # a tool call's arguments: cut by max tokens, not by stop sequences
                 c = _Choice(self.tool[1], self.max_tokens, ())
             self.choices.append(c)
@@ -544,6 +617,24 @@ def _embeddings(body: dict) -> dict:
             "usage": {"prompt_tokens": n, "total_tokens": n}}
 
 
+_COUNTS = frozenset(("messages/count_tokens", "responses/input_tokens"))
+
+
+def _input_tokens(endpoint: str, body: dict) -> dict:
+    """``messages/count_tokens`` and ``responses/input_tokens``: the usage rule of thumb over the
+    system prompt (instructions) and every message (input item)."""
+    if endpoint == "messages/count_tokens":
+        items, system = body.get("messages"), body.get("system")
+    else:
+        items, system = body.get("input"), body.get("instructions")
+    if isinstance(items, str):
+        items = [{"content": items}]
+    texts = [_text_of(m.get("content")) for m in items if isinstance(m, dict)] if isinstance(items, list) else []
+    n = _count(" ".join([_text_of(system), *texts]))
+    return {"input_tokens": n} if endpoint == "messages/count_tokens" else {"object": "response.input_tokens",
+                                                                            "input_tokens": n}
+
+
 def _models(anthropic: bool) -> dict:
     if anthropic:
         data = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"} for m in MODELS]
@@ -555,10 +646,11 @@ def _models(anthropic: bool) -> dict:
 _GENERATE = frozenset(("chat/completions", "completions", "responses", "messages"))
 
 
-def _head(status: int, ctype: bytes, length: int | None, keep_alive: bool) -> bytes:
+def _head(status: int, ctype: bytes, length: int | None, keep_alive: bool, extra: bytes = b"") -> bytes:
+    """The status line and headers; ``extra``: more header lines, each ending with CRLF."""
     framing = b"Transfer-Encoding: chunked\r\nCache-Control: no-cache" if length is None else b"Content-Length: %d" % length
-    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s\r\n%s\r\n" % (
-        status, _REASONS.get(status, b"Unknown"), ctype, framing, b"" if keep_alive else b"Connection: close\r\n")
+    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s\r\n%s%s\r\n" % (
+        status, _REASONS.get(status, b"Unknown"), ctype, framing, extra, b"" if keep_alive else b"Connection: close\r\n")
 
 
 def _chunk(data: bytes) -> bytes:
@@ -639,8 +731,9 @@ class _StubProtocol(asyncio.Protocol):
             self._answer(req)
 
     # answering
-    def _send(self, status: int, body: bytes, keep_alive: bool, ctype: bytes = b"application/json") -> None:
-        self.transport.write(_head(status, ctype, len(body), keep_alive) + body)
+    def _send(self, status: int, body: bytes, keep_alive: bool, ctype: bytes = b"application/json",
+              extra: bytes = b"") -> None:
+        self.transport.write(_head(status, ctype, len(body), keep_alive, extra) + body)
         if not keep_alive:
             self.transport.close()
 
@@ -653,7 +746,7 @@ class _StubProtocol(asyncio.Protocol):
         if req.method == b"GET" and endpoint == "models":
             self._send(200, orjson.dumps(_models(b"anthropic-version" in req.headers)), ka)
             return
-        if endpoint not in _GENERATE and endpoint != "embeddings":
+        if endpoint not in _GENERATE and endpoint not in _COUNTS and endpoint != "embeddings":
             self._send(404, _error_body(endpoint, 404, f"no such endpoint: {req.path}"), ka)
             return
         if req.method != b"POST":
@@ -679,11 +772,18 @@ class _StubProtocol(asyncio.Protocol):
         if model == "stub-fail-500":
             self._send(500, _error_body(endpoint, 500, "the stub was asked to fail (stub-fail-500)"), ka)
             return
+        if model == "stub-rate-limit":
+            self._send(429, _error_body(endpoint, 429, "the stub was asked to refuse (stub-rate-limit)"), ka,
+                       extra=b"Retry-After: %d\r\n" % RATE_LIMIT_RETRY_AFTER)
+            return
         if model == "stub-hang":
             self.hung = True  # this connection answers nothing more
             return
         if endpoint == "embeddings":
             self._send(200, orjson.dumps(_embeddings(body)), ka)
+            return
+        if endpoint in _COUNTS:
+            self._send(200, orjson.dumps(_input_tokens(endpoint, body)), ka)
             return
         try:
             answer = _Answer(endpoint, body, server.residency)

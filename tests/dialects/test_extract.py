@@ -21,7 +21,8 @@ def table(segs):
 
 def test_endpoints_map_to_dialects():
     assert ENDPOINTS == {"/v1/chat/completions": "openai", "/v1/completions": "openai", "/v1/embeddings": "openai",
-                         "/v1/responses": "openai", "/v1/messages": "anthropic"}
+                         "/v1/responses": "openai", "/v1/responses/input_tokens": "openai",
+                         "/v1/messages": "anthropic", "/v1/messages/count_tokens": "anthropic"}
 
 
 def test_chat_request_every_text_with_path_and_kind():

@@ -22,7 +22,9 @@ BASE = {
     "/v1/completions": {"model": "m", "prompt": "oi"},
     "/v1/embeddings": {"model": "m", "input": "oi"},
     "/v1/responses": {"model": "m", "input": "oi"},
+    "/v1/responses/input_tokens": {"model": "m", "input": "oi"},
     "/v1/messages": {"model": "m", "max_tokens": 16, "messages": [{"role": "user", "content": "oi"}]},
+    "/v1/messages/count_tokens": {"model": "m", "messages": [{"role": "user", "content": "oi"}]},
 }
 
 NOT_SENT = {"model"}
@@ -100,7 +102,8 @@ MESSAGES = {
     "diagnostics": [{"previous_message_id": T}],
 }
 CASES = {"/v1/chat/completions": CHAT, "/v1/completions": COMPLETIONS, "/v1/embeddings": EMBEDDINGS,
-         "/v1/responses": RESPONSES, "/v1/messages": MESSAGES}
+         "/v1/responses": RESPONSES, "/v1/responses/input_tokens": RESPONSES, "/v1/messages": MESSAGES,
+         "/v1/messages/count_tokens": MESSAGES}
 
 
 def _params():

@@ -136,6 +136,45 @@ def test_a_claude_tool_call_without_arguments_streams_openai_arguments_that_pars
     assert {k: json.loads(v) for k, v in args.items()} == {0: {}, 1: {"a": 1}}
 
 
+@pytest.mark.parametrize("chunks", [
+    # the calls' arguments interleaved, one call a chunk (a server streaming its parallel calls at once)
+    [[(0, "call_a", "f", ""), ], [(0, None, None, '{"a":')], [(1, "call_b", "g", '{"b":')], [(0, None, None, "1}")],
+     [(1, None, None, "2}")]],
+    # every call in each chunk, arguments split across chunks
+    [[(0, "call_a", "f", '{"a":'), (1, "call_b", "g", '{"b":')], [(0, None, None, "1}"), (1, None, None, "2}")]],
+    # one after the other, as OpenAI streams them
+    [[(0, "call_a", "f", '{"a":')], [(0, None, None, "1}")], [(1, "call_b", "g", '{"b":2')], [(1, None, None, "}")]],
+])
+def test_parallel_tool_calls_of_an_openai_upstream_reach_an_anthropic_caller_one_whole_block_each(chunks):
+    # Anthropic content blocks cannot interleave: a call whose arguments came back after another call
+    # had begun was cut in two blocks, the second without a name (the SDK's message held broken calls)
+    def delta(calls):
+        return {"tool_calls": [{"index": i, **({"id": cid, "type": "function"} if cid else {}),
+                                "function": {**({"name": name} if name else {}), "arguments": args}}
+                               for i, cid, name, args in calls]}
+    data = b"".join(b"data: %s\n\n" % json.dumps({"id": "c", "choices": [{"index": 0, "delta": delta(c)}]}).encode()
+                    for c in chunks)
+    data += b"data: %s\n\n" % json.dumps({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}).encode()
+    t = StreamTranslator("anthropic", "openai", "claude")
+    p = SSEParser()
+    evs = [json.loads(e.data) for e in p.feed(t.feed(data + b"data: [DONE]\n\n") + t.finish()) + p.finish()]
+    blocks, open_block = {}, None
+    for e in evs:
+        if e["type"] == "content_block_start":
+            assert open_block is None, "blocks do not interleave"
+            open_block = e["index"]
+            blocks[e["index"]] = dict(e["content_block"], args="")
+        elif e["type"] == "content_block_delta":
+            assert e["index"] == open_block
+            blocks[e["index"]]["args"] += e["delta"]["partial_json"]
+        elif e["type"] == "content_block_stop":
+            assert e["index"] == open_block
+            open_block = None
+    assert [(b["id"], b["name"], json.loads(b["args"])) for b in blocks.values()] == [
+        ("call_a", "f", {"a": 1}), ("call_b", "g", {"b": 2})]
+    assert evs[-2]["delta"]["stop_reason"] == "tool_use"
+
+
 def test_the_stop_sequence_a_vllm_model_ended_on_reaches_an_anthropic_caller():
     # vLLM (an in-country model's usual server) says which stop string matched: choices[].stop_reason
     def answer(matched):

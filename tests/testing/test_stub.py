@@ -157,6 +157,24 @@ async def test_responses_api_plain_streaming_and_tool(stub):
     assert r.output[0].type == "function_call" and json.loads(r.output[0].arguments) == {"q": "call tool now"}
 
 
+async def test_json_mode_and_structured_outputs_answer_json_of_the_schema(stub):
+    r = await oai(stub).chat.completions.create(model="m", response_format={"type": "json_object"},
+                                                messages=[{"role": "user", "content": TEXT}])
+    assert json.loads(r.choices[0].message.content) == {"answer": f"[stub BR] You said: {TEXT}"}
+    schema = {"type": "object", "properties": {"n": {"type": ["integer", "null"]}, "ok": {"type": "boolean"},
+                                               "e": {"enum": ["b", "a"]}, "o": {"$ref": "#/$defs/O"}},
+              "$defs": {"O": {"type": "object", "properties": {"t": {"type": "string"}}}}}
+    r = await oai(stub).responses.create(model="m", input=TEXT, text={"format": {"type": "json_schema", "name": "x",
+                                                                                 "schema": schema}})
+    assert json.loads(r.output_text) == {"n": 0, "ok": False, "e": "b", "o": {"t": f"[stub BR] You said: {TEXT}"}}
+    m = await ant(stub).messages.create(model="m", max_tokens=100, messages=[{"role": "user", "content": TEXT}],
+                                        output_config={"format": {"type": "json_schema", "schema": schema}})
+    assert json.loads(m.content[0].text)["o"] == {"t": f"[stub BR] You said: {TEXT}"}
+    # a plain text format is the plain echo
+    r = await oai(stub).responses.create(model="m", input=TEXT, text={"format": {"type": "text"}})
+    assert r.output_text == f"[stub BR] You said: {TEXT}"
+
+
 async def test_models_list_in_both_dialects(stub):
     assert "stub-model" in [m.id async for m in oai(stub).models.list()]
     assert "stub-model" in [m.id async for m in ant(stub).models.list()]
@@ -218,6 +236,15 @@ async def test_fail_500_in_each_dialect(stub):
     with pytest.raises(anthropic.InternalServerError) as e:
         await ant(stub).messages.create(model="stub-fail-500", max_tokens=8, messages=[{"role": "user", "content": "x"}])
     assert e.value.body["type"] == "error"
+
+
+async def test_rate_limit_in_each_dialect_with_retry_after(stub):
+    with pytest.raises(openai.RateLimitError) as e:
+        await oai(stub).chat.completions.create(model="stub-rate-limit", messages=[{"role": "user", "content": "x"}])
+    assert e.value.code == "rate_limit_exceeded" and e.value.response.headers["retry-after"] == "3"
+    with pytest.raises(anthropic.RateLimitError) as e:
+        await ant(stub).messages.create(model="stub-rate-limit", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+    assert e.value.body["error"]["type"] == "rate_limit_error" and e.value.response.headers["retry-after"] == "3"
 
 
 async def test_hang_never_answers(stub):
