@@ -60,14 +60,22 @@ _CHAT_MESSAGE = {"role": _CHAT_ROLES, "content": READ, "name": ID, "refusal": RE
 """A chat message's fields. ``name`` (a participant's, which the model reads) and ``tool_call_id``
 (see ``_TOOL_CALL``) are texts of kind ``other``, and so is an earlier audio answer's ``audio.id``."""
 
-_SCHEMA_TEXT_KEYS = ("description", "title")
 _SCHEMA_VALUE_KEYS = ("enum", "examples", "example", "default", "const")  # "example": OpenAPI's
 _SCHEMA_NAME_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 """Schema keywords whose value maps names the caller chose (property names, definition names) to
 subschemas: the names are the keys of the JSON the model is asked to write, and it reads them."""
-_SCHEMA_NAME_LISTS = ("required",)
-"""Schema keywords whose strings name properties: inspected (and transformed) like the property names
-themselves, so that a consistent transformation (pseudonymize, hash) keeps the schema consistent."""
+_SCHEMA_KEYWORDS = words(
+    "type properties patternProperties additionalProperties propertyNames required dependentRequired"
+    " dependentSchemas dependencies items prefixItems additionalItems contains minContains maxContains"
+    " unevaluatedItems unevaluatedProperties anyOf oneOf allOf not if then else enum const default examples"
+    " example description title $ref $defs definitions $id $schema $comment $anchor $dynamicRef $dynamicAnchor"
+    " $vocabulary minimum maximum exclusiveMinimum exclusiveMaximum multipleOf minLength maxLength pattern"
+    " format minItems maxItems uniqueItems minProperties maxProperties contentEncoding contentMediaType"
+    " contentSchema deprecated readOnly writeOnly nullable discriminator strict")
+"""JSON Schema's keywords (and OpenAPI's): member names of a schema that are not the caller's. Any
+other name (``x-nota``, a misplaced property) is the caller's text, inspected as a ``key``."""
+_SCHEMA_TYPES = words("string number integer boolean object array null")
+"""The one kind of string of a schema that is no text of the caller's: a type's name."""
 
 
 _segment = partial(tuple.__new__, Segment)
@@ -86,8 +94,13 @@ def _need(cond: bool, path: tuple, what: str) -> None:
 
 
 def schema_texts(schema, path: tuple, out: list[Segment], kind: str = "tool_definition") -> None:
-    """Descriptions, titles and literal values of a JSON Schema: the model reads them all."""
-    if isinstance(schema, dict):
+    """Every text of a JSON Schema: the model reads them all (descriptions, titles, literal values,
+    property names, patterns, formats, comments, a vendor's ``x-`` fields), and the provider receives
+    them whatever the gateway knows of them. Only keywords and type names are passed over."""
+    if isinstance(schema, str):
+        if schema and schema not in _SCHEMA_TYPES:
+            out.append(Segment(path, schema, kind))
+    elif isinstance(schema, dict):
         for k, v in schema.items():
             p = path + (k,)
             if k in _SCHEMA_VALUE_KEYS:
@@ -97,14 +110,11 @@ def schema_texts(schema, path: tuple, out: list[Segment], kind: str = "tool_defi
                 for name, sub in v.items():
                     key_text(name, p + (name,), out)
                     schema_texts(sub, p + (name,), out, kind)
-            elif k in _SCHEMA_NAME_LISTS and isinstance(v, list):
-                for i, name in enumerate(v):
-                    if isinstance(name, str) and name:
-                        out.append(Segment(p + (i,), name, kind))
-            elif isinstance(v, str):
-                if k in _SCHEMA_TEXT_KEYS or k == "$ref":  # a $ref names a definition: see _SCHEMA_NAME_MAPS
-                    out.append(Segment(p, v, kind))
-            elif isinstance(v, (dict, list)):
+            else:
+                if k not in _SCHEMA_KEYWORDS:
+                    key_text(k, p, out)
+                # (a $ref names a definition, required's strings name properties: inspected, and so
+                # transformed, like the names themselves, which keeps the schema consistent)
                 schema_texts(v, p, out, kind)
     elif isinstance(schema, list):
         for i, v in enumerate(schema):

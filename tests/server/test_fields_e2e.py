@@ -40,6 +40,28 @@ async def test_literal_values_of_json_schemas_reach_the_foreign_model_only_as_pl
     assert sent_us(gw)["tools"][0]["input_schema"]["default"] == {"cpf": "[CPF_1]"}
 
 
+async def test_every_string_and_foreign_name_of_a_json_schema_reaches_the_foreign_model_only_as_placeholders(gw):
+    # found by fuzzing: a schema's strings other than descriptions, titles and literal values (a pattern,
+    # a format, a $comment, a vendor's x- field, a type that is no type's name), the names of members
+    # that are no keyword, and a schema that is a string went to the provider as the caller wrote them
+    prop = {"type": "string", "pattern": CPF, "format": f"CPF {CPF}", "$comment": f"ex.: {CPF}",
+            "x-nota": f"CPF {CPF}", "type_hint": {"cpf": CPF}, CPF: True}
+    params = {"type": "object", "properties": {"cpf": prop}, "anyOf": [{"type": ["string", f"CPF {CPF}"]}]}
+    await oai(gw).chat.completions.create(
+        model="gpt-4o-mini", messages=MSGS,
+        tools=[{"type": "function", "function": {"name": "lookup", "parameters": params}},
+               {"type": "function", "function": {"name": "other", "parameters": f"CPF {CPF}"}}])
+    tools = sent_us(gw)["tools"]
+    assert tools[0]["function"]["parameters"] == {
+        "type": "object", "anyOf": [{"type": ["string", "CPF [CPF_1]"]}], "properties": {"cpf": {
+            "type": "string", "pattern": "[CPF_1]", "format": "CPF [CPF_1]", "$comment": "ex.: [CPF_1]",
+            "x-nota": "CPF [CPF_1]", "type_hint": {"cpf": "[CPF_1]"}, "[CPF_1]": True}}}
+    assert tools[1]["function"]["parameters"] == "CPF [CPF_1]"
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=MSGS,
+                                  tools=[{"name": "lookup", "input_schema": params}])
+    assert sent_us(gw)["tools"][0]["input_schema"]["properties"]["cpf"]["pattern"] == "[CPF_1]"
+
+
 async def test_responses_reasoning_text_and_prompt_variables_reach_the_foreign_model_only_as_placeholders(gw):
     # a reasoning item handed back with its reasoning text, and the variables of a stored prompt template
     await oai(gw).responses.create(
