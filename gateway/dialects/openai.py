@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 from gateway.dialects.errors import DialectError
-from gateway.dialects.fields import (BINARY, ID, NAME, READ, URL, key_text, rest_texts, value_texts,  # noqa: F401
-                                     words)
+from gateway.dialects.fields import (BINARY, ID, NAME, READ, URL, key_text, plain, rest_texts,  # noqa: F401
+                                     value_texts, words)
 from gateway.dialects.segments import Segment
 
 _SYSTEM_ROLES = ("system", "developer")
@@ -167,16 +168,32 @@ def _call_args(obj, field: str, path: tuple, out: list[Segment]) -> bool:
 
 
 _TOOL_IDS = frozenset({"type", "name"})
-"""Fields of a tool definition or a tool choice that say which tool it is, left as they are when they
-are strings: the model names a tool in its calls and the caller's code dispatches on that name, so a
-rewritten name would break the calls (tool names are inspected nowhere: not here, not in tool calls)."""
+"""Fields of a tool definition or a tool choice that say which tool it is: its ``name``, left as it is
+when it is a string (the model names a tool in its calls and the caller's code dispatches on that
+name, so a rewritten name would break the calls; tool names are inspected nowhere: not here, not in
+tool calls), and its ``type``, left as it is when it is one of the APIs' words for a kind of tool
+(``_tool_type``) and inspected otherwise: the provider receives whatever string the caller puts there."""
+_TOOL_TYPES = words(
+    "function custom web_search web_search_preview web_search_preview_2025_03_11 file_search code_interpreter"
+    " computer computer_use computer_use_preview mcp mcp_toolset image_generation local_shell shell apply_patch"
+    " namespace tool_search allowed_tools auto any tool none required")
+_DATED_TOOL_TYPE = re.compile(r"(?:bash|text_editor|computer|web_search|web_fetch|code_execution|memory"
+                              r"|tool_search_tool_regex|tool_search_tool_bm25)_20[0-9]{6}\Z")
+"""Anthropic's versioned tool types (``web_search_20250305``, ``text_editor_20250728``)."""
+_TOOL_CACHE = words("type ephemeral ttl 5m 1h")
+"""A tool's ``cache_control`` breakpoint: the API's words only, else inspected (Anthropic's ``_CACHE``)."""
+
+
+def _tool_type(v: str) -> bool:
+    """Whether a tool's (or a tool choice's) ``type`` is one of the APIs' words for it."""
+    return v in _TOOL_TYPES or _DATED_TOOL_TYPE.match(v) is not None
 _TOOL_SCHEMAS = frozenset({"parameters", "input_schema", "output_schema"})
 _TOOL_OBJECTS = frozenset({"function", "custom", "format", "grammar", "tools", "allowed_tools"})
 """Fields whose value is read like a tool itself (its type and name left as they are): chat's
 ``function`` and ``custom`` definitions, a custom tool's ``format`` and ``grammar``, the ``tools`` a
 Responses namespace groups or an ``allowed_tools`` choice lists."""
 _TOOL_FIELDS = _TOOL_IDS | _TOOL_SCHEMAS | _TOOL_OBJECTS | {
-    "description", "strict", "input_examples", "definition", "syntax", "server_description", "server_label",
+    "cache_control", "description", "strict", "input_examples", "definition", "syntax", "server_description", "server_label",
     "server_url", "mode", "disable_parallel_tool_use"}
 """Field names of tool objects that are the APIs' own, read above or common. Any other (a server
 tool's ``user_location``, a newer API's field, the caller's own) is inspected as a name too, like an
@@ -189,10 +206,12 @@ def tool_texts(tool, path: tuple, out: list[Segment]) -> None:
     newer API): the provider receives them all and the model reads most, so each string is a segment
     of kind ``tool_definition``, and each key of an object the caller fills (``headers``, a schema's
     properties, a field this gateway does not know) one of kind ``key``. Only the tool's ``type`` and
-    ``name`` (see ``_TOOL_IDS``) and its ``cache_control`` (a cache breakpoint) are left out."""
+    ``name`` (see ``_TOOL_IDS``) and its ``cache_control`` (a cache breakpoint) are left out, when they
+    hold the APIs' words."""
     if isinstance(tool, dict):
         for k, v in tool.items():
-            if (k in _TOOL_IDS and type(v) is str) or k == "cache_control":
+            if k == "name" and type(v) is str or k == "type" and type(v) is str and _tool_type(v) \
+                    or k == "cache_control" and plain(v, _TOOL_CACHE):
                 continue
             p = path + (k,)
             if k in _TOOL_SCHEMAS:

@@ -62,6 +62,27 @@ async def test_every_string_and_foreign_name_of_a_json_schema_reaches_the_foreig
     assert sent_us(gw)["tools"][0]["input_schema"]["properties"]["cpf"]["pattern"] == "[CPF_1]"
 
 
+async def test_a_tool_type_or_cache_breakpoint_that_is_no_api_word_reaches_the_foreign_model_only_as_a_placeholder(gw):
+    # found by fuzzing: a tool's (and a tool choice's) type and its cache_control were passed over
+    # whatever they held; the APIs' own words still are (a type is how the provider tells tools apart)
+    await oai(gw).chat.completions.create(
+        model="gpt-4o-mini", messages=MSGS,
+        tools=[{"type": f"CPF {CPF}", "function": {"name": "f", "type": CPF, "parameters": {}}},
+               {"type": "function", "function": {"name": "g", "parameters": {}}}],
+        tool_choice={"type": "function", "function": {"name": "g"}})
+    tools = sent_us(gw)["tools"]
+    assert tools[0]["type"] == "CPF [CPF_1]" and tools[0]["function"]["type"] == "[CPF_1]"
+    assert tools[1]["type"] == "function"
+    await ant(gw).messages.create(
+        model="claude-sonnet-4", max_tokens=16, messages=MSGS, tool_choice={"type": CPF},
+        tools=[{"name": "f", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral", "nota": CPF}},
+               {"type": "web_search_20250305", "name": "web_search", "cache_control": {"type": "ephemeral"}}])
+    body = sent_us(gw)
+    assert body["tool_choice"] == {"type": "[CPF_1]"}
+    assert body["tools"][0]["cache_control"] == {"type": "ephemeral", "nota": "[CPF_1]"}
+    assert body["tools"][1] == {"type": "web_search_20250305", "name": "web_search", "cache_control": {"type": "ephemeral"}}
+
+
 async def test_responses_reasoning_text_and_prompt_variables_reach_the_foreign_model_only_as_placeholders(gw):
     # a reasoning item handed back with its reasoning text, and the variables of a stored prompt template
     await oai(gw).responses.create(
