@@ -187,14 +187,16 @@ _TOOL_CACHE = words("type ephemeral ttl 5m 1h")
 def _tool_type(v: str) -> bool:
     """Whether a tool's (or a tool choice's) ``type`` is one of the APIs' words for it."""
     return v in _TOOL_TYPES or _DATED_TOOL_TYPE.match(v) is not None
+
+
 _TOOL_SCHEMAS = frozenset({"parameters", "input_schema", "output_schema"})
 _TOOL_OBJECTS = frozenset({"function", "custom", "format", "grammar", "tools", "allowed_tools"})
 """Fields whose value is read like a tool itself (its type and name left as they are): chat's
 ``function`` and ``custom`` definitions, a custom tool's ``format`` and ``grammar``, the ``tools`` a
 Responses namespace groups or an ``allowed_tools`` choice lists."""
 _TOOL_FIELDS = _TOOL_IDS | _TOOL_SCHEMAS | _TOOL_OBJECTS | {
-    "cache_control", "description", "strict", "input_examples", "definition", "syntax", "server_description", "server_label",
-    "server_url", "mode", "disable_parallel_tool_use"}
+    "cache_control", "description", "strict", "input_examples", "definition", "syntax", "server_description",
+    "server_label", "server_url", "mode", "disable_parallel_tool_use"}
 """Field names of tool objects that are the APIs' own, read above or common. Any other (a server
 tool's ``user_location``, a newer API's field, the caller's own) is inspected as a name too, like an
 unknown message field's: there is nothing to find in an API's names, a caller's may hold anything."""

@@ -72,7 +72,8 @@ def _secret(rng: random.Random) -> str:
 def _jwt(rng: random.Random) -> str:
     def seg(n):
         return "".join(rng.choice(_B64ISH + "_-") for _ in range(n))
-    return "eyJ" + seg(rng.choice((6, 7, 20))) + "." + "eyJ" + seg(rng.choice((1, 2, 12))) + "." + seg(rng.randrange(0, 30))
+    return ("eyJ" + seg(rng.choice((6, 7, 20))) + "." + "eyJ" + seg(rng.choice((1, 2, 12))) + "."
+            + seg(rng.randrange(0, 30)))
 
 
 def _private_key(rng: random.Random) -> str:
@@ -92,7 +93,8 @@ def _password(rng: random.Random) -> str:
     if rng.random() < .3:
         user = rng.choice(("user", "a", "u.s-er", "x@y"))
         pw = rng.choice(("p4ss", "pw", "s3cr#t", "a:b", "hunter2", "x" * 10))
-        return f"{rng.choice(('postgres', 'https', 'a+b', 'x', '1x'))}://{user}:{pw}@{rng.choice(('db', 'h:5432', ''))}/x"
+        scheme, host = rng.choice(("postgres", "https", "a+b", "x", "1x")), rng.choice(("db", "h:5432", ""))
+        return f"{scheme}://{user}:{pw}@{host}/x"
     key = rng.choice(PASSWORD_KEYS)
     key = key.upper() if rng.random() < .3 else key
     q = rng.choice(("", "", "\"", "'"))
@@ -236,7 +238,8 @@ def text(rng: random.Random) -> str:
         elif r < .7:
             parts.append(rng.choice(ODD))
         elif r < .75:
-            parts.append(rng.choice(("0", "1", "a", "A", "9", " ", "\u200b", "x", "=", "%", "ñ")) * rng.choice((17, 64, 200, 4097)))
+            run = rng.choice(("0", "1", "a", "A", "9", " ", "\u200b", "x", "=", "%", "ñ"))
+            parts.append(run * rng.choice((17, 64, 200, 4097)))
         # else glued to the next piece
     if rng.random() < .2:
         parts.insert(rng.randrange(len(parts) + 1), rng.choice(ODD))

@@ -80,7 +80,8 @@ async def test_a_tool_type_or_cache_breakpoint_that_is_no_api_word_reaches_the_f
     body = sent_us(gw)
     assert body["tool_choice"] == {"type": "[CPF_1]"}
     assert body["tools"][0]["cache_control"] == {"type": "ephemeral", "nota": "[CPF_1]"}
-    assert body["tools"][1] == {"type": "web_search_20250305", "name": "web_search", "cache_control": {"type": "ephemeral"}}
+    assert body["tools"][1] == {"type": "web_search_20250305", "name": "web_search",
+                                "cache_control": {"type": "ephemeral"}}
 
 
 async def test_responses_reasoning_text_and_prompt_variables_reach_the_foreign_model_only_as_placeholders(gw):

@@ -5,7 +5,8 @@ Each example starts from a golden request of one endpoint (tests/fixtures), muta
 a member or an item replaced by any JSON value (objects and lists of the APIs' own words, a CPF, a
 CPF in a member's name), a member added or dropped, an item copied elsewhere, a CPF appended to a
 string. ``extract_segments`` must refuse it (``DialectError``) or make a segment holding each string
-of it that holds a CPF, and each such member name (kind ``key``), or one of an enclosing value. It is
+of it that holds a CPF, and each such member name (kind ``key``), or one of an enclosing value, or
+report the object it is in ``uninspectable`` (an image: policy keeps it in the country). It is
 sent over loopback to the gateway in front of the stub upstreams (tests' Harness), as a
 caller of Brazil asking for a model whose first upstream is abroad (also across dialects). The gateway
 must answer without a 500 (a shape it cannot read is a 400, a failed inspection a 503) and with no
@@ -166,8 +167,9 @@ def test_every_string_of_any_request_shape_is_in_a_segment(case):
         if CPF not in s or path[0] == "model" or (path[-1] == "name" and not is_key):
             continue
         n = len(path)
-        assert any(CPF in g.text and tuple(g.path) == path[:len(g.path)]
-                   and (len(g.path) < n and g.kind != "key" or len(g.path) == n and (g.kind == "key") == is_key)
+        # (or inside an uninspectable one, an image's: policy keeps it in the country)
+        assert any(tuple(g.path) == path[:len(g.path)] and (g.kind == "uninspectable" or CPF in g.text and (
+                   len(g.path) < n and g.kind != "key" or len(g.path) == n and (g.kind == "key") == is_key))
                    for g in segs), (path, is_key, body)
 
 
