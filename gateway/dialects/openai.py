@@ -6,8 +6,8 @@ import re
 from functools import partial
 
 from gateway.dialects.errors import DialectError
-from gateway.dialects.fields import (BINARY, ID, NAME, READ, URL, key_text, plain, rest_texts,  # noqa: F401
-                                     value_texts, words)
+from gateway.dialects.fields import (BINARY, ID, NAME, READ, URL, is_tool_name, key_text, plain,  # noqa: F401
+                                     rest_texts, value_texts, words)
 from gateway.dialects.segments import Segment
 
 _SYSTEM_ROLES = ("system", "developer")
@@ -169,9 +169,9 @@ def _call_args(obj, field: str, path: tuple, out: list[Segment]) -> bool:
 
 _TOOL_IDS = frozenset({"type", "name"})
 """Fields of a tool definition or a tool choice that say which tool it is: its ``name``, left as it is
-when it is a string (the model names a tool in its calls and the caller's code dispatches on that
+when it is a tool name (the model names a tool in its calls and the caller's code dispatches on that
 name, so a rewritten name would break the calls; tool names are inspected nowhere: not here, not in
-tool calls), and its ``type``, left as it is when it is one of the APIs' words for a kind of tool
+tool calls; see ``fields.is_tool_name``), and its ``type``, left as it is when it is one of the APIs' words for a kind of tool
 (``_tool_type``) and inspected otherwise: the provider receives whatever string the caller puts there."""
 _TOOL_TYPES = words(
     "function custom web_search web_search_preview web_search_preview_2025_03_11 file_search code_interpreter"
@@ -212,7 +212,7 @@ def tool_texts(tool, path: tuple, out: list[Segment]) -> None:
     hold the APIs' words."""
     if isinstance(tool, dict):
         for k, v in tool.items():
-            if k == "name" and type(v) is str or k == "type" and type(v) is str and _tool_type(v) \
+            if type(v) is str and (k == "name" and is_tool_name(v) or k == "type" and _tool_type(v)) \
                     or k == "cache_control" and plain(v, _TOOL_CACHE):
                 continue
             p = path + (k,)

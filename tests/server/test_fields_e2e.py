@@ -84,6 +84,24 @@ async def test_a_tool_type_or_cache_breakpoint_that_is_no_api_word_reaches_the_f
                                 "cache_control": {"type": "ephemeral"}}
 
 
+async def test_a_tool_name_no_api_takes_reaches_the_foreign_model_only_as_a_placeholder(gw):
+    # found by fuzzing: tool names were left as they are whatever they held, so a value with separators,
+    # which no API takes for a name (no call can name that tool), went to the provider as written
+    await oai(gw).chat.completions.create(
+        model="gpt-4o-mini", messages=MSGS, tool_choice={"type": "function", "function": {"name": f"CPF {CPF}"}},
+        tools=[{"type": "function", "function": {"name": f"CPF {CPF}", "parameters": {}}},
+               {"type": "function", "function": {"name": "consulta_cpf", "parameters": {}}}])
+    body = sent_us(gw)
+    assert [t["function"]["name"] for t in body["tools"]] == ["CPF [CPF_1]", "consulta_cpf"]
+    assert body["tool_choice"]["function"]["name"] == "CPF [CPF_1]"
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, tools=[{"name": "f", "input_schema": {}}],
+                                  messages=[{"role": "user", "content": "oi"}, {"role": "assistant", "content": [
+                                      {"type": "tool_use", "id": "toolu_1", "name": CPF, "input": {}}]},
+                                            {"role": "user", "content": [
+                                                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]}])
+    assert sent_us(gw)["messages"][1]["content"][0]["name"] == "[CPF_1]"
+
+
 async def test_responses_reasoning_text_and_prompt_variables_reach_the_foreign_model_only_as_placeholders(gw):
     # a reasoning item handed back with its reasoning text, and the variables of a stored prompt template
     await oai(gw).responses.create(
