@@ -587,6 +587,10 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
             raise
         except DialectError as e:  # e.g. a part the other dialect cannot carry
             raise Reject(e.status, e.code, str(e)) from None
+        except orjson.JSONEncodeError:
+            # a body the parser took (1024 levels) nested deeper than orjson writes (254): the caller's
+            # to fix, not a failure of the gateway's to count, log and alert on
+            raise Reject(400, "invalid_request", "the request body is nested too deeply") from None
         except Exception as e:
             metrics.INSPECTION_ERRORS.inc()
             log.error("transformation failed for request %s: %s", ex.request_id, type(e).__name__)

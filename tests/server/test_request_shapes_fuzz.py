@@ -188,3 +188,17 @@ def test_any_request_shape_fails_closed_and_nothing_raw_goes_abroad(gateway, cas
     for got in gateway.received("US")[before:]:
         text = orjson.dumps(_without_names(got["body"])).decode()
         assert CPF not in text and "52998224725" not in text, text
+
+
+def test_a_body_nested_deeper_than_it_can_be_forwarded_is_a_400_not_an_inspection_failure(gateway):
+    # found by fuzzing: orjson reads 1024 levels but writes 254, so such a body was refused as a 503
+    # inspection_failed, counted and logged as the gateway's own failure (and alerted on)
+    from gateway import metrics
+    deep = b'{"a":' * 300 + b'1' + b'}' * 300
+    before = metrics.INSPECTION_ERRORS._value.get(), len(gateway.received("US")), len(gateway.received("BR"))
+    for model in ("gpt-4o-mini", "llama-3.3-70b"):
+        body = b'{"model":"%s","messages":[{"role":"user","content":"oi"}],"metadata":{"x":%s}}' % (
+            model.encode(), deep)
+        status, answer, _ = _post(gateway, "/v1/chat/completions", body)
+        assert status == 400 and orjson.loads(answer)["error"]["code"] == "invalid_request", answer
+    assert (metrics.INSPECTION_ERRORS._value.get(), len(gateway.received("US")), len(gateway.received("BR"))) == before
