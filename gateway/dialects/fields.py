@@ -19,7 +19,9 @@ of the fields the gateway knows, each with what it is (its *spec*):
     a tool's name, left as it is: both APIs restrict tool names to ``[a-zA-Z0-9_-]`` (at most 64
     characters; Anthropic's tool_use names too), the caller's code dispatches on it, and the model
     writes it back in its calls, so a rewritten name would break them. Tool names are inspected
-    nowhere, as in the tool definitions (``openai._TOOL_IDS``). A name that is not a string is;
+    nowhere, as in the tool definitions (``openai._TOOL_IDS``). A name that is not a string is, and
+    so is a string no API takes for a name (``is_tool_name``: ``CPF 529.982.247-25``): no call can
+    name that tool, and the provider receives it all the same (and logs it, refusing the request);
 a frozenset of words
     a setting: it passes as it is when it holds nothing but nulls, booleans, numbers and those words
     (the API's enum values and member names, at any depth; see ``plain``), and is inspected whole
@@ -37,6 +39,8 @@ reads therefore cannot go upstream unseen because somebody listed it as known.
 
 from __future__ import annotations
 
+import re
+
 from gateway.dialects.segments import Segment
 
 READ = object()
@@ -47,6 +51,15 @@ UNKNOWN = object()
 ID = frozenset()
 """The words of a field that holds an id, a number or a boolean: none (see the module's docstring)."""
 SCALARS = frozenset({bool, int, float, type(None)})
+
+
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}\Z")
+
+
+def is_tool_name(v: str) -> bool:
+    """Whether ``v`` is a tool name as the APIs take them (``[a-zA-Z0-9_-]``, 64 characters for
+    OpenAI, 128 for Anthropic): such a string is left as it is where a tool's name belongs."""
+    return _TOOL_NAME.match(v) is not None
 
 
 def words(text: str) -> frozenset:
@@ -134,7 +147,7 @@ def rest_texts(obj: dict, path: tuple, fields: dict, out: list[Segment]) -> None
                         value_texts(x, path + (k, i), out, "other")
             else:
                 value_texts(v, path + (k,), out, "other")
-        elif t is str and (spec is NAME or spec is BINARY or (spec is URL and is_data_url(v))):
+        elif t is str and (spec is NAME and is_tool_name(v) or spec is BINARY or (spec is URL and is_data_url(v))):
             continue  # see the module's docstring: covered by the object's uninspectable segment, or a name
         else:  # a URL, or anything but a string where a name, content or a link belongs
             value_texts(v, path + (k,), out, "other")

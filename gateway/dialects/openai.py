@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 from gateway.dialects.errors import DialectError
-from gateway.dialects.fields import (BINARY, ID, NAME, READ, URL, key_text, rest_texts, value_texts,  # noqa: F401
-                                     words)
+from gateway.dialects.fields import (BINARY, ID, NAME, READ, URL, is_tool_name, key_text, plain,  # noqa: F401
+                                     rest_texts, value_texts, words)
 from gateway.dialects.segments import Segment
 
 _SYSTEM_ROLES = ("system", "developer")
@@ -60,14 +61,22 @@ _CHAT_MESSAGE = {"role": _CHAT_ROLES, "content": READ, "name": ID, "refusal": RE
 """A chat message's fields. ``name`` (a participant's, which the model reads) and ``tool_call_id``
 (see ``_TOOL_CALL``) are texts of kind ``other``, and so is an earlier audio answer's ``audio.id``."""
 
-_SCHEMA_TEXT_KEYS = ("description", "title")
 _SCHEMA_VALUE_KEYS = ("enum", "examples", "example", "default", "const")  # "example": OpenAPI's
 _SCHEMA_NAME_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 """Schema keywords whose value maps names the caller chose (property names, definition names) to
 subschemas: the names are the keys of the JSON the model is asked to write, and it reads them."""
-_SCHEMA_NAME_LISTS = ("required",)
-"""Schema keywords whose strings name properties: inspected (and transformed) like the property names
-themselves, so that a consistent transformation (pseudonymize, hash) keeps the schema consistent."""
+_SCHEMA_KEYWORDS = words(
+    "type properties patternProperties additionalProperties propertyNames required dependentRequired"
+    " dependentSchemas dependencies items prefixItems additionalItems contains minContains maxContains"
+    " unevaluatedItems unevaluatedProperties anyOf oneOf allOf not if then else enum const default examples"
+    " example description title $ref $defs definitions $id $schema $comment $anchor $dynamicRef $dynamicAnchor"
+    " $vocabulary minimum maximum exclusiveMinimum exclusiveMaximum multipleOf minLength maxLength pattern"
+    " format minItems maxItems uniqueItems minProperties maxProperties contentEncoding contentMediaType"
+    " contentSchema deprecated readOnly writeOnly nullable discriminator strict")
+"""JSON Schema's keywords (and OpenAPI's): member names of a schema that are not the caller's. Any
+other name (``x-nota``, a misplaced property) is the caller's text, inspected as a ``key``."""
+_SCHEMA_TYPES = words("string number integer boolean object array null")
+"""The one kind of string of a schema that is no text of the caller's: a type's name."""
 
 
 _segment = partial(tuple.__new__, Segment)
@@ -86,8 +95,13 @@ def _need(cond: bool, path: tuple, what: str) -> None:
 
 
 def schema_texts(schema, path: tuple, out: list[Segment], kind: str = "tool_definition") -> None:
-    """Descriptions, titles and literal values of a JSON Schema: the model reads them all."""
-    if isinstance(schema, dict):
+    """Every text of a JSON Schema: the model reads them all (descriptions, titles, literal values,
+    property names, patterns, formats, comments, a vendor's ``x-`` fields), and the provider receives
+    them whatever the gateway knows of them. Only keywords and type names are passed over."""
+    if isinstance(schema, str):
+        if schema and schema not in _SCHEMA_TYPES:
+            out.append(Segment(path, schema, kind))
+    elif isinstance(schema, dict):
         for k, v in schema.items():
             p = path + (k,)
             if k in _SCHEMA_VALUE_KEYS:
@@ -97,14 +111,11 @@ def schema_texts(schema, path: tuple, out: list[Segment], kind: str = "tool_defi
                 for name, sub in v.items():
                     key_text(name, p + (name,), out)
                     schema_texts(sub, p + (name,), out, kind)
-            elif k in _SCHEMA_NAME_LISTS and isinstance(v, list):
-                for i, name in enumerate(v):
-                    if isinstance(name, str) and name:
-                        out.append(Segment(p + (i,), name, kind))
-            elif isinstance(v, str):
-                if k in _SCHEMA_TEXT_KEYS or k == "$ref":  # a $ref names a definition: see _SCHEMA_NAME_MAPS
-                    out.append(Segment(p, v, kind))
-            elif isinstance(v, (dict, list)):
+            else:
+                if k not in _SCHEMA_KEYWORDS:
+                    key_text(k, p, out)
+                # (a $ref names a definition, required's strings name properties: inspected, and so
+                # transformed, like the names themselves, which keeps the schema consistent)
                 schema_texts(v, p, out, kind)
     elif isinstance(schema, list):
         for i, v in enumerate(schema):
@@ -157,17 +168,35 @@ def _call_args(obj, field: str, path: tuple, out: list[Segment]) -> bool:
 
 
 _TOOL_IDS = frozenset({"type", "name"})
-"""Fields of a tool definition or a tool choice that say which tool it is, left as they are when they
-are strings: the model names a tool in its calls and the caller's code dispatches on that name, so a
-rewritten name would break the calls (tool names are inspected nowhere: not here, not in tool calls)."""
+"""Fields of a tool definition or a tool choice that say which tool it is: its ``name``, left as it is
+when it is a tool name (the model names a tool in its calls and the caller's code dispatches on that
+name, so a rewritten name would break the calls; tool names are inspected nowhere: not here, not in
+tool calls; see ``fields.is_tool_name``), and its ``type``, left as it is when it is one of the APIs' words for a kind of tool
+(``_tool_type``) and inspected otherwise: the provider receives whatever string the caller puts there."""
+_TOOL_TYPES = words(
+    "function custom web_search web_search_preview web_search_preview_2025_03_11 file_search code_interpreter"
+    " computer computer_use computer_use_preview mcp mcp_toolset image_generation local_shell shell apply_patch"
+    " namespace tool_search allowed_tools auto any tool none required")
+_DATED_TOOL_TYPE = re.compile(r"(?:bash|text_editor|computer|web_search|web_fetch|code_execution|memory"
+                              r"|tool_search_tool_regex|tool_search_tool_bm25)_20[0-9]{6}\Z")
+"""Anthropic's versioned tool types (``web_search_20250305``, ``text_editor_20250728``)."""
+_TOOL_CACHE = words("type ephemeral ttl 5m 1h")
+"""A tool's ``cache_control`` breakpoint: the API's words only, else inspected (Anthropic's ``_CACHE``)."""
+
+
+def _tool_type(v: str) -> bool:
+    """Whether a tool's (or a tool choice's) ``type`` is one of the APIs' words for it."""
+    return v in _TOOL_TYPES or _DATED_TOOL_TYPE.match(v) is not None
+
+
 _TOOL_SCHEMAS = frozenset({"parameters", "input_schema", "output_schema"})
 _TOOL_OBJECTS = frozenset({"function", "custom", "format", "grammar", "tools", "allowed_tools"})
 """Fields whose value is read like a tool itself (its type and name left as they are): chat's
 ``function`` and ``custom`` definitions, a custom tool's ``format`` and ``grammar``, the ``tools`` a
 Responses namespace groups or an ``allowed_tools`` choice lists."""
 _TOOL_FIELDS = _TOOL_IDS | _TOOL_SCHEMAS | _TOOL_OBJECTS | {
-    "description", "strict", "input_examples", "definition", "syntax", "server_description", "server_label",
-    "server_url", "mode", "disable_parallel_tool_use"}
+    "cache_control", "description", "strict", "input_examples", "definition", "syntax", "server_description",
+    "server_label", "server_url", "mode", "disable_parallel_tool_use"}
 """Field names of tool objects that are the APIs' own, read above or common. Any other (a server
 tool's ``user_location``, a newer API's field, the caller's own) is inspected as a name too, like an
 unknown message field's: there is nothing to find in an API's names, a caller's may hold anything."""
@@ -179,10 +208,12 @@ def tool_texts(tool, path: tuple, out: list[Segment]) -> None:
     newer API): the provider receives them all and the model reads most, so each string is a segment
     of kind ``tool_definition``, and each key of an object the caller fills (``headers``, a schema's
     properties, a field this gateway does not know) one of kind ``key``. Only the tool's ``type`` and
-    ``name`` (see ``_TOOL_IDS``) and its ``cache_control`` (a cache breakpoint) are left out."""
+    ``name`` (see ``_TOOL_IDS``) and its ``cache_control`` (a cache breakpoint) are left out, when they
+    hold the APIs' words."""
     if isinstance(tool, dict):
         for k, v in tool.items():
-            if (k in _TOOL_IDS and type(v) is str) or k == "cache_control":
+            if type(v) is str and (k == "name" and is_tool_name(v) or k == "type" and _tool_type(v)) \
+                    or k == "cache_control" and plain(v, _TOOL_CACHE):
                 continue
             p = path + (k,)
             if k in _TOOL_SCHEMAS:

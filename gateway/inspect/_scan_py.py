@@ -445,6 +445,11 @@ def _credentials(norm: str, cands: list) -> None:
     if "://" in norm:
         for m in _URL_PASS.finditer(norm):
             cands.append((m.start("pass"), m.end("pass"), _PASSWORD))
+    # Keys can follow each other inside one value ("password=password=password=..."): the run of a
+    # value and its letters are each measured once, not again from every key in it (that was
+    # quadratic: a 1 MB body of such keys took minutes)
+    run_s = run_e = 0   # the last unquoted value run measured
+    letters = 0         # norm[start:letters] are letters, from a start at or before the value's
     for m in _PASS_KEY.finditer(norm):
         v = m.end()
         if v < len(norm) and norm[v] in "\"'":
@@ -452,14 +457,21 @@ def _credentials(norm: str, cands: list) -> None:
             if close < 0:
                 continue
             s, e = v + 1, close
+        elif run_s <= v < run_e:
+            s, e = v, run_e  # inside the run measured for an earlier key: the same end
         else:
             mv = _PASS_VALUE.match(norm, v)
             if not mv:
                 continue
-            s, e = mv.span()
-        value = norm[s:e]
-        if len(value) < 4 or (m.group(1) == ":" and value.isalpha()):
+            s, e = run_s, run_e = mv.span()
+        if e - s < 4:
             continue
+        if m.group(1) == ":":  # a value after ":" must hold a character that is not a letter
+            letters = max(letters, s)
+            while letters < e and norm[letters].isalpha():
+                letters += 1
+            if letters >= e:
+                continue
         cands.append((s, e, _PASSWORD))
 
 

@@ -327,6 +327,19 @@ def test_schema_property_and_definition_names_are_keys_and_keywords_are_not():
         (f"{base}.$defs.{cpf}.examples[0].{cpf}", "tool_definition")]
 
 
+def test_every_string_of_a_schema_is_a_segment_but_type_names():
+    cpf = "529.982.247-25"
+    schema = {"type": ["object", "null"], "pattern": cpf, "x-nota": {"k": cpf}, "minLength": 3,
+              "required": [cpf, {"n": cpf}], "items": cpf}
+    segs = extract_segments("/v1/messages", {"messages": [{"role": "user", "content": "c"}],
+                                             "tools": [{"name": "t", "input_schema": schema}]})
+    base = "tools[0].input_schema"
+    assert [(s.where, s.text) for s in segs[1:]] == [
+        (f"{base}.pattern", cpf), (f"{base}.x-nota", "x-nota"), (f"{base}.x-nota.k", "k"),
+        (f"{base}.x-nota.k", cpf), (f"{base}.required[0]", cpf), (f"{base}.required[1].n", "n"),
+        (f"{base}.required[1].n", cpf), (f"{base}.items", cpf)]
+
+
 def test_caller_chosen_keys_are_renamed_in_place():
     email, cpf = "joana.silva@exemplo.com.br", "529.982.247-25"
     body = {"model": "m", "messages": [{"role": "user", "content": "oi"}],

@@ -231,6 +231,9 @@ def test_tool_names_are_left_as_they_are():
     for shape, field in names:
         endpoint, body = _place(shape, field, f"consulta_{DIGITS}")
         assert not [s for s in extract_segments(endpoint, body) if DIGITS in s.text], (shape, field)
+        # a string no API takes for a name names no tool a call could reach: inspected
+        endpoint, body = _place(shape, field, T)
+        assert [s for s in extract_segments(endpoint, body) if s.text == T], (shape, field)
 
 
 def test_base64_content_is_never_scanned_and_makes_its_object_uninspectable():

@@ -85,3 +85,19 @@ def test_long_runs_are_handled(scan_impl):
 def test_pathological_inputs_stay_linear(scan_impl, text):
     # no timing assertion: a quadratic scan of these would not finish within the test run
     _check(text, scan_impl(text))
+
+
+@pytest.mark.parametrize("text", [
+    "password=" * 100_000,                      # found by timing hostile inputs: keys inside one value,
+    "password:" * 100_000,                      # each measured to its end, took minutes for 1 MB
+    "pwd:" + "a" * 400_000 + "secret:x" * 50_000,
+])
+def test_password_keys_inside_one_value_stay_linear(scan_impl, text):
+    import time
+    t0 = time.process_time()
+    found = scan_impl(text)
+    # linear: well under a second here; the quadratic scan took over five minutes (CPU time, so
+    # that other work on the machine does not count)
+    assert time.process_time() - t0 < 30
+    assert [f.detector for f in found] == ["secret.password"]
+    _check(text, found)

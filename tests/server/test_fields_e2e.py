@@ -40,6 +40,68 @@ async def test_literal_values_of_json_schemas_reach_the_foreign_model_only_as_pl
     assert sent_us(gw)["tools"][0]["input_schema"]["default"] == {"cpf": "[CPF_1]"}
 
 
+async def test_every_string_and_foreign_name_of_a_json_schema_reaches_the_foreign_model_only_as_placeholders(gw):
+    # found by fuzzing: a schema's strings other than descriptions, titles and literal values (a pattern,
+    # a format, a $comment, a vendor's x- field, a type that is no type's name), the names of members
+    # that are no keyword, and a schema that is a string went to the provider as the caller wrote them
+    prop = {"type": "string", "pattern": CPF, "format": f"CPF {CPF}", "$comment": f"ex.: {CPF}",
+            "x-nota": f"CPF {CPF}", "type_hint": {"cpf": CPF}, CPF: True}
+    params = {"type": "object", "properties": {"cpf": prop}, "anyOf": [{"type": ["string", f"CPF {CPF}"]}]}
+    await oai(gw).chat.completions.create(
+        model="gpt-4o-mini", messages=MSGS,
+        tools=[{"type": "function", "function": {"name": "lookup", "parameters": params}},
+               {"type": "function", "function": {"name": "other", "parameters": f"CPF {CPF}"}}])
+    tools = sent_us(gw)["tools"]
+    assert tools[0]["function"]["parameters"] == {
+        "type": "object", "anyOf": [{"type": ["string", "CPF [CPF_1]"]}], "properties": {"cpf": {
+            "type": "string", "pattern": "[CPF_1]", "format": "CPF [CPF_1]", "$comment": "ex.: [CPF_1]",
+            "x-nota": "CPF [CPF_1]", "type_hint": {"cpf": "[CPF_1]"}, "[CPF_1]": True}}}
+    assert tools[1]["function"]["parameters"] == "CPF [CPF_1]"
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, messages=MSGS,
+                                  tools=[{"name": "lookup", "input_schema": params}])
+    assert sent_us(gw)["tools"][0]["input_schema"]["properties"]["cpf"]["pattern"] == "[CPF_1]"
+
+
+async def test_a_tool_type_or_cache_breakpoint_that_is_no_api_word_reaches_the_foreign_model_only_as_a_placeholder(gw):
+    # found by fuzzing: a tool's (and a tool choice's) type and its cache_control were passed over
+    # whatever they held; the APIs' own words still are (a type is how the provider tells tools apart)
+    await oai(gw).chat.completions.create(
+        model="gpt-4o-mini", messages=MSGS,
+        tools=[{"type": f"CPF {CPF}", "function": {"name": "f", "type": CPF, "parameters": {}}},
+               {"type": "function", "function": {"name": "g", "parameters": {}}}],
+        tool_choice={"type": "function", "function": {"name": "g"}})
+    tools = sent_us(gw)["tools"]
+    assert tools[0]["type"] == "CPF [CPF_1]" and tools[0]["function"]["type"] == "[CPF_1]"
+    assert tools[1]["type"] == "function"
+    await ant(gw).messages.create(
+        model="claude-sonnet-4", max_tokens=16, messages=MSGS, tool_choice={"type": CPF},
+        tools=[{"name": "f", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral", "nota": CPF}},
+               {"type": "web_search_20250305", "name": "web_search", "cache_control": {"type": "ephemeral"}}])
+    body = sent_us(gw)
+    assert body["tool_choice"] == {"type": "[CPF_1]"}
+    assert body["tools"][0]["cache_control"] == {"type": "ephemeral", "nota": "[CPF_1]"}
+    assert body["tools"][1] == {"type": "web_search_20250305", "name": "web_search",
+                                "cache_control": {"type": "ephemeral"}}
+
+
+async def test_a_tool_name_no_api_takes_reaches_the_foreign_model_only_as_a_placeholder(gw):
+    # found by fuzzing: tool names were left as they are whatever they held, so a value with separators,
+    # which no API takes for a name (no call can name that tool), went to the provider as written
+    await oai(gw).chat.completions.create(
+        model="gpt-4o-mini", messages=MSGS, tool_choice={"type": "function", "function": {"name": f"CPF {CPF}"}},
+        tools=[{"type": "function", "function": {"name": f"CPF {CPF}", "parameters": {}}},
+               {"type": "function", "function": {"name": "consulta_cpf", "parameters": {}}}])
+    body = sent_us(gw)
+    assert [t["function"]["name"] for t in body["tools"]] == ["CPF [CPF_1]", "consulta_cpf"]
+    assert body["tool_choice"]["function"]["name"] == "CPF [CPF_1]"
+    await ant(gw).messages.create(model="claude-sonnet-4", max_tokens=16, tools=[{"name": "f", "input_schema": {}}],
+                                  messages=[{"role": "user", "content": "oi"}, {"role": "assistant", "content": [
+                                      {"type": "tool_use", "id": "toolu_1", "name": CPF, "input": {}}]},
+                                            {"role": "user", "content": [
+                                                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]}])
+    assert sent_us(gw)["messages"][1]["content"][0]["name"] == "[CPF_1]"
+
+
 async def test_responses_reasoning_text_and_prompt_variables_reach_the_foreign_model_only_as_placeholders(gw):
     # a reasoning item handed back with its reasoning text, and the variables of a stored prompt template
     await oai(gw).responses.create(
