@@ -8,6 +8,7 @@ sum over all of them (prometheus-client's multiprocess mode).
 from __future__ import annotations
 
 import os
+import threading
 from bisect import bisect_left
 from functools import lru_cache
 
@@ -34,8 +35,6 @@ STREAMS = Gauge("soberana_streams_active", "Streams being relayed now", registry
                 multiprocess_mode="livesum")
 AUDIT_LAG = Gauge("soberana_audit_lag_records", "Audit records queued, not yet written", registry=REGISTRY,
                   multiprocess_mode="livesum")
-AUDIT_HEALTHY = Gauge("soberana_audit_healthy", "1 when the audit sink is writing (the worst worker)",
-                      registry=REGISTRY, multiprocess_mode="livemin")
 CIRCUIT = Gauge("soberana_circuit_state", "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open (the worst worker)",
                 ["upstream"], registry=REGISTRY, multiprocess_mode="livemax")
 ERRORS = Counter("soberana_errors_total", "Requests answered with an error, by its code (unauthorized, rate_limited, "
@@ -114,6 +113,25 @@ class Observer:
 
 
 OVERHEAD_OBSERVER = Observer(OVERHEAD)
+
+
+_audit_healthy: Gauge | None = None
+_audit_healthy_lock = threading.Lock()
+
+
+def set_audit_healthy(ok: bool) -> None:
+    """Set ``soberana_audit_healthy`` (1 when this worker's audit log is writing; the fleet's is the
+    worst worker's). The gauge is made by the first call, which the audit log makes once it has opened
+    its file: made at import, a starting worker's series read 0 from its import until then, and the
+    fleet's minimum said "audit unhealthy" on every rollout and worker restart. A worker whose log is
+    not open yet is unknown, not unhealthy: it has no series (and it serves nothing until it is open)."""
+    global _audit_healthy
+    if _audit_healthy is None:
+        with _audit_healthy_lock:  # (the writer thread sets it too)
+            if _audit_healthy is None:
+                _audit_healthy = Gauge("soberana_audit_healthy", "1 when the audit sink is writing (the worst worker)",
+                                       registry=REGISTRY, multiprocess_mode="livemin")
+    _audit_healthy.set(1 if ok else 0)
 
 
 AUDIT_LAG._raise_if_not_observable()  # (and its multiprocess_mode, livesum, is not mostrecent)

@@ -382,7 +382,7 @@ class AuditLog:
         self._loop = loop
         # The gauge is set where the health changes (here, _fail, _reopen): set only at a scrape, it
         # showed a pre-forked worker's failure only once a scrape happened to reach that worker.
-        metrics.AUDIT_HEALTHY.set(1 if self._healthy else 0)
+        metrics.set_audit_healthy(self._healthy)
         self._thread = threading.Thread(target=self._run, name=f"audit-w{self.worker}", daemon=True)
         self._thread.start()
 
@@ -533,7 +533,7 @@ class AuditLog:
             self._since_cp = self._epoch_records = 0
             self.error = None
             self._healthy = True
-        metrics.AUDIT_HEALTHY.set(1)
+        metrics.set_audit_healthy(True)
         log.warning("audit file %s is writing again (seq %d); records lost in the failure show as a gap",
                     self.path, self._seq - 1)
 
@@ -715,7 +715,7 @@ class AuditLog:
 
     def _fail(self, e: BaseException) -> None:
         self._healthy = False
-        metrics.AUDIT_HEALTHY.set(0)  # from the writer thread: prometheus values take their own lock
+        metrics.set_audit_healthy(False)  # from the writer thread: prometheus values take their own lock
         if isinstance(e, OSError) and e.errno is not None:
             self.error = errno.errorcode.get(e.errno, "oserror")
         else:

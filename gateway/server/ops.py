@@ -44,7 +44,7 @@ async def readyz(request: Request, state: State) -> Response:
 async def metrics_endpoint(request: Request, state: State) -> Response:
     """Prometheus text exposition (every worker's sum when pre-forked)."""
     state.audit.publish_lag()
-    metrics.AUDIT_HEALTHY.set(1 if state.audit.healthy else 0)
+    metrics.set_audit_healthy(state.audit.healthy)
     for t in state.registry.targets.values():
         t.gauge.set(t.breaker.state)
     return Response(200, metrics.exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -151,7 +151,7 @@ async def test_the_audit_healthy_gauge_follows_the_sink_without_a_scrape(tmp_pat
     from gateway import metrics
 
     async with Harness(tmp_path) as h:
-        assert metrics.AUDIT_HEALTHY._value.get() == 1  # set when the log starts, not at the first scrape
+        assert metrics.REGISTRY.get_sample_value("soberana_audit_healthy") == 1  # set when the log starts, not at the first scrape
         audit = h.holder.current.audit
         full = os.open("/dev/full", os.O_WRONLY)
         os.dup2(full, audit._fd)  # the disk is full from now on
@@ -165,7 +165,7 @@ async def test_the_audit_healthy_gauge_follows_the_sink_without_a_scrape(tmp_pat
                 break
             await asyncio.sleep(0.01)
         assert not audit.healthy
-        assert metrics.AUDIT_HEALTHY._value.get() == 0, "the gauge still says healthy"
+        assert metrics.REGISTRY.get_sample_value("soberana_audit_healthy") == 0, "the gauge still says healthy"
 
 
 async def test_a_witness_holds_the_epoch_and_checkpoints_of_a_running_gateway(tmp_path):
