@@ -12,6 +12,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from gateway import metrics
 from gateway.audit.writer import AuditLog
 from gateway.auth.authenticator import Authenticator
 from gateway.config import Config, in_file, load_config
@@ -111,6 +112,8 @@ class StateHolder:
             if isinstance(e, ConfigError):
                 e = in_file(e, config)  # the log names the file and line to fix
             log.error("reload rejected, keeping policy revision %s: %s", old.policies.revision, e)
+            metrics.RELOADS.labels("rejected").inc()
+            metrics.RELOAD_OK.set(0)  # until a reload is applied: the edit on disk is not what runs
             return False, f"reload rejected, keeping the running configuration: {e}"
         self.current = new
         if new.audit is old.audit:
@@ -126,6 +129,8 @@ class StateHolder:
             await old.audit.close()
         if new.tracing is not old.tracing:
             await old.tracing.close()
+        metrics.RELOADS.labels("applied").inc()
+        metrics.RELOAD_OK.set(1)
         log.info("reloaded: policy revision %s", new.policies.revision)
         return True, f"reloaded: policy revision {new.policies.revision}"
 

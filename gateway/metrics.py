@@ -40,6 +40,12 @@ CIRCUIT = Gauge("soberana_circuit_state", "Circuit breaker per upstream: 0 close
 ERRORS = Counter("soberana_errors_total", "Requests answered with an error, by its code (unauthorized, rate_limited, "
                  "policy_blocked, no_compliant_upstream, upstream_error, payload_too_large, ...)", ["code"],
                  registry=REGISTRY)
+RELOADS = Counter("soberana_config_reloads_total", "Config and policy reloads (SIGHUP), by result: applied or rejected",
+                  ["result"], registry=REGISTRY)
+RELOAD_OK = Gauge("soberana_config_last_reload_successful", "1 when the last reload was applied or none was tried, "
+                  "0 while the running config is older than a rejected edit (the worst worker)",
+                  registry=REGISTRY, multiprocess_mode="livemin")
+RELOAD_OK.set(1)  # the config a worker starts with is the one it was given: nothing rejected yet
 INSPECTION_ERRORS = Counter("soberana_inspection_errors_total", "Inspection or transformation failures", registry=REGISTRY)
 FAIL_OPEN = Counter("soberana_fail_open_total", "Requests forwarded uninspected under on_inspection_error: allow", registry=REGISTRY)
 

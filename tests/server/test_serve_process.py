@@ -134,6 +134,38 @@ async def test_sighup_with_a_broken_policy_keeps_the_old_one_and_says_why(served
     assert "reload rejected" in log and "br.yaml" in log and "not_a_field" in log
 
 
+async def test_a_rejected_reload_shows_in_the_metrics_until_a_reload_is_applied(served):
+    # A rejected SIGHUP left only a log line: the fleet went on with the old policies while a dashboard
+    # or an alert had nothing to say that the edit never took effect.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    proc, url, tmp = served
+
+    async def scrape() -> dict:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url + "/-/metrics") as r:
+                text = await r.text()
+        return {(smp.name, tuple(sorted(smp.labels.items()))): smp.value
+                for f in text_string_to_metric_families(text) for smp in f.samples}
+
+    assert (await scrape())[("soberana_config_last_reload_successful", ())] == 1
+    policy = tmp / "policies" / "br.yaml"
+    good = policy.read_text()
+    policy.write_text(good + "\nnot_a_field: true\n")
+    proc.send_signal(signal.SIGHUP)
+    await asyncio.sleep(1.5)
+    for _ in range(4):  # whichever worker answers
+        m = await scrape()
+        assert m[("soberana_config_last_reload_successful", ())] == 0, "a rejected reload reads as applied"
+        assert m[("soberana_config_reloads_total", (("result", "rejected"),))] == 2  # each worker's
+    policy.write_text(good)
+    proc.send_signal(signal.SIGHUP)
+    await asyncio.sleep(1.5)
+    m = await scrape()
+    assert m[("soberana_config_last_reload_successful", ())] == 1
+    assert m[("soberana_config_reloads_total", (("result", "applied"),))] == 2
+
+
 async def test_metrics_of_all_workers_add_up(served):
     proc, url, tmp = served
     async with aiohttp.ClientSession() as s:
