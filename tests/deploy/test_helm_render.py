@@ -150,3 +150,24 @@ def test_helm_lint_reports_no_errors_or_warnings():
     report = helm.lint(CHART, strict=True, kube_version="v1.37.0")
     assert report["errors"] == []
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_the_pod_port_probes_and_network_policy_follow_config_listen_port():
+    # containerPort and the NetworkPolicy's ingress port were fixed at 8080: with config.listen.port
+    # set to another port the gateway listened there, the probes (on the named port) and the
+    # Service's targetPort went to 8080, and the pods never became ready.
+    values = {"config": {"listen": {"port": 9443}}}
+    docs = render(copy.deepcopy(values))
+    for d in docs:
+        kubernetes_validate.validate(d, K8S, strict=True)
+    objs = kinds(docs)
+    (c,) = objs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert c["ports"] == [{"name": "http", "containerPort": 9443, "protocol": "TCP"}]
+    assert c["readinessProbe"]["httpGet"]["port"] == c["livenessProbe"]["httpGet"]["port"] == "http"
+    assert objs["Service"]["spec"]["ports"][0]["targetPort"] == "http"
+    assert objs["NetworkPolicy"]["spec"]["ingress"][0]["ports"] == [{"port": 9443, "protocol": "TCP"}]
+    cfg = config_from_text(objs["ConfigMap"]["data"]["soberana.yaml"], "configmap.yaml")
+    assert cfg.listen.port == 9443
+    default = kinds(render())
+    assert default["Deployment"]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 8080
+    assert default["NetworkPolicy"]["spec"]["ingress"][0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
