@@ -7,6 +7,7 @@ sum over all of them (prometheus-client's multiprocess mode).
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 from bisect import bisect_left
@@ -143,6 +144,20 @@ def set_audit_healthy(ok: bool) -> None:
 AUDIT_LAG._raise_if_not_observable()  # (and its multiprocess_mode, livesum, is not mostrecent)
 set_audit_lag = AUDIT_LAG._value.set
 """``AUDIT_LAG.set``, as its cell's ``set``: call it with a float."""
+
+
+def fleet_audit_healthy() -> bool:
+    """False when any worker of a pre-forked fleet has said its audit log is not writing (its
+    ``soberana_audit_healthy`` is 0); True otherwise, and always when not pre-forked (nothing to add).
+    Reads only the files of the ``livemin`` gauges, not the whole exposition: readiness probes call it."""
+    d = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not d:
+        return True
+    files = glob.glob(os.path.join(d, "gauge_livemin_*.db"))
+    for metric in MultiProcessCollector.merge(files):
+        if metric.name == "soberana_audit_healthy":
+            return all(s.value != 0 for s in metric.samples)
+    return True  # no worker has opened its log yet
 
 
 def exposition() -> bytes:

@@ -30,10 +30,14 @@ async def healthz(request: Request, state: State) -> Response:
 
 
 async def readyz(request: Request, state: State) -> Response:
-    """Ready to take traffic: policies loaded, audit sink writing, at least one upstream available."""
+    """Ready to take traffic: policies loaded, audit sink writing, at least one upstream available.
+
+    The audit check covers every worker of a pre-forked fleet: the kernel hands a probe to any one of
+    them, and a worker that cannot write its audit log refuses every request it gets; answered for
+    itself, a healthy worker kept the pod ready while 1/N of its requests failed."""
     checks = {
         "policies": bool(state.policies.revision),
-        "audit": state.audit.healthy,
+        "audit": state.audit.healthy and metrics.fleet_audit_healthy(),
         "upstreams": any(state.registry.healthy(n) for n in state.registry.targets),
     }
     ok = all(checks.values())

@@ -166,6 +166,30 @@ async def test_a_rejected_reload_shows_in_the_metrics_until_a_reload_is_applied(
     assert m[("soberana_config_reloads_total", (("result", "applied"),))] == 2
 
 
+async def test_readyz_says_not_ready_while_any_worker_cannot_write_its_audit_log(served):
+    # Each worker answers /-/readyz for itself. One worker whose audit file was removed refuses every
+    # request it gets (503, fail closed), but a readiness probe that the kernel handed to the other
+    # worker said ready: the pod stayed in the Service and about 1/N of its requests failed.
+    proc, url, tmp = served
+    (tmp / "audit" / "audit-w1.jsonl").unlink()
+    refused = 0
+    for _ in range(40):  # until the worker without its file has tried to write
+        async with aiohttp.ClientSession() as s:  # a new connection each: both workers get some
+            async with s.post(url + "/v1/chat/completions", data=body("fast"), headers=HEADERS) as r:
+                refused += r.status == 503
+        if refused:
+            break
+        await asyncio.sleep(0.3)  # (the writer notices a removed file about once a second)
+    assert refused, "the worker without its audit file still forwards"
+    statuses = []
+    for _ in range(8):
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url + "/-/readyz") as r:
+                statuses.append(r.status)
+                assert (await r.json())["checks"]["audit"] is (r.status == 200)
+    assert statuses == [503] * 8, statuses
+
+
 async def test_metrics_of_all_workers_add_up(served):
     proc, url, tmp = served
     async with aiohttp.ClientSession() as s:
