@@ -104,11 +104,14 @@ class StateHolder:
     async def _reload(self) -> tuple[bool, str]:
         old = self.current
         config = old.config
+        new = None
         try:
             config = load_config(self.config_path) if self.config_path else old.config
             new = self._build(config, old)
             await self._start_parts(new, old)
         except Exception as e:  # any failure keeps the old, working state
+            if new is not None:
+                await self._discard(new, old)
             if isinstance(e, ConfigError):
                 e = in_file(e, config)  # the log names the file and line to fix
             log.error("reload rejected, keeping policy revision %s: %s", old.policies.revision, e)
@@ -133,6 +136,28 @@ class StateHolder:
         metrics.RELOAD_OK.set(1)
         log.info("reloaded: policy revision %s", new.policies.revision)
         return True, f"reloaded: policy revision {new.policies.revision}"
+
+    @staticmethod
+    async def _discard(new: State, old: State) -> None:
+        """Close what a rejected reload built and started and the running State does not share: the
+        new authenticator's JWKS session, a new tracing exporter (a thread), a new rate-limit backend,
+        the pools of new upstreams. Dropped unclosed, every rejected SIGHUP left them running.
+
+        Not the audit log: it is the last part started, so when it failed nothing of it runs, and
+        once started it may hold the running log's chain (a hand-over)."""
+        try:
+            if new.auth is not old.auth:
+                await new.auth.close()
+            if new.tracing is not old.tracing:
+                await new.tracing.close()
+            if new.limiter.backend is not old.limiter.backend:
+                await new.limiter.close()
+            new.registry.stop_probes()
+            for name, t in new.registry.targets.items():
+                if old.registry.targets.get(name) is not t:
+                    await t.pool.close()
+        except Exception as e:  # noqa: BLE001 — the running State is unaffected; say what was left
+            log.warning("a rejected reload's parts were not all closed (%s)", type(e).__name__)
 
     async def close(self) -> None:
         s = self.current
