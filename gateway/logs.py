@@ -10,9 +10,10 @@ import orjson
 
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self, worker: int = 0):
+    def __init__(self, worker: int | None = 0):
         super().__init__()
         self.worker = worker
+        """The worker's number; None (null) in the parent of pre-forked workers."""
 
     def format(self, record: logging.LogRecord) -> str:
         out = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
@@ -24,8 +25,8 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out).decode()
 
 
-def setup_logging(worker: int = 0, level: str = "INFO") -> None:
-    """Send every log record to stderr as a JSON line."""
+def setup_logging(worker: int | None = 0, level: str = "INFO") -> None:
+    """Send every log record to stderr as a JSON line (``worker`` None: the pre-forking parent's)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(worker))
     root = logging.getLogger()

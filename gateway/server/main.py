@@ -245,7 +245,8 @@ def _check_parts(config: Config) -> None:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    setup_logging()
+    # the parent of pre-forked workers logs as none of them (its lines said worker 0); one process is worker 0
+    setup_logging(0 if args.workers <= 1 else None)
     if args.workers < 1:  # (--port is checked by the argument parser)
         print("soberana serve: --workers must be at least 1", file=sys.stderr)
         return 2

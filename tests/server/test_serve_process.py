@@ -316,3 +316,9 @@ def test_per_worker_rate_limits_are_said_at_start(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             _, err = proc.communicate()
     assert "rate limits are counted per worker" in err and "up to 2 times each limit" in err, err[-2000:]
+    # the parent's own lines said "worker": 0, as if worker 0 had written them (its restarts of a dead
+    # worker too): a log query by worker mixed them up
+    lines = [orjson.loads(line) for line in err.splitlines() if line.startswith("{")]
+    (warning,) = [x for x in lines if "rate limits are counted per worker" in x["msg"]]
+    assert warning["worker"] is None
+    assert {x["worker"] for x in lines if x["msg"].startswith("worker 1 ")} == {1}
