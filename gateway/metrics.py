@@ -13,8 +13,12 @@ import threading
 from bisect import bisect_left
 from functools import lru_cache
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
+# No `<name>_created` series: a pre-forked fleet's exposition (multiprocess mode) never has them, so
+# with them one worker exposed other series than N, and each label set cost a second series.
+disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
