@@ -171,3 +171,20 @@ def test_the_pod_port_probes_and_network_policy_follow_config_listen_port():
     default = kinds(render())
     assert default["Deployment"]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 8080
     assert default["NetworkPolicy"]["spec"]["ingress"][0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
+
+
+def test_prometheus_is_told_where_the_metrics_are_and_may_reach_them():
+    # The metrics are at /-/metrics on the gateway's port, and the NetworkPolicy let in only caller
+    # namespaces: Prometheus (annotation discovery asks /metrics by default) could neither find nor
+    # reach them. The pod says path and port, and the policy admits the monitoring namespace.
+    objs = kinds(render())
+    pod = objs["Deployment"]["spec"]["template"]
+    (c,) = pod["spec"]["containers"]
+    ann = pod["metadata"]["annotations"]
+    assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/path"] == "/-/metrics"
+    assert ann["prometheus.io/port"] == str(c["ports"][0]["containerPort"])
+    ingress = objs["NetworkPolicy"]["spec"]["ingress"]
+    monitoring = [r for r in ingress if r["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]]
+    assert monitoring and monitoring[0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    off = kinds(render({"networkPolicy": {"metricsNamespaceLabel": None}}))["NetworkPolicy"]["spec"]["ingress"]
+    assert len(off) == 1, "no monitoring rule when none is asked for"

@@ -94,6 +94,18 @@ def test_network_policy_limits_egress_to_dns_and_configured_upstreams():
         assert rule.get("ports"), "every egress rule names its ports"
 
 
+def test_prometheus_is_told_where_the_metrics_are_and_may_reach_them():
+    # /-/metrics, not /metrics (what annotation discovery asks by default); and the NetworkPolicy let
+    # in only caller namespaces, so no Prometheus could scrape the fleet.
+    objs = {d["kind"]: d for d in docs(DEPLOY / "kubernetes" / "gateway.yaml")}
+    pod = objs["Deployment"]["spec"]["template"]
+    ann = pod["metadata"].get("annotations", {})
+    assert ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/path") == "/-/metrics"
+    assert ann.get("prometheus.io/port") == str(pod["spec"]["containers"][0]["ports"][0]["containerPort"])
+    sources = [r["from"] for r in objs["NetworkPolicy"]["spec"]["ingress"]]
+    assert [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}] in sources
+
+
 def test_embedded_gateway_configs_are_valid_configs():
     (cm,) = [d for d in docs(DEPLOY / "kubernetes" / "gateway.yaml") if d["kind"] == "ConfigMap"]
     cfg = config_from_text(cm["data"]["soberana.yaml"], "gateway.yaml")
