@@ -96,6 +96,18 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
     log.info("worker %d stopped", worker)
 
 
+def _says_why(e: BaseException) -> bool:
+    """A startup failure whose message is the whole story, and holds no request value: a ConfigError
+    (file, line, field) or the audit log's AuditUnavailable (its file and errno). Logged by type only,
+    as other exceptions are, an unwritable audit folder said "AuditUnavailable" and never which or why."""
+    if isinstance(e, ConfigError):
+        return True
+    # (imported here: the pre-forking parent must not load the metrics before its workers start)
+    from gateway.audit.writer import AuditUnavailable
+
+    return isinstance(e, AuditUnavailable)
+
+
 def _cannot_listen(config: Config, e: OSError) -> ConfigError:
     where = f"{config.listen.host}:{config.listen.port}"
     return in_file(ConfigError("<config>", None, "listen", f"cannot listen on {where}: {e.strerror or e}"), config)
@@ -159,12 +171,13 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
             code = 0
             try:
                 _worker_main(current, i, args, True)
-            except ConfigError as e:  # names file, line and field (never a request value): say which
-                log.error("worker %d cannot start: %s", i, e)
-                code = 2
-            except BaseException:
-                log.exception("worker %d crashed", i)
-                code = 1
+            except BaseException as e:
+                if _says_why(e):
+                    log.error("worker %d cannot start: %s", i, e)
+                    code = 2
+                else:
+                    log.exception("worker %d crashed", i)
+                    code = 1
             os._exit(code)
         children[pid] = i  # before a signal held during the fork runs `forward`, which must reach it too
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
@@ -258,7 +271,9 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.workers <= 1:
         try:
             _worker_main(config, 0, args, False)
-        except ConfigError as e:  # e.g. a rate-limit backend no installed plugin provides
+        except Exception as e:  # e.g. a rate-limit backend no installed plugin provides, an audit folder
+            if not _says_why(e):  # that cannot be written
+                raise
             print(f"soberana serve: {e}", file=sys.stderr)
             return 2
         return 0

@@ -322,3 +322,26 @@ def test_per_worker_rate_limits_are_said_at_start(tmp_path):
     (warning,) = [x for x in lines if "rate limits are counted per worker" in x["msg"]]
     assert warning["worker"] is None
     assert {x["worker"] for x in lines if x["msg"].startswith("worker 1 ")} == {1}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_audit_folder_that_cannot_be_written_is_named_at_start(tmp_path, workers):
+    # One worker: a Python traceback, exit status 1. Pre-forked: "worker 0 crashed" with the exception's
+    # type only, restarted again and again, and never which file or why.
+    init_keys(tmp_path / "keys")
+    (tmp_path / "not-a-folder").write_text("")
+    cfg = config(tmp_path, "http://127.0.0.1:9", free_port(), bundled_policies())
+    cfg.write_text(cfg.read_text().replace(f"path: {tmp_path / 'audit'}", f"path: {tmp_path / 'not-a-folder' / 'audit'}"))
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "-c", str(cfg), "--workers", workers],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=3 if workers == "2" else 30)
+    except subprocess.TimeoutExpired:  # the workers are restarted: stop it
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    where = f"cannot open audit file {tmp_path / 'not-a-folder' / 'audit' / 'audit-w0.jsonl'}: ENOTDIR"
+    assert "Traceback" not in err, err[-2000:]
+    if workers == "1":
+        assert proc.returncode == 2 and f"soberana serve: {where}" in err, err[-2000:]
+    else:
+        assert f"worker 0 cannot start: {where}" in err, err[-2000:]
