@@ -84,9 +84,13 @@ class StateHolder:
         return State(config, policies, auth, limiter, registry, ring, audit, tracing)
 
     async def start(self, config: Config) -> None:
-        load_plugins()  # an installed plugin that fails to load stops startup (fail closed)
-        self.current = self._build(config, None)
-        await self._start_parts(self.current, None)
+        # Under the reload lock: a SIGHUP during the start (a restarted worker's, a rollout's) reloads
+        # once the start is done. Run beside it, the reload swapped in a state while this one was still
+        # starting, whose health probes then started after the reload had stopped them, for good.
+        async with self._reloading:
+            load_plugins()  # an installed plugin that fails to load stops startup (fail closed)
+            self.current = self._build(config, None)
+            await self._start_parts(self.current, None)
 
     async def _start_parts(self, s: State, old: State | None) -> None:
         await s.auth.start(old.auth if old is not None else None)

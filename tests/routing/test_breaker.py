@@ -174,3 +174,43 @@ async def test_the_circuit_gauge_turns_half_open_when_the_open_period_ends_witho
         await asyncio.sleep(0.5)  # no request, no scrape
         assert h.holder.current.registry.targets["foreign-openai"].breaker.state == HALF_OPEN
         assert gauge() == HALF_OPEN, "the gauge still says open after the open period"
+
+
+async def test_a_sighup_while_the_worker_starts_reloads_once_it_has_started(tmp_path, monkeypatch):
+    # A SIGHUP that reached a worker while it was still starting (a worker restarted by the parent,
+    # a reload during a rollout) ran the reload beside the start: the reload swapped in its state and
+    # stopped the health probes of the one being started, which then started them anyway, for good:
+    # from then on every upstream was probed twice as often, and each such reload added a loop.
+    import os
+    import signal
+
+    import gateway.testing.harness as harness
+    from gateway.audit.writer import AuditLog
+
+    text = harness._config_text
+    monkeypatch.setattr(harness, "_config_text", lambda h: text(h).replace(
+        "dialect: openai, residency: BR}", "dialect: openai, residency: BR, health_path: /models, probe_interval_s: 0.2}"))
+    start = AuditLog.start
+    hup = {"sent": False}
+
+    async def slow_start(self):
+        if not hup["sent"]:  # the first start: the worker's own
+            hup["sent"] = True
+            cfg = self.directory.parent / "soberana.yaml"
+            cfg.write_text(cfg.read_text().replace("max_body_bytes: 1048576", "max_body_bytes: 2048"))
+            os.kill(os.getpid(), signal.SIGHUP)
+            await asyncio.sleep(0.3)  # (opening the audit file takes a while)
+        await start(self)
+
+    monkeypatch.setattr(AuditLog, "start", slow_start)
+    async with Harness(tmp_path) as h:
+        for _ in range(50):
+            if h.holder.current.config.limits.max_body_bytes == 2048:
+                break
+            await asyncio.sleep(0.05)
+        assert h.holder.current.config.limits.max_body_bytes == 2048, "the SIGHUP during the start was lost"
+        await asyncio.sleep(0.3)
+        before = h.stub_br.requests
+        await asyncio.sleep(1.0)
+        probes = h.stub_br.requests - before
+        assert 2 <= probes <= 8, f"{probes} probes in 1 s at one every 0.2 s: two probe loops run"
