@@ -188,3 +188,20 @@ def test_prometheus_is_told_where_the_metrics_are_and_may_reach_them():
     assert monitoring and monitoring[0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
     off = kinds(render({"networkPolicy": {"metricsNamespaceLabel": None}}))["NetworkPolicy"]["spec"]["ingress"]
     assert len(off) == 1, "no monitoring rule when none is asked for"
+
+
+def test_the_disruption_budget_always_lets_a_node_drain_evict_a_pod():
+    # minAvailable: 2 was fixed while the replica count was the operator's: with `replicas: 2` (or an
+    # HPA minimum of 2) no pod could ever be evicted and every `kubectl drain` of their nodes hung.
+    for values in (copy.deepcopy(OVERRIDE), {"autoscaling": {"minReplicas": 2}}, None):
+        objs = kinds(render(values))
+        spec = objs["PodDisruptionBudget"]["spec"]
+        dep = objs["Deployment"]["spec"]
+        fewest = dep.get("replicas") or objs["HorizontalPodAutoscaler"]["spec"]["minReplicas"]
+        allowed = spec["maxUnavailable"] if "maxUnavailable" in spec else fewest - spec["minAvailable"]
+        assert allowed >= 1, (values, spec)
+    with pytest.raises(Exception) as e:  # asked for explicitly: refused, with the reason
+        render({"replicas": 2, "autoscaling": {"enabled": False}, "podDisruptionBudget": {"minAvailable": 2}})
+    assert "node drains would hang" in str(e.value)
+    spec = kinds(render({"podDisruptionBudget": {"minAvailable": 2}}))["PodDisruptionBudget"]["spec"]
+    assert spec == {"minAvailable": 2, "selector": spec["selector"]}  # below the HPA's 3: kept
