@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import logging
 import os
 import signal
@@ -257,6 +258,21 @@ def _check_parts(config: Config) -> None:
         raise in_file(e, config) from None
 
 
+def _clear_metrics_dir() -> None:
+    """Remove an earlier run's files from the PROMETHEUS_MULTIPROC_DIR the environment names (without
+    one, each run gets a new temporary folder). Left there, the earlier run's workers counted as this
+    run's: counters went on from its totals, and one of its workers that had lost its audit log kept
+    the fleet's soberana_audit_healthy, and so /-/readyz, at 0 for good."""
+    d = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not d:
+        return
+    stale = glob.glob(os.path.join(d, "*.db"))
+    for f in stale:
+        os.remove(f)
+    if stale:
+        log.info("removed %d metrics file(s) of an earlier run from PROMETHEUS_MULTIPROC_DIR %s", len(stale), d)
+
+
 def serve_command(args: argparse.Namespace) -> int:
     # the parent of pre-forked workers logs as none of them (its lines said worker 0); one process is worker 0
     setup_logging(0 if args.workers <= 1 else None)
@@ -268,6 +284,7 @@ def serve_command(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"soberana serve: {e}", file=sys.stderr)
         return 2
+    _clear_metrics_dir()
     if args.workers <= 1:
         try:
             _worker_main(config, 0, args, False)

@@ -345,3 +345,38 @@ def test_an_audit_folder_that_cannot_be_written_is_named_at_start(tmp_path, work
         assert proc.returncode == 2 and f"soberana serve: {where}" in err, err[-2000:]
     else:
         assert f"worker 0 cannot start: {where}" in err, err[-2000:]
+
+
+async def test_a_metrics_folder_named_in_the_environment_starts_without_the_last_runs_workers(tmp_path):
+    # With PROMETHEUS_MULTIPROC_DIR set (a tmpfs of the operator's choosing), the files of the last
+    # run's workers stayed: their counters were added to this run's, and one that had lost its audit
+    # log held the fleet's soberana_audit_healthy, and /-/readyz, at 0 for ever.
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    stale = ("import gateway.metrics as m; m.set_audit_healthy(False); "
+             "m.request_inc('/v1/chat/completions', 'br', 'BR', 'forwarded')(1)")
+    subprocess.run([sys.executable, "-c", stale], check=True, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    init_keys(tmp_path / "keys")
+    stub = await start_stub("127.0.0.1", 0, "BR")
+    port = free_port()
+    cfg = config(tmp_path, stub.url, port, bundled_policies())
+    log = open(tmp_path / "gateway.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "-c", str(cfg), "--workers", "2"],
+                            stdout=log, stderr=log, start_new_session=True,
+                            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url, proc)
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url + "/-/metrics") as r:
+                text = await r.text()
+        assert "soberana_audit_healthy 1.0" in text
+        assert not [line for line in text.splitlines() if line.startswith("soberana_requests_total{")]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        await stub.close()
