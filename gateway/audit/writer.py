@@ -211,6 +211,19 @@ class AuditLog:
         return s.healthy if s is not None else self._healthy
 
     @property
+    def accepting(self) -> bool:
+        """True while a request may be forwarded: the log is writing and well short of ``max_queue``.
+
+        A stalled disk (a hung NFS server, a frozen volume) raises no error: ``healthy`` stays true
+        while records pile up unwritten, until ``append`` refuses them past ``max_queue``. Checked
+        against ``healthy`` alone, requests went on being forwarded and their records were dropped.
+        A tenth of ``max_queue`` is left for the records of requests already in flight."""
+        s = self._successor
+        if s is not None:
+            return s.accepting
+        return self._healthy and not self._closed and self.lag < self.max_queue - self.max_queue // 10
+
+    @property
     def lag(self) -> int:
         """Records accepted and not yet written (for metrics and readiness)."""
         own = self._appended - self._done - self._dropped

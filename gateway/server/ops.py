@@ -37,7 +37,7 @@ async def readyz(request: Request, state: State) -> Response:
     itself, a healthy worker kept the pod ready while 1/N of its requests failed."""
     checks = {
         "policies": bool(state.policies.revision),
-        "audit": state.audit.healthy and metrics.fleet_audit_healthy(),
+        "audit": state.audit.accepting and metrics.fleet_audit_healthy(),
         "upstreams": any(state.registry.healthy(n) for n in state.registry.targets),
     }
     ok = all(checks.values())

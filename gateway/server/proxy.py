@@ -559,7 +559,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
         for f in flat:
             metrics.finding(f.detector).inc()
         ex.extra["sent"] = sent_values([s.text for s in ex.segments], ex.findings, ex.extra.get("split", ()))
-    if not state.audit.healthy:
+    if not state.audit.accepting:  # failing, or so far behind that this request's record could be refused
         raise Reject(503, "audit_unavailable", "the audit log cannot be written; nothing is forwarded")
 
     tried: set[str] = set()
