@@ -205,3 +205,24 @@ def test_the_disruption_budget_always_lets_a_node_drain_evict_a_pod():
     assert "node drains would hang" in str(e.value)
     spec = kinds(render({"podDisruptionBudget": {"minAvailable": 2}}))["PodDisruptionBudget"]["spec"]
     assert spec == {"minAvailable": 2, "selector": spec["selector"]}  # below the HPA's 3: kept
+
+
+def test_the_audit_and_keys_volumes_are_mounted_where_the_config_says():
+    # The volumes were mounted at fixed paths: with config.audit.path or config.keys set elsewhere,
+    # the gateway looked for its keys where none were mounted and wrote its audit chain to the
+    # read-only root filesystem, and no worker started.
+    values = {"config": {"audit": {"path": "/srv/soberana/audit"}, "keys": "/srv/soberana/keys"}}
+    docs = render(copy.deepcopy(values))
+    for d in docs:
+        kubernetes_validate.validate(d, K8S, strict=True)
+    objs = kinds(docs)
+    (c,) = objs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    cfg = config_from_text(objs["ConfigMap"]["data"]["soberana.yaml"], "configmap.yaml")
+    assert mounts["audit"] == cfg.audit.path == "/srv/soberana/audit"
+    assert mounts["keys"] == cfg.keys == "/srv/soberana/keys"
+    (c,) = kinds(render())["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {m["name"]: m["mountPath"] for m in c["volumeMounts"]}["audit"] == "/var/lib/soberana/audit"
+    with pytest.raises(Exception) as e:  # relative: under /etc/soberana, the read-only config map
+        render({"config": {"audit": {"path": "var/audit"}}})
+    assert "config.audit.path (var/audit) must be absolute" in str(e.value)
