@@ -34,6 +34,15 @@ DRAIN_SECONDS = 30.0
 # time left for the final audit checkpoint.
 FINISH_SECONDS = 5.0
 SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+_early_hup = False  # a SIGHUP came before the handlers that reload were in: reload once they are
+
+
+def _note_hup(_sig, _frame) -> None:
+    """SIGHUP while ``serve`` starts: remembered, and done once the gateway has started. With its
+    default action it ended the process, and systemd counts death by SIGHUP as a clean exit: a
+    ``systemctl reload`` in the first second left the gateway down for good (Restart=on-failure)."""
+    global _early_hup
+    _early_hup = True
 
 
 async def run(config: Config, *, worker: int = 0, config_path: str | None = None, allow_no_auth: bool = False,
@@ -64,6 +73,10 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
             pass
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # blocked by the parent across fork()
     await holder.start(config)
+    global _early_hup
+    if _early_hup:  # (a SIGHUP during `serve`'s own start, before the handlers above were in)
+        _early_hup = False
+        on_hup()
     limits = config.limits
     server = HttpServer(build_handler(holder), error_response=http_error(holder),
                         max_body_bytes=limits.max_body_bytes, header_timeout=limits.header_timeout_s,
@@ -202,6 +215,10 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
 
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, forward)
+    global _early_hup
+    if _early_hup:  # a SIGHUP while starting: the workers start with the config as it is now
+        _early_hup = False
+        forward(signal.SIGHUP, None)
     for i in range(args.workers):
         spawn(i)
     while children:
@@ -274,6 +291,7 @@ def _clear_metrics_dir() -> None:
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGHUP, _note_hup)  # first: until the reload handlers are in (see _note_hup)
     # the parent of pre-forked workers logs as none of them (its lines said worker 0); one process is worker 0
     setup_logging(0 if args.workers <= 1 else None)
     if args.workers < 1:  # (--port is checked by the argument parser)

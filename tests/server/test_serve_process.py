@@ -380,3 +380,55 @@ async def test_a_metrics_folder_named_in_the_environment_starts_without_the_last
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
         await stub.close()
+
+
+# `soberana serve`, telling the test (on stdout) when it has begun loading the config.
+LOADING = """\
+import sys
+import gateway.server.main as m
+load = m._load
+def loading(args):
+    print("loading", flush=True)
+    return load(args)
+m._load = loading
+from gateway.cli import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_sighup_while_serve_starts_neither_kills_it_nor_is_lost(tmp_path, workers):
+    # Until its handlers were in, SIGHUP had its default action: a reload (`systemctl reload`, a
+    # config tool) in the first second ended the gateway, and systemd counts death by SIGHUP as a
+    # clean exit, so Restart=on-failure left it down. It is now remembered and done once started.
+    init_keys(tmp_path / "keys")
+    stub = await start_stub("127.0.0.1", 0, "BR")
+    port = free_port()
+    cfg = config(tmp_path, stub.url, port, bundled_policies())
+    log = open(tmp_path / "gateway.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-c", LOADING, "serve", "-c", str(cfg), "--workers", workers],
+                            stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    new_key = "sk-sob-process-test-key-after-hup"
+    try:
+        assert proc.stdout.readline() == b"loading\n"
+        cfg.write_text(cfg.read_text().replace(hashlib.sha256(KEY.encode()).hexdigest(),
+                                               hashlib.sha256(new_key.encode()).hexdigest()))
+        proc.send_signal(signal.SIGHUP)
+        await wait_ready(url, proc)
+        await asyncio.sleep(1.0)  # (the remembered reload, after the start)
+        for _ in range(4):  # a new connection each: both workers
+            async with aiohttp.ClientSession() as s:
+                async with s.post(url + "/v1/chat/completions", data=body("fast"),
+                                  headers={**HEADERS, "Authorization": f"Bearer {new_key}"}) as r:
+                    assert r.status == 200, "the SIGHUP during the start was lost"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        await stub.close()
+    assert proc.returncode == 0
