@@ -34,6 +34,9 @@ DRAIN_SECONDS = 30.0
 # time left for the final audit checkpoint.
 FINISH_SECONDS = 5.0
 SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+RESTART_S = 0.5  # before a dead worker is restarted; doubled while it keeps dying young, up to:
+RESTART_MAX_S = 30.0
+RESTART_RESET_S = 30.0  # a worker that lived this long starts again from RESTART_S
 _early_hup = False  # a SIGHUP came before the handlers that reload were in: reload once they are
 
 
@@ -170,6 +173,8 @@ def _worker_main(config: Config, worker: int, args: argparse.Namespace, reuse_po
 
 def _prefork(config: Config, args: argparse.Namespace) -> int:
     children: dict[int, int] = {}
+    started: dict[int, float] = {}  # worker number → when it was last started
+    delay: dict[int, float] = {}  # worker number → its last restart delay
     stopping = False
     current = config  # what a (re)started worker starts with: the last config that validated
 
@@ -194,6 +199,7 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
                     code = 1
             os._exit(code)
         children[pid] = i  # before a signal held during the fork runs `forward`, which must reach it too
+        started[i] = time.monotonic()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
     def forward(sig, _frame):
@@ -234,8 +240,15 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
 
             multiprocess.mark_process_dead(pid)  # its live gauges no longer count
         if i is not None and not stopping:
-            log.error("worker %d exited (status %d); restarting it", i, status)
-            time.sleep(0.5)
+            # A worker that dies young (it cannot start: its audit file held, a crash at start) waits
+            # twice as long each time, up to RESTART_MAX_S: restarted every half second, it wrote two
+            # log lines each time and left each start's metrics files in /tmp for as long as it lasted.
+            young = time.monotonic() - started.get(i, 0.0) < RESTART_RESET_S
+            delay[i] = wait = min(RESTART_MAX_S, delay.get(i, RESTART_S / 2) * 2) if young else RESTART_S
+            log.error("worker %d exited (status %d); restarting it in %g s", i, status, wait)
+            end = time.monotonic() + wait
+            while not stopping and time.monotonic() < end:  # a SIGTERM meanwhile ends the wait
+                time.sleep(0.1)
             spawn(i)  # (not if a SIGTERM came during the pause)
     return 0
 

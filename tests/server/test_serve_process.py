@@ -432,3 +432,31 @@ async def test_a_sighup_while_serve_starts_neither_kills_it_nor_is_lost(tmp_path
         log.close()
         await stub.close()
     assert proc.returncode == 0
+
+
+def test_a_worker_that_keeps_failing_is_restarted_less_and_less_often(tmp_path):
+    # A worker that could not start (here its audit file is held by another process) was restarted
+    # every half second for as long as the cause lasted: two log lines each time, and each start left
+    # its metrics files in the in-memory /tmp (64 MiB in deploy/) until the pod was evicted.
+    import fcntl
+
+    init_keys(tmp_path / "keys")
+    cfg = config(tmp_path, "http://127.0.0.1:9", free_port(), bundled_policies())
+    (tmp_path / "audit").mkdir()
+    with open(tmp_path / "audit" / "audit-w1.jsonl", "ab") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "-c", str(cfg), "--workers", "2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        time.sleep(9)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+    assert proc.returncode == 0
+    lines = [orjson.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert any("worker 1 cannot start" in x["msg"] and "held by another writer" in x["msg"] for x in lines)
+    exits = [x["msg"] for x in lines if x["msg"].startswith("worker 1 exited")]
+    assert 2 <= len(exits) <= 4, f"worker 1 restarted {len(exits)} times in 9 s"
+    assert [m.rsplit(" in ", 1)[1] for m in exits[:3]] == ["0.5 s", "1 s", "2 s"][:len(exits[:3])]
