@@ -45,6 +45,9 @@ CIRCUIT = Gauge("soberana_circuit_state", "Circuit breaker per upstream: 0 close
 ERRORS = Counter("soberana_errors_total", "Requests answered with an error, by its code (unauthorized, rate_limited, "
                  "policy_blocked, no_compliant_upstream, upstream_error, payload_too_large, ...)", ["code"],
                  registry=REGISTRY)
+RATE_LIMIT_BACKEND_FAILURES = Counter(
+    "soberana_rate_limit_backend_failures_total", "Requests refused because the rate-limit backend did not "
+    "answer (also counted as errors with code rate_limited, which is what the caller gets)", registry=REGISTRY)
 RELOADS = Counter("soberana_config_reloads_total", "Config and policy reloads (SIGHUP), by result: applied or rejected",
                   ["result"], registry=REGISTRY)
 RELOAD_OK = Gauge("soberana_config_last_reload_successful", "1 when the last reload was applied or none was tried, "
