@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import traceback
 
 import orjson
 
@@ -20,8 +21,12 @@ class JsonFormatter(logging.Formatter):
                "level": record.levelname.lower(), "logger": record.name, "worker": self.worker,
                "msg": record.getMessage()}
         if record.exc_info and record.exc_info[0] is not None:
-            # the exception's type only: its message or traceback could quote a request value
+            # the exception's type only: its message, or the source lines and locals of a traceback,
+            # could quote a request value; the places it passed through (file, line, function) cannot,
+            # and without them nobody could tell which code failed
             out["exc"] = record.exc_info[0].__name__
+            out["at"] = [f"{f.filename}:{f.lineno} in {f.name}"
+                         for f in traceback.extract_tb(record.exc_info[2], limit=-20)]
         return orjson.dumps(out).decode()
 
 
