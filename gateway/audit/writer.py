@@ -221,7 +221,8 @@ class AuditLog:
         s = self._successor
         if s is not None:
             return s.accepting
-        return self._healthy and not self._closed and self.lag < self.max_queue - self.max_queue // 10
+        return self._healthy and not self._closed and \
+            self._appended - self._done - self._dropped < self.max_queue - self.max_queue // 10
 
     @property
     def lag(self) -> int:
