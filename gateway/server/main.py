@@ -3,8 +3,10 @@
 Signals: SIGTERM/SIGINT drain (stop accepting, finish in-flight requests and streams up to
 ``DRAIN_SECONDS``, then give handlers still waiting on an upstream ``FINISH_SECONDS`` before cancelling
 them, so each writes its record; close the audit files with a final checkpoint); SIGHUP reloads the config and
-policies (a broken file keeps the running configuration, and the log says why). With ``--workers N``
-the parent forks N workers (SO_REUSEPORT), forwards signals to them and restarts a worker that dies.
+policies (a broken file keeps the running configuration; the log says why and
+``soberana_config_last_reload_successful`` reads 0), also when it comes while the gateway starts. With
+``--workers N`` the parent forks N workers (SO_REUSEPORT), forwards signals to them and restarts a
+worker that dies (waiting longer each time while it keeps dying young).
 """
 
 from __future__ import annotations
