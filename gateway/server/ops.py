@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -14,6 +16,8 @@ from gateway.policy.explain import explain_request
 from gateway.ratelimit import retry_after
 from gateway.server.http import Request, Response
 from gateway.server.proxy import Reject, _level
+
+log = logging.getLogger("soberana")
 
 
 def _json(body, status: int = 200) -> Response:
@@ -62,7 +66,8 @@ async def explain(request: Request, state: State) -> Response:
     dialect = ENDPOINTS.get(endpoint, "openai")
     try:
         principal = await state.auth.authenticate(request.headers)
-    except AuthError:
+    except AuthError as e:
+        log.info("%s unauthorized: %s", request.path, e)
         return _error(dialect, 401, "unauthorized", "missing or invalid credentials")
     if endpoint not in ENDPOINTS:
         return _error(dialect, 404, "not_found", "unknown endpoint")

@@ -671,7 +671,8 @@ async def list_models(request: Request, state: State) -> Response:
     dialect = _dialect_of_request(request)
     try:
         principal = await state.auth.authenticate(request.headers)
-    except AuthError:
+    except AuthError as e:
+        log.info("%s unauthorized: %s", request.path, e)
         return _error(dialect, 401, "unauthorized", "missing or invalid credentials")
     usable = [m for m, cands in state.registry.models.items()
               if decide(state.policies, principal, [], cands, "internal").outcome != "blocked"]
