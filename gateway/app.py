@@ -54,8 +54,9 @@ class StateHolder:
         """Callbacks ``fn(new_state)`` run after a reload swapped the State (e.g. the server's limits)."""
         self._reloading = asyncio.Lock()
 
-    def _build(self, config: Config, previous: State | None) -> State:
-        policies = load_policies(config.path(config.policies))
+    def _build(self, config: Config, previous: State | None, policies: PolicySet | None = None) -> State:
+        if policies is None:
+            policies = load_policies(config.path(config.policies))
         auth = Authenticator(config.auth, default_jurisdiction=config.jurisdiction,
                              base_dir=config.path("."), allow_none=self.allow_no_auth)
         old_rl = previous.config.rate_limit if previous is not None else None
@@ -83,13 +84,14 @@ class StateHolder:
             tracing = Tracing.from_config(config.tracing, worker=self.worker)
         return State(config, policies, auth, limiter, registry, ring, audit, tracing)
 
-    async def start(self, config: Config) -> None:
+    async def start(self, config: Config, policies: PolicySet | None = None) -> None:
+        """Build and start the first State (``policies``: already loaded, as validated by the parent)."""
         # Under the reload lock: a SIGHUP during the start (a restarted worker's, a rollout's) reloads
         # once the start is done. Run beside it, the reload swapped in a state while this one was still
         # starting, whose health probes then started after the reload had stopped them, for good.
         async with self._reloading:
             load_plugins()  # an installed plugin that fails to load stops startup (fail closed)
-            self.current = self._build(config, None)
+            self.current = self._build(config, None, policies)
             await self._start_parts(self.current, None)
 
     async def _start_parts(self, s: State, old: State | None) -> None:

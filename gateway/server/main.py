@@ -51,10 +51,11 @@ def _note_hup(_sig, _frame) -> None:
 
 
 async def run(config: Config, *, worker: int = 0, config_path: str | None = None, allow_no_auth: bool = False,
-              reuse_port: bool = False, ready=None, stop: asyncio.Event | None = None) -> None:
+              reuse_port: bool = False, ready=None, stop: asyncio.Event | None = None, policies=None) -> None:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT); then drain and close.
 
-    ``ready(port, holder)`` is called once the port is bound (tests and the demo use it)."""
+    ``ready(port, holder)`` is called once the port is bound (tests and the demo use it). ``policies``:
+    the PolicySet to start with (else read from the config's folder)."""
     from gateway.app import StateHolder, build_handler
     from gateway.server.http import HttpServer
     from gateway.server.proxy import http_error
@@ -77,7 +78,7 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
         except (RuntimeError, ValueError):  # not the main thread (tests)
             pass
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # blocked by the parent across fork()
-    await holder.start(config)
+    await holder.start(config, policies)
     global _early_hup
     if _early_hup:  # (a SIGHUP during `serve`'s own start, before the handlers above were in)
         _early_hup = False
@@ -162,7 +163,7 @@ class _ListenerTls:
         log.info("listen.tls: new connections get the reloaded certificate")
 
 
-def _worker_main(config: Config, worker: int, args: argparse.Namespace, reuse_port: bool) -> None:
+def _worker_main(config: Config, worker: int, args: argparse.Namespace, reuse_port: bool, policies=None) -> None:
     setup_logging(worker)
     try:
         import uvloop
@@ -170,15 +171,18 @@ def _worker_main(config: Config, worker: int, args: argparse.Namespace, reuse_po
     except ImportError:
         pass
     asyncio.run(run(config, worker=worker, config_path=args.config, allow_no_auth=args.insecure_no_auth,
-                    reuse_port=reuse_port))
+                    reuse_port=reuse_port, policies=policies))
 
 
-def _prefork(config: Config, args: argparse.Namespace) -> int:
+def _prefork(config: Config, policies, args: argparse.Namespace) -> int:
     children: dict[int, int] = {}
     started: dict[int, float] = {}  # worker number → when it was last started
     delay: dict[int, float] = {}  # worker number → its last restart delay
     stopping = False
-    current = config  # what a (re)started worker starts with: the last config that validated
+    # What a (re)started worker starts with: the last config and policies that validated. The policies
+    # too: read from disk by the worker, a policy file broken on disk (an edit not yet reloaded, or
+    # rejected by a reload) kept every restarted worker from starting, for as long as it stayed broken.
+    current = config, policies
 
     def spawn(i: int) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # the child unblocks once its handlers are in
@@ -191,7 +195,7 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
                 signal.signal(s, signal.SIG_DFL)
             code = 0
             try:
-                _worker_main(current, i, args, True)
+                _worker_main(current[0], i, args, True, current[1])
             except BaseException as e:
                 if _says_why(e):
                     log.error("worker %d cannot start: %s", i, e)
@@ -255,8 +259,9 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace) -> Config:
-    """The config file with the command line's --host/--port, checked as far as can be before forking."""
+def _load(args: argparse.Namespace):
+    """The config file with the command line's --host/--port, checked as far as can be before forking,
+    and the policies it names: (Config, PolicySet)."""
     config = load_config(args.config)
     listen = msgspec.structs.replace(config.listen, host=args.host or config.listen.host,
                                      port=args.port if args.port is not None else config.listen.port)
@@ -265,9 +270,9 @@ def _load(args: argparse.Namespace) -> Config:
         raise ConfigError(config.source, None, "auth.mode", "`none` needs --insecure-no-auth (development only)")
     from gateway.policy import load_policies
 
-    load_policies(config.path(config.policies))  # fail before forking, with file:line:field
+    policies = load_policies(config.path(config.policies))  # fail before forking, with file:line:field
     _check_parts(config)
-    return config
+    return config, policies
 
 
 def _check_parts(config: Config) -> None:
@@ -313,14 +318,14 @@ def serve_command(args: argparse.Namespace) -> int:
         print("soberana serve: --workers must be at least 1", file=sys.stderr)
         return 2
     try:
-        config = _load(args)
+        config, policies = _load(args)
     except ConfigError as e:
         print(f"soberana serve: {e}", file=sys.stderr)
         return 2
     _clear_metrics_dir()
     if args.workers <= 1:
         try:
-            _worker_main(config, 0, args, False)
+            _worker_main(config, 0, args, False, policies)
         except Exception as e:  # e.g. a rate-limit backend no installed plugin provides, an audit folder
             if not _says_why(e):  # that cannot be written
                 raise
@@ -343,4 +348,4 @@ def serve_command(args: argparse.Namespace) -> int:
         log.warning("metrics are per worker: prometheus_client was imported before the workers started")
     with tempfile.TemporaryDirectory(prefix="soberana-metrics-") as d:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", d)  # before any worker imports the metrics
-        return _prefork(config, args)
+        return _prefork(config, policies, args)

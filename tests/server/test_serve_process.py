@@ -239,6 +239,28 @@ async def test_a_worker_restarted_after_a_reload_runs_the_reloaded_config(served
                 assert r.status == 200
 
 
+async def test_a_worker_restarted_while_a_policy_file_is_broken_starts_with_the_validated_policies(served):
+    # Each worker read the policies from disk when it started: with a policy file broken by an edit
+    # (not yet reloaded, or rejected by a reload), a worker that died could not start again, and was
+    # restarted in vain for as long as the file stayed broken. It now starts with what validated.
+    proc, url, tmp = served
+    policy = tmp / "policies" / "br.yaml"
+    policy.write_text(policy.read_text() + "\nnot_a_field: true\n")
+    old = worker_pids(proc)
+    for pid in old:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while not (len(worker_pids(proc)) == 2 and not worker_pids(proc) & old):
+        assert time.monotonic() < deadline, "the workers were not restarted"
+        await asyncio.sleep(0.1)
+    await wait_ready(url, proc)
+    for _ in range(4):  # a new connection each: both workers
+        async with aiohttp.ClientSession() as s:
+            async with s.post(url + "/v1/chat/completions", data=body("fast"), headers=HEADERS) as r:
+                assert r.status == 200
+    assert "cannot start" not in (tmp / "gateway.log").read_text()
+
+
 async def test_sigterm_while_a_dead_worker_is_being_restarted_still_stops(served):
     proc, url, tmp = served
     os.kill(min(worker_pids(proc)), signal.SIGKILL)
