@@ -12,6 +12,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from gateway import metrics
 from gateway.audit.writer import AuditLog
 from gateway.auth.authenticator import Authenticator
 from gateway.config import Config, in_file, load_config
@@ -53,8 +54,9 @@ class StateHolder:
         """Callbacks ``fn(new_state)`` run after a reload swapped the State (e.g. the server's limits)."""
         self._reloading = asyncio.Lock()
 
-    def _build(self, config: Config, previous: State | None) -> State:
-        policies = load_policies(config.path(config.policies))
+    def _build(self, config: Config, previous: State | None, policies: PolicySet | None = None) -> State:
+        if policies is None:
+            policies = load_policies(config.path(config.policies))
         auth = Authenticator(config.auth, default_jurisdiction=config.jurisdiction,
                              base_dir=config.path("."), allow_none=self.allow_no_auth)
         old_rl = previous.config.rate_limit if previous is not None else None
@@ -82,10 +84,15 @@ class StateHolder:
             tracing = Tracing.from_config(config.tracing, worker=self.worker)
         return State(config, policies, auth, limiter, registry, ring, audit, tracing)
 
-    async def start(self, config: Config) -> None:
-        load_plugins()  # an installed plugin that fails to load stops startup (fail closed)
-        self.current = self._build(config, None)
-        await self._start_parts(self.current, None)
+    async def start(self, config: Config, policies: PolicySet | None = None) -> None:
+        """Build and start the first State (``policies``: already loaded, as validated by the parent)."""
+        # Under the reload lock: a SIGHUP during the start (a restarted worker's, a rollout's) reloads
+        # once the start is done. Run beside it, the reload swapped in a state while this one was still
+        # starting, whose health probes then started after the reload had stopped them, for good.
+        async with self._reloading:
+            load_plugins()  # an installed plugin that fails to load stops startup (fail closed)
+            self.current = self._build(config, None, policies)
+            await self._start_parts(self.current, None)
 
     async def _start_parts(self, s: State, old: State | None) -> None:
         await s.auth.start(old.auth if old is not None else None)
@@ -103,14 +110,19 @@ class StateHolder:
     async def _reload(self) -> tuple[bool, str]:
         old = self.current
         config = old.config
+        new = None
         try:
             config = load_config(self.config_path) if self.config_path else old.config
             new = self._build(config, old)
             await self._start_parts(new, old)
         except Exception as e:  # any failure keeps the old, working state
+            if new is not None:
+                await self._discard(new, old)
             if isinstance(e, ConfigError):
                 e = in_file(e, config)  # the log names the file and line to fix
             log.error("reload rejected, keeping policy revision %s: %s", old.policies.revision, e)
+            metrics.RELOADS.labels("rejected").inc()
+            metrics.RELOAD_OK.set(0)  # until a reload is applied: the edit on disk is not what runs
             return False, f"reload rejected, keeping the running configuration: {e}"
         self.current = new
         if new.audit is old.audit:
@@ -126,8 +138,32 @@ class StateHolder:
             await old.audit.close()
         if new.tracing is not old.tracing:
             await old.tracing.close()
+        metrics.RELOADS.labels("applied").inc()
+        metrics.RELOAD_OK.set(1)
         log.info("reloaded: policy revision %s", new.policies.revision)
         return True, f"reloaded: policy revision {new.policies.revision}"
+
+    @staticmethod
+    async def _discard(new: State, old: State) -> None:
+        """Close what a rejected reload built and started and the running State does not share: the
+        new authenticator's JWKS session, a new tracing exporter (a thread), a new rate-limit backend,
+        the pools of new upstreams. Dropped unclosed, every rejected SIGHUP left them running.
+
+        Not the audit log: it is the last part started, so when it failed nothing of it runs, and
+        once started it may hold the running log's chain (a hand-over)."""
+        try:
+            if new.auth is not old.auth:
+                await new.auth.close()
+            if new.tracing is not old.tracing:
+                await new.tracing.close()
+            if new.limiter.backend is not old.limiter.backend:
+                await new.limiter.close()
+            new.registry.stop_probes()
+            for name, t in new.registry.targets.items():
+                if old.registry.targets.get(name) is not t:
+                    await t.pool.close()
+        except Exception as e:  # noqa: BLE001 — the running State is unaffected; say what was left
+            log.warning("a rejected reload's parts were not all closed (%s)", type(e).__name__)
 
     async def close(self) -> None:
         s = self.current

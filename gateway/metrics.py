@@ -7,12 +7,18 @@ sum over all of them (prometheus-client's multiprocess mode).
 
 from __future__ import annotations
 
+import glob
 import os
+import threading
 from bisect import bisect_left
 from functools import lru_cache
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
+# No `<name>_created` series: a pre-forked fleet's exposition (multiprocess mode) never has them, so
+# with them one worker exposed other series than N, and each label set cost a second series.
+disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -34,13 +40,20 @@ STREAMS = Gauge("soberana_streams_active", "Streams being relayed now", registry
                 multiprocess_mode="livesum")
 AUDIT_LAG = Gauge("soberana_audit_lag_records", "Audit records queued, not yet written", registry=REGISTRY,
                   multiprocess_mode="livesum")
-AUDIT_HEALTHY = Gauge("soberana_audit_healthy", "1 when the audit sink is writing (the worst worker)",
-                      registry=REGISTRY, multiprocess_mode="livemin")
 CIRCUIT = Gauge("soberana_circuit_state", "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open (the worst worker)",
                 ["upstream"], registry=REGISTRY, multiprocess_mode="livemax")
 ERRORS = Counter("soberana_errors_total", "Requests answered with an error, by its code (unauthorized, rate_limited, "
                  "policy_blocked, no_compliant_upstream, upstream_error, payload_too_large, ...)", ["code"],
                  registry=REGISTRY)
+RATE_LIMIT_BACKEND_FAILURES = Counter(
+    "soberana_rate_limit_backend_failures_total", "Requests refused because the rate-limit backend did not "
+    "answer (also counted as errors with code rate_limited, which is what the caller gets)", registry=REGISTRY)
+RELOADS = Counter("soberana_config_reloads_total", "Config and policy reloads (SIGHUP), by result: applied or rejected",
+                  ["result"], registry=REGISTRY)
+RELOAD_OK = Gauge("soberana_config_last_reload_successful", "1 when the last reload was applied or none was tried, "
+                  "0 while the running config is older than a rejected edit (the worst worker)",
+                  registry=REGISTRY, multiprocess_mode="livemin")
+RELOAD_OK.set(1)  # the config a worker starts with is the one it was given: nothing rejected yet
 INSPECTION_ERRORS = Counter("soberana_inspection_errors_total", "Inspection or transformation failures", registry=REGISTRY)
 CONNECTIONS_REFUSED = Counter("soberana_connections_refused_total", "Client connections refused past limits.max_connections",
                               registry=REGISTRY)
@@ -118,9 +131,42 @@ class Observer:
 OVERHEAD_OBSERVER = Observer(OVERHEAD)
 
 
+_audit_healthy: Gauge | None = None
+_audit_healthy_lock = threading.Lock()
+
+
+def set_audit_healthy(ok: bool) -> None:
+    """Set ``soberana_audit_healthy`` (1 when this worker's audit log is writing; the fleet's is the
+    worst worker's). The gauge is made by the first call, which the audit log makes once it has opened
+    its file: made at import, a starting worker's series read 0 from its import until then, and the
+    fleet's minimum said "audit unhealthy" on every rollout and worker restart. A worker whose log is
+    not open yet is unknown, not unhealthy: it has no series (and it serves nothing until it is open)."""
+    global _audit_healthy
+    if _audit_healthy is None:
+        with _audit_healthy_lock:  # (the writer thread sets it too)
+            if _audit_healthy is None:
+                _audit_healthy = Gauge("soberana_audit_healthy", "1 when the audit sink is writing (the worst worker)",
+                                       registry=REGISTRY, multiprocess_mode="livemin")
+    _audit_healthy.set(1 if ok else 0)
+
+
 AUDIT_LAG._raise_if_not_observable()  # (and its multiprocess_mode, livesum, is not mostrecent)
 set_audit_lag = AUDIT_LAG._value.set
 """``AUDIT_LAG.set``, as its cell's ``set``: call it with a float."""
+
+
+def fleet_audit_healthy() -> bool:
+    """False when any worker of a pre-forked fleet has said its audit log is not writing (its
+    ``soberana_audit_healthy`` is 0); True otherwise, and always when not pre-forked (nothing to add).
+    Reads only the files of the ``livemin`` gauges, not the whole exposition: readiness probes call it."""
+    d = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not d:
+        return True
+    files = glob.glob(os.path.join(d, "gauge_livemin_*.db"))
+    for metric in MultiProcessCollector.merge(files):
+        if metric.name == "soberana_audit_healthy":
+            return all(s.value != 0 for s in metric.samples)
+    return True  # no worker has opened its log yet
 
 
 def exposition() -> bytes:

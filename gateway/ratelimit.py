@@ -212,6 +212,11 @@ class RateLimiter:
         try:
             wait = await self.backend.hit(buckets, self.window)
         except Exception as e:  # fail closed: a limiter that cannot count refuses
+            # counted apart: to the caller (and in soberana_errors_total) it is rate_limited, and an
+            # outage of the backend read as every caller suddenly over its limit
+            from gateway import metrics  # (not at import: the pre-forking parent loads this module)
+
+            metrics.RATE_LIMIT_BACKEND_FAILURES.inc()
             # The first failure at once, then a summary every FAILURE_LOG_EVERY_S: one line per
             # refused request wrote thousands of identical lines a second through an outage.
             self._refused += 1

@@ -94,3 +94,19 @@ async def test_errors_are_counted_by_code_so_rate_limiting_can_be_alerted_on(tmp
     assert statuses == [401, 200, 429, 413]
     counts = {code: n - before.get(code, 0) for code, n in after.items() if n != before.get(code, 0)}
     assert counts == {"unauthorized": 1, "rate_limited": 1, "payload_too_large": 1}
+
+
+async def test_one_worker_exposes_the_same_series_as_a_pre_forked_fleet(tmp_path):
+    # With one worker, every counter and histogram also exposed a `<name>_created` series (its
+    # creation time, one per label set: twice the series to store), which a pre-forked fleet's
+    # exposition never has: dashboards and recording rules saw different metrics by worker count.
+    async with Harness(tmp_path) as h, aiohttp.ClientSession() as s:
+        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}]}
+        async with s.post(h.url + "/v1/chat/completions", json=body,
+                          headers={"Authorization": f"Bearer {h.keys['br']}"}) as r:
+            assert r.status == 200
+        async with s.get(h.url + "/-/metrics") as r:
+            text = await r.text()
+    names = {smp.name for f in text_string_to_metric_families(text) for smp in f.samples}
+    assert "soberana_requests_total" in names
+    assert not [n for n in names if n.endswith("_created")]

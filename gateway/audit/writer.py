@@ -211,6 +211,20 @@ class AuditLog:
         return s.healthy if s is not None else self._healthy
 
     @property
+    def accepting(self) -> bool:
+        """True while a request may be forwarded: the log is writing and well short of ``max_queue``.
+
+        A stalled disk (a hung NFS server, a frozen volume) raises no error: ``healthy`` stays true
+        while records pile up unwritten, until ``append`` refuses them past ``max_queue``. Checked
+        against ``healthy`` alone, requests went on being forwarded and their records were dropped.
+        A tenth of ``max_queue`` is left for the records of requests already in flight."""
+        s = self._successor
+        if s is not None:
+            return s.accepting
+        return self._healthy and not self._closed and \
+            self._appended - self._done - self._dropped < self.max_queue - self.max_queue // 10
+
+    @property
     def lag(self) -> int:
         """Records accepted and not yet written (for metrics and readiness)."""
         own = self._appended - self._done - self._dropped
@@ -382,7 +396,7 @@ class AuditLog:
         self._loop = loop
         # The gauge is set where the health changes (here, _fail, _reopen): set only at a scrape, it
         # showed a pre-forked worker's failure only once a scrape happened to reach that worker.
-        metrics.AUDIT_HEALTHY.set(1 if self._healthy else 0)
+        metrics.set_audit_healthy(self._healthy)
         self._thread = threading.Thread(target=self._run, name=f"audit-w{self.worker}", daemon=True)
         self._thread.start()
 
@@ -533,7 +547,7 @@ class AuditLog:
             self._since_cp = self._epoch_records = 0
             self.error = None
             self._healthy = True
-        metrics.AUDIT_HEALTHY.set(1)
+        metrics.set_audit_healthy(True)
         log.warning("audit file %s is writing again (seq %d); records lost in the failure show as a gap",
                     self.path, self._seq - 1)
 
@@ -715,7 +729,7 @@ class AuditLog:
 
     def _fail(self, e: BaseException) -> None:
         self._healthy = False
-        metrics.AUDIT_HEALTHY.set(0)  # from the writer thread: prometheus values take their own lock
+        metrics.set_audit_healthy(False)  # from the writer thread: prometheus values take their own lock
         if isinstance(e, OSError) and e.errno is not None:
             self.error = errno.errorcode.get(e.errno, "oserror")
         else:

@@ -31,6 +31,13 @@ class Breaker:
         opened = self._opened_at
         return opened is None or self._clock() - opened >= self.reset_s
 
+    def half_open_in(self) -> float | None:
+        """Seconds until the open circuit turns half-open, or None when it is not open."""
+        opened, now = self._opened_at, self._clock()
+        if opened is None or now - opened >= self.reset_s:
+            return None
+        return max(0.001, opened + self.reset_s - now)
+
     def success(self) -> bool:
         """Record a success; True when the circuit was open or half-open (it is closed now)."""
         was_open = self._opened_at is not None

@@ -24,7 +24,7 @@ log = logging.getLogger("soberana.routing")
 class Target:
     """One configured upstream at run time."""
 
-    __slots__ = ("cfg", "pool", "breaker", "auth_headers", "key", "gauge", "latency", "tls_digest")
+    __slots__ = ("cfg", "pool", "breaker", "auth_headers", "key", "gauge", "latency", "tls_digest", "_timer")
 
     def __init__(self, cfg: Upstream, pool: UpstreamPool, source: str, tls_digest: str = ""):
         self.cfg = cfg
@@ -34,6 +34,7 @@ class Target:
         self.breaker = Breaker(cfg.breaker_failures, cfg.breaker_reset_s)
         self.gauge = CIRCUIT.labels(cfg.name)
         self.latency = Observer(UPSTREAM_LATENCY.labels(cfg.name))  # observe(), cheaper (the data path's)
+        self._timer: asyncio.TimerHandle | None = None  # sets the gauge when an open circuit turns half-open
         self.auth_headers: list[tuple[bytes, bytes]] = []
         self.key: bytes | None = None
         """The provider key sent to this upstream, to take out of what it answers (``proxy._relay_json``)."""
@@ -50,12 +51,33 @@ class Target:
 
     def success(self) -> None:
         if self.breaker.success():  # the gauge changes only when the circuit closes (once, not per request)
+            self.cancel_timer()
             self.gauge.set(self.breaker.state)
 
     def failure(self) -> None:
         self.breaker.failure()
-        self.gauge.set(self.breaker.state)
+        self._set_gauge()
         log.warning("upstream %s failed (circuit state %d)", self.cfg.name, self.breaker.state)
+
+    def _set_gauge(self) -> None:
+        """Set the gauge to the state now and, while the circuit is open, again when it turns half-open.
+        Open turns half-open by time alone: set only on a request's end or a scrape, a pre-forked
+        worker's gauge said open long after (the fleet reads the worst worker) until something reached it."""
+        self.cancel_timer()
+        self.gauge.set(self.breaker.state)
+        wait = self.breaker.half_open_in()
+        if wait is not None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # (no loop: nothing is served either)
+                return
+            # a loop timer may fire a clock tick early: _set_gauge then waits for the rest
+            self._timer = loop.call_later(wait, self._set_gauge)
+
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def _cleartext(url: str) -> bool:
@@ -155,6 +177,7 @@ class Registry:
     async def close_retired(self) -> None:
         """Close the pools a reload replaced."""
         for t in self._retired:
+            t.cancel_timer()  # (it would set the shared gauge to the retired breaker's state)
             await t.pool.close()
             # its circuit gauge (one series per name): the replacement's state, or 0 when the upstream
             # is gone. Left as it was, an upstream removed while open reported 2 until a restart.
@@ -165,4 +188,5 @@ class Registry:
     async def close(self) -> None:
         self.stop_probes()
         for t in self.targets.values():
+            t.cancel_timer()
             await t.pool.close()

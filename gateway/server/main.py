@@ -3,14 +3,17 @@
 Signals: SIGTERM/SIGINT drain (stop accepting, finish in-flight requests and streams up to
 ``DRAIN_SECONDS``, then give handlers still waiting on an upstream ``FINISH_SECONDS`` before cancelling
 them, so each writes its record; close the audit files with a final checkpoint); SIGHUP reloads the config and
-policies (a broken file keeps the running configuration, and the log says why). With ``--workers N``
-the parent forks N workers (SO_REUSEPORT), forwards signals to them and restarts a worker that dies.
+policies (a broken file keeps the running configuration; the log says why and
+``soberana_config_last_reload_successful`` reads 0), also when it comes while the gateway starts. With
+``--workers N`` the parent forks N workers (SO_REUSEPORT), forwards signals to them and restarts a
+worker that dies (waiting longer each time while it keeps dying young).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import logging
 import os
 import signal
@@ -33,13 +36,26 @@ DRAIN_SECONDS = 30.0
 # time left for the final audit checkpoint.
 FINISH_SECONDS = 5.0
 SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+RESTART_S = 0.5  # before a dead worker is restarted; doubled while it keeps dying young, up to:
+RESTART_MAX_S = 30.0
+RESTART_RESET_S = 30.0  # a worker that lived this long starts again from RESTART_S
+_early_hup = False  # a SIGHUP came before the handlers that reload were in: reload once they are
+
+
+def _note_hup(_sig, _frame) -> None:
+    """SIGHUP while ``serve`` starts: remembered, and done once the gateway has started. With its
+    default action it ended the process, and systemd counts death by SIGHUP as a clean exit: a
+    ``systemctl reload`` in the first second left the gateway down for good (Restart=on-failure)."""
+    global _early_hup
+    _early_hup = True
 
 
 async def run(config: Config, *, worker: int = 0, config_path: str | None = None, allow_no_auth: bool = False,
-              reuse_port: bool = False, ready=None, stop: asyncio.Event | None = None) -> None:
+              reuse_port: bool = False, ready=None, stop: asyncio.Event | None = None, policies=None) -> None:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT); then drain and close.
 
-    ``ready(port, holder)`` is called once the port is bound (tests and the demo use it)."""
+    ``ready(port, holder)`` is called once the port is bound (tests and the demo use it). ``policies``:
+    the PolicySet to start with (else read from the config's folder)."""
     from gateway import metrics
     from gateway.app import StateHolder, build_handler
     from gateway.server.http import HttpServer
@@ -63,7 +79,11 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
         except (RuntimeError, ValueError):  # not the main thread (tests)
             pass
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # blocked by the parent across fork()
-    await holder.start(config)
+    await holder.start(config, policies)
+    global _early_hup
+    if _early_hup:  # (a SIGHUP during `serve`'s own start, before the handlers above were in)
+        _early_hup = False
+        on_hup()
     limits = config.limits
     server = HttpServer(build_handler(holder), error_response=http_error(holder),
                         max_body_bytes=limits.max_body_bytes, header_timeout=limits.header_timeout_s,
@@ -97,6 +117,18 @@ async def run(config: Config, *, worker: int = 0, config_path: str | None = None
     finally:
         await holder.close()
     log.info("worker %d stopped", worker)
+
+
+def _says_why(e: BaseException) -> bool:
+    """A startup failure whose message is the whole story, and holds no request value: a ConfigError
+    (file, line, field) or the audit log's AuditUnavailable (its file and errno). Logged by type only,
+    as other exceptions are, an unwritable audit folder said "AuditUnavailable" and never which or why."""
+    if isinstance(e, ConfigError):
+        return True
+    # (imported here: the pre-forking parent must not load the metrics before its workers start)
+    from gateway.audit.writer import AuditUnavailable
+
+    return isinstance(e, AuditUnavailable)
 
 
 def _cannot_listen(config: Config, e: OSError) -> ConfigError:
@@ -134,7 +166,7 @@ class _ListenerTls:
         log.info("listen.tls: new connections get the reloaded certificate")
 
 
-def _worker_main(config: Config, worker: int, args: argparse.Namespace, reuse_port: bool) -> None:
+def _worker_main(config: Config, worker: int, args: argparse.Namespace, reuse_port: bool, policies=None) -> None:
     setup_logging(worker)
     try:
         import uvloop
@@ -142,13 +174,18 @@ def _worker_main(config: Config, worker: int, args: argparse.Namespace, reuse_po
     except ImportError:
         pass
     asyncio.run(run(config, worker=worker, config_path=args.config, allow_no_auth=args.insecure_no_auth,
-                    reuse_port=reuse_port))
+                    reuse_port=reuse_port, policies=policies))
 
 
-def _prefork(config: Config, args: argparse.Namespace) -> int:
+def _prefork(config: Config, policies, args: argparse.Namespace) -> int:
     children: dict[int, int] = {}
+    started: dict[int, float] = {}  # worker number → when it was last started
+    delay: dict[int, float] = {}  # worker number → its last restart delay
     stopping = False
-    current = config  # what a (re)started worker starts with: the last config that validated
+    # What a (re)started worker starts with: the last config and policies that validated. The policies
+    # too: read from disk by the worker, a policy file broken on disk (an edit not yet reloaded, or
+    # rejected by a reload) kept every restarted worker from starting, for as long as it stayed broken.
+    current = config, policies
 
     def spawn(i: int) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # the child unblocks once its handlers are in
@@ -161,15 +198,17 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
                 signal.signal(s, signal.SIG_DFL)
             code = 0
             try:
-                _worker_main(current, i, args, True)
-            except ConfigError as e:  # names file, line and field (never a request value): say which
-                log.error("worker %d cannot start: %s", i, e)
-                code = 2
-            except BaseException:
-                log.exception("worker %d crashed", i)
-                code = 1
+                _worker_main(current[0], i, args, True, current[1])
+            except BaseException as e:
+                if _says_why(e):
+                    log.error("worker %d cannot start: %s", i, e)
+                    code = 2
+                else:
+                    log.exception("worker %d crashed", i)
+                    code = 1
             os._exit(code)
         children[pid] = i  # before a signal held during the fork runs `forward`, which must reach it too
+        started[i] = time.monotonic()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
     def forward(sig, _frame):
@@ -191,6 +230,10 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
 
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, forward)
+    global _early_hup
+    if _early_hup:  # a SIGHUP while starting: the workers start with the config as it is now
+        _early_hup = False
+        forward(signal.SIGHUP, None)
     for i in range(args.workers):
         spawn(i)
     while children:
@@ -206,14 +249,22 @@ def _prefork(config: Config, args: argparse.Namespace) -> int:
 
             multiprocess.mark_process_dead(pid)  # its live gauges no longer count
         if i is not None and not stopping:
-            log.error("worker %d exited (status %d); restarting it", i, status)
-            time.sleep(0.5)
+            # A worker that dies young (it cannot start: its audit file held, a crash at start) waits
+            # twice as long each time, up to RESTART_MAX_S: restarted every half second, it wrote two
+            # log lines each time and left each start's metrics files in /tmp for as long as it lasted.
+            young = time.monotonic() - started.get(i, 0.0) < RESTART_RESET_S
+            delay[i] = wait = min(RESTART_MAX_S, delay.get(i, RESTART_S / 2) * 2) if young else RESTART_S
+            log.error("worker %d exited (status %d); restarting it in %g s", i, status, wait)
+            end = time.monotonic() + wait
+            while not stopping and time.monotonic() < end:  # a SIGTERM meanwhile ends the wait
+                time.sleep(0.1)
             spawn(i)  # (not if a SIGTERM came during the pause)
     return 0
 
 
-def _load(args: argparse.Namespace) -> Config:
-    """The config file with the command line's --host/--port, checked as far as can be before forking."""
+def _load(args: argparse.Namespace):
+    """The config file with the command line's --host/--port, checked as far as can be before forking,
+    and the policies it names: (Config, PolicySet)."""
     config = load_config(args.config)
     listen = msgspec.structs.replace(config.listen, host=args.host or config.listen.host,
                                      port=args.port if args.port is not None else config.listen.port)
@@ -222,9 +273,9 @@ def _load(args: argparse.Namespace) -> Config:
         raise ConfigError(config.source, None, "auth.mode", "`none` needs --insecure-no-auth (development only)")
     from gateway.policy import load_policies
 
-    load_policies(config.path(config.policies))  # fail before forking, with file:line:field
+    policies = load_policies(config.path(config.policies))  # fail before forking, with file:line:field
     _check_parts(config)
-    return config
+    return config, policies
 
 
 def _check_parts(config: Config) -> None:
@@ -247,20 +298,40 @@ def _check_parts(config: Config) -> None:
         raise in_file(e, config) from None
 
 
+def _clear_metrics_dir() -> None:
+    """Remove an earlier run's files from the PROMETHEUS_MULTIPROC_DIR the environment names (without
+    one, each run gets a new temporary folder). Left there, the earlier run's workers counted as this
+    run's: counters went on from its totals, and one of its workers that had lost its audit log kept
+    the fleet's soberana_audit_healthy, and so /-/readyz, at 0 for good."""
+    d = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not d:
+        return
+    stale = glob.glob(os.path.join(d, "*.db"))
+    for f in stale:
+        os.remove(f)
+    if stale:
+        log.info("removed %d metrics file(s) of an earlier run from PROMETHEUS_MULTIPROC_DIR %s", len(stale), d)
+
+
 def serve_command(args: argparse.Namespace) -> int:
-    setup_logging()
+    signal.signal(signal.SIGHUP, _note_hup)  # first: until the reload handlers are in (see _note_hup)
+    # the parent of pre-forked workers logs as none of them (its lines said worker 0); one process is worker 0
+    setup_logging(0 if args.workers <= 1 else None)
     if args.workers < 1:  # (--port is checked by the argument parser)
         print("soberana serve: --workers must be at least 1", file=sys.stderr)
         return 2
     try:
-        config = _load(args)
+        config, policies = _load(args)
     except ConfigError as e:
         print(f"soberana serve: {e}", file=sys.stderr)
         return 2
+    _clear_metrics_dir()
     if args.workers <= 1:
         try:
-            _worker_main(config, 0, args, False)
-        except ConfigError as e:  # e.g. a rate-limit backend no installed plugin provides
+            _worker_main(config, 0, args, False, policies)
+        except Exception as e:  # e.g. a rate-limit backend no installed plugin provides, an audit folder
+            if not _says_why(e):  # that cannot be written
+                raise
             print(f"soberana serve: {e}", file=sys.stderr)
             return 2
         return 0
@@ -280,4 +351,4 @@ def serve_command(args: argparse.Namespace) -> int:
         log.warning("metrics are per worker: prometheus_client was imported before the workers started")
     with tempfile.TemporaryDirectory(prefix="soberana-metrics-") as d:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", d)  # before any worker imports the metrics
-        return _prefork(config, args)
+        return _prefork(config, policies, args)

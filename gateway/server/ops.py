@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -14,6 +16,8 @@ from gateway.policy.explain import explain_request
 from gateway.ratelimit import retry_after
 from gateway.server.http import Request, Response
 from gateway.server.proxy import Reject, _level
+
+log = logging.getLogger("soberana")
 
 
 def _json(body, status: int = 200) -> Response:
@@ -30,10 +34,14 @@ async def healthz(request: Request, state: State) -> Response:
 
 
 async def readyz(request: Request, state: State) -> Response:
-    """Ready to take traffic: policies loaded, audit sink writing, at least one upstream available."""
+    """Ready to take traffic: policies loaded, audit sink writing, at least one upstream available.
+
+    The audit check covers every worker of a pre-forked fleet: the kernel hands a probe to any one of
+    them, and a worker that cannot write its audit log refuses every request it gets; answered for
+    itself, a healthy worker kept the pod ready while 1/N of its requests failed."""
     checks = {
         "policies": bool(state.policies.revision),
-        "audit": state.audit.healthy,
+        "audit": state.audit.accepting and metrics.fleet_audit_healthy(),
         "upstreams": any(state.registry.healthy(n) for n in state.registry.targets),
     }
     ok = all(checks.values())
@@ -44,7 +52,7 @@ async def readyz(request: Request, state: State) -> Response:
 async def metrics_endpoint(request: Request, state: State) -> Response:
     """Prometheus text exposition (every worker's sum when pre-forked)."""
     state.audit.publish_lag()
-    metrics.AUDIT_HEALTHY.set(1 if state.audit.healthy else 0)
+    metrics.set_audit_healthy(state.audit.healthy)
     for t in state.registry.targets.values():
         t.gauge.set(t.breaker.state)
     return Response(200, metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
@@ -58,7 +66,8 @@ async def explain(request: Request, state: State) -> Response:
     dialect = ENDPOINTS.get(endpoint, "openai")
     try:
         principal = await state.auth.authenticate(request.headers)
-    except AuthError:
+    except AuthError as e:
+        log.info("%s unauthorized: %s", request.path, e)
         return _error(dialect, 401, "unauthorized", "missing or invalid credentials")
     if endpoint not in ENDPOINTS:
         return _error(dialect, 404, "not_found", "unknown endpoint")

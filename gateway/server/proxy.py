@@ -623,7 +623,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
         for f in flat:
             metrics.finding(f.detector).inc()
         ex.extra["sent"] = sent_values([s.text for s in ex.segments], ex.findings, ex.extra.get("split", ()))
-    if not state.audit.healthy:
+    if not state.audit.accepting:  # failing, or so far behind that this request's record could be refused
         raise Reject(503, "audit_unavailable", "the audit log cannot be written; nothing is forwarded")
 
     tried: set[str] = set()
@@ -754,7 +754,8 @@ async def list_models(request: Request, state: State) -> Response:
     dialect = _dialect_of_request(request)
     try:
         principal = await state.auth.authenticate(request.headers)
-    except AuthError:
+    except AuthError as e:
+        log.info("%s unauthorized: %s", request.path, e)
         return _error(dialect, 401, "unauthorized", "missing or invalid credentials")
     usable = _usable_models(state, principal)
     if dialect == "anthropic":

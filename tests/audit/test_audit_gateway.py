@@ -151,7 +151,7 @@ async def test_the_audit_healthy_gauge_follows_the_sink_without_a_scrape(tmp_pat
     from gateway import metrics
 
     async with Harness(tmp_path) as h:
-        assert metrics.AUDIT_HEALTHY._value.get() == 1  # set when the log starts, not at the first scrape
+        assert metrics.REGISTRY.get_sample_value("soberana_audit_healthy") == 1  # set when the log starts, not at the first scrape
         audit = h.holder.current.audit
         full = os.open("/dev/full", os.O_WRONLY)
         os.dup2(full, audit._fd)  # the disk is full from now on
@@ -165,7 +165,7 @@ async def test_the_audit_healthy_gauge_follows_the_sink_without_a_scrape(tmp_pat
                 break
             await asyncio.sleep(0.01)
         assert not audit.healthy
-        assert metrics.AUDIT_HEALTHY._value.get() == 0, "the gauge still says healthy"
+        assert metrics.REGISTRY.get_sample_value("soberana_audit_healthy") == 0, "the gauge still says healthy"
 
 
 async def test_a_witness_holds_the_epoch_and_checkpoints_of_a_running_gateway(tmp_path):
@@ -182,3 +182,42 @@ async def test_a_witness_holds_the_epoch_and_checkpoints_of_a_running_gateway(tm
     rep = verify_file(path, load_public_keys(tmp_path / "keys"))
     problems, epochs = check_witness(rep, read_witness([str(wit)]))
     assert rep.ok and rep.closed and not problems and epochs == {held[0]["epoch"]["id"]}
+
+
+async def test_a_stalled_disk_stops_forwarding_before_records_would_be_dropped(tmp_path):
+    # A disk that hangs (an NFS server gone, a stalled volume) raises no error: the log stays
+    # "healthy" while records pile up unwritten. Past max_queue the log refuses them, but the proxy
+    # checked only `healthy`: requests went on being forwarded and their records were dropped
+    # ("could not be queued"), and /-/readyz said ready. SPEC section 9: a request whose record
+    # cannot be written is not forwarded.
+    import threading
+
+    async with Harness(tmp_path) as h, aiohttp.ClientSession() as s:
+        audit = h.holder.current.audit
+        audit.max_queue = 3
+        stall, write = threading.Event(), audit._write
+
+        def stalled_write(buf):
+            stall.wait(30)
+            write(buf)
+
+        audit._write = stalled_write
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        statuses = []
+        for i in range(8):
+            async with s.post(h.url + "/v1/chat/completions", data=chat("llama-3.3-70b", f"pedido {i}"), headers=hdr) as r:
+                statuses.append(r.status)
+            await asyncio.sleep(0.1)  # (the writer takes each group as it comes, and hangs on it)
+        async with s.get(h.url + "/-/readyz") as r:
+            ready = r.status
+        stall.set()
+        for _ in range(100):
+            if audit.lag == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert 503 in statuses, statuses
+        assert ready == 503, "ready while the audit log refuses records"
+        forwarded = len(h.received("BR"))
+    records = [orjson.loads(x) for f in h.audit_files() for x in f.read_bytes().splitlines()]
+    audited = [x for x in records if x.get("outcome") == "forwarded"]
+    assert forwarded == statuses.count(200) == len(audited), "a forwarded request has no audit record"

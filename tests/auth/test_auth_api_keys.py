@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 
 import aiohttp
 import pytest
@@ -170,11 +169,10 @@ async def test_a_non_ascii_key_matches_as_utf8_whatever_decoded_the_header():
     assert await reason(auth, {"x-api-key": key.replace("ç", "c")}) == "unknown api key"
 
 
-async def test_rejections_never_log_the_key(caplog):
-    caplog.set_level(logging.INFO, logger="soberana.auth")
+async def test_rejections_never_log_the_key():
+    # the reason is what the gateway logs for a refused request (tests/server/test_request_ids.py)
     wrong = TAX_KEY[:-1] + "Z"
-    await reason(make(), {"x-api-key": wrong})
-    text = caplog.text
+    text = await reason(make(), {"x-api-key": wrong})
     assert "unknown api key" in text and wrong not in text and TAX_KEY[:10] not in text
 
 

@@ -150,3 +150,79 @@ def test_helm_lint_reports_no_errors_or_warnings():
     report = helm.lint(CHART, strict=True, kube_version="v1.37.0")
     assert report["errors"] == []
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_the_pod_port_probes_and_network_policy_follow_config_listen_port():
+    # containerPort and the NetworkPolicy's ingress port were fixed at 8080: with config.listen.port
+    # set to another port the gateway listened there, the probes (on the named port) and the
+    # Service's targetPort went to 8080, and the pods never became ready.
+    values = {"config": {"listen": {"port": 9443}}}
+    docs = render(copy.deepcopy(values))
+    for d in docs:
+        kubernetes_validate.validate(d, K8S, strict=True)
+    objs = kinds(docs)
+    (c,) = objs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert c["ports"] == [{"name": "http", "containerPort": 9443, "protocol": "TCP"}]
+    assert c["readinessProbe"]["httpGet"]["port"] == c["livenessProbe"]["httpGet"]["port"] == "http"
+    assert objs["Service"]["spec"]["ports"][0]["targetPort"] == "http"
+    assert objs["NetworkPolicy"]["spec"]["ingress"][0]["ports"] == [{"port": 9443, "protocol": "TCP"}]
+    cfg = config_from_text(objs["ConfigMap"]["data"]["soberana.yaml"], "configmap.yaml")
+    assert cfg.listen.port == 9443
+    default = kinds(render())
+    assert default["Deployment"]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 8080
+    assert default["NetworkPolicy"]["spec"]["ingress"][0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
+
+
+def test_prometheus_is_told_where_the_metrics_are_and_may_reach_them():
+    # The metrics are at /-/metrics on the gateway's port, and the NetworkPolicy let in only caller
+    # namespaces: Prometheus (annotation discovery asks /metrics by default) could neither find nor
+    # reach them. The pod says path and port, and the policy admits the monitoring namespace.
+    objs = kinds(render())
+    pod = objs["Deployment"]["spec"]["template"]
+    (c,) = pod["spec"]["containers"]
+    ann = pod["metadata"]["annotations"]
+    assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/path"] == "/-/metrics"
+    assert ann["prometheus.io/port"] == str(c["ports"][0]["containerPort"])
+    ingress = objs["NetworkPolicy"]["spec"]["ingress"]
+    monitoring = [r for r in ingress if r["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]]
+    assert monitoring and monitoring[0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    off = kinds(render({"networkPolicy": {"metricsNamespaceLabel": None}}))["NetworkPolicy"]["spec"]["ingress"]
+    assert len(off) == 1, "no monitoring rule when none is asked for"
+
+
+def test_the_disruption_budget_always_lets_a_node_drain_evict_a_pod():
+    # minAvailable: 2 was fixed while the replica count was the operator's: with `replicas: 2` (or an
+    # HPA minimum of 2) no pod could ever be evicted and every `kubectl drain` of their nodes hung.
+    for values in (copy.deepcopy(OVERRIDE), {"autoscaling": {"minReplicas": 2}}, None):
+        objs = kinds(render(values))
+        spec = objs["PodDisruptionBudget"]["spec"]
+        dep = objs["Deployment"]["spec"]
+        fewest = dep.get("replicas") or objs["HorizontalPodAutoscaler"]["spec"]["minReplicas"]
+        allowed = spec["maxUnavailable"] if "maxUnavailable" in spec else fewest - spec["minAvailable"]
+        assert allowed >= 1, (values, spec)
+    with pytest.raises(Exception) as e:  # asked for explicitly: refused, with the reason
+        render({"replicas": 2, "autoscaling": {"enabled": False}, "podDisruptionBudget": {"minAvailable": 2}})
+    assert "node drains would hang" in str(e.value)
+    spec = kinds(render({"podDisruptionBudget": {"minAvailable": 2}}))["PodDisruptionBudget"]["spec"]
+    assert spec == {"minAvailable": 2, "selector": spec["selector"]}  # below the HPA's 3: kept
+
+
+def test_the_audit_and_keys_volumes_are_mounted_where_the_config_says():
+    # The volumes were mounted at fixed paths: with config.audit.path or config.keys set elsewhere,
+    # the gateway looked for its keys where none were mounted and wrote its audit chain to the
+    # read-only root filesystem, and no worker started.
+    values = {"config": {"audit": {"path": "/srv/soberana/audit"}, "keys": "/srv/soberana/keys"}}
+    docs = render(copy.deepcopy(values))
+    for d in docs:
+        kubernetes_validate.validate(d, K8S, strict=True)
+    objs = kinds(docs)
+    (c,) = objs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    cfg = config_from_text(objs["ConfigMap"]["data"]["soberana.yaml"], "configmap.yaml")
+    assert mounts["audit"] == cfg.audit.path == "/srv/soberana/audit"
+    assert mounts["keys"] == cfg.keys == "/srv/soberana/keys"
+    (c,) = kinds(render())["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {m["name"]: m["mountPath"] for m in c["volumeMounts"]}["audit"] == "/var/lib/soberana/audit"
+    with pytest.raises(Exception) as e:  # relative: under /etc/soberana, the read-only config map
+        render({"config": {"audit": {"path": "var/audit"}}})
+    assert "config.audit.path (var/audit) must be absolute" in str(e.value)

@@ -27,8 +27,39 @@ def test_manifests_validate_strictly_against_kubernetes_schema(path):
 
 
 def _containers(doc: dict) -> list[tuple[dict, dict]]:
+    """(pod spec, container) for every container of a workload, its init containers (native sidecars) too."""
     spec = doc.get("spec", {}).get("template", {}).get("spec")
-    return [(spec, c) for c in spec["containers"]] if spec else []
+    return [(spec, c) for c in spec.get("initContainers", []) + spec["containers"]] if spec else []
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_a_non_root_container_can_read_the_secrets_it_mounts(path):
+    # A secret volume's files belong to root; with defaultMode 0400 only root can read them unless the
+    # pod sets fsGroup (the kubelet then gives that group read access). The sidecar ran the gateway as
+    # user 10001 with no fsGroup: it could not read its signing key and never started.
+    for doc in docs(path):
+        for pod, c in _containers(doc):
+            secrets = {v["name"]: v["secret"].get("defaultMode", 0o644) for v in pod.get("volumes", []) if "secret" in v}
+            uid = c.get("securityContext", {}).get("runAsUser", pod.get("securityContext", {}).get("runAsUser"))
+            for m in c.get("volumeMounts", []):
+                mode = secrets.get(m["name"])
+                if mode is None or uid == 0 or mode & 0o004:
+                    continue
+                assert pod.get("securityContext", {}).get("fsGroup") is not None, \
+                    f"{c['name']} (user {uid}) cannot read secret volume {m['name']} (mode {mode:o}, no fsGroup)"
+
+
+def test_the_sidecar_starts_before_the_app_and_stops_after_it():
+    # As a plain container the gateway started beside the app (whose first calls met a closed port)
+    # and got SIGTERM with it: it stopped listening while the app was still finishing its own work.
+    # A native sidecar (an init container that restarts Always) with a startup probe is up before the
+    # app starts and is stopped only once the app has exited.
+    (dep,) = [d for d in docs(DEPLOY / "kubernetes" / "sidecar.yaml") if d["kind"] == "Deployment"]
+    pod = dep["spec"]["template"]["spec"]
+    (gw,) = [c for c in pod.get("initContainers", []) if "soberana" in c["image"]]
+    assert gw.get("restartPolicy") == "Always"
+    assert gw.get("startupProbe"), "the app would start before the gateway listens"
+    assert all("soberana" not in c["image"] for c in pod["containers"])
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
@@ -61,6 +92,18 @@ def test_network_policy_limits_egress_to_dns_and_configured_upstreams():
     for rule in np["spec"]["egress"]:
         assert rule.get("to"), "no egress rule may allow every destination"
         assert rule.get("ports"), "every egress rule names its ports"
+
+
+def test_prometheus_is_told_where_the_metrics_are_and_may_reach_them():
+    # /-/metrics, not /metrics (what annotation discovery asks by default); and the NetworkPolicy let
+    # in only caller namespaces, so no Prometheus could scrape the fleet.
+    objs = {d["kind"]: d for d in docs(DEPLOY / "kubernetes" / "gateway.yaml")}
+    pod = objs["Deployment"]["spec"]["template"]
+    ann = pod["metadata"].get("annotations", {})
+    assert ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/path") == "/-/metrics"
+    assert ann.get("prometheus.io/port") == str(pod["spec"]["containers"][0]["ports"][0]["containerPort"])
+    sources = [r["from"] for r in objs["NetworkPolicy"]["spec"]["ingress"]]
+    assert [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}] in sources
 
 
 def test_embedded_gateway_configs_are_valid_configs():

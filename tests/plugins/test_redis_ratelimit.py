@@ -245,3 +245,31 @@ async def test_the_limiter_says_when_its_backend_answers_again(own_redis, caplog
         assert any("answers again" in m and "1 request" in m for m in messages), messages
     finally:
         await lim.close()
+
+
+async def test_requests_refused_for_a_down_backend_are_counted_apart_from_callers_over_their_limit(tmp_path):
+    # Both were only soberana_errors_total{code="rate_limited"}: an outage of Redis read on the
+    # dashboards as every caller suddenly over its limit, and no alert could tell the two apart.
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gateway.testing.harness import Harness
+
+    async def counts(s, url) -> dict:
+        async with s.get(url + "/-/metrics") as r:
+            text = await r.text()
+        return {(smp.name, tuple(smp.labels.values())): smp.value
+                for f in text_string_to_metric_families(text) for smp in f.samples}
+
+    port = _free_port()  # nothing listens
+    extra = f"rate_limit: {{key_requests_per_minute: 100, backend: redis, redis_url: 'redis://127.0.0.1:{port}/0'}}\n"
+    async with Harness(tmp_path, extra_config=extra) as h, aiohttp.ClientSession() as s:
+        before = await counts(s, h.url)
+        hdr = {"Authorization": f"Bearer {h.keys['br']}"}
+        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}]}
+        for _ in range(5):
+            async with s.post(h.url + "/v1/chat/completions", json=body, headers=hdr) as r:
+                assert r.status == 429
+        after = await counts(s, h.url)
+    key = ("soberana_rate_limit_backend_failures_total", ())
+    assert after.get(key, 0) - before.get(key, 0) == 5

@@ -29,11 +29,11 @@ def test_breaker_opens_after_consecutive_failures_and_recovers_half_open():
     b.failure(), b.failure()
     assert b.state == CLOSED
     b.failure()
-    assert b.state == OPEN and not b.available()
+    assert b.state == OPEN and not b.available() and b.half_open_in() == 10
     clock.now = 9.9
-    assert not b.available()
+    assert not b.available() and abs(b.half_open_in() - 0.1) < 1e-9
     clock.now = 10.0
-    assert b.state == HALF_OPEN and b.available()
+    assert b.state == HALF_OPEN and b.available() and b.half_open_in() is None
     b.failure()  # the trial failed: open again, for a full reset period
     assert b.state == OPEN
     clock.now = 20.0
@@ -148,3 +148,69 @@ async def test_an_upstream_removed_by_a_reload_no_longer_reports_an_open_circuit
         assert (await h.holder.reload())[0]
         assert "foreign-openai" not in h.holder.current.registry.targets
         assert (await circuits(s)).get("foreign-openai", CLOSED) == CLOSED, "a removed upstream still reports an open circuit"
+
+
+async def test_the_circuit_gauge_turns_half_open_when_the_open_period_ends_without_traffic_or_scrape(tmp_path):
+    # The gauge was set only when a request failed or succeeded and when a scrape reached the worker.
+    # With --workers N a scrape reaches one worker and reads the worst of all of them: the others'
+    # circuits still read 2 (open) long after their open period had ended, until traffic or a scrape
+    # happened to reach each one, and a "circuit open" alert did not clear. The end of the open period
+    # now sets the gauge itself.
+    from gateway import metrics
+
+    def gauge() -> float | None:
+        return metrics.REGISTRY.get_sample_value("soberana_circuit_state", {"upstream": "foreign-openai"})
+
+    async with Harness(tmp_path) as h, aiohttp.ClientSession() as s:
+        text = h.config_path.read_text()
+        short = text.replace("residency: US, api_key_env", "residency: US, breaker_reset_s: 0.3, api_key_env")
+        assert short != text
+        h.config_path.write_text(short)
+        assert (await h.holder.reload())[0]
+        for _ in range(3):
+            async with s.post(**post(h, "flaky-foreign")) as r:
+                assert r.status == 200
+        assert gauge() == OPEN
+        await asyncio.sleep(0.5)  # no request, no scrape
+        assert h.holder.current.registry.targets["foreign-openai"].breaker.state == HALF_OPEN
+        assert gauge() == HALF_OPEN, "the gauge still says open after the open period"
+
+
+async def test_a_sighup_while_the_worker_starts_reloads_once_it_has_started(tmp_path, monkeypatch):
+    # A SIGHUP that reached a worker while it was still starting (a worker restarted by the parent,
+    # a reload during a rollout) ran the reload beside the start: the reload swapped in its state and
+    # stopped the health probes of the one being started, which then started them anyway, for good:
+    # from then on every upstream was probed twice as often, and each such reload added a loop.
+    import os
+    import signal
+
+    import gateway.testing.harness as harness
+    from gateway.audit.writer import AuditLog
+
+    text = harness._config_text
+    monkeypatch.setattr(harness, "_config_text", lambda h: text(h).replace(
+        "dialect: openai, residency: BR}", "dialect: openai, residency: BR, health_path: /models, probe_interval_s: 0.2}"))
+    start = AuditLog.start
+    hup = {"sent": False}
+
+    async def slow_start(self):
+        if not hup["sent"]:  # the first start: the worker's own
+            hup["sent"] = True
+            cfg = self.directory.parent / "soberana.yaml"
+            cfg.write_text(cfg.read_text().replace("max_body_bytes: 1048576", "max_body_bytes: 2048"))
+            os.kill(os.getpid(), signal.SIGHUP)
+            await asyncio.sleep(0.3)  # (opening the audit file takes a while)
+        await start(self)
+
+    monkeypatch.setattr(AuditLog, "start", slow_start)
+    async with Harness(tmp_path) as h:
+        for _ in range(50):
+            if h.holder.current.config.limits.max_body_bytes == 2048:
+                break
+            await asyncio.sleep(0.05)
+        assert h.holder.current.config.limits.max_body_bytes == 2048, "the SIGHUP during the start was lost"
+        await asyncio.sleep(0.3)
+        before = h.stub_br.requests
+        await asyncio.sleep(1.0)
+        probes = h.stub_br.requests - before
+        assert 2 <= probes <= 8, f"{probes} probes in 1 s at one every 0.2 s: two probe loops run"

@@ -86,3 +86,42 @@ async def test_a_reload_during_an_idp_outage_keeps_the_cached_jwks(tmp_path, aio
         ok, message = await h.holder.reload()
         assert ok, message
         assert (await ask(h, token(h, "AR"))).choices  # still the keys fetched before the outage
+
+
+async def test_a_rejected_reload_leaves_nothing_of_the_new_config_running(tmp_path, aiohttp_server):
+    # A reload builds and starts a whole new State before swapping it in. When a later part failed
+    # (here the new audit folder cannot be made), the parts already started were dropped unclosed: the
+    # new JWKS client session (and a changed tracing exporter's thread) stayed open, one more for every
+    # rejected SIGHUP.
+    import gc
+    import threading
+
+    import aiohttp
+    from aiohttp import web
+    from jwt.algorithms import RSAAlgorithm
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks = {"keys": [{**json.loads(RSAAlgorithm.to_jwk(key.public_key())), "kid": "idp", "use": "sig"}]}
+    app = web.Application()
+    app.router.add_get("/jwks.json", lambda request: web.json_response(jwks))
+    server = await aiohttp_server(app, host="127.0.0.1")
+    cfg = (f"{{issuer: 'https://idp.gov.example', audience: soberana, algorithms: [RS256], "
+           f"jwks_url: 'http://127.0.0.1:{server.port}/jwks.json'}}")
+
+    def open_sessions() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, aiohttp.ClientSession) and not o.closed)
+
+    async with Harness(tmp_path, jwt=cfg) as h:
+        h.idp_key = key
+        before, threads = open_sessions(), threading.active_count()
+        (tmp_path / "not-a-folder").write_text("")
+        text = h.config_path.read_text()
+        text = text.replace(f"path: {tmp_path / 'audit'}", f"path: {tmp_path / 'not-a-folder' / 'audit'}")
+        h.config_path.write_text(text + "tracing: {enabled: true, otlp_endpoint: 'http://127.0.0.1:9/v1/traces'}\n")
+        for _ in range(3):
+            ok, message = await h.holder.reload()
+            assert not ok and "audit" in message
+        assert open_sessions() == before, "each rejected reload left its JWKS session open"
+        assert threading.active_count() == threads, "each rejected reload left a span exporter thread running"
+        assert (await ask(h, token(h, "AR"))).choices  # the running config serves on

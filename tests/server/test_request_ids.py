@@ -27,3 +27,31 @@ def test_a_forked_worker_gets_its_own_sequence():
     parent = _new_id()
     assert child[:16] != before[:16]  # a fresh random prefix, not the parent's sequence continued
     assert parent[:16] == before[:16] and child != parent
+
+
+async def test_a_refused_credential_is_one_log_line_with_the_request_id(tmp_path, caplog):
+    # Each 401 wrote two lines: the authenticator's "unauthorized: <reason>" (no request id to find
+    # the audit record by) and the proxy's own with the id: twice the log volume under a
+    # credential-stuffing flood, and a count of 401s in the logs that read double.
+    import logging
+
+    import aiohttp
+
+    from gateway.testing.harness import Harness
+
+    async with Harness(tmp_path) as h, aiohttp.ClientSession() as s:
+        caplog.clear()
+        caplog.set_level(logging.INFO)
+        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}]}
+        wrong = {"Authorization": "Bearer sk-sob-wrong-key-0123456789"}
+        async with s.post(h.url + "/v1/chat/completions", json=body, headers={**wrong, "X-Request-Id": "rid-401-test"}) as r:
+            assert r.status == 401
+        async with s.post(h.url + "/-/explain", json=body, headers=wrong) as r:
+            assert r.status == 401
+        async with s.get(h.url + "/v1/models", headers=wrong) as r:
+            assert r.status == 401
+    lines = [rec.getMessage() for rec in caplog.records if "unauthorized" in rec.getMessage()]
+    assert len(lines) == 3, lines  # one for each refused request
+    assert "rid-401-test" in lines[0] and "unknown api key" in lines[0]
+    assert "/-/explain" in lines[1] and "/v1/models" in lines[2]
+    assert "sk-sob-wrong" not in caplog.text
