@@ -5,8 +5,6 @@ or response header as it was sent."""
 
 from __future__ import annotations
 
-import io
-import logging
 import re
 
 import aiohttp
@@ -14,7 +12,6 @@ import orjson
 import pytest
 
 from gateway import metrics
-from gateway.logs import JsonFormatter
 from gateway.testing import stub
 from gateway.testing.harness import Harness
 
@@ -31,21 +28,6 @@ NEEDLES = [re.compile(r"529\W{0,2}982\W{0,2}247\W{0,2}25"), re.compile(r"ana\W{0
 def found(text: str) -> list[str]:
     """The needles that match ``text`` (any spelling of any value)."""
     return [rx.pattern for rx in NEEDLES if rx.search(text)]
-
-
-@pytest.fixture
-def logs():
-    """Every log line, as the gateway writes it in production (gateway.logs.JsonFormatter)."""
-    buf = io.StringIO()
-    handler = logging.StreamHandler(buf)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    old = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield buf
-    root.removeHandler(handler)
-    root.setLevel(old)
 
 
 def chat(model: str = "gpt-4o-mini", messages: list | None = None, **extra) -> bytes:

@@ -7,8 +7,6 @@ import asyncio
 import base64
 import gzip
 import hashlib
-import io
-import logging
 import os
 
 import aiohttp
@@ -17,7 +15,6 @@ import orjson
 import pytest
 
 from gateway import metrics
-from gateway.logs import JsonFormatter
 from gateway.server import proxy
 from gateway.testing import stub
 from gateway.testing.harness import FOREIGN_KEY_ENV, Harness
@@ -43,21 +40,6 @@ async def written(h: Harness, n: int) -> list[dict]:
             return got
         await asyncio.sleep(0.02)
     return records(h)
-
-
-@pytest.fixture
-def logs():
-    """Every log line, as the gateway writes it in production (gateway.logs.JsonFormatter)."""
-    buf = io.StringIO()
-    handler = logging.StreamHandler(buf)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    old = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield buf
-    root.removeHandler(handler)
-    root.setLevel(old)
 
 
 # --- a hostile or careless caller ------------------------------------------------------------------------
