@@ -643,7 +643,8 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
         if decision.outcome != "route":
             if tried:  # the compliant upstreams left were all tried, and failed: that is the answer
                 _exhausted(ex, reached)
-            raise Reject(503, "no_compliant_upstream", "no compliant upstream is available for this request")
+            raise Reject(503, "no_compliant_upstream", "no compliant upstream is available for this request",
+                         {"Retry-After": _reopens(registry, candidates)})
         target = registry.targets[decision.route.upstream]
         try:
             endpoint, body = _upstream_body(state, ex, decision, target, attempt)
@@ -715,6 +716,15 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
             ex.outcome = "upstream_error"
             raise Reject(502, "upstream_error", "the upstream connection failed") from None
     _exhausted(ex, reached)
+
+
+def _reopens(registry, candidates) -> str:
+    """Retry-After for a request whose compliant upstreams are all out: when the first circuit among
+    the model's upstreams turns half-open (the SDKs' own backoff, ~1.5 s over two retries, would
+    spend its retries on open circuits), or 1 s when none is open (an upstream just removed)."""
+    waits = [w for c in candidates
+             if (t := registry.targets.get(c.upstream)) is not None and (w := t.breaker.half_open_in()) is not None]
+    return retry_after(min(waits)) if waits else "1"
 
 
 def _exhausted(ex: Exchange, reached: bool) -> NoReturn:

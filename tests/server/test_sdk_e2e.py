@@ -6,6 +6,7 @@ import asyncio
 from typing import Literal
 
 import anthropic
+import aiohttp
 import openai
 import orjson
 import pytest
@@ -109,6 +110,26 @@ async def test_health_data_stays_in_country_and_fails_closed_when_home_is_down(g
         await oai(gw).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": content}])
     assert e.value.status_code == 503 and e.value.body["code"] == "no_compliant_upstream"
     assert len(gw.received("US")) == before
+
+
+async def test_a_503_for_open_circuits_says_when_the_first_turns_half_open(gw):
+    """Once the in-country model's circuit is open, health data gets 503 no_compliant_upstream at
+    once (nothing tried), with a Retry-After of the circuit's time left, not the SDKs' own ~1.5 s
+    backoff spent on an open circuit."""
+    content = "Paciente com diagnóstico de diabetes tipo 2 (CID E11.9)."
+    await gw.stub_br.close()
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]}
+    waits = []
+    async with aiohttp.ClientSession() as s:
+        for _ in range(6):  # breaker_failures (3) tries open the circuit; the next are refused untried
+            async with s.post(gw.url + "/v1/chat/completions", json=body,
+                              headers={"Authorization": f"Bearer {gw.keys['br']}"}) as r:
+                assert r.status == 503 and (await r.json())["error"]["code"] == "no_compliant_upstream"
+                waits.append(r.headers.get("Retry-After"))
+    open_ = gw.holder.current.registry.targets["br-sovereign"].breaker
+    assert open_.half_open_in() is not None  # (open)
+    assert waits[-1] is not None and 8 <= int(waits[-1]) <= 10, waits  # breaker_reset_s 10, rounded up
+    assert gw.received("US") == []
 
 
 async def test_anthropic_caller_translated_to_openai_in_country_model(gw):
