@@ -34,18 +34,26 @@ async def healthz(request: Request, state: State) -> Response:
 
 
 async def readyz(request: Request, state: State) -> Response:
-    """Ready to take traffic: policies loaded, audit sink writing, at least one upstream available.
+    """Ready to take traffic: policies loaded and the audit sink writing. ``upstreams`` (how many
+    have a closed or half-open circuit) is reported, not required.
 
     The audit check covers every worker of a pre-forked fleet: the kernel hands a probe to any one of
     them, and a worker that cannot write its audit log refuses every request it gets; answered for
-    itself, a healthy worker kept the pod ready while 1/N of its requests failed."""
+    itself, a healthy worker kept the pod ready while 1/N of its requests failed.
+
+    Upstreams are shared by every pod: when one is down, all pods would turn not ready at once, and
+    callers would get refused connections (or the load balancer's page) instead of the gateway's 503
+    ``no_compliant_upstream`` in their SDK's dialect, with its Retry-After; and a half-open circuit
+    would flip the whole fleet's readiness back and forth."""
     checks = {
         "policies": bool(state.policies.revision),
         "audit": state.audit.accepting and metrics.fleet_audit_healthy(),
-        "upstreams": any(state.registry.healthy(n) for n in state.registry.targets),
     }
     ok = all(checks.values())
+    registry = state.registry
+    up = sum(1 for n in registry.targets if registry.healthy(n))
     return _json({"status": "ready" if ok else "not_ready", "checks": checks,
+                  "upstreams": {"available": up, "configured": len(registry.targets)},
                   "policy_revision": state.policies.revision}, 200 if ok else 503)
 
 

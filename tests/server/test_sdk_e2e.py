@@ -112,7 +112,7 @@ async def test_health_data_stays_in_country_and_fails_closed_when_home_is_down(g
     assert len(gw.received("US")) == before
 
 
-async def test_a_503_for_open_circuits_says_when_the_first_turns_half_open(gw):
+async def test_a_503_for_open_circuits_says_when_the_first_turns_half_open_and_the_pod_stays_ready(gw):
     """Once the in-country model's circuit is open, health data gets 503 no_compliant_upstream at
     once (nothing tried), with a Retry-After of the circuit's time left, not the SDKs' own ~1.5 s
     backoff spent on an open circuit."""
@@ -130,6 +130,22 @@ async def test_a_503_for_open_circuits_says_when_the_first_turns_half_open(gw):
     assert open_.half_open_in() is not None  # (open)
     assert waits[-1] is not None and 8 <= int(waits[-1]) <= 10, waits  # breaker_reset_s 10, rounded up
     assert gw.received("US") == []
+
+    # the pod stays ready: an upstream every pod shares being down is the callers' clear 503 above,
+    # not a fleet turned not-ready at once (refused connections); readyz says how many are up
+    async with aiohttp.ClientSession() as s:
+        async with s.get(gw.url + "/-/readyz") as r:
+            ready = await r.json()
+    assert r.status == 200 and ready["status"] == "ready", ready
+    targets = gw.holder.current.registry.targets
+    assert ready["upstreams"] == {"available": len(targets) - 1, "configured": len(targets)}
+    for t in targets.values():  # every upstream out, as in a provider-wide outage
+        while t.breaker.half_open_in() is None:
+            t.breaker.failure()
+    async with aiohttp.ClientSession() as s:
+        async with s.get(gw.url + "/-/readyz") as r:
+            ready = await r.json()
+    assert r.status == 200 and ready["upstreams"] == {"available": 0, "configured": len(targets)}, ready
 
 
 async def test_anthropic_caller_translated_to_openai_in_country_model(gw):
