@@ -148,6 +148,13 @@ class Registry:
         t = self.targets.get(name)
         return t is not None and t.breaker.available()
 
+    def admit(self, name: str) -> bool:
+        """``healthy``, for a request about to be sent there: half-open, only the first is admitted
+        (``Breaker.admit``). The proxy's decisions route with this; reports (readiness, explain) ask
+        ``healthy``, which admits nothing."""
+        t = self.targets.get(name)
+        return t is not None and t.breaker.admit()
+
     def start(self) -> None:
         if any(t.cfg.health_path for t in self.targets.values()):
             self._probe = asyncio.get_running_loop().create_task(self._probe_loop())

@@ -632,7 +632,7 @@ async def _handle(request: Request, state: State, ex: Exchange) -> Response | No
     for attempt in range(MAX_ATTEMPTS):
         # (the first try has tried none: the registry's own check, one call less per candidate)
         decision = decide(state.policies, ex.principal, flat, candidates, ex.level,
-                          healthy=(lambda n: n not in tried and registry.healthy(n)) if tried else registry.healthy,
+                          healthy=(lambda n: n not in tried and registry.admit(n)) if tried else registry.admit,
                           decision_id=ex.request_id)
         ex.decision = decision
         if traced:

@@ -42,6 +42,57 @@ def test_breaker_opens_after_consecutive_failures_and_recovers_half_open():
     assert b.state == CLOSED
 
 
+def test_half_open_admits_one_trial_at_a_time():
+    """Half-open, one request goes as the trial; the rest are kept back until it reports (a success
+    closes, a failure re-opens), or until ``reset_s`` passed without a report (a trial whose request
+    ended before reaching the upstream). ``available`` (readiness, reports) admits nothing."""
+    clock = Clock()
+    b = Breaker(failures=1, reset_s=10, clock=clock)
+    assert b.admit() and b.admit()  # closed: every request
+    b.failure()
+    assert not b.admit()  # open
+    clock.now = 10.0
+    assert b.available() and b.available()  # asking is not admitting
+    assert b.admit() and not b.admit() and not b.admit()  # the trial, then the others wait
+    assert b.state == HALF_OPEN and b.available()
+    b.success()
+    assert b.state == CLOSED and b.admit() and b.admit()
+    b.failure()
+    clock.now = 20.0
+    assert b.admit() and not b.admit()
+    b.failure()  # the trial failed: open again, a full period
+    clock.now = 29.9
+    assert not b.admit()
+    clock.now = 30.0
+    assert b.admit() and not b.admit()
+    clock.now = 39.9
+    assert not b.admit()
+    clock.now = 40.0  # that trial never reported: the next request is the trial
+    assert b.admit() and not b.admit()
+
+
+async def test_a_half_open_upstream_gets_one_trial_request_and_the_others_a_503_meanwhile(tmp_path):
+    content = "Paciente com diagnóstico de diabetes tipo 2."  # health data: the in-country model only
+    async with Harness(tmp_path) as h, aiohttp.ClientSession() as s:
+        target = h.holder.current.registry.targets["br-sovereign"]
+        clock = Clock()
+        target.breaker._clock = clock
+        for _ in range(target.breaker.failures):
+            target.breaker.failure()
+        clock.now = target.breaker.reset_s  # half-open
+        assert target.breaker.admit()  # a trial in flight (another request's)
+        async with s.post(**post(h, "gpt-4o-mini", content)) as r:
+            assert r.status == 503 and r.headers["Retry-After"] == "1"
+            assert (await r.json())["error"]["code"] == "no_compliant_upstream"
+        assert h.received("BR") == [] and h.received("US") == []
+        clock.now += target.breaker.reset_s  # that trial never reported: this request is the next
+        async with s.post(**post(h, "gpt-4o-mini", content)) as r:
+            assert r.status == 200 and r.headers["X-Soberana-Route"] == "br-sovereign"
+        assert target.breaker.state == CLOSED and len(h.received("BR")) == 1
+        async with s.post(**post(h, "gpt-4o-mini", content)) as r:
+            assert r.status == 200
+
+
 def post(h: Harness, model: str, content: str = "olá", stream: bool = False):
     return dict(url=h.url + "/v1/chat/completions",
                 data=orjson.dumps({"model": model, "stream": stream, "messages": [{"role": "user", "content": content}]}),
