@@ -10,17 +10,22 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.testing.harness import Harness
 
 
-async def test_upstream_latency_buckets_reach_the_durations_of_model_calls(tmp_path):
-    # The upstream latency histogram had prometheus-client's default buckets, the last finite one at
-    # 10 s. A non-streamed completion commonly takes 10-60 s (the upstream timeout is 300 s): all of
-    # them fell in +Inf, and every p95/p99 of an upstream read as "10 s".
+async def _scrape_after_one_request(tmp_path) -> str:
+    """The exposition of a gateway that has served one chat request."""
     async with Harness(tmp_path) as h, aiohttp.ClientSession() as s:
         body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}]}
         async with s.post(h.url + "/v1/chat/completions", json=body,
                           headers={"Authorization": f"Bearer {h.keys['br']}"}) as r:
             assert r.status == 200
         async with s.get(h.url + "/-/metrics") as r:
-            text = await r.text()
+            return await r.text()
+
+
+async def test_upstream_latency_buckets_reach_the_durations_of_model_calls(tmp_path):
+    # The upstream latency histogram had prometheus-client's default buckets, the last finite one at
+    # 10 s. A non-streamed completion commonly takes 10-60 s (the upstream timeout is 300 s): all of
+    # them fell in +Inf, and every p95/p99 of an upstream read as "10 s".
+    text = await _scrape_after_one_request(tmp_path)
     family = next(f for f in text_string_to_metric_families(text) if f.name == "soberana_upstream_latency_seconds")
     bounds = sorted({float(smp.labels["le"]) for smp in family.samples
                      if smp.name.endswith("_bucket") and smp.labels["upstream"] == "br-sovereign"})
@@ -100,13 +105,7 @@ async def test_one_worker_exposes_the_same_series_as_a_pre_forked_fleet(tmp_path
     # With one worker, every counter and histogram also exposed a `<name>_created` series (its
     # creation time, one per label set: twice the series to store), which a pre-forked fleet's
     # exposition never has: dashboards and recording rules saw different metrics by worker count.
-    async with Harness(tmp_path) as h, aiohttp.ClientSession() as s:
-        body = {"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "olá"}]}
-        async with s.post(h.url + "/v1/chat/completions", json=body,
-                          headers={"Authorization": f"Bearer {h.keys['br']}"}) as r:
-            assert r.status == 200
-        async with s.get(h.url + "/-/metrics") as r:
-            text = await r.text()
+    text = await _scrape_after_one_request(tmp_path)
     names = {smp.name for f in text_string_to_metric_families(text) for smp in f.samples}
     assert "soberana_requests_total" in names
     assert not [n for n in names if n.endswith("_created")]

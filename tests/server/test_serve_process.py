@@ -86,14 +86,27 @@ async def served(tmp_path):
             await asyncio.sleep(0.05)  # both: a test may change what a worker still starting would read
         yield proc, url, tmp_path
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-        await stub.close()
+        await _stop(proc, log, stub)
+
+
+async def _stop(proc: subprocess.Popen, log, stub) -> None:
+    """SIGTERM the gateway (if it still runs) and wait for its drain, killing its process group after
+    30 s; then close its log file and the stub."""
+    if proc.poll() is None:
+        _terminate(proc)
+    log.close()
+    await stub.close()
+
+
+def _terminate(proc: subprocess.Popen) -> str:
+    """SIGTERM the gateway, wait for its drain (its process group killed after 30 s); its stderr."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+    return err or ""
 
 
 def body(model: str, stream: bool = False) -> bytes:
@@ -341,12 +354,7 @@ def test_per_worker_rate_limits_are_said_at_start(tmp_path):
             except OSError:
                 time.sleep(0.1)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, err = proc.communicate()
+        err = _terminate(proc)
     assert "rate limits are counted per worker" in err and "up to 2 times each limit" in err, err[-2000:]
     # the parent's own lines said "worker": 0, as if worker 0 had written them (its restarts of a dead
     # worker too): a log query by worker mixed them up
@@ -405,13 +413,7 @@ async def test_a_metrics_folder_named_in_the_environment_starts_without_the_last
         assert "soberana_audit_healthy 1.0" in text
         assert not [line for line in text.splitlines() if line.startswith("soberana_requests_total{")]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-        await stub.close()
+        await _stop(proc, log, stub)
 
 
 # `soberana serve`, telling the test (on stdout) when it has begun loading the config.
@@ -461,14 +463,7 @@ async def test_a_sighup_while_serve_starts_neither_kills_it_nor_is_lost(tmp_path
                                   headers={**HEADERS, "Authorization": f"Bearer {new_key}"}) as r:
                     assert r.status == 200, "the SIGHUP during the start was lost"
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-        await stub.close()
+        await _stop(proc, log, stub)
     assert proc.returncode == 0
 
 
@@ -486,12 +481,7 @@ def test_a_worker_that_keeps_failing_is_restarted_less_and_less_often(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "-c", str(cfg), "--workers", "2"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         time.sleep(9)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            _, err = proc.communicate()
+        err = _terminate(proc)
     assert proc.returncode == 0
     lines = [orjson.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any("worker 1 cannot start" in x["msg"] and "held by another writer" in x["msg"] for x in lines)
